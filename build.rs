@@ -1,0 +1,36 @@
+//! Link settings for the `ae-tch` binary and tests.
+//!
+//! torch-sys compiles its C++ shim against libtorch but the flags it prints only reach its
+//! own link; a downstream binary needs two more (see tch-rs' own build.rs):
+//! - an rpath to libtorch's lib folder, so `target/release/ae-tch` runs with no
+//!   LD_LIBRARY_PATH (torch-sys hands us the folder as DEP_TCH_LIBTORCH_LIB);
+//! - `torch_cuda` linked with `--no-as-needed`: nothing in our code references a CUDA
+//!   symbol, so an as-needed link drops the library and libtorch then reports no CUDA even
+//!   on a GPU machine.
+
+use std::path::PathBuf;
+
+fn main() {
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
+    let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
+    if os != "linux" {
+        return;
+    }
+    let Some(lib) = std::env::var_os("DEP_TCH_LIBTORCH_LIB").map(PathBuf::from) else {
+        println!(
+            "cargo:warning=torch-sys did not report libtorch's lib folder; run scripts/setup.sh"
+        );
+        return;
+    };
+    // Resolve the .venv/libtorch link so the rpath names the real folder.
+    let lib = lib.canonicalize().unwrap_or(lib);
+    println!("cargo:rustc-env=AE_TCH_LIBTORCH_LIB={}", lib.display());
+    println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
+    println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
+    if lib.join("libtorch_cuda.so").exists() {
+        println!("cargo:rustc-link-arg=-ltorch_cuda");
+    }
+    println!("cargo:rustc-link-arg=-ltorch");
+    println!("cargo:rustc-link-arg=-Wl,--as-needed");
+}

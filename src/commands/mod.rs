@@ -1,0 +1,79 @@
+//! One module per subcommand, each mapping its arguments onto library calls, plus what
+//! several of them share: opening a trained run and its test images.
+
+pub mod eval;
+pub mod grid;
+pub mod plot_loss;
+pub mod train;
+
+use crate::checkpoint::RunDir;
+use crate::cli::{Command, RuntimeArgs};
+use crate::config::{ModelConfig, RunManifest};
+use crate::data::{self, ImageSet, Split};
+use crate::device;
+use crate::model::Autoencoder;
+use anyhow::{bail, Result};
+use std::io::Write;
+use std::path::Path;
+use tch::{nn, Device};
+
+pub fn dispatch(command: Command) -> Result<()> {
+    match command {
+        Command::Train(args) => train::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::PlotLoss(args) => plot_loss::run(args),
+        Command::Grid(args) => grid::run(args),
+    }
+}
+
+/// A trained run, rebuilt and ready for inference.
+pub struct LoadedRun {
+    pub run: RunDir,
+    pub manifest: RunManifest,
+    pub model: Autoencoder,
+    pub device: Device,
+    /// Owns the model's variables.
+    pub _vs: nn::VarStore,
+}
+
+pub fn open_run(path: &Path, runtime: &RuntimeArgs) -> Result<LoadedRun> {
+    device::set_threads(runtime.threads)?;
+    let device = device::resolve(runtime.device)?;
+    let run = RunDir::open(path)?;
+    let (manifest, vs, model) = run.load_model(device)?;
+    Ok(LoadedRun { run, manifest, model, device, _vs: vs })
+}
+
+impl LoadedRun {
+    /// The test split of `data` (or of the folder the run was trained on), checked against
+    /// the model's input size.
+    pub fn test_images(&self, data: Option<&Path>) -> Result<ImageSet> {
+        let dir = data.unwrap_or(&self.manifest.data.path);
+        let images = data::load_split(dir, Split::Test)?;
+        check_image_size(&images, &self.manifest.model, dir)?;
+        Ok(images)
+    }
+}
+
+fn check_image_size(images: &ImageSet, model: &ModelConfig, dir: &Path) -> Result<()> {
+    if images.height as i64 != model.height || images.width as i64 != model.width {
+        bail!(
+            "{} holds {}x{} images but the model takes {}x{}",
+            dir.display(),
+            images.height,
+            images.width,
+            model.height,
+            model.width
+        );
+    }
+    Ok(())
+}
+
+/// Writes human-facing results to stdout; a closed pipe surfaces as an error that `main`
+/// treats as success.
+pub fn print(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}

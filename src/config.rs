@@ -1,0 +1,312 @@
+//! Plain configuration structs: the single home of defaults. The CLI fills them, training
+//! records them in `model.json`, and every later command rebuilds the model from them.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+/// Version of the `model.json` layout; bumped when a field changes meaning.
+pub const FORMAT_VERSION: u32 = 1;
+
+pub const DEFAULT_HIDDEN: &[i64] = &[256, 64];
+pub const DEFAULT_LATENT: i64 = 16;
+pub const DEFAULT_SIGMA: f64 = 0.3;
+pub const DEFAULT_EPOCHS: usize = 20;
+pub const DEFAULT_BATCH_SIZE: usize = 128;
+pub const DEFAULT_LR: f64 = 1e-3;
+pub const DEFAULT_SEED: u64 = 42;
+pub const DEFAULT_VAL_FRACTION: f64 = 0.1;
+/// The data folder used when `--data` is not given (relative to the working directory,
+/// then to the source checkout the binary was built from).
+pub const DEFAULT_DATA_DIR: &str = "data/mnist";
+
+/// What the network is asked to undo.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// x → x̂: plain reconstruction
+    #[default]
+    Reconstruct,
+    /// clamp(x + σ·ε, 0, 1) → x̂ ≈ x, fresh Gaussian noise every step
+    Denoise,
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Reconstruct => "reconstruct",
+            Mode::Denoise => "denoise",
+        })
+    }
+}
+
+/// The network family. Only the fully connected autoencoder exists so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Arch {
+    #[default]
+    Mlp,
+}
+
+/// Where tensors live. Parsed from `auto`, `cpu`, `cuda` or `cuda:N`; resolved against
+/// what libtorch sees by `device::resolve`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DeviceSpec {
+    /// The first CUDA device when there is one, else the CPU.
+    #[default]
+    Auto,
+    Cpu,
+    Cuda(usize),
+}
+
+impl FromStr for DeviceSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(DeviceSpec::Auto),
+            "cpu" => Ok(DeviceSpec::Cpu),
+            "cuda" => Ok(DeviceSpec::Cuda(0)),
+            _ => s
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(DeviceSpec::Cuda)
+                .ok_or_else(|| format!("unknown device '{s}': expected auto, cpu, cuda or cuda:N")),
+        }
+    }
+}
+
+impl fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceSpec::Auto => f.write_str("auto"),
+            DeviceSpec::Cpu => f.write_str("cpu"),
+            DeviceSpec::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+impl Serialize for DeviceSpec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for DeviceSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Everything needed to rebuild the network, and nothing about how it was trained.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    pub arch: Arch,
+    /// Input image height and width in pixels; the network sees `height * width` values.
+    pub height: i64,
+    pub width: i64,
+    /// Encoder widths, input side first; the decoder mirrors them.
+    pub hidden: Vec<i64>,
+    /// Size k of the code z.
+    pub latent: i64,
+}
+
+impl ModelConfig {
+    pub fn input_dim(&self) -> i64 {
+        self.height * self.width
+    }
+
+    /// Layer widths from input to code: `[h*w, hidden.., latent]`.
+    pub fn encoder_widths(&self) -> Vec<i64> {
+        let mut widths = vec![self.input_dim()];
+        widths.extend(&self.hidden);
+        widths.push(self.latent);
+        widths
+    }
+
+    /// Checks what the CLI or a hand-edited model.json could get wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.height < 1 || self.width < 1 {
+            return Err(format!("image size {}x{} must be positive", self.height, self.width));
+        }
+        if self.latent < 1 {
+            return Err(format!("latent size must be at least 1, got {}", self.latent));
+        }
+        if let Some(w) = self.hidden.iter().find(|&&w| w < 1) {
+            return Err(format!("hidden widths must be at least 1, got {w}"));
+        }
+        const MAX_WIDTH: i64 = 1 << 16;
+        if let Some(w) = self.encoder_widths().iter().find(|&&w| w > MAX_WIDTH) {
+            return Err(format!("layer width {w} is larger than the supported {MAX_WIDTH}"));
+        }
+        Ok(())
+    }
+}
+
+/// How the network is trained. Recorded in model.json so a run can be explained and
+/// repeated.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub mode: Mode,
+    /// Standard deviation of the Gaussian corruption in denoise mode.
+    pub sigma: f64,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub seed: u64,
+    /// Only the first N training images are used, when set.
+    pub limit: Option<usize>,
+    /// Fraction of the training images held out for per-epoch validation.
+    pub val_fraction: f64,
+    pub device: DeviceSpec,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            mode: Mode::default(),
+            sigma: DEFAULT_SIGMA,
+            epochs: DEFAULT_EPOCHS,
+            batch_size: DEFAULT_BATCH_SIZE,
+            lr: DEFAULT_LR,
+            seed: DEFAULT_SEED,
+            limit: None,
+            val_fraction: DEFAULT_VAL_FRACTION,
+            device: DeviceSpec::default(),
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Rejects impossible values, naming the flag.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.epochs == 0 {
+            return Err("--epochs must be at least 1".into());
+        }
+        if self.batch_size == 0 {
+            return Err("--batch-size must be at least 1".into());
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(format!("--lr must be a positive number, got {}", self.lr));
+        }
+        if !(self.sigma.is_finite() && self.sigma >= 0.0) {
+            return Err(format!("--sigma must be a non-negative number, got {}", self.sigma));
+        }
+        if self.limit == Some(0) {
+            return Err(
+                "--limit must be at least 1 (it is the number of training images used)".into()
+            );
+        }
+        if !(0.0..1.0).contains(&self.val_fraction) {
+            return Err(format!("--val-fraction must be in [0, 1), got {}", self.val_fraction));
+        }
+        Ok(())
+    }
+}
+
+/// The data a run was trained on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DataRecord {
+    /// Absolute path of the data folder.
+    pub path: PathBuf,
+    pub train_images: usize,
+    pub val_images: usize,
+}
+
+/// What a finished run reports about itself.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub epochs_run: usize,
+    pub final_train_loss: f64,
+    pub final_val_loss: Option<f64>,
+    pub train_seconds: f64,
+    /// Metrics on the test split, computed with the saved weights.
+    pub test: crate::metrics::EvalReport,
+}
+
+/// The contents of `model.json`: all that is needed to rebuild and reuse the model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunManifest {
+    pub format_version: u32,
+    pub ae_tch_version: String,
+    pub model: ModelConfig,
+    pub train: TrainConfig,
+    pub data: DataRecord,
+    /// File name of the weights inside the run folder.
+    pub weights: String,
+    pub outcome: Option<Outcome>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model() -> ModelConfig {
+        ModelConfig { arch: Arch::Mlp, height: 28, width: 28, hidden: vec![256, 64], latent: 16 }
+    }
+
+    #[test]
+    fn device_spec_parses_and_prints() {
+        for (text, spec) in [
+            ("auto", DeviceSpec::Auto),
+            ("cpu", DeviceSpec::Cpu),
+            ("cuda", DeviceSpec::Cuda(0)),
+            ("cuda:3", DeviceSpec::Cuda(3)),
+        ] {
+            assert_eq!(text.parse::<DeviceSpec>().unwrap(), spec);
+        }
+        assert_eq!(DeviceSpec::Cuda(2).to_string(), "cuda:2");
+        for bad in ["gpu", "cuda:", "cuda:x", "cuda:-1", ""] {
+            let err = bad.parse::<DeviceSpec>().unwrap_err();
+            assert!(err.contains("expected auto, cpu, cuda or cuda:N"), "{err}");
+        }
+    }
+
+    #[test]
+    fn encoder_widths_run_input_to_code() {
+        assert_eq!(model().encoder_widths(), vec![784, 256, 64, 16]);
+        let no_hidden = ModelConfig { hidden: vec![], ..model() };
+        assert_eq!(no_hidden.encoder_widths(), vec![784, 16]);
+    }
+
+    #[test]
+    fn validation_names_the_flag() {
+        assert!(model().validate().is_ok());
+        assert!(ModelConfig { latent: 0, ..model() }.validate().unwrap_err().contains("latent"));
+        assert!(ModelConfig { hidden: vec![0], ..model() }.validate().is_err());
+        let t = TrainConfig::default();
+        assert!(t.validate().is_ok());
+        let cases = [
+            (TrainConfig { limit: Some(0), ..t.clone() }, "--limit"),
+            (TrainConfig { epochs: 0, ..t.clone() }, "--epochs"),
+            (TrainConfig { batch_size: 0, ..t.clone() }, "--batch-size"),
+            (TrainConfig { lr: f64::NAN, ..t.clone() }, "--lr"),
+            (TrainConfig { sigma: -1.0, ..t.clone() }, "--sigma"),
+            (TrainConfig { val_fraction: 1.0, ..t.clone() }, "--val-fraction"),
+        ];
+        for (cfg, flag) in cases {
+            assert!(cfg.validate().unwrap_err().contains(flag), "{flag}");
+        }
+    }
+
+    #[test]
+    fn manifest_round_trips_through_json() {
+        let m = RunManifest {
+            format_version: FORMAT_VERSION,
+            ae_tch_version: "0.1.0".into(),
+            model: model(),
+            train: TrainConfig {
+                mode: Mode::Denoise,
+                device: DeviceSpec::Cuda(1),
+                ..Default::default()
+            },
+            data: DataRecord { path: "/d".into(), train_images: 9, val_images: 1 },
+            weights: "model.ot".into(),
+            outcome: None,
+        };
+        let text = serde_json::to_string_pretty(&m).unwrap();
+        assert!(text.contains("\"mode\": \"denoise\""), "{text}");
+        assert!(text.contains("\"device\": \"cuda:1\""), "{text}");
+        assert_eq!(serde_json::from_str::<RunManifest>(&text).unwrap(), m);
+    }
+}

@@ -1,0 +1,220 @@
+//! Datasets: IDX folders on disk become `ImageSet`s (bytes in host memory), which become
+//! u8 tensors on the training device and are scaled to [0, 1] a batch at a time.
+
+pub mod idx;
+pub mod noise;
+pub mod split;
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use tch::{Device, Kind, Tensor};
+
+/// The two halves of an MNIST-style folder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Split {
+    /// `train-*` files
+    Train,
+    /// `t10k-*` files
+    Test,
+}
+
+impl Split {
+    fn prefix(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Test => "t10k",
+        }
+    }
+}
+
+/// Grayscale images of one size, row-major bytes, with optional labels.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImageSet {
+    /// `len() * height * width` bytes.
+    pub pixels: Vec<u8>,
+    pub labels: Option<Vec<u8>>,
+    pub height: usize,
+    pub width: usize,
+}
+
+impl ImageSet {
+    pub fn len(&self) -> usize {
+        self.pixels.len() / self.pixel_count().max(1)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Pixels per image.
+    pub fn pixel_count(&self) -> usize {
+        self.height * self.width
+    }
+
+    /// The images at `indices`, in that order.
+    pub fn select(&self, indices: &[usize]) -> ImageSet {
+        let p = self.pixel_count();
+        let mut pixels = Vec::with_capacity(indices.len() * p);
+        for &i in indices {
+            pixels.extend_from_slice(&self.pixels[i * p..(i + 1) * p]);
+        }
+        let labels = self.labels.as_ref().map(|l| indices.iter().map(|&i| l[i]).collect());
+        ImageSet { pixels, labels, height: self.height, width: self.width }
+    }
+
+    /// The first `n` images (all of them when there are fewer).
+    pub fn take(&self, n: usize) -> ImageSet {
+        let n = n.min(self.len());
+        ImageSet {
+            pixels: self.pixels[..n * self.pixel_count()].to_vec(),
+            labels: self.labels.as_ref().map(|l| l[..n].to_vec()),
+            height: self.height,
+            width: self.width,
+        }
+    }
+
+    /// The images as a `[N, height*width]` u8 tensor on `device`.
+    pub fn to_device(&self, device: Device) -> Tensor {
+        Tensor::from_slice(&self.pixels)
+            .view([self.len() as i64, self.pixel_count() as i64])
+            .to_device(device)
+    }
+}
+
+/// `[N, D]` u8 → `[N, D]` f32 in [0, 1].
+pub fn to_unit_float(bytes: &Tensor) -> Tensor {
+    bytes.to_kind(Kind::Float) / 255.0
+}
+
+/// Finds `data/mnist` when `--data` is not given: first under the working directory, then
+/// in the checkout the binary was built from.
+pub fn default_dir() -> PathBuf {
+    let local = PathBuf::from(crate::config::DEFAULT_DATA_DIR);
+    if local.is_dir() {
+        return local;
+    }
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join(crate::config::DEFAULT_DATA_DIR);
+    if built.is_dir() {
+        built
+    } else {
+        local
+    }
+}
+
+/// Loads one split of an MNIST-style folder: `<prefix>-images-idx3-ubyte[.gz]` and, when
+/// present, `<prefix>-labels-idx1-ubyte[.gz]`.
+pub fn load_split(dir: &Path, split: Split) -> Result<ImageSet> {
+    if !dir.is_dir() {
+        if dir.exists() {
+            bail!("data folder {} is not a folder", dir.display());
+        }
+        let hint = if dir.ends_with(crate::config::DEFAULT_DATA_DIR) {
+            " (run scripts/setup.sh to create it)"
+        } else {
+            ""
+        };
+        bail!("data folder {} does not exist{hint}", dir.display());
+    }
+    let prefix = split.prefix();
+    let images_path = find(dir, prefix, "images-idx3-ubyte").with_context(|| {
+        format!(
+            "no {prefix} images in {}: expected {prefix}-images-idx3-ubyte.gz or {prefix}-images-idx3-ubyte",
+            dir.display()
+        )
+    })?;
+    let images = idx::read_file(&images_path, 3)
+        .with_context(|| format!("reading {}", images_path.display()))?;
+    let (n, height, width) = (images.dims[0], images.dims[1], images.dims[2]);
+    if n == 0 || height == 0 || width == 0 {
+        bail!("{} holds no images (dimensions {:?})", images_path.display(), images.dims);
+    }
+    let labels = match find(dir, prefix, "labels-idx1-ubyte") {
+        None => None,
+        Some(path) => {
+            let labels =
+                idx::read_file(&path, 1).with_context(|| format!("reading {}", path.display()))?;
+            if labels.dims[0] != n {
+                bail!(
+                    "{} holds {} labels but {} holds {n} images",
+                    path.display(),
+                    labels.dims[0],
+                    images_path.display()
+                );
+            }
+            Some(labels.data)
+        }
+    };
+    Ok(ImageSet { pixels: images.data, labels, height, width })
+}
+
+/// The first existing file among the accepted spellings of an MNIST file name.
+fn find(dir: &Path, prefix: &str, stem: &str) -> Option<PathBuf> {
+    let dotted = stem.replacen('-', ".", 1); // the original site's `train-images.idx3-ubyte`
+    [
+        format!("{prefix}-{stem}.gz"),
+        format!("{prefix}-{stem}"),
+        format!("{prefix}-{dotted}.gz"),
+        format!("{prefix}-{dotted}"),
+    ]
+    .into_iter()
+    .map(|name| dir.join(name))
+    .find(|p| p.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(n: usize) -> ImageSet {
+        ImageSet {
+            pixels: (0..n * 4).map(|i| i as u8).collect(),
+            labels: Some((0..n as u8).collect()),
+            height: 2,
+            width: 2,
+        }
+    }
+
+    #[test]
+    fn select_and_take_keep_images_and_labels_together() {
+        let s = set(5);
+        let picked = s.select(&[4, 1]);
+        assert_eq!(picked.pixels, vec![16, 17, 18, 19, 4, 5, 6, 7]);
+        assert_eq!(picked.labels, Some(vec![4, 1]));
+        assert_eq!(s.take(2).len(), 2);
+        assert_eq!(s.take(99).len(), 5);
+    }
+
+    #[test]
+    fn tensors_have_the_documented_shape_and_scale() {
+        let t = set(3).to_device(Device::Cpu);
+        assert_eq!(t.size(), vec![3, 4]);
+        assert_eq!(t.kind(), Kind::Uint8);
+        let f = to_unit_float(&t);
+        assert_eq!(f.kind(), Kind::Float);
+        assert!((f.double_value(&[2, 3]) - 11.0 / 255.0).abs() < 1e-7);
+    }
+
+    #[test]
+    fn missing_folder_and_files_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let gone = dir.path().join("nope");
+        let err = load_split(&gone, Split::Train).unwrap_err().to_string();
+        assert!(err.contains("nope") && err.contains("does not exist"), "{err}");
+        let err = format!("{:#}", load_split(dir.path(), Split::Test).unwrap_err());
+        assert!(err.contains("t10k-images-idx3-ubyte.gz"), "{err}");
+    }
+
+    #[test]
+    fn label_count_must_match_image_count() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("train-images-idx3-ubyte"),
+            idx::encode(&[2, 1, 1], &[1, 2]),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("train-labels.idx1-ubyte"), idx::encode(&[3], &[1, 2, 3]))
+            .unwrap();
+        let err = load_split(dir.path(), Split::Train).unwrap_err().to_string();
+        assert!(err.contains("holds 3 labels") && err.contains("holds 2 images"), "{err}");
+    }
+}

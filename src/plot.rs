@@ -1,0 +1,382 @@
+//! Figures rendered with plotters from plain slices (no tch here): loss curves and image
+//! grids, as PNG or SVG bytes. Writing them to disk is the caller's job.
+
+use anyhow::{anyhow, bail, Result};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use std::path::Path;
+use std::sync::Once;
+
+/// DejaVu Sans, embedded so text renders the same on a machine with no fonts installed.
+static FONT: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
+const FAMILY: &str = "sans-serif";
+
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // The font is compiled in and known to parse; a failure would show as missing text.
+        let _ = plotters::style::register_font(FAMILY, FontStyle::Normal, FONT);
+    });
+}
+
+/// Output encodings, chosen by file extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Png,
+    Svg,
+}
+
+impl Format {
+    pub fn from_path(path: &Path) -> Result<Format> {
+        let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+        match ext.as_deref() {
+            Some("png") => Ok(Format::Png),
+            Some("svg") => Ok(Format::Svg),
+            _ => bail!(
+                "{}: unsupported plot format, expected a .png or .svg file name",
+                path.display()
+            ),
+        }
+    }
+}
+
+/// Something that can draw itself on any plotters backend.
+trait Figure {
+    fn size(&self) -> (u32, u32);
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>;
+}
+
+fn plot_err<E: std::fmt::Display>(e: E) -> anyhow::Error {
+    anyhow!("drawing failed: {e}")
+}
+
+fn render(fig: &impl Figure, format: Format) -> Result<Vec<u8>> {
+    register_font();
+    let (w, h) = fig.size();
+    match format {
+        Format::Png => {
+            let mut rgb = vec![0u8; w as usize * h as usize * 3];
+            {
+                let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
+                fig.draw(&root)?;
+                root.present().map_err(plot_err)?;
+            }
+            let img = image::RgbImage::from_raw(w, h, rgb).ok_or_else(|| anyhow!("bad buffer"))?;
+            let mut png = std::io::Cursor::new(Vec::new());
+            img.write_to(&mut png, image::ImageFormat::Png)?;
+            Ok(png.into_inner())
+        }
+        Format::Svg => {
+            let mut svg = String::new();
+            {
+                let root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
+                fig.draw(&root)?;
+                root.present().map_err(plot_err)?;
+            }
+            Ok(svg.into_bytes())
+        }
+    }
+}
+
+/// Loss per epoch of one run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LossCurve {
+    pub label: String,
+    pub epochs: Vec<f64>,
+    pub train: Vec<f64>,
+    pub val: Vec<Option<f64>>,
+}
+
+struct LossChart<'a> {
+    curves: &'a [LossCurve],
+    title: &'a str,
+}
+
+/// Train (solid) and validation (dashed) loss per epoch; several runs overlay in different
+/// colours, labelled in the legend.
+pub fn loss_chart(curves: &[LossCurve], title: &str, format: Format) -> Result<Vec<u8>> {
+    if curves.iter().all(|c| c.epochs.is_empty()) {
+        bail!("nothing to plot: no epochs");
+    }
+    render(&LossChart { curves, title }, format)
+}
+
+impl Figure for LossChart<'_> {
+    fn size(&self) -> (u32, u32) {
+        (800, 500)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
+        root.fill(&WHITE).map_err(plot_err)?;
+        let values = || {
+            self.curves
+                .iter()
+                .flat_map(|c| c.train.iter().copied().chain(c.val.iter().flatten().copied()))
+                .filter(|v| v.is_finite())
+        };
+        let (lo, hi) = values().fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        let (lo, hi) = if lo > hi { (0.0, 1.0) } else { (lo, hi) };
+        let margin = ((hi - lo) * 0.05).max(hi.abs() * 1e-3).max(1e-12);
+        let last = self.curves.iter().flat_map(|c| c.epochs.iter().copied()).fold(1.0, f64::max);
+
+        let mut chart = ChartBuilder::on(root)
+            .caption(self.title, (FAMILY, 22))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0.5..last + 0.5, (lo - margin).max(0.0)..hi + margin)
+            .map_err(plot_err)?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .y_desc("loss (MSE per pixel)")
+            .label_style((FAMILY, 14))
+            .axis_desc_style((FAMILY, 15))
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_label_formatter(&|y| format!("{y:.4}"))
+            .draw()
+            .map_err(plot_err)?;
+
+        // One run needs no run name in its legend; several are told apart by it.
+        let name = |curve: &LossCurve, what: &str| match self.curves.len() {
+            1 => what.to_string(),
+            _ => format!("{} {what}", curve.label),
+        };
+        for (i, curve) in self.curves.iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            let train: Vec<(f64, f64)> =
+                curve.epochs.iter().copied().zip(curve.train.iter().copied()).collect();
+            chart
+                .draw_series(LineSeries::new(train.clone(), color.stroke_width(2)))
+                .map_err(plot_err)?
+                .label(name(curve, "train"))
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+            chart
+                .draw_series(train.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                .map_err(plot_err)?;
+            let val: Vec<(f64, f64)> = curve
+                .epochs
+                .iter()
+                .zip(&curve.val)
+                .filter_map(|(&e, v)| v.map(|v| (e, v)))
+                .collect();
+            if !val.is_empty() {
+                chart
+                    .draw_series(DashedLineSeries::new(val.clone(), 8, 5, color.stroke_width(2)))
+                    .map_err(plot_err)?
+                    .label(name(curve, "validation"))
+                    .legend(move |(x, y)| {
+                        PathElement::new(
+                            vec![(x, y), (x + 8, y), (x + 12, y), (x + 20, y)],
+                            color.stroke_width(1),
+                        )
+                    });
+                chart
+                    .draw_series(val.iter().map(|&p| TriangleMarker::new(p, 4, color.filled())))
+                    .map_err(plot_err)?;
+            }
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .label_font((FAMILY, 14))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(plot_err)?;
+        Ok(())
+    }
+}
+
+/// One labelled row of a grid: `images` holds `n * height * width` pixels in [0, 1].
+#[derive(Clone, Debug)]
+pub struct GridRow<'a> {
+    pub label: &'a str,
+    pub images: &'a [f32],
+}
+
+/// Pixel geometry of an image grid: a label column, then one cell per image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GridLayout {
+    pub rows: u32,
+    pub cols: u32,
+    /// Width and height of one cell in output pixels.
+    pub cell_w: u32,
+    pub cell_h: u32,
+    /// Output pixels per image pixel.
+    pub scale: u32,
+    pub label_w: u32,
+    pub title_h: u32,
+    pub pad: u32,
+}
+
+impl GridLayout {
+    pub fn new(rows: u32, cols: u32, height: u32, width: u32) -> Self {
+        // Small images are magnified so a 28x28 digit is 84 px; large ones are not.
+        let scale = (84 / height.max(width)).clamp(1, 4);
+        GridLayout {
+            rows,
+            cols,
+            cell_w: width * scale,
+            cell_h: height * scale,
+            scale,
+            label_w: 150,
+            title_h: 36,
+            pad: 4,
+        }
+    }
+
+    /// Total size in pixels.
+    pub fn size(&self) -> (u32, u32) {
+        (
+            self.label_w + self.cols * (self.cell_w + self.pad) + self.pad,
+            self.title_h + self.rows * (self.cell_h + self.pad) + self.pad,
+        )
+    }
+
+    /// Top-left pixel of the cell at (`row`, `col`).
+    pub fn origin(&self, row: u32, col: u32) -> (u32, u32) {
+        (
+            self.label_w + self.pad + col * (self.cell_w + self.pad),
+            self.title_h + self.pad + row * (self.cell_h + self.pad),
+        )
+    }
+}
+
+struct Grid<'a> {
+    rows: &'a [GridRow<'a>],
+    height: u32,
+    width: u32,
+    layout: GridLayout,
+    title: &'a str,
+}
+
+/// Renders rows of images (e.g. clean / noisy / reconstruction) with their labels.
+pub fn image_grid(
+    rows: &[GridRow<'_>],
+    height: usize,
+    width: usize,
+    title: &str,
+    format: Format,
+) -> Result<Vec<u8>> {
+    let pixels = height * width;
+    if rows.is_empty() || pixels == 0 {
+        bail!("nothing to draw: no rows or empty images");
+    }
+    let cols = rows[0].images.len() / pixels;
+    if cols == 0 || rows.iter().any(|r| r.images.len() != cols * pixels) {
+        bail!("every grid row must hold the same number of {height}x{width} images");
+    }
+    let layout = GridLayout::new(rows.len() as u32, cols as u32, height as u32, width as u32);
+    render(&Grid { rows, height: height as u32, width: width as u32, layout, title }, format)
+}
+
+impl Figure for Grid<'_> {
+    fn size(&self) -> (u32, u32) {
+        self.layout.size()
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
+        let l = &self.layout;
+        root.fill(&WHITE).map_err(plot_err)?;
+        let title_style = TextStyle::from((FAMILY, 20).into_font()).color(&BLACK);
+        root.draw_text(self.title, &title_style, (l.pad as i32 + 4, 8)).map_err(plot_err)?;
+        let label_style = TextStyle::from((FAMILY, 16).into_font()).color(&BLACK);
+        let pixels = (self.height * self.width) as usize;
+        for (r, row) in self.rows.iter().enumerate() {
+            let (_, y) = l.origin(r as u32, 0);
+            let text_y = (y + l.cell_h / 2) as i32 - 8;
+            root.draw_text(row.label, &label_style, (8, text_y)).map_err(plot_err)?;
+            for (c, image) in row.images.chunks_exact(pixels).enumerate() {
+                let (x0, y0) = l.origin(r as u32, c as u32);
+                for (p, &v) in image.iter().enumerate() {
+                    let g = (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+                    let (px, py) = (p as u32 % self.width, p as u32 / self.width);
+                    let x = (x0 + px * l.scale) as i32;
+                    let y = (y0 + py * l.scale) as i32;
+                    let s = l.scale as i32;
+                    root.draw(&Rectangle::new(
+                        [(x, y), (x + s, y + s)],
+                        RGBColor(g, g, g).filled(),
+                    ))
+                    .map_err(plot_err)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_layout_cells_tile_without_overlap() {
+        let l = GridLayout::new(3, 10, 28, 28);
+        assert_eq!((l.scale, l.cell_w, l.cell_h), (3, 84, 84));
+        assert_eq!(l.size(), (150 + 10 * 88 + 4, 36 + 3 * 88 + 4));
+        assert_eq!(l.origin(0, 0), (154, 40));
+        assert_eq!(l.origin(2, 9), (154 + 9 * 88, 40 + 2 * 88));
+        // The last cell ends exactly one pad before the right and bottom edges.
+        let (x, y) = l.origin(2, 9);
+        assert_eq!((x + l.cell_w + l.pad, y + l.cell_h + l.pad), l.size());
+        // Neighbouring cells are exactly one pad apart.
+        assert_eq!(l.origin(0, 1).0 - (l.origin(0, 0).0 + l.cell_w), l.pad);
+        assert_eq!(l.origin(1, 0).1 - (l.origin(0, 0).1 + l.cell_h), l.pad);
+        // Large images are not magnified.
+        assert_eq!(GridLayout::new(1, 1, 200, 100).scale, 1);
+    }
+
+    #[test]
+    fn grid_png_has_the_layout_size_and_the_pixels() {
+        let white = vec![1.0f32; 2 * 4];
+        let black = vec![0.0f32; 2 * 4];
+        let rows = [
+            GridRow { label: "white", images: &white },
+            GridRow { label: "black", images: &black },
+        ];
+        let png = image_grid(&rows, 2, 2, "t", Format::Png).unwrap();
+        let img = image::load_from_memory(&png).unwrap().to_rgb8();
+        let l = GridLayout::new(2, 2, 2, 2);
+        assert_eq!(img.dimensions(), l.size());
+        let (x, y) = l.origin(1, 1);
+        assert_eq!(img.get_pixel(x, y).0, [0, 0, 0]);
+        let (x, y) = l.origin(0, 1);
+        assert_eq!(img.get_pixel(x + l.cell_w - 1, y + l.cell_h - 1).0, [255, 255, 255]);
+        let err = image_grid(&[GridRow { label: "x", images: &[0.0; 3] }], 2, 2, "t", Format::Png);
+        assert!(err.is_err());
+    }
+
+    #[test]
+    fn loss_chart_renders_png_and_svg() {
+        let curve = LossCurve {
+            label: "run".into(),
+            epochs: vec![1.0, 2.0, 3.0],
+            train: vec![0.09, 0.05, 0.04],
+            val: vec![Some(0.08), Some(0.05), None],
+        };
+        let png = loss_chart(std::slice::from_ref(&curve), "loss", Format::Png).unwrap();
+        let img = image::load_from_memory(&png).unwrap().to_rgb8();
+        assert_eq!(img.dimensions(), (800, 500));
+        let dark = img.pixels().filter(|p| p.0.iter().all(|&c| c < 100)).count();
+        assert!(dark > 500, "axes and text should draw dark pixels, found {dark}");
+        let other = LossCurve { label: "other".into(), ..curve.clone() };
+        let svg =
+            String::from_utf8(loss_chart(&[curve, other], "loss", Format::Svg).unwrap()).unwrap();
+        assert!(svg.starts_with("<svg"), "{}", &svg[..200]);
+        assert!(svg.contains("run train") && svg.contains("other validation"));
+    }
+
+    #[test]
+    fn format_follows_the_extension() {
+        assert_eq!(Format::from_path(Path::new("a/b.PNG")).unwrap(), Format::Png);
+        assert_eq!(Format::from_path(Path::new("b.svg")).unwrap(), Format::Svg);
+        assert!(Format::from_path(Path::new("b.jpg"))
+            .unwrap_err()
+            .to_string()
+            .contains(".png or .svg"));
+    }
+}

@@ -1,0 +1,6 @@
+//! Integration tests: the real `ae-tch` binary on the real embedded data (data/mnist).
+
+mod bad_input;
+mod plots;
+mod training;
+mod util;

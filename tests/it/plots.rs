@@ -1,0 +1,69 @@
+//! Plots decode as images of the expected size and show something.
+
+use crate::util::*;
+use std::path::Path;
+
+/// Decodes a PNG and returns (width, height, number of distinct colours).
+fn png_summary(path: &Path) -> (u32, u32, usize) {
+    let img = image::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).to_rgb8();
+    let mut colours: Vec<[u8; 3]> = img.pixels().map(|p| p.0).collect();
+    colours.sort_unstable();
+    colours.dedup();
+    (img.width(), img.height(), colours.len())
+}
+
+#[test]
+fn train_writes_a_loss_plot_and_a_three_row_grid() {
+    let run = shared_denoise_run();
+    let (w, h, colours) = png_summary(&run.join("loss.png"));
+    assert_eq!((w, h), (800, 500));
+    assert!(colours > 20, "loss.png looks blank: {colours} colours");
+    // Three rows (clean / noisy / denoised) of ten 28x28 digits magnified 3x.
+    let layout = ae_tch::plot::GridLayout::new(3, 10, 28, 28);
+    let (w, h, colours) = png_summary(&run.join("grid.png"));
+    assert_eq!((w, h), layout.size());
+    assert!(colours > 100, "grid.png looks blank: {colours} colours");
+}
+
+#[test]
+fn grid_command_renders_n_columns_in_png_and_svg() {
+    let run = shared_denoise_run();
+    let dir = tempdir();
+    let r = run.to_str().unwrap();
+    ae(dir.path(), &["grid", "--run", r, "-n", "4", "-o", "g.png"]).ok();
+    let layout = ae_tch::plot::GridLayout::new(3, 4, 28, 28);
+    assert_eq!(png_summary(&dir.path().join("g.png")).0, layout.size().0);
+    ae(dir.path(), &["grid", "--run", r, "-n", "2", "-o", "g.svg"]).ok();
+    let svg = std::fs::read_to_string(dir.path().join("g.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("denoised"), "{}", &svg[..100]);
+    ae(dir.path(), &["grid", "--run", r, "-n", "0", "-o", "g.png"])
+        .fails_with(&["-n must be at least 1"]);
+    ae(dir.path(), &["grid", "--run", r, "-o", "g.gif"]).fails_with(&["g.gif", ".png or .svg"]);
+}
+
+#[test]
+fn plot_loss_overlays_runs_and_rejects_bad_csv() {
+    let run = shared_denoise_run();
+    let dir = tempdir();
+    let other = dir.path().join("other");
+    copy_dir(run, &other);
+    let a = run.join("metrics.csv");
+    let b = other.join("metrics.csv");
+    let out =
+        ae(dir.path(), &["plot-loss", a.to_str().unwrap(), b.to_str().unwrap(), "-o", "both.svg"])
+            .ok();
+    assert!(out.stdout.contains("both.svg"));
+    let svg = std::fs::read_to_string(dir.path().join("both.svg")).unwrap();
+    assert!(
+        svg.contains("other train") && svg.contains("denoise validation"),
+        "legend names the runs"
+    );
+    ae(dir.path(), &["plot-loss", a.to_str().unwrap(), "-o", "one.png"]).ok();
+    assert_eq!(png_summary(&dir.path().join("one.png")).0, 800);
+
+    std::fs::write(dir.path().join("bad.csv"), "epoch,train_loss\nx,1\n").unwrap();
+    ae(dir.path(), &["plot-loss", "bad.csv", "-o", "x.png"])
+        .fails_with(&["bad.csv", "not an ae-tch metrics.csv"]);
+    ae(dir.path(), &["plot-loss", "nope.csv", "-o", "x.png"]).fails_with(&["nope.csv"]);
+    assert!(!dir.path().join("x.png").exists());
+}

@@ -1,0 +1,135 @@
+//! Helpers that run the real `ae-tch` binary in temp folders, like ripgrep's tests/util.rs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ae-tch")
+}
+
+/// The embedded dataset made by scripts/setup.sh.
+pub fn mnist() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist");
+    assert!(
+        dir.join("train-images-idx3-ubyte.gz").is_file(),
+        "{} is missing: run scripts/setup.sh",
+        dir.display()
+    );
+    dir
+}
+
+/// The result of one run of the binary.
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn ok(self) -> Run {
+        assert_eq!(
+            self.code,
+            Some(0),
+            "ae-tch failed:\nstdout: {}\nstderr: {}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// Asserts a clean failure: non-zero exit, no panic, and `needles` in the message.
+    pub fn fails_with(self, needles: &[&str]) -> Run {
+        assert!(
+            self.code.is_some_and(|c| c != 0),
+            "expected failure, got {:?}\nstderr: {}",
+            self.code,
+            self.stderr
+        );
+        assert!(!self.stderr.contains("panicked"), "panicked:\n{}", self.stderr);
+        for needle in needles {
+            assert!(self.stderr.contains(needle), "stderr lacks {needle:?}:\n{}", self.stderr);
+        }
+        self
+    }
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Run {
+            code: o.status.code(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+/// Runs `ae-tch ARGS` in `cwd`.
+pub fn ae<S: AsRef<std::ffi::OsStr>>(cwd: &Path, args: &[S]) -> Run {
+    Command::new(bin()).args(args).current_dir(cwd).output().expect("spawn ae-tch").into()
+}
+
+/// Short, deterministic training flags used across the tests: one thread, a subset of
+/// the data, a small network.
+pub fn quick_train(data: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "train",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+        "--limit",
+        "3000",
+        "--epochs",
+        "6",
+        "--hidden",
+        "128",
+        "--latent",
+        "16",
+        "--batch-size",
+        "32",
+        "--lr",
+        "0.003",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.push("--data".into());
+    args.push(data.display().to_string());
+    args.push("--out".into());
+    args.push(out.display().to_string());
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temp dir")
+}
+
+/// One denoising run trained once and shared by the tests that only read it.
+pub fn shared_denoise_run() -> &'static Path {
+    static RUN: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    let (_, path) = RUN.get_or_init(|| {
+        let dir = tempdir();
+        let out = dir.path().join("denoise");
+        ae(dir.path(), &quick_train(&mnist(), &out, &["--mode", "denoise", "--sigma", "0.4"])).ok();
+        (dir, out)
+    });
+    path
+}
+
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Copies a folder's files (flat) into `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
