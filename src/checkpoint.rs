@@ -47,8 +47,11 @@ impl RunDir {
 
     /// Opens an existing run folder.
     pub fn open(path: &Path) -> Result<Self> {
-        if !path.is_dir() {
+        if !path.exists() {
             bail!("run folder {} does not exist", path.display());
+        }
+        if !path.is_dir() {
+            bail!("--run {} is a file; give the run folder that holds it", path.display());
         }
         let run = RunDir { root: path.to_path_buf() };
         if !run.file(MODEL_JSON).is_file() {
@@ -191,6 +194,9 @@ pub fn with_temp_file(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> R
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
+    if !dir.is_dir() {
+        bail!("writing {}: folder {} does not exist", path.display(), dir.display());
+    }
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = tempfile::Builder::new()
         .prefix(&format!(".{name}."))

@@ -55,13 +55,15 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = config::DEFAULT_SIGMA, value_name = "F")]
     pub sigma: f64,
     /// Encoder layer widths, input side first; the decoder mirrors them
-    #[arg(long, value_delimiter = ',', default_values_t = config::DEFAULT_HIDDEN.to_vec(), value_name = "W,W,..")]
+    #[arg(long, value_delimiter = ',', default_value = config::DEFAULT_HIDDEN, value_name = "W,W,..")]
     pub hidden: Vec<i64>,
     /// Size k of the latent code z
     #[arg(long, default_value_t = config::DEFAULT_LATENT, value_name = "K")]
     pub latent: i64,
+    /// Passes over the training images
     #[arg(long, default_value_t = config::DEFAULT_EPOCHS, value_name = "N")]
     pub epochs: usize,
+    /// Images per optimisation step
     #[arg(long, default_value_t = config::DEFAULT_BATCH_SIZE, value_name = "N")]
     pub batch_size: usize,
     /// Adam learning rate
@@ -146,7 +148,7 @@ mod tests {
     fn train_defaults_come_from_config() {
         let cli = Cli::try_parse_from(["ae-tch", "train"]).unwrap();
         let Command::Train(t) = cli.command else { panic!("not train") };
-        assert_eq!(t.hidden, config::DEFAULT_HIDDEN);
+        assert_eq!(t.hidden, vec![256, 64]);
         assert_eq!((t.latent, t.sigma, t.mode), (config::DEFAULT_LATENT, 0.3, Mode::Reconstruct));
         let cli =
             Cli::try_parse_from(["ae-tch", "train", "--hidden", "32,8", "--device", "cuda:1"])

@@ -9,7 +9,8 @@ use std::str::FromStr;
 /// Version of the `model.json` layout; bumped when a field changes meaning.
 pub const FORMAT_VERSION: u32 = 1;
 
-pub const DEFAULT_HIDDEN: &[i64] = &[256, 64];
+/// Encoder widths, as the `--hidden` flag spells them.
+pub const DEFAULT_HIDDEN: &str = "256,64";
 pub const DEFAULT_LATENT: i64 = 16;
 pub const DEFAULT_SIGMA: f64 = 0.3;
 pub const DEFAULT_EPOCHS: usize = 20;

@@ -144,6 +144,12 @@ impl Figure for LossChart<'_> {
         };
         for (i, curve) in self.curves.iter().enumerate() {
             let color = Palette99::pick(i).to_rgba();
+            // A lone run gets a second colour for validation; several runs keep one
+            // colour each and tell train from validation by the dashes.
+            let val_color = match self.curves.len() {
+                1 => Palette99::pick(1).to_rgba(),
+                _ => color,
+            };
             let train: Vec<(f64, f64)> =
                 curve.epochs.iter().copied().zip(curve.train.iter().copied()).collect();
             chart
@@ -164,17 +170,19 @@ impl Figure for LossChart<'_> {
                 .collect();
             if !val.is_empty() {
                 chart
-                    .draw_series(DashedLineSeries::new(val.clone(), 8, 5, color.stroke_width(2)))
+                    .draw_series(DashedLineSeries::new(
+                        val.clone(),
+                        8,
+                        5,
+                        val_color.stroke_width(2),
+                    ))
                     .map_err(plot_err)?
                     .label(name(curve, "validation"))
                     .legend(move |(x, y)| {
-                        PathElement::new(
-                            vec![(x, y), (x + 8, y), (x + 12, y), (x + 20, y)],
-                            color.stroke_width(1),
-                        )
+                        PathElement::new(vec![(x, y), (x + 20, y)], val_color.stroke_width(2))
                     });
                 chart
-                    .draw_series(val.iter().map(|&p| TriangleMarker::new(p, 4, color.filled())))
+                    .draw_series(val.iter().map(|&p| TriangleMarker::new(p, 4, val_color.filled())))
                     .map_err(plot_err)?;
             }
         }

@@ -29,7 +29,7 @@ pub fn curve(label: &str, rows: &[EpochStats]) -> LossCurve {
 
 /// Renders and writes a loss chart atomically.
 pub fn write(curves: &[LossCurve], path: &Path, format: Format) -> Result<()> {
-    let bytes = plot::loss_chart(curves, "reconstruction loss per epoch", format)
+    let bytes = plot::loss_chart(curves, "loss per epoch", format)
         .with_context(|| format!("plotting {}", path.display()))?;
     write_atomic(path, &bytes)
 }

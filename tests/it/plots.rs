@@ -39,6 +39,11 @@ fn grid_command_renders_n_columns_in_png_and_svg() {
     ae(dir.path(), &["grid", "--run", r, "-n", "0", "-o", "g.png"])
         .fails_with(&["-n must be at least 1"]);
     ae(dir.path(), &["grid", "--run", r, "-o", "g.gif"]).fails_with(&["g.gif", ".png or .svg"]);
+    ae(dir.path(), &["grid", "--run", r, "-o", "no/g.png"])
+        .fails_with(&["writing no/g.png: folder no does not exist"]);
+    let json = run.join("model.json");
+    ae(dir.path(), &["grid", "--run", json.to_str().unwrap(), "-o", "g.png"])
+        .fails_with(&["model.json is a file; give the run folder"]);
 }
 
 #[test]
