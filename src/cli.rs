@@ -17,6 +17,7 @@ pub struct Cli {
 pub enum Command {
     Train(TrainArgs),
     Eval(EvalArgs),
+    Encode(EncodeArgs),
     PlotLoss(PlotLossArgs),
     Grid(GridArgs),
 }
@@ -78,6 +79,9 @@ pub struct TrainArgs {
     /// Fraction of the training images held out for per-epoch validation
     #[arg(long, default_value_t = config::DEFAULT_VAL_FRACTION, value_name = "F")]
     pub val_fraction: f64,
+    /// Train only on these labels, e.g. the "normal" digits for `ae-tch anomaly`
+    #[arg(long, value_delimiter = ',', value_name = "C,C,..")]
+    pub classes: Option<Vec<u8>>,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
 }
@@ -96,6 +100,35 @@ pub struct EvalArgs {
     /// Print one JSON object instead of a table
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+/// Which files of a data folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SplitArg {
+    /// train-* files
+    Train,
+    /// t10k-* files
+    Test,
+}
+
+/// Write the latent code z of every image: one row per image with index, label (when the
+/// data has labels) and z_1..z_k; CSV, or NumPy .npy by extension.
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  ae-tch encode --run runs/demo --split test -o codes.npy")]
+pub struct EncodeArgs {
+    /// Run folder written by `ae-tch train`
+    #[arg(long, value_name = "RUN_DIR")]
+    pub run: PathBuf,
+    /// Data folder [default: the one the run was trained on]
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = SplitArg::Test)]
+    pub split: SplitArg,
+    /// Output file, .csv or .npy
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
 }

@@ -160,6 +160,10 @@ pub struct TrainConfig {
     /// Fraction of the training images held out for per-epoch validation.
     pub val_fraction: f64,
     pub device: DeviceSpec,
+    /// Train only on images with these labels (e.g. the "normal" digits for anomaly
+    /// detection); all images when absent.
+    #[serde(default)]
+    pub classes: Option<Vec<u8>>,
 }
 
 impl Default for TrainConfig {
@@ -174,6 +178,7 @@ impl Default for TrainConfig {
             limit: None,
             val_fraction: DEFAULT_VAL_FRACTION,
             device: DeviceSpec::default(),
+            classes: None,
         }
     }
 }
@@ -197,6 +202,9 @@ impl TrainConfig {
             return Err(
                 "--limit must be at least 1 (it is the number of training images used)".into()
             );
+        }
+        if self.classes.as_ref().is_some_and(|c| c.is_empty()) {
+            return Err("--classes needs at least one class".into());
         }
         if !(0.0..1.0).contains(&self.val_fraction) {
             return Err(format!("--val-fraction must be in [0, 1), got {}", self.val_fraction));

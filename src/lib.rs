@@ -10,6 +10,7 @@ pub mod data;
 pub mod device;
 pub mod metrics;
 pub mod model;
+pub mod npy;
 pub mod plot;
 pub mod train;
 

@@ -8,9 +8,16 @@ use anyhow::Result;
 pub fn run(args: EvalArgs) -> Result<()> {
     let loaded = super::open_run(&args.run, &args.runtime)?;
     let images = loaded.test_images(args.data.as_deref())?;
-    let train = &loaded.manifest.train;
-    let report =
-        metrics::evaluate(&loaded.model, &images.to_device(loaded.device), train.mode, train.sigma);
+    let (manifest, device) = (&loaded.manifest, loaded.device);
+    let pca = loaded.pca_baseline()?;
+    let report = metrics::evaluate(
+        &loaded.model,
+        &manifest.model,
+        &manifest.train,
+        &images.to_device(device),
+        &pca,
+    );
+    let train = &manifest.train;
     let text = if args.json {
         serde_json::to_string(&report)? + "\n"
     } else {
@@ -21,12 +28,35 @@ pub fn run(args: EvalArgs) -> Result<()> {
 
 /// The human-readable form of a report.
 pub fn table(r: &EvalReport, mode: Mode, sigma: f64) -> String {
-    let mut s = format!(
-        "test images          {}\nmse per pixel        {:.6}\nsq. error per image  {:.3}\npsnr                 {:.2} dB\n",
-        r.images, r.mse, r.sq_err_per_image, r.psnr_db
+    let row = |name: &str, model: String, pca: String, noisy: Option<String>| {
+        let noisy = noisy.map(|n| format!("  {n:>11}")).unwrap_or_default();
+        format!("{name:<20} {model:>10}  {pca:>11}{noisy}\n")
+    };
+    let mut s = format!("test images          {}\n", r.images);
+    let noisy_header = (mode == Mode::Denoise).then(|| "noisy input".to_string());
+    s += &row("", "model".into(), "PCA, same k".into(), noisy_header);
+    s += &row(
+        "mse per pixel",
+        format!("{:.6}", r.mse),
+        format!("{:.6}", r.pca_mse),
+        r.noisy_mse.map(|v| format!("{v:.6}")),
     );
-    if let (Mode::Denoise, Some(noisy)) = (mode, r.noisy_psnr_db) {
-        s += &format!("noisy input psnr     {noisy:.2} dB (σ = {sigma})\n");
+    s += &row(
+        "sq. error per image",
+        format!("{:.3}", r.sq_err_per_image),
+        format!("{:.3}", r.pca_sq_err_per_image),
+        r.noisy_sq_err_per_image.map(|v| format!("{v:.3}")),
+    );
+    s += &row(
+        "psnr (dB)",
+        format!("{:.2}", r.psnr_db),
+        format!("{:.2}", r.pca_psnr_db),
+        r.noisy_psnr_db.map(|v| format!("{v:.2}")),
+    );
+    s +=
+        &row("ssim", format!("{:.4}", r.ssim), "-".into(), r.noisy_ssim.map(|v| format!("{v:.4}")));
+    if mode == Mode::Denoise {
+        s += &format!("noise                σ = {sigma}\n");
     }
     s
 }

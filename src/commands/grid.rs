@@ -34,7 +34,7 @@ pub fn write(
     format: Format,
 ) -> Result<()> {
     let clean = to_unit_float(&images.to_device(device));
-    let input = metrics::eval_inputs(&clean, train.mode, train.sigma);
+    let input = metrics::eval_inputs(&clean, train);
     let output = tch::no_grad(|| model.forward(&input));
     let (clean, input, output) = (host(&clean)?, host(&input)?, host(&output)?);
     let noisy_label = format!("noisy (σ={})", train.sigma);

@@ -1,6 +1,7 @@
 //! One module per subcommand, each mapping its arguments onto library calls, plus what
 //! several of them share: opening a trained run and its test images.
 
+pub mod encode;
 pub mod eval;
 pub mod grid;
 pub mod plot_loss;
@@ -11,8 +12,9 @@ use crate::cli::{Command, RuntimeArgs};
 use crate::config::{ModelConfig, RunManifest};
 use crate::data::{self, ImageSet, Split};
 use crate::device;
+use crate::metrics::pca::Pca;
 use crate::model::Autoencoder;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use std::io::Write;
 use std::path::Path;
 use tch::{nn, Device};
@@ -21,6 +23,7 @@ pub fn dispatch(command: Command) -> Result<()> {
     match command {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Encode(args) => encode::run(args),
         Command::PlotLoss(args) => plot_loss::run(args),
         Command::Grid(args) => grid::run(args),
     }
@@ -45,14 +48,33 @@ pub fn open_run(path: &Path, runtime: &RuntimeArgs) -> Result<LoadedRun> {
 }
 
 impl LoadedRun {
-    /// The test split of `data` (or of the folder the run was trained on), checked against
-    /// the model's input size.
+    /// The test split of `data` (or of the folder the run was trained on).
     pub fn test_images(&self, data: Option<&Path>) -> Result<ImageSet> {
+        self.images(data, Split::Test)
+    }
+
+    /// One split of `data` (or of the folder the run was trained on), checked against the
+    /// model's input size.
+    pub fn images(&self, data: Option<&Path>, split: Split) -> Result<ImageSet> {
         let dir = data.unwrap_or(&self.manifest.data.path);
-        let images = data::load_split(dir, Split::Test)?;
+        let images = data::load_split(dir, split)?;
         check_image_size(&images, &self.manifest.model, dir)?;
         Ok(images)
     }
+
+    /// The PCA baseline for this run: refitted on the images the run was trained on.
+    pub fn pca_baseline(&self) -> Result<Pca> {
+        let (train, _) = data::training_sets(&self.manifest.data.path, &self.manifest.train)
+            .context("the PCA baseline needs the run's training images")?;
+        pca_baseline(&train, &self.manifest.model, self.device)
+    }
+}
+
+/// PCA with the model's code size, fitted on the model's training images.
+pub fn pca_baseline(train: &ImageSet, model: &ModelConfig, device: Device) -> Result<Pca> {
+    let x = data::to_unit_float(&train.to_device(device));
+    Pca::fit(&x, model.latent.min(model.input_dim()))
+        .context("fitting the PCA baseline on the training images")
 }
 
 fn check_image_size(images: &ImageSet, model: &ModelConfig, dir: &Path) -> Result<()> {

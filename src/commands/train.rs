@@ -6,7 +6,7 @@ use crate::commands::{eval, grid, plot_loss};
 use crate::config::{
     Arch, DataRecord, ModelConfig, Outcome, RunManifest, TrainConfig, FORMAT_VERSION,
 };
-use crate::data::{self, split, Split};
+use crate::data::{self, Split};
 use crate::plot::Format;
 use crate::train::{self, EpochStats, Event};
 use crate::{device, metrics};
@@ -30,22 +30,19 @@ pub fn run(args: TrainArgs) -> Result<()> {
         limit: args.limit,
         val_fraction: args.val_fraction,
         device: args.runtime.device,
+        classes: args.classes.clone(),
     };
     cfg.validate().map_err(|e| anyhow!(e))?;
     device::set_threads(args.runtime.threads)?;
     let device = device::resolve(cfg.device)?;
 
     let data_dir = args.data.clone().unwrap_or_else(data::default_dir);
-    let mut all = data::load_split(&data_dir, Split::Train)?;
-    if let Some(limit) = cfg.limit {
-        all = all.take(limit);
-    }
-    let test = data::load_split(&data_dir, Split::Test)?;
-    super::check_image_size(&test, &model_config(&args, all.height, all.width), &data_dir)?;
-    let model_cfg = model_config(&args, all.height, all.width);
+    let (train_set, val_set) = data::training_sets(&data_dir, &cfg)?;
+    let (height, width) = (train_set.height, train_set.width);
+    let model_cfg = model_config(&args, height, width);
     model_cfg.validate().map_err(|e| anyhow!("--hidden/--latent: {e}"))?;
-    let (train_idx, val_idx) = split::train_val(all.len(), cfg.val_fraction, cfg.seed);
-    let (train_set, val_set) = (all.select(&train_idx), all.select(&val_idx));
+    let test = data::load_split(&data_dir, Split::Test)?;
+    super::check_image_size(&test, &model_cfg, &data_dir)?;
 
     let out = args.out.clone().unwrap_or_else(|| default_out(&cfg));
     let run = RunDir::create(&out, args.force)?;
@@ -57,8 +54,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
         data_dir.display(),
         train_set.len(),
         val_set.len(),
-        all.height,
-        all.width,
+        height,
+        width,
         device
     );
     tch::manual_seed(cfg.seed as i64);
@@ -82,7 +79,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let train_seconds = started.elapsed().as_secs_f64();
 
     run.save_weights(&vs)?;
-    let report = metrics::evaluate(&model, &test.to_device(device), cfg.mode, cfg.sigma);
+    let pca = super::pca_baseline(&train_set, &model_cfg, device)?;
+    let report = metrics::evaluate(&model, &model_cfg, &cfg, &test.to_device(device), &pca);
     plot_loss::write(
         &[plot_loss::curve("train", &history)],
         &run.file(checkpoint::LOSS_PNG),

@@ -5,6 +5,7 @@ pub mod idx;
 pub mod noise;
 pub mod split;
 
+use crate::config::TrainConfig;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
@@ -73,6 +74,23 @@ impl ImageSet {
         }
     }
 
+    /// The images whose label is in `classes`. Fails when there are no labels or a class
+    /// never occurs.
+    pub fn with_classes(&self, classes: &[u8], source: &Path) -> Result<ImageSet> {
+        let Some(labels) = &self.labels else {
+            bail!("--classes needs labels, but {} has no labels file", source.display());
+        };
+        let mut present = [false; 256];
+        labels.iter().for_each(|&l| present[l as usize] = true);
+        if let Some(c) = classes.iter().find(|&&c| !present[c as usize]) {
+            let known: Vec<usize> = (0..256).filter(|&l| present[l]).collect();
+            bail!("--classes: unknown class {c}; the labels in {} are {known:?}", source.display());
+        }
+        let keep: Vec<usize> =
+            (0..labels.len()).filter(|&i| classes.contains(&labels[i])).collect();
+        Ok(self.select(&keep))
+    }
+
     /// The images as a `[N, height*width]` u8 tensor on `device`.
     pub fn to_device(&self, device: Device) -> Tensor {
         Tensor::from_slice(&self.pixels)
@@ -99,6 +117,21 @@ pub fn default_dir() -> PathBuf {
     } else {
         local
     }
+}
+
+/// The images a run trains and validates on: the training files of `dir`, kept to
+/// `cfg.classes`, cut to the first `cfg.limit`, split by `cfg.seed`. Training and every
+/// later command that needs them (e.g. the PCA baseline) call this one function.
+pub fn training_sets(dir: &Path, cfg: &TrainConfig) -> Result<(ImageSet, ImageSet)> {
+    let mut all = load_split(dir, Split::Train)?;
+    if let Some(classes) = &cfg.classes {
+        all = all.with_classes(classes, dir)?;
+    }
+    if let Some(limit) = cfg.limit {
+        all = all.take(limit);
+    }
+    let (train, val) = split::train_val(all.len(), cfg.val_fraction, cfg.seed);
+    Ok((all.select(&train), all.select(&val)))
 }
 
 /// Loads one split of an MNIST-style folder: `<prefix>-images-idx3-ubyte[.gz]` and, when
@@ -182,6 +215,17 @@ mod tests {
         assert_eq!(picked.labels, Some(vec![4, 1]));
         assert_eq!(s.take(2).len(), 2);
         assert_eq!(s.take(99).len(), 5);
+    }
+
+    #[test]
+    fn class_filter_keeps_only_the_listed_labels() {
+        let s = set(6);
+        let kept = s.with_classes(&[1, 4], Path::new("d")).unwrap();
+        assert_eq!(kept.labels, Some(vec![1, 4]));
+        let err = s.with_classes(&[9], Path::new("d")).unwrap_err().to_string();
+        assert!(err.contains("unknown class 9") && err.contains("[0, 1, 2, 3, 4, 5]"), "{err}");
+        let unlabelled = ImageSet { labels: None, ..s };
+        assert!(unlabelled.with_classes(&[1], Path::new("d")).is_err());
     }
 
     #[test]

@@ -2,5 +2,6 @@
 
 mod bad_input;
 mod plots;
+mod quality;
 mod training;
 mod util;

@@ -1,0 +1,59 @@
+//! `ae-tch encode`: the latent code z of every image of a split, as CSV or .npy.
+
+use crate::checkpoint::write_atomic;
+use crate::cli::{EncodeArgs, SplitArg};
+use crate::data::{to_unit_float, Split};
+use crate::{metrics, npy};
+use anyhow::{Context, Result};
+use tch::Device;
+
+pub fn run(args: EncodeArgs) -> Result<()> {
+    let npy = match args.output.extension().and_then(|e| e.to_str()) {
+        Some(e) if e.eq_ignore_ascii_case("npy") => true,
+        Some(e) if e.eq_ignore_ascii_case("csv") => false,
+        _ => anyhow::bail!("{}: expected a .csv or .npy file name", args.output.display()),
+    };
+    let loaded = super::open_run(&args.run, &args.runtime)?;
+    let split = match args.split {
+        SplitArg::Train => Split::Train,
+        SplitArg::Test => Split::Test,
+    };
+    let images = loaded.images(args.data.as_deref(), split)?;
+    let x = to_unit_float(&images.to_device(loaded.device));
+    let z = metrics::batched(&x, |b| loaded.model.encode(b)).to_device(Device::Cpu);
+    let (n, k) = (z.size()[0] as usize, z.size()[1] as usize);
+    let codes = Vec::<f32>::try_from(z.flatten(0, -1)).context("reading the codes back")?;
+    let labels = images.labels.as_deref();
+    let cols = k + 1 + labels.is_some() as usize;
+
+    let bytes = if npy {
+        let mut values = Vec::with_capacity(n * cols);
+        for (i, row) in codes.chunks_exact(k).enumerate() {
+            values.push(i as f64);
+            if let Some(l) = labels {
+                values.push(l[i] as f64);
+            }
+            values.extend(row.iter().map(|&v| v as f64));
+        }
+        npy::encode_f64(n, cols, &values)
+    } else {
+        let mut csv = csv::Writer::from_writer(Vec::new());
+        let mut header = vec!["index".to_string()];
+        if labels.is_some() {
+            header.push("label".into());
+        }
+        header.extend((1..=k).map(|j| format!("z_{j}")));
+        csv.write_record(&header)?;
+        for (i, row) in codes.chunks_exact(k).enumerate() {
+            let mut record = vec![i.to_string()];
+            if let Some(l) = labels {
+                record.push(l[i].to_string());
+            }
+            record.extend(row.iter().map(|v| v.to_string()));
+            csv.write_record(&record)?;
+        }
+        csv.into_inner()?
+    };
+    write_atomic(&args.output, &bytes)?;
+    super::print(&format!("wrote {n} codes of size {k} to {}\n", args.output.display()))
+}

@@ -1,0 +1,177 @@
+//! Reconstruction quality: MSE, squared error per image, PSNR and SSIM, for the model, for
+//! the corrupted input it was given, and for a PCA baseline of the same code size.
+
+pub mod pca;
+pub mod ssim;
+
+use crate::config::{ModelConfig, TrainConfig};
+use crate::data::{noise, to_unit_float};
+use crate::model::Autoencoder;
+use pca::Pca;
+use serde::{Deserialize, Serialize};
+use tch::nn::Module;
+use tch::{Kind, Tensor};
+
+/// Seed of the corruption used by `eval` and `grid`, so their numbers repeat.
+pub const EVAL_NOISE_SEED: i64 = 0x5EED;
+/// Images per forward pass during evaluation (no gradients, so large batches are cheap).
+pub const EVAL_BATCH: i64 = 1000;
+/// MSE floor for PSNR, so a perfect reconstruction reads 100 dB instead of infinity.
+const MSE_FLOOR: f64 = 1e-10;
+
+/// Test-set metrics. `mse` is per pixel, in [0, 1]² units; `psnr_db` is
+/// 10·log10(1 / mse) over the whole set (peak value 1); `ssim` is the mean SSIM of the
+/// 8-bit images.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvalReport {
+    pub images: usize,
+    pub mse: f64,
+    /// Squared error summed over an image's pixels, averaged over images.
+    pub sq_err_per_image: f64,
+    pub psnr_db: f64,
+    pub ssim: f64,
+    /// Denoising runs: the same figures for the corrupted input itself.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub noisy_mse: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub noisy_sq_err_per_image: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub noisy_psnr_db: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub noisy_ssim: Option<f64>,
+    /// PCA with as many components as the model's code, fitted on the model's training
+    /// images and given the same inputs.
+    pub pca_mse: f64,
+    pub pca_sq_err_per_image: f64,
+    pub pca_psnr_db: f64,
+}
+
+/// Peak signal-to-noise ratio for signals in [0, 1].
+pub fn psnr(mse: f64) -> f64 {
+    -10.0 * mse.max(MSE_FLOOR).log10()
+}
+
+/// Applies `f` to `EVAL_BATCH`-row slices of `x` without gradients and concatenates the
+/// results along the first dimension.
+pub fn batched(x: &Tensor, f: impl Fn(&Tensor) -> Tensor) -> Tensor {
+    tch::no_grad(|| {
+        let n = x.size()[0];
+        let parts: Vec<Tensor> = (0..n)
+            .step_by(EVAL_BATCH as usize)
+            .map(|start| f(&x.narrow(0, start, EVAL_BATCH.min(n - start))))
+            .collect();
+        Tensor::cat(&parts, 0)
+    })
+}
+
+/// The model's reconstructions of `inputs` (`[N, D]` f32), in batches, without gradients.
+pub fn reconstruct(model: &Autoencoder, inputs: &Tensor) -> Tensor {
+    batched(inputs, |x| model.forward(x))
+}
+
+/// Squared error of each row, summed over pixels: `[N, D]`, `[N, D]` → `[N]` (f64).
+pub fn sq_err_per_row(a: &Tensor, b: &Tensor) -> Tensor {
+    (a - b).square().sum_dim_intlist(1, false, Kind::Double)
+}
+
+/// Mean squared error per pixel of `model` on `inputs` against `targets`. One host
+/// synchronisation in all.
+pub fn mean_sq_err(model: &Autoencoder, inputs: &Tensor, targets: &Tensor) -> f64 {
+    mse(&reconstruct(model, inputs), targets)
+}
+
+fn mse(a: &Tensor, b: &Tensor) -> f64 {
+    sq_err_per_row(a, b).sum(Kind::Double).double_value(&[]) / a.numel() as f64
+}
+
+/// The model's input for clean images `x` (`[N, D]` f32) under `mode`, with fixed-seed
+/// corruption so evaluation repeats exactly.
+pub fn eval_inputs(x: &Tensor, train: &TrainConfig) -> Tensor {
+    noise::model_input_seeded(x, train.mode, train.sigma, EVAL_NOISE_SEED)
+}
+
+/// Evaluates `model` on u8 images `[N, D]` on the model's device, beside `pca`.
+pub fn evaluate(
+    model: &Autoencoder,
+    config: &ModelConfig,
+    train: &TrainConfig,
+    images: &Tensor,
+    pca: &Pca,
+) -> EvalReport {
+    let (h, w) = (config.height, config.width);
+    let clean = to_unit_float(images);
+    let inputs = eval_inputs(&clean, train);
+    let (n, d) = (clean.size()[0], clean.size()[1]);
+    let output = reconstruct(model, &inputs);
+    let mse_model = mse(&output, &clean);
+    let mean_ssim = |x: &Tensor| {
+        batched(&Tensor::stack(&[x, &clean], 1), |pair| {
+            ssim::ssim(&pair.select(1, 0), &pair.select(1, 1), h, w)
+        })
+        .mean(Kind::Double)
+        .double_value(&[])
+    };
+    let noisy = (train.mode == crate::config::Mode::Denoise).then(|| mse(&inputs, &clean));
+    let pca_mse = mse(&batched(&inputs, |x| pca.reconstruct(x)), &clean);
+    EvalReport {
+        images: n as usize,
+        mse: mse_model,
+        sq_err_per_image: mse_model * d as f64,
+        psnr_db: psnr(mse_model),
+        ssim: mean_ssim(&output),
+        noisy_mse: noisy,
+        noisy_sq_err_per_image: noisy.map(|m| m * d as f64),
+        noisy_psnr_db: noisy.map(psnr),
+        noisy_ssim: noisy.map(|_| mean_ssim(&inputs)),
+        pca_mse,
+        pca_sq_err_per_image: pca_mse * d as f64,
+        pca_psnr_db: psnr(pca_mse),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn psnr_matches_hand_computed_values() {
+        assert!((psnr(0.01) - 20.0).abs() < 1e-12);
+        assert!((psnr(1.0)).abs() < 1e-12);
+        assert!((psnr(0.0) - 100.0).abs() < 1e-9);
+        // 8-bit convention check: mse of one grey level (1/255)² is 48.13 dB.
+        assert!((psnr((1.0f64 / 255.0).powi(2)) - 48.1308).abs() < 1e-3);
+    }
+
+    #[test]
+    fn batched_matches_unbatched() {
+        let x = Tensor::rand([2500, 3], (Kind::Float, tch::Device::Cpu));
+        assert!(batched(&x, |b| b * 2.0).equal(&(&x * 2.0)));
+        let e = sq_err_per_row(&x, &Tensor::zeros_like(&x));
+        assert_eq!(e.size(), vec![2500]);
+        assert!(
+            (e.double_value(&[7]) - x.get(7).square().sum(Kind::Double).double_value(&[])).abs()
+                < 1e-12
+        );
+    }
+
+    #[test]
+    fn eval_report_omits_noisy_fields_for_reconstruction() {
+        let r = EvalReport {
+            images: 1,
+            mse: 0.01,
+            sq_err_per_image: 7.84,
+            psnr_db: 20.0,
+            ssim: 0.9,
+            noisy_mse: None,
+            noisy_sq_err_per_image: None,
+            noisy_psnr_db: None,
+            noisy_ssim: None,
+            pca_mse: 0.02,
+            pca_sq_err_per_image: 15.68,
+            pca_psnr_db: 17.0,
+        };
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(!json.contains("noisy"), "{json}");
+        assert_eq!(serde_json::from_str::<EvalReport>(&json).unwrap(), r);
+    }
+}

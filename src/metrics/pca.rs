@@ -1,0 +1,95 @@
+//! Principal component analysis with libtorch linear algebra: the linear baseline every
+//! autoencoder is measured against, and the 2-D projection behind `plot-latent`.
+
+use anyhow::{bail, Context, Result};
+use tch::{Kind, Tensor};
+
+/// The top-k principal subspace of a set of rows.
+#[derive(Debug)]
+pub struct Pca {
+    /// `[D]` mean of the fitted rows.
+    pub mean: Tensor,
+    /// `[k, D]` orthonormal principal directions, largest variance first.
+    pub components: Tensor,
+    /// `[k]` variance along each component.
+    pub variances: Tensor,
+}
+
+impl Pca {
+    /// Fits the top `k` components of `x` (`[N, D]`), mean-centred, through the
+    /// eigendecomposition of the `D × D` covariance in f64.
+    pub fn fit(x: &Tensor, k: i64) -> Result<Pca> {
+        let (n, d) = match x.size()[..] {
+            [n, d] => (n, d),
+            _ => bail!("PCA needs a 2-D matrix, got shape {:?}", x.size()),
+        };
+        if k < 1 || k > d || n < 2 {
+            bail!("PCA with {k} components needs 1 ≤ k ≤ {d} and at least 2 rows (got {n})");
+        }
+        let x64 = x.to_kind(Kind::Double);
+        let mean = x64.mean_dim(0, false, Kind::Double);
+        let centred = &x64 - &mean;
+        let cov = centred.tr().matmul(&centred) / (n - 1) as f64;
+        let (eigenvalues, eigenvectors) =
+            cov.f_linalg_eigh("L").context("eigendecomposition of the covariance")?;
+        // eigh sorts ascending: the last k columns, reversed, are the top components.
+        let components = eigenvectors.narrow(1, d - k, k).flip([1]).tr().contiguous();
+        let variances = eigenvalues.narrow(0, d - k, k).flip([0]);
+        Ok(Pca {
+            mean: mean.to_kind(Kind::Float),
+            components: components.to_kind(Kind::Float),
+            variances: variances.to_kind(Kind::Float),
+        })
+    }
+
+    /// `[N, D]` → coordinates `[N, k]`.
+    pub fn project(&self, x: &Tensor) -> Tensor {
+        (x - &self.mean).matmul(&self.components.tr())
+    }
+
+    /// Coordinates `[N, k]` → `[N, D]`.
+    pub fn unproject(&self, z: &Tensor) -> Tensor {
+        z.matmul(&self.components) + &self.mean
+    }
+
+    /// The rank-k reconstruction of `x`.
+    pub fn reconstruct(&self, x: &Tensor) -> Tensor {
+        self.unproject(&self.project(x))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Device;
+
+    #[test]
+    fn recovers_a_planted_low_rank_structure() {
+        tch::manual_seed(1);
+        let opts = (Kind::Float, Device::Cpu);
+        // 500 points on a 2-D plane in 6-D (variances 9 and 1) plus a small offset.
+        let basis =
+            Tensor::from_slice(&[1f32, 0., 0., 0., 0., 0., 0., 1., 0., 0., 0., 0.]).view([2, 6]);
+        let coords = Tensor::randn([500, 2], opts) * Tensor::from_slice(&[3f32, 1.]);
+        let x = coords.matmul(&basis) + 0.5;
+        let pca = Pca::fit(&x, 2).unwrap();
+        let err = (pca.reconstruct(&x) - &x).abs().max().double_value(&[]);
+        assert!(err < 1e-4, "rank-2 data must reconstruct exactly, max error {err}");
+        // The first component is the high-variance axis (up to sign).
+        assert!((pca.components.double_value(&[0, 0]).abs() - 1.0).abs() < 1e-4);
+        let v = Vec::<f32>::try_from(&pca.variances).unwrap();
+        assert!(v[0] > 7.0 && v[0] < 11.0 && v[1] > 0.7 && v[1] < 1.3, "{v:?}");
+        // One component loses exactly the second axis' variance.
+        let pca1 = Pca::fit(&x, 1).unwrap();
+        let mse = (pca1.reconstruct(&x) - &x).square().sum(Kind::Double).double_value(&[]) / 500.0;
+        assert!((mse - v[1] as f64 * 499.0 / 500.0).abs() < 1e-3, "{mse}");
+    }
+
+    #[test]
+    fn rejects_impossible_k() {
+        let x = Tensor::ones([10, 3], (Kind::Float, Device::Cpu));
+        assert!(Pca::fit(&x, 4).is_err());
+        assert!(Pca::fit(&x, 0).is_err());
+        assert!(Pca::fit(&x.view([30]), 1).is_err());
+    }
+}

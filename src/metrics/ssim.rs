@@ -1,0 +1,78 @@
+//! Structural similarity (Wang et al. 2004) on 8-bit images: 11×11 Gaussian window with
+//! σ = 1.5, K1 = 0.01, K2 = 0.03, L = 255, computed over the window's valid positions as in
+//! the authors' reference `ssim.m`.
+
+use tch::{Kind, Tensor};
+
+const WINDOW: i64 = 11;
+const SIGMA: f64 = 1.5;
+const C1: f64 = (0.01 * 255.0) * (0.01 * 255.0);
+const C2: f64 = (0.03 * 255.0) * (0.03 * 255.0);
+
+/// The normalised 2-D Gaussian window `[1, 1, w, w]` (f64).
+fn window(size: i64, device: tch::Device) -> Tensor {
+    let c = (size - 1) as f64 / 2.0;
+    let g: Vec<f64> =
+        (0..size).map(|i| (-((i as f64 - c).powi(2)) / (2.0 * SIGMA * SIGMA)).exp()).collect();
+    let g = Tensor::from_slice(&g).to_device(device);
+    let w = g.outer(&g);
+    (&w / w.sum(Kind::Double)).view([1, 1, size, size])
+}
+
+/// Mean SSIM of each image pair. `a`, `b`: `[N, H*W]` in [0, 1], quantised to 8 bits
+/// first; returns `[N]` (f64). Images smaller than the window use the largest odd window
+/// that fits.
+pub fn ssim(a: &Tensor, b: &Tensor, height: i64, width: i64) -> Tensor {
+    let size = WINDOW.min(height.min(width) - (1 - height.min(width) % 2));
+    let w = window(size.max(1), a.device());
+    let to8 = |x: &Tensor| {
+        (x.clamp(0.0, 1.0) * 255.0).round().to_kind(Kind::Double).view([-1, 1, height, width])
+    };
+    let (x, y) = (to8(a), to8(b));
+    let blur = |t: &Tensor| t.conv2d(&w, None::<Tensor>, [1, 1], [0, 0], [1, 1], 1);
+    let (mx, my) = (blur(&x), blur(&y));
+    let (mx2, my2, mxy) = (mx.square(), my.square(), &mx * &my);
+    let vx = blur(&x.square()) - &mx2;
+    let vy = blur(&y.square()) - &my2;
+    let cov = blur(&(&x * &y)) - &mxy;
+    let map = ((mxy * 2.0 + C1) * (cov * 2.0 + C2)) / ((mx2 + my2 + C1) * (vx + vy + C2));
+    map.flatten(1, -1).mean_dim(1, false, Kind::Double)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Device;
+
+    fn img(v: f64) -> Tensor {
+        Tensor::full([1, 28 * 28], v, (Kind::Float, Device::Cpu))
+    }
+
+    #[test]
+    fn identical_images_score_one() {
+        let x = Tensor::rand([3, 784], (Kind::Float, Device::Cpu));
+        let s = ssim(&x, &x, 28, 28);
+        assert!((s - 1.0).abs().max().double_value(&[]) < 1e-12);
+    }
+
+    #[test]
+    fn constant_images_match_the_closed_form() {
+        // With no variance SSIM reduces to (2ab + C1) / (a² + b² + C1) in 8-bit units.
+        let (a, b) = (100.0, 150.0);
+        let expected = (2.0 * a * b + C1) / (a * a + b * b + C1);
+        let s = ssim(&img(a / 255.0), &img(b / 255.0), 28, 28).double_value(&[0]);
+        assert!((s - expected).abs() < 1e-9, "{s} vs {expected}");
+    }
+
+    #[test]
+    fn noise_lowers_ssim_and_the_score_is_symmetric() {
+        tch::manual_seed(3);
+        let x = Tensor::rand([4, 784], (Kind::Float, Device::Cpu));
+        let noisy = (&x + Tensor::randn_like(&x) * 0.2).clamp(0.0, 1.0);
+        let s = ssim(&x, &noisy, 28, 28);
+        assert!(s.max().double_value(&[]) < 0.95);
+        assert!((s - ssim(&noisy, &x, 28, 28)).abs().max().double_value(&[]) < 1e-12);
+        // Windows shrink to fit small images.
+        assert_eq!(ssim(&x.narrow(1, 0, 25), &x.narrow(1, 0, 25), 5, 5).size(), vec![4]);
+    }
+}
