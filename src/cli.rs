@@ -18,6 +18,7 @@ pub enum Command {
     Train(TrainArgs),
     Eval(EvalArgs),
     Encode(EncodeArgs),
+    Anomaly(AnomalyArgs),
     PlotLoss(PlotLossArgs),
     Grid(GridArgs),
 }
@@ -129,6 +130,40 @@ pub struct EncodeArgs {
     /// Output file, .csv or .npy
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+/// Score images by reconstruction error and flag those above a threshold: the given
+/// percentile of the errors on the run's own validation images.
+#[derive(Debug, Args)]
+#[command(after_help = "Example (train on the digits 0-8, then find the 9s):\n  \
+    ae-tch train --classes 0,1,2,3,4,5,6,7,8 --out runs/no9\n  \
+    ae-tch anomaly --run runs/no9 --plot scores.png -o scores.csv")]
+pub struct AnomalyArgs {
+    /// Run folder written by `ae-tch train`
+    #[arg(long, value_name = "RUN_DIR")]
+    pub run: PathBuf,
+    /// Data folder [default: the one the run was trained on]
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = SplitArg::Test)]
+    pub split: SplitArg,
+    /// Threshold: this percentile of the validation images' errors
+    #[arg(long, default_value_t = 99.0, value_name = "P")]
+    pub threshold_percentile: f64,
+    /// Labels that count as normal, for ROC-AUC, precision and recall [default: the run's --classes]
+    #[arg(long, value_delimiter = ',', value_name = "C,C,..")]
+    pub normal_classes: Option<Vec<u8>>,
+    /// Per-image scores: index, label, score, is_anomaly (CSV)
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Histograms of normal and anomalous scores with the threshold, .png or .svg
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
+    /// Print one JSON object instead of a table
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
 }

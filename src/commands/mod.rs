@@ -1,6 +1,7 @@
 //! One module per subcommand, each mapping its arguments onto library calls, plus what
 //! several of them share: opening a trained run and its test images.
 
+pub mod anomaly;
 pub mod encode;
 pub mod eval;
 pub mod grid;
@@ -24,6 +25,7 @@ pub fn dispatch(command: Command) -> Result<()> {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Encode(args) => encode::run(args),
+        Command::Anomaly(args) => anomaly::run(args),
         Command::PlotLoss(args) => plot_loss::run(args),
         Command::Grid(args) => grid::run(args),
     }

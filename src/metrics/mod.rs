@@ -1,6 +1,7 @@
 //! Reconstruction quality: MSE, squared error per image, PSNR and SSIM, for the model, for
 //! the corrupted input it was given, and for a PCA baseline of the same code size.
 
+pub mod detection;
 pub mod pca;
 pub mod ssim;
 
