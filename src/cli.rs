@@ -19,6 +19,7 @@ pub enum Command {
     Eval(EvalArgs),
     Encode(EncodeArgs),
     Anomaly(AnomalyArgs),
+    PlotLatent(PlotLatentArgs),
     PlotLoss(PlotLossArgs),
     Grid(GridArgs),
 }
@@ -164,6 +165,31 @@ pub struct AnomalyArgs {
     /// Print one JSON object instead of a table
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+/// Scatter the test images' latent codes, coloured by label (PCA to 2-D when k > 2); for
+/// k = 2 also decode a lattice of codes into images (`--manifold`).
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  ae-tch plot-latent --run runs/demo -o latent.png\n  \
+    ae-tch train --latent 2 --out runs/k2 && ae-tch plot-latent --run runs/k2 -o z.png --manifold m.png")]
+pub struct PlotLatentArgs {
+    /// Run folder written by `ae-tch train`
+    #[arg(long, value_name = "RUN_DIR")]
+    pub run: PathBuf,
+    /// Data folder [default: the one the run was trained on]
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Scatter plot, .png or .svg
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Also write the decoded manifold (k = 2 only), .png or .svg
+    #[arg(long, value_name = "FILE")]
+    pub manifold: Option<PathBuf>,
+    /// Lattice points per axis of the manifold
+    #[arg(long, default_value_t = 15, value_name = "N")]
+    pub steps: usize,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
 }

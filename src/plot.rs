@@ -198,6 +198,99 @@ impl Figure for LossChart<'_> {
     }
 }
 
+/// 2-D points coloured by label.
+struct Scatter<'a> {
+    points: &'a [(f64, f64)],
+    labels: Option<&'a [u8]>,
+    axes: (&'a str, &'a str),
+    title: &'a str,
+}
+
+/// A scatter plot of `points`, one colour and legend entry per label.
+pub fn scatter(
+    points: &[(f64, f64)],
+    labels: Option<&[u8]>,
+    axes: (&str, &str),
+    title: &str,
+    format: Format,
+) -> Result<Vec<u8>> {
+    if points.is_empty() || labels.is_some_and(|l| l.len() != points.len()) {
+        bail!("nothing to plot, or labels that do not match the points");
+    }
+    render(&Scatter { points, labels, axes, title }, format)
+}
+
+/// `(min, max)` of finite values, widened by 5% (and never empty).
+fn padded_range(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let (lo, hi) = if lo > hi { (0.0, 1.0) } else { (lo, hi) };
+    let pad = ((hi - lo) * 0.05).max(1e-9);
+    lo - pad..hi + pad
+}
+
+impl Figure for Scatter<'_> {
+    fn size(&self) -> (u32, u32) {
+        (800, 700)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
+        root.fill(&WHITE).map_err(plot_err)?;
+        let mut chart = ChartBuilder::on(root)
+            .caption(self.title, (FAMILY, 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(
+                padded_range(self.points.iter().map(|p| p.0)),
+                padded_range(self.points.iter().map(|p| p.1)),
+            )
+            .map_err(plot_err)?;
+        chart
+            .configure_mesh()
+            .x_desc(self.axes.0)
+            .y_desc(self.axes.1)
+            .label_style((FAMILY, 14))
+            .axis_desc_style((FAMILY, 15))
+            .draw()
+            .map_err(plot_err)?;
+        let mut classes: Vec<Option<u8>> = match self.labels {
+            Some(l) => l.iter().map(|&c| Some(c)).collect(),
+            None => vec![None],
+        };
+        classes.sort_unstable();
+        classes.dedup();
+        for class in classes {
+            let color = Palette99::pick(class.map_or(0, |c| c as usize)).to_rgba();
+            let members =
+                self.points.iter().enumerate().filter(|(i, _)| match (class, self.labels) {
+                    (Some(c), Some(l)) => l[*i] == c,
+                    _ => true,
+                });
+            let series = chart
+                .draw_series(members.map(|(_, &p)| Circle::new(p, 2, color.mix(0.7).filled())))
+                .map_err(plot_err)?;
+            if let Some(c) = class {
+                series
+                    .label(c.to_string())
+                    .legend(move |(x, y)| Circle::new((x + 6, y), 4, color.filled()));
+            }
+        }
+        if self.labels.is_some() {
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .label_font((FAMILY, 14))
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .draw()
+                .map_err(plot_err)?;
+        }
+        Ok(())
+    }
+}
+
 /// Anomaly scores of the normal and the anomalous images, and the decision threshold.
 struct ScoreHistogram<'a> {
     normal: &'a [f64],

@@ -5,6 +5,7 @@ pub mod anomaly;
 pub mod encode;
 pub mod eval;
 pub mod grid;
+pub mod plot_latent;
 pub mod plot_loss;
 pub mod train;
 
@@ -26,6 +27,7 @@ pub fn dispatch(command: Command) -> Result<()> {
         Command::Eval(args) => eval::run(args),
         Command::Encode(args) => encode::run(args),
         Command::Anomaly(args) => anomaly::run(args),
+        Command::PlotLatent(args) => plot_latent::run(args),
         Command::PlotLoss(args) => plot_loss::run(args),
         Command::Grid(args) => grid::run(args),
     }

@@ -72,3 +72,33 @@ fn plot_loss_overlays_runs_and_rejects_bad_csv() {
     ae(dir.path(), &["plot-loss", "nope.csv", "-o", "x.png"]).fails_with(&["nope.csv"]);
     assert!(!dir.path().join("x.png").exists());
 }
+
+#[test]
+fn plot_latent_scatters_codes_and_decodes_the_2d_manifold() {
+    let dir = tempdir();
+    let r = shared_denoise_run().to_str().unwrap().to_string();
+    ae(dir.path(), &["plot-latent", "--run", &r, "-o", "z.png"]).ok();
+    let (w, h, colours) = png_summary(&dir.path().join("z.png"));
+    assert_eq!((w, h), (800, 700));
+    assert!(colours > 30, "ten label colours, blended: {colours}");
+    ae(dir.path(), &["plot-latent", "--run", &r, "-o", "z.svg"]).ok();
+    let svg = std::fs::read_to_string(dir.path().join("z.svg")).unwrap();
+    assert!(
+        svg.contains("PC 1 of z") && svg.contains("k = 16"),
+        "axes say the codes were projected"
+    );
+    ae(dir.path(), &["plot-latent", "--run", &r, "-o", "z.png", "--manifold", "m.png"])
+        .fails_with(&["--manifold needs a 2-D latent space", "k = 16"]);
+
+    let k2 = dir.path().join("k2");
+    ae(dir.path(), &quick_train(&mnist(), &k2, &["--latent", "2", "--epochs", "2"])).ok();
+    ae(
+        dir.path(),
+        &["plot-latent", "--run", "k2", "-o", "z2.png", "--manifold", "m.png", "--steps", "4"],
+    )
+    .ok();
+    let layout = ae_tch::plot::GridLayout::new(4, 4, 28, 28);
+    let (w, h, colours) = png_summary(&dir.path().join("m.png"));
+    assert_eq!((w, h), layout.size());
+    assert!(colours > 50, "decoded digits in grey levels: {colours}");
+}

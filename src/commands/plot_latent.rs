@@ -1,0 +1,101 @@
+//! `ae-tch plot-latent`: the test set's codes in 2-D, coloured by label, and for 2-D codes
+//! the decoded manifold.
+
+use crate::checkpoint::write_atomic;
+use crate::cli::PlotLatentArgs;
+use crate::data::to_unit_float;
+use crate::metrics::{self, pca::Pca};
+use crate::plot::{self, Format, GridRow};
+use anyhow::{bail, Context, Result};
+use tch::{Device, Kind, Tensor};
+
+pub fn run(args: PlotLatentArgs) -> Result<()> {
+    let format = Format::from_path(&args.output)?;
+    let manifold_format = args.manifold.as_deref().map(Format::from_path).transpose()?;
+    if !(2..=30).contains(&args.steps) {
+        bail!("--steps must be between 2 and 30, got {}", args.steps);
+    }
+    let loaded = super::open_run(&args.run, &args.runtime)?;
+    let k = loaded.manifest.model.latent;
+    if k < 2 {
+        bail!("plot-latent needs a latent size of at least 2; this run has k = {k}");
+    }
+    if args.manifold.is_some() && k != 2 {
+        bail!("--manifold needs a 2-D latent space (train with --latent 2); this run has k = {k}");
+    }
+    let images = loaded.test_images(args.data.as_deref())?;
+    let x = to_unit_float(&images.to_device(loaded.device));
+    let z = metrics::batched(&x, |b| loaded.model.encode(b));
+
+    let (xy, axes, title) = if k == 2 {
+        (
+            z.shallow_clone(),
+            ("z₁".to_string(), "z₂".to_string()),
+            "latent codes of the test images".to_string(),
+        )
+    } else {
+        let pca = Pca::fit(&z, 2).context("projecting the codes to 2-D")?;
+        let var = Vec::<f64>::try_from(pca.variances.to_kind(Kind::Double).to_device(Device::Cpu))?;
+        let total = z.var_dim(0, true, false).sum(Kind::Double).double_value(&[]);
+        let share = |i: usize| 100.0 * var[i] / total.max(f64::MIN_POSITIVE);
+        (
+            pca.project(&z),
+            (
+                format!("PC 1 of z ({:.0}% of variance)", share(0)),
+                format!("PC 2 of z ({:.0}% of variance)", share(1)),
+            ),
+            format!("latent codes of the test images (k = {k}, PCA to 2-D)"),
+        )
+    };
+    let flat = Vec::<f32>::try_from(xy.to_device(Device::Cpu).flatten(0, -1))?;
+    let points: Vec<(f64, f64)> =
+        flat.chunks_exact(2).map(|p| (p[0] as f64, p[1] as f64)).collect();
+    let bytes =
+        plot::scatter(&points, images.labels.as_deref(), (&axes.0, &axes.1), &title, format)?;
+    write_atomic(&args.output, &bytes)?;
+    let mut report = format!("wrote {}\n", args.output.display());
+
+    if let (Some(path), Some(format)) = (&args.manifold, manifold_format) {
+        write_manifold(&loaded, &z, args.steps, path, format)?;
+        report += &format!("wrote {}\n", path.display());
+    }
+    super::print(&report)
+}
+
+/// Decodes a `steps × steps` lattice spanning the 2nd–98th percentile of each code axis.
+fn write_manifold(
+    loaded: &super::LoadedRun,
+    z: &Tensor,
+    steps: usize,
+    path: &std::path::Path,
+    format: Format,
+) -> Result<()> {
+    let zs = Vec::<f32>::try_from(z.to_device(Device::Cpu).flatten(0, -1))?;
+    let axis = |j: usize| -> Vec<f64> {
+        let v: Vec<f64> = zs.iter().skip(j).step_by(2).map(|&x| x as f64).collect();
+        let lo = metrics::detection::percentile(&v, 2.0).unwrap_or(-1.0);
+        let hi = metrics::detection::percentile(&v, 98.0).unwrap_or(1.0);
+        (0..steps).map(|i| lo + (hi - lo) * i as f64 / (steps - 1) as f64).collect()
+    };
+    let (z1, z2) = (axis(0), axis(1));
+    // Rows run from high z₂ (top) to low, columns from low z₁ to high, as on a plot.
+    let lattice: Vec<f32> =
+        z2.iter().rev().flat_map(|&b| z1.iter().flat_map(move |&a| [a as f32, b as f32])).collect();
+    let codes =
+        Tensor::from_slice(&lattice).view([(steps * steps) as i64, 2]).to_device(loaded.device);
+    let decoded = tch::no_grad(|| loaded.model.decode(&codes));
+    let pixels = Vec::<f32>::try_from(decoded.to_device(Device::Cpu).flatten(0, -1))?;
+    let model = &loaded.manifest.model;
+    let per_row = steps * (model.height * model.width) as usize;
+    let labels: Vec<String> = z2.iter().rev().map(|b| format!("z₂ = {b:.2}")).collect();
+    let rows: Vec<GridRow> = pixels
+        .chunks_exact(per_row)
+        .zip(&labels)
+        .map(|(images, label)| GridRow { label, images })
+        .collect();
+    let title =
+        format!("decoded manifold: z₁ from {:.2} to {:.2}, left to right", z1[0], z1[steps - 1]);
+    let bytes =
+        plot::image_grid(&rows, model.height as usize, model.width as usize, &title, format)?;
+    write_atomic(path, &bytes)
+}
