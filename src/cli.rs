@@ -206,6 +206,9 @@ pub struct PlotLossArgs {
     /// Output image, .png or .svg
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
+    /// Logarithmic loss axis
+    #[arg(long)]
+    pub log_y: bool,
 }
 
 /// Render test images before and after the model: clean / noisy input / reconstruction.

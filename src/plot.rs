@@ -2,6 +2,8 @@
 //! grids, as PNG or SVG bytes. Writing them to disk is the caller's job.
 
 use anyhow::{anyhow, bail, Result};
+use plotters::coord::ranged1d::{Ranged, ValueFormatter};
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::Path;
@@ -90,15 +92,32 @@ pub struct LossCurve {
 struct LossChart<'a> {
     curves: &'a [LossCurve],
     title: &'a str,
+    log_y: bool,
 }
 
-/// Train (solid) and validation (dashed) loss per epoch; several runs overlay in different
-/// colours, labelled in the legend.
-pub fn loss_chart(curves: &[LossCurve], title: &str, format: Format) -> Result<Vec<u8>> {
+/// Train (solid) and validation (dashed) loss per epoch, with each run's best validation
+/// epoch marked; several runs overlay in different colours, labelled in the legend.
+pub fn loss_chart(
+    curves: &[LossCurve],
+    title: &str,
+    log_y: bool,
+    format: Format,
+) -> Result<Vec<u8>> {
     if curves.iter().all(|c| c.epochs.is_empty()) {
         bail!("nothing to plot: no epochs");
     }
-    render(&LossChart { curves, title }, format)
+    render(&LossChart { curves, title, log_y }, format)
+}
+
+impl LossCurve {
+    /// The epoch with the lowest validation loss, and that loss.
+    pub fn best_val(&self) -> Option<(f64, f64)> {
+        self.epochs
+            .iter()
+            .zip(&self.val)
+            .filter_map(|(&e, v)| v.filter(|v| v.is_finite()).map(|v| (e, v)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+    }
 }
 
 impl Figure for LossChart<'_> {
@@ -112,24 +131,51 @@ impl Figure for LossChart<'_> {
             self.curves
                 .iter()
                 .flat_map(|c| c.train.iter().copied().chain(c.val.iter().flatten().copied()))
-                .filter(|v| v.is_finite())
+                .filter(|v| v.is_finite() && (!self.log_y || *v > 0.0))
         };
         let (lo, hi) = values().fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
-        let (lo, hi) = if lo > hi { (0.0, 1.0) } else { (lo, hi) };
-        let margin = ((hi - lo) * 0.05).max(hi.abs() * 1e-3).max(1e-12);
+        let (lo, hi) = if lo > hi { (1e-3, 1.0) } else { (lo, hi) };
         let last = self.curves.iter().flat_map(|c| c.epochs.iter().copied()).fold(1.0, f64::max);
-
-        let mut chart = ChartBuilder::on(root)
+        let x = 0.5..last + 0.5;
+        let mut builder = ChartBuilder::on(root);
+        builder
             .caption(self.title, (FAMILY, 22))
             .margin(12)
             .x_label_area_size(40)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0.5..last + 0.5, (lo - margin).max(0.0)..hi + margin)
-            .map_err(plot_err)?;
+            .y_label_area_size(70);
+        if self.log_y {
+            let y = (lo / 1.15..hi * 1.15).log_scale();
+            self.draw_on(
+                builder.build_cartesian_2d(x, y).map_err(plot_err)?,
+                "loss (MSE per pixel, log scale)",
+            )
+        } else {
+            let margin = ((hi - lo) * 0.05).max(hi.abs() * 1e-3).max(1e-12);
+            let y = (lo - margin).max(0.0)..hi + margin;
+            self.draw_on(
+                builder.build_cartesian_2d(x, y).map_err(plot_err)?,
+                "loss (MSE per pixel)",
+            )
+        }
+    }
+}
+
+impl LossChart<'_> {
+    /// Draws the mesh, curves, best-epoch markers and legend on a chart whose y axis is
+    /// linear or logarithmic.
+    fn draw_on<'a, DB, Y>(
+        &self,
+        mut chart: ChartContext<'a, DB, Cartesian2d<RangedCoordf64, Y>>,
+        y_desc: &str,
+    ) -> Result<()>
+    where
+        DB: DrawingBackend + 'a,
+        Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    {
         chart
             .configure_mesh()
             .x_desc("epoch")
-            .y_desc("loss (MSE per pixel)")
+            .y_desc(y_desc)
             .label_style((FAMILY, 14))
             .axis_desc_style((FAMILY, 15))
             .x_label_formatter(&|x| format!("{x:.0}"))
@@ -184,6 +230,13 @@ impl Figure for LossChart<'_> {
                 chart
                     .draw_series(val.iter().map(|&p| TriangleMarker::new(p, 4, val_color.filled())))
                     .map_err(plot_err)?;
+            }
+            if let Some((epoch, loss)) = curve.best_val() {
+                chart
+                    .draw_series([Cross::new((epoch, loss), 8, BLACK.stroke_width(2))])
+                    .map_err(plot_err)?
+                    .label(format!("{} {epoch:.0} ({loss:.5})", name(curve, "best validation:")))
+                    .legend(|(x, y)| Cross::new((x + 10, y), 5, BLACK.stroke_width(2)));
             }
         }
         chart
@@ -562,16 +615,18 @@ mod tests {
             train: vec![0.09, 0.05, 0.04],
             val: vec![Some(0.08), Some(0.05), None],
         };
-        let png = loss_chart(std::slice::from_ref(&curve), "loss", Format::Png).unwrap();
+        assert_eq!(curve.best_val(), Some((2.0, 0.05)));
+        let png = loss_chart(std::slice::from_ref(&curve), "loss", false, Format::Png).unwrap();
         let img = image::load_from_memory(&png).unwrap().to_rgb8();
         assert_eq!(img.dimensions(), (800, 500));
         let dark = img.pixels().filter(|p| p.0.iter().all(|&c| c < 100)).count();
         assert!(dark > 500, "axes and text should draw dark pixels, found {dark}");
         let other = LossCurve { label: "other".into(), ..curve.clone() };
-        let svg =
-            String::from_utf8(loss_chart(&[curve, other], "loss", Format::Svg).unwrap()).unwrap();
+        let svg = loss_chart(&[curve, other], "loss", true, Format::Svg).unwrap();
+        let svg = String::from_utf8(svg).unwrap();
         assert!(svg.starts_with("<svg"), "{}", &svg[..200]);
         assert!(svg.contains("run train") && svg.contains("other validation"));
+        assert!(svg.contains("log scale") && svg.contains("best validation: 2 (0.05000)"));
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub fn run(args: PlotLossArgs) -> Result<()> {
     for path in &args.metrics {
         curves.push(curve(&label(path), &checkpoint::read_metrics(path)?));
     }
-    write(&curves, &args.output, format)?;
+    write(&curves, &args.output, args.log_y, format)?;
     super::print(&format!("wrote {}\n", args.output.display()))
 }
 
@@ -28,8 +28,8 @@ pub fn curve(label: &str, rows: &[EpochStats]) -> LossCurve {
 }
 
 /// Renders and writes a loss chart atomically.
-pub fn write(curves: &[LossCurve], path: &Path, format: Format) -> Result<()> {
-    let bytes = plot::loss_chart(curves, "loss per epoch", format)
+pub fn write(curves: &[LossCurve], path: &Path, log_y: bool, format: Format) -> Result<()> {
+    let bytes = plot::loss_chart(curves, "loss per epoch", log_y, format)
         .with_context(|| format!("plotting {}", path.display()))?;
     write_atomic(path, &bytes)
 }

@@ -84,6 +84,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     plot_loss::write(
         &[plot_loss::curve("train", &history)],
         &run.file(checkpoint::LOSS_PNG),
+        false,
         Format::Png,
     )?;
     grid::write(

@@ -63,7 +63,7 @@ fn plot_loss_overlays_runs_and_rejects_bad_csv() {
         svg.contains("other train") && svg.contains("denoise validation"),
         "legend names the runs"
     );
-    ae(dir.path(), &["plot-loss", a.to_str().unwrap(), "-o", "one.png"]).ok();
+    ae(dir.path(), &["plot-loss", a.to_str().unwrap(), "-o", "one.png", "--log-y"]).ok();
     assert_eq!(png_summary(&dir.path().join("one.png")).0, 800);
 
     std::fs::write(dir.path().join("bad.csv"), "epoch,train_loss\nx,1\n").unwrap();
