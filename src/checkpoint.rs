@@ -2,20 +2,57 @@
 //! temporary name in the same folder and renamed into place, so a crash never leaves a
 //! half-written artefact under its final name.
 
-use crate::config::{RunManifest, FORMAT_VERSION};
+use crate::config::{ModelConfig, TrainConfig};
+use crate::metrics::EvalReport;
 use crate::model::Autoencoder;
 use crate::train::EpochStats;
 use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use tch::{nn, Device, Tensor};
 
+/// Version of the `model.json` layout; bumped when a field changes meaning.
+pub const FORMAT_VERSION: u32 = 1;
 pub const MODEL_JSON: &str = "model.json";
 pub const WEIGHTS: &str = "model.ot";
 pub const METRICS_CSV: &str = "metrics.csv";
 pub const LOSS_PNG: &str = "loss.png";
 pub const GRID_PNG: &str = "grid.png";
+
+/// The data a run was trained on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DataRecord {
+    /// Absolute path of the data folder.
+    pub path: PathBuf,
+    pub train_images: usize,
+    pub val_images: usize,
+}
+
+/// What a finished run reports about itself.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub epochs_run: usize,
+    pub final_train_loss: f64,
+    pub final_val_loss: Option<f64>,
+    pub train_seconds: f64,
+    /// Metrics on the test split, computed with the saved weights.
+    pub test: EvalReport,
+}
+
+/// The contents of `model.json`: all that is needed to rebuild and reuse the model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunManifest {
+    pub format_version: u32,
+    pub ae_tch_version: String,
+    pub model: ModelConfig,
+    pub train: TrainConfig,
+    pub data: DataRecord,
+    /// File name of the weights inside the run folder.
+    pub weights: String,
+    pub outcome: Option<Outcome>,
+}
 
 /// A folder holding one training run.
 #[derive(Clone, Debug)]
@@ -38,6 +75,16 @@ impl RunDir {
                 "--out {} already holds a run (model.json); choose another folder or pass --force",
                 path.display()
             );
+        }
+        // A run that fails part-way must not leave the old model.json describing new files.
+        if overwrite {
+            match std::fs::remove_file(run.file(MODEL_JSON)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e)
+                        .with_context(|| format!("--force: removing the old {MODEL_JSON}"));
+                }
+                _ => {}
+            }
         }
         // Fail now, not after training, if the folder cannot be written.
         tempfile::NamedTempFile::new_in(path)
@@ -82,6 +129,14 @@ impl RunDir {
             );
         }
         manifest.model.validate().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        if Path::new(&manifest.weights).file_name() != Some(std::ffi::OsStr::new(&manifest.weights))
+        {
+            bail!(
+                "{}: weights must name a file inside the run folder, got {:?}",
+                path.display(),
+                manifest.weights
+            );
+        }
         Ok(manifest)
     }
 
@@ -224,6 +279,34 @@ pub fn with_temp_file(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{DeviceSpec, Mode};
+
+    #[test]
+    fn manifest_round_trips_through_json() {
+        let m = RunManifest {
+            format_version: FORMAT_VERSION,
+            ae_tch_version: "0.1.0".into(),
+            model: ModelConfig {
+                arch: crate::config::Arch::Mlp,
+                height: 28,
+                width: 28,
+                hidden: vec![256, 64],
+                latent: 16,
+            },
+            train: TrainConfig {
+                mode: Mode::Denoise,
+                device: DeviceSpec::Cuda(1),
+                ..Default::default()
+            },
+            data: DataRecord { path: "/d".into(), train_images: 9, val_images: 1 },
+            weights: "model.ot".into(),
+            outcome: None,
+        };
+        let text = serde_json::to_string_pretty(&m).unwrap();
+        assert!(text.contains("\"mode\": \"denoise\""), "{text}");
+        assert!(text.contains("\"device\": \"cuda:1\""), "{text}");
+        assert_eq!(serde_json::from_str::<RunManifest>(&text).unwrap(), m);
+    }
 
     #[test]
     fn atomic_write_replaces_whole_files_and_leaves_no_temp() {

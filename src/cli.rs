@@ -115,6 +115,15 @@ pub enum SplitArg {
     Test,
 }
 
+impl From<SplitArg> for crate::data::Split {
+    fn from(s: SplitArg) -> Self {
+        match s {
+            SplitArg::Train => crate::data::Split::Train,
+            SplitArg::Test => crate::data::Split::Test,
+        }
+    }
+}
+
 /// Write the latent code z of every image: one row per image with index, label (when the
 /// data has labels) and z_1..z_k; CSV, or NumPy .npy by extension.
 #[derive(Debug, Args)]

@@ -1,13 +1,10 @@
-//! Plain configuration structs: the single home of defaults. The CLI fills them, training
-//! records them in `model.json`, and every later command rebuilds the model from them.
+//! Plain configuration structs: the single home of defaults. The CLI fills them,
+//! `checkpoint::RunManifest` records them in `model.json`, and every later command rebuilds
+//! the model from them.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::path::PathBuf;
 use std::str::FromStr;
-
-/// Version of the `model.json` layout; bumped when a field changes meaning.
-pub const FORMAT_VERSION: u32 = 1;
 
 /// Encoder widths, as the `--hidden` flag spells them.
 pub const DEFAULT_HIDDEN: &str = "256,64";
@@ -125,10 +122,22 @@ impl ModelConfig {
         widths
     }
 
+    /// Number of weights and biases the network has.
+    pub fn parameter_count(&self) -> i64 {
+        let w = self.encoder_widths();
+        2 * w.windows(2).map(|p| p[0] * p[1]).sum::<i64>() + w.iter().sum::<i64>() * 2
+            - w[0]
+            - w[w.len() - 1]
+    }
+
     /// Checks what the CLI or a hand-edited model.json could get wrong.
     pub fn validate(&self) -> Result<(), String> {
-        if self.height < 1 || self.width < 1 {
-            return Err(format!("image size {}x{} must be positive", self.height, self.width));
+        const MAX_SIDE: i64 = 4096;
+        if !(1..=MAX_SIDE).contains(&self.height) || !(1..=MAX_SIDE).contains(&self.width) {
+            return Err(format!(
+                "image size {}x{} must be between 1 and {MAX_SIDE} pixels a side",
+                self.height, self.width
+            ));
         }
         if self.latent < 1 {
             return Err(format!("latent size must be at least 1, got {}", self.latent));
@@ -137,8 +146,16 @@ impl ModelConfig {
             return Err(format!("hidden widths must be at least 1, got {w}"));
         }
         const MAX_WIDTH: i64 = 1 << 16;
-        if let Some(w) = self.encoder_widths().iter().find(|&&w| w > MAX_WIDTH) {
+        if let Some(w) = self.hidden.iter().chain([&self.latent]).find(|&&w| w > MAX_WIDTH) {
             return Err(format!("layer width {w} is larger than the supported {MAX_WIDTH}"));
+        }
+        // 2^28 parameters is 1 GiB of f32 weights, before Adam's two moments.
+        const MAX_PARAMETERS: i64 = 1 << 28;
+        let n = self.parameter_count();
+        if n > MAX_PARAMETERS {
+            return Err(format!(
+                "the network would have {n} parameters, more than the supported {MAX_PARAMETERS}"
+            ));
         }
         Ok(())
     }
@@ -189,8 +206,15 @@ impl TrainConfig {
         if self.epochs == 0 {
             return Err("--epochs must be at least 1".into());
         }
-        if self.batch_size == 0 {
-            return Err("--batch-size must be at least 1".into());
+        if !(1..=1 << 20).contains(&self.batch_size) {
+            return Err(format!(
+                "--batch-size must be between 1 and {}, got {}",
+                1 << 20,
+                self.batch_size
+            ));
+        }
+        if self.epochs > 1_000_000 {
+            return Err(format!("--epochs must be at most 1000000, got {}", self.epochs));
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(format!("--lr must be a positive number, got {}", self.lr));
@@ -211,39 +235,6 @@ impl TrainConfig {
         }
         Ok(())
     }
-}
-
-/// The data a run was trained on.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct DataRecord {
-    /// Absolute path of the data folder.
-    pub path: PathBuf,
-    pub train_images: usize,
-    pub val_images: usize,
-}
-
-/// What a finished run reports about itself.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Outcome {
-    pub epochs_run: usize,
-    pub final_train_loss: f64,
-    pub final_val_loss: Option<f64>,
-    pub train_seconds: f64,
-    /// Metrics on the test split, computed with the saved weights.
-    pub test: crate::metrics::EvalReport,
-}
-
-/// The contents of `model.json`: all that is needed to rebuild and reuse the model.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RunManifest {
-    pub format_version: u32,
-    pub ae_tch_version: String,
-    pub model: ModelConfig,
-    pub train: TrainConfig,
-    pub data: DataRecord,
-    /// File name of the weights inside the run folder.
-    pub weights: String,
-    pub outcome: Option<Outcome>,
 }
 
 #[cfg(test)]
@@ -283,12 +274,22 @@ mod tests {
         assert!(model().validate().is_ok());
         assert!(ModelConfig { latent: 0, ..model() }.validate().unwrap_err().contains("latent"));
         assert!(ModelConfig { hidden: vec![0], ..model() }.validate().is_err());
+        assert!(ModelConfig { height: 1 << 32, width: 1 << 32, ..model() }.validate().is_err());
+        let huge = ModelConfig { hidden: vec![65536, 65536], ..model() }.validate().unwrap_err();
+        assert!(huge.contains("parameters"), "{huge}");
+        // 784·256 + 256 + 256·64 + 64 + 64·16 + 16, and the mirror image.
+        assert_eq!(
+            model().parameter_count(),
+            2 * (784 * 256 + 256 * 64 + 64 * 16) + 2 * (256 + 64) + 16 + 784
+        );
         let t = TrainConfig::default();
         assert!(t.validate().is_ok());
         let cases = [
             (TrainConfig { limit: Some(0), ..t.clone() }, "--limit"),
             (TrainConfig { epochs: 0, ..t.clone() }, "--epochs"),
             (TrainConfig { batch_size: 0, ..t.clone() }, "--batch-size"),
+            (TrainConfig { batch_size: usize::MAX, ..t.clone() }, "--batch-size"),
+            (TrainConfig { epochs: usize::MAX, ..t.clone() }, "--epochs"),
             (TrainConfig { lr: f64::NAN, ..t.clone() }, "--lr"),
             (TrainConfig { sigma: -1.0, ..t.clone() }, "--sigma"),
             (TrainConfig { val_fraction: 1.0, ..t.clone() }, "--val-fraction"),
@@ -296,26 +297,5 @@ mod tests {
         for (cfg, flag) in cases {
             assert!(cfg.validate().unwrap_err().contains(flag), "{flag}");
         }
-    }
-
-    #[test]
-    fn manifest_round_trips_through_json() {
-        let m = RunManifest {
-            format_version: FORMAT_VERSION,
-            ae_tch_version: "0.1.0".into(),
-            model: model(),
-            train: TrainConfig {
-                mode: Mode::Denoise,
-                device: DeviceSpec::Cuda(1),
-                ..Default::default()
-            },
-            data: DataRecord { path: "/d".into(), train_images: 9, val_images: 1 },
-            weights: "model.ot".into(),
-            outcome: None,
-        };
-        let text = serde_json::to_string_pretty(&m).unwrap();
-        assert!(text.contains("\"mode\": \"denoise\""), "{text}");
-        assert!(text.contains("\"device\": \"cuda:1\""), "{text}");
-        assert_eq!(serde_json::from_str::<RunManifest>(&text).unwrap(), m);
     }
 }

@@ -2,8 +2,8 @@
 //! of the errors on the run's own validation images.
 
 use crate::checkpoint::write_atomic;
-use crate::cli::{AnomalyArgs, SplitArg};
-use crate::data::{self, to_unit_float, ImageSet, Split};
+use crate::cli::AnomalyArgs;
+use crate::data::{self, ImageSet};
 use crate::metrics::{self, detection};
 use crate::plot::{self, Format};
 use anyhow::{bail, Context, Result};
@@ -15,6 +15,8 @@ struct Summary {
     images: usize,
     threshold: f64,
     threshold_percentile: f64,
+    /// Which of the run's images the threshold was taken from.
+    threshold_images: &'static str,
     flagged: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     normal_classes: Option<Vec<u8>>,
@@ -32,23 +34,22 @@ pub fn run(args: AnomalyArgs) -> Result<()> {
     }
     let plot_format = args.plot.as_deref().map(Format::from_path).transpose()?;
     let loaded = super::open_run(&args.run, &args.runtime)?;
-    let split = match args.split {
-        SplitArg::Train => Split::Train,
-        SplitArg::Test => Split::Test,
-    };
-    let images = loaded.images(args.data.as_deref(), split)?;
+    let images = loaded.images(args.data.as_deref(), args.split.into())?;
     // Normal classes: as given, else the classes the run was trained on.
     let normal = args.normal_classes.clone().or_else(|| loaded.manifest.train.classes.clone());
+    if args.plot.is_some() && (normal.is_none() || images.labels.is_none()) {
+        bail!("--plot needs labels and --normal-classes (or a run trained with --classes)");
+    }
 
     // The threshold comes from images the model never trained on but that are normal by
     // construction: the run's validation split.
     let (train, val) = data::training_sets(&loaded.manifest.data.path, &loaded.manifest.train)
         .context("the threshold needs the run's validation images")?;
-    let reference = if val.is_empty() {
+    let (reference, reference_name) = if val.is_empty() {
         eprintln!("note: the run has no validation images; the threshold uses its training images");
-        train
+        (train, "training")
     } else {
-        val
+        (val, "validation")
     };
     let threshold = detection::percentile(&scores(&loaded, &reference)?, args.threshold_percentile)
         .context("no reference images for the threshold")?;
@@ -59,6 +60,7 @@ pub fn run(args: AnomalyArgs) -> Result<()> {
         images: scores.len(),
         threshold,
         threshold_percentile: args.threshold_percentile,
+        threshold_images: reference_name,
         flagged: flagged.iter().filter(|&&f| f).count(),
         normal_classes: None,
         roc_auc: None,
@@ -88,7 +90,7 @@ pub fn run(args: AnomalyArgs) -> Result<()> {
     }
     if let (Some(path), Some(format)) = (&args.plot, plot_format) {
         let Some(truth) = &truth else {
-            bail!("--plot needs --normal-classes (or a run trained with --classes) and labels");
+            bail!("--plot needs labels and --normal-classes");
         };
         let pick = |want: bool| -> Vec<f64> {
             scores.iter().zip(truth).filter(|(_, &t)| t == want).map(|(&s, _)| s).collect()
@@ -101,7 +103,7 @@ pub fn run(args: AnomalyArgs) -> Result<()> {
 
 /// Squared reconstruction error of each image (clean input, whatever the training mode).
 fn scores(loaded: &super::LoadedRun, images: &ImageSet) -> Result<Vec<f64>> {
-    let x = to_unit_float(&images.to_device(loaded.device));
+    let x = images.to_unit(loaded.device);
     let errors = metrics::sq_err_per_row(&metrics::reconstruct(&loaded.model, &x), &x);
     Ok(Vec::<f64>::try_from(errors.to_device(tch::Device::Cpu))?)
 }
@@ -130,10 +132,11 @@ fn write_scores(
 
 fn table(s: &Summary) -> String {
     let mut out = format!(
-        "images      {}\nthreshold   {:.3} (p{} of the validation errors)\nflagged     {} ({:.1}%)\n",
+        "images      {}\nthreshold   {:.3} (p{} of the {} images' errors)\nflagged     {} ({:.1}%)\n",
         s.images,
         s.threshold,
         s.threshold_percentile,
+        s.threshold_images,
         s.flagged,
         100.0 * s.flagged as f64 / s.images.max(1) as f64
     );

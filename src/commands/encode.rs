@@ -1,10 +1,10 @@
 //! `ae-tch encode`: the latent code z of every image of a split, as CSV or .npy.
 
 use crate::checkpoint::write_atomic;
-use crate::cli::{EncodeArgs, SplitArg};
-use crate::data::{to_unit_float, Split};
+use crate::cli::EncodeArgs;
+use crate::data;
 use crate::{metrics, npy};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use tch::Device;
 
 pub fn run(args: EncodeArgs) -> Result<()> {
@@ -14,15 +14,11 @@ pub fn run(args: EncodeArgs) -> Result<()> {
         _ => anyhow::bail!("{}: expected a .csv or .npy file name", args.output.display()),
     };
     let loaded = super::open_run(&args.run, &args.runtime)?;
-    let split = match args.split {
-        SplitArg::Train => Split::Train,
-        SplitArg::Test => Split::Test,
-    };
-    let images = loaded.images(args.data.as_deref(), split)?;
-    let x = to_unit_float(&images.to_device(loaded.device));
+    let images = loaded.images(args.data.as_deref(), args.split.into())?;
+    let x = images.to_unit(loaded.device);
     let z = metrics::batched(&x, |b| loaded.model.encode(b)).to_device(Device::Cpu);
     let (n, k) = (z.size()[0] as usize, z.size()[1] as usize);
-    let codes = Vec::<f32>::try_from(z.flatten(0, -1)).context("reading the codes back")?;
+    let codes = data::to_host_f32(&z)?;
     let labels = images.labels.as_deref();
     let cols = k + 1 + labels.is_some() as usize;
 

@@ -3,14 +3,14 @@
 use crate::checkpoint::write_atomic;
 use crate::cli::GridArgs;
 use crate::config::{Mode, TrainConfig};
-use crate::data::{to_unit_float, ImageSet};
+use crate::data::{self, ImageSet};
 use crate::metrics;
 use crate::model::Autoencoder;
 use crate::plot::{self, Format, GridRow};
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use tch::nn::Module;
-use tch::{Device, Tensor};
+use tch::Device;
 
 pub fn run(args: GridArgs) -> Result<()> {
     if args.n == 0 {
@@ -33,9 +33,10 @@ pub fn write(
     path: &Path,
     format: Format,
 ) -> Result<()> {
-    let clean = to_unit_float(&images.to_device(device));
+    let clean = images.to_unit(device);
     let input = metrics::eval_inputs(&clean, train);
     let output = tch::no_grad(|| model.forward(&input));
+    let host = data::to_host_f32;
     let (clean, input, output) = (host(&clean)?, host(&input)?, host(&output)?);
     let noisy_label = format!("noisy (σ={})", train.sigma);
     let rows = match train.mode {
@@ -53,8 +54,4 @@ pub fn write(
     let bytes = plot::image_grid(&rows, images.height, images.width, &title, format)
         .with_context(|| format!("drawing {}", path.display()))?;
     write_atomic(path, &bytes)
-}
-
-fn host(t: &Tensor) -> Result<Vec<f32>> {
-    Ok(Vec::<f32>::try_from(t.to_device(Device::Cpu).flatten(0, -1))?)
 }

@@ -10,8 +10,9 @@ pub mod plot_loss;
 pub mod train;
 
 use crate::checkpoint::RunDir;
+use crate::checkpoint::RunManifest;
 use crate::cli::{Command, RuntimeArgs};
-use crate::config::{ModelConfig, RunManifest};
+use crate::config::ModelConfig;
 use crate::data::{self, ImageSet, Split};
 use crate::device;
 use crate::metrics::pca::Pca;
@@ -76,7 +77,7 @@ impl LoadedRun {
 
 /// PCA with the model's code size, fitted on the model's training images.
 pub fn pca_baseline(train: &ImageSet, model: &ModelConfig, device: Device) -> Result<Pca> {
-    let x = data::to_unit_float(&train.to_device(device));
+    let x = train.to_unit(device);
     Pca::fit(&x, model.latent.min(model.input_dim()))
         .context("fitting the PCA baseline on the training images")
 }

@@ -3,7 +3,7 @@
 
 use crate::checkpoint::write_atomic;
 use crate::cli::PlotLatentArgs;
-use crate::data::to_unit_float;
+use crate::data;
 use crate::metrics::{self, pca::Pca};
 use crate::plot::{self, Format, GridRow};
 use anyhow::{bail, Context, Result};
@@ -24,7 +24,7 @@ pub fn run(args: PlotLatentArgs) -> Result<()> {
         bail!("--manifold needs a 2-D latent space (train with --latent 2); this run has k = {k}");
     }
     let images = loaded.test_images(args.data.as_deref())?;
-    let x = to_unit_float(&images.to_device(loaded.device));
+    let x = images.to_unit(loaded.device);
     let z = metrics::batched(&x, |b| loaded.model.encode(b));
 
     let (xy, axes, title) = if k == 2 {
@@ -47,7 +47,7 @@ pub fn run(args: PlotLatentArgs) -> Result<()> {
             format!("latent codes of the test images (k = {k}, PCA to 2-D)"),
         )
     };
-    let flat = Vec::<f32>::try_from(xy.to_device(Device::Cpu).flatten(0, -1))?;
+    let flat = data::to_host_f32(&xy)?;
     let points: Vec<(f64, f64)> =
         flat.chunks_exact(2).map(|p| (p[0] as f64, p[1] as f64)).collect();
     let bytes =
@@ -70,7 +70,7 @@ fn write_manifold(
     path: &std::path::Path,
     format: Format,
 ) -> Result<()> {
-    let zs = Vec::<f32>::try_from(z.to_device(Device::Cpu).flatten(0, -1))?;
+    let zs = data::to_host_f32(z)?;
     let axis = |j: usize| -> Vec<f64> {
         let v: Vec<f64> = zs.iter().skip(j).step_by(2).map(|&x| x as f64).collect();
         let lo = metrics::detection::percentile(&v, 2.0).unwrap_or(-1.0);
@@ -84,7 +84,7 @@ fn write_manifold(
     let codes =
         Tensor::from_slice(&lattice).view([(steps * steps) as i64, 2]).to_device(loaded.device);
     let decoded = tch::no_grad(|| loaded.model.decode(&codes));
-    let pixels = Vec::<f32>::try_from(decoded.to_device(Device::Cpu).flatten(0, -1))?;
+    let pixels = data::to_host_f32(&decoded)?;
     let model = &loaded.manifest.model;
     let per_row = steps * (model.height * model.width) as usize;
     let labels: Vec<String> = z2.iter().rev().map(|b| format!("z₂ = {b:.2}")).collect();

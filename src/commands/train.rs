@@ -1,11 +1,10 @@
 //! `ae-tch train`: fills the configs from the flags, trains, and writes the run folder.
 
 use crate::checkpoint::{self, RunDir};
+use crate::checkpoint::{DataRecord, Outcome, RunManifest, FORMAT_VERSION};
 use crate::cli::TrainArgs;
 use crate::commands::{eval, grid, plot_loss};
-use crate::config::{
-    Arch, DataRecord, ModelConfig, Outcome, RunManifest, TrainConfig, FORMAT_VERSION,
-};
+use crate::config::{Arch, ModelConfig, TrainConfig};
 use crate::data::{self, Split};
 use crate::plot::Format;
 use crate::train::{self, EpochStats, Event};

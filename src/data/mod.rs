@@ -91,6 +91,11 @@ impl ImageSet {
         Ok(self.select(&keep))
     }
 
+    /// The images as a `[N, height*width]` f32 tensor in [0, 1] on `device`.
+    pub fn to_unit(&self, device: Device) -> Tensor {
+        to_unit_float(&self.to_device(device))
+    }
+
     /// The images as a `[N, height*width]` u8 tensor on `device`.
     pub fn to_device(&self, device: Device) -> Tensor {
         Tensor::from_slice(&self.pixels)
@@ -102,6 +107,12 @@ impl ImageSet {
 /// `[N, D]` u8 → `[N, D]` f32 in [0, 1].
 pub fn to_unit_float(bytes: &Tensor) -> Tensor {
     bytes.to_kind(Kind::Float) / 255.0
+}
+
+/// Copies any f32 tensor to the host as a flat vector (row-major).
+pub fn to_host_f32(t: &Tensor) -> Result<Vec<f32>> {
+    Vec::<f32>::try_from(t.to_device(Device::Cpu).flatten(0, -1))
+        .context("copying a tensor to the host")
 }
 
 /// Finds `data/mnist` when `--data` is not given: first under the working directory, then
@@ -131,6 +142,13 @@ pub fn training_sets(dir: &Path, cfg: &TrainConfig) -> Result<(ImageSet, ImageSe
         all = all.take(limit);
     }
     let (train, val) = split::train_val(all.len(), cfg.val_fraction, cfg.seed);
+    if train.len() < 2 {
+        bail!(
+            "{} leaves {} training image(s) after --classes, --limit and --val-fraction; at least 2 are needed",
+            dir.display(),
+            train.len()
+        );
+    }
     Ok((all.select(&train), all.select(&val)))
 }
 

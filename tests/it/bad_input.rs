@@ -114,6 +114,8 @@ fn impossible_flags_are_named() {
     let out = dir.path().join("run");
     let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
         (vec!["--limit", "0"], vec!["--limit must be at least 1"]),
+        (vec!["--limit", "2"], vec!["leaves 1 training image(s)", "at least 2 are needed"]),
+        (vec!["--batch-size", "18446744073709551615"], vec!["--batch-size must be between 1 and"]),
         (vec!["--epochs", "0"], vec!["--epochs"]),
         (vec!["--lr=-1"], vec!["--lr must be a positive number"]),
         (vec!["--val-fraction", "1.5"], vec!["--val-fraction"]),
