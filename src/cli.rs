@@ -89,7 +89,7 @@ pub struct TrainArgs {
 }
 
 /// Evaluate a trained run on the test split (t10k files): MSE, squared error per image,
-/// PSNR; for denoising runs also the noisy input's PSNR.
+/// PSNR and SSIM, beside PCA with the same k and, for denoising runs, the noisy input.
 #[derive(Debug, Args)]
 #[command(after_help = "Example:\n  ae-tch eval --run runs/denoise --json")]
 pub struct EvalArgs {
