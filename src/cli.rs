@@ -20,6 +20,7 @@ pub enum Command {
     Encode(EncodeArgs),
     Anomaly(AnomalyArgs),
     PlotLatent(PlotLatentArgs),
+    Denoise(DenoiseArgs),
     PlotLoss(PlotLossArgs),
     Grid(GridArgs),
 }
@@ -199,6 +200,45 @@ pub struct PlotLatentArgs {
     /// Lattice points per axis of the manifold
     #[arg(long, default_value_t = 15, value_name = "N")]
     pub steps: usize,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+/// Whether to flip an image's brightness before the model sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Invert {
+    /// Flip images that are mostly light (dark strokes on a light ground)
+    Auto,
+    Yes,
+    No,
+}
+
+/// Denoise your own image files (PNG, JPEG) with a trained run: each is converted to
+/// grayscale and resized to the model's input size; the output shows it beside the result.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  ae-tch denoise --run runs/demo scans/*.png -o cleaned --add-noise 0.3 --grid sheet.png"
+)]
+pub struct DenoiseArgs {
+    /// Run folder written by `ae-tch train`
+    #[arg(long, value_name = "RUN_DIR")]
+    pub run: PathBuf,
+    /// Image files
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+    /// Output folder: one <name>-denoised.png per input, input and result side by side
+    #[arg(short, long, value_name = "OUT_DIR")]
+    pub output: PathBuf,
+    /// Corrupt the inputs with Gaussian noise of this σ first (fixed seed), to see the
+    /// model at work on clean images
+    #[arg(long, value_name = "SIGMA")]
+    pub add_noise: Option<f64>,
+    /// Flip brightness so strokes are light on dark, as in MNIST
+    #[arg(long, value_enum, default_value_t = Invert::Auto)]
+    pub invert: Invert,
+    /// Also write one sheet with every input and result, .png or .svg
+    #[arg(long, value_name = "FILE")]
+    pub grid: Option<PathBuf>,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
 }

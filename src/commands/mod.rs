@@ -2,6 +2,7 @@
 //! several of them share: opening a trained run and its test images.
 
 pub mod anomaly;
+pub mod denoise;
 pub mod encode;
 pub mod eval;
 pub mod grid;
@@ -29,6 +30,7 @@ pub fn dispatch(command: Command) -> Result<()> {
         Command::Encode(args) => encode::run(args),
         Command::Anomaly(args) => anomaly::run(args),
         Command::PlotLatent(args) => plot_latent::run(args),
+        Command::Denoise(args) => denoise::run(args),
         Command::PlotLoss(args) => plot_loss::run(args),
         Command::Grid(args) => grid::run(args),
     }

@@ -1,6 +1,7 @@
 //! Datasets: IDX folders on disk become `ImageSet`s (bytes in host memory), which become
 //! u8 tensors on the training device and are scaled to [0, 1] a batch at a time.
 
+pub mod folder;
 pub mod idx;
 pub mod noise;
 pub mod split;
@@ -152,8 +153,9 @@ pub fn training_sets(dir: &Path, cfg: &TrainConfig) -> Result<(ImageSet, ImageSe
     Ok((all.select(&train), all.select(&val)))
 }
 
-/// Loads one split of an MNIST-style folder: `<prefix>-images-idx3-ubyte[.gz]` and, when
-/// present, `<prefix>-labels-idx1-ubyte[.gz]`.
+/// Loads one split of a data folder: MNIST-style IDX files when the folder has them
+/// (`<prefix>-images-idx3-ubyte[.gz]` and, when present, `<prefix>-labels-idx1-ubyte[.gz]`),
+/// else the image files below it (see `folder`).
 pub fn load_split(dir: &Path, split: Split) -> Result<ImageSet> {
     if !dir.is_dir() {
         if dir.exists() {
@@ -167,9 +169,15 @@ pub fn load_split(dir: &Path, split: Split) -> Result<ImageSet> {
         bail!("data folder {} does not exist{hint}", dir.display());
     }
     let prefix = split.prefix();
+    let is_idx = find(dir, Split::Train.prefix(), "images-idx3-ubyte").is_some()
+        || find(dir, Split::Test.prefix(), "images-idx3-ubyte").is_some();
+    if !is_idx && folder::has_images(dir) {
+        return folder::load_split(dir, split);
+    }
     let images_path = find(dir, prefix, "images-idx3-ubyte").with_context(|| {
         format!(
-            "no {prefix} images in {}: expected {prefix}-images-idx3-ubyte.gz or {prefix}-images-idx3-ubyte",
+            "no {prefix} images in {}: expected {prefix}-images-idx3-ubyte.gz or {prefix}-images-idx3-ubyte \
+             (or a folder of .png/.jpg images)",
             dir.display()
         )
     })?;

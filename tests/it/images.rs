@@ -1,0 +1,147 @@
+//! The user's own image files: denoising them, and folders of them as training data.
+
+use crate::util::*;
+use ae_tch::data::{load_split, Split};
+use image::{imageops, GrayImage, ImageFormat};
+use std::path::Path;
+
+/// The first `n` test digits of data/mnist as 28x28 images.
+fn digits(n: usize) -> Vec<(GrayImage, u8)> {
+    let test = load_split(&mnist(), Split::Test).unwrap();
+    let labels = test.labels.clone().unwrap();
+    (0..n)
+        .map(|i| {
+            let px = test.pixels[i * 784..(i + 1) * 784].to_vec();
+            (GrayImage::from_raw(28, 28, px).unwrap(), labels[i])
+        })
+        .collect()
+}
+
+fn dims(path: &Path) -> (u32, u32) {
+    image::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).to_luma8().dimensions()
+}
+
+#[test]
+fn denoise_reads_png_and_jpeg_of_any_size_and_polarity() {
+    let dir = tempdir();
+    // Dark strokes on white paper at 56x56, as a scan would be; one saved as JPEG.
+    for (i, (img, _)) in digits(3).into_iter().enumerate() {
+        let mut paper = imageops::resize(&img, 56, 56, imageops::FilterType::Triangle);
+        imageops::invert(&mut paper);
+        let name = if i == 2 {
+            "c.jpg"
+        } else if i == 1 {
+            "b.png"
+        } else {
+            "a.png"
+        };
+        let format = if i == 2 { ImageFormat::Jpeg } else { ImageFormat::Png };
+        paper.save_with_format(dir.path().join(name), format).unwrap();
+    }
+    let r = shared_denoise_run().to_str().unwrap().to_string();
+    let args = [
+        "denoise",
+        "--run",
+        &r,
+        "a.png",
+        "b.png",
+        "c.jpg",
+        "-o",
+        "out",
+        "--add-noise",
+        "0.3",
+        "--grid",
+        "g.png",
+    ];
+    let run = ae(dir.path(), &args).ok();
+    assert!(run.stdout.contains("out/c-denoised.png"), "{}", run.stdout);
+    for name in ["a", "b", "c"] {
+        let out = dir.path().join(format!("out/{name}-denoised.png"));
+        assert_eq!(dims(&out), (2 * 28 * 4, 28 * 4));
+        // Shown in the file's own polarity: mostly white paper.
+        let img = image::open(&out).unwrap().to_luma8();
+        let mean = img.as_raw().iter().map(|&v| v as f64).sum::<f64>() / img.as_raw().len() as f64;
+        assert!(mean > 150.0, "{name}: output should be dark-on-light like the input, mean {mean}");
+    }
+    assert_eq!(dims(&dir.path().join("g.png")), ae_tch::plot::GridLayout::new(2, 3, 28, 28).size());
+}
+
+#[test]
+fn denoise_refuses_broken_and_hostile_files_before_writing() {
+    let dir = tempdir();
+    digits(1)[0].0.save(dir.path().join("ok.png")).unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "not an image").unwrap();
+    std::fs::write(dir.path().join("zero.png"), []).unwrap();
+    // A PNG whose header declares 100000 x 100000 pixels (CRC checked by the decoder).
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+    ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
+    let mut huge = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0d".to_vec();
+    huge.extend_from_slice(&ihdr);
+    huge.extend_from_slice(&crc32(&ihdr).to_be_bytes());
+    std::fs::write(dir.path().join("huge.png"), huge).unwrap();
+
+    let r = shared_denoise_run().to_str().unwrap().to_string();
+    for (bad, needles) in [
+        ("notes.txt", vec!["notes.txt", "not a readable image"]),
+        ("zero.png", vec!["zero.png", "not a readable image"]),
+        ("huge.png", vec!["huge.png", "limit"]),
+        ("missing.png", vec!["missing.png"]),
+    ] {
+        ae(dir.path(), &["denoise", "--run", &r, "ok.png", bad, "-o", "out"]).fails_with(&needles);
+    }
+    assert!(!dir.path().join("out").exists(), "nothing is written when an input is bad");
+    ae(dir.path(), &["denoise", "--run", &r, "ok.png", "-o", "out", "--add-noise=-1"])
+        .fails_with(&["--add-noise must be a non-negative number"]);
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in bytes {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+#[test]
+fn a_folder_of_images_trains_and_evaluates_at_its_own_size() {
+    let dir = tempdir();
+    let data = dir.path().join("digits");
+    // 20x20 digits in train/<label>/ and test/<label>/, plus a stray file.
+    for (i, (img, label)) in digits(600).into_iter().enumerate() {
+        let split = if i < 500 { "train" } else { "test" };
+        let small = imageops::resize(&img, 20, 20, imageops::FilterType::Triangle);
+        let folder = data.join(split).join(label.to_string());
+        std::fs::create_dir_all(&folder).unwrap();
+        small.save(folder.join(format!("{i}.png"))).unwrap();
+    }
+    std::fs::write(data.join("train/README.txt"), "digits").unwrap();
+    let out = dir.path().join("run");
+    let run = ae(dir.path(), &quick_train(&data, &out, &["--epochs", "3", "--limit", "500"])).ok();
+    assert!(
+        run.stderr.contains("skipped 1 file(s)") && run.stderr.contains("README.txt"),
+        "{}",
+        run.stderr
+    );
+    let manifest = read_json(&out.join("model.json"));
+    assert_eq!(
+        (manifest["model"]["height"].as_i64(), manifest["model"]["width"].as_i64()),
+        (Some(20), Some(20))
+    );
+    let eval = ae(dir.path(), &["eval", "--run", "run", "--json"]).ok();
+    let r: serde_json::Value = serde_json::from_str(eval.stdout.trim()).unwrap();
+    assert_eq!(r["images"], 100);
+    // Labels came from the folder names: the anomaly command can use them.
+    ae(dir.path(), &["anomaly", "--run", "run", "--normal-classes", "1,2,3,4,5,6,7,8,9", "--json"])
+        .ok();
+
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::write(empty.join("a.txt"), "x").unwrap();
+    ae(dir.path(), &quick_train(&empty, &dir.path().join("r2"), &[]))
+        .fails_with(&["no train images in", "or a folder of .png/.jpg images"]);
+}
