@@ -65,6 +65,18 @@ mod tests {
     }
 
     #[test]
+    fn matches_the_independent_loop_reference() {
+        // scripts/reference/ssim_reference.py: explicit loops over every window → 0.0558666629.
+        let pattern = |mul: usize, add: usize| -> Vec<f32> {
+            (0..784).map(|i| ((i * mul + add) % 256) as f32 / 255.0).collect()
+        };
+        let a = Tensor::from_slice(&pattern(7, 0)).view([1, 784]);
+        let b = Tensor::from_slice(&pattern(13, 5)).view([1, 784]);
+        let s = ssim(&a, &b, 28, 28).double_value(&[0]);
+        assert!((s - 0.0558666629).abs() < 1e-9, "{s}");
+    }
+
+    #[test]
     fn noise_lowers_ssim_and_the_score_is_symmetric() {
         tch::manual_seed(3);
         let x = Tensor::rand([4, 784], (Kind::Float, Device::Cpu));
