@@ -34,6 +34,13 @@ pub struct DataRecord {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Outcome {
     pub epochs_run: usize,
+    /// The epoch with the lowest validation loss (the weights saved with early stopping).
+    #[serde(default)]
+    pub best_epoch: Option<usize>,
+    #[serde(default)]
+    pub best_val_loss: Option<f64>,
+    #[serde(default)]
+    pub stopped_early: bool,
     pub final_train_loss: f64,
     pub final_val_loss: Option<f64>,
     pub train_seconds: f64,
@@ -292,6 +299,7 @@ mod tests {
                 width: 28,
                 hidden: vec![256, 64],
                 latent: 16,
+                activation: crate::config::Activation::Relu,
             },
             train: TrainConfig {
                 mode: Mode::Denoise,
@@ -332,6 +340,7 @@ mod tests {
                 val_loss: Some(0.09),
                 seconds: 1.5,
                 samples_per_s: 10.0,
+                lr: 0.001,
             },
             EpochStats {
                 epoch: 2,
@@ -339,11 +348,12 @@ mod tests {
                 val_loss: None,
                 seconds: 1.25,
                 samples_per_s: 12.0,
+                lr: 0.0005,
             },
         ];
         run.write_metrics(&rows).unwrap();
         let text = std::fs::read_to_string(run.file(METRICS_CSV)).unwrap();
-        assert!(text.starts_with("epoch,train_loss,val_loss,seconds,samples_per_s\n"), "{text}");
+        assert!(text.starts_with("epoch,train_loss,val_loss,seconds,samples_per_s,lr\n"), "{text}");
         assert_eq!(read_metrics(&run.file(METRICS_CSV)).unwrap(), rows);
     }
 }

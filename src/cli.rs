@@ -1,7 +1,7 @@
 //! Command-line types only (clap derive): one `*Args` struct per subcommand. Doc comments
 //! are the help text; defaults come from `config`.
 
-use crate::config::{self, DeviceSpec, Mode};
+use crate::config::{self, Activation, DeviceSpec, Loss, LrSchedule, Mode, NoiseKind};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -55,15 +55,39 @@ pub struct TrainArgs {
     /// What the network learns to undo
     #[arg(long, value_enum, default_value_t = Mode::Reconstruct)]
     pub mode: Mode,
-    /// Standard deviation of the Gaussian input noise (denoise mode)
-    #[arg(long, default_value_t = config::DEFAULT_SIGMA, value_name = "F")]
-    pub sigma: f64,
+    /// Corruption of the inputs in denoise mode
+    #[arg(long, value_enum, default_value_t = NoiseKind::Gaussian)]
+    pub noise: NoiseKind,
+    /// Noise strength: σ for gaussian, the probability p for masking and salt-pepper
+    #[arg(long, visible_alias = "sigma", default_value_t = config::DEFAULT_SIGMA, value_name = "F")]
+    pub noise_level: f64,
     /// Encoder layer widths, input side first; the decoder mirrors them
     #[arg(long, value_delimiter = ',', default_value = config::DEFAULT_HIDDEN, value_name = "W,W,..")]
     pub hidden: Vec<i64>,
     /// Size k of the latent code z
     #[arg(long, default_value_t = config::DEFAULT_LATENT, value_name = "K")]
     pub latent: i64,
+    /// Non-linearity between layers
+    #[arg(long, value_enum, default_value_t = Activation::Relu)]
+    pub activation: Activation,
+    /// Reconstruction loss
+    #[arg(long, value_enum, default_value_t = Loss::Mse)]
+    pub loss: Loss,
+    /// Decoupled weight decay (AdamW)
+    #[arg(long, default_value_t = 0.0, value_name = "F")]
+    pub weight_decay: f64,
+    /// λ of an L1 penalty on the code: a sparse autoencoder
+    #[arg(long, default_value_t = 0.0, value_name = "λ")]
+    pub l1_latent: f64,
+    /// Stop after N epochs without a better validation loss and keep the best weights
+    #[arg(long, value_name = "PATIENCE")]
+    pub early_stop: Option<usize>,
+    /// Learning-rate schedule over the epochs
+    #[arg(long, value_enum, default_value_t = LrSchedule::Constant)]
+    pub lr_schedule: LrSchedule,
+    /// Clip the gradient's L2 norm to this value each step
+    #[arg(long, value_name = "NORM")]
+    pub grad_clip: Option<f64>,
     /// Passes over the training images
     #[arg(long, default_value_t = config::DEFAULT_EPOCHS, value_name = "N")]
     pub epochs: usize,
@@ -295,7 +319,13 @@ mod tests {
         let cli = Cli::try_parse_from(["ae-tch", "train"]).unwrap();
         let Command::Train(t) = cli.command else { panic!("not train") };
         assert_eq!(t.hidden, vec![256, 64]);
-        assert_eq!((t.latent, t.sigma, t.mode), (config::DEFAULT_LATENT, 0.3, Mode::Reconstruct));
+        assert_eq!(
+            (t.latent, t.noise_level, t.mode),
+            (config::DEFAULT_LATENT, 0.3, Mode::Reconstruct)
+        );
+        let cli = Cli::try_parse_from(["ae-tch", "train", "--sigma", "0.5"]).unwrap();
+        let Command::Train(t) = cli.command else { panic!("not train") };
+        assert_eq!((t.noise, t.noise_level), (NoiseKind::Gaussian, 0.5));
         let cli =
             Cli::try_parse_from(["ae-tch", "train", "--hidden", "32,8", "--device", "cuda:1"])
                 .unwrap();

@@ -39,6 +39,64 @@ impl fmt::Display for Mode {
     }
 }
 
+/// How denoising inputs are corrupted; `noise_level` is σ or p.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum NoiseKind {
+    /// clamp(x + σ·ε, 0, 1), ε ~ N(0, 1)
+    #[default]
+    Gaussian,
+    /// each pixel zeroed with probability p (Vincent et al. 2008)
+    Masking,
+    /// each pixel set to 0 or 1 (equally likely) with probability p
+    SaltPepper,
+}
+
+impl fmt::Display for NoiseKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NoiseKind::Gaussian => "gaussian",
+            NoiseKind::Masking => "masking",
+            NoiseKind::SaltPepper => "salt-pepper",
+        })
+    }
+}
+
+/// The reconstruction loss.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Loss {
+    /// mean squared error per pixel
+    #[default]
+    Mse,
+    /// binary cross-entropy on the sigmoid outputs, per pixel
+    Bce,
+}
+
+/// The non-linearity between layers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Activation {
+    #[default]
+    Relu,
+    /// slope 0.01 below zero
+    LeakyRelu,
+    Tanh,
+    Gelu,
+}
+
+/// How the learning rate moves over the epochs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum LrSchedule {
+    #[default]
+    Constant,
+    /// lr · (1 + cos(π·(epoch−1)/epochs)) / 2
+    Cosine,
+    /// halve the rate after 3 epochs without a new best validation loss
+    Plateau,
+}
+
 /// The network family. Only the fully connected autoencoder exists so far.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -107,6 +165,8 @@ pub struct ModelConfig {
     pub hidden: Vec<i64>,
     /// Size k of the code z.
     pub latent: i64,
+    #[serde(default)]
+    pub activation: Activation,
 }
 
 impl ModelConfig {
@@ -166,8 +226,12 @@ impl ModelConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
     pub mode: Mode,
-    /// Standard deviation of the Gaussian corruption in denoise mode.
-    pub sigma: f64,
+    /// The corruption in denoise mode.
+    #[serde(default)]
+    pub noise: NoiseKind,
+    /// σ of Gaussian noise, or p of masking and salt-and-pepper noise.
+    #[serde(alias = "sigma")]
+    pub noise_level: f64,
     pub epochs: usize,
     pub batch_size: usize,
     pub lr: f64,
@@ -181,13 +245,31 @@ pub struct TrainConfig {
     /// detection); all images when absent.
     #[serde(default)]
     pub classes: Option<Vec<u8>>,
+    #[serde(default)]
+    pub loss: Loss,
+    /// Decoupled weight decay (AdamW); 0 is plain Adam.
+    #[serde(default)]
+    pub weight_decay: f64,
+    /// λ of an L1 penalty on the code (a sparse autoencoder); 0 is none.
+    #[serde(default)]
+    pub l1_latent: f64,
+    /// Stop after this many epochs without a new best validation loss, keeping the best
+    /// weights.
+    #[serde(default)]
+    pub early_stop: Option<usize>,
+    #[serde(default)]
+    pub lr_schedule: LrSchedule,
+    /// Largest L2 norm of the gradient per step.
+    #[serde(default)]
+    pub grad_clip: Option<f64>,
 }
 
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             mode: Mode::default(),
-            sigma: DEFAULT_SIGMA,
+            noise: NoiseKind::default(),
+            noise_level: DEFAULT_SIGMA,
             epochs: DEFAULT_EPOCHS,
             batch_size: DEFAULT_BATCH_SIZE,
             lr: DEFAULT_LR,
@@ -196,6 +278,12 @@ impl Default for TrainConfig {
             val_fraction: DEFAULT_VAL_FRACTION,
             device: DeviceSpec::default(),
             classes: None,
+            loss: Loss::default(),
+            weight_decay: 0.0,
+            l1_latent: 0.0,
+            early_stop: None,
+            lr_schedule: LrSchedule::default(),
+            grad_clip: None,
         }
     }
 }
@@ -219,8 +307,30 @@ impl TrainConfig {
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(format!("--lr must be a positive number, got {}", self.lr));
         }
-        if !(self.sigma.is_finite() && self.sigma >= 0.0) {
-            return Err(format!("--sigma must be a non-negative number, got {}", self.sigma));
+        let level = self.noise_level;
+        if !(level.is_finite() && level >= 0.0) {
+            return Err(format!(
+                "--noise-level (--sigma) must be a non-negative number, got {level}"
+            ));
+        }
+        if self.noise != NoiseKind::Gaussian && level > 1.0 {
+            return Err(format!(
+                "--noise-level is a probability for {} noise: expected 0 to 1, got {level}",
+                self.noise
+            ));
+        }
+        let non_negative = [("--weight-decay", self.weight_decay), ("--l1-latent", self.l1_latent)];
+        if let Some((flag, v)) = non_negative.iter().find(|(_, v)| !(v.is_finite() && *v >= 0.0)) {
+            return Err(format!("{flag} must be a non-negative number, got {v}"));
+        }
+        if let Some(c) = self.grad_clip.filter(|c| !(c.is_finite() && *c > 0.0)) {
+            return Err(format!("--grad-clip must be a positive number, got {c}"));
+        }
+        if self.early_stop == Some(0) {
+            return Err("--early-stop must be at least 1 epoch".into());
+        }
+        if self.early_stop.is_some() && self.val_fraction == 0.0 {
+            return Err("--early-stop needs validation images: set --val-fraction above 0".into());
         }
         if self.limit == Some(0) {
             return Err(
@@ -242,7 +352,14 @@ mod tests {
     use super::*;
 
     fn model() -> ModelConfig {
-        ModelConfig { arch: Arch::Mlp, height: 28, width: 28, hidden: vec![256, 64], latent: 16 }
+        ModelConfig {
+            arch: Arch::Mlp,
+            height: 28,
+            width: 28,
+            hidden: vec![256, 64],
+            latent: 16,
+            activation: Activation::Relu,
+        }
     }
 
     #[test]
@@ -291,7 +408,15 @@ mod tests {
             (TrainConfig { batch_size: usize::MAX, ..t.clone() }, "--batch-size"),
             (TrainConfig { epochs: usize::MAX, ..t.clone() }, "--epochs"),
             (TrainConfig { lr: f64::NAN, ..t.clone() }, "--lr"),
-            (TrainConfig { sigma: -1.0, ..t.clone() }, "--sigma"),
+            (TrainConfig { noise_level: -1.0, ..t.clone() }, "--sigma"),
+            (
+                TrainConfig { noise: NoiseKind::Masking, noise_level: 1.5, ..t.clone() },
+                "probability",
+            ),
+            (TrainConfig { weight_decay: -1.0, ..t.clone() }, "--weight-decay"),
+            (TrainConfig { grad_clip: Some(0.0), ..t.clone() }, "--grad-clip"),
+            (TrainConfig { early_stop: Some(0), ..t.clone() }, "--early-stop"),
+            (TrainConfig { early_stop: Some(2), val_fraction: 0.0, ..t.clone() }, "--val-fraction"),
             (TrainConfig { val_fraction: 1.0, ..t.clone() }, "--val-fraction"),
         ];
         for (cfg, flag) in cases {

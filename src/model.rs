@@ -6,7 +6,7 @@
 //! the weights are `encoder.0.weight`, `encoder.2.weight`, … as a PyTorch state dict would
 //! name them.
 
-use crate::config::ModelConfig;
+use crate::config::{Activation, ModelConfig};
 use tch::nn::{self, Module};
 use tch::Tensor;
 
@@ -21,9 +21,9 @@ impl Autoencoder {
     /// `config` must have passed `ModelConfig::validate`.
     pub fn new(vs: &nn::Path, config: &ModelConfig) -> Self {
         let widths = config.encoder_widths();
-        let encoder = mlp(&(vs / "encoder"), &widths, Output::Linear);
+        let encoder = mlp(&(vs / "encoder"), &widths, config.activation, Output::Linear);
         let reversed: Vec<i64> = widths.iter().rev().copied().collect();
-        let decoder = mlp(&(vs / "decoder"), &reversed, Output::Sigmoid);
+        let decoder = mlp(&(vs / "decoder"), &reversed, config.activation, Output::Sigmoid);
         Autoencoder { encoder, decoder }
     }
 
@@ -52,15 +52,25 @@ enum Output {
     Sigmoid,
 }
 
-/// Linear layers through `widths` with ReLU between them.
-fn mlp(vs: &nn::Path, widths: &[i64], output: Output) -> nn::Sequential {
+/// `activation` as a tensor function.
+fn activate(activation: Activation, x: &Tensor) -> Tensor {
+    match activation {
+        Activation::Relu => x.relu(),
+        Activation::LeakyRelu => x.leaky_relu(),
+        Activation::Tanh => x.tanh(),
+        Activation::Gelu => x.gelu("none"),
+    }
+}
+
+/// Linear layers through `widths` with `activation` between them.
+fn mlp(vs: &nn::Path, widths: &[i64], activation: Activation, output: Output) -> nn::Sequential {
     let mut seq = nn::seq();
     let last = widths.len() - 2;
     for (i, pair) in widths.windows(2).enumerate() {
         let name = (2 * i).to_string();
         seq = seq.add(nn::linear(vs / name.as_str(), pair[0], pair[1], Default::default()));
         if i < last {
-            seq = seq.add_fn(|x| x.relu());
+            seq = seq.add_fn(move |x| activate(activation, x));
         }
     }
     match output {
@@ -76,7 +86,14 @@ mod tests {
     use tch::{Device, Kind};
 
     fn config(hidden: Vec<i64>) -> ModelConfig {
-        ModelConfig { arch: Arch::Mlp, height: 28, width: 28, hidden, latent: 16 }
+        ModelConfig {
+            arch: Arch::Mlp,
+            height: 28,
+            width: 28,
+            hidden,
+            latent: 16,
+            activation: Activation::Relu,
+        }
     }
 
     #[test]

@@ -1,32 +1,39 @@
-//! The training loop: one `fit` for every model and mode, reporting through events so the
-//! caller decides what to show and what to write.
+//! The training loop: one `fit` for every model, mode, loss and schedule, reporting
+//! through events so the caller decides what to show and what to write.
 
-use crate::config::TrainConfig;
+use crate::config::{Loss, LrSchedule, TrainConfig};
 use crate::data::{noise, to_unit_float};
 use crate::metrics;
 use crate::model::Autoencoder;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
-use tch::nn::{self, Module, OptimizerConfig};
+use tch::nn::{self, OptimizerConfig};
 use tch::{Kind, Reduction, Tensor};
 
 /// The running loss is read back from the device every this many steps (for the progress
 /// display), not every step: each read is a host synchronisation.
 pub const SYNC_EVERY: usize = 25;
+/// Epochs without a new best validation loss before `plateau` halves the learning rate.
+pub const PLATEAU_PATIENCE: usize = 3;
 
 /// One row of metrics.csv.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EpochStats {
     pub epoch: usize,
-    /// Mean MSE over the epoch's training batches (on corrupted inputs in denoise mode).
+    /// Mean training objective over the epoch's batches (on corrupted inputs in denoise
+    /// mode; penalties included).
     pub train_loss: f64,
-    /// MSE on the held-out images, after the epoch (fixed corruption in denoise mode).
+    /// Reconstruction loss on the held-out images after the epoch (fixed corruption in
+    /// denoise mode).
     pub val_loss: Option<f64>,
     /// Wall time of the epoch, validation included.
     pub seconds: f64,
     /// Training images per second of the training steps alone.
     pub samples_per_s: f64,
+    /// Learning rate used in the epoch.
+    #[serde(default)]
+    pub lr: f64,
 }
 
 /// What `fit` reports as it goes.
@@ -44,9 +51,28 @@ pub enum Event<'a> {
     EpochEnd(&'a EpochStats),
 }
 
+/// What a finished `fit` returns.
+#[derive(Clone, Debug)]
+pub struct Fit {
+    pub history: Vec<EpochStats>,
+    /// The epoch with the lowest validation loss, and that loss.
+    pub best: Option<(usize, f64)>,
+    /// Early stopping ended training before the last epoch.
+    pub stopped_early: bool,
+}
+
+/// The reconstruction loss of `output` against `target`, averaged over elements.
+pub fn reconstruction_loss(output: &Tensor, target: &Tensor, loss: Loss) -> Tensor {
+    match loss {
+        Loss::Mse => output.mse_loss(target, Reduction::Mean),
+        Loss::Bce => output.binary_cross_entropy::<Tensor>(target, None, Reduction::Mean),
+    }
+}
+
 /// Trains `model` (whose variables live in `vs`) on `train`, u8 images `[N, D]` on the
-/// training device, validating on `val` after every epoch. `on_event` may fail (e.g. while
-/// writing metrics), which stops training with its error.
+/// training device, validating on `val` after every epoch. With early stopping the best
+/// weights are restored before returning. `on_event` may fail (e.g. while writing
+/// metrics), which stops training with its error.
 pub fn fit(
     model: &Autoencoder,
     vs: &nn::VarStore,
@@ -54,20 +80,29 @@ pub fn fit(
     val: Option<&Tensor>,
     cfg: &TrainConfig,
     on_event: &mut dyn FnMut(Event<'_>) -> Result<()>,
-) -> Result<Vec<EpochStats>> {
+) -> Result<Fit> {
     let device = vs.device();
     let n = train.size()[0];
-    let bs = cfg.batch_size as i64;
+    let bs = (cfg.batch_size as i64).min(n);
     let steps = ((n + bs - 1) / bs) as usize;
-    let mut opt = nn::Adam::default().build(vs, cfg.lr)?;
+    let mut opt = nn::AdamW { wd: cfg.weight_decay, ..Default::default() }.build(vs, cfg.lr)?;
     // Validation inputs are corrupted once, so every epoch is measured on the same inputs.
     let val = val.map(|v| {
         let clean = to_unit_float(v);
-        (noise::model_input(&clean, cfg.mode, cfg.sigma), clean)
+        (noise::model_input(&clean, cfg), clean)
     });
 
     let mut history = Vec::new();
+    let mut best: Option<(usize, f64)> = None;
+    let mut best_weights: Option<Vec<Tensor>> = None;
+    let (mut lr, mut since_best) = (cfg.lr, 0);
+    let mut stopped_early = false;
     for epoch in 1..=cfg.epochs {
+        if cfg.lr_schedule == LrSchedule::Cosine {
+            let progress = (epoch - 1) as f64 / cfg.epochs as f64;
+            lr = cfg.lr * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
+        }
+        opt.set_lr(lr);
         on_event(Event::EpochStart { epoch, epochs: cfg.epochs, steps })?;
         let start = Instant::now();
         let order = Tensor::randperm(n, (Kind::Int64, device));
@@ -76,9 +111,17 @@ pub fn fit(
             let first = step as i64 * bs;
             let len = bs.min(n - first);
             let x = to_unit_float(&train.index_select(0, &order.narrow(0, first, len)));
-            let input = noise::model_input(&x, cfg.mode, cfg.sigma);
-            let loss = model.forward(&input).mse_loss(&x, Reduction::Mean);
-            opt.backward_step(&loss);
+            let input = noise::model_input(&x, cfg);
+            let z = model.encode(&input);
+            let reconstruction = reconstruction_loss(&model.decode(&z), &x, cfg.loss);
+            let loss = match cfg.l1_latent {
+                0.0 => reconstruction,
+                lambda => reconstruction + z.abs().mean(Kind::Float) * lambda,
+            };
+            match cfg.grad_clip {
+                Some(max) => opt.backward_step_clip_norm(&loss, max),
+                None => opt.backward_step(&loss),
+            }
             tch::no_grad(|| loss_sum += &loss * len as f64);
             if (step + 1) % SYNC_EVERY == 0 && step + 1 < steps {
                 let seen = (first + len) as f64;
@@ -91,13 +134,15 @@ pub fn fit(
         // Reading the loss waits for the device, so this times the training steps.
         let train_loss = loss_sum.double_value(&[]) / n as f64;
         let train_seconds = start.elapsed().as_secs_f64();
-        let val_loss = val.as_ref().map(|(input, clean)| metrics::mean_sq_err(model, input, clean));
+        let val_loss =
+            val.as_ref().map(|(input, clean)| metrics::mean_loss(model, input, clean, cfg.loss));
         let stats = EpochStats {
             epoch,
             train_loss,
             val_loss,
             seconds: start.elapsed().as_secs_f64(),
             samples_per_s: n as f64 / train_seconds.max(1e-9),
+            lr,
         };
         on_event(Event::Progress { step: steps, loss: train_loss })?;
         on_event(Event::EpochEnd(&stats))?;
@@ -111,6 +156,32 @@ pub fn fit(
                 cfg.lr
             );
         }
+        let Some(v) = val_loss else { continue };
+        if best.is_none_or(|(_, b)| v < b) {
+            best = Some((epoch, v));
+            since_best = 0;
+            if cfg.early_stop.is_some() {
+                best_weights = Some(tch::no_grad(|| {
+                    vs.trainable_variables().iter().map(|t| t.copy()).collect()
+                }));
+            }
+        } else {
+            since_best += 1;
+            if cfg.lr_schedule == LrSchedule::Plateau && since_best % PLATEAU_PATIENCE == 0 {
+                lr *= 0.5;
+            }
+            if cfg.early_stop.is_some_and(|patience| since_best >= patience) {
+                stopped_early = epoch < cfg.epochs;
+                break;
+            }
+        }
     }
-    Ok(history)
+    if let Some(weights) = best_weights {
+        tch::no_grad(|| {
+            for (mut var, saved) in vs.trainable_variables().into_iter().zip(weights) {
+                var.copy_(&saved);
+            }
+        });
+    }
+    Ok(Fit { history, best, stopped_early })
 }

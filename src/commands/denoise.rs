@@ -2,7 +2,7 @@
 
 use crate::checkpoint::write_atomic;
 use crate::cli::{DenoiseArgs, Invert};
-use crate::config::Mode;
+use crate::config::NoiseKind;
 use crate::data::{self, folder, noise};
 use crate::metrics;
 use crate::plot::{self, Format, GridRow};
@@ -46,7 +46,8 @@ pub fn run(args: DenoiseArgs) -> Result<()> {
     );
     let input = match args.add_noise {
         Some(sigma) => {
-            noise::model_input_seeded(&clean, Mode::Denoise, sigma, metrics::EVAL_NOISE_SEED)
+            tch::manual_seed(metrics::EVAL_NOISE_SEED);
+            noise::corrupt(&clean, NoiseKind::Gaussian, sigma)
         }
         None => clean,
     };

@@ -1,7 +1,7 @@
 //! `ae-tch eval`: test-set metrics of a trained run.
 
 use crate::cli::EvalArgs;
-use crate::config::Mode;
+use crate::config::{Mode, NoiseKind, TrainConfig};
 use crate::metrics::{self, EvalReport};
 use anyhow::Result;
 
@@ -18,16 +18,14 @@ pub fn run(args: EvalArgs) -> Result<()> {
         &pca,
     );
     let train = &manifest.train;
-    let text = if args.json {
-        serde_json::to_string(&report)? + "\n"
-    } else {
-        table(&report, train.mode, train.sigma)
-    };
+    let text =
+        if args.json { serde_json::to_string(&report)? + "\n" } else { table(&report, train) };
     super::print(&text)
 }
 
 /// The human-readable form of a report.
-pub fn table(r: &EvalReport, mode: Mode, sigma: f64) -> String {
+pub fn table(r: &EvalReport, train: &TrainConfig) -> String {
+    let mode = train.mode;
     let row = |name: &str, model: String, pca: String, noisy: Option<String>| {
         let noisy = noisy.map(|n| format!("  {n:>11}")).unwrap_or_default();
         format!("{name:<20} {model:>10}  {pca:>11}{noisy}\n")
@@ -56,7 +54,15 @@ pub fn table(r: &EvalReport, mode: Mode, sigma: f64) -> String {
     s +=
         &row("ssim", format!("{:.4}", r.ssim), "-".into(), r.noisy_ssim.map(|v| format!("{v:.4}")));
     if mode == Mode::Denoise {
-        s += &format!("noise                σ = {sigma}\n");
+        s += &format!("noise                {}\n", noise_label(train));
     }
     s
+}
+
+/// "σ = 0.3" or "masking, p = 0.2".
+pub fn noise_label(train: &TrainConfig) -> String {
+    match train.noise {
+        NoiseKind::Gaussian => format!("σ = {}", train.noise_level),
+        kind => format!("{kind}, p = {}", train.noise_level),
+    }
 }

@@ -38,7 +38,7 @@ pub fn write(
     let output = tch::no_grad(|| model.forward(&input));
     let host = data::to_host_f32;
     let (clean, input, output) = (host(&clean)?, host(&input)?, host(&output)?);
-    let noisy_label = format!("noisy (σ={})", train.sigma);
+    let noisy_label = format!("noisy ({})", super::eval::noise_label(train));
     let rows = match train.mode {
         Mode::Reconstruct => vec![
             GridRow { label: "original", images: &clean },

@@ -21,7 +21,8 @@ const GRID_IMAGES: usize = 10;
 pub fn run(args: TrainArgs) -> Result<()> {
     let cfg = TrainConfig {
         mode: args.mode,
-        sigma: args.sigma,
+        noise: args.noise,
+        noise_level: args.noise_level,
         epochs: args.epochs,
         batch_size: args.batch_size,
         lr: args.lr,
@@ -30,6 +31,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
         val_fraction: args.val_fraction,
         device: args.runtime.device,
         classes: args.classes.clone(),
+        loss: args.loss,
+        weight_decay: args.weight_decay,
+        l1_latent: args.l1_latent,
+        early_stop: args.early_stop,
+        lr_schedule: args.lr_schedule,
+        grad_clip: args.grad_clip,
     };
     cfg.validate().map_err(|e| anyhow!(e))?;
     device::set_threads(args.runtime.threads)?;
@@ -66,7 +73,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let started = Instant::now();
     let mut rows: Vec<EpochStats> = Vec::new();
     let mut bar = Progress::new();
-    let history = train::fit(&model, &vs, &train_t, val_t.as_ref(), &cfg, &mut |event| {
+    let fit = train::fit(&model, &vs, &train_t, val_t.as_ref(), &cfg, &mut |event| {
         bar.on(&event);
         if let Event::EpochEnd(stats) = event {
             rows.push(stats.clone());
@@ -75,13 +82,17 @@ pub fn run(args: TrainArgs) -> Result<()> {
         Ok(())
     })?;
     bar.finish();
+    let history = &fit.history;
+    if let (true, Some((epoch, loss))) = (fit.stopped_early, fit.best) {
+        eprintln!("early stop after epoch {}: best validation loss {loss:.6} in epoch {epoch}, weights restored", history.len());
+    }
     let train_seconds = started.elapsed().as_secs_f64();
 
     run.save_weights(&vs)?;
     let pca = super::pca_baseline(&train_set, &model_cfg, device)?;
     let report = metrics::evaluate(&model, &model_cfg, &cfg, &test.to_device(device), &pca);
     plot_loss::write(
-        &[plot_loss::curve("train", &history)],
+        &[plot_loss::curve("train", history)],
         &run.file(checkpoint::LOSS_PNG),
         false,
         Format::Png,
@@ -108,6 +119,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
         weights: checkpoint::WEIGHTS.to_string(),
         outcome: Some(Outcome {
             epochs_run: history.len(),
+            best_epoch: fit.best.map(|b| b.0),
+            best_val_loss: fit.best.map(|b| b.1),
+            stopped_early: fit.stopped_early,
             final_train_loss: last.train_loss,
             final_val_loss: last.val_loss,
             train_seconds,
@@ -121,7 +135,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         "trained {} epochs in {:.1} s\n\n{}\nrun folder  {dir}\nloss plot   {dir}/{}\ngrid        {dir}/{}\n",
         history.len(),
         train_seconds,
-        eval::table(&report, cfg.mode, cfg.sigma),
+        eval::table(&report, &cfg),
         checkpoint::LOSS_PNG,
         checkpoint::GRID_PNG,
     ))
@@ -134,6 +148,7 @@ fn model_config(args: &TrainArgs, height: usize, width: usize) -> ModelConfig {
         width: width as i64,
         hidden: args.hidden.clone(),
         latent: args.latent,
+        activation: args.activation,
     }
 }
 

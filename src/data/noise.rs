@@ -1,57 +1,90 @@
-//! Input corruption for denoising autoencoders.
+//! Input corruption for denoising autoencoders: Gaussian, masking and salt-and-pepper.
 
-use crate::config::Mode;
-use tch::Tensor;
+use crate::config::{Mode, NoiseKind, TrainConfig};
+use tch::{Kind, Tensor};
 
-/// clamp(x + σ·ε, 0, 1) with ε ~ N(0, I) drawn from libtorch's generator on x's device.
-/// Shape and dtype follow `x`.
-pub fn gaussian(x: &Tensor, sigma: f64) -> Tensor {
-    (x + x.randn_like() * sigma).clamp(0.0, 1.0)
-}
-
-/// What the network sees for clean images `x` under `mode`: `x` itself, or a fresh
-/// corruption of it.
-pub fn model_input(x: &Tensor, mode: Mode, sigma: f64) -> Tensor {
-    match mode {
-        Mode::Reconstruct => x.shallow_clone(),
-        Mode::Denoise => gaussian(x, sigma),
+/// Corrupts images `x` in [0, 1] (any shape) with `kind` noise of strength `level` (σ for
+/// Gaussian, the probability p otherwise), drawn from libtorch's generator on x's device.
+pub fn corrupt(x: &Tensor, kind: NoiseKind, level: f64) -> Tensor {
+    match kind {
+        NoiseKind::Gaussian => (x + x.randn_like() * level).clamp(0.0, 1.0),
+        NoiseKind::Masking => x * x.rand_like().ge(level).to_kind(x.kind()),
+        NoiseKind::SaltPepper => {
+            let hit = x.rand_like().lt(level);
+            let salt = x.rand_like().lt(0.5).to_kind(x.kind());
+            salt.where_self(&hit, x)
+        }
     }
 }
 
-/// The same corruption with a fixed seed, for numbers that must repeat (evaluation,
-/// grids). Reseeds libtorch's global generator: call it outside training.
-pub fn model_input_seeded(x: &Tensor, mode: Mode, sigma: f64, seed: i64) -> Tensor {
+/// What the network sees for clean images `x` under `train`'s mode: `x` itself, or a
+/// fresh corruption of it.
+pub fn model_input(x: &Tensor, train: &TrainConfig) -> Tensor {
+    match train.mode {
+        Mode::Reconstruct => x.shallow_clone(),
+        Mode::Denoise => corrupt(x, train.noise, train.noise_level),
+    }
+}
+
+/// The same with a fixed seed, for numbers that must repeat (evaluation, grids).
+/// Reseeds libtorch's global generator: call it outside training.
+pub fn model_input_seeded(x: &Tensor, train: &TrainConfig, seed: i64) -> Tensor {
     tch::manual_seed(seed);
-    model_input(x, mode, sigma)
+    model_input(x, train)
+}
+
+/// Share of the elements of `a` and `b` that differ.
+pub fn changed_share(a: &Tensor, b: &Tensor) -> f64 {
+    a.ne_tensor(b).to_kind(Kind::Double).mean(Kind::Double).double_value(&[])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tch::{Device, Kind};
+    use tch::Device;
+
+    fn grey(n: i64) -> Tensor {
+        Tensor::full([n], 0.5, (Kind::Float, Device::Cpu))
+    }
 
     #[test]
-    fn noise_has_the_requested_spread_and_stays_in_range() {
+    fn gaussian_noise_has_the_requested_spread_and_stays_in_range() {
         tch::manual_seed(0);
-        let x = Tensor::full([100_000], 0.5, (Kind::Float, Device::Cpu));
-        let y = gaussian(&x, 0.1);
+        let x = grey(100_000);
+        let y = corrupt(&x, NoiseKind::Gaussian, 0.1);
         assert_eq!(y.size(), x.size());
         let std = (&y - &x).std(true).double_value(&[]);
         assert!((std - 0.1).abs() < 0.002, "std {std}");
-        let y = gaussian(&x, 2.0);
+        let y = corrupt(&x, NoiseKind::Gaussian, 2.0);
         assert!(y.min().double_value(&[]) >= 0.0 && y.max().double_value(&[]) <= 1.0);
         // Clamping piles the heavy tails onto 0 and 1.
         assert!(y.eq(0.0).sum(Kind::Int64).int64_value(&[]) > 30_000);
     }
 
     #[test]
-    fn seeded_noise_repeats_and_zero_sigma_is_identity() {
+    fn masking_and_salt_pepper_corrupt_the_expected_share_of_pixels() {
+        tch::manual_seed(1);
+        let x = grey(200_000);
+        // With n = 200k and p = 0.3 the standard error of the share is 0.001.
+        let masked = corrupt(&x, NoiseKind::Masking, 0.3);
+        assert!((changed_share(&masked, &x) - 0.3).abs() < 0.005);
+        assert!(masked.ne(0.0).logical_and(&masked.ne(0.5)).sum(Kind::Int64).int64_value(&[]) == 0);
+        let sp = corrupt(&x, NoiseKind::SaltPepper, 0.2);
+        assert!((changed_share(&sp, &x) - 0.2).abs() < 0.005);
+        let ones = sp.eq(1.0).to_kind(Kind::Double).mean(Kind::Double).double_value(&[]);
+        assert!((ones - 0.1).abs() < 0.004, "half the hits are salt: {ones}");
+        assert!(corrupt(&x, NoiseKind::Masking, 0.0).equal(&x));
+    }
+
+    #[test]
+    fn seeded_noise_repeats_and_reconstruction_is_identity() {
         let x = Tensor::rand([64], (Kind::Float, Device::Cpu));
-        let a = model_input_seeded(&x, Mode::Denoise, 0.3, 5);
-        let b = model_input_seeded(&x, Mode::Denoise, 0.3, 5);
+        let denoise = TrainConfig { mode: Mode::Denoise, ..Default::default() };
+        let a = model_input_seeded(&x, &denoise, 5);
+        let b = model_input_seeded(&x, &denoise, 5);
         assert!(a.equal(&b));
         assert!(!a.equal(&x));
-        assert!(gaussian(&x, 0.0).equal(&x));
-        assert!(model_input(&x, Mode::Reconstruct, 0.3).equal(&x));
+        assert!(corrupt(&x, NoiseKind::Gaussian, 0.0).equal(&x));
+        assert!(model_input(&x, &TrainConfig::default()).equal(&x));
     }
 }

@@ -5,7 +5,7 @@ pub mod detection;
 pub mod pca;
 pub mod ssim;
 
-use crate::config::{ModelConfig, TrainConfig};
+use crate::config::{Loss, ModelConfig, TrainConfig};
 use crate::data::{noise, to_unit_float};
 use crate::model::Autoencoder;
 use pca::Pca;
@@ -75,10 +75,23 @@ pub fn sq_err_per_row(a: &Tensor, b: &Tensor) -> Tensor {
     (a - b).square().sum_dim_intlist(1, false, Kind::Double)
 }
 
-/// Mean squared error per pixel of `model` on `inputs` against `targets`. One host
-/// synchronisation in all.
-pub fn mean_sq_err(model: &Autoencoder, inputs: &Tensor, targets: &Tensor) -> f64 {
-    mse(&reconstruct(model, inputs), targets)
+/// Mean reconstruction loss per pixel of `model` on `inputs` against `targets`, in
+/// batches. One host synchronisation in all.
+pub fn mean_loss(model: &Autoencoder, inputs: &Tensor, targets: &Tensor, loss: Loss) -> f64 {
+    let output = reconstruct(model, inputs);
+    match loss {
+        Loss::Mse => mse(&output, targets),
+        Loss::Bce => tch::no_grad(|| {
+            output
+                .to_kind(Kind::Double)
+                .binary_cross_entropy::<Tensor>(
+                    &targets.to_kind(Kind::Double),
+                    None,
+                    tch::Reduction::Mean,
+                )
+                .double_value(&[])
+        }),
+    }
 }
 
 fn mse(a: &Tensor, b: &Tensor) -> f64 {
@@ -88,7 +101,7 @@ fn mse(a: &Tensor, b: &Tensor) -> f64 {
 /// The model's input for clean images `x` (`[N, D]` f32) under `mode`, with fixed-seed
 /// corruption so evaluation repeats exactly.
 pub fn eval_inputs(x: &Tensor, train: &TrainConfig) -> Tensor {
-    noise::model_input_seeded(x, train.mode, train.sigma, EVAL_NOISE_SEED)
+    noise::model_input_seeded(x, train, EVAL_NOISE_SEED)
 }
 
 /// Evaluates `model` on u8 images `[N, D]` on the model's device, beside `pca`.

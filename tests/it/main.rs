@@ -6,3 +6,4 @@ mod plots;
 mod quality;
 mod training;
 mod util;
+mod zoo;

@@ -1,0 +1,178 @@
+//! Model and training options: corruption kinds, losses, activations, regularisers,
+//! schedules and early stopping, each through the one training loop.
+
+use crate::util::*;
+use ae_tch::config::{Activation, Arch, Loss, ModelConfig, TrainConfig};
+use ae_tch::{data, metrics, model::Autoencoder, train};
+use tch::{nn, Device};
+
+fn val_losses(run: &std::path::Path) -> Vec<f64> {
+    let text = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    text.lines().skip(1).map(|l| l.split(',').nth(2).unwrap().parse().unwrap()).collect()
+}
+
+#[test]
+fn every_noise_kind_trains_and_reloads_to_identical_metrics() {
+    let dir = tempdir();
+    for (kind, label) in [
+        ("gaussian", "σ = 0.3"),
+        ("masking", "masking, p = 0.3"),
+        ("salt-pepper", "salt-pepper, p = 0.3"),
+    ] {
+        let out = dir.path().join(kind);
+        let flags = ["--mode", "denoise", "--noise", kind, "--noise-level", "0.3", "--epochs", "3"];
+        let run = ae(dir.path(), &quick_train(&mnist(), &out, &flags)).ok();
+        assert!(run.stdout.contains(label), "{kind}: {}", run.stdout);
+        let val = val_losses(&out);
+        assert!(val[2] < val[0], "{kind}: validation loss did not fall: {val:?}");
+        let manifest = read_json(&out.join("model.json"));
+        assert_eq!(manifest["train"]["noise"], kind);
+        let eval =
+            ae(dir.path(), &["eval", "--threads", "1", "--device", "cpu", "--run", kind, "--json"])
+                .ok();
+        let measured: serde_json::Value = serde_json::from_str(eval.stdout.trim()).unwrap();
+        assert_eq!(measured, manifest["outcome"]["test"], "{kind}");
+        assert!(
+            measured["psnr_db"].as_f64() > measured["noisy_psnr_db"].as_f64(),
+            "{kind}: {measured}"
+        );
+    }
+}
+
+#[test]
+fn losses_activations_regularisers_and_schedules_train() {
+    let dir = tempdir();
+    let cases: [&[&str]; 3] = [
+        &["--loss", "bce", "--activation", "gelu"],
+        &[
+            "--activation",
+            "tanh",
+            "--l1-latent",
+            "0.01",
+            "--weight-decay",
+            "0.01",
+            "--lr-schedule",
+            "cosine",
+        ],
+        &["--activation", "leaky-relu", "--grad-clip", "0.5", "--lr-schedule", "plateau"],
+    ];
+    for (i, flags) in cases.iter().enumerate() {
+        let out = dir.path().join(format!("r{i}"));
+        let mut all = vec!["--epochs", "3"];
+        all.extend_from_slice(flags);
+        ae(dir.path(), &quick_train(&mnist(), &out, &all)).ok();
+        let val = val_losses(&out);
+        assert!(val[2] < val[0], "{flags:?}: validation loss did not fall: {val:?}");
+        let m = read_json(&out.join("model.json"));
+        assert_eq!(
+            m["model"]["activation"],
+            flags[1 + flags.iter().position(|f| *f == "--activation").unwrap()]
+        );
+    }
+    // Cosine: the learning rate column follows lr·(1 + cos(π(e−1)/E))/2.
+    let text = std::fs::read_to_string(dir.path().join("r1/metrics.csv")).unwrap();
+    let lrs: Vec<f64> =
+        text.lines().skip(1).map(|l| l.split(',').nth(5).unwrap().parse().unwrap()).collect();
+    let expected: Vec<f64> = (0..3)
+        .map(|e| 0.003 * 0.5 * (1.0 + (std::f64::consts::PI * e as f64 / 3.0).cos()))
+        .collect();
+    assert!(
+        lrs.iter().zip(&expected).all(|(a, b)| (a - b).abs() < 1e-12),
+        "{lrs:?} vs {expected:?}"
+    );
+    let m = read_json(&dir.path().join("r0/model.json"));
+    assert_eq!(m["train"]["loss"], "bce");
+}
+
+#[test]
+fn early_stopping_stops_and_restores_the_best_weights() {
+    // A wide network on 300 images overfits: validation loss turns up after ~20 epochs.
+    let cfg = TrainConfig {
+        limit: Some(400),
+        val_fraction: 0.25,
+        batch_size: 16,
+        lr: 0.003,
+        epochs: 60,
+        early_stop: Some(3),
+        device: ae_tch::config::DeviceSpec::Cpu,
+        ..Default::default()
+    };
+    let (train_set, val_set) = data::training_sets(&mnist(), &cfg).unwrap();
+    let model_cfg = ModelConfig {
+        arch: Arch::Mlp,
+        height: 28,
+        width: 28,
+        hidden: vec![512],
+        latent: 64,
+        activation: Activation::Relu,
+    };
+    tch::manual_seed(cfg.seed as i64);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = Autoencoder::new(&vs.root(), &model_cfg);
+    let val = val_set.to_device(Device::Cpu);
+    let fit =
+        train::fit(&model, &vs, &train_set.to_device(Device::Cpu), Some(&val), &cfg, &mut |_| {
+            Ok(())
+        })
+        .unwrap();
+    let (best_epoch, best_loss) = fit.best.unwrap();
+    let last = fit.history.last().unwrap();
+    assert!(fit.stopped_early && last.epoch < 60, "did not stop early: {} epochs", last.epoch);
+    assert_eq!(
+        last.epoch,
+        best_epoch + 3,
+        "stops after exactly PATIENCE epochs without a better loss"
+    );
+    assert!(last.val_loss.unwrap() > best_loss);
+    // The weights left in the model are the best epoch's, not the last one's.
+    let v = val_set.to_unit(Device::Cpu);
+    assert_eq!(metrics::mean_loss(&model, &v, &v, Loss::Mse), best_loss);
+
+    // Through the CLI, the outcome records it.
+    let dir = tempdir();
+    let out = dir.path().join("es");
+    let flags = [
+        "--limit",
+        "400",
+        "--val-fraction",
+        "0.25",
+        "--batch-size",
+        "16",
+        "--lr",
+        "0.003",
+        "--hidden",
+        "512",
+        "--latent",
+        "64",
+        "--epochs",
+        "60",
+        "--early-stop",
+        "3",
+    ];
+    let run = ae(dir.path(), &quick_train(&mnist(), &out, &flags)).ok();
+    assert!(run.stderr.contains("early stop after epoch"), "{}", run.stderr);
+    let outcome = read_json(&out.join("model.json"))["outcome"].clone();
+    assert_eq!(outcome["stopped_early"], true);
+    assert_eq!(
+        outcome["epochs_run"].as_u64().unwrap(),
+        outcome["best_epoch"].as_u64().unwrap() + 3
+    );
+}
+
+#[test]
+fn impossible_option_combinations_are_named() {
+    let dir = tempdir();
+    let out = dir.path().join("x");
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--mode", "denoise", "--noise", "masking", "--noise-level", "1.5"],
+            "is a probability for masking noise",
+        ),
+        (&["--early-stop", "2", "--val-fraction", "0"], "--early-stop needs validation images"),
+        (&["--grad-clip", "0"], "--grad-clip must be a positive number"),
+        (&["--loss", "hinge"], "invalid value 'hinge'"),
+    ];
+    for (flags, needle) in cases {
+        ae(dir.path(), &quick_train(&mnist(), &out, flags)).fails_with(&[needle]);
+    }
+}
