@@ -300,6 +300,9 @@ mod tests {
                 hidden: vec![256, 64],
                 latent: 16,
                 activation: crate::config::Activation::Relu,
+                backbone: crate::config::Backbone::Mlp,
+                channels: vec![],
+                tied_weights: false,
             },
             train: TrainConfig {
                 mode: Mode::Denoise,
@@ -341,6 +344,8 @@ mod tests {
                 seconds: 1.5,
                 samples_per_s: 10.0,
                 lr: 0.001,
+                train_reconstruction: None,
+                train_kl: None,
             },
             EpochStats {
                 epoch: 2,
@@ -349,11 +354,13 @@ mod tests {
                 seconds: 1.25,
                 samples_per_s: 12.0,
                 lr: 0.0005,
+                train_reconstruction: Some(0.04),
+                train_kl: Some(0.01),
             },
         ];
         run.write_metrics(&rows).unwrap();
         let text = std::fs::read_to_string(run.file(METRICS_CSV)).unwrap();
-        assert!(text.starts_with("epoch,train_loss,val_loss,seconds,samples_per_s,lr\n"), "{text}");
+        assert!(text.starts_with("epoch,train_loss,val_loss,seconds,samples_per_s,lr,train_reconstruction,train_kl\n"), "{text}");
         assert_eq!(read_metrics(&run.file(METRICS_CSV)).unwrap(), rows);
     }
 }

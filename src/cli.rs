@@ -1,7 +1,9 @@
 //! Command-line types only (clap derive): one `*Args` struct per subcommand. Doc comments
 //! are the help text; defaults come from `config`.
 
-use crate::config::{self, Activation, DeviceSpec, Loss, LrSchedule, Mode, NoiseKind};
+use crate::config::{
+    self, Activation, Arch, Backbone, DeviceSpec, Loss, LrSchedule, Mode, NoiseKind,
+};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -21,6 +23,8 @@ pub enum Command {
     Anomaly(AnomalyArgs),
     PlotLatent(PlotLatentArgs),
     Denoise(DenoiseArgs),
+    Sample(SampleArgs),
+    Interpolate(InterpolateArgs),
     PlotLoss(PlotLossArgs),
     Grid(GridArgs),
 }
@@ -61,7 +65,22 @@ pub struct TrainArgs {
     /// Noise strength: σ for gaussian, the probability p for masking and salt-pepper
     #[arg(long, visible_alias = "sigma", default_value_t = config::DEFAULT_SIGMA, value_name = "F")]
     pub noise_level: f64,
-    /// Encoder layer widths, input side first; the decoder mirrors them
+    /// Network family
+    #[arg(long, value_enum, default_value_t = Arch::Mlp)]
+    pub arch: Arch,
+    /// Layers under --arch vae
+    #[arg(long, value_enum, default_value_t = Backbone::Mlp)]
+    pub backbone: Backbone,
+    /// Convolution output channels, input side first (conv layers; each halves the size)
+    #[arg(long, value_delimiter = ',', default_value = config::DEFAULT_CHANNELS, value_name = "C,C,..")]
+    pub channels: Vec<i64>,
+    /// MLP: the decoder uses the encoder's weights transposed
+    #[arg(long)]
+    pub tied_weights: bool,
+    /// VAE: weight β of the KL term (β-VAE when not 1) [default: 1]
+    #[arg(long, value_name = "F")]
+    pub beta: Option<f64>,
+    /// Encoder layer widths, input side first; the decoder mirrors them (mlp)
     #[arg(long, value_delimiter = ',', default_value = config::DEFAULT_HIDDEN, value_name = "W,W,..")]
     pub hidden: Vec<i64>,
     /// Size k of the latent code z
@@ -263,6 +282,55 @@ pub struct DenoiseArgs {
     /// Also write one sheet with every input and result, .png or .svg
     #[arg(long, value_name = "FILE")]
     pub grid: Option<PathBuf>,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+/// Draw codes from a VAE's prior N(0, I) and decode them into a grid of images.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  ae-tch train --arch vae --latent 8 --out runs/vae && ae-tch sample --run runs/vae -n 40 -o samples.png"
+)]
+pub struct SampleArgs {
+    /// Run folder of a VAE written by `ae-tch train --arch vae`
+    #[arg(long, value_name = "RUN_DIR")]
+    pub run: PathBuf,
+    /// Number of samples (10 a row)
+    #[arg(short, default_value_t = 40, value_name = "N")]
+    pub n: usize,
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub seed: u64,
+    /// Output image, .png or .svg
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+/// Decode the straight line between two test images' codes (any architecture).
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  ae-tch interpolate --run runs/demo --from 0 --to 7 --steps 12 -o path.png"
+)]
+pub struct InterpolateArgs {
+    /// Run folder written by `ae-tch train`
+    #[arg(long, value_name = "RUN_DIR")]
+    pub run: PathBuf,
+    /// Data folder [default: the one the run was trained on]
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Index of the first test image
+    #[arg(long, value_name = "I")]
+    pub from: usize,
+    /// Index of the last test image
+    #[arg(long, value_name = "J")]
+    pub to: usize,
+    /// Points on the path, ends included
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub steps: usize,
+    /// Output image, .png or .svg
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
 }

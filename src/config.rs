@@ -97,13 +97,29 @@ pub enum LrSchedule {
     Plateau,
 }
 
-/// The network family. Only the fully connected autoencoder exists so far.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The network family.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Arch {
+    /// fully connected: --hidden widths, mirrored
     #[default]
     Mlp,
+    /// stride-2 3x3 convolutions (--channels), a dense code, mirrored transposed convolutions
+    Conv,
+    /// variational: the encoder gives μ and log σ², trained on reconstruction + β·KL
+    Vae,
 }
+
+/// The layers under a VAE.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Backbone {
+    #[default]
+    Mlp,
+    Conv,
+}
+
+pub const DEFAULT_CHANNELS: &str = "32,64";
 
 /// Where tensors live. Parsed from `auto`, `cpu`, `cuda` or `cuda:N`; resolved against
 /// what libtorch sees by `device::resolve`.
@@ -167,6 +183,15 @@ pub struct ModelConfig {
     pub latent: i64,
     #[serde(default)]
     pub activation: Activation,
+    /// VAE only: the layers under it.
+    #[serde(default)]
+    pub backbone: Backbone,
+    /// Convolutional layers' output channels, input side first.
+    #[serde(default)]
+    pub channels: Vec<i64>,
+    /// MLP only: the decoder reuses the encoder's transposed weights.
+    #[serde(default)]
+    pub tied_weights: bool,
 }
 
 impl ModelConfig {
@@ -182,12 +207,52 @@ impl ModelConfig {
         widths
     }
 
+    /// True for convolutional layers (conv, or a VAE on a conv backbone).
+    pub fn is_conv(&self) -> bool {
+        self.arch == Arch::Conv || (self.arch == Arch::Vae && self.backbone == Backbone::Conv)
+    }
+
+    /// Width of the encoder's output: the code, or μ and log σ² side by side.
+    pub fn encoder_out(&self) -> i64 {
+        if self.arch == Arch::Vae {
+            2 * self.latent
+        } else {
+            self.latent
+        }
+    }
+
+    /// Spatial sizes through the stride-2 convolutions: `[(h, w), (⌈h/2⌉, ⌈w/2⌉), …]`.
+    pub fn conv_sizes(&self) -> Vec<(i64, i64)> {
+        let mut sizes = vec![(self.height, self.width)];
+        for _ in &self.channels {
+            let (h, w) = sizes[sizes.len() - 1];
+            sizes.push(((h + 1) / 2, (w + 1) / 2));
+        }
+        sizes
+    }
+
     /// Number of weights and biases the network has.
     pub fn parameter_count(&self) -> i64 {
+        let dense = |i: i64, o: i64| i * o + o;
+        if self.is_conv() {
+            let (h, w) = self.conv_sizes()[self.channels.len()];
+            let flat = self.channels.last().copied().unwrap_or(1) * h * w;
+            let mut chans = vec![1];
+            chans.extend(&self.channels);
+            let convs: i64 =
+                chans.windows(2).map(|c| 9 * c[0] * c[1] + c[1] + 9 * c[1] * c[0] + c[0]).sum();
+            return convs + dense(flat, self.encoder_out()) + dense(self.latent, flat);
+        }
         let w = self.encoder_widths();
-        2 * w.windows(2).map(|p| p[0] * p[1]).sum::<i64>() + w.iter().sum::<i64>() * 2
-            - w[0]
-            - w[w.len() - 1]
+        let encoder: i64 = w.windows(2).map(|p| dense(p[0], p[1])).sum::<i64>()
+            - dense(w[w.len() - 2], self.latent)
+            + dense(w[w.len() - 2], self.encoder_out());
+        let decoder: i64 = if self.tied_weights {
+            w[..w.len() - 1].iter().sum()
+        } else {
+            w.windows(2).map(|p| dense(p[1], p[0])).sum()
+        };
+        encoder + decoder
     }
 
     /// Checks what the CLI or a hand-edited model.json could get wrong.
@@ -206,6 +271,16 @@ impl ModelConfig {
             return Err(format!("hidden widths must be at least 1, got {w}"));
         }
         const MAX_WIDTH: i64 = 1 << 16;
+        if self.is_conv() && self.channels.is_empty() {
+            return Err("--channels needs at least one convolutional layer".into());
+        }
+        if let Some(c) = self.channels.iter().find(|&&c| !(1..=4096).contains(&c)) {
+            return Err(format!("--channels must be between 1 and 4096, got {c}"));
+        }
+        if self.tied_weights && self.arch != Arch::Mlp {
+            return Err(format!("--tied-weights works with --arch mlp only, not {:?}", self.arch)
+                .to_lowercase());
+        }
         if let Some(w) = self.hidden.iter().chain([&self.latent]).find(|&&w| w > MAX_WIDTH) {
             return Err(format!("layer width {w} is larger than the supported {MAX_WIDTH}"));
         }
@@ -262,6 +337,9 @@ pub struct TrainConfig {
     /// Largest L2 norm of the gradient per step.
     #[serde(default)]
     pub grad_clip: Option<f64>,
+    /// VAE only: weight of the KL term (β-VAE when not 1).
+    #[serde(default)]
+    pub beta: Option<f64>,
 }
 
 impl Default for TrainConfig {
@@ -284,6 +362,7 @@ impl Default for TrainConfig {
             early_stop: None,
             lr_schedule: LrSchedule::default(),
             grad_clip: None,
+            beta: None,
         }
     }
 }
@@ -326,6 +405,9 @@ impl TrainConfig {
         if let Some(c) = self.grad_clip.filter(|c| !(c.is_finite() && *c > 0.0)) {
             return Err(format!("--grad-clip must be a positive number, got {c}"));
         }
+        if let Some(b) = self.beta.filter(|b| !(b.is_finite() && *b >= 0.0)) {
+            return Err(format!("--beta must be a non-negative number, got {b}"));
+        }
         if self.early_stop == Some(0) {
             return Err("--early-stop must be at least 1 epoch".into());
         }
@@ -359,6 +441,9 @@ mod tests {
             hidden: vec![256, 64],
             latent: 16,
             activation: Activation::Relu,
+            backbone: Backbone::Mlp,
+            channels: vec![],
+            tied_weights: false,
         }
     }
 

@@ -1,55 +1,88 @@
 //! The autoencoder: encoder f_θ and decoder g_φ as tch `nn::Sequential`s, built from a
-//! `ModelConfig` alone.
+//! `ModelConfig` alone — fully connected, convolutional, or variational on either.
 //!
-//! Variable names follow the equivalent `torch.nn.Sequential`: in
-//! `Linear, ReLU, Linear, ReLU, Linear` the linear layers sit at positions 0, 2 and 4, so
-//! the weights are `encoder.0.weight`, `encoder.2.weight`, … as a PyTorch state dict would
-//! name them.
+//! Variable names follow the equivalent `torch.nn.Sequential`: every module, reshapes and
+//! activations included, takes the next position, so in `Linear, ReLU, Linear` the weights
+//! are `encoder.0.weight` and `encoder.2.weight`, as a PyTorch state dict would name them.
 
-use crate::config::{Activation, ModelConfig};
+use crate::config::{Activation, Arch, ModelConfig};
 use tch::nn::{self, Module};
-use tch::Tensor;
+use tch::{Kind, Tensor};
 
 #[derive(Debug)]
 pub struct Autoencoder {
     pub encoder: nn::Sequential,
     pub decoder: nn::Sequential,
+    /// The encoder outputs μ and log σ² (a VAE).
+    pub variational: bool,
+    pub latent: i64,
+}
+
+/// What one training step needs from a forward pass.
+pub struct TrainOutput {
+    pub reconstruction: Tensor,
+    /// The code the decoder saw (sampled for a VAE).
+    pub z: Tensor,
+    /// VAE: KL(q(z|x) ‖ N(0, I)) per image, divided by the pixel count so it is on the
+    /// scale of a per-pixel reconstruction loss.
+    pub kl: Option<Tensor>,
 }
 
 impl Autoencoder {
     /// Builds the network's variables under `vs / "encoder"` and `vs / "decoder"`.
     /// `config` must have passed `ModelConfig::validate`.
     pub fn new(vs: &nn::Path, config: &ModelConfig) -> Self {
-        let widths = config.encoder_widths();
-        let encoder = mlp(&(vs / "encoder"), &widths, config.activation, Output::Linear);
-        let reversed: Vec<i64> = widths.iter().rev().copied().collect();
-        let decoder = mlp(&(vs / "decoder"), &reversed, config.activation, Output::Sigmoid);
-        Autoencoder { encoder, decoder }
+        let (encoder, decoder) = if config.is_conv() {
+            (conv_encoder(&(vs / "encoder"), config), conv_decoder(&(vs / "decoder"), config))
+        } else {
+            mlp(vs, config)
+        };
+        Autoencoder {
+            encoder,
+            decoder,
+            variational: config.arch == Arch::Vae,
+            latent: config.latent,
+        }
     }
 
-    /// `x`: `[N, height*width]` in [0, 1] → code `z`: `[N, latent]`.
+    /// `x`: `[N, height*width]` in [0, 1] → code `z`: `[N, latent]` (μ for a VAE).
     pub fn encode(&self, x: &Tensor) -> Tensor {
-        self.encoder.forward(x)
+        let out = self.encoder.forward(x);
+        if self.variational {
+            out.narrow(1, 0, self.latent)
+        } else {
+            out
+        }
     }
 
     /// `z`: `[N, latent]` → `[N, height*width]` in (0, 1).
     pub fn decode(&self, z: &Tensor) -> Tensor {
         self.decoder.forward(z)
     }
-}
 
-impl Module for Autoencoder {
-    /// `x`: `[N, height*width]` → reconstruction `x̂`: `[N, height*width]`.
-    fn forward(&self, x: &Tensor) -> Tensor {
-        self.decode(&self.encode(x))
+    /// The training-time forward pass: a VAE samples z = μ + σ·ε (reparameterised).
+    pub fn forward_train(&self, x: &Tensor) -> TrainOutput {
+        let out = self.encoder.forward(x);
+        if !self.variational {
+            return TrainOutput { reconstruction: self.decode(&out), z: out, kl: None };
+        }
+        let mu = out.narrow(1, 0, self.latent);
+        let logvar = out.narrow(1, self.latent, self.latent);
+        let z = &mu + (&logvar * 0.5).exp() * mu.randn_like();
+        let kl =
+            ((&logvar + 1.0 - mu.square() - logvar.exp()).sum_dim_intlist(1, false, Kind::Float)
+                * -0.5)
+                .mean(Kind::Float)
+                / x.size()[1] as f64;
+        TrainOutput { reconstruction: self.decode(&z), z, kl: Some(kl) }
     }
 }
 
-enum Output {
-    /// The code is linear, as in PCA: no activation on the last layer.
-    Linear,
-    /// Pixels in (0, 1).
-    Sigmoid,
+impl Module for Autoencoder {
+    /// `x`: `[N, height*width]` → reconstruction `x̂`: `[N, height*width]` (from μ for a VAE).
+    fn forward(&self, x: &Tensor) -> Tensor {
+        self.decode(&self.encode(x))
+    }
 }
 
 /// `activation` as a tensor function.
@@ -62,28 +95,136 @@ fn activate(activation: Activation, x: &Tensor) -> Tensor {
     }
 }
 
-/// Linear layers through `widths` with `activation` between them.
-fn mlp(vs: &nn::Path, widths: &[i64], activation: Activation, output: Output) -> nn::Sequential {
-    let mut seq = nn::seq();
-    let last = widths.len() - 2;
+/// Appends modules to a `Sequential`, naming each by its position as torch would.
+struct Builder<'a> {
+    vs: nn::Path<'a>,
+    seq: nn::Sequential,
+    pos: usize,
+}
+
+impl<'a> Builder<'a> {
+    fn new(vs: nn::Path<'a>) -> Self {
+        Builder { vs, seq: nn::seq(), pos: 0 }
+    }
+
+    /// A module with variables, created under the next position's name.
+    fn layer<M: Module + 'static>(mut self, make: impl FnOnce(nn::Path) -> M) -> Self {
+        let m = make(&self.vs / self.pos.to_string().as_str());
+        self.seq = self.seq.add(m);
+        self.pos += 1;
+        self
+    }
+
+    /// A module without variables (activation, reshape).
+    fn func(mut self, f: impl Fn(&Tensor) -> Tensor + Send + 'static) -> Self {
+        self.seq = self.seq.add_fn(f);
+        self.pos += 1;
+        self
+    }
+}
+
+/// Fully connected encoder and mirrored decoder; with tied weights the decoder multiplies
+/// by the encoder's weights transposed and owns only its biases.
+fn mlp(vs: &nn::Path, config: &ModelConfig) -> (nn::Sequential, nn::Sequential) {
+    let act = config.activation;
+    let mut widths = config.encoder_widths();
+    let last = widths.len() - 1;
+    let mut enc = Builder::new(vs / "encoder");
+    let mut weights = Vec::new();
+    widths[last] = config.encoder_out();
     for (i, pair) in widths.windows(2).enumerate() {
-        let name = (2 * i).to_string();
-        seq = seq.add(nn::linear(vs / name.as_str(), pair[0], pair[1], Default::default()));
-        if i < last {
-            seq = seq.add_fn(move |x| activate(activation, x));
+        let (fan_in, fan_out) = (pair[0], pair[1]);
+        enc = enc.layer(|p| {
+            let linear = nn::linear(p, fan_in, fan_out, Default::default());
+            weights.push(linear.ws.shallow_clone());
+            linear
+        });
+        if i + 1 < last {
+            enc = enc.func(move |x| activate(act, x));
         }
     }
-    match output {
-        Output::Linear => seq,
-        Output::Sigmoid => seq.add_fn(|x| x.sigmoid()),
+    widths[last] = config.latent;
+    let mut dec = Builder::new(vs / "decoder");
+    let reversed: Vec<i64> = widths.iter().rev().copied().collect();
+    for (i, pair) in reversed.windows(2).enumerate() {
+        let (fan_in, fan_out) = (pair[0], pair[1]);
+        dec = if config.tied_weights {
+            let w = weights[last - 1 - i].shallow_clone(); // [fan_in, fan_out] of the encoder layer
+            dec.layer(|p| {
+                let b = p.zeros("bias", &[fan_out]);
+                nn::func(move |x| x.matmul(&w) + &b)
+            })
+        } else {
+            dec.layer(|p| nn::linear(p, fan_in, fan_out, Default::default()))
+        };
+        dec = if i + 1 < last {
+            dec.func(move |x| activate(act, x))
+        } else {
+            dec.func(|x| x.sigmoid())
+        };
     }
+    (enc.seq, dec.seq)
+}
+
+fn conv_config() -> nn::ConvConfig {
+    nn::ConvConfig { stride: 2, padding: 1, ..Default::default() }
+}
+
+/// `[N, h*w]` → `[N, 1, h, w]` → stride-2 3×3 convolutions → flatten → dense code.
+fn conv_encoder(vs: &nn::Path, config: &ModelConfig) -> nn::Sequential {
+    let (h, w, act) = (config.height, config.width, config.activation);
+    let mut b = Builder::new(vs.clone()).func(move |x| x.view([-1, 1, h, w]));
+    let mut c_in = 1;
+    for &c in &config.channels {
+        b = b.layer(|p| nn::conv2d(p, c_in, c, 3, conv_config())).func(move |x| activate(act, x));
+        c_in = c;
+    }
+    let (fh, fw) = config.conv_sizes()[config.channels.len()];
+    let out = config.encoder_out();
+    b.func(|x| x.flatten(1, -1))
+        .layer(|p| nn::linear(p, c_in * fh * fw, out, Default::default()))
+        .seq
+}
+
+/// Dense → `[N, c, h', w']` → stride-2 3×3 transposed convolutions, each cropped back to
+/// the encoder's matching resolution where that is odd → sigmoid → `[N, h*w]`.
+fn conv_decoder(vs: &nn::Path, config: &ModelConfig) -> nn::Sequential {
+    let act = config.activation;
+    let sizes = config.conv_sizes();
+    let n = config.channels.len();
+    let c_last = config.channels[n - 1];
+    let (fh, fw) = sizes[n];
+    let latent = config.latent;
+    let mut b = Builder::new(vs.clone())
+        .layer(|p| nn::linear(p, latent, c_last * fh * fw, Default::default()))
+        .func(move |x| activate(act, x))
+        .func(move |x| x.view([-1, c_last, fh, fw]));
+    for i in (0..n).rev() {
+        let c_in = config.channels[i];
+        let c_out = if i == 0 { 1 } else { config.channels[i - 1] };
+        let ((th, tw), (sh, sw)) = (sizes[i], sizes[i + 1]);
+        // (s − 1)·2 − 2 + 3 + 1 = 2s, cropped to the encoder's size at this level
+        // (2s or 2s − 1) so odd and non-square images come back whole.
+        let cfg = nn::ConvTransposeConfig {
+            stride: 2,
+            padding: 1,
+            output_padding: 1,
+            ..Default::default()
+        };
+        b = b.layer(|p| nn::conv_transpose2d(p, c_in, c_out, 3, cfg));
+        if (th, tw) != (2 * sh, 2 * sw) {
+            b = b.func(move |x| x.narrow(2, 0, th).narrow(3, 0, tw));
+        }
+        b = if i == 0 { b.func(|x| x.sigmoid()) } else { b.func(move |x| activate(act, x)) };
+    }
+    b.func(|x| x.flatten(1, -1)).seq
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Arch;
-    use tch::{Device, Kind};
+    use crate::config::Backbone;
+    use tch::Device;
 
     fn config(hidden: Vec<i64>) -> ModelConfig {
         ModelConfig {
@@ -93,27 +234,61 @@ mod tests {
             hidden,
             latent: 16,
             activation: Activation::Relu,
+            backbone: Backbone::Mlp,
+            channels: vec![32, 64],
+            tied_weights: false,
+        }
+    }
+
+    fn shapes(vs: &nn::VarStore) -> Vec<(String, Vec<i64>)> {
+        let mut s: Vec<(String, Vec<i64>)> =
+            vs.variables().into_iter().map(|(k, v)| (k, v.size())).collect();
+        s.sort();
+        s
+    }
+
+    #[test]
+    fn shapes_follow_the_config_for_every_arch() {
+        let x = Tensor::rand([5, 784], (Kind::Float, Device::Cpu));
+        for (arch, backbone) in [
+            (Arch::Mlp, Backbone::Mlp),
+            (Arch::Conv, Backbone::Mlp),
+            (Arch::Vae, Backbone::Mlp),
+            (Arch::Vae, Backbone::Conv),
+        ] {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let cfg = ModelConfig { arch, backbone, ..config(vec![256, 64]) };
+            let ae = Autoencoder::new(&vs.root(), &cfg);
+            assert_eq!(ae.encode(&x).size(), vec![5, 16], "{arch:?}");
+            let y = ae.forward(&x);
+            assert_eq!(y.size(), vec![5, 784], "{arch:?}");
+            assert!(y.min().double_value(&[]) > 0.0 && y.max().double_value(&[]) < 1.0);
+            let t = ae.forward_train(&x);
+            assert_eq!(t.kl.is_some(), arch == Arch::Vae);
+            let params: i64 = vs.variables().values().map(|v| v.numel() as i64).sum();
+            assert_eq!(params, cfg.parameter_count(), "{arch:?} {backbone:?}");
         }
     }
 
     #[test]
-    fn shapes_follow_the_config() {
+    fn conv_handles_odd_and_non_square_sizes() {
+        let cfg = ModelConfig {
+            arch: Arch::Conv,
+            height: 15,
+            width: 20,
+            channels: vec![8, 8, 8],
+            ..config(vec![])
+        };
         let vs = nn::VarStore::new(Device::Cpu);
-        let ae = Autoencoder::new(&vs.root(), &config(vec![256, 64]));
-        let x = Tensor::rand([5, 784], (Kind::Float, Device::Cpu));
-        assert_eq!(ae.encode(&x).size(), vec![5, 16]);
-        let y = ae.forward(&x);
-        assert_eq!(y.size(), vec![5, 784]);
-        assert!(y.min().double_value(&[]) > 0.0 && y.max().double_value(&[]) < 1.0);
+        let ae = Autoencoder::new(&vs.root(), &cfg);
+        let x = Tensor::rand([2, 300], (Kind::Float, Device::Cpu));
+        assert_eq!(ae.forward(&x).size(), vec![2, 300]);
     }
 
     #[test]
     fn variables_are_named_like_a_torch_sequential() {
         let vs = nn::VarStore::new(Device::Cpu);
         Autoencoder::new(&vs.root(), &config(vec![256, 64]));
-        let mut shapes: Vec<(String, Vec<i64>)> =
-            vs.variables().into_iter().map(|(k, v)| (k, v.size())).collect();
-        shapes.sort();
         let expected = [
             ("decoder.0.bias", vec![64]),
             ("decoder.0.weight", vec![64, 16]),
@@ -130,15 +305,44 @@ mod tests {
         ];
         let expected: Vec<(String, Vec<i64>)> =
             expected.into_iter().map(|(k, s)| (k.to_string(), s)).collect();
-        assert_eq!(shapes, expected);
+        assert_eq!(shapes(&vs), expected);
+        // Conv: Unflatten(0) Conv(1) act(2) Conv(3) act(4) Flatten(5) Linear(6).
+        let vs = nn::VarStore::new(Device::Cpu);
+        Autoencoder::new(&vs.root(), &ModelConfig { arch: Arch::Conv, ..config(vec![]) });
+        let names: Vec<String> = shapes(&vs).into_iter().map(|s| s.0).collect();
+        assert!(
+            names.contains(&"encoder.1.weight".to_string())
+                && names.contains(&"encoder.6.weight".to_string()),
+            "{names:?}"
+        );
     }
 
     #[test]
-    fn no_hidden_layers_is_a_linear_code() {
+    fn tied_weights_share_the_encoder_matrices() {
         let vs = nn::VarStore::new(Device::Cpu);
-        let ae = Autoencoder::new(&vs.root(), &config(vec![]));
-        assert_eq!(vs.variables().len(), 4);
-        let x = Tensor::rand([2, 784], (Kind::Float, Device::Cpu));
-        assert_eq!(ae.forward(&x).size(), vec![2, 784]);
+        let cfg = ModelConfig { tied_weights: true, ..config(vec![64]) };
+        let ae = Autoencoder::new(&vs.root(), &cfg);
+        let names: Vec<String> = shapes(&vs).into_iter().map(|s| s.0).collect();
+        assert_eq!(
+            names,
+            [
+                "decoder.0.bias",
+                "decoder.2.bias",
+                "encoder.0.bias",
+                "encoder.0.weight",
+                "encoder.2.bias",
+                "encoder.2.weight"
+            ]
+        );
+        // A change to an encoder weight changes the decoder's output.
+        let z = Tensor::ones([1, 16], (Kind::Float, Device::Cpu));
+        let before = ae.decode(&z);
+        tch::no_grad(|| {
+            let _ = vs.variables()["encoder.2.weight"]
+                .shallow_clone()
+                .f_add_(&Tensor::from(0.5f32))
+                .unwrap();
+        });
+        assert!(!before.equal(&ae.decode(&z)));
     }
 }

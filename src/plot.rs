@@ -526,7 +526,10 @@ pub fn image_grid(
     if cols == 0 || rows.iter().any(|r| r.images.len() != cols * pixels) {
         bail!("every grid row must hold the same number of {height}x{width} images");
     }
-    let layout = GridLayout::new(rows.len() as u32, cols as u32, height as u32, width as u32);
+    let mut layout = GridLayout::new(rows.len() as u32, cols as u32, height as u32, width as u32);
+    if rows.iter().all(|r| r.label.is_empty()) {
+        layout.label_w = 0;
+    }
     render(&Grid { rows, height: height as u32, width: width as u32, layout, title }, format)
 }
 

@@ -34,6 +34,11 @@ pub struct EpochStats {
     /// Learning rate used in the epoch.
     #[serde(default)]
     pub lr: f64,
+    /// VAE: the reconstruction and KL terms of `train_loss` (per pixel).
+    #[serde(default)]
+    pub train_reconstruction: Option<f64>,
+    #[serde(default)]
+    pub train_kl: Option<f64>,
 }
 
 /// What `fit` reports as it goes.
@@ -107,17 +112,22 @@ pub fn fit(
         let start = Instant::now();
         let order = Tensor::randperm(n, (Kind::Int64, device));
         let mut loss_sum = Tensor::zeros([], (Kind::Float, device));
+        let mut kl_sum = Tensor::zeros([], (Kind::Float, device));
         for step in 0..steps {
             let first = step as i64 * bs;
             let len = bs.min(n - first);
             let x = to_unit_float(&train.index_select(0, &order.narrow(0, first, len)));
             let input = noise::model_input(&x, cfg);
-            let z = model.encode(&input);
-            let reconstruction = reconstruction_loss(&model.decode(&z), &x, cfg.loss);
-            let loss = match cfg.l1_latent {
-                0.0 => reconstruction,
-                lambda => reconstruction + z.abs().mean(Kind::Float) * lambda,
-            };
+            let out = model.forward_train(&input);
+            let mut terms = vec![reconstruction_loss(&out.reconstruction, &x, cfg.loss)];
+            if cfg.l1_latent > 0.0 {
+                terms.push(out.z.abs().mean(Kind::Float) * cfg.l1_latent);
+            }
+            if let Some(kl) = &out.kl {
+                terms.push(kl * cfg.beta.unwrap_or(1.0));
+                tch::no_grad(|| kl_sum += kl * len as f64);
+            }
+            let loss = Tensor::stack(&terms, 0).sum(Kind::Float);
             match cfg.grad_clip {
                 Some(max) => opt.backward_step_clip_norm(&loss, max),
                 None => opt.backward_step(&loss),
@@ -136,10 +146,14 @@ pub fn fit(
         let train_seconds = start.elapsed().as_secs_f64();
         let val_loss =
             val.as_ref().map(|(input, clean)| metrics::mean_loss(model, input, clean, cfg.loss));
+        let train_kl = model.variational.then(|| kl_sum.double_value(&[]) / n as f64);
+        let beta = cfg.beta.unwrap_or(1.0);
         let stats = EpochStats {
             epoch,
             train_loss,
             val_loss,
+            train_reconstruction: train_kl.map(|kl| train_loss - beta * kl),
+            train_kl,
             seconds: start.elapsed().as_secs_f64(),
             samples_per_s: n as f64 / train_seconds.max(1e-9),
             lr,

@@ -6,8 +6,10 @@ pub mod denoise;
 pub mod encode;
 pub mod eval;
 pub mod grid;
+pub mod interpolate;
 pub mod plot_latent;
 pub mod plot_loss;
+pub mod sample;
 pub mod train;
 
 use crate::checkpoint::RunDir;
@@ -31,6 +33,8 @@ pub fn dispatch(command: Command) -> Result<()> {
         Command::Anomaly(args) => anomaly::run(args),
         Command::PlotLatent(args) => plot_latent::run(args),
         Command::Denoise(args) => denoise::run(args),
+        Command::Sample(args) => sample::run(args),
+        Command::Interpolate(args) => interpolate::run(args),
         Command::PlotLoss(args) => plot_loss::run(args),
         Command::Grid(args) => grid::run(args),
     }
@@ -75,6 +79,27 @@ impl LoadedRun {
             .context("the PCA baseline needs the run's training images")?;
         pca_baseline(&train, &self.manifest.model, self.device)
     }
+}
+
+/// Decodes codes `z` (`[N, latent]`) and writes them as a grid of `cols` columns.
+pub fn decode_grid(
+    loaded: &LoadedRun,
+    z: &tch::Tensor,
+    cols: usize,
+    title: &str,
+    path: &Path,
+    format: crate::plot::Format,
+) -> Result<()> {
+    let model = &loaded.manifest.model;
+    let (h, w) = (model.height as usize, model.width as usize);
+    let mut pixels = data::to_host_f32(&tch::no_grad(|| loaded.model.decode(z)))?;
+    // A short last row is padded with blank (black) images.
+    let row = cols * h * w;
+    pixels.resize(pixels.len().div_ceil(row) * row, 0.0);
+    let rows: Vec<crate::plot::GridRow> =
+        pixels.chunks(row).map(|images| crate::plot::GridRow { label: "", images }).collect();
+    let bytes = crate::plot::image_grid(&rows, h, w, title, format)?;
+    crate::checkpoint::write_atomic(path, &bytes)
 }
 
 /// PCA with the model's code size, fitted on the model's training images.

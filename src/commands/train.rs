@@ -9,7 +9,7 @@ use crate::data::{self, Split};
 use crate::plot::Format;
 use crate::train::{self, EpochStats, Event};
 use crate::{device, metrics};
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -37,6 +37,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         early_stop: args.early_stop,
         lr_schedule: args.lr_schedule,
         grad_clip: args.grad_clip,
+        beta: args.beta,
     };
     cfg.validate().map_err(|e| anyhow!(e))?;
     device::set_threads(args.runtime.threads)?;
@@ -46,7 +47,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let (train_set, val_set) = data::training_sets(&data_dir, &cfg)?;
     let (height, width) = (train_set.height, train_set.width);
     let model_cfg = model_config(&args, height, width);
-    model_cfg.validate().map_err(|e| anyhow!("--hidden/--latent: {e}"))?;
+    model_cfg.validate().map_err(|e| anyhow!("{e}"))?;
+    if cfg.beta.is_some() && args.arch != Arch::Vae {
+        bail!("--beta works with --arch vae only");
+    }
     let test = data::load_split(&data_dir, Split::Test)?;
     super::check_image_size(&test, &model_cfg, &data_dir)?;
 
@@ -142,14 +146,24 @@ pub fn run(args: TrainArgs) -> Result<()> {
 }
 
 fn model_config(args: &TrainArgs, height: usize, width: usize) -> ModelConfig {
-    ModelConfig {
-        arch: Arch::Mlp,
+    let mut cfg = ModelConfig {
+        arch: args.arch,
         height: height as i64,
         width: width as i64,
         hidden: args.hidden.clone(),
         latent: args.latent,
         activation: args.activation,
+        backbone: args.backbone,
+        channels: args.channels.clone(),
+        tied_weights: args.tied_weights,
+    };
+    // Record only the layers this architecture uses.
+    if cfg.is_conv() {
+        cfg.hidden.clear();
+    } else {
+        cfg.channels.clear();
     }
+    cfg
 }
 
 /// `runs/<mode>-<YYYYMMDD>-<HHMMSS>` in UTC.

@@ -105,6 +105,9 @@ fn early_stopping_stops_and_restores_the_best_weights() {
         hidden: vec![512],
         latent: 64,
         activation: Activation::Relu,
+        backbone: ae_tch::config::Backbone::Mlp,
+        channels: vec![],
+        tied_weights: false,
     };
     tch::manual_seed(cfg.seed as i64);
     let vs = nn::VarStore::new(Device::Cpu);
@@ -171,6 +174,120 @@ fn impossible_option_combinations_are_named() {
         (&["--early-stop", "2", "--val-fraction", "0"], "--early-stop needs validation images"),
         (&["--grad-clip", "0"], "--grad-clip must be a positive number"),
         (&["--loss", "hinge"], "invalid value 'hinge'"),
+    ];
+    for (flags, needle) in cases {
+        ae(dir.path(), &quick_train(&mnist(), &out, flags)).fails_with(&[needle]);
+    }
+}
+
+#[test]
+fn every_arch_trains_in_both_modes_and_reloads_to_identical_outputs() {
+    let dir = tempdir();
+    let archs: [&[&str]; 5] = [
+        &["--arch", "mlp"],
+        &["--arch", "mlp", "--tied-weights"],
+        &["--arch", "conv", "--channels", "8,16"],
+        &["--arch", "vae", "--beta", "0.5"],
+        &["--arch", "vae", "--backbone", "conv", "--channels", "8,16"],
+    ];
+    for (i, arch) in archs.iter().enumerate() {
+        for mode in ["reconstruct", "denoise"] {
+            let name = format!("a{i}-{mode}");
+            let out = dir.path().join(&name);
+            let mut flags = vec!["--mode", mode, "--epochs", "2", "--limit", "1000"];
+            flags.extend_from_slice(arch);
+            ae(dir.path(), &quick_train(&mnist(), &out, &flags)).ok();
+            let val = val_losses(&out);
+            assert!(val[1] < val[0], "{arch:?} {mode}: validation loss did not fall: {val:?}");
+            let m = read_json(&out.join("model.json"));
+            let eval = ae(
+                dir.path(),
+                &["eval", "--threads", "1", "--device", "cpu", "--run", &name, "--json"],
+            )
+            .ok();
+            let measured: serde_json::Value = serde_json::from_str(eval.stdout.trim()).unwrap();
+            assert_eq!(
+                measured, m["outcome"]["test"],
+                "{arch:?} {mode}: reload changed the outputs"
+            );
+            if arch.contains(&"vae") {
+                let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+                let kl: f64 =
+                    csv.lines().nth(1).unwrap().split(',').nth(7).unwrap().parse().unwrap();
+                assert!(kl > 0.0, "{arch:?}: KL column {kl}");
+            }
+        }
+        // Every command works on every arch.
+        let run = format!("a{i}-denoise");
+        ae(
+            dir.path(),
+            &[
+                "interpolate",
+                "--run",
+                &run,
+                "--from",
+                "0",
+                "--to",
+                "5",
+                "--steps",
+                "6",
+                "-o",
+                &format!("{run}.png"),
+            ],
+        )
+        .ok();
+        ae(dir.path(), &["encode", "--run", &run, "-o", &format!("{run}.csv")]).ok();
+        ae(dir.path(), &["grid", "--run", &run, "-n", "3", "-o", &format!("{run}-grid.png")]).ok();
+    }
+    ae(dir.path(), &["sample", "--run", "a3-reconstruct", "-n", "20", "-o", "s.png"]).ok();
+    let img = image::open(dir.path().join("s.png")).unwrap();
+    let mut layout = ae_tch::plot::GridLayout::new(2, 10, 28, 28);
+    layout.label_w = 0;
+    assert_eq!((img.width(), img.height()), layout.size());
+    ae(dir.path(), &["sample", "--run", "a0-reconstruct", "-o", "s.png"])
+        .fails_with(&["sample draws from a VAE's prior", "mlp run"]);
+    ae(
+        dir.path(),
+        &["interpolate", "--run", "a0-reconstruct", "--from", "0", "--to", "5000", "-o", "p.png"],
+    )
+    .fails_with(&["--to 5000: the test split has 2000 images"]);
+}
+
+#[test]
+fn conv_trains_on_a_folder_of_non_28_images() {
+    let dir = tempdir();
+    let data = dir.path().join("small");
+    let test = ae_tch::data::load_split(&mnist(), ae_tch::data::Split::Test).unwrap();
+    std::fs::create_dir_all(&data).unwrap();
+    for i in 0..400 {
+        let img = image::GrayImage::from_raw(28, 28, test.pixels[i * 784..(i + 1) * 784].to_vec())
+            .unwrap();
+        let small = image::imageops::resize(&img, 18, 18, image::imageops::FilterType::Triangle);
+        small.save(data.join(format!("{i:03}.png"))).unwrap();
+    }
+    let out = dir.path().join("conv18");
+    ae(
+        dir.path(),
+        &quick_train(&data, &out, &["--arch", "conv", "--channels", "8,16", "--epochs", "3"]),
+    )
+    .ok();
+    let m = read_json(&out.join("model.json"));
+    assert_eq!(
+        (m["model"]["height"].as_i64(), m["model"]["arch"].as_str()),
+        (Some(18), Some("conv"))
+    );
+    let val = val_losses(&out);
+    assert!(val[2] < val[0], "{val:?}");
+}
+
+#[test]
+fn options_that_do_not_fit_the_arch_are_refused() {
+    let dir = tempdir();
+    let out = dir.path().join("x");
+    let cases: [(&[&str], &str); 3] = [
+        (&["--beta", "2"], "--beta works with --arch vae only"),
+        (&["--arch", "conv", "--tied-weights"], "--tied-weights works with --arch mlp only"),
+        (&["--arch", "conv", "--channels", "0"], "--channels must be between 1 and 4096"),
     ];
     for (flags, needle) in cases {
         ae(dir.path(), &quick_train(&mnist(), &out, flags)).fails_with(&[needle]);
