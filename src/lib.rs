@@ -11,6 +11,7 @@ pub mod device;
 pub mod metrics;
 pub mod model;
 pub mod npy;
+pub mod optim;
 pub mod plot;
 pub mod train;
 

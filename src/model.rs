@@ -135,7 +135,7 @@ fn mlp(vs: &nn::Path, config: &ModelConfig) -> (nn::Sequential, nn::Sequential) 
     for (i, pair) in widths.windows(2).enumerate() {
         let (fan_in, fan_out) = (pair[0], pair[1]);
         enc = enc.layer(|p| {
-            let linear = nn::linear(p, fan_in, fan_out, Default::default());
+            let linear = linear(p, fan_in, fan_out);
             weights.push(linear.ws.shallow_clone());
             linear
         });
@@ -155,7 +155,7 @@ fn mlp(vs: &nn::Path, config: &ModelConfig) -> (nn::Sequential, nn::Sequential) 
                 nn::func(move |x| x.matmul(&w) + &b)
             })
         } else {
-            dec.layer(|p| nn::linear(p, fan_in, fan_out, Default::default()))
+            dec.layer(|p| linear(p, fan_in, fan_out))
         };
         dec = if i + 1 < last {
             dec.func(move |x| activate(act, x))
@@ -164,6 +164,19 @@ fn mlp(vs: &nn::Path, config: &ModelConfig) -> (nn::Sequential, nn::Sequential) 
         };
     }
     (enc.seq, dec.seq)
+}
+
+/// A linear layer initialised as `torch.nn.Linear` is: weights and biases uniform in
+/// ±1/√fan_in, so ae-tch and a PyTorch loop start from the same distribution.
+fn linear(p: nn::Path, fan_in: i64, fan_out: i64) -> nn::Linear {
+    let bound = 1.0 / (fan_in as f64).sqrt();
+    let init = nn::Init::Uniform { lo: -bound, up: bound };
+    nn::linear(
+        p,
+        fan_in,
+        fan_out,
+        nn::LinearConfig { ws_init: init, bs_init: Some(init), bias: true },
+    )
 }
 
 fn conv_config() -> nn::ConvConfig {
@@ -181,9 +194,7 @@ fn conv_encoder(vs: &nn::Path, config: &ModelConfig) -> nn::Sequential {
     }
     let (fh, fw) = config.conv_sizes()[config.channels.len()];
     let out = config.encoder_out();
-    b.func(|x| x.flatten(1, -1))
-        .layer(|p| nn::linear(p, c_in * fh * fw, out, Default::default()))
-        .seq
+    b.func(|x| x.flatten(1, -1)).layer(|p| linear(p, c_in * fh * fw, out)).seq
 }
 
 /// Dense → `[N, c, h', w']` → stride-2 3×3 transposed convolutions, each cropped back to
@@ -196,7 +207,7 @@ fn conv_decoder(vs: &nn::Path, config: &ModelConfig) -> nn::Sequential {
     let (fh, fw) = sizes[n];
     let latent = config.latent;
     let mut b = Builder::new(vs.clone())
-        .layer(|p| nn::linear(p, latent, c_last * fh * fw, Default::default()))
+        .layer(|p| linear(p, latent, c_last * fh * fw))
         .func(move |x| activate(act, x))
         .func(move |x| x.view([-1, c_last, fh, fw]));
     for i in (0..n).rev() {

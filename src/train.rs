@@ -5,10 +5,11 @@ use crate::config::{Loss, LrSchedule, TrainConfig};
 use crate::data::{noise, to_unit_float};
 use crate::metrics;
 use crate::model::Autoencoder;
+use crate::optim::FlatAdam;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
-use tch::nn::{self, OptimizerConfig};
+use tch::nn;
 use tch::{Kind, Reduction, Tensor};
 
 /// The running loss is read back from the device every this many steps (for the progress
@@ -90,7 +91,7 @@ pub fn fit(
     let n = train.size()[0];
     let bs = (cfg.batch_size as i64).min(n);
     let steps = ((n + bs - 1) / bs) as usize;
-    let mut opt = nn::AdamW { wd: cfg.weight_decay, ..Default::default() }.build(vs, cfg.lr)?;
+    let mut opt = FlatAdam::new(vs, cfg.lr, cfg.weight_decay);
     // Validation inputs are corrupted once, so every epoch is measured on the same inputs.
     let val = val.map(|v| {
         let clean = to_unit_float(v);
@@ -107,7 +108,7 @@ pub fn fit(
             let progress = (epoch - 1) as f64 / cfg.epochs as f64;
             lr = cfg.lr * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
         }
-        opt.set_lr(lr);
+        opt.lr = lr;
         on_event(Event::EpochStart { epoch, epochs: cfg.epochs, steps })?;
         let start = Instant::now();
         let order = Tensor::randperm(n, (Kind::Int64, device));
@@ -127,11 +128,11 @@ pub fn fit(
                 terms.push(kl * cfg.beta.unwrap_or(1.0));
                 tch::no_grad(|| kl_sum += kl * len as f64);
             }
-            let loss = Tensor::stack(&terms, 0).sum(Kind::Float);
-            match cfg.grad_clip {
-                Some(max) => opt.backward_step_clip_norm(&loss, max),
-                None => opt.backward_step(&loss),
-            }
+            let loss = match terms.len() {
+                1 => terms.swap_remove(0),
+                _ => Tensor::stack(&terms, 0).sum(Kind::Float),
+            };
+            opt.backward_step(&loss, cfg.grad_clip);
             tch::no_grad(|| loss_sum += &loss * len as f64);
             if (step + 1) % SYNC_EVERY == 0 && step + 1 < steps {
                 let seen = (first + len) as f64;

@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""The PyTorch loop an ML practitioner would write for workload W1, kept as the reference
+that scripts/bench.sh measures ae-tch against. Same libtorch (the project's .venv torch).
+
+W1: Fashion-MNIST 60k train images, MLP 784-256-64-16 with a mirrored decoder, ReLU,
+sigmoid output, MSE, Adam lr 1e-3, batch 128, denoising with Gaussian σ = 0.3 (input
+clamped to [0, 1]), CPU.
+
+--loader tensor      the good loop: data pre-loaded as one float tensor, randperm batches,
+                     zero_grad(set_to_none=True), loss summed on the device (no per-step
+                     .item()).
+--loader dataloader  the idiomatic loop: TensorDataset + DataLoader(shuffle=True).
+
+Prints one JSON object: samples_per_s (mean over epochs), sec_per_epoch, final_loss (mean
+training loss of the last epoch).
+"""
+import argparse
+import gzip
+import json
+import time
+
+import torch
+from torch import nn
+
+
+def load_images(path):
+    raw = gzip.open(path).read()
+    n, h, w = (int.from_bytes(raw[i : i + 4], "big") for i in (4, 8, 12))
+    return torch.frombuffer(bytearray(raw[16:]), dtype=torch.uint8).view(n, h * w)
+
+
+def model():
+    widths = [784, 256, 64, 16]
+    enc, dec = [], []
+    for i, (a, b) in enumerate(zip(widths, widths[1:])):
+        enc += [nn.Linear(a, b)] + ([nn.ReLU()] if i < len(widths) - 2 else [])
+    back = widths[::-1]
+    for i, (a, b) in enumerate(zip(back, back[1:])):
+        dec += [nn.Linear(a, b), nn.ReLU() if i < len(back) - 2 else nn.Sigmoid()]
+    return nn.Sequential(*enc, *dec)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--data", default="data/fashion-mnist")
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--loader", choices=["tensor", "dataloader"], default="tensor")
+    p.add_argument("--seed", type=int, default=42)
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    x_all = load_images(f"{a.data}/train-images-idx3-ubyte.gz").float() / 255.0
+    n, bs, sigma = x_all.shape[0], 128, 0.3
+    net = model()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    loss_fn = nn.MSELoss()
+    if a.loader == "dataloader":
+        loader = torch.utils.data.DataLoader(
+            torch.utils.data.TensorDataset(x_all), batch_size=bs, shuffle=True
+        )
+    rates, times, final = [], [], None
+    for _ in range(a.epochs):
+        start = time.perf_counter()
+        total = torch.zeros(())
+        if a.loader == "tensor":
+            order = torch.randperm(n)
+            batches = (x_all[order[i : i + bs]] for i in range(0, n, bs))
+        else:
+            batches = (b for (b,) in loader)
+        for x in batches:
+            noisy = (x + sigma * torch.randn_like(x)).clamp_(0.0, 1.0)
+            loss = loss_fn(net(noisy), x)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.detach() * x.shape[0]
+        final = total.item() / n
+        elapsed = time.perf_counter() - start
+        times.append(elapsed)
+        rates.append(n / elapsed)
+    print(json.dumps({
+        "samples_per_s": sum(rates) / len(rates),
+        "sec_per_epoch": sum(times) / len(times),
+        "final_loss": final,
+    }))
+
+
+if __name__ == "__main__":
+    main()
