@@ -17,6 +17,15 @@ pub mod train;
 
 use clap::Parser;
 
+/// Serialises the unit tests that seed libtorch's global generator: tests run on parallel
+/// threads, and a draw from another test between `manual_seed` and the draw under test
+/// would make the result depend on scheduling.
+#[cfg(test)]
+pub(crate) fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Parses the command line and runs the chosen subcommand.
 pub fn run() -> anyhow::Result<()> {
     let cli = cli::Cli::parse();

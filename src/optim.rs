@@ -15,6 +15,9 @@ pub struct FlatAdam {
     /// First and second moment estimates, `[P]` each.
     m: Tensor,
     v: Tensor,
+    /// Work buffers: the flattened gradient and the update's denominator.
+    grad: Tensor,
+    denom: Tensor,
     step: i64,
     pub lr: f64,
     beta1: f64,
@@ -41,6 +44,8 @@ impl FlatAdam {
             params,
             m: flat.zeros_like(),
             v: flat.zeros_like(),
+            grad: flat.zeros_like(),
+            denom: flat.zeros_like(),
             flat,
             step: 0,
             lr,
@@ -62,31 +67,37 @@ impl FlatAdam {
 
     /// Back-propagates `loss` and applies one update; with `clip`, the gradient's L2 norm
     /// is first scaled down to at most that value (on the device, no host round trip).
+    /// Works in preallocated buffers: no tensor of the parameters' size is allocated per
+    /// step.
     pub fn backward_step(&mut self, loss: &Tensor, clip: Option<f64>) {
         for p in self.params.iter_mut() {
             p.zero_grad();
         }
         loss.backward();
         tch::no_grad(|| {
-            let mut g = Tensor::cat(
-                &self.params.iter().map(|p| p.grad().reshape([-1])).collect::<Vec<_>>(),
-                0,
-            );
+            let grads: Vec<Tensor> = self.params.iter().map(|p| p.grad().reshape([-1])).collect();
+            let mut g = Tensor::cat_out(&self.grad, &grads, 0);
             if let Some(max) = clip {
                 let scale = (g.norm() + 1e-6).reciprocal().multiply_scalar(max).clamp_max(1.0);
                 g *= scale;
             }
             self.step += 1;
+            let bc1 = 1.0 - self.beta1.powi(self.step as i32);
+            let bc2 = 1.0 - self.beta2.powi(self.step as i32);
             if self.weight_decay > 0.0 {
                 let _ = self.flat.g_mul_scalar_(1.0 - self.lr * self.weight_decay);
             }
+            // m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²  (g scaled in place by √(1−β2))
             let _ = self.m.lerp_(&g, 1.0 - self.beta1);
+            let _ = g.g_mul_scalar_((1.0 - self.beta2).sqrt());
             let _ = self.v.g_mul_scalar_(self.beta2);
-            let _ = self.v.addcmul_(&g, &g.multiply_scalar(1.0 - self.beta2));
-            let bc1 = 1.0 - self.beta1.powi(self.step as i32);
-            let bc2 = 1.0 - self.beta2.powi(self.step as i32);
-            let denom = (self.v.sqrt() / bc2.sqrt()).g_add_scalar(self.eps);
-            let _ = self.flat.addcdiv_(&self.m.multiply_scalar(-self.lr / bc1), &denom);
+            let _ = self.v.addcmul_(&g, &g);
+            // θ ← θ − lr/bc1 · m / (√v/√bc2 + ε), the scalars folded into the denominator.
+            let mut d = self.v.sqrt_out(&self.denom);
+            let _ = d.g_mul_scalar_(1.0 / bc2.sqrt());
+            let _ = d.g_add_scalar_(self.eps);
+            let _ = d.g_mul_scalar_(-bc1 / self.lr);
+            let _ = self.flat.addcdiv_(&self.m, &d);
         });
     }
 
@@ -145,6 +156,7 @@ mod tests {
 
     #[test]
     fn matches_libtorch_adamw_step_for_step() {
+        let _rng = crate::rng_lock();
         for (wd, clip) in [(0.0, None), (0.05, None), (0.0, Some(0.1))] {
             let (a, wa) = losses(false, wd, clip);
             let (b, wb) = losses(true, wd, clip);
@@ -162,6 +174,7 @@ mod tests {
 
     #[test]
     fn variables_become_views_of_one_buffer() {
+        let _rng = crate::rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
         let _ = nn::linear(vs.root() / "l", 3, 2, Default::default());
         let before: f64 =

@@ -49,6 +49,7 @@ mod tests {
 
     #[test]
     fn gaussian_noise_has_the_requested_spread_and_stays_in_range() {
+        let _rng = crate::rng_lock();
         tch::manual_seed(0);
         let x = grey(100_000);
         let y = corrupt(&x, NoiseKind::Gaussian, 0.1);
@@ -63,6 +64,7 @@ mod tests {
 
     #[test]
     fn masking_and_salt_pepper_corrupt_the_expected_share_of_pixels() {
+        let _rng = crate::rng_lock();
         tch::manual_seed(1);
         let x = grey(200_000);
         // With n = 200k and p = 0.3 the standard error of the share is 0.001.
@@ -78,6 +80,7 @@ mod tests {
 
     #[test]
     fn seeded_noise_repeats_and_reconstruction_is_identity() {
+        let _rng = crate::rng_lock();
         let x = Tensor::rand([64], (Kind::Float, Device::Cpu));
         let denoise = TrainConfig { mode: Mode::Denoise, ..Default::default() };
         let a = model_input_seeded(&x, &denoise, 5);

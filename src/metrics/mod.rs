@@ -149,6 +149,7 @@ mod tests {
 
     #[test]
     fn psnr_matches_hand_computed_values() {
+        let _rng = crate::rng_lock();
         assert!((psnr(0.01) - 20.0).abs() < 1e-12);
         assert!((psnr(1.0)).abs() < 1e-12);
         assert!((psnr(0.0) - 100.0).abs() < 1e-9);
@@ -158,6 +159,7 @@ mod tests {
 
     #[test]
     fn batched_matches_unbatched() {
+        let _rng = crate::rng_lock();
         let x = Tensor::rand([2500, 3], (Kind::Float, tch::Device::Cpu));
         assert!(batched(&x, |b| b * 2.0).equal(&(&x * 2.0)));
         let e = sq_err_per_row(&x, &Tensor::zeros_like(&x));

@@ -65,6 +65,7 @@ mod tests {
 
     #[test]
     fn recovers_a_planted_low_rank_structure() {
+        let _rng = crate::rng_lock();
         tch::manual_seed(1);
         let opts = (Kind::Float, Device::Cpu);
         // 500 points on a 2-D plane in 6-D (variances 9 and 1) plus a small offset.

@@ -50,6 +50,7 @@ mod tests {
 
     #[test]
     fn identical_images_score_one() {
+        let _rng = crate::rng_lock();
         let x = Tensor::rand([3, 784], (Kind::Float, Device::Cpu));
         let s = ssim(&x, &x, 28, 28);
         assert!((s - 1.0).abs().max().double_value(&[]) < 1e-12);
@@ -57,6 +58,7 @@ mod tests {
 
     #[test]
     fn constant_images_match_the_closed_form() {
+        let _rng = crate::rng_lock();
         // With no variance SSIM reduces to (2ab + C1) / (a² + b² + C1) in 8-bit units.
         let (a, b) = (100.0, 150.0);
         let expected = (2.0 * a * b + C1) / (a * a + b * b + C1);
@@ -66,6 +68,7 @@ mod tests {
 
     #[test]
     fn matches_the_independent_loop_reference() {
+        let _rng = crate::rng_lock();
         // scripts/reference/ssim_reference.py: explicit loops over every window → 0.0558666629.
         let pattern = |mul: usize, add: usize| -> Vec<f32> {
             (0..784).map(|i| ((i * mul + add) % 256) as f32 / 255.0).collect()
@@ -78,6 +81,7 @@ mod tests {
 
     #[test]
     fn noise_lowers_ssim_and_the_score_is_symmetric() {
+        let _rng = crate::rng_lock();
         tch::manual_seed(3);
         let x = Tensor::rand([4, 784], (Kind::Float, Device::Cpu));
         let noisy = (&x + Tensor::randn_like(&x) * 0.2).clamp(0.0, 1.0);
