@@ -4,7 +4,7 @@
 use anyhow::{anyhow, bail, Result};
 use plotters::coord::ranged1d::{Ranged, ValueFormatter};
 use plotters::coord::types::RangedCoordf64;
-use plotters::coord::Shift;
+use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 use std::path::Path;
 use std::sync::Once;
@@ -50,6 +50,22 @@ trait Figure {
 
 fn plot_err<E: std::fmt::Display>(e: E) -> anyhow::Error {
     anyhow!("drawing failed: {e}")
+}
+
+/// The legend every chart uses: upper right, framed, on a translucent white ground.
+fn legend<'a, DB, CT>(chart: &mut ChartContext<'a, DB, CT>) -> Result<()>
+where
+    DB: DrawingBackend + 'a,
+    CT: CoordTranslate,
+{
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .label_font((FAMILY, 14))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(plot_err)
 }
 
 fn render(fig: &impl Figure, format: Format) -> Result<Vec<u8>> {
@@ -239,14 +255,7 @@ impl LossChart<'_> {
                     .legend(|(x, y)| Cross::new((x + 10, y), 5, BLACK.stroke_width(2)));
             }
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font((FAMILY, 14))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(plot_err)?;
+        legend(&mut chart)?;
         Ok(())
     }
 }
@@ -331,14 +340,7 @@ impl Figure for Scatter<'_> {
             }
         }
         if self.labels.is_some() {
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .label_font((FAMILY, 14))
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .draw()
-                .map_err(plot_err)?;
+            legend(&mut chart)?;
         }
         Ok(())
     }
@@ -435,14 +437,7 @@ impl Figure for ScoreHistogram<'_> {
             .map_err(plot_err)?
             .label(format!("threshold {:.2}", self.threshold))
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font((FAMILY, 14))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(plot_err)?;
+        legend(&mut chart)?;
         Ok(())
     }
 }
