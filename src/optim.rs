@@ -5,7 +5,7 @@
 //! a loop of small ops per variable, and the whole optimiser state is three tensors and a
 //! step count that a checkpoint can save.
 
-use tch::{nn, Kind, Tensor};
+use tch::{nn, Tensor};
 
 #[derive(Debug)]
 pub struct FlatAdam {
@@ -101,18 +101,19 @@ impl FlatAdam {
         });
     }
 
-    /// The flat parameter buffer (for tests and checkpoints).
+    /// The flat parameter buffer.
     pub fn flat(&self) -> &Tensor {
         &self.flat
     }
 
-    /// Optimiser state: (first moments, second moments, steps taken).
-    pub fn state(&self) -> (&Tensor, &Tensor, i64) {
-        (&self.m, &self.v, self.step)
+    /// A copy of every parameter, for `restore`.
+    pub fn snapshot(&self) -> Tensor {
+        tch::no_grad(|| self.flat.copy())
     }
 
-    pub fn kind(&self) -> Kind {
-        self.flat.kind()
+    /// Puts back the parameters of a `snapshot`.
+    pub fn restore(&mut self, snapshot: &Tensor) {
+        tch::no_grad(|| self.flat.copy_(snapshot));
     }
 }
 
@@ -120,7 +121,7 @@ impl FlatAdam {
 mod tests {
     use super::*;
     use tch::nn::{Module, OptimizerConfig};
-    use tch::Device;
+    use tch::{Device, Kind};
 
     /// Trains the same tiny network with tch's Adam/AdamW and with FlatAdam.
     fn losses(flat: bool, wd: f64, clip: Option<f64>) -> (Vec<f64>, Tensor) {

@@ -100,7 +100,7 @@ pub fn fit(
 
     let mut history = Vec::new();
     let mut best: Option<(usize, f64)> = None;
-    let mut best_weights: Option<Vec<Tensor>> = None;
+    let mut best_weights: Option<Tensor> = None;
     let (mut lr, mut since_best) = (cfg.lr, 0);
     let mut stopped_early = false;
     for epoch in 1..=cfg.epochs {
@@ -176,9 +176,7 @@ pub fn fit(
             best = Some((epoch, v));
             since_best = 0;
             if cfg.early_stop.is_some() {
-                best_weights = Some(tch::no_grad(|| {
-                    vs.trainable_variables().iter().map(|t| t.copy()).collect()
-                }));
+                best_weights = Some(opt.snapshot());
             }
         } else {
             since_best += 1;
@@ -191,12 +189,8 @@ pub fn fit(
             }
         }
     }
-    if let Some(weights) = best_weights {
-        tch::no_grad(|| {
-            for (mut var, saved) in vs.trainable_variables().into_iter().zip(weights) {
-                var.copy_(&saved);
-            }
-        });
+    if let Some(weights) = &best_weights {
+        opt.restore(weights);
     }
     Ok(Fit { history, best, stopped_early })
 }
