@@ -104,8 +104,7 @@ pub fn decode_grid(
 
 /// PCA with the model's code size, fitted on the model's training images.
 pub fn pca_baseline(train: &ImageSet, model: &ModelConfig, device: Device) -> Result<Pca> {
-    let x = train.to_unit(device);
-    Pca::fit(&x, model.latent.min(model.input_dim()))
+    Pca::fit(&train.to_device(device), model.latent.min(model.input_dim()))
         .context("fitting the PCA baseline on the training images")
 }
 

@@ -9,27 +9,37 @@ const SIGMA: f64 = 1.5;
 const C1: f64 = (0.01 * 255.0) * (0.01 * 255.0);
 const C2: f64 = (0.03 * 255.0) * (0.03 * 255.0);
 
-/// The normalised 2-D Gaussian window `[1, 1, w, w]` (f64).
-fn window(size: i64, device: tch::Device) -> Tensor {
+/// The normalised 1-D Gaussian window of `size` taps as the `[n - size + 1, n]` band
+/// matrix that applies it at every valid position of a length-`n` signal (f64). The 2-D
+/// window is the outer product of two such windows, so blurring an `H × W` image is
+/// `band(H) · X · band(W)ᵀ`: two small matrix products instead of an 11×11 convolution,
+/// whose im2col buffers cost far more than the arithmetic.
+fn band(size: i64, n: i64, device: tch::Device) -> Tensor {
     let c = (size - 1) as f64 / 2.0;
     let g: Vec<f64> =
         (0..size).map(|i| (-((i as f64 - c).powi(2)) / (2.0 * SIGMA * SIGMA)).exp()).collect();
-    let g = Tensor::from_slice(&g).to_device(device);
-    let w = g.outer(&g);
-    (&w / w.sum(Kind::Double)).view([1, 1, size, size])
+    let total: f64 = g.iter().sum();
+    let rows = n - size + 1;
+    let mut m = vec![0.0; (rows * n) as usize];
+    for r in 0..rows {
+        for (t, v) in g.iter().enumerate() {
+            m[(r * n + r + t as i64) as usize] = v / total;
+        }
+    }
+    Tensor::from_slice(&m).view([rows, n]).to_device(device)
 }
 
 /// Mean SSIM of each image pair. `a`, `b`: `[N, H*W]` in [0, 1], quantised to 8 bits
 /// first; returns `[N]` (f64). Images smaller than the window use the largest odd window
 /// that fits.
 pub fn ssim(a: &Tensor, b: &Tensor, height: i64, width: i64) -> Tensor {
-    let size = WINDOW.min(height.min(width) - (1 - height.min(width) % 2));
-    let w = window(size.max(1), a.device());
+    let size = WINDOW.min(height.min(width) - (1 - height.min(width) % 2)).max(1);
+    let (bh, bw) = (band(size, height, a.device()), band(size, width, a.device()).tr());
     let to8 = |x: &Tensor| {
-        (x.clamp(0.0, 1.0) * 255.0).round().to_kind(Kind::Double).view([-1, 1, height, width])
+        (x.clamp(0.0, 1.0) * 255.0).round().to_kind(Kind::Double).view([-1, height, width])
     };
     let (x, y) = (to8(a), to8(b));
-    let blur = |t: &Tensor| t.conv2d(&w, None::<Tensor>, [1, 1], [0, 0], [1, 1], 1);
+    let blur = |t: &Tensor| bh.matmul(t).matmul(&bw);
     let (mx, my) = (blur(&x), blur(&y));
     let (mx2, my2, mxy) = (mx.square(), my.square(), &mx * &my);
     let vx = blur(&x.square()) - &mx2;
