@@ -2,7 +2,8 @@
 //! are the help text; defaults come from `config`.
 
 use crate::config::{
-    self, Activation, Arch, Backbone, DeviceSpec, Loss, LrSchedule, Mode, NoiseKind,
+    self, Activation, Arch, Backbone, DeviceSpec, Engine, Init, Loss, LrSchedule, Mode, NoiseKind,
+    Precision,
 };
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -107,6 +108,15 @@ pub struct TrainArgs {
     /// Clip the gradient's L2 norm to this value each step
     #[arg(long, value_name = "NORM")]
     pub grad_clip: Option<f64>,
+    /// Arithmetic of the training step
+    #[arg(long, value_enum, default_value_t = Precision::Fp32)]
+    pub precision: Precision,
+    /// Weight initialisation
+    #[arg(long, value_enum, default_value_t = Init::Kaiming)]
+    pub init: Init,
+    /// How gradients are computed (the result is the same to rounding)
+    #[arg(long, value_enum, default_value_t = Engine::Auto)]
+    pub engine: Engine,
     /// Passes over the training images
     #[arg(long, default_value_t = config::DEFAULT_EPOCHS, value_name = "N")]
     pub epochs: usize,

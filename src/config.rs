@@ -73,6 +73,40 @@ pub enum Loss {
     Bce,
 }
 
+/// How the weights start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Init {
+    /// tch's defaults: Kaiming-uniform weights (trains faster here)
+    #[default]
+    Kaiming,
+    /// torch.nn's defaults, uniform in ±1/√fan_in: the same model a PyTorch script builds
+    Torch,
+}
+
+/// The number format of a training step's arithmetic.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Precision {
+    #[default]
+    Fp32,
+    /// bf16 weights, activations and gradients with an fp32 master copy and fp32 Adam
+    /// (MLPs; meant for GPUs; CPUs without bf16 units emulate it slowly)
+    Bf16,
+}
+
+/// How a training step computes its gradients.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Engine {
+    /// the hand-written forward and backward for plain MLPs, autograd for the rest
+    #[default]
+    Auto,
+    /// libtorch autograd for every model (the reference the hand-written step is tested
+    /// against)
+    Autograd,
+}
+
 /// The non-linearity between layers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -192,6 +226,23 @@ pub struct ModelConfig {
     /// MLP only: the decoder reuses the encoder's transposed weights.
     #[serde(default)]
     pub tied_weights: bool,
+}
+
+/// The CLI's defaults: an MLP for 28×28 images.
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            arch: Arch::Mlp,
+            height: 28,
+            width: 28,
+            hidden: vec![256, 64],
+            latent: DEFAULT_LATENT,
+            activation: Activation::Relu,
+            backbone: Backbone::Mlp,
+            channels: vec![32, 64],
+            tied_weights: false,
+        }
+    }
 }
 
 impl ModelConfig {
@@ -340,6 +391,12 @@ pub struct TrainConfig {
     /// VAE only: weight of the KL term (β-VAE when not 1).
     #[serde(default)]
     pub beta: Option<f64>,
+    #[serde(default)]
+    pub engine: Engine,
+    #[serde(default)]
+    pub init: Init,
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 impl Default for TrainConfig {
@@ -363,6 +420,9 @@ impl Default for TrainConfig {
             lr_schedule: LrSchedule::default(),
             grad_clip: None,
             beta: None,
+            engine: Engine::Auto,
+            init: Init::Kaiming,
+            precision: Precision::Fp32,
         }
     }
 }

@@ -16,6 +16,8 @@ pub struct Autoencoder {
     /// The encoder outputs μ and log σ² (a VAE).
     pub variational: bool,
     pub latent: i64,
+    /// What the network was built from.
+    pub config: ModelConfig,
 }
 
 /// What one training step needs from a forward pass.
@@ -42,6 +44,7 @@ impl Autoencoder {
             decoder,
             variational: config.arch == Arch::Vae,
             latent: config.latent,
+            config: config.clone(),
         }
     }
 
@@ -166,6 +169,28 @@ fn mlp(vs: &nn::Path, config: &ModelConfig) -> (nn::Sequential, nn::Sequential) 
     (enc.seq, dec.seq)
 }
 
+/// Re-draws every weight, and every bias beside a weight, uniformly in ±1/√fan_in with
+/// fan_in = `weight.size(1)` × the kernel's area: what torch.nn's Linear, Conv2d and
+/// ConvTranspose2d start from.
+pub fn torch_init(vs: &nn::VarStore) {
+    let vars = vs.variables();
+    let mut names: Vec<&String> = vars.keys().collect();
+    names.sort();
+    tch::no_grad(|| {
+        for name in names {
+            let Some(stem) = name.strip_suffix(".weight").or_else(|| name.strip_suffix(".bias"))
+            else {
+                continue;
+            };
+            let Some(weight) = vars.get(&format!("{stem}.weight")) else { continue };
+            let size = weight.size();
+            let fan_in: i64 = size.iter().skip(1).product();
+            let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
+            let _ = vars[name].shallow_clone().uniform_(-bound, bound);
+        }
+    });
+}
+
 /// A linear layer with tch's default initialisation (Kaiming-uniform weights). It trains
 /// faster here than torch.nn.Linear's ±1/√fan_in: the demo's test error after 60 epochs is
 /// 9.39 against 11.10 squared error per image.
@@ -232,17 +257,7 @@ mod tests {
     use tch::Device;
 
     fn config(hidden: Vec<i64>) -> ModelConfig {
-        ModelConfig {
-            arch: Arch::Mlp,
-            height: 28,
-            width: 28,
-            hidden,
-            latent: 16,
-            activation: Activation::Relu,
-            backbone: Backbone::Mlp,
-            channels: vec![32, 64],
-            tied_weights: false,
-        }
+        ModelConfig { hidden, ..Default::default() }
     }
 
     fn shapes(vs: &nn::VarStore) -> Vec<(String, Vec<i64>)> {
@@ -353,5 +368,30 @@ mod tests {
                 .unwrap();
         });
         assert!(!before.equal(&ae.decode(&z)));
+    }
+
+    #[test]
+    fn torch_init_draws_within_one_over_root_fan_in() {
+        let _rng = crate::rng_lock();
+        tch::manual_seed(4);
+        for cfg in [config(vec![256, 64]), ModelConfig { arch: Arch::Conv, ..config(vec![]) }] {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let _ = Autoencoder::new(&vs.root(), &cfg);
+            torch_init(&vs);
+            let vars = vs.variables();
+            for (name, v) in &vars {
+                let stem = name.rsplit_once('.').unwrap().0;
+                let w = &vars[&format!("{stem}.weight")];
+                let fan_in: i64 = w.size().iter().skip(1).product();
+                let bound = 1.0 / (fan_in as f64).sqrt();
+                let max = v.abs().max().double_value(&[]);
+                assert!(max <= bound, "{name}: {max} > {bound}");
+                if v.numel() > 1000 {
+                    // Uniform on ±b has standard deviation b/√3.
+                    let std = v.std(true).double_value(&[]);
+                    assert!((std / (bound / 3f64.sqrt()) - 1.0).abs() < 0.05, "{name}: σ {std}");
+                }
+            }
+        }
     }
 }

@@ -1,9 +1,11 @@
 //! The training loop: one `fit` for every model, mode, loss and schedule, reporting
 //! through events so the caller decides what to show and what to write.
 
-use crate::config::{Loss, LrSchedule, TrainConfig};
+use crate::config::{Engine, Loss, LrSchedule, TrainConfig};
+use crate::data::batch::Batcher;
 use crate::data::{noise, to_unit_float};
 use crate::metrics;
+use crate::mlp_step::MlpStep;
 use crate::model::Autoencoder;
 use crate::optim::FlatAdam;
 use anyhow::{bail, Result};
@@ -75,6 +77,24 @@ pub fn reconstruction_loss(output: &Tensor, target: &Tensor, loss: Loss) -> Tens
     }
 }
 
+/// The training objective of one batch through autograd, and a VAE's KL term.
+fn autograd_loss(
+    model: &Autoencoder,
+    input: &Tensor,
+    x: &Tensor,
+    cfg: &TrainConfig,
+) -> (Tensor, Option<Tensor>) {
+    let out = model.forward_train(input);
+    let mut loss = reconstruction_loss(&out.reconstruction, x, cfg.loss);
+    if cfg.l1_latent > 0.0 {
+        loss = &loss + out.z.abs().mean(Kind::Float) * cfg.l1_latent;
+    }
+    if let Some(kl) = &out.kl {
+        loss = &loss + kl * cfg.beta.unwrap_or(1.0);
+    }
+    (loss, out.kl.map(|kl| kl.detach()))
+}
+
 /// Trains `model` (whose variables live in `vs`) on `train`, u8 images `[N, D]` on the
 /// training device, validating on `val` after every epoch. With early stopping the best
 /// weights are restored before returning. `on_event` may fail (e.g. while writing
@@ -87,11 +107,14 @@ pub fn fit(
     cfg: &TrainConfig,
     on_event: &mut dyn FnMut(Event<'_>) -> Result<()>,
 ) -> Result<Fit> {
-    let device = vs.device();
     let n = train.size()[0];
-    let bs = (cfg.batch_size as i64).min(n);
-    let steps = ((n + bs - 1) / bs) as usize;
+    let mut batches = Batcher::new(train, cfg.batch_size as i64, cfg, model.variational);
+    let steps = batches.steps();
     let mut opt = FlatAdam::new(vs, cfg.lr, cfg.weight_decay);
+    let mut by_hand = match cfg.engine {
+        Engine::Auto => MlpStep::new(vs, &model.config, cfg, &opt, cfg.batch_size as i64),
+        Engine::Autograd => None,
+    };
     // Validation inputs are corrupted once, so every epoch is measured on the same inputs.
     let val = val.map(|v| {
         let clean = to_unit_float(v);
@@ -103,6 +126,7 @@ pub fn fit(
     let mut best_weights: Option<Tensor> = None;
     let (mut lr, mut since_best) = (cfg.lr, 0);
     let mut stopped_early = false;
+    let device = vs.device();
     for epoch in 1..=cfg.epochs {
         if cfg.lr_schedule == LrSchedule::Cosine {
             let progress = (epoch - 1) as f64 / cfg.epochs as f64;
@@ -111,34 +135,31 @@ pub fn fit(
         opt.lr = lr;
         on_event(Event::EpochStart { epoch, epochs: cfg.epochs, steps })?;
         let start = Instant::now();
-        let order = Tensor::randperm(n, (Kind::Int64, device));
+        batches.start_epoch(epoch);
         let mut loss_sum = Tensor::zeros([], (Kind::Float, device));
         let mut kl_sum = Tensor::zeros([], (Kind::Float, device));
+        let mut seen = 0;
         for step in 0..steps {
-            let first = step as i64 * bs;
-            let len = bs.min(n - first);
-            let x = to_unit_float(&train.index_select(0, &order.narrow(0, first, len)));
-            let input = noise::model_input(&x, cfg);
-            let out = model.forward_train(&input);
-            let mut terms = vec![reconstruction_loss(&out.reconstruction, &x, cfg.loss)];
-            if cfg.l1_latent > 0.0 {
-                terms.push(out.z.abs().mean(Kind::Float) * cfg.l1_latent);
-            }
-            if let Some(kl) = &out.kl {
-                terms.push(kl * cfg.beta.unwrap_or(1.0));
-                tch::no_grad(|| kl_sum += kl * len as f64);
-            }
-            let loss = match terms.len() {
-                1 => terms.swap_remove(0),
-                _ => Tensor::stack(&terms, 0).sum(Kind::Float),
+            let (x, input) = batches.get(step);
+            let len = x.size()[0];
+            seen += len;
+            let loss = match by_hand.as_mut() {
+                Some(by_hand) => by_hand.forward_backward(&input, &x),
+                None => {
+                    let (loss, kl) = autograd_loss(model, &input, &x, cfg);
+                    if let Some(kl) = kl {
+                        tch::no_grad(|| kl_sum += kl * len as f64);
+                    }
+                    opt.backward(&loss);
+                    loss
+                }
             };
-            opt.backward_step(&loss, cfg.grad_clip);
+            opt.apply(cfg.grad_clip);
             tch::no_grad(|| loss_sum += &loss * len as f64);
             if (step + 1) % SYNC_EVERY == 0 && step + 1 < steps {
-                let seen = (first + len) as f64;
                 on_event(Event::Progress {
                     step: step + 1,
-                    loss: loss_sum.double_value(&[]) / seen,
+                    loss: loss_sum.double_value(&[]) / seen as f64,
                 })?;
             }
         }

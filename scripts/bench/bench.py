@@ -20,15 +20,35 @@ LAYERS = [(784, 256), (256, 64), (64, 16), (16, 64), (64, 256), (256, 784)]
 TRAIN_FLOPS_PER_SAMPLE = 3 * 2 * sum(a * b for a, b in LAYERS)
 
 
-def gemm_gflops(threads, n=1024, reps=20):
+def gemm_gflops(threads, device="cpu", precision="fp32", n=1024, reps=20):
     torch.set_num_threads(threads)
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    if device != "cpu":
+        n, reps = 8192, 50
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     for _ in range(3):
         a @ b
+    sync()
     start = time.perf_counter()
     for _ in range(reps):
         a @ b
+    sync()
     return 2 * n**3 * reps / (time.perf_counter() - start) / 1e9
+
+
+def run_measured(cmd, stdout_path=None):
+    """Runs cmd and returns the child's peak RSS in MiB (wait4's ru_maxrss: GNU time's
+    "Maximum resident set size" without needing the time package). Its stdout goes to
+    stdout_path, or is discarded."""
+    with open(stdout_path or os.devnull, "w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE, text=True)
+        err = proc.stderr.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+    if status != 0:
+        sys.exit(f"{' '.join(cmd)} failed:\n{err}")
+    return usage.ru_maxrss / 1024
 
 
 def main():
@@ -39,58 +59,83 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default="bench-out")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--precision", default=None)
+    p.add_argument("--precision", default="fp32", help="comma-separated: fp32,bf16")
+    p.add_argument("--repeat", type=int, default=3,
+                   help="run every implementation N times (seeds 1..N), interleaved; report the "
+                        "median samples/s and the mean final loss (seed-to-seed spread is ~2%%)")
+    p.add_argument("--no-dataloader", action="store_true")
     a = p.parse_args()
     os.makedirs(a.out, exist_ok=True)
+    precisions = a.precision.split(",")
+
+    def ae_tch(precision, seed):
+        run_dir = os.path.join(a.out, "ae-tch-run")
+        # --init torch: the same model the reference builds (torch.nn.Linear's
+        # initialisation), so the final losses are comparable.
+        cmd = [a.bin, "train", "--data", a.data, "--out", run_dir, "--force", "--mode", "denoise",
+               "--sigma", "0.3", "--hidden", "256,64", "--latent", "16", "--epochs", str(a.epochs),
+               "--batch-size", "128", "--lr", "1e-3", "--val-fraction", "0", "--device", a.device,
+               "--threads", str(a.threads), "--init", "torch", "--precision", precision,
+               "--seed", str(seed)]
+        rss = run_measured(cmd)
+        with open(os.path.join(run_dir, "metrics.csv")) as f:
+            epochs = list(csv.DictReader(f))
+        return {"samples_per_s": sum(float(e["samples_per_s"]) for e in epochs) / len(epochs),
+                "sec_per_epoch": sum(float(e["seconds"]) for e in epochs) / len(epochs),
+                "final_loss": float(epochs[-1]["train_loss"]), "peak_rss_mib": rss}
+
+    def reference(loader, precision, seed):
+        out_file = os.path.join(a.out, "reference.json")
+        cmd = [sys.executable, os.path.join(os.path.dirname(__file__), "reference.py"),
+               "--data", a.data, "--epochs", str(a.epochs), "--threads", str(a.threads),
+               "--loader", loader, "--device", a.device, "--precision", precision,
+               "--seed", str(seed)]
+        rss = run_measured(cmd, out_file)
+        with open(out_file) as f:
+            r = json.load(f)
+        r["peak_rss_mib"] = rss
+        return r
+
+    jobs = []
+    for prec in precisions:
+        jobs.append((f"ae-tch ({prec})", lambda s, prec=prec: ae_tch(prec, s)))
+        jobs.append((f"pytorch tensor ({prec})", lambda s, prec=prec: reference("tensor", prec, s)))
+        if prec == "fp32" and not a.no_dataloader:
+            jobs.append(("pytorch dataloader (fp32)", lambda s: reference("dataloader", "fp32", s)))
+    runs = {name: [] for name, _ in jobs}
+    for seed in range(1, a.repeat + 1):
+        for name, job in jobs:
+            runs[name].append(job(seed))
     rows = []
-
-    def peak_mib(cmd):
-        # GNU time's "Maximum resident set size" would need the time package; wait4 does not.
-        start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        out = proc.stdout.read()
-        err = proc.stderr.read()
-        _, status, usage = os.wait4(proc.pid, 0)
-        if status != 0:
-            sys.exit(f"{' '.join(cmd)} failed:\n{err}")
-        return out, usage.ru_maxrss / 1024, time.perf_counter() - start
-
-    run_dir = os.path.join(a.out, "ae-tch-run")
-    cmd = [a.bin, "train", "--data", a.data, "--out", run_dir, "--force", "--mode", "denoise",
-           "--sigma", "0.3", "--hidden", "256,64", "--latent", "16", "--epochs", str(a.epochs),
-           "--batch-size", "128", "--lr", "1e-3", "--val-fraction", "0", "--device", a.device,
-           "--threads", str(a.threads)]
-    if a.precision:
-        cmd += ["--precision", a.precision]
-    _, rss, _ = peak_mib(cmd)
-    with open(os.path.join(run_dir, "metrics.csv")) as f:
-        epochs = list(csv.DictReader(f))
-    rate = sum(float(e["samples_per_s"]) for e in epochs) / len(epochs)
-    rows.append({"impl": "ae-tch" + (f" ({a.precision})" if a.precision else ""),
-                 "samples_per_s": rate, "sec_per_epoch": sum(float(e["seconds"]) for e in epochs) / len(epochs),
-                 "final_loss": float(epochs[-1]["train_loss"]), "peak_rss_mib": rss})
-    for loader in ["tensor", "dataloader"]:
-        ref = [sys.executable, os.path.join(os.path.dirname(__file__), "reference.py"), "--data", a.data,
-               "--epochs", str(a.epochs), "--threads", str(a.threads), "--loader", loader]
-        if a.device != "cpu":
-            ref += ["--device", a.device]
-        out, rss, _ = peak_mib(ref)
-        r = json.loads(out)
-        r.update({"impl": f"pytorch ({loader})", "peak_rss_mib": rss})
+    for name, _ in jobs:
+        rs = sorted(runs[name], key=lambda r: r["samples_per_s"])
+        r = dict(rs[len(rs) // 2])
+        r["impl"] = name
+        r["samples_per_s_all"] = [x["samples_per_s"] for x in runs[name]]
+        r["final_loss_all"] = [x["final_loss"] for x in runs[name]]
+        r["final_loss"] = sum(r["final_loss_all"]) / len(rs)
+        r["peak_rss_mib"] = max(x["peak_rss_mib"] for x in runs[name])
         rows.append(r)
 
-    gflops = gemm_gflops(a.threads)
-    base = rows[1]["samples_per_s"]
-    print(f"W1 on {a.device}, {a.threads} threads, {a.epochs} epochs; fp32 GEMM (1024^3, libtorch): {gflops:.1f} GFLOP/s")
-    print(f"{'impl':<22}{'samples/s':>11}{'s/epoch':>10}{'final loss':>12}{'peak RSS MiB':>14}{'vs pytorch':>12}{'roofline':>10}")
+    print(f"W1 on {a.device}, {a.threads} threads, {a.epochs} epochs; seeds 1..{a.repeat}: median "
+          f"samples/s, mean final loss, largest peak RSS")
+    print(f"{'impl':<28}{'samples/s':>11}{'s/epoch':>10}{'final loss':>12}{'loss vs pt':>11}"
+          f"{'peak RSS MiB':>14}{'vs pytorch':>12}{'GEMM GFLOP/s':>14}{'roofline':>10}")
+    gemm = {prec: gemm_gflops(a.threads, a.device, prec) for prec in precisions}
     for r in rows:
-        r["ratio_vs_pytorch_tensor"] = r["samples_per_s"] / base
-        r["roofline_share"] = r["samples_per_s"] * TRAIN_FLOPS_PER_SAMPLE / (gflops * 1e9)
-        print(f"{r['impl']:<22}{r['samples_per_s']:>11.0f}{r['sec_per_epoch']:>10.2f}{r['final_loss']:>12.5f}"
-              f"{r['peak_rss_mib']:>14.0f}{r['ratio_vs_pytorch_tensor']:>11.2f}x{100 * r['roofline_share']:>9.1f}%")
+        prec = r["impl"].rsplit("(", 1)[1].rstrip(")")
+        base = next(x for x in rows if x["impl"] == f"pytorch tensor ({prec})")
+        r["ratio_vs_pytorch_tensor"] = r["samples_per_s"] / base["samples_per_s"]
+        r["loss_vs_pytorch_tensor"] = r["final_loss"] / base["final_loss"] - 1
+        r["gemm_gflops"] = gemm[prec]
+        r["roofline_share"] = r["samples_per_s"] * TRAIN_FLOPS_PER_SAMPLE / (gemm[prec] * 1e9)
+        print(f"{r['impl']:<28}{r['samples_per_s']:>11.0f}{r['sec_per_epoch']:>10.2f}{r['final_loss']:>12.5f}"
+              f"{100 * r['loss_vs_pytorch_tensor']:>+10.1f}%{r['peak_rss_mib']:>14.0f}{r['ratio_vs_pytorch_tensor']:>11.2f}x{gemm[prec]:>14.1f}"
+              f"{100 * r['roofline_share']:>9.1f}%")
     with open(os.path.join(a.out, "bench.json"), "w") as f:
         json.dump({"workload": "W1", "device": a.device, "threads": a.threads, "epochs": a.epochs,
-                   "gemm_gflops": gflops, "train_flops_per_sample": TRAIN_FLOPS_PER_SAMPLE, "rows": rows}, f, indent=2)
+                   "repeat": a.repeat, "train_flops_per_sample": TRAIN_FLOPS_PER_SAMPLE,
+                   "rows": rows}, f, indent=2)
     print(f"wrote {os.path.join(a.out, 'bench.json')}")
 
 

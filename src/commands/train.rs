@@ -4,7 +4,7 @@ use crate::checkpoint::{self, RunDir};
 use crate::checkpoint::{DataRecord, Outcome, RunManifest, FORMAT_VERSION};
 use crate::cli::TrainArgs;
 use crate::commands::{eval, grid, plot_loss};
-use crate::config::{Arch, ModelConfig, TrainConfig};
+use crate::config::{Arch, Engine, Init, ModelConfig, Precision, TrainConfig};
 use crate::data::{self, Split};
 use crate::plot::Format;
 use crate::train::{self, EpochStats, Event};
@@ -38,6 +38,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
         lr_schedule: args.lr_schedule,
         grad_clip: args.grad_clip,
         beta: args.beta,
+        engine: args.engine,
+        init: args.init,
+        precision: args.precision,
     };
     cfg.validate().map_err(|e| anyhow!(e))?;
     device::set_threads(args.runtime.threads)?;
@@ -48,6 +51,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let (height, width) = (train_set.height, train_set.width);
     let model_cfg = model_config(&args, height, width);
     model_cfg.validate().map_err(|e| anyhow!("{e}"))?;
+    let by_hand = model_cfg.arch == Arch::Mlp && !model_cfg.tied_weights;
+    if cfg.precision == Precision::Bf16 && !(by_hand && cfg.engine == Engine::Auto) {
+        bail!(
+            "--precision bf16 is implemented in the hand-written MLP step: it needs --arch mlp \
+             without --tied-weights, and --engine auto"
+        );
+    }
     if cfg.beta.is_some() && args.arch != Arch::Vae {
         bail!("--beta works with --arch vae only");
     }
@@ -71,6 +81,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
     tch::manual_seed(cfg.seed as i64);
     let vs = nn::VarStore::new(device);
     let model = crate::model::Autoencoder::new(&vs.root(), &model_cfg);
+    if cfg.init == Init::Torch {
+        crate::model::torch_init(&vs);
+    }
     let train_t = train_set.to_device(device);
     let val_t = (!val_set.is_empty()).then(|| val_set.to_device(device));
 

@@ -1,9 +1,11 @@
 //! Datasets: IDX folders on disk become `ImageSet`s (bytes in host memory), which become
 //! u8 tensors on the training device and are scaled to [0, 1] a batch at a time.
 
+pub mod batch;
 pub mod folder;
 pub mod idx;
 pub mod noise;
+pub mod normal;
 pub mod split;
 
 use crate::config::TrainConfig;

@@ -4,13 +4,20 @@
 /// SplitMix64 (Steele et al. 2014): tiny, fast, and good enough to shuffle indices.
 struct SplitMix64(u64);
 
+/// SplitMix64's output function: a bijective mix of 64 bits, used to derive independent
+/// seeds from (seed, epoch, step).
+pub fn mix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 impl SplitMix64 {
     fn next(&mut self) -> u64 {
+        let z = mix64(self.0);
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        z
     }
 
     /// Uniform in `0..n` (n > 0), by rejection so there is no modulo bias.

@@ -1,0 +1,244 @@
+//! Training batches: the epoch's order, and each step's clean images and model input.
+//!
+//! Every random draw of a step — the epoch's shuffle, the noise, a VAE's ε — derives from
+//! (seed, epoch, step) alone, so any step can be replayed on its own: that is what lets a
+//! run resume exactly from a checkpoint. On the CPU a batch is assembled in one pass over
+//! preallocated buffers: gather the rows of the u8 training set, scale to [0, 1], corrupt,
+//! clamp. Elsewhere the same happens with libtorch operations on the device.
+
+use super::split::{mix64, permutation};
+use super::to_unit_float;
+use super::{noise, normal};
+use crate::config::{Mode, NoiseKind, TrainConfig};
+use crate::host;
+use rand_xoshiro::rand_core::{RngCore, SeedableRng};
+use rand_xoshiro::Xoshiro256PlusPlus;
+use tch::{Device, Kind, Tensor};
+
+/// The step index under which an epoch's shuffle is drawn.
+const SHUFFLE: u64 = u64::MAX;
+
+/// The seed of the draws of `step` in `epoch` (1-based) of a run seeded with `seed`.
+pub fn stream_seed(seed: u64, epoch: usize, step: u64) -> u64 {
+    mix64(mix64(mix64(seed) ^ epoch as u64) ^ step)
+}
+
+pub struct Batcher {
+    /// `[N, D]` u8 training images on the training device.
+    data: Tensor,
+    batch: i64,
+    seed: u64,
+    corruption: Option<(NoiseKind, f32)>,
+    /// Seed libtorch's generator before each step (its draws are part of the step).
+    torch_rng: bool,
+    epoch: usize,
+    order: Vec<usize>,
+    /// The order as an index tensor on the device (device path only).
+    order_t: Option<Tensor>,
+    /// `[batch, D]` f32 buffers (CPU path only): clean images and model input.
+    buffers: Option<(Tensor, Tensor)>,
+}
+
+impl Batcher {
+    /// `data`: the `[N, D]` u8 training images on the training device. `torch_rng`: the
+    /// step also draws from libtorch's generator (a VAE's sampling), which is then
+    /// reseeded for every step.
+    pub fn new(data: &Tensor, batch: i64, cfg: &TrainConfig, torch_rng: bool) -> Batcher {
+        let d = data.size()[1];
+        let batch = batch.min(data.size()[0]).max(1);
+        let host = host::is_host(data, Kind::Uint8);
+        let buffers = host.then(|| {
+            let opts = (Kind::Float, Device::Cpu);
+            (Tensor::zeros([batch, d], opts), Tensor::zeros([batch, d], opts))
+        });
+        let corruption = (cfg.mode == Mode::Denoise).then_some((cfg.noise, cfg.noise_level as f32));
+        Batcher {
+            data: data.shallow_clone(),
+            batch,
+            seed: cfg.seed,
+            corruption,
+            torch_rng,
+            epoch: 0,
+            order: Vec::new(),
+            order_t: None,
+            buffers,
+        }
+    }
+
+    /// Batches per epoch.
+    pub fn steps(&self) -> usize {
+        let n = self.data.size()[0];
+        ((n + self.batch - 1) / self.batch) as usize
+    }
+
+    /// Draws the order of `epoch` (1-based).
+    pub fn start_epoch(&mut self, epoch: usize) {
+        let n = self.data.size()[0] as usize;
+        self.epoch = epoch;
+        self.order = permutation(n, stream_seed(self.seed, epoch, SHUFFLE));
+        if self.buffers.is_none() {
+            let idx: Vec<i64> = self.order.iter().map(|&i| i as i64).collect();
+            self.order_t = Some(Tensor::from_slice(&idx).to_device(self.data.device()));
+        }
+    }
+
+    /// The clean images and the model input of `step` (0-based) of the current epoch,
+    /// `[len, D]` f32. On the CPU they are views of buffers that the next call
+    /// overwrites.
+    pub fn get(&mut self, step: usize) -> (Tensor, Tensor) {
+        let seed = stream_seed(self.seed, self.epoch, step as u64);
+        if self.torch_rng || self.buffers.is_none() {
+            tch::manual_seed(seed as i64);
+        }
+        let first = step * self.batch as usize;
+        let len = (self.batch as usize).min(self.order.len() - first);
+        match &self.buffers {
+            Some((clean, input)) => {
+                let (clean, input) =
+                    (clean.narrow(0, 0, len as i64), input.narrow(0, 0, len as i64));
+                let rows = &self.order[first..first + len];
+                // SAFETY: the buffers are private to this Batcher and the views handed out
+                // by the previous call are no longer in use (documented above); `data` is
+                // only read.
+                unsafe {
+                    let src = host::u8_ref(&self.data);
+                    gather(src, rows, host::f32_mut(&clean));
+                    if let Some((kind, level)) = self.corruption {
+                        corrupt(host::f32_mut(&clean), host::f32_mut(&input), kind, level, seed);
+                    }
+                }
+                let input = if self.corruption.is_some() { input } else { clean.shallow_clone() };
+                (clean, input)
+            }
+            None => {
+                let order = self.order_t.as_ref().expect("start_epoch sets the order");
+                let idx = order.narrow(0, first as i64, len as i64);
+                let clean = to_unit_float(&self.data.index_select(0, &idx));
+                let input = match self.corruption {
+                    Some((kind, level)) => noise::corrupt(&clean, kind, level as f64),
+                    None => clean.shallow_clone(),
+                };
+                (clean, input)
+            }
+        }
+    }
+}
+
+/// Rows `rows` of the u8 images `src` (`[N, D]`) → `dst` (`[rows.len(), D]`) in [0, 1],
+/// as `to_unit_float` computes them.
+fn gather(src: &[u8], rows: &[usize], dst: &mut [f32]) {
+    let d = dst.len() / rows.len().max(1);
+    for (out, &r) in dst.chunks_exact_mut(d).zip(rows) {
+        for (o, &p) in out.iter_mut().zip(&src[r * d..(r + 1) * d]) {
+            *o = p as f32 / 255.0;
+        }
+    }
+}
+
+/// Uniform in [0, 1) from the top 24 bits of a draw: exact f32 values.
+fn unit(rng: &mut Xoshiro256PlusPlus) -> f32 {
+    (rng.next_u32() >> 8) as f32 * (1.0 / (1u32 << 24) as f32)
+}
+
+/// `clean` corrupted into `input` with draws from `seed`: the same distributions as
+/// `noise::corrupt`.
+fn corrupt(clean: &[f32], input: &mut [f32], kind: NoiseKind, level: f32, seed: u64) {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    match kind {
+        NoiseKind::Gaussian => {
+            normal::fill(&mut rng, input);
+            input.iter_mut().zip(clean).for_each(|(o, &c)| *o = (c + *o * level).clamp(0.0, 1.0));
+        }
+        NoiseKind::Masking => input.iter_mut().zip(clean).for_each(|(o, &c)| {
+            *o = if unit(&mut rng) >= level { c } else { 0.0 };
+        }),
+        NoiseKind::SaltPepper => input.iter_mut().zip(clean).for_each(|(o, &c)| {
+            let (hit, salt) = (unit(&mut rng) < level, unit(&mut rng) < 0.5);
+            *o = match (hit, salt) {
+                (false, _) => c,
+                (true, true) => 1.0,
+                (true, false) => 0.0,
+            };
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn images(n: i64, d: i64) -> Tensor {
+        let v: Vec<u8> = (0..n * d).map(|i| (i * 37 % 256) as u8).collect();
+        Tensor::from_slice(&v).view([n, d])
+    }
+
+    fn cfg(mode: Mode, noise: NoiseKind, level: f64) -> TrainConfig {
+        TrainConfig { mode, noise, noise_level: level, seed: 9, ..Default::default() }
+    }
+
+    #[test]
+    fn an_epoch_visits_every_image_once_and_batches_repeat_from_the_seed() {
+        let data = images(10, 6);
+        let c = cfg(Mode::Reconstruct, NoiseKind::Gaussian, 0.0);
+        let mut b = Batcher::new(&data, 4, &c, false);
+        assert_eq!(b.steps(), 3);
+        b.start_epoch(1);
+        let rows: Vec<Tensor> = (0..3).map(|s| b.get(s).0.copy()).collect();
+        assert_eq!(rows.iter().map(|r| r.size()[0]).collect::<Vec<_>>(), [4, 4, 2]);
+        let all = Tensor::cat(&rows, 0);
+        let expected = to_unit_float(&data);
+        // Every image once: sorting the rows by their first pixel gives the data back.
+        let key = |t: &Tensor| t.select(1, 0).argsort(0, false);
+        let sorted = all.index_select(0, &key(&all));
+        assert!(sorted.equal(&expected.index_select(0, &key(&expected))));
+        // A replayed step gives the same rows; another epoch, another order.
+        assert!(b.get(1).0.equal(&rows[1]));
+        b.start_epoch(2);
+        assert!(!b.get(0).0.equal(&rows[0]));
+    }
+
+    #[test]
+    fn host_noise_has_the_distributions_of_the_tensor_path() {
+        let data = Tensor::full([400, 500], 128u8 as i64, (Kind::Uint8, Device::Cpu));
+        let grey = 128.0 / 255.0;
+        for (kind, level) in
+            [(NoiseKind::Gaussian, 0.1), (NoiseKind::Masking, 0.3), (NoiseKind::SaltPepper, 0.2)]
+        {
+            let c = cfg(Mode::Denoise, kind, level);
+            let mut b = Batcher::new(&data, 400, &c, false);
+            b.start_epoch(1);
+            let (clean, input) = b.get(0);
+            assert!(clean.eq(grey).all().int64_value(&[]) == 1);
+            let diff = &input - &clean;
+            let changed = diff.ne(0.0).to_kind(Kind::Double).mean(Kind::Double).double_value(&[]);
+            match kind {
+                NoiseKind::Gaussian => {
+                    let std = diff.std(true).double_value(&[]);
+                    assert!((std - 0.1).abs() < 0.002, "σ {std}");
+                    assert!((diff.mean(Kind::Double).double_value(&[])).abs() < 0.001);
+                }
+                // 200k pixels: the standard error of a share is about 0.001.
+                NoiseKind::Masking => {
+                    assert!((changed - 0.3).abs() < 0.005, "{changed}");
+                    assert!(input.ne(0.0).logical_and(&input.ne(grey)).any().int64_value(&[]) == 0);
+                }
+                NoiseKind::SaltPepper => {
+                    assert!((changed - 0.2).abs() < 0.005, "{changed}");
+                    let ones = input.eq(1.0).to_kind(Kind::Double).mean(Kind::Double);
+                    assert!((ones.double_value(&[]) - 0.1).abs() < 0.004);
+                }
+            }
+            let again = input.copy();
+            assert!(b.get(0).1.equal(&again), "{kind:?}: a step's noise repeats");
+        }
+    }
+
+    #[test]
+    fn stream_seeds_differ_by_epoch_and_step() {
+        let s = |e, t| stream_seed(1, e, t);
+        assert_ne!(s(1, 0), s(1, 1));
+        assert_ne!(s(1, 0), s(2, 0));
+        assert_ne!(s(1, 1), s(2, 0));
+        assert_ne!(stream_seed(2, 1, 0), s(1, 0));
+    }
+}

@@ -1,0 +1,340 @@
+//! The training step of a fully connected autoencoder written out by hand: the forward
+//! and backward passes as matrix products into preallocated buffers, the gradients
+//! written straight into the optimiser's flat gradient. No autograd graph is built and
+//! nothing of the batch's size is allocated per step; the arithmetic is what autograd
+//! would do (libtorch's own `*_backward` kernels), so the two paths agree to rounding.
+//!
+//! Used for `--arch mlp` without tied weights (the default and recommended model); every
+//! other model trains through autograd.
+
+use crate::config::{Activation, Arch, Loss, ModelConfig, Precision, TrainConfig};
+use crate::optim::{view_at, FlatAdam};
+use tch::{nn, Kind, Reduction, Tensor};
+
+/// What follows a layer's matrix product.
+#[derive(Clone, Copy, Debug)]
+enum Act {
+    Hidden(Activation),
+    /// The code layer.
+    Identity,
+    /// The output layer.
+    Sigmoid,
+}
+
+struct Dense {
+    w: Tensor,
+    b: Tensor,
+    /// Views of the optimiser's flat gradient.
+    gw: Tensor,
+    gb: Tensor,
+    act: Act,
+    /// `[batch, out]`: activations, pre-activations (GELU only), and the gradient
+    /// with respect to the output, then (in place) the pre-activation.
+    out: Tensor,
+    pre: Option<Tensor>,
+    delta: Tensor,
+}
+
+/// bf16 copies of the parameters, gradient and batch (fp32 master weights stay in the
+/// optimiser).
+struct LowPrecision {
+    flat: Tensor,
+    grad: Tensor,
+    input: Tensor,
+    target: Tensor,
+    master: Tensor,
+    master_grad: Tensor,
+}
+
+pub struct MlpStep {
+    layers: Vec<Dense>,
+    low: Option<LowPrecision>,
+    /// Index of the layer whose output is the code.
+    code: usize,
+    loss: Loss,
+    l1_latent: f64,
+    /// The loss's upstream gradient, 1.
+    one: Tensor,
+}
+
+impl MlpStep {
+    /// The hand-written step for `model` (whose variables live in `vs` and have been
+    /// taken over by `opt`), for batches of up to `batch` rows; `None` when the model is
+    /// not a plain fully connected autoencoder.
+    pub fn new(
+        vs: &nn::VarStore,
+        model: &ModelConfig,
+        train: &TrainConfig,
+        opt: &FlatAdam,
+        batch: i64,
+    ) -> Option<MlpStep> {
+        if model.arch != Arch::Mlp || model.tied_weights {
+            return None;
+        }
+        let vars = vs.variables();
+        let widths = model.encoder_widths();
+        let depth = widths.len() - 1;
+        let device = vs.device();
+        let kind = match train.precision {
+            Precision::Fp32 => Kind::Float,
+            Precision::Bf16 => Kind::BFloat16,
+        };
+        let low = (kind != Kind::Float).then(|| {
+            let (p, d) = ([opt.len()], [batch, model.input_dim()]);
+            LowPrecision {
+                flat: Tensor::zeros(p, (kind, device)),
+                grad: Tensor::zeros(p, (kind, device)),
+                input: Tensor::zeros(d, (kind, device)),
+                target: Tensor::zeros(d, (kind, device)),
+                master: opt.flat().shallow_clone(),
+                master_grad: opt.flat_grad().shallow_clone(),
+            }
+        });
+        let mut layers = Vec::with_capacity(2 * depth);
+        let mut covered = 0;
+        for (part, i) in
+            (0..depth).map(|i| ("encoder", i)).chain((0..depth).map(|i| ("decoder", i)))
+        {
+            // Linear layers sit at even positions of the Sequential (see model.rs).
+            let name = |v: &str| format!("{part}.{}.{v}", 2 * i);
+            let (w, b) = (vars.get(&name("weight"))?, vars.get(&name("bias"))?);
+            covered += w.numel() + b.numel();
+            let ((wo, ws), (bo, bs)) = (opt.slot(w)?, opt.slot(b)?);
+            let (params, grads) = match &low {
+                Some(low) => (&low.flat, &low.grad),
+                None => (opt.flat(), opt.flat_grad()),
+            };
+            let (w, b) = (view_at(params, wo, &ws), view_at(params, bo, &bs));
+            let (gw, gb) = (view_at(grads, wo, &ws), view_at(grads, bo, &bs));
+            let act = match (part, i + 1 == depth) {
+                ("encoder", true) => Act::Identity,
+                ("decoder", true) => Act::Sigmoid,
+                _ => Act::Hidden(model.activation),
+            };
+            let buffer = || Tensor::zeros([batch, ws[0]], (kind, device));
+            let pre = matches!(act, Act::Hidden(Activation::Gelu)).then(buffer);
+            let (out, delta) = (buffer(), buffer());
+            layers.push(Dense { w, b, gw, gb, act, out, pre, delta });
+        }
+        if covered as i64 != opt.len() {
+            return None;
+        }
+        Some(MlpStep {
+            layers,
+            low,
+            code: depth - 1,
+            loss: train.loss,
+            l1_latent: train.l1_latent,
+            one: Tensor::ones([], (kind, device)),
+        })
+    }
+
+    /// Forward and backward for `input` against `target` (`[len, D]`, len ≤ batch):
+    /// leaves the gradient in the optimiser's buffer and returns the loss (a scalar on
+    /// the device).
+    pub fn forward_backward(&mut self, input: &Tensor, target: &Tensor) -> Tensor {
+        tch::no_grad(|| {
+            let len = input.size()[0];
+            let rows = |t: &Tensor| t.narrow(0, 0, len);
+            let (full_target, (input, target)) = match &mut self.low {
+                Some(low) => {
+                    low.flat.copy_(&low.master);
+                    let (i, t) = (rows(&low.input), rows(&low.target));
+                    i.shallow_clone().copy_(input);
+                    t.shallow_clone().copy_(target);
+                    (target, (i, t))
+                }
+                None => (target, (input.shallow_clone(), target.shallow_clone())),
+            };
+            let target = &target;
+            let mut a = input.shallow_clone();
+            for l in &self.layers {
+                let out = rows(&l.out);
+                let wt = l.w.tr();
+                match (l.act, &l.pre) {
+                    (Act::Hidden(Activation::Gelu), Some(pre)) => {
+                        let pre = rows(pre);
+                        let _ = l.b.addmm_out(&pre, &a, &wt);
+                        let _ = pre.gelu_out(&out, "none");
+                    }
+                    (act, _) => {
+                        let mut o = l.b.addmm_out(&out, &a, &wt);
+                        let _ = match act {
+                            Act::Hidden(Activation::Relu) => o.relu_(),
+                            Act::Hidden(Activation::LeakyRelu) => o.leaky_relu_(),
+                            Act::Hidden(Activation::Tanh) => o.tanh_(),
+                            Act::Sigmoid => o.sigmoid_(),
+                            Act::Hidden(Activation::Gelu) | Act::Identity => o,
+                        };
+                    }
+                }
+                a = out;
+            }
+            let last = self.layers.last().expect("at least two layers");
+            let (output, d) = (rows(&last.out), rows(&last.delta));
+            let output32 = output.to_kind(Kind::Float);
+            let mut loss = match self.loss {
+                Loss::Mse => {
+                    let _ =
+                        output.mse_loss_backward_grad_input(&d, &self.one, target, Reduction::Mean);
+                    output32.mse_loss(full_target, Reduction::Mean)
+                }
+                Loss::Bce => {
+                    let _ = output.binary_cross_entropy_backward_grad_input(
+                        &d,
+                        &self.one,
+                        target,
+                        None::<Tensor>,
+                        Reduction::Mean,
+                    );
+                    output32.binary_cross_entropy::<Tensor>(full_target, None, Reduction::Mean)
+                }
+            };
+            for i in (0..self.layers.len()).rev() {
+                let l = &self.layers[i];
+                let (out, d) = (rows(&l.out), rows(&l.delta));
+                // d: ∂loss/∂output → ∂loss/∂pre-activation, in place.
+                let _ = match (l.act, &l.pre) {
+                    (Act::Sigmoid, _) => Tensor::sigmoid_backward_grad_input(&d, &d, &out),
+                    (Act::Hidden(Activation::Relu), _) => {
+                        out.threshold_backward_grad_input(&d, &d, 0.0)
+                    }
+                    (Act::Hidden(Activation::LeakyRelu), _) => {
+                        out.leaky_relu_backward_grad_input(&d, &d, 0.01, true)
+                    }
+                    (Act::Hidden(Activation::Tanh), _) => {
+                        Tensor::tanh_backward_grad_input(&d, &d, &out)
+                    }
+                    (Act::Hidden(Activation::Gelu), Some(pre)) => {
+                        rows(pre).gelu_backward_grad_input(&d, &d, "none")
+                    }
+                    (Act::Hidden(Activation::Gelu), None) => unreachable!("GELU keeps its input"),
+                    (Act::Identity, _) => {
+                        if i == self.code && self.l1_latent > 0.0 {
+                            // λ·mean|z|: ∂/∂z = λ·sign(z) / numel.
+                            let scale = self.l1_latent / out.numel() as f64;
+                            let mut d = d.shallow_clone();
+                            d += out.sign() * scale;
+                            loss +=
+                                out.abs().to_kind(Kind::Float).mean(Kind::Float) * self.l1_latent;
+                        }
+                        d.shallow_clone()
+                    }
+                };
+                let input =
+                    if i == 0 { input.shallow_clone() } else { rows(&self.layers[i - 1].out) };
+                let _ = d.tr().mm_out(&l.gw, &input);
+                let _ = d.sum_intlist_out(&l.gb, [0i64].as_slice(), false, l.gb.kind());
+                if i > 0 {
+                    let _ = d.mm_out(&rows(&self.layers[i - 1].delta), &l.w);
+                }
+            }
+            if let Some(low) = &self.low {
+                low.master_grad.shallow_clone().copy_(&low.grad);
+            }
+            loss
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Autoencoder;
+    use tch::{Device, Kind};
+
+    /// One step through autograd and one through `MlpStep` from the same weights: the
+    /// losses and every gradient agree.
+    fn compare(activation: Activation, loss: Loss, l1_latent: f64) {
+        let _rng = crate::rng_lock();
+        tch::manual_seed(11);
+        let model_cfg = ModelConfig {
+            height: 4,
+            width: 5,
+            hidden: vec![12, 7],
+            latent: 3,
+            activation,
+            ..Default::default()
+        };
+        let train = TrainConfig { loss, l1_latent, ..Default::default() };
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = Autoencoder::new(&vs.root(), &model_cfg);
+        let mut opt = FlatAdam::new(&vs, 1e-3, 0.0);
+        let x = Tensor::rand([6, 20], (Kind::Float, Device::Cpu));
+        let input = (&x + Tensor::randn_like(&x) * 0.2).clamp(0.0, 1.0);
+
+        let out = model.forward_train(&input);
+        let mut expected = crate::train::reconstruction_loss(&out.reconstruction, &x, loss);
+        if l1_latent > 0.0 {
+            expected = &expected + out.z.abs().mean(Kind::Float) * l1_latent;
+        }
+        opt.backward(&expected);
+        let autograd = opt.flat_grad().copy();
+
+        let mut step = MlpStep::new(&vs, &model_cfg, &train, &opt, 8).expect("an MLP");
+        let _ = opt.flat_grad().shallow_clone().fill_(f64::NAN);
+        let got = step.forward_backward(&input, &x);
+        let (a, b) = (expected.double_value(&[]), got.double_value(&[]));
+        assert!((a - b).abs() < 1e-6 * a.abs(), "{activation:?} {loss:?}: loss {a} vs {b}");
+        let diff = (opt.flat_grad() - &autograd).abs().max().double_value(&[]);
+        let scale = autograd.abs().max().double_value(&[]);
+        assert!(
+            diff <= 1e-5 * scale,
+            "{activation:?} {loss:?} l1 {l1_latent}: grads differ by {diff}"
+        );
+    }
+
+    #[test]
+    fn gradients_match_autograd_for_every_activation_and_loss() {
+        for act in [Activation::Relu, Activation::LeakyRelu, Activation::Tanh, Activation::Gelu] {
+            compare(act, Loss::Mse, 0.0);
+        }
+        compare(Activation::Relu, Loss::Bce, 0.0);
+        compare(Activation::Relu, Loss::Mse, 0.05);
+    }
+
+    #[test]
+    fn bf16_step_tracks_the_fp32_gradient_and_leaves_the_master_weights_alone() {
+        let _rng = crate::rng_lock();
+        tch::manual_seed(12);
+        let model_cfg =
+            ModelConfig { height: 8, width: 8, hidden: vec![32], latent: 4, ..Default::default() };
+        let vs = nn::VarStore::new(Device::Cpu);
+        let _ = crate::model::Autoencoder::new(&vs.root(), &model_cfg);
+        let opt = FlatAdam::new(&vs, 1e-3, 0.0);
+        let x = Tensor::rand([16, 64], (Kind::Float, Device::Cpu));
+        let mut grads = Vec::new();
+        let mut losses = Vec::new();
+        for precision in [Precision::Fp32, Precision::Bf16] {
+            let train = TrainConfig { precision, ..Default::default() };
+            let mut step = MlpStep::new(&vs, &model_cfg, &train, &opt, 16).unwrap();
+            let before = opt.flat().copy();
+            let loss = step.forward_backward(&x, &x);
+            assert_eq!(loss.kind(), Kind::Float);
+            assert!(opt.flat().equal(&before), "{precision:?}: the step does not update");
+            losses.push(loss.double_value(&[]));
+            grads.push(opt.flat_grad().copy());
+        }
+        // bf16 keeps 8 bits of mantissa: agreement to a few percent is the expectation,
+        // exact agreement would mean bf16 was not used.
+        let rel = |a: f64, b: f64| (a - b).abs() / a.abs();
+        assert!(rel(losses[0], losses[1]) < 0.02, "{losses:?}");
+        let diff = (&grads[0] - &grads[1]).norm().double_value(&[]);
+        let norm = grads[0].norm().double_value(&[]);
+        assert!(diff / norm < 0.05 && diff > 0.0, "relative gradient error {}", diff / norm);
+    }
+
+    #[test]
+    fn other_models_use_autograd() {
+        for cfg in [
+            ModelConfig { tied_weights: true, ..Default::default() },
+            ModelConfig { arch: Arch::Conv, ..Default::default() },
+            ModelConfig { arch: Arch::Vae, ..Default::default() },
+        ] {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let _ = Autoencoder::new(&vs.root(), &cfg);
+            let opt = FlatAdam::new(&vs, 1e-3, 0.0);
+            assert!(MlpStep::new(&vs, &cfg, &TrainConfig::default(), &opt, 4).is_none());
+        }
+    }
+}
