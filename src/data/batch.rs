@@ -234,6 +234,26 @@ mod tests {
     }
 
     #[test]
+    fn the_tensor_path_used_on_gpus_gives_the_same_batches() {
+        let _rng = crate::rng_lock();
+        let data = images(9, 8);
+        // A non-contiguous tensor takes the libtorch path, as data on a GPU does.
+        let strided = data.tr().contiguous().tr();
+        assert!(!host::is_host(&strided, Kind::Uint8));
+        let c = cfg(Mode::Denoise, NoiseKind::Gaussian, 0.2);
+        let (mut host_b, mut dev_b) =
+            (Batcher::new(&data, 4, &c, false), Batcher::new(&strided, 4, &c, false));
+        host_b.start_epoch(3);
+        dev_b.start_epoch(3);
+        for step in 0..3 {
+            let ((hc, hi), (dc, di)) = (host_b.get(step), dev_b.get(step));
+            assert!(hc.equal(&dc), "step {step}: same images in the same order");
+            assert!(!di.equal(&dc) && !hi.equal(&hc), "both corrupt");
+            assert!(di.min().double_value(&[]) >= 0.0 && di.max().double_value(&[]) <= 1.0);
+        }
+    }
+
+    #[test]
     fn stream_seeds_differ_by_epoch_and_step() {
         let s = |e, t| stream_seed(1, e, t);
         assert_ne!(s(1, 0), s(1, 1));

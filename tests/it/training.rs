@@ -118,3 +118,33 @@ fn eval_accepts_another_data_folder_and_checks_its_image_size() {
     ae(dir.path(), &["eval", "--run", run.to_str().unwrap(), "--data", "small"])
         .fails_with(&["small holds 3x3 images but the model takes 28x28"]);
 }
+
+#[test]
+fn hand_written_step_autograd_and_bf16_train_the_same_model() {
+    let dir = tempdir();
+    let train = |name: &str, extra: &[&str]| {
+        let out = dir.path().join(name);
+        let mut args = vec!["--epochs", "3", "--mode", "denoise", "--init", "torch"];
+        args.extend_from_slice(extra);
+        ae(dir.path(), &quick_train(&mnist(), &out, &args)).ok();
+        metrics(&out.join("metrics.csv"))[1..]
+            .iter()
+            .map(|r| r[1].parse::<f64>().unwrap())
+            .collect::<Vec<f64>>()
+    };
+    let by_hand = train("auto", &[]);
+    let autograd = train("autograd", &["--engine", "autograd"]);
+    let bf16 = train("bf16", &["--precision", "bf16"]);
+    assert!(by_hand[2] < by_hand[0] * 0.9, "the loss falls: {by_hand:?}");
+    // Same arithmetic in a different order: rounding differences only.
+    for (a, b) in by_hand.iter().zip(&autograd) {
+        assert!((a - b).abs() < 1e-4 * a, "hand-written {by_hand:?} vs autograd {autograd:?}");
+    }
+    // bf16 keeps 8 mantissa bits: close, but not identical.
+    for (a, b) in by_hand.iter().zip(&bf16) {
+        assert!((a - b).abs() < 0.05 * a && a != b, "fp32 {by_hand:?} vs bf16 {bf16:?}");
+    }
+    let conv = dir.path().join("conv");
+    ae(dir.path(), &quick_train(&mnist(), &conv, &["--arch", "conv", "--precision", "bf16"]))
+        .fails_with(&["--precision bf16", "--arch mlp"]);
+}

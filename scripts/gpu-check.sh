@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# CUDA check for a GPU machine that has PyTorch 2.11 but no Rust toolchain. Takes the
+# prebuilt target/release/ae-tch (built against libtorch 2.11.0 by scripts/setup.sh +
+# cargo on a build machine) and data/fashion-mnist, points the loader at this machine's
+# torch libraries, checks that ae-tch sees CUDA, then runs workload W1 on the GPU in fp32
+# and bf16 with ae-tch and with the PyTorch reference (scripts/bench/reference.py) and
+# prints the same table as scripts/bench.sh (also written to bench-out/bench.json).
+#
+#   scripts/gpu-check.sh [--epochs N] [--repeat N]     (extra arguments go to bench.py)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+BIN=target/release/ae-tch
+[ -x "$BIN" ] || { echo "gpu-check: $BIN is missing: build it first (cargo build --release)" >&2; exit 1; }
+[ -f data/fashion-mnist/train-images-idx3-ubyte.gz ] || { echo "gpu-check: data/fashion-mnist is missing" >&2; exit 1; }
+TORCH_LIB=$("$PY" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
+export LD_LIBRARY_PATH="$TORCH_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+echo "== torch on this machine"
+"$PY" - <<'PY'
+import torch
+print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}")
+for i in range(torch.cuda.device_count()):
+    p = torch.cuda.get_device_properties(i)
+    print(f"  cuda:{i} {p.name}, {p.total_memory / 2**30:.0f} GiB")
+assert torch.cuda.is_available(), "PyTorch sees no CUDA device"
+PY
+echo "== ae-tch on this machine (libtorch from $TORCH_LIB)"
+"$BIN" --version
+# A one-epoch run on 2000 images proves the binary loads libtorch_cuda and trains there.
+"$BIN" train --data data/fashion-mnist --device cuda --limit 2000 --epochs 1 \
+  --out bench-out/cuda-smoke --force >/dev/null
+echo "ae-tch trains on cuda: ok"
+echo "== W1 on cuda"
+exec "$PY" scripts/bench/bench.py --device cuda --precision fp32,bf16 --no-dataloader "$@"
