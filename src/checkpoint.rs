@@ -5,7 +5,7 @@
 use crate::config::{ModelConfig, TrainConfig};
 use crate::metrics::EvalReport;
 use crate::model::Autoencoder;
-use crate::train::EpochStats;
+use crate::train::{EpochStats, TrainState};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -20,6 +20,55 @@ pub const WEIGHTS: &str = "model.ot";
 pub const METRICS_CSV: &str = "metrics.csv";
 pub const LOSS_PNG: &str = "loss.png";
 pub const GRID_PNG: &str = "grid.png";
+/// Weights, optimiser state and progress of a run, to continue it (`train --resume`).
+pub const CHECKPOINT: &str = "checkpoint.ot";
+/// The checkpoint's JSON part, stored as a u8 tensor so the file is one archive that is
+/// renamed into place in one step.
+const CHECKPOINT_META: &str = "meta";
+
+/// Training settings a resumed run may change (with `--force`); every other setting, the
+/// model and the data must stay as they were.
+pub const RESUMABLE: [&str; 8] = [
+    "epochs",
+    "lr",
+    "early_stop",
+    "lr_schedule",
+    "grad_clip",
+    "device",
+    "engine",
+    "checkpoint_every",
+];
+
+/// The JSON part of checkpoint.ot.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointMeta {
+    pub format_version: u32,
+    pub ae_tch_version: String,
+    /// `config_hash` of the model, training settings and data below.
+    pub config_hash: String,
+    pub model: ModelConfig,
+    pub train: TrainConfig,
+    pub data: DataRecord,
+    pub adam_step: i64,
+    /// libtorch's intra-op threads: reductions sum in per-thread chunks, so a resumed run
+    /// uses the same count (unless --threads says otherwise) to repeat the numbers exactly.
+    pub threads: i32,
+    pub state: TrainState,
+}
+
+/// FNV-1a (64-bit, hex) of what a resumed run must share with the run it continues: the
+/// model, the training settings outside `RESUMABLE`, and the data folder.
+pub fn config_hash(model: &ModelConfig, train: &TrainConfig, data: &Path) -> String {
+    let mut train = serde_json::to_value(train).expect("configs serialise");
+    if let Some(fields) = train.as_object_mut() {
+        fields.retain(|k, _| !RESUMABLE.contains(&k.as_str()));
+    }
+    let text = serde_json::to_string(&(model, train, data)).expect("configs serialise");
+    let hash = text
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3));
+    format!("{hash:016x}")
+}
 
 /// The data a run was trained on.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -87,16 +136,26 @@ impl RunDir {
         if overwrite {
             match std::fs::remove_file(run.file(MODEL_JSON)) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(e)
-                        .with_context(|| format!("--force: removing the old {MODEL_JSON}"));
+                    return Err(e).with_context(|| {
+                        format!("--force: removing the old {}", run.file(MODEL_JSON).display())
+                    });
                 }
                 _ => {}
             }
         }
+        run.sweep_temp_files();
         // Fail now, not after training, if the folder cannot be written.
         tempfile::NamedTempFile::new_in(path)
             .with_context(|| format!("--out {}: folder is not writable", path.display()))?;
         Ok(run)
+    }
+
+    /// Opens an existing folder that holds (part of) a run, model.json or not.
+    pub fn open_dir(path: &Path) -> Result<Self> {
+        if !path.is_dir() {
+            bail!("run folder {} does not exist", path.display());
+        }
+        Ok(RunDir { root: path.to_path_buf() })
     }
 
     /// Opens an existing run folder.
@@ -170,6 +229,64 @@ impl RunDir {
             csv.serialize(row)?;
         }
         write_atomic(&self.file(METRICS_CSV), &csv.into_inner()?)
+    }
+
+    /// Writes checkpoint.ot: `tensors` and `meta` in one archive, atomically.
+    pub fn write_checkpoint(
+        &self,
+        meta: &CheckpointMeta,
+        tensors: &[(String, Tensor)],
+    ) -> Result<()> {
+        let json = serde_json::to_vec(meta)?;
+        let mut named: Vec<(String, Tensor)> =
+            tensors.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
+        named.push((CHECKPOINT_META.to_string(), Tensor::from_slice(&json)));
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        Tensor::save_multi_to_stream(&named, &mut bytes).context("serialising the checkpoint")?;
+        write_atomic(&self.file(CHECKPOINT), &bytes.into_inner())
+    }
+
+    /// Reads checkpoint.ot back: its JSON part, checked, and its tensors by name (on the
+    /// CPU).
+    pub fn read_checkpoint(&self) -> Result<(CheckpointMeta, HashMap<String, Tensor>)> {
+        let path = self.file(CHECKPOINT);
+        if !path.is_file() {
+            bail!("{} has no {CHECKPOINT} to resume from", self.root.display());
+        }
+        let mut tensors: HashMap<String, Tensor> = Tensor::load_multi(&path)
+            .with_context(|| format!("{} is not a readable checkpoint", path.display()))?
+            .into_iter()
+            .collect();
+        let meta = tensors
+            .remove(CHECKPOINT_META)
+            .with_context(|| format!("{} is not an ae-tch checkpoint (no meta)", path.display()))?;
+        let bytes = Vec::<u8>::try_from(&meta)
+            .with_context(|| format!("{}: unreadable meta", path.display()))?;
+        let meta: CheckpointMeta = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{}: its meta is not valid", path.display()))?;
+        if meta.format_version != FORMAT_VERSION {
+            bail!(
+                "{}: format_version {} is not supported (this ae-tch reads {FORMAT_VERSION})",
+                path.display(),
+                meta.format_version
+            );
+        }
+        if meta.config_hash != config_hash(&meta.model, &meta.train, &meta.data.path) {
+            bail!("{}: its configuration does not match its config_hash", path.display());
+        }
+        meta.model.validate().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Ok((meta, tensors))
+    }
+
+    /// Removes temporary files that a killed process left behind (`.NAME.XXXXXX.tmp`).
+    pub fn sweep_temp_files(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.root) else { return };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') && name.ends_with(".tmp") {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
     }
 
     /// Rebuilds the model from model.json and loads its weights on `device`.
@@ -267,6 +384,11 @@ pub fn with_temp_file(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> R
         .with_context(|| {
             format!("writing {}: cannot create a file in {}", path.display(), dir.display())
         })?;
+    let fault = fault(&name);
+    if fault == Some(Fault::WriteError) {
+        let full = std::io::Error::from_raw_os_error(28); // ENOSPC
+        return Err(full).with_context(|| format!("writing {}", path.display()));
+    }
     write(tmp.path()).with_context(|| format!("writing {}", path.display()))?;
     std::fs::File::open(tmp.path())
         .and_then(|f| {
@@ -279,8 +401,41 @@ pub fn with_temp_file(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> R
             f.sync_all()
         })
         .with_context(|| format!("writing {}", path.display()))?;
+    if fault == Some(Fault::Abort) {
+        std::process::abort();
+    }
     tmp.persist(path).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fault {
+    Abort,
+    WriteError,
+}
+
+/// Fault injection for the tests, from `AE_TCH_FAULT`: `abort:FILE:N` aborts the process
+/// (like kill -9) on the N-th write of FILE, after the temporary file is complete and
+/// synced and before it is renamed into place; `enospc:FILE` fails every write of FILE
+/// as a full disk would.
+fn fault(name: &str) -> Option<Fault> {
+    static WRITES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let spec = std::env::var("AE_TCH_FAULT").ok()?;
+    let mut parts = spec.split(':');
+    let (kind, file) = (parts.next()?, parts.next()?);
+    if file != name {
+        return None;
+    }
+    match kind {
+        "enospc" => Some(Fault::WriteError),
+        "abort" => {
+            let nth: usize = parts.next()?.parse().ok()?;
+            let mut writes = WRITES.lock().unwrap_or_else(|e| e.into_inner());
+            writes.push(name.to_string());
+            (writes.iter().filter(|w| *w == name).count() == nth).then_some(Fault::Abort)
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -54,9 +54,17 @@ pub struct TrainArgs {
     /// Run folder to write [default: runs/<mode>-<date>-<time>]
     #[arg(long, value_name = "RUN_DIR")]
     pub out: Option<PathBuf>,
-    /// Overwrite a run folder that already holds a run
+    /// Overwrite a run folder that already holds a run; with --resume, accept new
+    /// --epochs, --lr, --early-stop, --lr-schedule, --grad-clip, --device or --engine
     #[arg(long)]
     pub force: bool,
+    /// Continue the run in RUN_DIR from its checkpoint (with the flags it was started
+    /// with; flags given here must agree, see --force)
+    #[arg(long, value_name = "RUN_DIR", conflicts_with = "out")]
+    pub resume: Option<PathBuf>,
+    /// Write the checkpoint (weights, optimiser state, progress) every N epochs
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub checkpoint_every: usize,
     /// What the network learns to undo
     #[arg(long, value_enum, default_value_t = Mode::Reconstruct)]
     pub mode: Mode,

@@ -397,6 +397,13 @@ pub struct TrainConfig {
     pub init: Init,
     #[serde(default)]
     pub precision: Precision,
+    /// Write the run's checkpoint every this many epochs (and after the last).
+    #[serde(default = "one")]
+    pub checkpoint_every: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl Default for TrainConfig {
@@ -423,6 +430,7 @@ impl Default for TrainConfig {
             engine: Engine::Auto,
             init: Init::Kaiming,
             precision: Precision::Fp32,
+            checkpoint_every: 1,
         }
     }
 }
@@ -467,6 +475,9 @@ impl TrainConfig {
         }
         if let Some(b) = self.beta.filter(|b| !(b.is_finite() && *b >= 0.0)) {
             return Err(format!("--beta must be a non-negative number, got {b}"));
+        }
+        if self.checkpoint_every == 0 {
+            return Err("--checkpoint-every must be at least 1 epoch".into());
         }
         if self.early_stop == Some(0) {
             return Err("--early-stop must be at least 1 epoch".into());

@@ -17,7 +17,7 @@ pub mod optim;
 pub mod plot;
 pub mod train;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 /// Serialises the unit tests that seed libtorch's global generator: tests run on parallel
 /// threads, and a draw from another test between `manual_seed` and the draw under test
@@ -30,6 +30,7 @@ pub(crate) fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
 
 /// Parses the command line and runs the chosen subcommand.
 pub fn run() -> anyhow::Result<()> {
-    let cli = cli::Cli::parse();
-    commands::dispatch(cli.command)
+    let matches = cli::Cli::command().get_matches();
+    let cli = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    commands::dispatch(cli.command, &matches)
 }

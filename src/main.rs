@@ -1,5 +1,8 @@
-//! The `ae-tch` binary: run the library, print the error chain, set the exit code.
+//! The `ae-tch` binary: run the library, print the error chain, set the exit code:
+//! 0 success, 1 error, 2 bad usage (clap), 3 training diverged, 130 interrupted (a
+//! checkpoint was written).
 
+use ae_tch::train::Stopped;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -9,7 +12,11 @@ fn main() -> ExitCode {
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            match e.chain().find_map(|c| c.downcast_ref::<Stopped>()) {
+                Some(Stopped::Diverged { .. }) => ExitCode::from(3),
+                Some(Stopped::Interrupted { .. }) => ExitCode::from(130),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }

@@ -89,9 +89,41 @@ impl FlatAdam {
     }
 
     /// Back-propagates `loss` and applies one update; see `apply` for `clip`.
-    pub fn backward_step(&mut self, loss: &Tensor, clip: Option<f64>) {
+    pub fn backward_step(&mut self, loss: &Tensor, clip: Option<f64>) -> Result<(), f64> {
         self.backward(loss);
-        self.apply(clip);
+        self.apply(clip)
+    }
+
+    /// The state a checkpoint saves (tensors shared, not copied).
+    pub fn state(&self) -> OptimState {
+        OptimState {
+            step: self.step,
+            params: self.flat.shallow_clone(),
+            m: self.m.shallow_clone(),
+            v: self.v.shallow_clone(),
+        }
+    }
+
+    /// Continues from a saved state: parameters, moments and step count.
+    pub fn load_state(&mut self, state: &OptimState) -> anyhow::Result<()> {
+        for (name, t) in [("params", &state.params), ("adam.m", &state.m), ("adam.v", &state.v)] {
+            if t.size() != self.flat.size() || t.kind() != self.flat.kind() {
+                anyhow::bail!(
+                    "checkpoint tensor {name} is {:?} {:?}, the model needs {:?} {:?}",
+                    t.kind(),
+                    t.size(),
+                    self.flat.kind(),
+                    self.flat.size()
+                );
+            }
+        }
+        tch::no_grad(|| {
+            self.flat.copy_(&state.params);
+            self.m.copy_(&state.m);
+            self.v.copy_(&state.v);
+        });
+        self.step = state.step;
+        Ok(())
     }
 
     /// Back-propagates `loss` into the flat gradient.
@@ -112,10 +144,22 @@ impl FlatAdam {
     }
 
     /// One AdamW update from the flat gradient; with `clip`, the gradient's L2 norm is
-    /// first scaled down to at most that value. On the CPU this is one pass in Rust over
-    /// the four buffers; elsewhere a handful of in-place tensor operations (no host round
-    /// trip). No tensor of the parameters' size is allocated per step either way.
-    pub fn apply(&mut self, clip: Option<f64>) {
+    /// first scaled down to at most that value, and a non-finite norm is refused (`Err`
+    /// with the norm, nothing updated). On the CPU this is one pass in Rust over the four
+    /// buffers; elsewhere a handful of in-place tensor operations. No tensor of the
+    /// parameters' size is allocated per step either way.
+    pub fn apply(&mut self, clip: Option<f64>) -> Result<(), f64> {
+        let norm = match clip {
+            Some(_) if self.host => {
+                // SAFETY: no libtorch operation runs while the slice lives.
+                Some(norm(unsafe { host::f32_mut(&self.grad) }))
+            }
+            Some(_) => Some(tch::no_grad(|| self.grad.norm().double_value(&[]))),
+            None => None,
+        };
+        if let Some(n) = norm.filter(|n| !n.is_finite()) {
+            return Err(n);
+        }
         self.step += 1;
         let h = Hyper {
             lr: self.lr,
@@ -131,18 +175,17 @@ impl FlatAdam {
             // libtorch operation runs while the slices live.
             unsafe {
                 let g = host::f32_mut(&self.grad);
-                let scale = clip.map_or(1.0, |max| clip_scale(norm(g), max));
+                let scale = clip.zip(norm).map_or(1.0, |(max, n)| clip_scale(n, max));
                 let (p, m, v) =
                     (host::f32_mut(&self.flat), host::f32_mut(&self.m), host::f32_mut(&self.v));
                 adamw_host(p, g, m, v, scale as f32, &h);
             }
-            return;
+            return Ok(());
         }
         tch::no_grad(|| {
             let mut g = self.grad.shallow_clone();
-            if let Some(max) = clip {
-                let scale = (g.norm() + 1e-6).reciprocal().multiply_scalar(max).clamp_max(1.0);
-                g *= scale;
+            if let Some((max, n)) = clip.zip(norm) {
+                g *= clip_scale(n, max);
             }
             if self.weight_decay > 0.0 {
                 let _ = self.flat.g_mul_scalar_(h.decay);
@@ -159,6 +202,26 @@ impl FlatAdam {
             let _ = d.g_mul_scalar_(-h.bc1 / h.lr);
             let _ = self.flat.addcdiv_(&self.m, &d);
         });
+        Ok(())
+    }
+
+    /// The largest |parameter| (NaN when any is NaN): one pass, no host copy of the
+    /// buffer.
+    pub fn max_abs(&self) -> f64 {
+        if self.host {
+            // SAFETY: only read, and no libtorch operation runs meanwhile.
+            let p = unsafe { host::f32_mut(&self.flat) };
+            return p.iter().fold(0f32, |m, &x| if x.abs() > m || x.is_nan() { x.abs() } else { m })
+                as f64;
+        }
+        tch::no_grad(|| {
+            let (lo, hi) = (self.flat.min().double_value(&[]), self.flat.max().double_value(&[]));
+            if lo.is_nan() || hi.is_nan() {
+                f64::NAN
+            } else {
+                lo.abs().max(hi.abs())
+            }
+        })
     }
 
     /// The flat parameter buffer.
@@ -175,6 +238,14 @@ impl FlatAdam {
     pub fn restore(&mut self, snapshot: &Tensor) {
         tch::no_grad(|| self.flat.copy_(snapshot));
     }
+}
+
+/// What a checkpoint keeps of the optimiser.
+pub struct OptimState {
+    pub step: i64,
+    pub params: Tensor,
+    pub m: Tensor,
+    pub v: Tensor,
 }
 
 /// The `size`-shaped view of the flat `buffer` starting at `offset`.
@@ -260,7 +331,7 @@ mod tests {
             opt.host = host;
             for _ in 0..50 {
                 let loss = net.forward(&x).mse_loss(&x, tch::Reduction::Mean);
-                opt.backward_step(&loss, clip);
+                opt.backward_step(&loss, clip).unwrap();
                 out.push(loss.double_value(&[]));
             }
         } else {

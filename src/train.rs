@@ -1,24 +1,64 @@
 //! The training loop: one `fit` for every model, mode, loss and schedule, reporting
 //! through events so the caller decides what to show and what to write.
+//!
+//! Everything `fit` needs to continue a run is in `TrainState` plus the optimiser's
+//! tensors; every random draw of a step derives from (seed, epoch, step). A run resumed
+//! from a checkpoint therefore computes exactly what the uninterrupted run computes.
 
 use crate::config::{Engine, Loss, LrSchedule, TrainConfig};
-use crate::data::batch::Batcher;
+use crate::data::batch::{stream_seed, Batcher};
 use crate::data::{noise, to_unit_float};
 use crate::metrics;
 use crate::mlp_step::MlpStep;
 use crate::model::Autoencoder;
-use crate::optim::FlatAdam;
-use anyhow::{bail, Result};
+use crate::optim::{FlatAdam, OptimState};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use tch::nn;
-use tch::{Kind, Reduction, Tensor};
+use tch::{Device, Kind, Reduction, Tensor};
 
 /// The running loss is read back from the device every this many steps (for the progress
-/// display), not every step: each read is a host synchronisation.
+/// display and, off the CPU, the divergence check), not every step: each read is a host
+/// synchronisation.
 pub const SYNC_EVERY: usize = 25;
 /// Epochs without a new best validation loss before `plateau` halves the learning rate.
 pub const PLATEAU_PATIENCE: usize = 3;
+/// Parameters that grow this many times beyond their initial scale have exploded (a
+/// too-high learning rate saturates the network long before anything overflows).
+pub const EXPLODED: f64 = 1e4;
+/// The "step" under which the fixed corruption of the validation images is drawn.
+const VALIDATION_DRAW: u64 = u64::MAX - 1;
+
+/// Set (by a Ctrl-C / SIGTERM handler) to ask `fit` to stop after the current step with
+/// a checkpoint.
+pub static INTERRUPT: AtomicBool = AtomicBool::new(false);
+
+/// Why training stopped before its last epoch, as errors a caller can tell apart (the
+/// binary maps them to distinct exit codes).
+#[derive(Debug, thiserror::Error)]
+pub enum Stopped {
+    #[error(
+        "training diverged in epoch {epoch}, step {step}: {what}{}; {}; try a lower --lr (now {lr}){}",
+        last_good.map_or(String::new(), |l| format!(" (last finite loss {l:.6})")),
+        checkpoint.map_or("no checkpoint was written yet".to_string(),
+            |e| format!("the checkpoint after epoch {e} is kept")),
+        if *clipped { "" } else { " or --grad-clip" }
+    )]
+    Diverged {
+        epoch: usize,
+        step: usize,
+        what: String,
+        last_good: Option<f64>,
+        checkpoint: Option<usize>,
+        lr: f64,
+        clipped: bool,
+    },
+    #[error("interrupted in epoch {epoch} after step {step} of {steps}; a checkpoint was written")]
+    Interrupted { epoch: usize, step: usize, steps: usize },
+}
 
 /// One row of metrics.csv.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -44,6 +84,68 @@ pub struct EpochStats {
     pub train_kl: Option<f64>,
 }
 
+/// Where a run stands: with the optimiser's tensors, all a checkpoint needs to continue
+/// exactly.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// The epoch in progress, or the next to run (1-based).
+    pub epoch: usize,
+    /// The first step of `epoch` not yet run (0 at an epoch boundary).
+    pub step: usize,
+    /// Images trained on so far in `epoch`, and the seconds that took.
+    pub seen: i64,
+    pub seconds: f64,
+    /// Every finished epoch's metrics row.
+    pub history: Vec<EpochStats>,
+    pub best: Option<(usize, f64)>,
+    pub lr: f64,
+    pub since_best: usize,
+    pub stopped_early: bool,
+    /// The last epoch after which a checkpoint was written.
+    pub checkpointed: Option<usize>,
+}
+
+impl TrainState {
+    fn new(cfg: &TrainConfig) -> Self {
+        TrainState {
+            epoch: 1,
+            step: 0,
+            seen: 0,
+            seconds: 0.0,
+            history: Vec::new(),
+            best: None,
+            lr: cfg.lr,
+            since_best: 0,
+            stopped_early: false,
+            checkpointed: None,
+        }
+    }
+
+    /// True when there is nothing left to train.
+    pub fn finished(&self, cfg: &TrainConfig) -> bool {
+        self.stopped_early || self.epoch > cfg.epochs
+    }
+}
+
+/// A checkpoint's contents: the state and named tensors (parameters, Adam moments, the
+/// best weights under early stopping, the epoch's running sums).
+pub struct Snapshot<'a> {
+    pub state: &'a TrainState,
+    pub optim: OptimState,
+    pub tensors: Vec<(String, Tensor)>,
+}
+
+/// A checkpoint read back, to continue from.
+pub struct Resume {
+    pub state: TrainState,
+    pub optim: OptimState,
+    pub tensors: HashMap<String, Tensor>,
+}
+
+const BEST_WEIGHTS: &str = "best_params";
+const LOSS_SUM: &str = "epoch.loss_sum";
+const KL_SUM: &str = "epoch.kl_sum";
+
 /// What `fit` reports as it goes.
 pub enum Event<'a> {
     EpochStart {
@@ -57,6 +159,9 @@ pub enum Event<'a> {
         loss: f64,
     },
     EpochEnd(&'a EpochStats),
+    /// Time to write a checkpoint (every `checkpoint_every` epochs, at the end, and when
+    /// interrupted).
+    Checkpoint(Snapshot<'a>),
 }
 
 /// What a finished `fit` returns.
@@ -96,15 +201,18 @@ fn autograd_loss(
 }
 
 /// Trains `model` (whose variables live in `vs`) on `train`, u8 images `[N, D]` on the
-/// training device, validating on `val` after every epoch. With early stopping the best
-/// weights are restored before returning. `on_event` may fail (e.g. while writing
-/// metrics), which stops training with its error.
+/// training device, validating on `val` after every epoch; continues from `resume` when
+/// given. With early stopping the best weights are restored before returning.
+/// `on_event` may fail (e.g. while writing metrics), which stops training with its
+/// error. A non-finite loss or gradient norm stops with `Stopped::Diverged`, a set
+/// `INTERRUPT` with `Stopped::Interrupted` after a checkpoint.
 pub fn fit(
     model: &Autoencoder,
     vs: &nn::VarStore,
     train: &Tensor,
     val: Option<&Tensor>,
     cfg: &TrainConfig,
+    resume: Option<Resume>,
     on_event: &mut dyn FnMut(Event<'_>) -> Result<()>,
 ) -> Result<Fit> {
     let n = train.size()[0];
@@ -115,34 +223,47 @@ pub fn fit(
         Engine::Auto => MlpStep::new(vs, &model.config, cfg, &opt, cfg.batch_size as i64),
         Engine::Autograd => None,
     };
-    // Validation inputs are corrupted once, so every epoch is measured on the same inputs.
+    let device = vs.device();
+    let zero = || Tensor::zeros([], (Kind::Float, device));
+    let (mut st, mut best_weights, mut sums) = match resume {
+        None => (TrainState::new(cfg), None, None),
+        Some(r) => {
+            opt.load_state(&r.optim)?;
+            let sums = match (r.tensors.get(LOSS_SUM), r.tensors.get(KL_SUM)) {
+                (Some(l), Some(k)) if r.state.step > 0 => {
+                    Some((l.to_device(device), k.to_device(device)))
+                }
+                _ => None,
+            };
+            (r.state, r.tensors.get(BEST_WEIGHTS).map(|t| t.to_device(device)), sums)
+        }
+    };
+    // Validation inputs are corrupted once, with a fixed draw, so every epoch (and a
+    // resumed run) is measured on the same inputs.
     let val = val.map(|v| {
         let clean = to_unit_float(v);
-        (noise::model_input(&clean, cfg), clean)
+        let seed = stream_seed(cfg.seed, 0, VALIDATION_DRAW) as i64;
+        (noise::model_input_seeded(&clean, cfg, seed), clean)
     });
+    // On the CPU reading a scalar costs nothing, so divergence is caught at the very step.
+    let check_every = if device == Device::Cpu { 1 } else { SYNC_EVERY };
+    let scale = opt.max_abs().max(1e-3);
 
-    let mut history = Vec::new();
-    let mut best: Option<(usize, f64)> = None;
-    let mut best_weights: Option<Tensor> = None;
-    let (mut lr, mut since_best) = (cfg.lr, 0);
-    let mut stopped_early = false;
-    let device = vs.device();
-    for epoch in 1..=cfg.epochs {
+    while !st.finished(cfg) {
+        let epoch = st.epoch;
         if cfg.lr_schedule == LrSchedule::Cosine {
             let progress = (epoch - 1) as f64 / cfg.epochs as f64;
-            lr = cfg.lr * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
+            st.lr = cfg.lr * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
         }
-        opt.lr = lr;
+        opt.lr = st.lr;
         on_event(Event::EpochStart { epoch, epochs: cfg.epochs, steps })?;
         let start = Instant::now();
         batches.start_epoch(epoch);
-        let mut loss_sum = Tensor::zeros([], (Kind::Float, device));
-        let mut kl_sum = Tensor::zeros([], (Kind::Float, device));
-        let mut seen = 0;
-        for step in 0..steps {
+        let (mut loss_sum, mut kl_sum) = sums.take().unwrap_or_else(|| (zero(), zero()));
+        let mut last_good = None;
+        for step in st.step..steps {
             let (x, input) = batches.get(step);
             let len = x.size()[0];
-            seen += len;
             let loss = match by_hand.as_mut() {
                 Some(by_hand) => by_hand.forward_backward(&input, &x),
                 None => {
@@ -154,18 +275,73 @@ pub fn fit(
                     loss
                 }
             };
-            opt.apply(cfg.grad_clip);
+            let checked = (step + 1) % check_every == 0;
+            let value = checked.then(|| loss.double_value(&[]));
+            let (checkpoint, lr) = (st.checkpointed, st.lr);
+            let diverged = |what: String, last_good| Stopped::Diverged {
+                epoch,
+                step: step + 1,
+                what,
+                last_good,
+                checkpoint,
+                lr,
+                clipped: cfg.grad_clip.is_some(),
+            };
+            if let Some(v) = value.filter(|v| !v.is_finite()) {
+                return Err(nan_row(
+                    &mut st,
+                    epoch,
+                    v,
+                    on_event,
+                    diverged(format!("the loss is {v}"), last_good),
+                ));
+            }
+            if let Err(norm) = opt.apply(cfg.grad_clip) {
+                let e = diverged(format!("the gradient norm is {norm}"), value.or(last_good));
+                return Err(nan_row(&mut st, epoch, f64::NAN, on_event, e));
+            }
+            if step == 0 || (step + 1) % SYNC_EVERY == 0 || step + 1 == steps {
+                let largest = opt.max_abs();
+                if !(largest <= EXPLODED * scale) {
+                    let what = format!(
+                        "the parameters exploded (largest |θ| {largest:.3e}, more than {EXPLODED:.0e} \
+                         times their initial scale {scale:.3})"
+                    );
+                    return Err(nan_row(
+                        &mut st,
+                        epoch,
+                        f64::NAN,
+                        on_event,
+                        diverged(what, value.or(last_good)),
+                    ));
+                }
+            }
+            last_good = value.or(last_good);
             tch::no_grad(|| loss_sum += &loss * len as f64);
+            st.seen += len;
             if (step + 1) % SYNC_EVERY == 0 && step + 1 < steps {
-                on_event(Event::Progress {
-                    step: step + 1,
-                    loss: loss_sum.double_value(&[]) / seen as f64,
-                })?;
+                let running = loss_sum.double_value(&[]) / st.seen as f64;
+                if !running.is_finite() {
+                    let e = diverged(format!("the running loss is {running}"), last_good);
+                    return Err(nan_row(&mut st, epoch, running, on_event, e));
+                }
+                on_event(Event::Progress { step: step + 1, loss: running })?;
+            }
+            if INTERRUPT.load(Ordering::SeqCst) && step + 1 < steps {
+                st.step = step + 1;
+                st.seconds += start.elapsed().as_secs_f64();
+                let mut tensors =
+                    vec![(LOSS_SUM.to_string(), loss_sum), (KL_SUM.to_string(), kl_sum)];
+                if let Some(b) = &best_weights {
+                    tensors.push((BEST_WEIGHTS.to_string(), b.shallow_clone()));
+                }
+                on_event(Event::Checkpoint(Snapshot { state: &st, optim: opt.state(), tensors }))?;
+                return Err(Stopped::Interrupted { epoch, step: step + 1, steps }.into());
             }
         }
         // Reading the loss waits for the device, so this times the training steps.
         let train_loss = loss_sum.double_value(&[]) / n as f64;
-        let train_seconds = start.elapsed().as_secs_f64();
+        let train_seconds = st.seconds + start.elapsed().as_secs_f64();
         let val_loss =
             val.as_ref().map(|(input, clean)| metrics::mean_loss(model, input, clean, cfg.loss));
         let train_kl = model.variational.then(|| kl_sum.double_value(&[]) / n as f64);
@@ -176,42 +352,83 @@ pub fn fit(
             val_loss,
             train_reconstruction: train_kl.map(|kl| train_loss - beta * kl),
             train_kl,
-            seconds: start.elapsed().as_secs_f64(),
+            seconds: st.seconds + start.elapsed().as_secs_f64(),
             samples_per_s: n as f64 / train_seconds.max(1e-9),
-            lr,
+            lr: st.lr,
         };
         on_event(Event::Progress { step: steps, loss: train_loss })?;
-        on_event(Event::EpochEnd(&stats))?;
-        let diverged = !train_loss.is_finite() || val_loss.is_some_and(|v| !v.is_finite());
-        history.push(stats);
-        if diverged {
-            bail!(
-                "training diverged in epoch {epoch}: train loss {train_loss}, validation loss {}; \
-                 try a lower --lr (now {})",
-                val_loss.map_or("-".into(), |v| v.to_string()),
-                cfg.lr
+        st.history.push(stats);
+        on_event(Event::EpochEnd(st.history.last().expect("just pushed")))?;
+        if !train_loss.is_finite() || val_loss.is_some_and(|v| !v.is_finite()) {
+            let what = format!(
+                "train loss {train_loss}, validation loss {}",
+                val_loss.map_or("-".into(), |v| v.to_string())
             );
+            return Err(Stopped::Diverged {
+                epoch,
+                step: steps,
+                what,
+                last_good: None,
+                checkpoint: st.checkpointed,
+                lr: st.lr,
+                clipped: cfg.grad_clip.is_some(),
+            }
+            .into());
         }
-        let Some(v) = val_loss else { continue };
-        if best.is_none_or(|(_, b)| v < b) {
-            best = Some((epoch, v));
-            since_best = 0;
-            if cfg.early_stop.is_some() {
-                best_weights = Some(opt.snapshot());
+        (st.epoch, st.step, st.seen, st.seconds) = (epoch + 1, 0, 0, 0.0);
+        if let Some(v) = val_loss {
+            if st.best.is_none_or(|(_, b)| v < b) {
+                st.best = Some((epoch, v));
+                st.since_best = 0;
+                if cfg.early_stop.is_some() {
+                    best_weights = Some(opt.snapshot());
+                }
+            } else {
+                st.since_best += 1;
+                if cfg.lr_schedule == LrSchedule::Plateau && st.since_best % PLATEAU_PATIENCE == 0 {
+                    st.lr *= 0.5;
+                }
+                if cfg.early_stop.is_some_and(|patience| st.since_best >= patience) {
+                    st.stopped_early = epoch < cfg.epochs;
+                }
             }
-        } else {
-            since_best += 1;
-            if cfg.lr_schedule == LrSchedule::Plateau && since_best % PLATEAU_PATIENCE == 0 {
-                lr *= 0.5;
-            }
-            if cfg.early_stop.is_some_and(|patience| since_best >= patience) {
-                stopped_early = epoch < cfg.epochs;
-                break;
-            }
+        }
+        if epoch % cfg.checkpoint_every.max(1) == 0 || st.finished(cfg) {
+            st.checkpointed = Some(epoch);
+            let tensors = best_weights
+                .iter()
+                .map(|b| (BEST_WEIGHTS.to_string(), b.shallow_clone()))
+                .collect();
+            on_event(Event::Checkpoint(Snapshot { state: &st, optim: opt.state(), tensors }))?;
         }
     }
     if let Some(weights) = &best_weights {
         opt.restore(weights);
     }
-    Ok(Fit { history, best, stopped_early })
+    Ok(Fit { history: st.history, best: st.best, stopped_early: st.stopped_early })
+}
+
+/// Records the partial epoch in which training diverged (its loss non-finite, so the
+/// NaN shows in metrics.csv) and returns `stop` as the error.
+fn nan_row(
+    st: &mut TrainState,
+    epoch: usize,
+    loss: f64,
+    on_event: &mut dyn FnMut(Event<'_>) -> Result<()>,
+    stop: Stopped,
+) -> anyhow::Error {
+    st.history.push(EpochStats {
+        epoch,
+        train_loss: if loss.is_finite() { f64::NAN } else { loss },
+        val_loss: None,
+        seconds: 0.0,
+        samples_per_s: 0.0,
+        lr: st.lr,
+        train_reconstruction: None,
+        train_kl: None,
+    });
+    match on_event(Event::EpochEnd(st.history.last().expect("just pushed"))) {
+        Ok(()) => stop.into(),
+        Err(e) => e.context(stop.to_string()),
+    }
 }

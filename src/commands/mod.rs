@@ -25,9 +25,19 @@ use std::io::Write;
 use std::path::Path;
 use tch::{nn, Device};
 
-pub fn dispatch(command: Command) -> Result<()> {
+/// Runs `command`; `matches` are the parsed arguments (to tell flags that were given from
+/// defaults).
+pub fn dispatch(command: Command, matches: &clap::ArgMatches) -> Result<()> {
     match command {
-        Command::Train(args) => train::run(args),
+        Command::Train(args) => {
+            let sub = matches.subcommand_matches("train");
+            let given = |id: &str| {
+                sub.and_then(|m| m.try_get_raw(id).ok().flatten().map(|_| m.value_source(id)))
+                    .flatten()
+                    == Some(clap::parser::ValueSource::CommandLine)
+            };
+            train::run(args, &given)
+        }
         Command::Eval(args) => eval::run(args),
         Command::Encode(args) => encode::run(args),
         Command::Anomaly(args) => anomaly::run(args),

@@ -1,104 +1,116 @@
 //! `ae-tch train`: fills the configs from the flags, trains, and writes the run folder.
 
+use crate::checkpoint::CHECKPOINT as CHECKPOINT_FILE;
 use crate::checkpoint::{self, RunDir};
-use crate::checkpoint::{DataRecord, Outcome, RunManifest, FORMAT_VERSION};
+use crate::checkpoint::{CheckpointMeta, DataRecord, Outcome, RunManifest, FORMAT_VERSION};
 use crate::cli::TrainArgs;
 use crate::commands::{eval, grid, plot_loss};
 use crate::config::{Arch, Engine, Init, ModelConfig, Precision, TrainConfig};
 use crate::data::{self, Split};
+use crate::optim::OptimState;
 use crate::plot::Format;
 use crate::train::{self, EpochStats, Event};
 use crate::{device, metrics};
 use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
+use std::path::Path;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 use tch::nn;
 
 /// Images shown in the run's grid.png.
 const GRID_IMAGES: usize = 10;
 
-pub fn run(args: TrainArgs) -> Result<()> {
-    let cfg = TrainConfig {
-        mode: args.mode,
-        noise: args.noise,
-        noise_level: args.noise_level,
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        lr: args.lr,
-        seed: args.seed,
-        limit: args.limit,
-        val_fraction: args.val_fraction,
-        device: args.runtime.device,
-        classes: args.classes.clone(),
-        loss: args.loss,
-        weight_decay: args.weight_decay,
-        l1_latent: args.l1_latent,
-        early_stop: args.early_stop,
-        lr_schedule: args.lr_schedule,
-        grad_clip: args.grad_clip,
-        beta: args.beta,
-        engine: args.engine,
-        init: args.init,
-        precision: args.precision,
-    };
-    cfg.validate().map_err(|e| anyhow!(e))?;
+/// What a run needs before its first step, fresh or resumed.
+struct Setup {
+    run: RunDir,
+    cfg: TrainConfig,
+    model_cfg: ModelConfig,
+    data: DataRecord,
+    train_set: data::ImageSet,
+    val_set: data::ImageSet,
+    test: data::ImageSet,
+    resume: Option<train::Resume>,
+}
+
+/// `given(id)`: whether the flag with clap id `id` was on the command line (with
+/// `--resume`, only those are compared with the recorded run).
+pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
     device::set_threads(args.runtime.threads)?;
+    let setup = match &args.resume {
+        None => fresh(&args)?,
+        Some(dir) => resumed(&args, dir, given)?,
+    };
+    let Setup { run, cfg, model_cfg, data: data_record, train_set, val_set, test, resume } = setup;
+    let threads = tch::get_num_threads();
     let device = device::resolve(cfg.device)?;
-
-    let data_dir = args.data.clone().unwrap_or_else(data::default_dir);
-    let (train_set, val_set) = data::training_sets(&data_dir, &cfg)?;
-    let (height, width) = (train_set.height, train_set.width);
-    let model_cfg = model_config(&args, height, width);
-    model_cfg.validate().map_err(|e| anyhow!("{e}"))?;
-    let by_hand = model_cfg.arch == Arch::Mlp && !model_cfg.tied_weights;
-    if cfg.precision == Precision::Bf16 && !(by_hand && cfg.engine == Engine::Auto) {
-        bail!(
-            "--precision bf16 is implemented in the hand-written MLP step: it needs --arch mlp \
-             without --tied-weights, and --engine auto"
-        );
-    }
-    if cfg.beta.is_some() && args.arch != Arch::Vae {
-        bail!("--beta works with --arch vae only");
-    }
-    let test = data::load_split(&data_dir, Split::Test)?;
-    super::check_image_size(&test, &model_cfg, &data_dir)?;
-
-    let out = args.out.clone().unwrap_or_else(|| default_out(&cfg));
-    let run = RunDir::create(&out, args.force)?;
-
+    let data_dir = data_record.path.clone();
     eprintln!(
-        "training {} autoencoder {:?} on {} ({} train / {} validation images, {}x{}) on {:?}",
+        "{} {} autoencoder {:?} on {} ({} train / {} validation images, {}x{}) on {:?}",
+        if resume.is_some() { "resuming" } else { "training" },
         cfg.mode,
         model_cfg.encoder_widths(),
         data_dir.display(),
         train_set.len(),
         val_set.len(),
-        height,
-        width,
+        model_cfg.height,
+        model_cfg.width,
         device
     );
     tch::manual_seed(cfg.seed as i64);
     let vs = nn::VarStore::new(device);
     let model = crate::model::Autoencoder::new(&vs.root(), &model_cfg);
-    if cfg.init == Init::Torch {
+    if cfg.init == Init::Torch && resume.is_none() {
         crate::model::torch_init(&vs);
     }
     let train_t = train_set.to_device(device);
     let val_t = (!val_set.is_empty()).then(|| val_set.to_device(device));
+    install_interrupt_handler();
 
     let started = Instant::now();
-    let mut rows: Vec<EpochStats> = Vec::new();
+    let mut rows: Vec<EpochStats> =
+        resume.as_ref().map(|r| r.state.history.clone()).unwrap_or_default();
     let mut bar = Progress::new();
-    let fit = train::fit(&model, &vs, &train_t, val_t.as_ref(), &cfg, &mut |event| {
+    let fit = train::fit(&model, &vs, &train_t, val_t.as_ref(), &cfg, resume, &mut |event| {
         bar.on(&event);
-        if let Event::EpochEnd(stats) = event {
-            rows.push(stats.clone());
-            run.write_metrics(&rows)?;
+        match event {
+            Event::EpochEnd(stats) => {
+                rows.push(stats.clone());
+                run.write_metrics(&rows)?;
+            }
+            Event::Checkpoint(snap) => {
+                let meta = CheckpointMeta {
+                    format_version: FORMAT_VERSION,
+                    ae_tch_version: env!("CARGO_PKG_VERSION").to_string(),
+                    config_hash: checkpoint::config_hash(&model_cfg, &cfg, &data_record.path),
+                    model: model_cfg.clone(),
+                    train: cfg.clone(),
+                    data: data_record.clone(),
+                    adam_step: snap.optim.step,
+                    threads,
+                    state: snap.state.clone(),
+                };
+                let mut tensors = snap.tensors;
+                tensors.push(("params".into(), snap.optim.params));
+                tensors.push(("adam.m".into(), snap.optim.m));
+                tensors.push(("adam.v".into(), snap.optim.v));
+                run.write_checkpoint(&meta, &tensors)?;
+            }
+            _ => {}
         }
         Ok(())
-    })?;
+    });
     bar.finish();
+    let fit = fit.map_err(|e| {
+        if e.downcast_ref::<train::Stopped>()
+            .is_some_and(|s| matches!(s, train::Stopped::Interrupted { .. }))
+        {
+            e.context(format!("continue with: ae-tch train --resume {}", run.path().display()))
+        } else {
+            e
+        }
+    })?;
     let history = &fit.history;
     if let (true, Some((epoch, loss))) = (fit.stopped_early, fit.best) {
         eprintln!("early stop after epoch {}: best validation loss {loss:.6} in epoch {epoch}, weights restored", history.len());
@@ -107,6 +119,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
 
     run.save_weights(&vs)?;
     let pca = super::pca_baseline(&train_set, &model_cfg, device)?;
+    drop((train_t, val_t));
     let report = metrics::evaluate(&model, &model_cfg, &cfg, &test.to_device(device), &pca);
     plot_loss::write(
         &[plot_loss::curve("train", history)],
@@ -128,11 +141,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         ae_tch_version: env!("CARGO_PKG_VERSION").to_string(),
         model: model_cfg,
         train: cfg.clone(),
-        data: DataRecord {
-            path: std::fs::canonicalize(&data_dir).unwrap_or(data_dir.clone()),
-            train_images: train_set.len(),
-            val_images: val_set.len(),
-        },
+        data: data_record.clone(),
         weights: checkpoint::WEIGHTS.to_string(),
         outcome: Some(Outcome {
             epochs_run: history.len(),
@@ -156,6 +165,220 @@ pub fn run(args: TrainArgs) -> Result<()> {
         checkpoint::LOSS_PNG,
         checkpoint::GRID_PNG,
     ))
+}
+
+/// The training settings the flags ask for.
+fn train_config(args: &TrainArgs) -> TrainConfig {
+    TrainConfig {
+        mode: args.mode,
+        noise: args.noise,
+        noise_level: args.noise_level,
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        lr: args.lr,
+        seed: args.seed,
+        limit: args.limit,
+        val_fraction: args.val_fraction,
+        device: args.runtime.device,
+        classes: args.classes.clone(),
+        loss: args.loss,
+        weight_decay: args.weight_decay,
+        l1_latent: args.l1_latent,
+        early_stop: args.early_stop,
+        lr_schedule: args.lr_schedule,
+        grad_clip: args.grad_clip,
+        beta: args.beta,
+        engine: args.engine,
+        init: args.init,
+        precision: args.precision,
+        checkpoint_every: args.checkpoint_every,
+    }
+}
+
+/// Checks that the model and training settings work together.
+fn check_combination(cfg: &TrainConfig, model_cfg: &ModelConfig) -> Result<()> {
+    cfg.validate().map_err(|e| anyhow!(e))?;
+    model_cfg.validate().map_err(|e| anyhow!("{e}"))?;
+    let by_hand = model_cfg.arch == Arch::Mlp && !model_cfg.tied_weights;
+    if cfg.precision == Precision::Bf16 && !(by_hand && cfg.engine == Engine::Auto) {
+        bail!(
+            "--precision bf16 is implemented in the hand-written MLP step: it needs --arch mlp \
+             without --tied-weights, and --engine auto"
+        );
+    }
+    if cfg.beta.is_some() && model_cfg.arch != Arch::Vae {
+        bail!("--beta works with --arch vae only");
+    }
+    Ok(())
+}
+
+/// A new run from the flags.
+fn fresh(args: &TrainArgs) -> Result<Setup> {
+    let cfg = train_config(args);
+    cfg.validate().map_err(|e| anyhow!(e))?;
+    device::resolve(cfg.device)?;
+    let data_dir = args.data.clone().unwrap_or_else(data::default_dir);
+    let (train_set, val_set) = data::training_sets(&data_dir, &cfg)?;
+    let model_cfg = model_config(args, train_set.height, train_set.width);
+    check_combination(&cfg, &model_cfg)?;
+    let test = data::load_split(&data_dir, Split::Test)?;
+    super::check_image_size(&test, &model_cfg, &data_dir)?;
+    let out = args.out.clone().unwrap_or_else(|| default_out(&cfg));
+    let run = RunDir::create(&out, args.force)?;
+    // Checkpoints of an earlier run in this folder must not be resumed into this one.
+    match std::fs::remove_file(run.file(checkpoint::CHECKPOINT)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).context("--force: removing the old checkpoint");
+        }
+        _ => {}
+    }
+    let data = DataRecord {
+        path: std::fs::canonicalize(&data_dir).unwrap_or(data_dir.clone()),
+        train_images: train_set.len(),
+        val_images: val_set.len(),
+    };
+    Ok(Setup { run, cfg, model_cfg, data, train_set, val_set, test, resume: None })
+}
+
+/// The run in `dir`, continued from its checkpoint. Flags given on the command line must
+/// agree with the recorded run; `--force` lets the `RESUMABLE` ones change.
+fn resumed(args: &TrainArgs, dir: &Path, given: &dyn Fn(&str) -> bool) -> Result<Setup> {
+    let run = RunDir::open_dir(dir)?;
+    run.sweep_temp_files();
+    let (meta, mut tensors) = run.read_checkpoint()?;
+    if args.runtime.threads.is_none() {
+        tch::set_num_threads(meta.threads.max(1));
+    }
+    let asked_model = model_config(args, meta.model.height as usize, meta.model.width as usize);
+    let asked = train_config(args);
+    let mut cfg = meta.train.clone();
+    let mut refused = Vec::new();
+    let mut forced = Vec::new();
+    let pairs = [
+        (serde_json::to_value(&meta.model)?, serde_json::to_value(&asked_model)?),
+        (serde_json::to_value(&meta.train)?, serde_json::to_value(&asked)?),
+    ];
+    let mut merged = serde_json::to_value(&meta.train)?;
+    for (recorded, wanted) in &pairs {
+        let (Some(recorded), Some(wanted)) = (recorded.as_object(), wanted.as_object()) else {
+            continue;
+        };
+        for (key, old) in recorded {
+            let new = &wanted[key];
+            if !given(key) || new == old {
+                continue;
+            }
+            let change = format!("--{} {} (the run has {})", key.replace('_', "-"), new, old);
+            if checkpoint::RESUMABLE.contains(&key.as_str()) {
+                merged[key] = new.clone();
+                forced.push(change);
+            } else {
+                refused.push(change);
+            }
+        }
+    }
+    if let Some(asked_dir) = &args.data {
+        let asked_dir = std::fs::canonicalize(asked_dir).unwrap_or(asked_dir.clone());
+        if asked_dir != meta.data.path {
+            refused.push(format!(
+                "--data {} (the run has {})",
+                asked_dir.display(),
+                meta.data.path.display()
+            ));
+        }
+    }
+    if !refused.is_empty() {
+        bail!(
+            "cannot resume {}: these flags differ from the run and cannot change mid-run: {}",
+            dir.display(),
+            refused.join("; ")
+        );
+    }
+    if !forced.is_empty() {
+        if !args.force {
+            bail!(
+                "resuming {} with changed settings: {}; pass --force to accept",
+                dir.display(),
+                forced.join("; ")
+            );
+        }
+        cfg = serde_json::from_value(merged)?;
+    }
+    if cfg.epochs < meta.state.epoch.saturating_sub(1) {
+        bail!(
+            "--epochs {} is fewer than the {} epochs the run has already trained",
+            cfg.epochs,
+            meta.state.epoch - 1
+        );
+    }
+    let model_cfg = meta.model.clone();
+    check_combination(&cfg, &model_cfg)?;
+    let mut state = meta.state.clone();
+    if forced.iter().any(|f| f.starts_with("--lr ")) {
+        state.lr = cfg.lr;
+    }
+    if state.stopped_early {
+        bail!(
+            "{} stopped early after epoch {}: there is nothing to resume",
+            dir.display(),
+            state.epoch - 1
+        );
+    }
+    if state.finished(&cfg) {
+        bail!(
+            "{} has already trained all {} epochs; to train further pass --epochs N --force",
+            dir.display(),
+            cfg.epochs
+        );
+    }
+    device::resolve(cfg.device)?;
+    let data_dir = meta.data.path.clone();
+    let (train_set, val_set) = data::training_sets(&data_dir, &cfg)
+        .context("resuming needs the run's training images where they were")?;
+    if train_set.len() != meta.data.train_images || val_set.len() != meta.data.val_images {
+        bail!(
+            "{} now gives {} train / {} validation images, the run was trained on {} / {}",
+            data_dir.display(),
+            train_set.len(),
+            val_set.len(),
+            meta.data.train_images,
+            meta.data.val_images
+        );
+    }
+    let test = data::load_split(&data_dir, Split::Test)?;
+    super::check_image_size(&test, &model_cfg, &data_dir)?;
+    let mut take = |name: &str| {
+        tensors.remove(name).with_context(|| format!("{CHECKPOINT_FILE} lacks tensor {name}"))
+    };
+    let optim = OptimState {
+        step: meta.adam_step,
+        params: take("params")?,
+        m: take("adam.m")?,
+        v: take("adam.v")?,
+    };
+    let resume = train::Resume { state, optim, tensors };
+    Ok(Setup {
+        run,
+        cfg,
+        model_cfg,
+        data: meta.data,
+        train_set,
+        val_set,
+        test,
+        resume: Some(resume),
+    })
+}
+
+/// The first Ctrl-C (or SIGTERM, SIGHUP) asks training to stop after its step with a
+/// checkpoint; a second one exits at once.
+fn install_interrupt_handler() {
+    let _ = ctrlc::set_handler(|| {
+        if train::INTERRUPT.swap(true, Ordering::SeqCst) {
+            eprintln!("\ninterrupted again: exiting without waiting for the checkpoint");
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupt: finishing the step and writing a checkpoint (again to quit now)");
+    });
 }
 
 fn model_config(args: &TrainArgs, height: usize, width: usize) -> ModelConfig {
@@ -232,6 +455,7 @@ impl Progress {
                     bar.set_message(format!("loss {loss:.5}"));
                 }
             }
+            Event::Checkpoint(_) => {}
             Event::EpochEnd(s) => {
                 let line = format!(
                     "epoch {:>3}  train {:.6}  val {}  {:.2} s  {:.0} img/s",

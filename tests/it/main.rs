@@ -4,6 +4,7 @@ mod bad_input;
 mod images;
 mod plots;
 mod quality;
+mod resume;
 mod training;
 mod util;
 mod zoo;

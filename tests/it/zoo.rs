@@ -113,11 +113,16 @@ fn early_stopping_stops_and_restores_the_best_weights() {
     let vs = nn::VarStore::new(Device::Cpu);
     let model = Autoencoder::new(&vs.root(), &model_cfg);
     let val = val_set.to_device(Device::Cpu);
-    let fit =
-        train::fit(&model, &vs, &train_set.to_device(Device::Cpu), Some(&val), &cfg, &mut |_| {
-            Ok(())
-        })
-        .unwrap();
+    let fit = train::fit(
+        &model,
+        &vs,
+        &train_set.to_device(Device::Cpu),
+        Some(&val),
+        &cfg,
+        None,
+        &mut |_| Ok(()),
+    )
+    .unwrap();
     let (best_epoch, best_loss) = fit.best.unwrap();
     let last = fit.history.last().unwrap();
     assert!(fit.stopped_early && last.epoch < 60, "did not stop early: {} epochs", last.epoch);
