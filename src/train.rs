@@ -302,7 +302,7 @@ pub fn fit(
             }
             if step == 0 || (step + 1) % SYNC_EVERY == 0 || step + 1 == steps {
                 let largest = opt.max_abs();
-                if !(largest <= EXPLODED * scale) {
+                if largest.is_nan() || largest > EXPLODED * scale {
                     let what = format!(
                         "the parameters exploded (largest |θ| {largest:.3e}, more than {EXPLODED:.0e} \
                          times their initial scale {scale:.3})"
