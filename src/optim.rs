@@ -373,6 +373,24 @@ mod tests {
     }
 
     #[test]
+    fn a_non_finite_gradient_norm_is_refused_before_anything_changes() {
+        let _rng = crate::rng_lock();
+        for host in [true, false] {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let _ = nn::linear(vs.root() / "l", 3, 2, Default::default());
+            let mut opt = FlatAdam::new(&vs, 0.1, 0.0);
+            opt.host = host;
+            let before = opt.flat().copy();
+            let _ = opt.flat_grad().shallow_clone().fill_(f64::INFINITY);
+            assert_eq!(opt.apply(Some(1.0)), Err(f64::INFINITY), "host {host}");
+            assert!(opt.flat().equal(&before) && opt.state().step == 0);
+            let _ = opt.flat_grad().shallow_clone().fill_(0.5);
+            assert_eq!(opt.apply(Some(1.0)), Ok(()));
+            assert!(!opt.flat().equal(&before) && opt.max_abs().is_finite());
+        }
+    }
+
+    #[test]
     fn variables_become_views_of_one_buffer() {
         let _rng = crate::rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);

@@ -1,8 +1,8 @@
 //! IDX files (the MNIST container): big-endian header, unsigned-byte payload, read raw or
 //! gzip-compressed with every size checked before it is trusted.
 
-use flate2::read::GzDecoder;
-use std::io::{self, Read};
+use flate2::bufread::GzDecoder;
+use std::io::{self, BufRead, Read};
 use std::path::Path;
 
 /// Largest payload we accept: well above Fashion-MNIST's 47 MB, far below what a hostile
@@ -34,6 +34,8 @@ pub enum IdxError {
     Truncated { expected: u64, found: u64 },
     #[error("trailing data: more than the {expected} bytes the header declares")]
     TrailingData { expected: u64 },
+    #[error("data after the end of the gzip stream (a second gzip member or stray bytes)")]
+    AfterGzip,
 }
 
 /// A parsed IDX file: its dimensions and the bytes in row-major order.
@@ -51,10 +53,17 @@ pub fn read_file(path: &Path, rank: u8) -> Result<IdxArray, IdxError> {
     let got = read_up_to(&mut file, &mut magic)?;
     let head = io::Cursor::new(magic[..got].to_vec()).chain(file);
     if got == 2 && magic == [0x1f, 0x8b] {
-        parse(GzDecoder::new(head), rank).map_err(|e| match e {
+        // One gzip member whose content is exactly one IDX file: `parse` reads until the
+        // member ends (or one byte past the declared size), then nothing may follow.
+        let mut rest = io::BufReader::new(head);
+        let array = parse(GzDecoder::new(&mut rest), rank).map_err(|e| match e {
             IdxError::Io(io) => IdxError::Gzip(io),
             other => other,
-        })
+        })?;
+        if !rest.fill_buf()?.is_empty() {
+            return Err(IdxError::AfterGzip);
+        }
+        Ok(array)
     } else {
         parse(head, rank)
     }
@@ -131,6 +140,50 @@ fn read_up_to<R: Read>(reader: &mut R, buf: &mut [u8]) -> io::Result<usize> {
 mod tests {
     use super::*;
     use flate2::{write::GzEncoder, Compression};
+    use proptest::prelude::*;
+
+    proptest! {
+        // Fuzzing by property: any bytes, raw or gzip, parse to a value or an error —
+        // never a panic, and never an array that disagrees with its header.
+        #![proptest_config(ProptestConfig::with_cases(
+            std::env::var("IDX_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(3000)
+        ))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64), rank in 0u8..5) {
+            if let Ok(a) = parse(&bytes[..], rank) {
+                prop_assert_eq!(a.dims.len(), rank as usize);
+                prop_assert_eq!(a.dims.iter().product::<usize>(), a.data.len());
+            }
+        }
+
+        #[test]
+        fn mutated_valid_files_never_panic(
+            n in 0u32..6,
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+            cut in any::<prop::sample::Index>(),
+            compress in any::<bool>(),
+        ) {
+            let mut bytes = images(n);
+            for (at, v) in &edits {
+                let i = at.index(bytes.len());
+                bytes[i] = *v;
+            }
+            bytes.truncate(cut.index(bytes.len() + 1));
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("f");
+            std::fs::write(&path, if compress { gzip(&bytes) } else { bytes.clone() }).unwrap();
+            let from_file = read_file(&path, 3);
+            if let Ok(a) = &from_file {
+                prop_assert_eq!(a.dims.iter().product::<usize>(), a.data.len());
+                prop_assert_eq!(&encode(&a.dims.iter().map(|&d| d as u32).collect::<Vec<_>>(), &a.data), &bytes);
+            }
+            // The file reader and the stream parser agree on raw bytes.
+            if !compress {
+                prop_assert_eq!(from_file.is_ok(), parse(&bytes[..], 3).is_ok());
+            }
+        }
+    }
     use std::io::Write;
 
     fn images(n: u32) -> Vec<u8> {
@@ -227,5 +280,43 @@ mod tests {
 
         std::fs::write(&raw, []).unwrap();
         assert!(matches!(read_file(&raw, 3), Err(IdxError::Empty)));
+    }
+
+    #[test]
+    fn concatenated_gzip_members_and_bytes_after_the_stream_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let gz = dir.path().join("x.gz");
+        for tail in [gzip(&images(2)), gzip(b""), b"junk".to_vec()] {
+            let mut bytes = gzip(&images(2));
+            bytes.extend_from_slice(&tail);
+            std::fs::write(&gz, &bytes).unwrap();
+            let err = read_file(&gz, 3).unwrap_err();
+            assert!(matches!(err, IdxError::AfterGzip), "{err}");
+        }
+        // Two members that together make one valid file: still refused, not joined.
+        let full = images(2);
+        let mut split = gzip(&full[..20]);
+        split.extend_from_slice(&gzip(&full[20..]));
+        std::fs::write(&gz, &split).unwrap();
+        assert!(matches!(read_file(&gz, 3), Err(IdxError::Truncated { .. })));
+    }
+
+    #[test]
+    fn a_gzip_bomb_is_cut_off_after_the_declared_size() {
+        // 100 MB of zeros behind a header that declares 2 images of 2x2: about 100 kB
+        // compressed. Reading stops one byte past the declared 8 bytes.
+        let dir = tempfile::tempdir().unwrap();
+        let gz = dir.path().join("bomb.gz");
+        let mut enc = GzEncoder::new(Vec::new(), Compression::fast());
+        enc.write_all(&encode(&[2, 2, 2], &[0; 8])).unwrap();
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..100 {
+            enc.write_all(&zeros).unwrap();
+        }
+        std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+        let start = std::time::Instant::now();
+        let err = read_file(&gz, 3).unwrap_err();
+        assert!(matches!(err, IdxError::TrailingData { expected: 8 }), "{err}");
+        assert!(start.elapsed().as_secs_f64() < 1.0, "it did not decompress everything");
     }
 }
