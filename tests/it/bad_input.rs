@@ -192,8 +192,16 @@ fn weights_that_do_not_match_model_json_are_refused() {
     eval(&["format_version 99 is not supported"]);
     std::fs::write(&json_path, &original).unwrap();
 
-    // Truncated and garbage weights files.
+    // A file with one variable too many (weights of a deeper model) is refused by name.
     let weights = run.join("model.ot");
+    let good = std::fs::read(&weights).unwrap();
+    let mut named = tch::Tensor::load_multi(&weights).unwrap();
+    named.push(("encoder.6.weight".into(), tch::Tensor::zeros([2, 2], tch::kind::FLOAT_CPU)));
+    tch::Tensor::save_multi(&named, &weights).unwrap();
+    eval(&["does not match model.json", "unexpected variable(s) [\"encoder.6.weight\"]"]);
+    std::fs::write(&weights, &good).unwrap();
+
+    // Truncated and garbage weights files.
     let bytes = std::fs::read(&weights).unwrap();
     std::fs::write(&weights, &bytes[..bytes.len() / 2]).unwrap();
     eval(&["model.ot is not a readable weights file"]);
