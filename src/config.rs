@@ -84,6 +84,17 @@ pub enum Init {
     Torch,
 }
 
+/// How weights are stored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum WeightsFormat {
+    /// tch's VarStore file (a PyTorch zip archive): model.ot
+    #[default]
+    Ot,
+    /// safetensors, loadable with `safetensors.torch.load_file`: model.safetensors
+    Safetensors,
+}
+
 /// The number format of a training step's arithmetic.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]

@@ -1,4 +1,5 @@
-//! `ae-tch encode`: the latent code z of every image of a split, as CSV or .npy.
+//! `ae-tch encode`: the latent code z (or, with --decode, the reconstruction x̂) of every
+//! image of a split, as CSV or .npy.
 
 use crate::checkpoint::write_atomic;
 use crate::cli::EncodeArgs;
@@ -16,7 +17,12 @@ pub fn run(args: EncodeArgs) -> Result<()> {
     let loaded = super::open_run(&args.run, &args.runtime)?;
     let images = loaded.images(args.data.as_deref(), args.split.into())?;
     let x = images.to_unit(loaded.device);
-    let z = metrics::batched(&x, |b| loaded.model.encode(b)).to_device(Device::Cpu);
+    let z = if args.decode {
+        metrics::reconstruct(&loaded.model, &x)
+    } else {
+        metrics::batched(&x, |b| loaded.model.encode(b))
+    }
+    .to_device(Device::Cpu);
     let (n, k) = (z.size()[0] as usize, z.size()[1] as usize);
     let codes = data::to_host_f32(&z)?;
     let labels = images.labels.as_deref();
@@ -38,7 +44,8 @@ pub fn run(args: EncodeArgs) -> Result<()> {
         if labels.is_some() {
             header.push("label".into());
         }
-        header.extend((1..=k).map(|j| format!("z_{j}")));
+        let prefix = if args.decode { "x" } else { "z" };
+        header.extend((1..=k).map(|j| format!("{prefix}_{j}")));
         csv.write_record(&header)?;
         for (i, row) in codes.chunks_exact(k).enumerate() {
             let mut record = vec![i.to_string()];
@@ -51,5 +58,6 @@ pub fn run(args: EncodeArgs) -> Result<()> {
         csv.into_inner()?
     };
     write_atomic(&args.output, &bytes)?;
-    super::print(&format!("wrote {n} codes of size {k} to {}\n", args.output.display()))
+    let what = if args.decode { "reconstructions" } else { "codes" };
+    super::print(&format!("wrote {n} {what} of size {k} to {}\n", args.output.display()))
 }

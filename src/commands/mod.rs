@@ -11,6 +11,7 @@ pub mod plot_latent;
 pub mod plot_loss;
 pub mod sample;
 pub mod train;
+pub mod weights;
 
 use crate::checkpoint::RunDir;
 use crate::checkpoint::RunManifest;
@@ -47,6 +48,8 @@ pub fn dispatch(command: Command, matches: &clap::ArgMatches) -> Result<()> {
         Command::Interpolate(args) => interpolate::run(args),
         Command::PlotLoss(args) => plot_loss::run(args),
         Command::Grid(args) => grid::run(args),
+        Command::Export(args) => weights::export(args),
+        Command::Import(args) => weights::import(args),
     }
 }
 

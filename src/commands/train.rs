@@ -117,7 +117,8 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
     }
     let train_seconds = started.elapsed().as_secs_f64();
 
-    run.save_weights(&vs)?;
+    let weights = checkpoint::weights_file(args.format);
+    run.save_weights(&vs, weights)?;
     let pca = super::pca_baseline(&train_set, &model_cfg, device)?;
     drop((train_t, val_t));
     let report = metrics::evaluate(&model, &model_cfg, &cfg, &test.to_device(device), &pca);
@@ -142,7 +143,7 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
         model: model_cfg,
         train: cfg.clone(),
         data: data_record.clone(),
-        weights: checkpoint::WEIGHTS.to_string(),
+        weights: weights.to_string(),
         outcome: Some(Outcome {
             epochs_run: history.len(),
             best_epoch: fit.best.map(|b| b.0),

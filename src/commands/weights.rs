@@ -1,0 +1,82 @@
+//! `ae-tch export` and `ae-tch import`: weights in and out of run folders, in the formats
+//! PyTorch users have (safetensors) with the names of the equivalent `torch.nn`
+//! modules.
+
+use crate::checkpoint::{self, DataRecord, RunDir, RunManifest, FORMAT_VERSION};
+use crate::cli::{ExportArgs, ImportArgs};
+use crate::config::{ModelConfig, TrainConfig, WeightsFormat};
+use crate::data;
+use crate::model::Autoencoder;
+use anyhow::{anyhow, Context, Result};
+use tch::{nn, Device};
+
+pub fn export(args: ExportArgs) -> Result<()> {
+    checkpoint::weights_format(&args.output)?;
+    let run = RunDir::open(&args.run)?;
+    let (_, vs, _) = run.load_model(Device::Cpu)?;
+    checkpoint::save_weights(&vs, &args.output)?;
+    let vars = vs.variables();
+    let params: usize = vars.values().map(|t| t.numel()).sum();
+    super::print(&format!(
+        "wrote {} tensors ({params} parameters) to {}\n",
+        vars.len(),
+        args.output.display()
+    ))
+}
+
+pub fn import(args: ImportArgs) -> Result<()> {
+    let format = checkpoint::weights_format(&args.from)?;
+    let text = std::fs::read_to_string(&args.config)
+        .with_context(|| format!("reading {}", args.config.display()))?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not JSON", args.config.display()))?;
+    let not_config = || format!("{}: no valid \"model\" description", args.config.display());
+    let (model, train, recorded_data) = match value.get("model") {
+        Some(m) => (
+            serde_json::from_value::<ModelConfig>(m.clone()).with_context(not_config)?,
+            value
+                .get("train")
+                .and_then(|t| serde_json::from_value::<TrainConfig>(t.clone()).ok())
+                .unwrap_or_default(),
+            value.pointer("/data/path").and_then(|p| p.as_str()).map(std::path::PathBuf::from),
+        ),
+        None => {
+            (serde_json::from_value(value).with_context(not_config)?, TrainConfig::default(), None)
+        }
+    };
+    model.validate().map_err(|e| anyhow!("{}: {e}", args.config.display()))?;
+    let dir = args.data.clone().or(recorded_data).unwrap_or_else(data::default_dir);
+    let (train_set, val_set) = data::training_sets(&dir, &train).with_context(|| {
+        format!("the run's evaluation needs its data folder ({})", dir.display())
+    })?;
+    super::check_image_size(&train_set, &model, &dir)?;
+
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    let _ = Autoencoder::new(&vs.root(), &model);
+    checkpoint::load_weights(&mut vs, &args.from)?;
+    let run = RunDir::create(&args.out, args.force)?;
+    let _ = std::fs::remove_file(run.file(checkpoint::CHECKPOINT));
+    let weights = checkpoint::weights_file(format);
+    run.save_weights(&vs, weights)?;
+    let manifest = RunManifest {
+        format_version: FORMAT_VERSION,
+        ae_tch_version: env!("CARGO_PKG_VERSION").to_string(),
+        model,
+        train,
+        data: DataRecord {
+            path: std::fs::canonicalize(&dir).unwrap_or(dir),
+            train_images: train_set.len(),
+            val_images: val_set.len(),
+        },
+        weights: weights.to_string(),
+        outcome: None,
+    };
+    run.write_manifest(&manifest)?;
+    super::print(&format!(
+        "imported {} into {} ({} weights); try: ae-tch eval --run {}\n",
+        args.from.display(),
+        args.out.display(),
+        if format == WeightsFormat::Safetensors { "safetensors" } else { "ot" },
+        args.out.display()
+    ))
+}
