@@ -26,6 +26,17 @@ fn main() {
     // Resolve the .venv/libtorch link so the rpath names the real folder.
     let lib = lib.canonicalize().unwrap_or(lib);
     println!("cargo:rustc-env=AE_TCH_LIBTORCH_LIB={}", lib.display());
+    // The wheel's version.py says which libtorch this binary was built against
+    // (`ae-tch doctor` prints it next to the one it loads).
+    let version = std::fs::read_to_string(lib.join("../version.py"))
+        .ok()
+        .and_then(|v| {
+            v.lines()
+                .find_map(|l| l.strip_prefix("__version__ = "))
+                .map(|s| s.trim_matches(|c| c == '\'' || c == '"').to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=AE_TCH_LIBTORCH_BUILT={version}");
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
     println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
     if lib.join("libtorch_cuda.so").exists() {

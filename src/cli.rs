@@ -12,6 +12,9 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(name = "ae-tch", version, propagate_version = true, args_override_self = true)]
 pub struct Cli {
+    /// No progress or log lines on stderr (results still go to stdout, errors to stderr)
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -30,6 +33,50 @@ pub enum Command {
     Grid(GridArgs),
     Export(ExportArgs),
     Import(ImportArgs),
+    Doctor(DoctorArgs),
+    #[command(subcommand)]
+    Data(DataCommand),
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), generated from the same definitions as --help
+    Man,
+}
+
+/// Data folders
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    Info(DataInfoArgs),
+}
+
+/// Counts, image size, label histogram and pixel mean/std of a data folder's splits
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  ae-tch data info data/fashion-mnist")]
+pub struct DataInfoArgs {
+    /// IDX folder or folder of images
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Print the figures as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Print a shell completion script
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  ae-tch completions bash > ~/.local/share/bash-completion/completions/ae-tch\n  \
+    ae-tch completions zsh > ~/.zfunc/_ae-tch"
+)]
+pub struct CompletionsArgs {
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// Versions, where libtorch was loaded from, CUDA (and why not), threads, data folders
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  ae-tch doctor\n  ae-tch doctor --json | jq .cuda_available")]
+pub struct DoctorArgs {
+    /// Print the report as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Write a run's weights for PyTorch: safetensors (or .ot) with the names of the
@@ -104,6 +151,9 @@ pub struct TrainArgs {
     /// Format of the saved weights
     #[arg(long, value_enum, default_value_t = WeightsFormat::Ot)]
     pub format: WeightsFormat,
+    /// Print the finished run's model.json (configs, data, test metrics) instead of the table
+    #[arg(long)]
+    pub json: bool,
     /// Write the checkpoint (weights, optimiser state, progress) every N epochs
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub checkpoint_every: usize,

@@ -28,9 +28,20 @@ pub(crate) fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Set by `--quiet`: no progress or log lines on stderr.
+pub static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A log line on stderr (progress, notes), unless `--quiet`.
+pub fn note(line: impl std::fmt::Display) {
+    if !QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+        eprintln!("{line}");
+    }
+}
+
 /// Parses the command line and runs the chosen subcommand.
 pub fn run() -> anyhow::Result<()> {
     let matches = cli::Cli::command().get_matches();
     let cli = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    QUIET.store(cli.quiet, std::sync::atomic::Ordering::Relaxed);
     commands::dispatch(cli.command, &matches)
 }

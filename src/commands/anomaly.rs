@@ -46,7 +46,9 @@ pub fn run(args: AnomalyArgs) -> Result<()> {
     let (train, val) = data::training_sets(&loaded.manifest.data.path, &loaded.manifest.train)
         .context("the threshold needs the run's validation images")?;
     let (reference, reference_name) = if val.is_empty() {
-        eprintln!("note: the run has no validation images; the threshold uses its training images");
+        crate::note(
+            "note: the run has no validation images; the threshold uses its training images",
+        );
         (train, "training")
     } else {
         (val, "validation")

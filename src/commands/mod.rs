@@ -2,7 +2,9 @@
 //! several of them share: opening a trained run and its test images.
 
 pub mod anomaly;
+pub mod data_info;
 pub mod denoise;
+pub mod doctor;
 pub mod encode;
 pub mod eval;
 pub mod grid;
@@ -15,13 +17,14 @@ pub mod weights;
 
 use crate::checkpoint::RunDir;
 use crate::checkpoint::RunManifest;
-use crate::cli::{Command, RuntimeArgs};
+use crate::cli::{Cli, Command, DataCommand, RuntimeArgs};
 use crate::config::ModelConfig;
 use crate::data::{self, ImageSet, Split};
 use crate::device;
 use crate::metrics::pca::Pca;
 use crate::model::Autoencoder;
 use anyhow::{bail, Context, Result};
+use clap::CommandFactory;
 use std::io::Write;
 use std::path::Path;
 use tch::{nn, Device};
@@ -50,6 +53,18 @@ pub fn dispatch(command: Command, matches: &clap::ArgMatches) -> Result<()> {
         Command::Grid(args) => grid::run(args),
         Command::Export(args) => weights::export(args),
         Command::Import(args) => weights::import(args),
+        Command::Doctor(args) => doctor::run(args),
+        Command::Data(DataCommand::Info(args)) => data_info::run(args),
+        Command::Completions(args) => {
+            let mut out = Vec::new();
+            clap_complete::generate(args.shell, &mut Cli::command(), "ae-tch", &mut out);
+            print(&String::from_utf8_lossy(&out))
+        }
+        Command::Man => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+            print(&String::from_utf8_lossy(&out))
+        }
     }
 }
 

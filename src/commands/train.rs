@@ -46,7 +46,7 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
     let threads = tch::get_num_threads();
     let device = device::resolve(cfg.device)?;
     let data_dir = data_record.path.clone();
-    eprintln!(
+    crate::note(format_args!(
         "{} {} autoencoder {:?} on {} ({} train / {} validation images, {}x{}) on {:?}",
         if resume.is_some() { "resuming" } else { "training" },
         cfg.mode,
@@ -57,7 +57,7 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
         model_cfg.height,
         model_cfg.width,
         device
-    );
+    ));
     tch::manual_seed(cfg.seed as i64);
     let vs = nn::VarStore::new(device);
     let model = crate::model::Autoencoder::new(&vs.root(), &model_cfg);
@@ -113,7 +113,7 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
     })?;
     let history = &fit.history;
     if let (true, Some((epoch, loss))) = (fit.stopped_early, fit.best) {
-        eprintln!("early stop after epoch {}: best validation loss {loss:.6} in epoch {epoch}, weights restored", history.len());
+        crate::note(format_args!("early stop after epoch {}: best validation loss {loss:.6} in epoch {epoch}, weights restored", history.len()));
     }
     let train_seconds = started.elapsed().as_secs_f64();
 
@@ -157,6 +157,9 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
     };
     run.write_manifest(&manifest)?;
 
+    if args.json {
+        return super::print(&(serde_json::to_string_pretty(&manifest)? + "\n"));
+    }
     let dir = run.path().display();
     super::print(&format!(
         "trained {} epochs in {:.1} s\n\n{}\nrun folder  {dir}\nloss plot   {dir}/{}\ngrid        {dir}/{}\n",
@@ -442,6 +445,9 @@ impl Progress {
         match *event {
             Event::EpochStart { epoch, epochs, steps } => {
                 let bar = ProgressBar::new(steps as u64);
+                if crate::QUIET.load(Ordering::Relaxed) {
+                    bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+                }
                 bar.set_style(
                     ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg}")
                         .expect("static template")
@@ -466,13 +472,10 @@ impl Progress {
                     s.seconds,
                     s.samples_per_s
                 );
-                match self.bar.take() {
-                    Some(bar) => {
-                        bar.finish_and_clear();
-                        eprintln!("{line}");
-                    }
-                    None => eprintln!("{line}"),
+                if let Some(bar) = self.bar.take() {
+                    bar.finish_and_clear();
                 }
+                crate::note(line);
             }
         }
     }

@@ -117,11 +117,11 @@ fn files(dir: &Path) -> Result<Vec<PathBuf>> {
         } else {
             String::new()
         };
-        eprintln!(
+        crate::note(format_args!(
             "note: skipped {} file(s) that are not .png/.jpg/.jpeg: {}{more}",
             skipped.len(),
             shown.join(", ")
-        );
+        ));
     }
     Ok(images)
 }

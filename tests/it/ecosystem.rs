@@ -92,3 +92,61 @@ fn import_and_export_refuse_what_does_not_fit() {
     ae(d, &["import", "--from", "w.safetensors", "--config", "broken.json", "--out", "bad"])
         .fails_with(&["broken.json is not JSON"]);
 }
+
+#[test]
+fn doctor_names_libtorch_and_explains_missing_cuda() {
+    let dir = tempdir();
+    let text = ae(dir.path(), &["doctor"]).ok().stdout;
+    let json: serde_json::Value =
+        serde_json::from_str(&ae(dir.path(), &["doctor", "--json"]).ok().stdout).unwrap();
+    let loaded = json["libtorch_loaded_from"].as_str().unwrap().to_string();
+    assert!(loaded.ends_with("torch/lib") && text.contains(&loaded), "{text}");
+    assert_eq!(json["libtorch_built"].as_str().unwrap().split('+').next(), Some("2.11.0"));
+    assert_eq!(json["tch_version"], "0.24.0");
+    assert_eq!(json["libtorch_cuda_loaded"], true, "build.rs links torch_cuda");
+    if tch::Cuda::is_available() {
+        assert_eq!(json["cuda_available"], true);
+    } else {
+        assert_eq!(json["cuda_available"], false);
+        assert!(json["cuda_reason"].as_str().is_some_and(|r| !r.is_empty()));
+        assert!(
+            text.contains("CUDA available        no") && text.contains("why no CUDA"),
+            "{text}"
+        );
+    }
+    assert!(json["threads"].as_i64().unwrap() >= 1);
+}
+
+#[test]
+fn completions_man_page_quiet_json_and_data_info() {
+    let dir = tempdir();
+    let d = dir.path();
+    for shell in ["bash", "zsh", "fish"] {
+        let out = ae(d, &["completions", shell]).ok().stdout;
+        assert!(out.contains("ae-tch") && out.contains("doctor") && out.len() > 1000, "{shell}");
+    }
+    ae(d, &["completions", "tcsh"]).fails_with(&["invalid value 'tcsh'"]);
+    let man = ae(d, &["man"]).ok().stdout;
+    assert!(man.contains(".TH ae-tch 1") && man.contains("train"));
+
+    // --quiet --json: nothing on stderr, the run's model.json on stdout.
+    let run = d.join("run");
+    let mut a = quick_train(&mnist(), &run, &["--epochs", "1", "--json"]);
+    a.push("--quiet".into());
+    let out = ae(d, &a).ok();
+    assert!(out.stderr.is_empty(), "{}", out.stderr);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json["outcome"]["epochs_run"], 1);
+    assert!(json["outcome"]["test"]["psnr_db"].as_f64().unwrap() > 10.0);
+
+    let info = ae(d, &["data", "info", mnist().to_str().unwrap(), "--json"]).ok().stdout;
+    let info: serde_json::Value = serde_json::from_str(&info).unwrap();
+    assert_eq!((info[0]["images"].as_u64(), info[1]["images"].as_u64()), (Some(8000), Some(2000)));
+    // The well-known MNIST statistics: mean 0.1307, std 0.3081.
+    let mean = info[0]["pixel_mean"].as_f64().unwrap();
+    assert!((mean - 0.1307).abs() < 0.001, "{mean}");
+    let counts: u64 =
+        info[0]["labels"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(counts, 8000);
+    ae(d, &["data", "info", "nowhere"]).fails_with(&["data folder nowhere does not exist"]);
+}

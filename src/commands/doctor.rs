@@ -1,0 +1,160 @@
+//! `ae-tch doctor`: what a user needs when something is off — versions, where libtorch
+//! was loaded from, whether CUDA is usable and if not why, threads, data folders.
+
+use crate::cli::DoctorArgs;
+use crate::config::DEFAULT_DATA_DIR;
+use crate::device::LIBTORCH_LIB;
+use anyhow::Result;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use tch::Cuda;
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub ae_tch_version: String,
+    pub tch_version: String,
+    /// The libtorch the binary was built against (the wheel's version) and the folder
+    /// it was linked from.
+    pub libtorch_built: String,
+    pub libtorch_build_folder: String,
+    /// Where libtorch_cpu.so was actually loaded from in this process.
+    pub libtorch_loaded_from: Option<String>,
+    pub libtorch_cuda_loaded: bool,
+    pub cuda_available: bool,
+    pub cuda_devices: i64,
+    pub cudnn_available: bool,
+    /// Name and memory of each GPU, from nvidia-smi when it is installed.
+    pub gpus: Vec<String>,
+    /// Why CUDA is not usable, when it is not.
+    pub cuda_reason: Option<String>,
+    pub threads: i32,
+    pub cpus: usize,
+    pub data_folders: Vec<DataFolder>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DataFolder {
+    pub path: PathBuf,
+    /// The four IDX files, or "missing: ...".
+    pub status: String,
+}
+
+const IDX_FILES: [&str; 4] = [
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+];
+
+pub fn run(args: DoctorArgs) -> Result<()> {
+    let r = report();
+    if args.json {
+        return super::print(&(serde_json::to_string_pretty(&r)? + "\n"));
+    }
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    let mut out = String::new();
+    let mut line = |k: &str, v: String| out.push_str(&format!("{k:<22}{v}\n"));
+    line("ae-tch", r.ae_tch_version.clone());
+    line("tch", r.tch_version.clone());
+    line("libtorch (built)", format!("{} from {}", r.libtorch_built, r.libtorch_build_folder));
+    line("libtorch (loaded)", r.libtorch_loaded_from.clone().unwrap_or("unknown".into()));
+    line("libtorch_cuda loaded", yes(r.libtorch_cuda_loaded).into());
+    line("CUDA available", format!("{} ({} device(s))", yes(r.cuda_available), r.cuda_devices));
+    line("cuDNN available", yes(r.cudnn_available).into());
+    for gpu in &r.gpus {
+        line("GPU", gpu.clone());
+    }
+    if let Some(why) = &r.cuda_reason {
+        line("why no CUDA", why.clone());
+    }
+    line("threads", format!("{} (of {} CPUs)", r.threads, r.cpus));
+    for d in &r.data_folders {
+        line("data", format!("{}: {}", d.path.display(), d.status));
+    }
+    super::print(&out)
+}
+
+pub fn report() -> Report {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    let loaded = |lib: &str| {
+        maps.lines()
+            .filter_map(|l| l.split_whitespace().nth(5))
+            .find(|p| Path::new(p).file_name().is_some_and(|f| f == lib))
+            .map(str::to_string)
+    };
+    let libtorch_cuda_loaded = loaded("libtorch_cuda.so").is_some();
+    let cuda_devices = Cuda::device_count();
+    let cuda_available = Cuda::is_available();
+    let cuda_reason = (!cuda_available).then(|| {
+        if !libtorch_cuda_loaded {
+            "libtorch_cuda.so is not loaded: this libtorch is a CPU-only build, or the binary \
+             was linked without it"
+                .to_string()
+        } else if !Path::new("/dev/nvidiactl").exists() && !Path::new("/dev/nvidia0").exists() {
+            "no NVIDIA device nodes (/dev/nvidia*): this machine (or container) has no GPU \
+             passed through"
+                .to_string()
+        } else if loaded("libcuda.so.1").is_none() {
+            "the NVIDIA driver library libcuda.so.1 was not found or not loaded; check the \
+             driver installation and LD_LIBRARY_PATH"
+                .to_string()
+        } else {
+            "the driver is present but reports no usable device (driver older than CUDA 13?)"
+                .to_string()
+        }
+    });
+    let gpus = std::process::Command::new("nvidia-smi")
+        .args(["--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).lines().map(str::to_string).collect())
+        .unwrap_or_default();
+    Report {
+        ae_tch_version: env!("CARGO_PKG_VERSION").to_string(),
+        tch_version: "0.24.0".to_string(),
+        libtorch_built: option_env!("AE_TCH_LIBTORCH_BUILT").unwrap_or("unknown").to_string(),
+        libtorch_build_folder: LIBTORCH_LIB.to_string(),
+        libtorch_loaded_from: loaded("libtorch_cpu.so")
+            .map(|p| Path::new(&p).parent().map_or(p.clone(), |d| d.display().to_string())),
+        libtorch_cuda_loaded,
+        cuda_available,
+        cuda_devices,
+        cudnn_available: Cuda::cudnn_is_available(),
+        gpus,
+        cuda_reason,
+        threads: tch::get_num_threads(),
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        data_folders: data_folders(),
+    }
+}
+
+/// data/mnist and data/fashion-mnist under the working directory and the checkout.
+fn data_folders() -> Vec<DataFolder> {
+    let mut roots = vec![PathBuf::from(".")];
+    let built = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    if std::fs::canonicalize(&built).ok() != std::fs::canonicalize(".").ok() {
+        roots.push(built);
+    }
+    let mut out = Vec::new();
+    for root in roots {
+        for name in [DEFAULT_DATA_DIR, "data/fashion-mnist"] {
+            let path = root.join(name);
+            if !path.is_dir() {
+                continue;
+            }
+            let missing: Vec<&str> = IDX_FILES
+                .iter()
+                .filter(|f| !path.join(f).is_file() && !path.join(format!("{f}.gz")).is_file())
+                .copied()
+                .collect();
+            let status = if missing.is_empty() {
+                "the four IDX files".to_string()
+            } else {
+                format!("missing {}", missing.join(", "))
+            };
+            out.push(DataFolder { path, status });
+        }
+    }
+    out
+}
