@@ -116,6 +116,16 @@ pub struct ImportArgs {
     pub force: bool,
 }
 
+/// A trained run to load, and where to compute with it.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Run folder written by `ae-tch train`
+    #[arg(long = "run", value_name = "RUN_DIR")]
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
 /// Where and how tensors are computed.
 #[derive(Debug, Clone, Args)]
 pub struct RuntimeArgs {
@@ -247,17 +257,14 @@ pub struct TrainArgs {
 #[derive(Debug, Args)]
 #[command(after_help = "Example:\n  ae-tch eval --run runs/denoise --json")]
 pub struct EvalArgs {
-    /// Run folder written by `ae-tch train`
-    #[arg(long, value_name = "RUN_DIR")]
-    pub run: PathBuf,
+    #[command(flatten)]
+    pub run: RunArgs,
     /// Data folder [default: the one the run was trained on]
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
     /// Print one JSON object instead of a table
     #[arg(long)]
     pub json: bool,
-    #[command(flatten)]
-    pub runtime: RuntimeArgs,
 }
 
 /// Which files of a data folder.
@@ -283,9 +290,8 @@ impl From<SplitArg> for crate::data::Split {
 #[derive(Debug, Args)]
 #[command(after_help = "Example:\n  ae-tch encode --run runs/demo --split test -o codes.npy")]
 pub struct EncodeArgs {
-    /// Run folder written by `ae-tch train`
-    #[arg(long, value_name = "RUN_DIR")]
-    pub run: PathBuf,
+    #[command(flatten)]
+    pub run: RunArgs,
     /// Data folder [default: the one the run was trained on]
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
@@ -297,8 +303,6 @@ pub struct EncodeArgs {
     /// Write the reconstructions x̂ (height×width columns) instead of the codes
     #[arg(long)]
     pub decode: bool,
-    #[command(flatten)]
-    pub runtime: RuntimeArgs,
 }
 
 /// Score images by reconstruction error and flag those above a threshold: the given
@@ -308,9 +312,8 @@ pub struct EncodeArgs {
     ae-tch train --classes 0,1,2,3,4,5,6,7,8 --out runs/no9\n  \
     ae-tch anomaly --run runs/no9 --plot scores.png -o scores.csv")]
 pub struct AnomalyArgs {
-    /// Run folder written by `ae-tch train`
-    #[arg(long, value_name = "RUN_DIR")]
-    pub run: PathBuf,
+    #[command(flatten)]
+    pub run: RunArgs,
     /// Data folder [default: the one the run was trained on]
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
@@ -331,8 +334,6 @@ pub struct AnomalyArgs {
     /// Print one JSON object instead of a table
     #[arg(long)]
     pub json: bool,
-    #[command(flatten)]
-    pub runtime: RuntimeArgs,
 }
 
 /// Scatter the test images' latent codes, coloured by label (PCA to 2-D when k > 2); for
@@ -341,9 +342,8 @@ pub struct AnomalyArgs {
 #[command(after_help = "Examples:\n  ae-tch plot-latent --run runs/demo -o latent.png\n  \
     ae-tch train --latent 2 --out runs/k2 && ae-tch plot-latent --run runs/k2 -o z.png --manifold m.png")]
 pub struct PlotLatentArgs {
-    /// Run folder written by `ae-tch train`
-    #[arg(long, value_name = "RUN_DIR")]
-    pub run: PathBuf,
+    #[command(flatten)]
+    pub run: RunArgs,
     /// Data folder [default: the one the run was trained on]
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
@@ -356,8 +356,6 @@ pub struct PlotLatentArgs {
     /// Lattice points per axis of the manifold
     #[arg(long, default_value_t = 15, value_name = "N")]
     pub steps: usize,
-    #[command(flatten)]
-    pub runtime: RuntimeArgs,
 }
 
 /// Whether to flip an image's brightness before the model sees it.
@@ -376,9 +374,8 @@ pub enum Invert {
     after_help = "Example:\n  ae-tch denoise --run runs/demo scans/*.png -o cleaned --add-noise 0.3 --grid sheet.png"
 )]
 pub struct DenoiseArgs {
-    /// Run folder written by `ae-tch train`
-    #[arg(long, value_name = "RUN_DIR")]
-    pub run: PathBuf,
+    #[command(flatten)]
+    pub run: RunArgs,
     /// Image files
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
@@ -395,8 +392,6 @@ pub struct DenoiseArgs {
     /// Also write one sheet with every input and result, .png or .svg
     #[arg(long, value_name = "FILE")]
     pub grid: Option<PathBuf>,
-    #[command(flatten)]
-    pub runtime: RuntimeArgs,
 }
 
 /// Draw codes from a VAE's prior N(0, I) and decode them into a grid of images.
@@ -405,9 +400,8 @@ pub struct DenoiseArgs {
     after_help = "Example:\n  ae-tch train --arch vae --latent 8 --out runs/vae && ae-tch sample --run runs/vae -n 40 -o samples.png"
 )]
 pub struct SampleArgs {
-    /// Run folder of a VAE written by `ae-tch train --arch vae`
-    #[arg(long, value_name = "RUN_DIR")]
-    pub run: PathBuf,
+    #[command(flatten)]
+    pub run: RunArgs,
     /// Number of samples (10 a row)
     #[arg(short, default_value_t = 40, value_name = "N")]
     pub n: usize,
@@ -416,8 +410,6 @@ pub struct SampleArgs {
     /// Output image, .png or .svg
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
-    #[command(flatten)]
-    pub runtime: RuntimeArgs,
 }
 
 /// Decode the straight line between two test images' codes (any architecture).
@@ -426,9 +418,8 @@ pub struct SampleArgs {
     after_help = "Example:\n  ae-tch interpolate --run runs/demo --from 0 --to 7 --steps 12 -o path.png"
 )]
 pub struct InterpolateArgs {
-    /// Run folder written by `ae-tch train`
-    #[arg(long, value_name = "RUN_DIR")]
-    pub run: PathBuf,
+    #[command(flatten)]
+    pub run: RunArgs,
     /// Data folder [default: the one the run was trained on]
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
@@ -444,8 +435,6 @@ pub struct InterpolateArgs {
     /// Output image, .png or .svg
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
-    #[command(flatten)]
-    pub runtime: RuntimeArgs,
 }
 
 /// Plot train and validation loss per epoch from one or more metrics.csv files.
@@ -469,9 +458,8 @@ pub struct PlotLossArgs {
 #[derive(Debug, Args)]
 #[command(after_help = "Example:\n  ae-tch grid --run runs/denoise -n 12 -o grid.png")]
 pub struct GridArgs {
-    /// Run folder written by `ae-tch train`
-    #[arg(long, value_name = "RUN_DIR")]
-    pub run: PathBuf,
+    #[command(flatten)]
+    pub run: RunArgs,
     /// Data folder [default: the one the run was trained on]
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
@@ -481,8 +469,6 @@ pub struct GridArgs {
     /// Output image, .png or .svg
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
-    #[command(flatten)]
-    pub runtime: RuntimeArgs,
 }
 
 #[cfg(test)]

@@ -33,7 +33,7 @@ pub fn run(args: AnomalyArgs) -> Result<()> {
         bail!("--threshold-percentile must be in [0, 100], got {}", args.threshold_percentile);
     }
     let plot_format = args.plot.as_deref().map(Format::from_path).transpose()?;
-    let loaded = super::open_run(&args.run, &args.runtime)?;
+    let loaded = super::open_run(&args.run)?;
     let images = loaded.images(args.data.as_deref(), args.split.into())?;
     // Normal classes: as given, else the classes the run was trained on.
     let normal = args.normal_classes.clone().or_else(|| loaded.manifest.train.classes.clone());

@@ -22,7 +22,7 @@ pub fn run(args: DenoiseArgs) -> Result<()> {
         }
     }
     let grid_format = args.grid.as_deref().map(Format::from_path).transpose()?;
-    let loaded = super::open_run(&args.run, &args.runtime)?;
+    let loaded = super::open_run(&args.run)?;
     let (w, h) = (loaded.manifest.model.width as u32, loaded.manifest.model.height as u32);
 
     // Decode everything first: a bad file stops the command before anything is written.
@@ -84,7 +84,7 @@ pub fn run(args: DenoiseArgs) -> Result<()> {
             GridRow { label: "input", images: &input },
             GridRow { label: "denoised", images: &output },
         ];
-        let title = format!("{} image(s) through {}", n, args.run.display());
+        let title = format!("{} image(s) through {}", n, args.run.dir.display());
         write_atomic(path, &plot::image_grid(&rows, h as usize, w as usize, &title, format)?)?;
         written.push(path.clone());
     }

@@ -14,7 +14,7 @@ pub fn run(args: EncodeArgs) -> Result<()> {
         Some(e) if e.eq_ignore_ascii_case("csv") => false,
         _ => anyhow::bail!("{}: expected a .csv or .npy file name", args.output.display()),
     };
-    let loaded = super::open_run(&args.run, &args.runtime)?;
+    let loaded = super::open_run(&args.run)?;
     let images = loaded.images(args.data.as_deref(), args.split.into())?;
     let x = images.to_unit(loaded.device);
     let z = if args.decode {

@@ -17,7 +17,7 @@ pub fn run(args: GridArgs) -> Result<()> {
         bail!("-n must be at least 1");
     }
     let format = Format::from_path(&args.output)?;
-    let loaded = super::open_run(&args.run, &args.runtime)?;
+    let loaded = super::open_run(&args.run)?;
     let images = loaded.test_images(args.data.as_deref())?.take(args.n);
     write(&loaded.model, &loaded.manifest.train, &images, loaded.device, &args.output, format)?;
     super::print(&format!("wrote {}\n", args.output.display()))

@@ -10,7 +10,7 @@ pub fn run(args: InterpolateArgs) -> Result<()> {
         bail!("--steps must be between 2 and 50, got {}", args.steps);
     }
     let format = Format::from_path(&args.output)?;
-    let loaded = super::open_run(&args.run, &args.runtime)?;
+    let loaded = super::open_run(&args.run)?;
     let images = loaded.test_images(args.data.as_deref())?;
     for (flag, i) in [("--from", args.from), ("--to", args.to)] {
         if i >= images.len() {

@@ -17,7 +17,7 @@ pub mod weights;
 
 use crate::checkpoint::RunDir;
 use crate::checkpoint::RunManifest;
-use crate::cli::{Cli, Command, DataCommand, RuntimeArgs};
+use crate::cli::{Cli, Command, DataCommand, RunArgs};
 use crate::config::ModelConfig;
 use crate::data::{self, ImageSet, Split};
 use crate::device;
@@ -78,10 +78,10 @@ pub struct LoadedRun {
     pub _vs: nn::VarStore,
 }
 
-pub fn open_run(path: &Path, runtime: &RuntimeArgs) -> Result<LoadedRun> {
-    device::set_threads(runtime.threads)?;
-    let device = device::resolve(runtime.device)?;
-    let run = RunDir::open(path)?;
+pub fn open_run(args: &RunArgs) -> Result<LoadedRun> {
+    device::set_threads(args.runtime.threads)?;
+    let device = device::resolve(args.runtime.device)?;
+    let run = RunDir::open(&args.dir)?;
     let (manifest, vs, model) = run.load_model(device)?;
     Ok(LoadedRun { run, manifest, model, device, _vs: vs })
 }

@@ -15,7 +15,7 @@ pub fn run(args: PlotLatentArgs) -> Result<()> {
     if !(2..=30).contains(&args.steps) {
         bail!("--steps must be between 2 and 30, got {}", args.steps);
     }
-    let loaded = super::open_run(&args.run, &args.runtime)?;
+    let loaded = super::open_run(&args.run)?;
     let k = loaded.manifest.model.latent;
     if k < 2 {
         bail!("plot-latent needs a latent size of at least 2; this run has k = {k}");

@@ -11,12 +11,12 @@ pub fn run(args: SampleArgs) -> Result<()> {
         bail!("-n must be between 1 and 400, got {}", args.n);
     }
     let format = Format::from_path(&args.output)?;
-    let loaded = super::open_run(&args.run, &args.runtime)?;
+    let loaded = super::open_run(&args.run)?;
     let model = &loaded.manifest.model;
     if model.arch != Arch::Vae {
         bail!(
             "sample draws from a VAE's prior; {} is a {} run (train with --arch vae)",
-            args.run.display(),
+            args.run.dir.display(),
             format!("{:?}", model.arch).to_lowercase()
         );
     }
