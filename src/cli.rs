@@ -34,10 +34,11 @@ pub enum Command {
     Export(ExportArgs),
     Import(ImportArgs),
     Doctor(DoctorArgs),
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Example:\n  ae-tch data info data/mnist")]
     Data(DataCommand),
     Completions(CompletionsArgs),
     /// Print the man page (roff), generated from the same definitions as --help
+    #[command(after_help = "Example:\n  ae-tch man > ae-tch.1 && man ./ae-tch.1")]
     Man,
 }
 

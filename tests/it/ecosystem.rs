@@ -128,6 +128,12 @@ fn completions_man_page_quiet_json_and_data_info() {
     ae(d, &["completions", "tcsh"]).fails_with(&["invalid value 'tcsh'"]);
     let man = ae(d, &["man"]).ok().stdout;
     assert!(man.contains(".TH ae-tch 1") && man.contains("train"));
+    let commands = ["train", "eval", "encode", "anomaly", "plot-latent", "denoise", "sample"];
+    let more = ["interpolate", "plot-loss", "grid", "export", "import", "doctor", "data", "man"];
+    for c in commands.iter().chain(&more).chain(&["completions"]) {
+        let help = ae(d, &[c, "--help"]).ok().stdout;
+        assert!(help.contains("\nExample"), "`ae-tch {c} --help` shows no example:\n{help}");
+    }
 
     // --quiet --json: nothing on stderr, the run's model.json on stdout.
     let run = d.join("run");
