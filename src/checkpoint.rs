@@ -233,8 +233,9 @@ impl RunDir {
         tensors: &[(String, Tensor)],
     ) -> Result<()> {
         let json = serde_json::to_vec(meta)?;
+        // On the CPU, so a checkpoint written on a GPU resumes on any machine.
         let mut named: Vec<(String, Tensor)> =
-            tensors.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
+            tensors.iter().map(|(n, t)| (n.clone(), t.to_device(Device::Cpu))).collect();
         named.push((CHECKPOINT_META.to_string(), Tensor::from_slice(&json)));
         let mut bytes = std::io::Cursor::new(Vec::new());
         Tensor::save_multi_to_stream(&named, &mut bytes).context("serialising the checkpoint")?;
@@ -270,6 +271,9 @@ impl RunDir {
             bail!("{}: its configuration does not match its config_hash", path.display());
         }
         meta.model.validate().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        if meta.state.epoch == 0 || meta.train.epochs == 0 {
+            bail!("{}: its progress is invalid (epoch 0)", path.display());
+        }
         Ok((meta, tensors))
     }
 
@@ -445,6 +449,10 @@ pub fn with_temp_file(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> R
         std::process::abort();
     }
     tmp.persist(path).with_context(|| format!("writing {}", path.display()))?;
+    // The rename itself survives a power loss only once the folder is synced.
+    if let Ok(folder) = std::fs::File::open(dir) {
+        let _ = folder.sync_all();
+    }
     Ok(())
 }
 

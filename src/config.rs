@@ -411,6 +411,9 @@ pub struct TrainConfig {
     /// Write the run's checkpoint every this many epochs (and after the last).
     #[serde(default = "one")]
     pub checkpoint_every: usize,
+    /// Format of the saved weights.
+    #[serde(default)]
+    pub format: WeightsFormat,
 }
 
 fn one() -> usize {
@@ -442,6 +445,7 @@ impl Default for TrainConfig {
             init: Init::Kaiming,
             precision: Precision::Fp32,
             checkpoint_every: 1,
+            format: WeightsFormat::Ot,
         }
     }
 }

@@ -103,6 +103,9 @@ pub struct TrainState {
     pub stopped_early: bool,
     /// The last epoch after which a checkpoint was written.
     pub checkpointed: Option<usize>,
+    /// The largest |parameter| before training: the scale divergence is measured against.
+    #[serde(default)]
+    pub param_scale: Option<f64>,
 }
 
 impl TrainState {
@@ -118,6 +121,7 @@ impl TrainState {
             since_best: 0,
             stopped_early: false,
             checkpointed: None,
+            param_scale: None,
         }
     }
 
@@ -220,7 +224,7 @@ pub fn fit(
     let steps = batches.steps();
     let mut opt = FlatAdam::new(vs, cfg.lr, cfg.weight_decay);
     let mut by_hand = match cfg.engine {
-        Engine::Auto => MlpStep::new(vs, &model.config, cfg, &opt, cfg.batch_size as i64),
+        Engine::Auto => MlpStep::new(vs, &model.config, cfg, &opt, batches.batch()),
         Engine::Autograd => None,
     };
     let device = vs.device();
@@ -247,7 +251,7 @@ pub fn fit(
     });
     // On the CPU reading a scalar costs nothing, so divergence is caught at the very step.
     let check_every = if device == Device::Cpu { 1 } else { SYNC_EVERY };
-    let scale = opt.max_abs().max(1e-3);
+    let scale = *st.param_scale.get_or_insert_with(|| opt.max_abs().max(1e-3));
 
     while !st.finished(cfg) {
         let epoch = st.epoch;
@@ -328,6 +332,18 @@ pub fn fit(
                 on_event(Event::Progress { step: step + 1, loss: running })?;
             }
             if INTERRUPT.load(Ordering::SeqCst) && step + 1 < steps {
+                // Never let a checkpoint replace good weights with broken ones.
+                let largest = opt.max_abs();
+                if largest.is_nan() || largest > EXPLODED * scale {
+                    let what = format!("the parameters are not finite or exploded ({largest:.3e})");
+                    return Err(nan_row(
+                        &mut st,
+                        epoch,
+                        f64::NAN,
+                        on_event,
+                        diverged(what, last_good),
+                    ));
+                }
                 st.step = step + 1;
                 st.seconds += start.elapsed().as_secs_f64();
                 let mut tensors =
@@ -393,13 +409,17 @@ pub fn fit(
                 }
             }
         }
-        if epoch % cfg.checkpoint_every.max(1) == 0 || st.finished(cfg) {
+        let interrupted = INTERRUPT.load(Ordering::SeqCst) && !st.finished(cfg);
+        if epoch % cfg.checkpoint_every.max(1) == 0 || st.finished(cfg) || interrupted {
             st.checkpointed = Some(epoch);
             let tensors = best_weights
                 .iter()
                 .map(|b| (BEST_WEIGHTS.to_string(), b.shallow_clone()))
                 .collect();
             on_event(Event::Checkpoint(Snapshot { state: &st, optim: opt.state(), tensors }))?;
+        }
+        if interrupted {
+            return Err(Stopped::Interrupted { epoch, step: steps, steps }.into());
         }
     }
     if let Some(weights) = &best_weights {

@@ -117,7 +117,7 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
     }
     let train_seconds = started.elapsed().as_secs_f64();
 
-    let weights = checkpoint::weights_file(args.format);
+    let weights = checkpoint::weights_file(cfg.format);
     run.save_weights(&vs, weights)?;
     let pca = super::pca_baseline(&train_set, &model_cfg, device)?;
     drop((train_t, val_t));
@@ -196,6 +196,7 @@ fn train_config(args: &TrainArgs) -> TrainConfig {
         init: args.init,
         precision: args.precision,
         checkpoint_every: args.checkpoint_every,
+        format: args.format,
     }
 }
 
@@ -228,6 +229,17 @@ fn fresh(args: &TrainArgs) -> Result<Setup> {
     let test = data::load_split(&data_dir, Split::Test)?;
     super::check_image_size(&test, &model_cfg, &data_dir)?;
     let out = args.out.clone().unwrap_or_else(|| default_out(&cfg));
+    let unfinished =
+        out.join(checkpoint::CHECKPOINT).is_file() && !out.join(checkpoint::MODEL_JSON).is_file();
+    if unfinished && !args.force {
+        bail!(
+            "--out {} holds an unfinished run ({}): continue it with \
+             `ae-tch train --resume {}`, or pass --force to start over",
+            out.display(),
+            checkpoint::CHECKPOINT,
+            out.display()
+        );
+    }
     let run = RunDir::create(&out, args.force)?;
     // Checkpoints of an earlier run in this folder must not be resumed into this one.
     match std::fs::remove_file(run.file(checkpoint::CHECKPOINT)) {
@@ -321,14 +333,22 @@ fn resumed(args: &TrainArgs, dir: &Path, given: &dyn Fn(&str) -> bool) -> Result
     if forced.iter().any(|f| f.starts_with("--lr ")) {
         state.lr = cfg.lr;
     }
-    if state.stopped_early {
+    if cfg.early_stop.is_some() && meta.train.early_stop.is_none() && state.best.is_some() {
+        bail!(
+            "--early-stop cannot be turned on when resuming: the run did not keep its best \
+             weights; train a new run with it"
+        );
+    }
+    // A run killed after its last checkpoint but before model.json: finish its artefacts.
+    let complete = run.file(checkpoint::MODEL_JSON).is_file();
+    if state.stopped_early && complete {
         bail!(
             "{} stopped early after epoch {}: there is nothing to resume",
             dir.display(),
             state.epoch - 1
         );
     }
-    if state.finished(&cfg) {
+    if state.finished(&cfg) && complete {
         bail!(
             "{} has already trained all {} epochs; to train further pass --epochs N --force",
             dir.display(),

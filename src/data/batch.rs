@@ -65,6 +65,11 @@ impl Batcher {
         }
     }
 
+    /// Images per batch (the last batch of an epoch may hold fewer).
+    pub fn batch(&self) -> i64 {
+        self.batch
+    }
+
     /// Batches per epoch.
     pub fn steps(&self) -> usize {
         let n = self.data.size()[0];

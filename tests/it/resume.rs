@@ -73,10 +73,28 @@ fn kill_during_a_checkpoint_write_keeps_the_last_one_and_resume_is_exact() {
     assert_eq!(out.status.code(), None, "killed by a signal");
     assert!(!killed.join("model.json").exists() && !killed.join("model.ot").exists());
     assert_eq!(temp_files(&killed).len(), 1, "the unfinished write is only a temporary file");
+    // Starting over in the folder by accident is refused.
+    ae(dir.path(), &args(&killed, "4")).fails_with(&["holds an unfinished run", "--resume"]);
     let run = ae(dir.path(), &["train", "--resume", killed.to_str().unwrap()]).ok();
     assert!(run.stderr.contains("resuming denoise autoencoder"), "{}", run.stderr);
     assert!(temp_files(&killed).is_empty(), "stale temporary files are swept");
     assert_same_run(&whole, &killed);
+
+    // Killed after the last checkpoint, while writing the weights: resuming writes the
+    // missing artefacts without training again.
+    let late = dir.path().join("late");
+    let out = Command::new(bin())
+        .args(args(&late, "4"))
+        .env("AE_TCH_FAULT", "abort:model.ot:1")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), None);
+    assert!(!late.join("model.json").exists());
+    ae(dir.path(), &["train", "--resume", late.to_str().unwrap()]).ok();
+    assert_same_run(&whole, &late);
+    ae(dir.path(), &["train", "--resume", late.to_str().unwrap()])
+        .fails_with(&["already trained all 4 epochs"]);
 }
 
 #[test]
@@ -131,6 +149,8 @@ fn resuming_with_a_different_model_or_data_is_refused_and_more_epochs_need_force
     resume(&[]).fails_with(&["already trained all 2 epochs", "--epochs N --force"]);
     resume(&["--epochs", "3"]).fails_with(&["--epochs 3 (the run has 2)", "pass --force"]);
     resume(&["--epochs", "1", "--force"]).fails_with(&["fewer than the 2 epochs"]);
+    resume(&["--epochs", "3", "--force", "--early-stop", "2"])
+        .fails_with(&["--early-stop cannot be turned on when resuming"]);
     // Flags that match the run are fine; more epochs with --force train on.
     resume(&["--epochs", "3", "--force", "--latent", "8", "--threads", "1"]).ok();
     let rows = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
