@@ -106,29 +106,42 @@ fn ctrl_c_writes_a_checkpoint_and_the_resumed_run_is_exact() {
         quick_train(&mnist(), out, &["--epochs", "6", "--hidden", "256", "--mode", "denoise"])
     };
     ae(dir.path(), &long(&whole)).ok();
+    let stderr = stop_after_first_epoch(dir.path(), &long(&stopped), "-INT");
+    assert!(stderr.contains(&format!("ae-tch train --resume {}", stopped.display())), "{stderr}");
+    ae(dir.path(), &["train", "--resume", stopped.to_str().unwrap()]).ok();
+    assert_same_run(&whole, &stopped);
+    // SIGTERM (a supervisor stopping the job) is handled the same way.
+    let termed = dir.path().join("termed");
+    stop_after_first_epoch(dir.path(), &long(&termed), "-TERM");
+    assert!(termed.join("checkpoint.ot").is_file());
+}
+
+/// Starts `ae-tch ARGS`, sends `signal` once its first epoch is in metrics.csv, and checks
+/// the interrupted exit; returns stderr.
+fn stop_after_first_epoch(cwd: &Path, args: &[String], signal: &str) -> String {
+    let out_dir =
+        Path::new(&args[args.iter().position(|a| a == "--out").unwrap() + 1]).to_path_buf();
     let child = Command::new(bin())
-        .args(long(&stopped))
-        .current_dir(dir.path())
+        .args(args)
+        .current_dir(cwd)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
-    let csv = stopped.join("metrics.csv");
+    let csv = cwd.join(&out_dir).join("metrics.csv");
     while std::fs::read_to_string(&csv).map_or(0, |t| t.lines().count()) < 2 {
         assert!(Instant::now() < deadline, "the first epoch never finished");
         std::thread::sleep(Duration::from_millis(10));
     }
-    let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let kill = Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
     assert!(kill.success());
     let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(130), "{signal}: {stderr}");
     assert!(stderr.contains("interrupted in epoch") && stderr.contains("a checkpoint was written"));
-    assert!(stderr.contains(&format!("ae-tch train --resume {}", stopped.display())), "{stderr}");
-    assert!(!stderr.contains("panicked"));
-    ae(dir.path(), &["train", "--resume", stopped.to_str().unwrap()]).ok();
-    assert_same_run(&whole, &stopped);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
 }
 
 #[test]
