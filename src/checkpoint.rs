@@ -188,13 +188,7 @@ impl RunDir {
             .with_context(|| format!("reading {}", path.display()))?;
         let manifest: RunManifest = serde_json::from_str(&text)
             .with_context(|| format!("{} is not a valid ae-tch model.json", path.display()))?;
-        if manifest.format_version != FORMAT_VERSION {
-            bail!(
-                "{}: format_version {} is not supported (this ae-tch reads {FORMAT_VERSION})",
-                path.display(),
-                manifest.format_version
-            );
-        }
+        check_format_version(&path, manifest.format_version)?;
         manifest.model.validate().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         if Path::new(&manifest.weights).file_name() != Some(std::ffi::OsStr::new(&manifest.weights))
         {
@@ -260,13 +254,7 @@ impl RunDir {
             .with_context(|| format!("{}: unreadable meta", path.display()))?;
         let meta: CheckpointMeta = serde_json::from_slice(&bytes)
             .with_context(|| format!("{}: its meta is not valid", path.display()))?;
-        if meta.format_version != FORMAT_VERSION {
-            bail!(
-                "{}: format_version {} is not supported (this ae-tch reads {FORMAT_VERSION})",
-                path.display(),
-                meta.format_version
-            );
-        }
+        check_format_version(&path, meta.format_version)?;
         if meta.config_hash != config_hash(&meta.model, &meta.train, &meta.data.path) {
             bail!("{}: its configuration does not match its config_hash", path.display());
         }
@@ -297,6 +285,17 @@ impl RunDir {
         vs.freeze();
         Ok((manifest, vs, model))
     }
+}
+
+/// Refuses files written in a layout this ae-tch does not read.
+fn check_format_version(path: &Path, version: u32) -> Result<()> {
+    if version != FORMAT_VERSION {
+        bail!(
+            "{}: format_version {version} is not supported (this ae-tch reads {FORMAT_VERSION})",
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 /// Reads a metrics.csv written by `train`.

@@ -520,17 +520,7 @@ mod tests {
     use super::*;
 
     fn model() -> ModelConfig {
-        ModelConfig {
-            arch: Arch::Mlp,
-            height: 28,
-            width: 28,
-            hidden: vec![256, 64],
-            latent: 16,
-            activation: Activation::Relu,
-            backbone: Backbone::Mlp,
-            channels: vec![],
-            tied_weights: false,
-        }
+        ModelConfig { channels: vec![], ..Default::default() }
     }
 
     #[test]

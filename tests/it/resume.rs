@@ -49,6 +49,17 @@ fn assert_same_run(a: &Path, b: &Path) {
     }
 }
 
+/// Runs `ae-tch ARGS` with the fault injection `AE_TCH_FAULT=fault`.
+fn with_fault(cwd: &Path, args: &[String], fault: &str) -> Run {
+    Command::new(bin())
+        .args(args)
+        .env("AE_TCH_FAULT", fault)
+        .current_dir(cwd)
+        .output()
+        .unwrap()
+        .into()
+}
+
 fn temp_files(run: &Path) -> Vec<String> {
     std::fs::read_dir(run)
         .unwrap()
@@ -64,13 +75,8 @@ fn kill_during_a_checkpoint_write_keeps_the_last_one_and_resume_is_exact() {
     ae(dir.path(), &args(&whole, "4")).ok();
     // Abort (as kill -9 would) inside the second checkpoint write, after the temporary
     // file is complete and before the rename.
-    let out = Command::new(bin())
-        .args(args(&killed, "4"))
-        .env("AE_TCH_FAULT", "abort:checkpoint.ot:2")
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), None, "killed by a signal");
+    let out = with_fault(dir.path(), &args(&killed, "4"), "abort:checkpoint.ot:2");
+    assert_eq!(out.code, None, "killed by a signal");
     assert!(!killed.join("model.json").exists() && !killed.join("model.ot").exists());
     assert_eq!(temp_files(&killed).len(), 1, "the unfinished write is only a temporary file");
     // Starting over in the folder by accident is refused.
@@ -83,13 +89,7 @@ fn kill_during_a_checkpoint_write_keeps_the_last_one_and_resume_is_exact() {
     // Killed after the last checkpoint, while writing the weights: resuming writes the
     // missing artefacts without training again.
     let late = dir.path().join("late");
-    let out = Command::new(bin())
-        .args(args(&late, "4"))
-        .env("AE_TCH_FAULT", "abort:model.ot:1")
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), None);
+    assert_eq!(with_fault(dir.path(), &args(&late, "4"), "abort:model.ot:1").code, None);
     assert!(!late.join("model.json").exists());
     ae(dir.path(), &["train", "--resume", late.to_str().unwrap()]).ok();
     assert_same_run(&whole, &late);
@@ -220,13 +220,7 @@ fn a_full_disk_or_read_only_folder_is_a_clean_error_and_keeps_good_files() {
     // ENOSPC on the weights file: the error names it, the old weights stay whole.
     let mut a = args(&run, "1");
     a.push("--force".into());
-    let out: Run = Command::new(bin())
-        .args(&a)
-        .env("AE_TCH_FAULT", "enospc:model.ot")
-        .current_dir(dir.path())
-        .output()
-        .unwrap()
-        .into();
+    let out = with_fault(dir.path(), &a, "enospc:model.ot");
     out.fails_with(&["writing", "model.ot", "No space left on device"]);
     assert_eq!(std::fs::read(run.join("model.ot")).unwrap(), model);
     assert!(temp_files(&run).is_empty());
