@@ -34,7 +34,10 @@ pub enum Command {
     Export(ExportArgs),
     Import(ImportArgs),
     Doctor(DoctorArgs),
-    #[command(subcommand, after_help = "Example:\n  ae-tch data info data/mnist")]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  ae-tch data fetch fashion-mnist\n  ae-tch data info data/fashion-mnist"
+    )]
     Data(DataCommand),
     Completions(CompletionsArgs),
     /// Print the man page (roff), generated from the same definitions as --help
@@ -45,7 +48,42 @@ pub enum Command {
 /// Data folders
 #[derive(Debug, Subcommand)]
 pub enum DataCommand {
+    Fetch(DataFetchArgs),
     Info(DataInfoArgs),
+}
+
+/// The datasets `data fetch` knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FetchDataset {
+    /// The full MNIST: 60,000 train and 10,000 test digits
+    Mnist,
+    /// Fashion-MNIST: 60,000 train and 10,000 test clothing images
+    FashionMnist,
+}
+
+/// Download a dataset's four IDX files, verified against SHA-256 values kept in ae-tch
+///
+/// Files already present and valid are skipped; a present file that fails its check is
+/// downloaded again and replaced only once the new copy verifies. Each file is written
+/// to a temporary file and renamed into place, so an interrupted download leaves nothing
+/// half-written.
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  ae-tch data fetch fashion-mnist\n  \
+    ae-tch train --data data/fashion-mnist --epochs 20 --run runs/fashion\n  \
+    ae-tch data fetch mnist --dir /datasets/mnist --mirror https://my.mirror/mnist/")]
+pub struct DataFetchArgs {
+    #[arg(value_enum)]
+    pub dataset: FetchDataset,
+    /// Folder to put the files in [default: data/mnist-full or data/fashion-mnist]
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Base URL to download from instead of the standard public mirrors (repeat to give
+    /// several, tried in order)
+    #[arg(long, value_name = "URL")]
+    pub mirror: Vec<String>,
+    /// Print what was done as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Counts, image size, label histogram and pixel mean/std of a data folder's splits

@@ -3,6 +3,7 @@
 
 use crate::cli::DoctorArgs;
 use crate::config::DEFAULT_DATA_DIR;
+use crate::data::{fetch, IDX_FILES};
 use crate::device::LIBTORCH_LIB;
 use anyhow::Result;
 use serde::Serialize;
@@ -38,13 +39,6 @@ pub struct DataFolder {
     /// The four IDX files, or "missing: ...".
     pub status: String,
 }
-
-const IDX_FILES: [&str; 4] = [
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-];
 
 pub fn run(args: DoctorArgs) -> Result<()> {
     let r = report();
@@ -129,7 +123,8 @@ pub fn report() -> Report {
     }
 }
 
-/// data/mnist and data/fashion-mnist under the working directory and the checkout.
+/// The embedded data/mnist and the folders `data fetch` fills, under the working
+/// directory and the checkout.
 fn data_folders() -> Vec<DataFolder> {
     let mut roots = vec![PathBuf::from(".")];
     let built = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -138,7 +133,7 @@ fn data_folders() -> Vec<DataFolder> {
     }
     let mut out = Vec::new();
     for root in roots {
-        for name in [DEFAULT_DATA_DIR, "data/fashion-mnist"] {
+        for name in [DEFAULT_DATA_DIR, fetch::MNIST.default_dir, fetch::FASHION_MNIST.default_dir] {
             let path = root.join(name);
             if !path.is_dir() {
                 continue;

@@ -2,6 +2,7 @@
 //! several of them share: opening a trained run and its test images.
 
 pub mod anomaly;
+pub mod data_fetch;
 pub mod data_info;
 pub mod denoise;
 pub mod doctor;
@@ -54,6 +55,7 @@ pub fn dispatch(command: Command, matches: &clap::ArgMatches) -> Result<()> {
         Command::Export(args) => weights::export(args),
         Command::Import(args) => weights::import(args),
         Command::Doctor(args) => doctor::run(args),
+        Command::Data(DataCommand::Fetch(args)) => data_fetch::run(args),
         Command::Data(DataCommand::Info(args)) => data_info::run(args),
         Command::Completions(args) => {
             let mut out = Vec::new();

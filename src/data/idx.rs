@@ -55,18 +55,27 @@ pub fn read_file(path: &Path, rank: u8) -> Result<IdxArray, IdxError> {
     if got == 2 && magic == [0x1f, 0x8b] {
         // One gzip member whose content is exactly one IDX file: `parse` reads until the
         // member ends (or one byte past the declared size), then nothing may follow.
-        let mut rest = io::BufReader::new(head);
-        let array = parse(GzDecoder::new(&mut rest), rank).map_err(|e| match e {
-            IdxError::Io(io) => IdxError::Gzip(io),
-            other => other,
-        })?;
-        if !rest.fill_buf()?.is_empty() {
-            return Err(IdxError::AfterGzip);
-        }
-        Ok(array)
+        gunzip_single(io::BufReader::new(head), |content| parse(content, rank))
     } else {
         parse(head, rank)
     }
+}
+
+/// Hands `read` the content of a single-member gzip stream; anything after that member
+/// (a second member or stray bytes) is refused with [`IdxError::AfterGzip`], and a read
+/// error inside the member becomes [`IdxError::Gzip`].
+pub fn gunzip_single<R: BufRead, T>(
+    mut input: R,
+    read: impl FnOnce(&mut dyn Read) -> Result<T, IdxError>,
+) -> Result<T, IdxError> {
+    let out = read(&mut GzDecoder::new(&mut input)).map_err(|e| match e {
+        IdxError::Io(io) => IdxError::Gzip(io),
+        other => other,
+    })?;
+    if !input.fill_buf()?.is_empty() {
+        return Err(IdxError::AfterGzip);
+    }
+    Ok(out)
 }
 
 /// Parses an uncompressed IDX stream with exactly `rank` dimensions.

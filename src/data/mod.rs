@@ -2,6 +2,7 @@
 //! u8 tensors on the training device and are scaled to [0, 1] a batch at a time.
 
 pub mod batch;
+pub mod fetch;
 pub mod folder;
 pub mod idx;
 pub mod noise;
@@ -12,6 +13,14 @@ use crate::config::TrainConfig;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
+
+/// The four files of an MNIST-style folder, without the optional `.gz`.
+pub const IDX_FILES: [&str; 4] = [
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+];
 
 /// The two halves of an MNIST-style folder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod ecosystem;
+mod fetch;
 mod images;
 mod plots;
 mod quality;
