@@ -156,3 +156,30 @@ fn completions_man_page_quiet_json_and_data_info() {
     assert_eq!(counts, 8000);
     ae(d, &["data", "info", "nowhere"]).fails_with(&["data folder nowhere does not exist"]);
 }
+
+/// Colour only on a terminal, and never with NO_COLOR set: help and usage errors are run
+/// under a pseudo-terminal (util-linux `script`) with and without NO_COLOR, and piped.
+#[test]
+fn colour_only_on_a_terminal_without_no_color() {
+    const ESC: char = '\u{1b}';
+    let piped = ae(Path::new("."), &["train", "--bogus"]);
+    assert!(!piped.stderr.contains(ESC) && !piped.stdout.contains(ESC), "{}", piped.stderr);
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped the terminal half: util-linux `script` is not installed");
+        return;
+    }
+    let on_tty = |no_color: bool, args: &str| {
+        let mut cmd = Command::new("script");
+        cmd.args(["-qec", &format!("{} {args}", bin()), "/dev/null"]).env_remove("NO_COLOR");
+        if no_color {
+            cmd.env("NO_COLOR", "1");
+        }
+        let out = cmd.output().expect("run script");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for args in ["--help", "train --bogus"] {
+        assert!(on_tty(false, args).contains(ESC), "no colour on a terminal for {args}");
+        let plain = on_tty(true, args);
+        assert!(!plain.contains(ESC) && plain.contains("Usage"), "NO_COLOR ignored: {plain}");
+    }
+}
