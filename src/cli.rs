@@ -69,7 +69,7 @@ pub enum FetchDataset {
 /// half-written.
 #[derive(Debug, Args)]
 #[command(after_help = "Example:\n  ae-tch data fetch fashion-mnist\n  \
-    ae-tch train --data data/fashion-mnist --epochs 20 --run runs/fashion\n  \
+    ae-tch train --data data/fashion-mnist --epochs 20 --out runs/fashion\n  \
     ae-tch data fetch mnist --dir /datasets/mnist --mirror https://my.mirror/mnist/")]
 pub struct DataFetchArgs {
     #[arg(value_enum)]
@@ -518,6 +518,34 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// Every example in every --help parses: flags renamed later cannot leave a stale one.
+    #[test]
+    fn help_examples_parse() {
+        fn walk(cmd: &clap::Command, found: &mut Vec<String>) {
+            if let Some(text) = cmd.get_after_help() {
+                for line in text.to_string().lines() {
+                    let Some(example) = line.trim().strip_prefix("ae-tch ") else { continue };
+                    // The command ends where the shell takes over.
+                    let end = example.find(['|', '>', '#']).unwrap_or(example.len());
+                    let end = example.find("&&").map_or(end, |a| a.min(end));
+                    found.push(example[..end].trim().to_string());
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, found);
+            }
+        }
+        let mut examples = Vec::new();
+        walk(&Cli::command(), &mut examples);
+        assert!(examples.len() > 20, "{examples:?}");
+        for example in examples {
+            let argv = std::iter::once("ae-tch").chain(example.split_whitespace());
+            if let Err(e) = Cli::try_parse_from(argv) {
+                panic!("the help example `ae-tch {example}` does not parse: {e}");
+            }
+        }
     }
 
     #[test]
