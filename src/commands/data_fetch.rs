@@ -48,8 +48,10 @@ pub fn run(args: DataFetchArgs) -> Result<()> {
     sweep_partial_downloads(&dir, set);
 
     let agent = fetch::agent();
+    // Why each mirror is unreachable, once it is: it is not asked for the other files.
+    let mut down: Vec<Option<String>> = vec![None; mirrors.len()];
     let files: Vec<FileReport> =
-        set.files.iter().map(|spec| fetch_one(&agent, &mirrors, &dir, spec)).collect();
+        set.files.iter().map(|spec| fetch_one(&agent, &mirrors, &mut down, &dir, spec)).collect();
 
     if args.json {
         let report = Report { dataset: set.name, dir: &dir, files: &files };
@@ -59,6 +61,22 @@ pub fn run(args: DataFetchArgs) -> Result<()> {
     }
     let failed: Vec<String> =
         files.iter().filter_map(|f| f.error.as_ref().map(|e| format!("{}: {e}", f.file))).collect();
+    if !failed.is_empty() && down.iter().all(Option::is_some) {
+        let why: Vec<String> = mirrors
+            .iter()
+            .zip(&down)
+            .map(|(m, e)| format!("{m}: {}", e.as_deref().unwrap_or("")))
+            .collect();
+        bail!(
+            "{} of {} files of {} could not be fetched into {}: no mirror could be reached \
+             (offline? --mirror URL downloads from another copy):\n  {}",
+            failed.len(),
+            files.len(),
+            set.name,
+            dir.display(),
+            why.join("\n  ")
+        );
+    }
     if !failed.is_empty() {
         bail!(
             "{} of {} files of {} could not be fetched into {}:\n  {}",
@@ -74,7 +92,13 @@ pub fn run(args: DataFetchArgs) -> Result<()> {
 
 /// Keeps a present, valid file; otherwise tries each mirror until one gives a file that
 /// verifies.
-fn fetch_one(agent: &ureq::Agent, mirrors: &[String], dir: &Path, spec: &FileSpec) -> FileReport {
+fn fetch_one(
+    agent: &ureq::Agent,
+    mirrors: &[String],
+    down: &mut [Option<String>],
+    dir: &Path,
+    spec: &FileSpec,
+) -> FileReport {
     let dest = dir.join(spec.name);
     let mut report = FileReport {
         file: spec.name,
@@ -100,6 +124,9 @@ fn fetch_one(agent: &ureq::Agent, mirrors: &[String], dir: &Path, spec: &FileSpe
     }
     let mut errors = Vec::new();
     for (i, base) in mirrors.iter().enumerate() {
+        if down[i].is_some() {
+            continue;
+        }
         let url = fetch::file_url(base, spec.name);
         let bar = progress_bar(spec.name);
         let result = fetch::download(agent, &url, &dest, spec, &mut |received, total| {
@@ -118,13 +145,19 @@ fn fetch_one(agent: &ureq::Agent, mirrors: &[String], dir: &Path, spec: &FileSpe
                 return report;
             }
             Err(e) => {
+                if let Some(why) = e.downcast_ref::<fetch::Unreachable>() {
+                    down[i] = Some(why.to_string());
+                }
                 let line = format!("{url}: {e:#}");
-                if i + 1 < mirrors.len() {
+                if down[i + 1..].iter().any(Option::is_none) {
                     crate::note(format!("{line}; trying the next mirror"));
                 }
                 errors.push(line);
             }
         }
+    }
+    if errors.is_empty() {
+        errors.push("no mirror could be reached".to_string());
     }
     report.error = Some(errors.join("; "));
     report

@@ -128,6 +128,12 @@ pub const FASHION_MNIST: Dataset = Dataset {
     ],
 };
 
+/// The server gave no HTTP response at all (name not resolved, connection refused or timed
+/// out, TLS failure): the mirror is down for every file, not just this one.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unreachable(String);
+
 /// Which of a file's two hashes matched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -213,7 +219,10 @@ pub fn download(
 ) -> Result<(u64, Matched)> {
     let mut outcome = None;
     with_temp_file(dest, |tmp| {
-        let mut response = agent.get(url).call().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut response = agent.get(url).call().map_err(|e| match e {
+            ureq::Error::StatusCode(_) => anyhow::anyhow!("{e}"),
+            other => Unreachable(other.to_string()).into(),
+        })?;
         let total = response.body().content_length();
         let limit = spec.max_archive_len();
         if let Some(n) = total.filter(|&n| n > limit) {

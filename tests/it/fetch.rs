@@ -216,6 +216,11 @@ fn fetch_refuses_files_of_another_dataset_and_bad_mirrors() {
     assert_eq!(statuses(&out.stdout), vec![("failed".to_string(), "null".to_string()); 4]);
     assert_eq!(std::fs::read_dir(d.join("m")).unwrap().count(), 0);
 
+    // A mirror that refuses connections is given up on after the first file.
+    fetch(d, &["fashion-mnist", "--dir", "x", "--mirror", "http://127.0.0.1:1/"]).fails_with(&[
+        "4 of 4 files of fashion-mnist could not be fetched into x: no mirror could be reached",
+        "http://127.0.0.1:1/: ",
+    ]);
     fetch(d, &["mnist", "--mirror", "ftp://example.org/mnist/"])
         .fails_with(&["--mirror ftp://example.org/mnist/", "http:// or https://"]);
     fetch(d, &["cifar"]).fails_with(&["cifar"]);
