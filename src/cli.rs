@@ -129,6 +129,9 @@ pub struct ExportArgs {
     /// Output file, .safetensors or .ot
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
+    /// Print the file written and every tensor's name, shape and dtype as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Make a run folder from weights trained elsewhere (a PyTorch state dict saved as
@@ -153,6 +156,9 @@ pub struct ImportArgs {
     /// Replace a run already in RUN_DIR
     #[arg(long)]
     pub force: bool,
+    /// Print what was imported as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// A trained run to load, and where to compute with it.

@@ -8,20 +8,58 @@ use crate::config::{ModelConfig, TrainConfig, WeightsFormat};
 use crate::data;
 use crate::model::Autoencoder;
 use anyhow::{anyhow, Context, Result};
+use serde::Serialize;
+use std::path::Path;
 use tch::{nn, Device};
 
+/// One tensor of an exported state dict, as PyTorch will see it.
+#[derive(Debug, Serialize)]
+struct TensorInfo {
+    name: String,
+    shape: Vec<i64>,
+    dtype: String,
+}
+
+#[derive(Debug, Serialize)]
+struct ExportReport<'a> {
+    output: &'a Path,
+    format: WeightsFormat,
+    parameters: i64,
+    tensors: Vec<TensorInfo>,
+}
+
 pub fn export(args: ExportArgs) -> Result<()> {
-    checkpoint::weights_format(&args.output)?;
+    let format = checkpoint::weights_format(&args.output)?;
     let run = RunDir::open(&args.run)?;
     let (_, vs, _) = run.load_model(Device::Cpu)?;
     checkpoint::save_weights(&vs, &args.output)?;
-    let vars = vs.variables();
-    let params: usize = vars.values().map(|t| t.numel()).sum();
+    let mut tensors: Vec<TensorInfo> = vs
+        .variables()
+        .into_iter()
+        .map(|(name, t)| TensorInfo { name, shape: t.size(), dtype: dtype_name(t.kind()) })
+        .collect();
+    tensors.sort_by(|a, b| a.name.cmp(&b.name));
+    let parameters = tensors.iter().map(|t| t.shape.iter().product::<i64>()).sum();
+    let report = ExportReport { output: &args.output, format, parameters, tensors };
+    if args.json {
+        return super::print(&(serde_json::to_string_pretty(&report)? + "\n"));
+    }
     super::print(&format!(
-        "wrote {} tensors ({params} parameters) to {}\n",
-        vars.len(),
+        "wrote {} tensors ({parameters} parameters) to {}\n",
+        report.tensors.len(),
         args.output.display()
     ))
+}
+
+/// PyTorch's name for a tensor dtype (`torch.float32` without the module).
+fn dtype_name(kind: tch::Kind) -> String {
+    match kind {
+        tch::Kind::Float => "float32".into(),
+        tch::Kind::Double => "float64".into(),
+        tch::Kind::Half => "float16".into(),
+        tch::Kind::BFloat16 => "bfloat16".into(),
+        other => format!("{other:?}").to_lowercase(),
+    }
 }
 
 pub fn import(args: ImportArgs) -> Result<()> {
@@ -72,6 +110,17 @@ pub fn import(args: ImportArgs) -> Result<()> {
         outcome: None,
     };
     run.write_manifest(&manifest)?;
+    if args.json {
+        let report = serde_json::json!({
+            "from": args.from,
+            "format": format,
+            "run": args.out,
+            "parameters": vs.variables().values().map(|t| t.numel()).sum::<usize>(),
+            "train_images": manifest.data.train_images,
+            "data": manifest.data.path,
+        });
+        return super::print(&(serde_json::to_string_pretty(&report)? + "\n"));
+    }
     super::print(&format!(
         "imported {} into {} ({} weights); try: ae-tch eval --run {}\n",
         args.from.display(),
