@@ -228,7 +228,7 @@ pub struct TrainArgs {
     #[arg(long, value_enum, default_value_t = Backbone::Mlp)]
     pub backbone: Backbone,
     /// Convolution output channels, input side first (conv layers; each halves the size)
-    #[arg(long, value_delimiter = ',', default_value = config::DEFAULT_CHANNELS, value_name = "C,C,..")]
+    #[arg(long, action = clap::ArgAction::Set, value_delimiter = ',', default_value = config::DEFAULT_CHANNELS, value_name = "C,C,..")]
     pub channels: Vec<i64>,
     /// MLP: the decoder uses the encoder's weights transposed
     #[arg(long)]
@@ -237,7 +237,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "F")]
     pub beta: Option<f64>,
     /// Encoder layer widths, input side first; the decoder mirrors them (mlp)
-    #[arg(long, value_delimiter = ',', default_value = config::DEFAULT_HIDDEN, value_name = "W,W,..")]
+    #[arg(long, action = clap::ArgAction::Set, value_delimiter = ',', default_value = config::DEFAULT_HIDDEN, value_name = "W,W,..")]
     pub hidden: Vec<i64>,
     /// Size k of the latent code z
     #[arg(long, default_value_t = config::DEFAULT_LATENT, value_name = "K")]
@@ -291,7 +291,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = config::DEFAULT_VAL_FRACTION, value_name = "F")]
     pub val_fraction: f64,
     /// Train only on these labels, e.g. the "normal" digits for `ae-tch anomaly`
-    #[arg(long, value_delimiter = ',', value_name = "C,C,..")]
+    #[arg(long, action = clap::ArgAction::Set, value_delimiter = ',', value_name = "C,C,..")]
     pub classes: Option<Vec<u8>>,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
@@ -368,7 +368,7 @@ pub struct AnomalyArgs {
     #[arg(long, default_value_t = 99.0, value_name = "P")]
     pub threshold_percentile: f64,
     /// Labels that count as normal, for ROC-AUC, precision and recall [default: the run's --classes]
-    #[arg(long, value_delimiter = ',', value_name = "C,C,..")]
+    #[arg(long, action = clap::ArgAction::Set, value_delimiter = ',', value_name = "C,C,..")]
     pub normal_classes: Option<Vec<u8>>,
     /// Per-image scores: index, label, score, is_anomaly (CSV)
     #[arg(short, long, value_name = "FILE")]
@@ -571,6 +571,11 @@ mod tests {
                 .unwrap();
         let Command::Train(t) = cli.command else { panic!("not train") };
         assert_eq!((t.hidden, t.runtime.device), (vec![32, 8], DeviceSpec::Cuda(1)));
+        // A repeated list flag replaces the earlier one, like every other flag.
+        let cli = Cli::try_parse_from(["ae-tch", "train", "--hidden", "128", "--hidden", "64,32"])
+            .unwrap();
+        let Command::Train(t) = cli.command else { panic!("not train") };
+        assert_eq!(t.hidden, vec![64, 32]);
         let err =
             Cli::try_parse_from(["ae-tch", "train", "--device", "tpu"]).unwrap_err().to_string();
         assert!(err.contains("unknown device 'tpu'"), "{err}");

@@ -8,6 +8,10 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// A file's error when every mirror it could come from gave no response.
+const UNREACHABLE: &str = "no mirror could be reached";
 
 /// What happened to one file.
 #[derive(Debug, Serialize)]
@@ -24,7 +28,7 @@ pub struct FileReport {
 #[derive(Debug, Serialize)]
 struct Report<'a> {
     dataset: &'static str,
-    dir: &'a Path,
+    dir: String,
     files: &'a [FileReport],
 }
 
@@ -54,40 +58,36 @@ pub fn run(args: DataFetchArgs) -> Result<()> {
         set.files.iter().map(|spec| fetch_one(&agent, &mirrors, &mut down, &dir, spec)).collect();
 
     if args.json {
-        let report = Report { dataset: set.name, dir: &dir, files: &files };
+        let report =
+            Report { dataset: set.name, dir: dir.to_string_lossy().into_owned(), files: &files };
         super::print(&(serde_json::to_string_pretty(&report)? + "\n"))?;
     } else {
         super::print(&human(set, &dir, &files))?;
     }
-    let failed: Vec<String> =
-        files.iter().filter_map(|f| f.error.as_ref().map(|e| format!("{}: {e}", f.file))).collect();
-    if !failed.is_empty() && down.iter().all(Option::is_some) {
-        let why: Vec<String> = mirrors
-            .iter()
-            .zip(&down)
-            .map(|(m, e)| format!("{m}: {}", e.as_deref().unwrap_or("")))
-            .collect();
-        bail!(
-            "{} of {} files of {} could not be fetched into {}: no mirror could be reached \
-             (offline? --mirror URL downloads from another copy):\n  {}",
-            failed.len(),
-            files.len(),
-            set.name,
-            dir.display(),
-            why.join("\n  ")
-        );
+    let failed = files.iter().filter(|f| f.status == "failed").count();
+    if failed == 0 {
+        return Ok(());
     }
-    if !failed.is_empty() {
-        bail!(
-            "{} of {} files of {} could not be fetched into {}:\n  {}",
-            failed.len(),
-            files.len(),
-            set.name,
-            dir.display(),
-            failed.join("\n  ")
-        );
+    // The errors of servers that answered, per file; then, if every mirror is down, why.
+    let mut lines: Vec<String> = files
+        .iter()
+        .filter_map(|f| f.error.as_ref().filter(|e| *e != UNREACHABLE).map(|e| (f.file, e)))
+        .map(|(file, e)| format!("{file}: {e}"))
+        .collect();
+    let mut headline = "";
+    if down.iter().all(Option::is_some) {
+        headline =
+            ": no mirror could be reached (offline? --mirror URL downloads from another copy)";
+        let why = down.iter().map(|e| e.as_deref().unwrap_or_default());
+        lines.extend(mirrors.iter().zip(why).map(|(m, e)| format!("{m}: {e}")));
     }
-    Ok(())
+    bail!(
+        "{failed} of {} files of {} could not be fetched into {}{headline}:\n  {}",
+        files.len(),
+        set.name,
+        dir.display(),
+        lines.join("\n  ")
+    )
 }
 
 /// Keeps a present, valid file; otherwise tries each mirror until one gives a file that
@@ -145,21 +145,20 @@ fn fetch_one(
                 return report;
             }
             Err(e) => {
-                if let Some(why) = e.downcast_ref::<fetch::Unreachable>() {
-                    down[i] = Some(why.to_string());
-                }
                 let line = format!("{url}: {e:#}");
                 if down[i + 1..].iter().any(Option::is_none) {
                     crate::note(format!("{line}; trying the next mirror"));
                 }
-                errors.push(line);
+                match e.downcast_ref::<fetch::Unreachable>() {
+                    // Reported once for the mirror, not once per file.
+                    Some(why) => down[i] = Some(why.to_string()),
+                    None => errors.push(line),
+                }
             }
         }
     }
-    if errors.is_empty() {
-        errors.push("no mirror could be reached".to_string());
-    }
-    report.error = Some(errors.join("; "));
+    report.error =
+        Some(if errors.is_empty() { UNREACHABLE.to_string() } else { errors.join("; ") });
     report
 }
 
@@ -181,13 +180,21 @@ fn progress_bar(name: &str) -> ProgressBar {
 }
 
 /// Temporary files a killed earlier fetch left behind (`.NAME.XXXXXX.tmp`, see
-/// `checkpoint::with_temp_file`), for this dataset's files only.
+/// `checkpoint::with_temp_file`), for this dataset's files only, and only those untouched
+/// for 10 minutes: a fetch running beside this one keeps writing its own (a read stalls
+/// out after 60 s).
 fn sweep_partial_downloads(dir: &Path, set: &Dataset) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let ours = set.files.iter().any(|f| name.starts_with(&format!(".{}.", f.name)));
-        if ours && name.ends_with(".tmp") {
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > Duration::from_secs(600));
+        if ours && name.ends_with(".tmp") && stale {
             let _ = std::fs::remove_file(entry.path());
         }
     }

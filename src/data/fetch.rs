@@ -9,9 +9,11 @@
 //!   `dataset-fashion-mnist`, which `scripts/setup.sh` uses, ships the same IDX bytes in
 //!   different gzip archives.
 //!
-//! The archive hashes are the ones torchvision, TensorFlow Datasets and Keras pin; the
-//! content hashes were computed from the decompressed official files (for Fashion-MNIST
-//! they are also what Debian's package decompresses to).
+//! The archive hashes are the ones torchvision, TensorFlow Datasets and Keras pin (for
+//! Fashion-MNIST both the current archives, whose MD5s Zalando's README lists, and an
+//! earlier set); the content hashes are those of the decompressed official files, pinned
+//! alike by many projects (for Fashion-MNIST they are also what Debian's package
+//! decompresses to).
 
 use super::idx::{self, IdxError};
 use crate::checkpoint::with_temp_file;
@@ -19,15 +21,16 @@ use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 use std::io::{BufReader, Read, Write};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// One of the four files of a dataset.
 #[derive(Clone, Copy, Debug)]
 pub struct FileSpec {
     /// The name on the mirrors and on disk, e.g. `train-images-idx3-ubyte.gz`.
     pub name: &'static str,
-    /// SHA-256 of the published `.gz` archive.
-    pub archive_sha256: &'static str,
+    /// SHA-256 of the published `.gz` archives (a dataset re-released with other gzip
+    /// settings has more than one).
+    pub archive_sha256: &'static [&'static str],
     /// SHA-256 of the decompressed IDX file.
     pub content_sha256: &'static str,
     /// Length of the decompressed IDX file in bytes.
@@ -66,25 +69,25 @@ pub const MNIST: Dataset = Dataset {
     files: [
         FileSpec {
             name: "train-images-idx3-ubyte.gz",
-            archive_sha256: "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+            archive_sha256: &["440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"],
             content_sha256: "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
             content_len: 47_040_016,
         },
         FileSpec {
             name: "train-labels-idx1-ubyte.gz",
-            archive_sha256: "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+            archive_sha256: &["3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"],
             content_sha256: "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
             content_len: 60_008,
         },
         FileSpec {
             name: "t10k-images-idx3-ubyte.gz",
-            archive_sha256: "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+            archive_sha256: &["8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"],
             content_sha256: "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
             content_len: 7_840_016,
         },
         FileSpec {
             name: "t10k-labels-idx1-ubyte.gz",
-            archive_sha256: "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+            archive_sha256: &["f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"],
             content_sha256: "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
             content_len: 10_008,
         },
@@ -103,25 +106,37 @@ pub const FASHION_MNIST: Dataset = Dataset {
     files: [
         FileSpec {
             name: "train-images-idx3-ubyte.gz",
-            archive_sha256: "08dc20ab1689590a0bcd66e874647b6ee8464e2d501b5a3f1f78831db19a3fdc",
+            archive_sha256: &[
+                "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+                "08dc20ab1689590a0bcd66e874647b6ee8464e2d501b5a3f1f78831db19a3fdc",
+            ],
             content_sha256: "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
             content_len: 47_040_016,
         },
         FileSpec {
             name: "train-labels-idx1-ubyte.gz",
-            archive_sha256: "b0197879cbda89f3dc7b894f9fd52b858e68ea4182b6947c9d8c2b67e5f18dcc",
+            archive_sha256: &[
+                "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+                "b0197879cbda89f3dc7b894f9fd52b858e68ea4182b6947c9d8c2b67e5f18dcc",
+            ],
             content_sha256: "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
             content_len: 60_008,
         },
         FileSpec {
             name: "t10k-images-idx3-ubyte.gz",
-            archive_sha256: "78dcbbfb5a27efaf1b6c1d616caca68560be8766c5bffcb2791df9273a534229",
+            archive_sha256: &[
+                "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+                "78dcbbfb5a27efaf1b6c1d616caca68560be8766c5bffcb2791df9273a534229",
+            ],
             content_sha256: "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
             content_len: 7_840_016,
         },
         FileSpec {
             name: "t10k-labels-idx1-ubyte.gz",
-            archive_sha256: "42bd18137a62d5998cdeae52bf3a0676ac6b706f5cf8439b47bb5b151ae3dccf",
+            archive_sha256: &[
+                "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+                "42bd18137a62d5998cdeae52bf3a0676ac6b706f5cf8439b47bb5b151ae3dccf",
+            ],
             content_sha256: "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
             content_len: 10_008,
         },
@@ -168,22 +183,27 @@ pub fn verify(path: &Path, spec: &FileSpec, archive_sha256: Option<&str>) -> Res
                 .0
         }
     };
-    if own == spec.archive_sha256 {
+    if spec.archive_sha256.contains(&own.as_str()) {
         return Ok(Matched::Archive);
     }
-    let content = match idx::gunzip_single(BufReader::new(open()?), |r| Ok(sha256_of(r)?)) {
+    // At most one byte past the expected length is inflated: a gzip bomb stops there.
+    let limit = spec.content_len + 1;
+    let content = match idx::gunzip_single(BufReader::new(open()?), |r| {
+        Ok(sha256_of(r.take(limit))?)
+    }) {
         Ok((h, n)) if h == spec.content_sha256 && n == spec.content_len => {
             return Ok(Matched::Content)
         }
         Ok((h, n)) => format!("content {h} ({n} bytes)"),
         Err(IdxError::Gzip(e)) => format!("no readable gzip content ({e})"),
-        Err(IdxError::AfterGzip) => "data after its gzip stream".to_string(),
+        // Cut off at `limit`, the rest of the member counts as data after it.
+        Err(IdxError::AfterGzip) => "data after its gzip stream, or content too long".to_string(),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
     bail!(
         "SHA-256 mismatch: found archive {own}, {content}; expected archive {} or content {} \
          ({} bytes)",
-        spec.archive_sha256,
+        spec.archive_sha256.join(" or "),
         spec.content_sha256,
         spec.content_len
     )
@@ -201,10 +221,37 @@ pub fn agent() -> ureq::Agent {
         .into()
 }
 
+/// Whether `e` means no HTTP exchange with the server was possible at all (as opposed
+/// to a server that answered badly).
+fn is_unreachable(e: &ureq::Error) -> bool {
+    use std::io::ErrorKind::*;
+    use ureq::{Error, Timeout};
+    match e {
+        Error::HostNotFound | Error::ConnectionFailed | Error::Tls(_) | Error::Rustls(_) => true,
+        Error::Timeout(t) => matches!(t, Timeout::Resolve | Timeout::Connect),
+        Error::Io(io) => matches!(
+            io.kind(),
+            ConnectionRefused
+                | ConnectionReset
+                | TimedOut
+                | HostUnreachable
+                | NetworkUnreachable
+                | NotConnected
+                | AddrNotAvailable
+        ),
+        _ => false,
+    }
+}
+
 /// `base` + `name`, with exactly one slash between them.
 pub fn file_url(base: &str, name: &str) -> String {
     format!("{}/{name}", base.trim_end_matches('/'))
 }
+
+/// A download slower than this on average, once it has run `MIN_SPEED_AFTER_S`, is given
+/// up (a stalled one already fails after the agent's 60 s read timeout).
+const MIN_BYTES_PER_S: u64 = 1000;
+const MIN_SPEED_AFTER_S: u64 = 60;
 
 /// Downloads `url` to `dest` (through a temporary file in the same folder, renamed only
 /// once the bytes are complete and verified) and returns the file's size and which hash
@@ -219,9 +266,12 @@ pub fn download(
 ) -> Result<(u64, Matched)> {
     let mut outcome = None;
     with_temp_file(dest, |tmp| {
-        let mut response = agent.get(url).call().map_err(|e| match e {
-            ureq::Error::StatusCode(_) => anyhow::anyhow!("{e}"),
-            other => Unreachable(other.to_string()).into(),
+        let mut response = agent.get(url).call().map_err(|e| {
+            if is_unreachable(&e) {
+                Unreachable(e.to_string()).into()
+            } else {
+                anyhow::anyhow!("{e}")
+            }
         })?;
         let total = response.body().content_length();
         let limit = spec.max_archive_len();
@@ -237,7 +287,16 @@ pub fn download(
             Some(total) => format!("{received} of {total} bytes"),
             None => format!("{received} bytes"),
         };
+        let started = Instant::now();
         loop {
+            let secs = started.elapsed().as_secs();
+            if secs >= MIN_SPEED_AFTER_S && received < MIN_BYTES_PER_S * secs {
+                bail!(
+                    "the server sends under {} kB/s ({} in {secs} s)",
+                    MIN_BYTES_PER_S / 1000,
+                    so_far(received)
+                );
+            }
             let n = match body.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => n,
@@ -281,7 +340,7 @@ mod tests {
     fn spec_for(content: &[u8]) -> FileSpec {
         FileSpec {
             name: "x.gz",
-            archive_sha256: leak(sha256_of(&gz(content, 6)[..]).unwrap().0),
+            archive_sha256: Box::leak(Box::new([leak(sha256_of(&gz(content, 6)[..]).unwrap().0)])),
             content_sha256: leak(sha256_of(content).unwrap().0),
             content_len: content.len() as u64,
         }
@@ -329,6 +388,12 @@ mod tests {
         std::fs::write(&path, &trailing).unwrap();
         let err = format!("{:#}", verify(&path, &spec, None).unwrap_err());
         assert!(err.contains("data after its gzip stream"), "{err}");
+        // More content than expected (a gzip bomb would be): inflation stops past the end.
+        let mut long = content.clone();
+        long.extend(std::iter::repeat_n(0u8, 1 << 20));
+        std::fs::write(&path, gz(&long, 6)).unwrap();
+        let err = format!("{:#}", verify(&path, &spec, None).unwrap_err());
+        assert!(err.contains("content too long"), "{err}");
         let full = gz(&content, 6);
         std::fs::write(&path, &full[..full.len() / 2]).unwrap();
         let err = format!("{:#}", verify(&path, &spec, None).unwrap_err());
@@ -344,7 +409,7 @@ mod tests {
             assert_eq!(names.len(), crate::data::IDX_FILES.len());
             for (f, idx_name) in set.files.iter().zip(crate::data::IDX_FILES) {
                 assert_eq!(f.name, format!("{idx_name}.gz"));
-                for h in [f.archive_sha256, f.content_sha256] {
+                for h in f.archive_sha256.iter().chain([&f.content_sha256]) {
                     assert_eq!(h.len(), 64, "{}", f.name);
                     assert!(h.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
                 }

@@ -63,22 +63,22 @@ fn weights_round_trip_between_ae_tch_and_pytorch() {
     let out = ae(d, &["export", "--run", s(&run), "-o", "ae.ot", "--json"]).ok().stdout;
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
     let tensors = report["tensors"].as_array().unwrap();
-    // The layer sizes model.json records (quick_train's --hidden 128, then 64,32, appended).
+    // The layer sizes model.json records (the later --hidden replaces quick_train's).
     let model = &read_json(&json)["model"];
     let mut sizes = vec![784];
     sizes.extend(model["hidden"].as_array().unwrap().iter().map(|h| h.as_i64().unwrap()));
     sizes.push(model["latent"].as_i64().unwrap());
-    assert_eq!(sizes, [784, 128, 64, 32, 8]);
+    assert_eq!(sizes, [784, 64, 32, 8]);
     let first = tensors.iter().find(|t| t["name"] == "encoder.0.weight").expect(&out);
     assert_eq!(
         (&first["shape"], &first["dtype"]),
-        (&serde_json::json!([128, 784]), &"float32".into())
+        (&serde_json::json!([64, 784]), &"float32".into())
     );
     let mut expected = 0;
     for w in sizes.windows(2) {
         expected += 2 * w[0] * w[1] + w[0] + w[1]; // encoder and decoder weights and biases
     }
-    assert_eq!((tensors.len(), report["parameters"].as_i64()), (16, Some(expected)));
+    assert_eq!((tensors.len(), report["parameters"].as_i64()), (12, Some(expected)));
     ae(d, &["import", "--from", "ae.ot", "--config", s(&json), "--out", "from-ot"]).ok();
     let st = d.join("st");
     ae(d, &quick_train(&mnist(), &st, &["--epochs", "1", "--format", "safetensors"])).ok();
