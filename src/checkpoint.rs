@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use tch::{nn, Device, Tensor};
 
 /// Version of the `model.json` layout; bumped when a field changes meaning.
@@ -267,13 +268,7 @@ impl RunDir {
 
     /// Removes temporary files that a killed process left behind (`.NAME.XXXXXX.tmp`).
     pub fn sweep_temp_files(&self) {
-        let Ok(entries) = std::fs::read_dir(&self.root) else { return };
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') && name.ends_with(".tmp") {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
+        sweep_temp_files(&self.root, None, Duration::ZERO);
     }
 
     /// Rebuilds the model from model.json and loads its weights on `device`.
@@ -409,9 +404,28 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     })
 }
 
+/// Removes the temporary files [`with_temp_file`] left in `dir` when its process was
+/// killed: those for the targets in `names` (all when `None`) untouched for longer than
+/// `min_age` (a nonzero age spares the files of another process still writing them).
+pub fn sweep_temp_files(dir: &Path, names: Option<&[&str]>, min_age: Duration) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(target) = name.strip_prefix('.').filter(|_| name.ends_with(".tmp")) else {
+            continue;
+        };
+        let ours = names.is_none_or(|ns| ns.iter().any(|n| target.starts_with(&format!("{n}."))));
+        let age = || entry.metadata().and_then(|m| m.modified()).ok()?.elapsed().ok();
+        if ours && (min_age.is_zero() || age().is_some_and(|a| a > min_age)) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Lets `write` fill a temporary file next to `path`, then syncs it and renames it over
-/// `path`. On any error the temporary file is removed and `path` is untouched.
-pub fn with_temp_file(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+/// `path`, and returns what `write` returned. On any error the temporary file is removed
+/// and `path` is untouched.
+pub fn with_temp_file<T>(path: &Path, write: impl FnOnce(&Path) -> Result<T>) -> Result<T> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -432,7 +446,7 @@ pub fn with_temp_file(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> R
         let full = std::io::Error::from_raw_os_error(28); // ENOSPC
         return Err(full).with_context(|| format!("writing {}", path.display()));
     }
-    write(tmp.path()).with_context(|| format!("writing {}", path.display()))?;
+    let written = write(tmp.path()).with_context(|| format!("writing {}", path.display()))?;
     std::fs::File::open(tmp.path())
         .and_then(|f| {
             // tempfile creates files private (0600); artefacts are ordinary files.
@@ -452,7 +466,7 @@ pub fn with_temp_file(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> R
     if let Ok(folder) = std::fs::File::open(dir) {
         let _ = folder.sync_all();
     }
-    Ok(())
+    Ok(written)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -522,13 +536,37 @@ mod tests {
     }
 
     #[test]
+    fn sweep_removes_only_the_named_and_stale_temp_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = [".a.gz.X1.tmp", ".ab.gz.X2.tmp", ".b.gz.X3.tmp", "a.gz", ".a.gz.keep"];
+        for f in files {
+            std::fs::write(dir.path().join(f), b"x").unwrap();
+        }
+        let left = || {
+            let mut v: Vec<String> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        // Just written: younger than the minimum age, so another process may own them.
+        sweep_temp_files(dir.path(), Some(&["a.gz"]), Duration::from_secs(600));
+        assert_eq!(left().len(), files.len());
+        sweep_temp_files(dir.path(), Some(&["a.gz"]), Duration::ZERO);
+        assert_eq!(left(), [".a.gz.keep", ".ab.gz.X2.tmp", ".b.gz.X3.tmp", "a.gz"]);
+        sweep_temp_files(dir.path(), None, Duration::ZERO);
+        assert_eq!(left(), [".a.gz.keep", "a.gz"]);
+    }
+
+    #[test]
     fn atomic_write_replaces_whole_files_and_leaves_no_temp() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a.txt");
         write_atomic(&p, b"first").unwrap();
         write_atomic(&p, b"second").unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"second");
-        let failed = with_temp_file(&p, |_| bail!("disk full"));
+        let failed = with_temp_file(&p, |_| -> Result<()> { bail!("disk full") });
         assert!(format!("{:#}", failed.unwrap_err()).contains("disk full"));
         assert_eq!(std::fs::read(&p).unwrap(), b"second");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);

@@ -1,24 +1,32 @@
 //! `ae-tch data fetch mnist|fashion-mnist`: downloads a dataset's four IDX files from
 //! its public mirrors (or `--mirror`), verifies them and reports what it did per file.
 
+use crate::checkpoint;
 use crate::cli::{DataFetchArgs, FetchDataset};
 use crate::data::fetch::{self, Dataset, FileSpec, Matched};
 use anyhow::{bail, Context, Result};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// A file's error when every mirror it could come from gave no response.
 const UNREACHABLE: &str = "no mirror could be reached";
 
 /// What happened to one file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Already there and valid: not downloaded.
+    Present,
+    Downloaded,
+    Failed,
+}
+
 #[derive(Debug, Serialize)]
 pub struct FileReport {
     pub file: &'static str,
-    /// "present" (already there and valid), "downloaded" or "failed".
-    pub status: &'static str,
+    pub status: Status,
     pub bytes: Option<u64>,
     pub matched: Option<Matched>,
     pub url: Option<String>,
@@ -49,7 +57,10 @@ pub fn run(args: DataFetchArgs) -> Result<()> {
         args.mirror
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    sweep_partial_downloads(&dir, set);
+    // Partial downloads of a killed fetch; not those of a fetch running beside this one,
+    // which keeps writing (a read stalls out after 60 s).
+    let names = set.files.map(|f| f.name);
+    checkpoint::sweep_temp_files(&dir, Some(&names), Duration::from_secs(600));
 
     let agent = fetch::agent();
     // Why each mirror is unreachable, once it is: it is not asked for the other files.
@@ -64,7 +75,7 @@ pub fn run(args: DataFetchArgs) -> Result<()> {
     } else {
         super::print(&human(set, &dir, &files))?;
     }
-    let failed = files.iter().filter(|f| f.status == "failed").count();
+    let failed = files.iter().filter(|f| f.status == Status::Failed).count();
     if failed == 0 {
         return Ok(());
     }
@@ -102,7 +113,7 @@ fn fetch_one(
     let dest = dir.join(spec.name);
     let mut report = FileReport {
         file: spec.name,
-        status: "failed",
+        status: Status::Failed,
         bytes: None,
         matched: None,
         url: None,
@@ -111,7 +122,7 @@ fn fetch_one(
     if dest.exists() {
         match fetch::verify(&dest, spec, None) {
             Ok(matched) => {
-                report.status = "present";
+                report.status = Status::Present;
                 report.bytes = std::fs::metadata(&dest).ok().map(|m| m.len());
                 report.matched = Some(matched);
                 return report;
@@ -128,7 +139,11 @@ fn fetch_one(
             continue;
         }
         let url = fetch::file_url(base, spec.name);
-        let bar = progress_bar(spec.name);
+        let bar = super::progress_bar(
+            ProgressBar::no_length(),
+            "{prefix:28} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        );
+        bar.set_prefix(spec.name);
         let result = fetch::download(agent, &url, &dest, spec, &mut |received, total| {
             if let Some(total) = total {
                 bar.set_length(total);
@@ -138,7 +153,7 @@ fn fetch_one(
         bar.finish_and_clear();
         match result {
             Ok((bytes, matched)) => {
-                report.status = "downloaded";
+                report.status = Status::Downloaded;
                 report.bytes = Some(bytes);
                 report.matched = Some(matched);
                 report.url = Some(url);
@@ -162,44 +177,6 @@ fn fetch_one(
     report
 }
 
-/// A byte-counting bar on stderr; hidden under --quiet and when stderr is not a terminal.
-fn progress_bar(name: &str) -> ProgressBar {
-    let bar = ProgressBar::no_length();
-    if crate::QUIET.load(Ordering::Relaxed) {
-        bar.set_draw_target(ProgressDrawTarget::hidden());
-    }
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{prefix:28} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        )
-        .expect("static template")
-        .progress_chars("=> "),
-    );
-    bar.set_prefix(name.to_string());
-    bar
-}
-
-/// Temporary files a killed earlier fetch left behind (`.NAME.XXXXXX.tmp`, see
-/// `checkpoint::with_temp_file`), for this dataset's files only, and only those untouched
-/// for 10 minutes: a fetch running beside this one keeps writing its own (a read stalls
-/// out after 60 s).
-fn sweep_partial_downloads(dir: &Path, set: &Dataset) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let ours = set.files.iter().any(|f| name.starts_with(&format!(".{}.", f.name)));
-        let stale = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > Duration::from_secs(600));
-        if ours && name.ends_with(".tmp") && stale {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
-}
-
 fn human(set: &Dataset, dir: &Path, files: &[FileReport]) -> String {
     let mut out = format!("{} in {}\n", set.name, dir.display());
     for f in files {
@@ -209,10 +186,12 @@ fn human(set: &Dataset, dir: &Path, files: &[FileReport]) -> String {
             Some(Matched::Content) => "content SHA-256 ok",
             None => "",
         };
-        let what = match (f.status, &f.url) {
-            ("downloaded", Some(url)) => format!("downloaded from {url}, {how}"),
-            ("present", _) => format!("present, {how}"),
-            _ => "FAILED".to_string(),
+        let what = match f.status {
+            Status::Downloaded => {
+                format!("downloaded from {}, {how}", f.url.as_deref().unwrap_or(""))
+            }
+            Status::Present => format!("present, {how}"),
+            Status::Failed => "FAILED".to_string(),
         };
         out += &format!("  {:<28} {size:>9}  {what}\n", f.file);
     }

@@ -154,6 +154,17 @@ fn check_image_size(images: &ImageSet, model: &ModelConfig, dir: &Path) -> Resul
 
 /// Writes human-facing results to stdout; a closed pipe surfaces as an error that `main`
 /// treats as success.
+/// `bar` drawn with `template` on stderr: hidden under --quiet, and by indicatif itself
+/// when stderr is not a terminal.
+pub fn progress_bar(bar: indicatif::ProgressBar, template: &'static str) -> indicatif::ProgressBar {
+    if crate::QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let style = indicatif::ProgressStyle::with_template(template).expect("static template");
+    bar.set_style(style.progress_chars("=> "));
+    bar
+}
+
 pub fn print(text: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;

@@ -12,7 +12,7 @@ use crate::plot::Format;
 use crate::train::{self, EpochStats, Event};
 use crate::{device, metrics};
 use anyhow::{anyhow, bail, Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use std::path::Path;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -464,14 +464,9 @@ impl Progress {
     fn on(&mut self, event: &Event<'_>) {
         match *event {
             Event::EpochStart { epoch, epochs, steps } => {
-                let bar = ProgressBar::new(steps as u64);
-                if crate::QUIET.load(Ordering::Relaxed) {
-                    bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-                }
-                bar.set_style(
-                    ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg}")
-                        .expect("static template")
-                        .progress_chars("=> "),
+                let bar = super::progress_bar(
+                    ProgressBar::new(steps as u64),
+                    "epoch {prefix} [{bar:30}] {pos}/{len} {msg}",
                 );
                 bar.set_prefix(format!("{epoch}/{epochs}"));
                 self.bar = Some(bar);

@@ -264,7 +264,6 @@ pub fn download(
     spec: &FileSpec,
     progress: &mut dyn FnMut(u64, Option<u64>),
 ) -> Result<(u64, Matched)> {
-    let mut outcome = None;
     with_temp_file(dest, |tmp| {
         let mut response = agent.get(url).call().map_err(|e| {
             if is_unreachable(&e) {
@@ -313,12 +312,9 @@ pub fn download(
         if total.is_some_and(|t| t != received) {
             bail!("the connection closed after {}", so_far(received));
         }
-        file.flush()?;
         let own = hex(&hasher.finalize());
-        outcome = Some((received, verify(tmp, spec, Some(&own))?));
-        Ok(())
-    })?;
-    outcome.context("download finished without a result")
+        Ok((received, verify(tmp, spec, Some(&own))?))
+    })
 }
 
 #[cfg(test)]
