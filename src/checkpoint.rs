@@ -14,8 +14,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tch::{nn, Device, Tensor};
 
-/// Version of the `model.json` layout; bumped when a field changes meaning.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the `model.json` and checkpoint layout; bumped when a field changes
+/// meaning. 2: the model's input is a recorded data description (`model.input`) instead
+/// of `model.height`/`model.width`; version 1 model.json files are migrated on reading.
+pub const FORMAT_VERSION: u32 = 2;
 pub const MODEL_JSON: &str = "model.json";
 pub const WEIGHTS: &str = "model.ot";
 pub const WEIGHTS_SAFETENSORS: &str = "model.safetensors";
@@ -187,8 +189,10 @@ impl RunDir {
         let path = self.file(MODEL_JSON);
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?;
-        let manifest: RunManifest = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a valid ae-tch model.json", path.display()))?;
+        let invalid = || format!("{} is not a valid ae-tch model.json", path.display());
+        let mut value: serde_json::Value = serde_json::from_str(&text).with_context(invalid)?;
+        migrate_v1(&mut value);
+        let manifest: RunManifest = serde_json::from_value(value).with_context(invalid)?;
         check_format_version(&path, manifest.format_version)?;
         manifest.model.validate().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         if Path::new(&manifest.weights).file_name() != Some(std::ffi::OsStr::new(&manifest.weights))
@@ -284,6 +288,14 @@ impl RunDir {
 
 /// Refuses files written in a layout this ae-tch does not read.
 fn check_format_version(path: &Path, version: u32) -> Result<()> {
+    if version == 1 && path.file_name() == Some(std::ffi::OsStr::new(CHECKPOINT)) {
+        bail!(
+            "{}: format_version 1 was written by an older ae-tch (before colour images) and \
+             cannot be resumed by this one; its model.json and weights still load for eval, \
+             encode and the other commands",
+            path.display()
+        );
+    }
     if version != FORMAT_VERSION {
         bail!(
             "{}: format_version {version} is not supported (this ae-tch reads {FORMAT_VERSION})",
@@ -291,6 +303,37 @@ fn check_format_version(path: &Path, version: u32) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Rewrites a format_version 1 model.json as version 2, in place (see
+/// `upgrade_model_config`). Any other document is left as it is.
+fn migrate_v1(doc: &mut serde_json::Value) {
+    if doc.get("format_version") != Some(&serde_json::json!(1)) {
+        return;
+    }
+    if let Some(model) = doc.get_mut("model") {
+        upgrade_model_config(model);
+    }
+    doc["format_version"] = serde_json::json!(FORMAT_VERSION);
+}
+
+/// A model config of format_version 1 as version 2: `height` and `width` become `input`,
+/// grayscale images whose transparency is dropped (what version 1 did). Configs that
+/// already have an `input` are left alone.
+pub fn upgrade_model_config(model: &mut serde_json::Value) {
+    let Some(fields) = model.as_object_mut().filter(|m| !m.contains_key("input")) else {
+        return;
+    };
+    let (Some(height), Some(width)) = (fields.remove("height"), fields.remove("width")) else {
+        return;
+    };
+    fields.insert(
+        "input".into(),
+        serde_json::json!({
+            "kind": "image", "color": "gray", "height": height, "width": width,
+            "background": "ignore"
+        }),
+    );
 }
 
 /// Reads a metrics.csv written by `train`.
@@ -510,9 +553,10 @@ mod tests {
             format_version: FORMAT_VERSION,
             ae_tch_version: "0.1.0".into(),
             model: ModelConfig {
+                input: crate::data::spec::DataSpec::Image(crate::data::spec::ImageSpec::gray(
+                    28, 28,
+                )),
                 arch: crate::config::Arch::Mlp,
-                height: 28,
-                width: 28,
                 hidden: vec![256, 64],
                 latent: 16,
                 activation: crate::config::Activation::Relu,
@@ -533,6 +577,30 @@ mod tests {
         assert!(text.contains("\"mode\": \"denoise\""), "{text}");
         assert!(text.contains("\"device\": \"cuda:1\""), "{text}");
         assert_eq!(serde_json::from_str::<RunManifest>(&text).unwrap(), m);
+    }
+
+    #[test]
+    fn version_1_model_json_is_migrated_and_version_1_checkpoints_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir { root: dir.path().to_path_buf() };
+        // The model.json of a run written by the previous version, trimmed to its fields.
+        let v1 = r#"{"format_version": 1, "ae_tch_version": "0.1.0",
+          "model": {"arch": "conv", "height": 12, "width": 9, "hidden": [], "latent": 4,
+                    "activation": "relu", "backbone": "mlp", "channels": [8], "tied_weights": false},
+          "train": {"mode": "reconstruct", "noise_level": 0.3, "epochs": 1, "batch_size": 8,
+                    "lr": 0.001, "seed": 1, "limit": null, "val_fraction": 0.1, "device": "cpu"},
+          "data": {"path": "/d", "train_images": 9, "val_images": 1},
+          "weights": "model.ot", "outcome": null}"#;
+        std::fs::write(run.file(MODEL_JSON), v1).unwrap();
+        let m = run.read_manifest().unwrap();
+        assert_eq!(m.format_version, FORMAT_VERSION);
+        let crate::data::spec::DataSpec::Image(spec) = m.model.input;
+        assert_eq!((spec.channels(), spec.height, spec.width), (1, 12, 9));
+        assert_eq!(spec.background, crate::data::spec::Background::Ignore);
+        let err = check_format_version(&run.file(CHECKPOINT), 1).unwrap_err().to_string();
+        assert!(err.contains("format_version 1") && err.contains("cannot be resumed"), "{err}");
+        let err = check_format_version(&run.file(MODEL_JSON), 7).unwrap_err().to_string();
+        assert!(err.contains("format_version 7 is not supported"), "{err}");
     }
 
     #[test]

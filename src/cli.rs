@@ -5,6 +5,7 @@ use crate::config::{
     self, Activation, Arch, Backbone, DeviceSpec, Engine, Init, Loss, LrSchedule, Mode, NoiseKind,
     Precision, WeightsFormat,
 };
+use crate::data::spec::{Background, ColorChoice, ImageRequest, Size};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -93,6 +94,8 @@ pub struct DataInfoArgs {
     /// IDX folder or folder of images
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
+    #[command(flatten)]
+    pub image: ImageArgs,
     /// Print the figures as JSON
     #[arg(long)]
     pub json: bool,
@@ -161,6 +164,28 @@ pub struct ImportArgs {
     pub json: bool,
 }
 
+/// How image files become the model's images (recorded in the run, and applied the same
+/// way to any data given to it later).
+#[derive(Debug, Clone, Args)]
+pub struct ImageArgs {
+    /// Colour of the images the model sees
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    /// Resize every image to HEIGHTxWIDTH (bilinear) [default: the images' common size;
+    /// mixed sizes are refused]
+    #[arg(long, value_name = "HxW")]
+    pub resize: Option<Size>,
+    /// What transparent pixels are flattened onto
+    #[arg(long, value_enum, default_value_t = Background::White)]
+    pub background: Background,
+}
+
+impl ImageArgs {
+    pub fn request(&self) -> ImageRequest {
+        ImageRequest { color: self.color, size: self.resize, background: self.background }
+    }
+}
+
 /// A trained run to load, and where to compute with it.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
@@ -189,9 +214,12 @@ pub struct RuntimeArgs {
     after_help = "Example:\n  ae-tch train --mode denoise --sigma 0.3 --epochs 20 --out runs/denoise"
 )]
 pub struct TrainArgs {
-    /// Folder with train-/t10k- images and labels as IDX files, .gz or raw [default: data/mnist]
+    /// Folder with train-/t10k- images and labels as IDX files, .gz or raw, or a folder
+    /// of PNG/JPEG images [default: data/mnist]
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
+    #[command(flatten)]
+    pub image: ImageArgs,
     /// Run folder to write [default: runs/<mode>-<date>-<time>]
     #[arg(long, value_name = "RUN_DIR")]
     pub out: Option<PathBuf>,
@@ -412,8 +440,9 @@ pub enum Invert {
     No,
 }
 
-/// Denoise your own image files (PNG, JPEG) with a trained run: each is converted to
-/// grayscale and resized to the model's input size; the output shows it beside the result.
+/// Denoise your own image files (PNG, JPEG) with a trained run: each is converted as the
+/// run's images were (colour, transparency) and resized to the model's input size; the
+/// output shows it beside the result.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Example:\n  ae-tch denoise --run runs/demo scans/*.png -o cleaned --add-noise 0.3 --grid sheet.png"
@@ -431,7 +460,7 @@ pub struct DenoiseArgs {
     /// model at work on clean images
     #[arg(long, value_name = "SIGMA")]
     pub add_noise: Option<f64>,
-    /// Flip brightness so strokes are light on dark, as in MNIST
+    /// Flip brightness so strokes are light on dark, as in MNIST (grayscale runs only)
     #[arg(long, value_enum, default_value_t = Invert::Auto)]
     pub invert: Invert,
     /// Also write one sheet with every input and result, .png or .svg

@@ -2,6 +2,7 @@
 //! `checkpoint::RunManifest` records them in `model.json`, and every later command rebuilds
 //! the model from them.
 
+use crate::data::spec::{DataSpec, ImageSpec};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -218,10 +219,9 @@ impl<'de> Deserialize<'de> for DeviceSpec {
 /// Everything needed to rebuild the network, and nothing about how it was trained.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
+    /// What the network takes: for images C×H×W, seen as `C*H*W` values.
+    pub input: DataSpec,
     pub arch: Arch,
-    /// Input image height and width in pixels; the network sees `height * width` values.
-    pub height: i64,
-    pub width: i64,
     /// Encoder widths, input side first; the decoder mirrors them.
     pub hidden: Vec<i64>,
     /// Size k of the code z.
@@ -239,13 +239,12 @@ pub struct ModelConfig {
     pub tied_weights: bool,
 }
 
-/// The CLI's defaults: an MLP for 28×28 images.
+/// The CLI's defaults: an MLP for 28×28 grayscale images.
 impl Default for ModelConfig {
     fn default() -> Self {
         ModelConfig {
+            input: DataSpec::Image(ImageSpec::gray(28, 28)),
             arch: Arch::Mlp,
-            height: 28,
-            width: 28,
             hidden: vec![256, 64],
             latent: DEFAULT_LATENT,
             activation: Activation::Relu,
@@ -258,10 +257,16 @@ impl Default for ModelConfig {
 
 impl ModelConfig {
     pub fn input_dim(&self) -> i64 {
-        self.height * self.width
+        self.input.values()
     }
 
-    /// Layer widths from input to code: `[h*w, hidden.., latent]`.
+    /// The input's image shape (channels, height, width).
+    pub fn image_shape(&self) -> (i64, i64, i64) {
+        let DataSpec::Image(s) = self.input;
+        (s.channels(), s.height, s.width)
+    }
+
+    /// Layer widths from input to code: `[C*H*W, hidden.., latent]`.
     pub fn encoder_widths(&self) -> Vec<i64> {
         let mut widths = vec![self.input_dim()];
         widths.extend(&self.hidden);
@@ -285,7 +290,8 @@ impl ModelConfig {
 
     /// Spatial sizes through the stride-2 convolutions: `[(h, w), (⌈h/2⌉, ⌈w/2⌉), …]`.
     pub fn conv_sizes(&self) -> Vec<(i64, i64)> {
-        let mut sizes = vec![(self.height, self.width)];
+        let (_, h, w) = self.image_shape();
+        let mut sizes = vec![(h, w)];
         for _ in &self.channels {
             let (h, w) = sizes[sizes.len() - 1];
             sizes.push(((h + 1) / 2, (w + 1) / 2));
@@ -299,7 +305,7 @@ impl ModelConfig {
         if self.is_conv() {
             let (h, w) = self.conv_sizes()[self.channels.len()];
             let flat = self.channels.last().copied().unwrap_or(1) * h * w;
-            let mut chans = vec![1];
+            let mut chans = vec![self.image_shape().0];
             chans.extend(&self.channels);
             let convs: i64 =
                 chans.windows(2).map(|c| 9 * c[0] * c[1] + c[1] + 9 * c[1] * c[0] + c[0]).sum();
@@ -320,10 +326,10 @@ impl ModelConfig {
     /// Checks what the CLI or a hand-edited model.json could get wrong.
     pub fn validate(&self) -> Result<(), String> {
         const MAX_SIDE: i64 = 4096;
-        if !(1..=MAX_SIDE).contains(&self.height) || !(1..=MAX_SIDE).contains(&self.width) {
+        let (_, height, width) = self.image_shape();
+        if !(1..=MAX_SIDE).contains(&height) || !(1..=MAX_SIDE).contains(&width) {
             return Err(format!(
-                "image size {}x{} must be between 1 and {MAX_SIDE} pixels a side",
-                self.height, self.width
+                "image size {height}x{width} must be between 1 and {MAX_SIDE} pixels a side"
             ));
         }
         if self.latent < 1 {
@@ -552,7 +558,8 @@ mod tests {
         assert!(model().validate().is_ok());
         assert!(ModelConfig { latent: 0, ..model() }.validate().unwrap_err().contains("latent"));
         assert!(ModelConfig { hidden: vec![0], ..model() }.validate().is_err());
-        assert!(ModelConfig { height: 1 << 32, width: 1 << 32, ..model() }.validate().is_err());
+        let huge_image = DataSpec::Image(ImageSpec::gray(1 << 32, 1 << 32));
+        assert!(ModelConfig { input: huge_image, ..model() }.validate().is_err());
         let huge = ModelConfig { hidden: vec![65536, 65536], ..model() }.validate().unwrap_err();
         assert!(huge.contains("parameters"), "{huge}");
         // 784·256 + 256 + 256·64 + 64 + 64·16 + 16, and the mirror image.

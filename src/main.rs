@@ -6,6 +6,8 @@ use ae_tch::train::Stopped;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // Before libtorch starts its threads, which inherit the mode (see fpu.rs).
+    ae_tch::fpu::flush_denormals();
     match ae_tch::run() {
         Ok(()) => ExitCode::SUCCESS,
         // `ae-tch eval | head`: a closed pipe is not a failure.

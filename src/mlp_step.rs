@@ -240,27 +240,28 @@ impl MlpStep {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::spec::{Color, DataSpec, ImageSpec};
     use crate::model::Autoencoder;
     use tch::{Device, Kind};
+
+    fn gray(height: i64, width: i64) -> DataSpec {
+        DataSpec::Image(ImageSpec::gray(height, width))
+    }
 
     /// One step through autograd and one through `MlpStep` from the same weights: the
     /// losses and every gradient agree.
     fn compare(activation: Activation, loss: Loss, l1_latent: f64) {
         let _rng = crate::rng_lock();
         tch::manual_seed(11);
-        let model_cfg = ModelConfig {
-            height: 4,
-            width: 5,
-            hidden: vec![12, 7],
-            latent: 3,
-            activation,
-            ..Default::default()
-        };
+        // Colour 4×5 images: the step sees only the 60 values per image.
+        let input = DataSpec::Image(ImageSpec { color: Color::Rgb, ..ImageSpec::gray(4, 5) });
+        let model_cfg =
+            ModelConfig { input, hidden: vec![12, 7], latent: 3, activation, ..Default::default() };
         let train = TrainConfig { loss, l1_latent, ..Default::default() };
         let vs = nn::VarStore::new(Device::Cpu);
         let model = Autoencoder::new(&vs.root(), &model_cfg);
         let mut opt = FlatAdam::new(&vs, 1e-3, 0.0);
-        let x = Tensor::rand([6, 20], (Kind::Float, Device::Cpu));
+        let x = Tensor::rand([6, 60], (Kind::Float, Device::Cpu));
         let input = (&x + Tensor::randn_like(&x) * 0.2).clamp(0.0, 1.0);
 
         let out = model.forward_train(&input);
@@ -298,7 +299,7 @@ mod tests {
         let _rng = crate::rng_lock();
         tch::manual_seed(12);
         let model_cfg =
-            ModelConfig { height: 8, width: 8, hidden: vec![32], latent: 4, ..Default::default() };
+            ModelConfig { input: gray(8, 8), hidden: vec![32], latent: 4, ..Default::default() };
         let vs = nn::VarStore::new(Device::Cpu);
         let _ = crate::model::Autoencoder::new(&vs.root(), &model_cfg);
         let opt = FlatAdam::new(&vs, 1e-3, 0.0);

@@ -48,7 +48,7 @@ impl Autoencoder {
         }
     }
 
-    /// `x`: `[N, height*width]` in [0, 1] → code `z`: `[N, latent]` (μ for a VAE).
+    /// `x`: `[N, C*H*W]` in [0, 1] → code `z`: `[N, latent]` (μ for a VAE).
     pub fn encode(&self, x: &Tensor) -> Tensor {
         let out = self.encoder.forward(x);
         if self.variational {
@@ -58,7 +58,7 @@ impl Autoencoder {
         }
     }
 
-    /// `z`: `[N, latent]` → `[N, height*width]` in (0, 1).
+    /// `z`: `[N, latent]` → `[N, C*H*W]` in (0, 1).
     pub fn decode(&self, z: &Tensor) -> Tensor {
         self.decoder.forward(z)
     }
@@ -82,7 +82,7 @@ impl Autoencoder {
 }
 
 impl Module for Autoencoder {
-    /// `x`: `[N, height*width]` → reconstruction `x̂`: `[N, height*width]` (from μ for a VAE).
+    /// `x`: `[N, C*H*W]` → reconstruction `x̂`: `[N, C*H*W]` (from μ for a VAE).
     fn forward(&self, x: &Tensor) -> Tensor {
         self.decode(&self.encode(x))
     }
@@ -202,11 +202,11 @@ fn conv_config() -> nn::ConvConfig {
     nn::ConvConfig { stride: 2, padding: 1, ..Default::default() }
 }
 
-/// `[N, h*w]` → `[N, 1, h, w]` → stride-2 3×3 convolutions → flatten → dense code.
+/// `[N, C*H*W]` → `[N, C, H, W]` → stride-2 3×3 convolutions → flatten → dense code.
 fn conv_encoder(vs: &nn::Path, config: &ModelConfig) -> nn::Sequential {
-    let (h, w, act) = (config.height, config.width, config.activation);
-    let mut b = Builder::new(vs.clone()).func(move |x| x.view([-1, 1, h, w]));
-    let mut c_in = 1;
+    let ((c, h, w), act) = (config.image_shape(), config.activation);
+    let mut b = Builder::new(vs.clone()).func(move |x| x.view([-1, c, h, w]));
+    let mut c_in = c;
     for &c in &config.channels {
         b = b.layer(|p| nn::conv2d(p, c_in, c, 3, conv_config())).func(move |x| activate(act, x));
         c_in = c;
@@ -217,7 +217,7 @@ fn conv_encoder(vs: &nn::Path, config: &ModelConfig) -> nn::Sequential {
 }
 
 /// Dense → `[N, c, h', w']` → stride-2 3×3 transposed convolutions, each cropped back to
-/// the encoder's matching resolution where that is odd → sigmoid → `[N, h*w]`.
+/// the encoder's matching resolution where that is odd → sigmoid → `[N, C*H*W]`.
 fn conv_decoder(vs: &nn::Path, config: &ModelConfig) -> nn::Sequential {
     let act = config.activation;
     let sizes = config.conv_sizes();
@@ -231,7 +231,7 @@ fn conv_decoder(vs: &nn::Path, config: &ModelConfig) -> nn::Sequential {
         .func(move |x| x.view([-1, c_last, fh, fw]));
     for i in (0..n).rev() {
         let c_in = config.channels[i];
-        let c_out = if i == 0 { 1 } else { config.channels[i - 1] };
+        let c_out = if i == 0 { config.image_shape().0 } else { config.channels[i - 1] };
         let ((th, tw), (sh, sw)) = (sizes[i], sizes[i + 1]);
         // (s − 1)·2 − 2 + 3 + 1 = 2s, cropped to the encoder's size at this level
         // (2s or 2s − 1) so odd and non-square images come back whole.
@@ -254,6 +254,7 @@ fn conv_decoder(vs: &nn::Path, config: &ModelConfig) -> nn::Sequential {
 mod tests {
     use super::*;
     use crate::config::Backbone;
+    use crate::data::spec::{Color, DataSpec, ImageSpec};
     use tch::Device;
 
     fn config(hidden: Vec<i64>) -> ModelConfig {
@@ -292,19 +293,30 @@ mod tests {
     }
 
     #[test]
-    fn conv_handles_odd_and_non_square_sizes() {
+    fn conv_handles_odd_and_non_square_sizes_in_gray_and_colour() {
         let _rng = crate::rng_lock();
-        let cfg = ModelConfig {
-            arch: Arch::Conv,
-            height: 15,
-            width: 20,
-            channels: vec![8, 8, 8],
-            ..config(vec![])
-        };
+        for color in [Color::Gray, Color::Rgb] {
+            let input = DataSpec::Image(ImageSpec { color, ..ImageSpec::gray(15, 20) });
+            for arch in [Arch::Conv, Arch::Mlp] {
+                let cfg = ModelConfig { arch, input, channels: vec![8, 8, 8], ..config(vec![32]) };
+                let vs = nn::VarStore::new(Device::Cpu);
+                let ae = Autoencoder::new(&vs.root(), &cfg);
+                let d = color.channels() * 300;
+                let x = Tensor::rand([2, d], (Kind::Float, Device::Cpu));
+                assert_eq!(ae.forward(&x).size(), vec![2, d], "{color} {arch:?}");
+                let params: i64 = vs.variables().values().map(|v| v.numel() as i64).sum();
+                assert_eq!(params, cfg.parameter_count(), "{color} {arch:?}");
+            }
+        }
+        // The first convolution sees three input channels, the last gives three back.
+        let input = DataSpec::Image(ImageSpec { color: Color::Rgb, ..ImageSpec::gray(8, 8) });
         let vs = nn::VarStore::new(Device::Cpu);
-        let ae = Autoencoder::new(&vs.root(), &cfg);
-        let x = Tensor::rand([2, 300], (Kind::Float, Device::Cpu));
-        assert_eq!(ae.forward(&x).size(), vec![2, 300]);
+        Autoencoder::new(&vs.root(), &ModelConfig { arch: Arch::Conv, input, ..config(vec![]) });
+        let vars = vs.variables();
+        assert_eq!(vars["encoder.1.weight"].size(), vec![32, 3, 3, 3]);
+        let last = vars.keys().filter(|k| k.starts_with("decoder.") && k.ends_with(".bias"));
+        let last = last.max_by_key(|k| k.split('.').nth(1).unwrap().parse::<u32>().unwrap());
+        assert_eq!(vars[last.unwrap()].size(), vec![3]);
     }
 
     #[test]

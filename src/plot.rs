@@ -1,6 +1,7 @@
 //! Figures rendered with plotters from plain slices (no tch here): loss curves and image
 //! grids, as PNG or SVG bytes. Writing them to disk is the caller's job.
 
+use crate::data::spec::to_byte;
 use anyhow::{anyhow, bail, Result};
 use plotters::coord::ranged1d::{Ranged, ValueFormatter};
 use plotters::coord::types::RangedCoordf64;
@@ -442,7 +443,8 @@ impl Figure for ScoreHistogram<'_> {
     }
 }
 
-/// One labelled row of a grid: `images` holds `n * height * width` pixels in [0, 1].
+/// One labelled row of a grid: `images` holds `n` images of `C*H*W` values in [0, 1], each
+/// its channel planes one after another (gray: one plane; RGB: red, green, blue).
 #[derive(Clone, Debug)]
 pub struct GridRow<'a> {
     pub label: &'a str,
@@ -499,23 +501,27 @@ impl GridLayout {
 
 struct Grid<'a> {
     rows: &'a [GridRow<'a>],
+    channels: usize,
     height: u32,
     width: u32,
     layout: GridLayout,
     title: &'a str,
 }
 
-/// Renders rows of images (e.g. clean / noisy / reconstruction) with their labels.
+/// Renders rows of images (e.g. clean / noisy / reconstruction) with their labels;
+/// `(channels, height, width)` is the shape of one image, 1 or 3 channels.
 pub fn image_grid(
     rows: &[GridRow<'_>],
-    height: usize,
-    width: usize,
+    (channels, height, width): (usize, usize, usize),
     title: &str,
     format: Format,
 ) -> Result<Vec<u8>> {
-    let pixels = height * width;
+    let pixels = channels * height * width;
     if rows.is_empty() || pixels == 0 {
         bail!("nothing to draw: no rows or empty images");
+    }
+    if channels != 1 && channels != 3 {
+        bail!("images must have 1 or 3 channels to be drawn, got {channels}");
     }
     let cols = rows[0].images.len() / pixels;
     if cols == 0 || rows.iter().any(|r| r.images.len() != cols * pixels) {
@@ -525,7 +531,8 @@ pub fn image_grid(
     if rows.iter().all(|r| r.label.is_empty()) {
         layout.label_w = 0;
     }
-    render(&Grid { rows, height: height as u32, width: width as u32, layout, title }, format)
+    let grid = Grid { rows, channels, height: height as u32, width: width as u32, layout, title };
+    render(&grid, format)
 }
 
 impl Figure for Grid<'_> {
@@ -539,22 +546,24 @@ impl Figure for Grid<'_> {
         let title_style = TextStyle::from((FAMILY, 20).into_font()).color(&BLACK);
         root.draw_text(self.title, &title_style, (l.pad as i32 + 4, 8)).map_err(plot_err)?;
         let label_style = TextStyle::from((FAMILY, 16).into_font()).color(&BLACK);
-        let pixels = (self.height * self.width) as usize;
+        let area = (self.height * self.width) as usize;
+        // Gray images read their one plane three times.
+        let plane = |c: usize| if self.channels == 1 { 0 } else { c * area };
         for (r, row) in self.rows.iter().enumerate() {
             let (_, y) = l.origin(r as u32, 0);
             let text_y = (y + l.cell_h / 2) as i32 - 8;
             root.draw_text(row.label, &label_style, (8, text_y)).map_err(plot_err)?;
-            for (c, image) in row.images.chunks_exact(pixels).enumerate() {
+            for (c, image) in row.images.chunks_exact(self.channels * area).enumerate() {
                 let (x0, y0) = l.origin(r as u32, c as u32);
-                for (p, &v) in image.iter().enumerate() {
-                    let g = (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+                for p in 0..area {
+                    let level = |c: usize| to_byte(image[plane(c) + p]);
                     let (px, py) = (p as u32 % self.width, p as u32 / self.width);
                     let x = (x0 + px * l.scale) as i32;
                     let y = (y0 + py * l.scale) as i32;
                     let s = l.scale as i32;
                     root.draw(&Rectangle::new(
                         [(x, y), (x + s, y + s)],
-                        RGBColor(g, g, g).filled(),
+                        RGBColor(level(0), level(1), level(2)).filled(),
                     ))
                     .map_err(plot_err)?;
                 }
@@ -593,7 +602,7 @@ mod tests {
             GridRow { label: "white", images: &white },
             GridRow { label: "black", images: &black },
         ];
-        let png = image_grid(&rows, 2, 2, "t", Format::Png).unwrap();
+        let png = image_grid(&rows, (1, 2, 2), "t", Format::Png).unwrap();
         let img = image::load_from_memory(&png).unwrap().to_rgb8();
         let l = GridLayout::new(2, 2, 2, 2);
         assert_eq!(img.dimensions(), l.size());
@@ -601,8 +610,20 @@ mod tests {
         assert_eq!(img.get_pixel(x, y).0, [0, 0, 0]);
         let (x, y) = l.origin(0, 1);
         assert_eq!(img.get_pixel(x + l.cell_w - 1, y + l.cell_h - 1).0, [255, 255, 255]);
-        let err = image_grid(&[GridRow { label: "x", images: &[0.0; 3] }], 2, 2, "t", Format::Png);
+        let err =
+            image_grid(&[GridRow { label: "x", images: &[0.0; 3] }], (1, 2, 2), "t", Format::Png);
         assert!(err.is_err());
+        // Colour: planes R, G, B of one 1×2 image: a red pixel, then a cyan one.
+        let colour = [1.0f32, 0.0, 0.0, 1.0, 0.0, 1.0];
+        let png =
+            image_grid(&[GridRow { label: "", images: &colour }], (3, 1, 2), "t", Format::Png)
+                .unwrap();
+        let img = image::load_from_memory(&png).unwrap().to_rgb8();
+        let mut l = GridLayout::new(1, 1, 1, 2);
+        l.label_w = 0;
+        let (x, y) = l.origin(0, 0);
+        assert_eq!(img.get_pixel(x, y).0, [255, 0, 0]);
+        assert_eq!(img.get_pixel(x + l.scale, y).0, [0, 255, 255]);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use crate::checkpoint::write_atomic;
 use crate::cli::AnomalyArgs;
-use crate::data::{self, ImageSet};
+use crate::data::ImageSet;
 use crate::metrics::{self, detection};
 use crate::plot::{self, Format};
 use anyhow::{bail, Context, Result};
@@ -43,8 +43,7 @@ pub fn run(args: AnomalyArgs) -> Result<()> {
 
     // The threshold comes from images the model never trained on but that are normal by
     // construction: the run's validation split.
-    let (train, val) = data::training_sets(&loaded.manifest.data.path, &loaded.manifest.train)
-        .context("the threshold needs the run's validation images")?;
+    let (train, val) = loaded.training_sets("the threshold")?;
     let (reference, reference_name) = if val.is_empty() {
         crate::note(
             "note: the run has no validation images; the threshold uses its training images",

@@ -11,8 +11,9 @@ use std::collections::BTreeMap;
 pub struct SplitInfo {
     pub split: &'static str,
     pub images: usize,
-    pub height: usize,
-    pub width: usize,
+    pub channels: i64,
+    pub height: i64,
+    pub width: i64,
     /// Images per label (absent for unlabelled data).
     pub labels: Option<BTreeMap<u8, usize>>,
     /// Of the pixels scaled to [0, 1].
@@ -22,11 +23,14 @@ pub struct SplitInfo {
 
 pub fn run(args: DataInfoArgs) -> Result<()> {
     let mut splits = Vec::new();
+    // As training does: the test split is converted to what the training split became.
+    let mut request = args.image.request();
     for (split, name) in [(Split::Train, "train"), (Split::Test, "test")] {
-        let set = data::load_split(&args.dir, split)?;
+        let set = data::load_split(&args.dir, split, &request)?;
+        request = set.spec.request();
         let (mut sum, mut sq) = (0f64, 0f64);
         for &p in &set.pixels {
-            let v = p as f64 / 255.0;
+            let v = crate::data::spec::unit(p) as f64;
             sum += v;
             sq += v * v;
         }
@@ -42,8 +46,9 @@ pub fn run(args: DataInfoArgs) -> Result<()> {
         splits.push(SplitInfo {
             split: name,
             images: set.len(),
-            height: set.height,
-            width: set.width,
+            channels: set.spec.channels(),
+            height: set.spec.height,
+            width: set.spec.width,
             labels,
             pixel_mean: mean,
             pixel_std: (sq / n - mean * mean).max(0.0).sqrt(),
@@ -55,8 +60,14 @@ pub fn run(args: DataInfoArgs) -> Result<()> {
     let mut out = format!("{}\n", args.dir.display());
     for s in &splits {
         out += &format!(
-            "{:<6} {:>6} images {}x{}  pixel mean {:.4}  std {:.4}\n",
-            s.split, s.images, s.height, s.width, s.pixel_mean, s.pixel_std
+            "{:<6} {:>6} images {}x{} {}  pixel mean {:.4}  std {:.4}\n",
+            s.split,
+            s.images,
+            s.height,
+            s.width,
+            if s.channels == 1 { "gray" } else { "rgb" },
+            s.pixel_mean,
+            s.pixel_std
         );
         if let Some(h) = &s.labels {
             let parts: Vec<String> = h.iter().map(|(c, k)| format!("{c}:{k}")).collect();

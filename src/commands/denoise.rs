@@ -3,11 +3,12 @@
 use crate::checkpoint::write_atomic;
 use crate::cli::{DenoiseArgs, Invert};
 use crate::config::NoiseKind;
+use crate::data::spec::{to_byte, Color, ImageSpec};
 use crate::data::{self, folder, noise};
 use crate::metrics;
 use crate::plot::{self, Format, GridRow};
 use anyhow::{bail, Context, Result};
-use image::{GrayImage, ImageFormat};
+use image::{ImageFormat, RgbImage};
 use std::collections::HashSet;
 use std::path::PathBuf;
 use tch::Tensor;
@@ -23,26 +24,39 @@ pub fn run(args: DenoiseArgs) -> Result<()> {
     }
     let grid_format = args.grid.as_deref().map(Format::from_path).transpose()?;
     let loaded = super::open_run(&args.run)?;
-    let (w, h) = (loaded.manifest.model.width as u32, loaded.manifest.model.height as u32);
+    let spec = loaded.spec();
+    if spec.color != Color::Gray && args.invert == Invert::Yes {
+        bail!(
+            "--invert yes applies to grayscale runs; {} takes {} images",
+            args.run.dir.display(),
+            spec.color
+        );
+    }
 
     // Decode everything first: a bad file stops the command before anything is written.
-    let mut pixels = Vec::with_capacity(args.inputs.len() * (w * h) as usize);
-    let mut inverted = Vec::with_capacity(args.inputs.len());
-    for path in &args.inputs {
-        let img = folder::resize(folder::decode_gray(path)?, w, h);
-        let mean = img.as_raw().iter().map(|&v| v as f64).sum::<f64>() / (w * h) as f64 / 255.0;
-        // The model saw light strokes on a dark ground (as in MNIST); flip dark-on-light input.
-        let invert = match args.invert {
-            Invert::Auto => mean > 0.5,
-            Invert::Yes => true,
-            Invert::No => false,
-        };
-        pixels.extend(img.as_raw().iter().map(|&v| if invert { 255 - v } else { v }));
-        inverted.push(invert);
-    }
+    let (mut pixels, _) = folder::convert_files(&args.inputs, &spec.request())?;
+    let per = spec.values() as usize;
+    let inverted: Vec<bool> = pixels
+        .chunks_exact_mut(per)
+        .map(|img| {
+            // A gray model saw light strokes on a dark ground (as in MNIST): flip
+            // dark-on-light input.
+            let mean = img.iter().map(|&v| v as f64).sum::<f64>() / per as f64 / 255.0;
+            let invert = spec.color == Color::Gray
+                && match args.invert {
+                    Invert::Auto => mean > 0.5,
+                    Invert::Yes => true,
+                    Invert::No => false,
+                };
+            if invert {
+                img.iter_mut().for_each(|v| *v = 255 - *v);
+            }
+            invert
+        })
+        .collect();
     let n = args.inputs.len() as i64;
     let clean = data::to_unit_float(
-        &Tensor::from_slice(&pixels).view([n, (w * h) as i64]).to_device(loaded.device),
+        &Tensor::from_slice(&pixels).view([n, per as i64]).to_device(loaded.device),
     );
     let input = match args.add_noise {
         Some(sigma) => {
@@ -59,10 +73,9 @@ pub fn run(args: DenoiseArgs) -> Result<()> {
     })?;
     let mut written = Vec::new();
     let mut taken = HashSet::new();
-    let per = (w * h) as usize;
     for (i, path) in args.inputs.iter().enumerate() {
         let range = i * per..(i + 1) * per;
-        let sheet = side_by_side(&input[range.clone()], &output[range], w, h, inverted[i]);
+        let sheet = side_by_side(&input[range.clone()], &output[range], spec, inverted[i]);
         let stem = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -85,7 +98,8 @@ pub fn run(args: DenoiseArgs) -> Result<()> {
             GridRow { label: "denoised", images: &output },
         ];
         let title = format!("{} image(s) through {}", n, args.run.dir.display());
-        write_atomic(path, &plot::image_grid(&rows, h as usize, w as usize, &title, format)?)?;
+        let shape = super::image_shape(&loaded.manifest.model);
+        write_atomic(path, &plot::image_grid(&rows, shape, &title, format)?)?;
         written.push(path.clone());
     }
     let list: String = written.iter().map(|p| format!("wrote {}\n", p.display())).collect();
@@ -93,19 +107,27 @@ pub fn run(args: DenoiseArgs) -> Result<()> {
 }
 
 /// `[input | denoised]` at `SCALE`× magnification, in the polarity of the user's file.
-fn side_by_side(input: &[f32], output: &[f32], w: u32, h: u32, inverted: bool) -> GrayImage {
+fn side_by_side(input: &[f32], output: &[f32], spec: ImageSpec, inverted: bool) -> RgbImage {
+    let (w, h) = (spec.width as u32, spec.height as u32);
+    let area = (w * h) as usize;
     let level = |v: f32| {
-        let g = (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+        let g = to_byte(v);
         if inverted {
             255 - g
         } else {
             g
         }
     };
-    GrayImage::from_fn(2 * w * SCALE, h * SCALE, |x, y| {
+    // Gray images read their one plane for all three colours.
+    let plane = |c: usize| if spec.color == Color::Gray { 0 } else { c * area };
+    RgbImage::from_fn(2 * w * SCALE, h * SCALE, |x, y| {
         let (px, py) = (x / SCALE, y / SCALE);
-        let v =
-            if px < w { input[(py * w + px) as usize] } else { output[(py * w + px - w) as usize] };
-        image::Luma([level(v)])
+        let (image, px) = if px < w { (input, px) } else { (output, px - w) };
+        let p = (py * w + px) as usize;
+        image::Rgb([
+            level(image[plane(0) + p]),
+            level(image[plane(1) + p]),
+            level(image[plane(2) + p]),
+        ])
     })
 }

@@ -30,6 +30,8 @@ pub struct Report {
     pub cuda_reason: Option<String>,
     pub threads: i32,
     pub cpus: usize,
+    /// Whether every libtorch thread flushes subnormal numbers to zero (see `fpu`).
+    pub denormals_flushed: bool,
     pub data_folders: Vec<DataFolder>,
 }
 
@@ -62,6 +64,14 @@ pub fn run(args: DoctorArgs) -> Result<()> {
         line("why no CUDA", why.clone());
     }
     line("threads", format!("{} (of {} CPUs)", r.threads, r.cpus));
+    line(
+        "denormals",
+        if r.denormals_flushed {
+            "flushed to zero on every libtorch thread".into()
+        } else {
+            "not flushed on every libtorch thread (slow arithmetic near zero)".into()
+        },
+    );
     for d in &r.data_folders {
         line("data", format!("{}: {}", d.path.display(), d.status));
     }
@@ -119,6 +129,7 @@ pub fn report() -> Report {
         cuda_reason,
         threads: tch::get_num_threads(),
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        denormals_flushed: crate::fpu::denormal_share() == 0.0,
         data_folders: data_folders(),
     }
 }

@@ -51,7 +51,8 @@ pub fn write(
         ],
     };
     let title = format!("{} run: {} test images", train.mode, images.len());
-    let bytes = plot::image_grid(&rows, images.height, images.width, &title, format)
+    let shape = super::image_shape(&model.config);
+    let bytes = plot::image_grid(&rows, shape, &title, format)
         .with_context(|| format!("drawing {}", path.display()))?;
     write_atomic(path, &bytes)
 }

@@ -20,11 +20,12 @@ use crate::checkpoint::RunDir;
 use crate::checkpoint::RunManifest;
 use crate::cli::{Cli, Command, DataCommand, RunArgs};
 use crate::config::ModelConfig;
+use crate::data::spec::{DataSpec, ImageSpec};
 use crate::data::{self, ImageSet, Split};
 use crate::device;
 use crate::metrics::pca::Pca;
 use crate::model::Autoencoder;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::CommandFactory;
 use std::io::Write;
 use std::path::Path;
@@ -94,19 +95,29 @@ impl LoadedRun {
         self.images(data, Split::Test)
     }
 
-    /// One split of `data` (or of the folder the run was trained on), checked against the
-    /// model's input size.
+    /// The run's image description (colour, size, background).
+    pub fn spec(&self) -> ImageSpec {
+        let DataSpec::Image(spec) = self.manifest.model.input;
+        spec
+    }
+
+    /// One split of `data` (or of the folder the run was trained on), converted to the
+    /// run's images: other sizes are resized, colour converted, transparency flattened.
     pub fn images(&self, data: Option<&Path>, split: Split) -> Result<ImageSet> {
         let dir = data.unwrap_or(&self.manifest.data.path);
-        let images = data::load_split(dir, split)?;
-        check_image_size(&images, &self.manifest.model, dir)?;
-        Ok(images)
+        data::load_split(dir, split, &self.spec().request())
+    }
+
+    /// The run's training and validation images, as it was trained on them.
+    pub fn training_sets(&self, why: &str) -> Result<(ImageSet, ImageSet)> {
+        let request = self.spec().request();
+        data::training_sets(&self.manifest.data.path, &self.manifest.train, &request)
+            .with_context(|| format!("{why} needs the run's training images"))
     }
 
     /// The PCA baseline for this run: refitted on the images the run was trained on.
     pub fn pca_baseline(&self) -> Result<Pca> {
-        let (train, _) = data::training_sets(&self.manifest.data.path, &self.manifest.train)
-            .context("the PCA baseline needs the run's training images")?;
+        let (train, _) = self.training_sets("the PCA baseline")?;
         pca_baseline(&train, &self.manifest.model, self.device)
     }
 }
@@ -120,36 +131,40 @@ pub fn decode_grid(
     path: &Path,
     format: crate::plot::Format,
 ) -> Result<()> {
-    let model = &loaded.manifest.model;
-    let (h, w) = (model.height as usize, model.width as usize);
+    let shape = image_shape(&loaded.manifest.model);
     let mut pixels = data::to_host_f32(&tch::no_grad(|| loaded.model.decode(z)))?;
     // A short last row is padded with blank (black) images.
-    let row = cols * h * w;
+    let row = cols * shape.0 * shape.1 * shape.2;
     pixels.resize(pixels.len().div_ceil(row) * row, 0.0);
     let rows: Vec<crate::plot::GridRow> =
         pixels.chunks(row).map(|images| crate::plot::GridRow { label: "", images }).collect();
-    let bytes = crate::plot::image_grid(&rows, h, w, title, format)?;
+    let bytes = crate::plot::image_grid(&rows, shape, title, format)?;
     crate::checkpoint::write_atomic(path, &bytes)
 }
 
-/// PCA with the model's code size, fitted on the model's training images.
-pub fn pca_baseline(train: &ImageSet, model: &ModelConfig, device: Device) -> Result<Pca> {
-    Pca::fit(&train.to_device(device), model.latent.min(model.input_dim()))
-        .context("fitting the PCA baseline on the training images")
+/// The model's input shape (channels, height, width) as `plot::image_grid` takes it.
+pub fn image_shape(model: &ModelConfig) -> (usize, usize, usize) {
+    let (c, h, w) = model.image_shape();
+    (c as usize, h as usize, w as usize)
 }
 
-fn check_image_size(images: &ImageSet, model: &ModelConfig, dir: &Path) -> Result<()> {
-    if images.height as i64 != model.height || images.width as i64 != model.width {
-        bail!(
-            "{} holds {}x{} images but the model takes {}x{}",
-            dir.display(),
-            images.height,
-            images.width,
-            model.height,
-            model.width
-        );
+/// PCA with the model's code size, fitted on the model's training images (a strided
+/// subset of them for wide images, see `pca::GRAM_ROWS`).
+pub fn pca_baseline(train: &ImageSet, model: &ModelConfig, device: Device) -> Result<Pca> {
+    let k = model.latent.min(model.input_dim()).min(train.len() as i64);
+    let pca = Pca::fit(&train.to_device(device), k)
+        .context("fitting the PCA baseline on the training images")?;
+    if pca.fitted_rows < train.len() as i64 {
+        crate::note(format_args!(
+            "note: the PCA baseline is fitted on {} of the {} training images (every {}th), \
+             as {} values per image are too many for the full covariance",
+            pca.fitted_rows,
+            train.len(),
+            train.len().div_ceil(pca.fitted_rows as usize),
+            model.input_dim()
+        ));
     }
-    Ok(())
+    Ok(pca)
 }
 
 /// Writes human-facing results to stdout; a closed pipe surfaces as an error that `main`

@@ -86,7 +86,8 @@ fn write_manifold(
     let decoded = tch::no_grad(|| loaded.model.decode(&codes));
     let pixels = data::to_host_f32(&decoded)?;
     let model = &loaded.manifest.model;
-    let per_row = steps * (model.height * model.width) as usize;
+    let shape = super::image_shape(model);
+    let per_row = steps * model.input_dim() as usize;
     let labels: Vec<String> = z2.iter().rev().map(|b| format!("z₂ = {b:.2}")).collect();
     let rows: Vec<GridRow> = pixels
         .chunks_exact(per_row)
@@ -95,7 +96,6 @@ fn write_manifold(
         .collect();
     let title =
         format!("decoded manifold: z₁ from {:.2} to {:.2}, left to right", z1[0], z1[steps - 1]);
-    let bytes =
-        plot::image_grid(&rows, model.height as usize, model.width as usize, &title, format)?;
+    let bytes = plot::image_grid(&rows, shape, &title, format)?;
     write_atomic(path, &bytes)
 }

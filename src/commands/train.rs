@@ -6,6 +6,7 @@ use crate::checkpoint::{CheckpointMeta, DataRecord, Outcome, RunManifest, FORMAT
 use crate::cli::TrainArgs;
 use crate::commands::{eval, grid, plot_loss};
 use crate::config::{Arch, Engine, Init, ModelConfig, Precision, TrainConfig};
+use crate::data::spec::{DataSpec, ImageSpec};
 use crate::data::{self, Split};
 use crate::optim::OptimState;
 use crate::plot::Format;
@@ -47,15 +48,14 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
     let device = device::resolve(cfg.device)?;
     let data_dir = data_record.path.clone();
     crate::note(format_args!(
-        "{} {} autoencoder {:?} on {} ({} train / {} validation images, {}x{}) on {:?}",
+        "{} {} autoencoder {:?} on {} ({} train / {} validation images, {}) on {:?}",
         if resume.is_some() { "resuming" } else { "training" },
         cfg.mode,
         model_cfg.encoder_widths(),
         data_dir.display(),
         train_set.len(),
         val_set.len(),
-        model_cfg.height,
-        model_cfg.width,
+        model_cfg.input.describe(),
         device
     ));
     tch::manual_seed(cfg.seed as i64);
@@ -223,11 +223,10 @@ fn fresh(args: &TrainArgs) -> Result<Setup> {
     cfg.validate().map_err(|e| anyhow!(e))?;
     device::resolve(cfg.device)?;
     let data_dir = args.data.clone().unwrap_or_else(data::default_dir);
-    let (train_set, val_set) = data::training_sets(&data_dir, &cfg)?;
-    let model_cfg = model_config(args, train_set.height, train_set.width);
+    let (train_set, val_set) = data::training_sets(&data_dir, &cfg, &args.image.request())?;
+    let model_cfg = model_config(args, train_set.spec);
     check_combination(&cfg, &model_cfg)?;
-    let test = data::load_split(&data_dir, Split::Test)?;
-    super::check_image_size(&test, &model_cfg, &data_dir)?;
+    let test = data::load_split(&data_dir, Split::Test, &train_set.spec.request())?;
     let out = args.out.clone().unwrap_or_else(|| default_out(&cfg));
     let unfinished =
         out.join(checkpoint::CHECKPOINT).is_file() && !out.join(checkpoint::MODEL_JSON).is_file();
@@ -265,7 +264,8 @@ fn resumed(args: &TrainArgs, dir: &Path, given: &dyn Fn(&str) -> bool) -> Result
     if args.runtime.threads.is_none() {
         tch::set_num_threads(meta.threads.max(1));
     }
-    let asked_model = model_config(args, meta.model.height as usize, meta.model.width as usize);
+    let DataSpec::Image(spec) = meta.model.input;
+    let asked_model = model_config(args, spec);
     let asked = train_config(args);
     let mut cfg = meta.train.clone();
     let mut refused = Vec::new();
@@ -291,6 +291,21 @@ fn resumed(args: &TrainArgs, dir: &Path, given: &dyn Fn(&str) -> bool) -> Result
             } else {
                 refused.push(change);
             }
+        }
+    }
+    let recorded = spec.request();
+    let asked_image = args.image.request();
+    for (flag, differs, had) in [
+        ("color", asked_image.color != recorded.color, spec.color.to_string()),
+        ("resize", asked_image.size != recorded.size, format!("{}x{}", spec.height, spec.width)),
+        (
+            "background",
+            asked_image.background != recorded.background,
+            format!("{:?}", spec.background).to_lowercase(),
+        ),
+    ] {
+        if given(flag) && differs {
+            refused.push(format!("--{flag} (the run has {had})"));
         }
     }
     if let Some(asked_dir) = &args.data {
@@ -357,7 +372,7 @@ fn resumed(args: &TrainArgs, dir: &Path, given: &dyn Fn(&str) -> bool) -> Result
     }
     device::resolve(cfg.device)?;
     let data_dir = meta.data.path.clone();
-    let (train_set, val_set) = data::training_sets(&data_dir, &cfg)
+    let (train_set, val_set) = data::training_sets(&data_dir, &cfg, &recorded)
         .context("resuming needs the run's training images where they were")?;
     if train_set.len() != meta.data.train_images || val_set.len() != meta.data.val_images {
         bail!(
@@ -369,8 +384,7 @@ fn resumed(args: &TrainArgs, dir: &Path, given: &dyn Fn(&str) -> bool) -> Result
             meta.data.val_images
         );
     }
-    let test = data::load_split(&data_dir, Split::Test)?;
-    super::check_image_size(&test, &model_cfg, &data_dir)?;
+    let test = data::load_split(&data_dir, Split::Test, &recorded)?;
     let mut take = |name: &str| {
         tensors.remove(name).with_context(|| format!("{CHECKPOINT_FILE} lacks tensor {name}"))
     };
@@ -405,11 +419,10 @@ fn install_interrupt_handler() {
     });
 }
 
-fn model_config(args: &TrainArgs, height: usize, width: usize) -> ModelConfig {
+fn model_config(args: &TrainArgs, input: ImageSpec) -> ModelConfig {
     let mut cfg = ModelConfig {
+        input: DataSpec::Image(input),
         arch: args.arch,
-        height: height as i64,
-        width: width as i64,
         hidden: args.hidden.clone(),
         latent: args.latent,
         activation: args.activation,

@@ -66,8 +66,13 @@ pub fn import(args: ImportArgs) -> Result<()> {
     let format = checkpoint::weights_format(&args.from)?;
     let text = std::fs::read_to_string(&args.config)
         .with_context(|| format!("reading {}", args.config.display()))?;
-    let value: serde_json::Value = serde_json::from_str(&text)
+    let mut value: serde_json::Value = serde_json::from_str(&text)
         .with_context(|| format!("{} is not JSON", args.config.display()))?;
+    // A model.json, or a bare model config, from any version.
+    match value.get_mut("model") {
+        Some(m) => checkpoint::upgrade_model_config(m),
+        None => checkpoint::upgrade_model_config(&mut value),
+    }
     let not_config = || format!("{}: no valid \"model\" description", args.config.display());
     let (model, train, recorded_data) = match value.get("model") {
         Some(m) => (
@@ -84,10 +89,11 @@ pub fn import(args: ImportArgs) -> Result<()> {
     };
     model.validate().map_err(|e| anyhow!("{}: {e}", args.config.display()))?;
     let dir = args.data.clone().or(recorded_data).unwrap_or_else(data::default_dir);
-    let (train_set, val_set) = data::training_sets(&dir, &train).with_context(|| {
-        format!("the run's evaluation needs its data folder ({})", dir.display())
-    })?;
-    super::check_image_size(&train_set, &model, &dir)?;
+    let crate::data::spec::DataSpec::Image(spec) = model.input;
+    let (train_set, val_set) =
+        data::training_sets(&dir, &train, &spec.request()).with_context(|| {
+            format!("the run's evaluation needs its data folder ({})", dir.display())
+        })?;
 
     let mut vs = nn::VarStore::new(Device::Cpu);
     let _ = Autoencoder::new(&vs.root(), &model);

@@ -135,7 +135,7 @@ fn gather(src: &[u8], rows: &[usize], dst: &mut [f32]) {
     let d = dst.len() / rows.len().max(1);
     for (out, &r) in dst.chunks_exact_mut(d).zip(rows) {
         for (o, &p) in out.iter_mut().zip(&src[r * d..(r + 1) * d]) {
-            *o = p as f32 / 255.0;
+            *o = super::spec::unit(p);
         }
     }
 }

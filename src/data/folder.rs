@@ -1,5 +1,8 @@
-//! Folders of image files as datasets: found recursively, decoded under explicit
-//! `image::Limits`, converted to 8-bit grayscale, and resized to one common size.
+//! Folders of image files as datasets, and the one conversion of decoded images into a
+//! spec's values: files are decoded under explicit `image::Limits`, transparency is
+//! flattened onto the spec's background, the colour is converted (gray: luma with
+//! Rec. 709 weights, computed before resizing as earlier versions did), the image resized
+//! to the spec's size (bilinear), and stored as channel planes.
 //!
 //! Layout: `DIR/train/**` and `DIR/test/**` (or `t10k/`) when those folders exist;
 //! otherwise every image under `DIR`, with a fixed 20% of them (chosen by a fixed-seed
@@ -7,11 +10,12 @@
 //! level below the split: folder names that are all numbers 0–255 are used as numbers,
 //! other names by their sorted position. Images outside any label folder mean no labels.
 
+use super::spec::{Background, Color, ColorChoice, ImageRequest, ImageSpec, Size};
 use super::{split, ImageSet, Split};
 use anyhow::{bail, Context, Result};
 use image::imageops::FilterType;
-use image::{GrayImage, ImageReader, Limits};
-use std::collections::BTreeSet;
+use image::{DynamicImage, GrayImage, ImageReader, Limits, RgbImage};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// File extensions read as images.
@@ -23,30 +27,209 @@ const MAX_DECODE_BYTES: u64 = 256 << 20;
 const TEST_SHARE: f64 = 0.2;
 const SPLIT_SEED: u64 = 0xF01D;
 
-/// Decodes one image file into 8-bit grayscale, refusing files whose declared size or
-/// decoding memory exceed the limits before anything large is allocated.
-pub fn decode_gray(path: &Path) -> Result<GrayImage> {
+fn reader(path: &Path) -> Result<ImageReader<std::io::BufReader<std::fs::File>>> {
+    ImageReader::open(path)
+        .with_context(|| format!("opening {}", path.display()))?
+        .with_guessed_format()
+        .with_context(|| format!("reading {}", path.display()))
+}
+
+/// Decodes one image file, refusing files whose declared size or decoding memory exceed
+/// the limits before anything large is allocated.
+pub fn decode(path: &Path) -> Result<DynamicImage> {
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
     limits.max_alloc = Some(MAX_DECODE_BYTES);
-    let mut reader = ImageReader::open(path)
-        .with_context(|| format!("opening {}", path.display()))?
-        .with_guessed_format()
-        .with_context(|| format!("reading {}", path.display()))?;
+    let mut reader = reader(path)?;
     reader.limits(limits);
-    let image =
-        reader.decode().with_context(|| format!("{} is not a readable image", path.display()))?;
-    Ok(image.to_luma8())
+    reader.decode().with_context(|| {
+        format!(
+            "{} is not a readable image (read: PNG/JPEG up to {MAX_SIDE} pixels a side and {} MiB decoded)",
+            path.display(),
+            MAX_DECODE_BYTES >> 20
+        )
+    })
 }
 
-/// Resizes to `width × height` when needed (bilinear; images are small).
-pub fn resize(image: GrayImage, width: u32, height: u32) -> GrayImage {
-    if image.dimensions() == (width, height) {
+/// The size an image file declares, read from its header alone.
+fn declared_size(path: &Path) -> Result<Size> {
+    let (width, height) = reader(path)?
+        .into_dimensions()
+        .with_context(|| format!("{} is not a readable image", path.display()))?;
+    if width == 0 || height == 0 || width > MAX_SIDE || height > MAX_SIDE {
+        bail!(
+            "{} declares {width}x{height} pixels (width x height); sides from 1 to {MAX_SIDE} are read",
+            path.display()
+        );
+    }
+    Ok(Size { height, width })
+}
+
+/// The one size of `files`, or an error listing the sizes found and the `--resize` that
+/// would make them one.
+fn common_size<'a>(dir: &Path, files: impl Iterator<Item = &'a PathBuf>) -> Result<Size> {
+    let mut sizes: BTreeMap<Size, (usize, &PathBuf)> = BTreeMap::new();
+    for f in files {
+        sizes.entry(declared_size(f)?).or_insert((0, f)).0 += 1;
+    }
+    let mut by_count: Vec<(Size, usize, &PathBuf)> =
+        sizes.into_iter().map(|(s, (n, f))| (s, n, f)).collect();
+    by_count.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    match by_count.as_slice() {
+        [] => bail!("{} holds no images ({})", dir.display(), IMAGE_EXTENSIONS.join(", ")),
+        [(size, _, _)] => Ok(*size),
+        [(most, ..), ..] => {
+            let listed: Vec<String> = by_count
+                .iter()
+                .take(5)
+                .map(|(s, n, f)| format!("{s}: {n} (e.g. {})", f.display()))
+                .collect();
+            bail!(
+                "{} holds images of {} sizes (height x width: {}{}); pass --resize {most} to \
+                 convert them all to one size",
+                dir.display(),
+                by_count.len(),
+                listed.join(", "),
+                if by_count.len() > 5 { ", ..." } else { "" }
+            )
+        }
+    }
+}
+
+/// `image` with its transparency flattened onto `background`: an 8-bit gray or RGB image.
+fn flatten(image: DynamicImage, background: Background) -> DynamicImage {
+    let colour = image.color().has_color();
+    let Some(bg) = background.level().filter(|_| image.color().has_alpha()) else {
+        return if colour {
+            DynamicImage::ImageRgb8(image.to_rgb8())
+        } else {
+            DynamicImage::ImageLuma8(image.to_luma8())
+        };
+    };
+    let blend = |c: u8, a: u8| {
+        let (c, a, bg) = (c as u32, a as u32, bg as u32);
+        ((c * a + bg * (255 - a) + 127) / 255) as u8
+    };
+    if colour {
+        let rgba = image.to_rgba8();
+        DynamicImage::ImageRgb8(RgbImage::from_fn(rgba.width(), rgba.height(), |x, y| {
+            let [r, g, b, a] = rgba.get_pixel(x, y).0;
+            image::Rgb([blend(r, a), blend(g, a), blend(b, a)])
+        }))
+    } else {
+        let la = image.to_luma_alpha8();
+        DynamicImage::ImageLuma8(GrayImage::from_fn(la.width(), la.height(), |x, y| {
+            let [l, a] = la.get_pixel(x, y).0;
+            image::Luma([blend(l, a)])
+        }))
+    }
+}
+
+/// True when some pixel of a flattened image is not gray.
+fn has_colour(image: &DynamicImage) -> bool {
+    match image {
+        DynamicImage::ImageRgb8(rgb) => rgb.pixels().any(|p| p.0[0] != p.0[1] || p.0[1] != p.0[2]),
+        _ => false,
+    }
+}
+
+/// Resizes to `size` when needed (bilinear).
+fn resize<P: image::Pixel<Subpixel = u8> + 'static>(
+    image: image::ImageBuffer<P, Vec<u8>>,
+    size: Size,
+) -> image::ImageBuffer<P, Vec<u8>> {
+    if image.dimensions() == (size.width, size.height) {
         image
     } else {
-        image::imageops::resize(&image, width, height, FilterType::Triangle)
+        image::imageops::resize(&image, size.width, size.height, FilterType::Triangle)
     }
+}
+
+/// One converted image: its gray planes, and its RGB planes when it has colour and the
+/// request may need them.
+struct Converted {
+    gray: Vec<u8>,
+    rgb: Option<Vec<u8>>,
+}
+
+fn convert(image: DynamicImage, request: &ImageRequest, size: Size) -> Converted {
+    let flat = flatten(image, request.background);
+    let want_rgb = request.color != ColorChoice::Gray && has_colour(&flat);
+    let rgb = want_rgb.then(|| {
+        let rgb = resize(flat.to_rgb8(), size);
+        // Interleaved RGB → three planes.
+        (0..3).flat_map(|c| rgb.as_raw().iter().skip(c).step_by(3).copied()).collect()
+    });
+    let gray = if request.color == ColorChoice::Rgb && rgb.is_some() {
+        Vec::new() // not needed
+    } else {
+        resize(flat.to_luma8(), size).into_raw()
+    };
+    Converted { gray, rgb }
+}
+
+/// Joins converted images into one buffer of `color` planes.
+fn assemble(images: Vec<Converted>, color: Color) -> Vec<u8> {
+    let mut out = Vec::new();
+    for c in images {
+        match (color, c.rgb) {
+            (Color::Rgb, Some(rgb)) => out.extend_from_slice(&rgb),
+            (Color::Rgb, None) => (0..3).for_each(|_| out.extend_from_slice(&c.gray)),
+            (Color::Gray, _) => out.extend_from_slice(&c.gray),
+        }
+    }
+    out
+}
+
+/// Decodes and converts `files` as `request` asks (`request.size` must be set), all or
+/// nothing: the first unreadable file stops it, named.
+pub fn convert_files(files: &[PathBuf], request: &ImageRequest) -> Result<(Vec<u8>, ImageSpec)> {
+    let size = request.size.context("converting images needs a target size")?;
+    let converted: Vec<Converted> =
+        files.iter().map(|f| Ok(convert(decode(f)?, request, size))).collect::<Result<_>>()?;
+    let color = match request.color {
+        ColorChoice::Gray => Color::Gray,
+        ColorChoice::Rgb => Color::Rgb,
+        ColorChoice::Auto if converted.iter().any(|c| c.rgb.is_some()) => Color::Rgb,
+        ColorChoice::Auto => Color::Gray,
+    };
+    let spec = ImageSpec {
+        color,
+        height: size.height as i64,
+        width: size.width as i64,
+        background: request.background,
+    };
+    Ok((assemble(converted, color), spec))
+}
+
+/// Converts grayscale images (an IDX split) as `request` asks: unchanged when the size
+/// and colour already fit, else resized and, for RGB, the gray plane repeated.
+pub fn convert_gray_set(set: ImageSet, request: &ImageRequest) -> ImageSet {
+    let spec = set.spec;
+    let size =
+        request.size.unwrap_or(Size { height: spec.height as u32, width: spec.width as u32 });
+    let same_size = (size.height as i64, size.width as i64) == (spec.height, spec.width);
+    let color = if request.color == ColorChoice::Rgb { Color::Rgb } else { Color::Gray };
+    if same_size && color == Color::Gray {
+        return set;
+    }
+    let (w, h) = (spec.width as u32, spec.height as u32);
+    let converted = set
+        .pixels
+        .chunks_exact(set.image_len())
+        .map(|image| {
+            let gray = GrayImage::from_raw(w, h, image.to_vec()).expect("sizes agree");
+            Converted { gray: resize(gray, size).into_raw(), rgb: None }
+        })
+        .collect();
+    let spec = ImageSpec {
+        color,
+        height: size.height as i64,
+        width: size.width as i64,
+        background: request.background,
+    };
+    ImageSet { pixels: assemble(converted, color), labels: set.labels, spec }
 }
 
 /// True when `dir` holds at least one image file anywhere below it.
@@ -54,8 +237,10 @@ pub fn has_images(dir: &Path) -> bool {
     walk(dir).map(|(images, _)| !images.is_empty()).unwrap_or(false)
 }
 
-/// Loads one split of an image folder (see the module docs for the layout).
-pub fn load_split(dir: &Path, which: Split) -> Result<ImageSet> {
+/// Loads one split of an image folder (see the module docs for the layout), converted as
+/// `request` asks. Without a requested size every image of the folder (both splits) must
+/// have the same one.
+pub fn load_split(dir: &Path, which: Split, request: &ImageRequest) -> Result<ImageSet> {
     let train_dir = dir.join("train");
     let (train_files, test_files, root) = if train_dir.is_dir() {
         let test_dir = [dir.join("test"), dir.join("t10k")].into_iter().find(|d| d.is_dir());
@@ -77,11 +262,9 @@ pub fn load_split(dir: &Path, which: Split) -> Result<ImageSet> {
         let pick = |idx: &[usize]| idx.iter().map(|&i| all[i].clone()).collect::<Vec<_>>();
         (pick(&order), pick(&test_idx), None)
     };
-    let Some(first) = train_files.first() else {
+    if train_files.is_empty() {
         bail!("{} holds no training images ({})", dir.display(), IMAGE_EXTENSIONS.join(", "));
-    };
-    // Every split is resized to the size of the first training image.
-    let (width, height) = decode_gray(first)?.dimensions();
+    }
     let (chosen, base) = match (which, &root) {
         (Split::Train, Some((t, _))) => (&train_files, t.clone()),
         (Split::Test, Some((_, Some(t)))) => (&test_files, t.clone()),
@@ -95,16 +278,12 @@ pub fn load_split(dir: &Path, which: Split) -> Result<ImageSet> {
             if which == Split::Train { "training" } else { "test" }
         );
     }
-    let mut pixels = Vec::with_capacity(chosen.len() * (width * height) as usize);
-    for path in chosen.iter() {
-        pixels.extend_from_slice(resize(decode_gray(path)?, width, height).as_raw());
-    }
-    Ok(ImageSet {
-        pixels,
-        labels: labels(chosen, &base, &label_names(dir, &root)?),
-        height: height as usize,
-        width: width as usize,
-    })
+    let size = match request.size {
+        Some(size) => size,
+        None => common_size(dir, train_files.iter().chain(&test_files))?,
+    };
+    let (pixels, spec) = convert_files(chosen, &ImageRequest { size: Some(size), ..*request })?;
+    Ok(ImageSet { pixels, labels: labels(chosen, &base, &label_names(dir, &root)?), spec })
 }
 
 /// Image files below `dir`, sorted; other files are listed on stderr and skipped.
@@ -202,19 +381,66 @@ mod tests {
         GrayImage::from_pixel(w, h, image::Luma([v])).save(path).unwrap();
     }
 
+    fn load(dir: &Path, which: Split, request: ImageRequest) -> Result<ImageSet> {
+        load_split(dir, which, &request)
+    }
+
     #[test]
-    fn flat_folder_splits_and_resizes_to_the_first_image() {
+    fn mixed_sizes_are_refused_unless_resized() {
+        // Earlier versions resized silently to the first image's size; now the user
+        // chooses the size.
         let dir = tempfile::tempdir().unwrap();
         for i in 0..10 {
-            png(&dir.path().join(format!("a{i}.png")), 8 + i, 8, 10 * i as u8);
+            png(&dir.path().join(format!("a{i}.png")), if i < 7 { 8 } else { 12 }, 8, 10 * i as u8);
         }
         std::fs::write(dir.path().join("notes.txt"), "x").unwrap();
-        let train = load_split(dir.path(), Split::Train).unwrap();
-        let test = load_split(dir.path(), Split::Test).unwrap();
+        let err = load(dir.path(), Split::Train, ImageRequest::default()).unwrap_err().to_string();
+        assert!(
+            err.contains("2 sizes") && err.contains("8x8: 7") && err.contains("8x12: 3"),
+            "{err}"
+        );
+        assert!(err.contains("--resize 8x8"), "{err}");
+        let resized =
+            ImageRequest { size: Some(Size { height: 6, width: 5 }), ..Default::default() };
+        let train = load(dir.path(), Split::Train, resized).unwrap();
+        let test = load(dir.path(), Split::Test, resized).unwrap();
         assert_eq!((train.len(), test.len()), (8, 2));
-        assert_eq!((train.height, train.width), (8, 8));
-        assert_eq!((test.height, test.width), (8, 8));
+        assert_eq!((train.spec.height, train.spec.width, train.spec.color), (6, 5, Color::Gray));
+        assert_eq!(test.pixels.len(), 2 * 30);
         assert_eq!(train.labels, None);
+    }
+
+    fn rgba(path: &Path, w: u32, h: u32, px: [u8; 4]) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        image::RgbaImage::from_pixel(w, h, image::Rgba(px)).save(path).unwrap();
+    }
+
+    #[test]
+    fn colour_is_detected_kept_as_planes_and_transparency_flattened() {
+        let dir = tempfile::tempdir().unwrap();
+        rgba(&dir.path().join("train/a.png"), 2, 2, [200, 10, 0, 255]);
+        // A black mark on a transparent ground: half-transparent black over white.
+        rgba(&dir.path().join("train/b.png"), 2, 2, [0, 0, 0, 128]);
+        png(&dir.path().join("test/c.png"), 2, 2, 77);
+        let auto = load(dir.path(), Split::Train, ImageRequest::default()).unwrap();
+        assert_eq!(auto.spec.color, Color::Rgb);
+        // Planes: RRRR GGGG BBBB, then the flattened gray image repeated in each plane.
+        let mut want = [[200u8; 4], [10; 4], [0; 4]].concat();
+        want.extend([127u8; 12]); // (0·128 + 255·127 + 127) / 255
+        assert_eq!(auto.pixels, want);
+        // The test split follows the training spec: gray files become three equal planes.
+        let test = load(dir.path(), Split::Test, auto.spec.request()).unwrap();
+        assert_eq!((test.spec, test.pixels.clone()), (auto.spec, vec![77; 12]));
+        let black = ImageRequest { background: Background::Black, ..auto.spec.request() };
+        let on_black = load(dir.path(), Split::Train, black).unwrap();
+        assert_eq!(&on_black.pixels[12..], &[0u8; 12]);
+        let ignore = ImageRequest { background: Background::Ignore, ..auto.spec.request() };
+        assert_eq!(&load(dir.path(), Split::Train, ignore).unwrap().pixels[12..], &[0u8; 12]);
+        // Gray: Rec. 709 luma of (200, 10, 0) = 42.5 + 7.2 → 50.
+        let gray = ImageRequest { color: ColorChoice::Gray, ..Default::default() };
+        let gray = load(dir.path(), Split::Train, gray).unwrap();
+        assert_eq!(gray.spec.color, Color::Gray);
+        assert_eq!(gray.pixels, [[50u8; 4], [127; 4]].concat());
     }
 
     #[test]
@@ -226,7 +452,7 @@ mod tests {
                 png(&dir.path().join("test").join(class).join(format!("{i}.png")), 4, 4, 0);
             }
         }
-        let train = load_split(dir.path(), Split::Train).unwrap();
+        let train = load(dir.path(), Split::Train, ImageRequest::default()).unwrap();
         assert_eq!(train.labels, Some(vec![3, 3, 7, 7, 7]));
         let names = vec!["cat".to_string(), "dog".to_string()];
         let files = vec![PathBuf::from("/d/dog/1.png"), PathBuf::from("/d/cat/2.png")];
@@ -240,13 +466,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         png(&dir.path().join("ok.png"), 4, 4, 0);
         std::fs::write(dir.path().join("zero.png"), []).unwrap();
-        let both = load_split(dir.path(), Split::Train).and(load_split(dir.path(), Split::Test));
+        let any = ImageRequest { size: Some(Size { height: 4, width: 4 }), ..Default::default() };
+        let both = load(dir.path(), Split::Train, any).and(load(dir.path(), Split::Test, any));
         let err = format!("{:#}", both.unwrap_err());
         assert!(err.contains("zero.png") && err.contains("not a readable image"), "{err}");
 
         let empty = tempfile::tempdir().unwrap();
         std::fs::write(empty.path().join("a.txt"), "x").unwrap();
-        let err = load_split(empty.path(), Split::Train).unwrap_err().to_string();
+        let err =
+            load(empty.path(), Split::Train, ImageRequest::default()).unwrap_err().to_string();
         assert!(err.contains("holds no training images"), "{err}");
     }
 }

@@ -7,10 +7,12 @@ pub mod folder;
 pub mod idx;
 pub mod noise;
 pub mod normal;
+pub mod spec;
 pub mod split;
 
 use crate::config::TrainConfig;
 use anyhow::{bail, Context, Result};
+use spec::{ImageRequest, ImageSpec};
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
 
@@ -40,49 +42,48 @@ impl Split {
     }
 }
 
-/// Grayscale images of one size, row-major bytes, with optional labels.
+/// Images of one spec (size, colour), each stored as its channel planes of bytes one
+/// after another (C×H×W, PyTorch's layout), with optional labels.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ImageSet {
-    /// `len() * height * width` bytes.
+    /// `len() * spec.values()` bytes.
     pub pixels: Vec<u8>,
     pub labels: Option<Vec<u8>>,
-    pub height: usize,
-    pub width: usize,
+    pub spec: ImageSpec,
 }
 
 impl ImageSet {
     pub fn len(&self) -> usize {
-        self.pixels.len() / self.pixel_count().max(1)
+        self.pixels.len() / self.image_len().max(1)
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Pixels per image.
-    pub fn pixel_count(&self) -> usize {
-        self.height * self.width
+    /// Bytes per image: C·H·W.
+    pub fn image_len(&self) -> usize {
+        self.spec.values() as usize
     }
 
     /// The images at `indices`, in that order.
     pub fn select(&self, indices: &[usize]) -> ImageSet {
-        let p = self.pixel_count();
+        let p = self.image_len();
         let mut pixels = Vec::with_capacity(indices.len() * p);
         for &i in indices {
             pixels.extend_from_slice(&self.pixels[i * p..(i + 1) * p]);
         }
         let labels = self.labels.as_ref().map(|l| indices.iter().map(|&i| l[i]).collect());
-        ImageSet { pixels, labels, height: self.height, width: self.width }
+        ImageSet { pixels, labels, spec: self.spec }
     }
 
     /// The first `n` images (all of them when there are fewer).
     pub fn take(&self, n: usize) -> ImageSet {
         let n = n.min(self.len());
         ImageSet {
-            pixels: self.pixels[..n * self.pixel_count()].to_vec(),
+            pixels: self.pixels[..n * self.image_len()].to_vec(),
             labels: self.labels.as_ref().map(|l| l[..n].to_vec()),
-            height: self.height,
-            width: self.width,
+            spec: self.spec,
         }
     }
 
@@ -103,20 +104,20 @@ impl ImageSet {
         Ok(self.select(&keep))
     }
 
-    /// The images as a `[N, height*width]` f32 tensor in [0, 1] on `device`.
+    /// The images as a `[N, C*H*W]` f32 tensor in [0, 1] on `device`.
     pub fn to_unit(&self, device: Device) -> Tensor {
         to_unit_float(&self.to_device(device))
     }
 
-    /// The images as a `[N, height*width]` u8 tensor on `device`.
+    /// The images as a `[N, C*H*W]` u8 tensor on `device`.
     pub fn to_device(&self, device: Device) -> Tensor {
         Tensor::from_slice(&self.pixels)
-            .view([self.len() as i64, self.pixel_count() as i64])
+            .view([self.len() as i64, self.image_len() as i64])
             .to_device(device)
     }
 }
 
-/// `[N, D]` u8 → `[N, D]` f32 in [0, 1].
+/// `[N, D]` u8 → `[N, D]` f32 in [0, 1]: the one scaling of 8-bit values, on tensors.
 pub fn to_unit_float(bytes: &Tensor) -> Tensor {
     bytes.to_kind(Kind::Float) / 255.0
 }
@@ -142,11 +143,16 @@ pub fn default_dir() -> PathBuf {
     }
 }
 
-/// The images a run trains and validates on: the training files of `dir`, kept to
-/// `cfg.classes`, cut to the first `cfg.limit`, split by `cfg.seed`. Training and every
-/// later command that needs them (e.g. the PCA baseline) call this one function.
-pub fn training_sets(dir: &Path, cfg: &TrainConfig) -> Result<(ImageSet, ImageSet)> {
-    let mut all = load_split(dir, Split::Train)?;
+/// The images a run trains and validates on: the training files of `dir` converted as
+/// `request` asks, kept to `cfg.classes`, cut to the first `cfg.limit`, split by
+/// `cfg.seed`. Training and every later command that needs them (e.g. the PCA baseline,
+/// with the run's recorded spec as the request) call this one function.
+pub fn training_sets(
+    dir: &Path,
+    cfg: &TrainConfig,
+    request: &ImageRequest,
+) -> Result<(ImageSet, ImageSet)> {
+    let mut all = load_split(dir, Split::Train, request)?;
     if let Some(classes) = &cfg.classes {
         all = all.with_classes(classes, dir)?;
     }
@@ -164,10 +170,10 @@ pub fn training_sets(dir: &Path, cfg: &TrainConfig) -> Result<(ImageSet, ImageSe
     Ok((all.select(&train), all.select(&val)))
 }
 
-/// Loads one split of a data folder: MNIST-style IDX files when the folder has them
-/// (`<prefix>-images-idx3-ubyte[.gz]` and, when present, `<prefix>-labels-idx1-ubyte[.gz]`),
-/// else the image files below it (see `folder`).
-pub fn load_split(dir: &Path, split: Split) -> Result<ImageSet> {
+/// Loads one split of a data folder, converted as `request` asks: MNIST-style IDX files
+/// when the folder has them (`<prefix>-images-idx3-ubyte[.gz]` and, when present,
+/// `<prefix>-labels-idx1-ubyte[.gz]`), else the image files below it (see `folder`).
+pub fn load_split(dir: &Path, split: Split, request: &ImageRequest) -> Result<ImageSet> {
     if !dir.is_dir() {
         if dir.exists() {
             bail!("data folder {} is not a folder", dir.display());
@@ -183,7 +189,7 @@ pub fn load_split(dir: &Path, split: Split) -> Result<ImageSet> {
     let is_idx = find(dir, Split::Train.prefix(), "images-idx3-ubyte").is_some()
         || find(dir, Split::Test.prefix(), "images-idx3-ubyte").is_some();
     if !is_idx && folder::has_images(dir) {
-        return folder::load_split(dir, split);
+        return folder::load_split(dir, split, request);
     }
     let images_path = find(dir, prefix, "images-idx3-ubyte").with_context(|| {
         format!(
@@ -214,7 +220,15 @@ pub fn load_split(dir: &Path, split: Split) -> Result<ImageSet> {
             Some(labels.data)
         }
     };
-    Ok(ImageSet { pixels: images.data, labels, height, width })
+    let stored = ImageSet {
+        pixels: images.data,
+        labels,
+        spec: ImageSpec {
+            background: request.background,
+            ..ImageSpec::gray(height as i64, width as i64)
+        },
+    };
+    Ok(folder::convert_gray_set(stored, request))
 }
 
 /// The first existing file among the accepted spellings of an MNIST file name.
@@ -239,8 +253,7 @@ mod tests {
         ImageSet {
             pixels: (0..n * 4).map(|i| i as u8).collect(),
             labels: Some((0..n as u8).collect()),
-            height: 2,
-            width: 2,
+            spec: ImageSpec::gray(2, 2),
         }
     }
 
@@ -279,9 +292,13 @@ mod tests {
     fn missing_folder_and_files_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let gone = dir.path().join("nope");
-        let err = load_split(&gone, Split::Train).unwrap_err().to_string();
+        let err =
+            load_split(&gone, Split::Train, &ImageRequest::default()).unwrap_err().to_string();
         assert!(err.contains("nope") && err.contains("does not exist"), "{err}");
-        let err = format!("{:#}", load_split(dir.path(), Split::Test).unwrap_err());
+        let err = format!(
+            "{:#}",
+            load_split(dir.path(), Split::Test, &ImageRequest::default()).unwrap_err()
+        );
         assert!(err.contains("t10k-images-idx3-ubyte.gz"), "{err}");
     }
 
@@ -295,7 +312,8 @@ mod tests {
         .unwrap();
         std::fs::write(dir.path().join("train-labels.idx1-ubyte"), idx::encode(&[3], &[1, 2, 3]))
             .unwrap();
-        let err = load_split(dir.path(), Split::Train).unwrap_err().to_string();
+        let err =
+            load_split(dir.path(), Split::Train, &ImageRequest::default()).unwrap_err().to_string();
         assert!(err.contains("holds 3 labels") && err.contains("holds 2 images"), "{err}");
     }
 }

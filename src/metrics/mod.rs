@@ -112,7 +112,7 @@ pub fn evaluate(
     images: &Tensor,
     pca: &Pca,
 ) -> EvalReport {
-    let (h, w) = (config.height, config.width);
+    let shape = config.image_shape();
     let clean = to_unit_float(images);
     let inputs = eval_inputs(&clean, train);
     let (n, d) = (clean.size()[0], clean.size()[1]);
@@ -120,7 +120,7 @@ pub fn evaluate(
     let mse_model = mse(&output, &clean);
     let mean_ssim = |x: &Tensor| {
         batched(&Tensor::stack(&[x, &clean], 1), |pair| {
-            ssim::ssim(&pair.select(1, 0), &pair.select(1, 1), h, w)
+            ssim::ssim(&pair.select(1, 0), &pair.select(1, 1), shape)
         })
         .mean(Kind::Double)
         .double_value(&[])

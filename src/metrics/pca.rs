@@ -6,6 +6,11 @@ use tch::{Kind, Tensor};
 
 /// Rows converted to f64 at a time while fitting.
 const FIT_CHUNK: i64 = 4096;
+/// Above this many values per row the `D × D` covariance is too large (128 MiB in f64 at
+/// 4096, and its eigendecomposition too slow): the fit goes through the `N × N` Gram
+/// matrix of at most `GRAM_ROWS` rows instead, evenly spread over the data.
+pub const COVARIANCE_MAX_DIM: i64 = 4096;
+pub const GRAM_ROWS: i64 = 4096;
 
 /// The top-k principal subspace of a set of rows.
 #[derive(Debug)]
@@ -16,6 +21,16 @@ pub struct Pca {
     pub components: Tensor,
     /// `[k]` variance along each component.
     pub variances: Tensor,
+    /// How many rows the fit used (fewer than given for wide data, see `GRAM_ROWS`).
+    pub fitted_rows: i64,
+}
+
+/// `x` as f64, u8 pixels scaled to [0, 1].
+fn to_f64(x: &Tensor) -> Tensor {
+    match x.kind() {
+        Kind::Uint8 => x.to_kind(Kind::Double) / 255.0,
+        _ => x.to_kind(Kind::Double),
+    }
 }
 
 impl Pca {
@@ -31,15 +46,14 @@ impl Pca {
         if k < 1 || k > d || n < 2 {
             bail!("PCA with {k} components needs 1 ≤ k ≤ {d} and at least 2 rows (got {n})");
         }
+        if d > COVARIANCE_MAX_DIM {
+            return Self::fit_gram(x, k);
+        }
         let (mean, cov) = tch::no_grad(|| {
             let chunks = || {
-                (0..n).step_by(FIT_CHUNK as usize).map(move |start| {
-                    let rows = x.narrow(0, start, FIT_CHUNK.min(n - start));
-                    match rows.kind() {
-                        Kind::Uint8 => rows.to_kind(Kind::Double) / 255.0,
-                        _ => rows.to_kind(Kind::Double),
-                    }
-                })
+                (0..n)
+                    .step_by(FIT_CHUNK as usize)
+                    .map(move |start| to_f64(&x.narrow(0, start, FIT_CHUNK.min(n - start))))
             };
             let opts = (Kind::Double, x.device());
             let mut sum = Tensor::zeros([d], opts);
@@ -65,6 +79,58 @@ impl Pca {
             mean: mean.to_kind(Kind::Float),
             components: components.to_kind(Kind::Float),
             variances: variances.to_kind(Kind::Float),
+            fitted_rows: n,
+        })
+    }
+
+    /// The same fit for wide rows, through the Gram matrix G = X̃X̃ᵀ of the centred rows:
+    /// its eigenvectors uᵢ give the principal directions X̃ᵀuᵢ/√λᵢ and the variances
+    /// λᵢ/(n − 1). Columns are processed in chunks, so beyond `x` the memory is G and the
+    /// `k × D` components. At most `GRAM_ROWS` rows, evenly strided, are used.
+    fn fit_gram(x: &Tensor, k: i64) -> Result<Pca> {
+        let (n_all, d) = (x.size()[0], x.size()[1]);
+        let stride = (n_all + GRAM_ROWS - 1) / GRAM_ROWS;
+        let x = x.slice(0, 0, n_all, stride);
+        let n = x.size()[0];
+        if k > n {
+            bail!("PCA with {k} components needs at least {k} rows, got {n}");
+        }
+        let columns = || {
+            (0..d).step_by(FIT_CHUNK as usize).map(move |start| (start, FIT_CHUNK.min(d - start)))
+        };
+        let opts = (Kind::Double, x.device());
+        let (mean, gram) = tch::no_grad(|| {
+            let mean = to_f64(&x).mean_dim(0, false, Kind::Double);
+            let mut gram = Tensor::zeros([n, n], opts);
+            for (start, len) in columns() {
+                let c = (to_f64(&x.narrow(1, start, len)) - mean.narrow(0, start, len))
+                    .to_kind(Kind::Float);
+                gram += c.matmul(&c.tr()).to_kind(Kind::Double);
+            }
+            (mean, gram)
+        });
+        let (eigenvalues, eigenvectors) =
+            gram.f_linalg_eigh("L").context("eigendecomposition of the Gram matrix")?;
+        let lambda = eigenvalues.narrow(0, n - k, k).flip([0]);
+        let u = eigenvectors.narrow(1, n - k, k).flip([1]);
+        // Directions of (numerically) zero variance are left out as zero rows.
+        let floor = lambda.max().double_value(&[]).max(0.0) * 1e-12;
+        let keep = lambda.gt(floor).to_kind(Kind::Double);
+        let scale = keep / lambda.clamp_min(floor.max(f64::MIN_POSITIVE)).sqrt();
+        let components = tch::no_grad(|| {
+            let parts: Vec<Tensor> = columns()
+                .map(|(start, len)| {
+                    let c = to_f64(&x.narrow(1, start, len)) - mean.narrow(0, start, len);
+                    u.tr().matmul(&c) * scale.unsqueeze(1)
+                })
+                .collect();
+            Tensor::cat(&parts, 1)
+        });
+        Ok(Pca {
+            mean: mean.to_kind(Kind::Float),
+            components: components.to_kind(Kind::Float),
+            variances: (lambda.clamp_min(0.0) / (n - 1) as f64).to_kind(Kind::Float),
+            fitted_rows: n,
         })
     }
 
@@ -118,5 +184,31 @@ mod tests {
         assert!(Pca::fit(&x, 4).is_err());
         assert!(Pca::fit(&x, 0).is_err());
         assert!(Pca::fit(&x.view([30]), 1).is_err());
+    }
+
+    #[test]
+    fn wide_rows_fit_through_the_gram_matrix_to_the_same_subspace() {
+        let _rng = crate::rng_lock();
+        tch::manual_seed(2);
+        let opts = (Kind::Float, Device::Cpu);
+        // 300 rows of width 5000 (above COVARIANCE_MAX_DIM) near a 3-D subspace.
+        let basis = Tensor::randn([3, 5000], opts);
+        let coords = Tensor::randn([300, 3], opts) * Tensor::from_slice(&[4f32, 2., 1.]);
+        let x = coords.matmul(&basis) + Tensor::randn([300, 5000], opts) * 0.01 + 0.3;
+        let pca = Pca::fit(&x, 3).unwrap();
+        assert_eq!(pca.fitted_rows, 300);
+        assert_eq!(pca.components.size(), vec![3, 5000]);
+        let gram = pca.components.matmul(&pca.components.tr());
+        let eye = Tensor::eye(3, opts);
+        assert!((gram - eye).abs().max().double_value(&[]) < 1e-4, "orthonormal components");
+        // The residual is the noise alone: 0.01² per value.
+        let mse = (pca.reconstruct(&x) - &x).square().mean(Kind::Double).double_value(&[]);
+        assert!(mse < 1.2e-4, "{mse}");
+        // The variances of an exact SVD of the centred data.
+        let centred = &x - x.mean_dim(0, true, Kind::Float);
+        let (_, sv, _) = centred.to_kind(Kind::Double).svd(true, true);
+        let want = sv.narrow(0, 0, 3).square() / 299.0;
+        let got = pca.variances.to_kind(Kind::Double);
+        assert!(((got - &want) / want).abs().max().double_value(&[]) < 1e-3);
     }
 }

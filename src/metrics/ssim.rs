@@ -1,6 +1,7 @@
 //! Structural similarity (Wang et al. 2004) on 8-bit images: 11×11 Gaussian window with
 //! σ = 1.5, K1 = 0.01, K2 = 0.03, L = 255, computed over the window's valid positions as in
-//! the authors' reference `ssim.m`.
+//! the authors' reference `ssim.m`. Colour images are scored per channel and the channels
+//! averaged (as scikit-image's `channel_axis` does).
 
 use tch::{Kind, Tensor};
 
@@ -29,10 +30,20 @@ fn band(size: i64, n: i64, device: tch::Device) -> Tensor {
     Tensor::from_slice(&m).view([rows, n]).to_device(device)
 }
 
-/// Mean SSIM of each image pair. `a`, `b`: `[N, H*W]` in [0, 1], quantised to 8 bits
-/// first; returns `[N]` (f64). Images smaller than the window use the largest odd window
-/// that fits.
-pub fn ssim(a: &Tensor, b: &Tensor, height: i64, width: i64) -> Tensor {
+/// Mean SSIM of each image pair. `a`, `b`: `[N, C*H*W]` in [0, 1], quantised to 8 bits
+/// first; each channel is scored alone and the C scores averaged; returns `[N]` (f64).
+/// Images smaller than the window use the largest odd window that fits.
+pub fn ssim(a: &Tensor, b: &Tensor, (channels, height, width): (i64, i64, i64)) -> Tensor {
+    let n = a.size()[0];
+    let per_channel = |x: &Tensor| x.reshape([n * channels, height * width]);
+    ssim_gray(&per_channel(a), &per_channel(b), height, width).view([n, channels]).mean_dim(
+        1,
+        false,
+        Kind::Double,
+    )
+}
+
+fn ssim_gray(a: &Tensor, b: &Tensor, height: i64, width: i64) -> Tensor {
     let size = WINDOW.min(height.min(width) - (1 - height.min(width) % 2)).max(1);
     let (bh, bw) = (band(size, height, a.device()), band(size, width, a.device()).tr());
     let to8 = |x: &Tensor| {
@@ -62,7 +73,7 @@ mod tests {
     fn identical_images_score_one() {
         let _rng = crate::rng_lock();
         let x = Tensor::rand([3, 784], (Kind::Float, Device::Cpu));
-        let s = ssim(&x, &x, 28, 28);
+        let s = ssim(&x, &x, (1, 28, 28));
         assert!((s - 1.0).abs().max().double_value(&[]) < 1e-12);
     }
 
@@ -72,7 +83,7 @@ mod tests {
         // With no variance SSIM reduces to (2ab + C1) / (a² + b² + C1) in 8-bit units.
         let (a, b) = (100.0, 150.0);
         let expected = (2.0 * a * b + C1) / (a * a + b * b + C1);
-        let s = ssim(&img(a / 255.0), &img(b / 255.0), 28, 28).double_value(&[0]);
+        let s = ssim(&img(a / 255.0), &img(b / 255.0), (1, 28, 28)).double_value(&[0]);
         assert!((s - expected).abs() < 1e-9, "{s} vs {expected}");
     }
 
@@ -85,7 +96,7 @@ mod tests {
         };
         let a = Tensor::from_slice(&pattern(7, 0)).view([1, 784]);
         let b = Tensor::from_slice(&pattern(13, 5)).view([1, 784]);
-        let s = ssim(&a, &b, 28, 28).double_value(&[0]);
+        let s = ssim(&a, &b, (1, 28, 28)).double_value(&[0]);
         assert!((s - 0.0558666629).abs() < 1e-9, "{s}");
     }
 
@@ -95,10 +106,24 @@ mod tests {
         tch::manual_seed(3);
         let x = Tensor::rand([4, 784], (Kind::Float, Device::Cpu));
         let noisy = (&x + Tensor::randn_like(&x) * 0.2).clamp(0.0, 1.0);
-        let s = ssim(&x, &noisy, 28, 28);
+        let s = ssim(&x, &noisy, (1, 28, 28));
         assert!(s.max().double_value(&[]) < 0.95);
-        assert!((s - ssim(&noisy, &x, 28, 28)).abs().max().double_value(&[]) < 1e-12);
+        assert!((s - ssim(&noisy, &x, (1, 28, 28))).abs().max().double_value(&[]) < 1e-12);
         // Windows shrink to fit small images.
-        assert_eq!(ssim(&x.narrow(1, 0, 25), &x.narrow(1, 0, 25), 5, 5).size(), vec![4]);
+        assert_eq!(ssim(&x.narrow(1, 0, 25), &x.narrow(1, 0, 25), (1, 5, 5)).size(), vec![4]);
+    }
+
+    #[test]
+    fn colour_is_the_mean_of_the_channels() {
+        let _rng = crate::rng_lock();
+        tch::manual_seed(5);
+        let x = Tensor::rand([2, 3 * 64], (Kind::Float, Device::Cpu));
+        let y = (&x + Tensor::randn_like(&x) * 0.1).clamp(0.0, 1.0);
+        let colour = ssim(&x, &y, (3, 8, 8));
+        for i in 0..2 {
+            let planes = |t: &Tensor| t.get(i).view([3, 64]);
+            let mean = ssim(&planes(&x), &planes(&y), (1, 8, 8)).mean(Kind::Double);
+            assert!((colour.double_value(&[i]) - mean.double_value(&[])).abs() < 1e-12);
+        }
     }
 }

@@ -1,16 +1,21 @@
 #!/usr/bin/env python3
 """A real PyTorch client of ae-tch's weights, driven by tests/it/ecosystem.rs.
 
-It builds the torch.nn model that ae-tch's model.json describes (MLP: Linear layers in an
-`encoder` and a `decoder` nn.Sequential, activations between them, a sigmoid at the end),
-so that ae-tch's weight names (`encoder.0.weight`, ...) are its state-dict keys.
+It builds the torch.nn model that ae-tch's model.json describes, as an `encoder` and a
+`decoder` nn.Sequential whose positions match ae-tch's names (`encoder.0.weight`, ...):
+MLP (Linear layers, activations between them, a sigmoid at the end) or conv (Unflatten to
+C×H×W, stride-2 Conv2d layers, Flatten, Linear; mirrored with ConvTranspose2d, cropped
+where the encoder's size was odd).
 
-  pytorch_client.py check MODEL_JSON WEIGHTS.safetensors AE_TCH_RECON.npy
+  pytorch_client.py check MODEL_JSON WEIGHTS.safetensors AE_TCH_RECON.npy [INPUTS.npy]
       load ae-tch's exported weights, reconstruct the test images, print the largest
       absolute difference from ae-tch's reconstructions (`ae-tch encode --decode`)
-  pytorch_client.py make MODEL_JSON OUT.safetensors OUT_RECON.npy SEED
+  pytorch_client.py make MODEL_JSON OUT.safetensors OUT_RECON.npy SEED [INPUTS.npy]
       build the model with torch's own initialisation, save its state dict as safetensors,
       and save its reconstructions of the test images
+
+The test images are the run's IDX t10k file, or the rows of INPUTS.npy (values in [0, 1],
+C·H·W per row, channel planes first) when given.
   pytorch_client.py diff A.npy B.npy
       print the largest absolute difference between the reconstruction columns
 """
@@ -26,12 +31,31 @@ ACTIVATIONS = {"relu": torch.nn.ReLU, "leaky-relu": torch.nn.LeakyReLU, "tanh": 
                "gelu": torch.nn.GELU}
 
 
+class Crop(torch.nn.Module):
+    def __init__(self, h, w):
+        super().__init__()
+        self.h, self.w = h, w
+
+    def forward(self, x):
+        return x[:, :, :self.h, :self.w]
+
+
+def shape(cfg):
+    spec = cfg["input"]
+    return (3 if spec["color"] == "rgb" else 1), spec["height"], spec["width"]
+
+
 class Autoencoder(torch.nn.Module):
     def __init__(self, cfg):
         super().__init__()
-        assert cfg["arch"] == "mlp" and not cfg.get("tied_weights"), "MLP models only"
+        assert not cfg.get("tied_weights"), "untied models only"
         act = ACTIVATIONS[cfg.get("activation", "relu")]
-        w = [cfg["height"] * cfg["width"], *cfg["hidden"], cfg["latent"]]
+        c, h, w = shape(cfg)
+        if cfg["arch"] == "conv":
+            self.encoder, self.decoder = conv(cfg, act, c, h, w)
+            return
+        assert cfg["arch"] == "mlp", "MLP and conv models only"
+        w = [c * h * w, *cfg["hidden"], cfg["latent"]]
         enc, dec = [], []
         for i, (a, b) in enumerate(zip(w, w[1:])):
             enc += [torch.nn.Linear(a, b)] + ([act()] if i < len(w) - 2 else [])
@@ -45,6 +69,30 @@ class Autoencoder(torch.nn.Module):
         return self.decoder(self.encoder(x))
 
 
+def conv(cfg, act, c, h, w):
+    chans = cfg["channels"]
+    sizes = [(h, w)]
+    for _ in chans:
+        sizes.append(((sizes[-1][0] + 1) // 2, (sizes[-1][1] + 1) // 2))
+    enc = [torch.nn.Unflatten(1, (c, h, w))]
+    for a, b in zip([c, *chans], chans):
+        enc += [torch.nn.Conv2d(a, b, 3, stride=2, padding=1), act()]
+    fh, fw = sizes[-1]
+    flat = chans[-1] * fh * fw
+    enc += [torch.nn.Flatten(), torch.nn.Linear(flat, cfg["latent"])]
+    dec = [torch.nn.Linear(cfg["latent"], flat), act(), torch.nn.Unflatten(1, (chans[-1], fh, fw))]
+    for i in reversed(range(len(chans))):
+        out = c if i == 0 else chans[i - 1]
+        dec.append(torch.nn.ConvTranspose2d(chans[i], out, 3, stride=2, padding=1,
+                                            output_padding=1))
+        (th, tw), (sh, sw) = sizes[i], sizes[i + 1]
+        if (th, tw) != (2 * sh, 2 * sw):
+            dec.append(Crop(th, tw))
+        dec.append(torch.nn.Sigmoid() if i == 0 else act())
+    dec.append(torch.nn.Flatten())
+    return torch.nn.Sequential(*enc), torch.nn.Sequential(*dec)
+
+
 def test_images(manifest):
     raw = gzip.open(f"{manifest['data']['path']}/t10k-images-idx3-ubyte.gz").read()
     n, h, w = (int.from_bytes(raw[i:i + 4], "big") for i in (4, 8, 12))
@@ -52,9 +100,11 @@ def test_images(manifest):
     return torch.from_numpy(x.astype(np.float32)) / 255.0
 
 
-def reconstruct(model, manifest):
+def reconstruct(model, manifest, inputs=None):
+    x = test_images(manifest) if inputs is None else torch.from_numpy(
+        np.load(inputs).astype(np.float32))
     with torch.no_grad():
-        return model(test_images(manifest)).numpy()
+        return model(x).numpy()
 
 
 def pixels(npy, d):
@@ -71,11 +121,12 @@ def main():
         return
     manifest = json.load(open(args[0]))
     cfg = manifest["model"]
-    d = cfg["height"] * cfg["width"]
+    c, h, w = shape(cfg)
+    d = c * h * w
     model = Autoencoder(cfg)
     if cmd == "check":
         model.load_state_dict(load_file(args[1]), strict=True)
-        ours = reconstruct(model, manifest)
+        ours = reconstruct(model, manifest, args[3] if len(args) > 3 else None)
         theirs = pixels(args[2], d)
         assert ours.shape == theirs.shape, (ours.shape, theirs.shape)
         print(f"max_abs_diff {np.abs(ours - theirs).max():.3e}")
@@ -83,7 +134,8 @@ def main():
         torch.manual_seed(int(args[3]))
         model = Autoencoder(cfg)
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, args[1])
-        np.save(args[2], reconstruct(model, manifest).astype(np.float64))
+        inputs = args[4] if len(args) > 4 else None
+        np.save(args[2], reconstruct(model, manifest, inputs).astype(np.float64))
     else:
         sys.exit(f"unknown command {cmd}")
 

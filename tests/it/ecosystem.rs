@@ -11,7 +11,7 @@ fn python() -> PathBuf {
 }
 
 /// Runs tests/clients/pytorch_client.py and returns the difference it reports.
-fn client(args: &[&str]) -> f64 {
+pub fn client(args: &[&str]) -> f64 {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/pytorch_client.py");
     let out = Command::new(python()).arg(script).args(args).output().expect("run python");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -133,6 +133,9 @@ fn doctor_names_libtorch_and_explains_missing_cuda() {
         );
     }
     assert!(json["threads"].as_i64().unwrap() >= 1);
+    // main sets the flush mode before libtorch starts its pool: every thread inherits it.
+    assert_eq!(json["denormals_flushed"], true, "{text}");
+    assert!(text.contains("flushed to zero on every libtorch thread"), "{text}");
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::path::Path;
 
 /// The first `n` test digits of data/mnist as 28x28 images.
 fn digits(n: usize) -> Vec<(GrayImage, u8)> {
-    let test = load_split(&mnist(), Split::Test).unwrap();
+    let test = load_split(&mnist(), Split::Test, &Default::default()).unwrap();
     let labels = test.labels.clone().unwrap();
     (0..n)
         .map(|i| {
@@ -129,7 +129,10 @@ fn a_folder_of_images_trains_and_evaluates_at_its_own_size() {
     );
     let manifest = read_json(&out.join("model.json"));
     assert_eq!(
-        (manifest["model"]["height"].as_i64(), manifest["model"]["width"].as_i64()),
+        (
+            manifest["model"]["input"]["height"].as_i64(),
+            manifest["model"]["input"]["width"].as_i64()
+        ),
         (Some(20), Some(20))
     );
     let eval = ae(dir.path(), &["eval", "--run", "run", "--json"]).ok();

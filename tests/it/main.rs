@@ -1,6 +1,7 @@
 //! Integration tests: the real `ae-tch` binary on the real embedded data (data/mnist).
 
 mod bad_input;
+mod colour;
 mod ecosystem;
 mod fetch;
 mod images;

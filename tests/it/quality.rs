@@ -8,8 +8,8 @@ use tch::{Device, Kind};
 
 #[test]
 fn pca_at_k30_matches_the_pytorch_reference_and_the_published_figure() {
-    let train = load_split(&mnist(), Split::Train).unwrap();
-    let test = load_split(&mnist(), Split::Test).unwrap();
+    let train = load_split(&mnist(), Split::Train, &Default::default()).unwrap();
+    let test = load_split(&mnist(), Split::Test, &Default::default()).unwrap();
     let x = to_unit_float(&train.to_device(Device::Cpu));
     let t = to_unit_float(&test.to_device(Device::Cpu));
     let pca = Pca::fit(&x, 30).unwrap();

@@ -97,11 +97,10 @@ fn early_stopping_stops_and_restores_the_best_weights() {
         device: ae_tch::config::DeviceSpec::Cpu,
         ..Default::default()
     };
-    let (train_set, val_set) = data::training_sets(&mnist(), &cfg).unwrap();
+    let (train_set, val_set) = data::training_sets(&mnist(), &cfg, &Default::default()).unwrap();
     let model_cfg = ModelConfig {
+        input: ae_tch::data::spec::DataSpec::Image(train_set.spec),
         arch: Arch::Mlp,
-        height: 28,
-        width: 28,
         hidden: vec![512],
         latent: 64,
         activation: Activation::Relu,
@@ -262,7 +261,8 @@ fn every_arch_trains_in_both_modes_and_reloads_to_identical_outputs() {
 fn conv_trains_on_a_folder_of_non_28_images() {
     let dir = tempdir();
     let data = dir.path().join("small");
-    let test = ae_tch::data::load_split(&mnist(), ae_tch::data::Split::Test).unwrap();
+    let test =
+        ae_tch::data::load_split(&mnist(), ae_tch::data::Split::Test, &Default::default()).unwrap();
     std::fs::create_dir_all(&data).unwrap();
     for i in 0..400 {
         let img = image::GrayImage::from_raw(28, 28, test.pixels[i * 784..(i + 1) * 784].to_vec())
@@ -278,7 +278,7 @@ fn conv_trains_on_a_folder_of_non_28_images() {
     .ok();
     let m = read_json(&out.join("model.json"));
     assert_eq!(
-        (m["model"]["height"].as_i64(), m["model"]["arch"].as_str()),
+        (m["model"]["input"]["height"].as_i64(), m["model"]["arch"].as_str()),
         (Some(18), Some("conv"))
     );
     let val = val_losses(&out);

@@ -1,0 +1,213 @@
+//! Colour images end to end on data/emoji (setup.sh's Twemoji folder), and image files of
+//! every awkward kind: mixed sizes, gray beside colour, 16-bit, palette-indexed, CMYK,
+//! 1×1, and a header that declares a huge size.
+
+use crate::util::*;
+use std::path::{Path, PathBuf};
+
+/// setup.sh's colour folder: train/ and test/ with one sub-folder per emoji category.
+fn emoji() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/emoji");
+    assert!(dir.join("train").is_dir(), "{} is missing: run scripts/setup.sh", dir.display());
+    dir
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Pixels of a PNG whose channels differ by more than 60 levels: colour, not gray.
+fn coloured_pixels(path: &Path) -> usize {
+    let img = image::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).to_rgb8();
+    img.pixels().filter(|p| p.0.iter().max().unwrap() - p.0.iter().min().unwrap() > 60).count()
+}
+
+fn train_args(data: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = ["train", "--threads", "1", "--device", "cpu", "--limit", "400"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.extend(
+        ["--batch-size", "32", "--lr", "0.003", "--data", s(data), "--out", s(out)]
+            .map(String::from),
+    );
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+#[test]
+fn colour_conv_on_emoji_trains_reloads_exports_and_draws_in_colour() {
+    let dir = tempdir();
+    let d = dir.path();
+    let run = d.join("conv");
+    let extra = ["--arch", "conv", "--channels", "16,32", "--latent", "16", "--epochs", "2"];
+    let mut extra = extra.to_vec();
+    extra.extend(["--resize", "32x32"]);
+    ae(d, &train_args(&emoji(), &run, &extra)).ok();
+    let manifest = read_json(&run.join("model.json"));
+    assert_eq!(
+        manifest["model"]["input"],
+        serde_json::json!({"kind": "image", "color": "rgb", "height": 32, "width": 32,
+                           "background": "white"})
+    );
+    // Reloaded, the run evaluates to exactly what training recorded, beside PCA on 3·32·32.
+    let eval = ae(d, &["eval", "--run", s(&run), "--json"]).ok().stdout;
+    let eval: serde_json::Value = serde_json::from_str(&eval).unwrap();
+    let recorded = &manifest["outcome"]["test"];
+    for key in ["mse", "ssim", "pca_mse"] {
+        assert_eq!(eval[key], recorded[key], "{key}");
+    }
+    assert_eq!(eval["images"], 406);
+    let ssim = eval["ssim"].as_f64().unwrap();
+    assert!(ssim > 0.0 && ssim < 1.0, "{ssim}");
+    assert!(coloured_pixels(&run.join("grid.png")) > 1000, "grid.png is not in colour");
+
+    // ae-tch → PyTorch: torch.nn builds the conv net from model.json, loads the exported
+    // weights strictly and reconstructs the converted test images as ae-tch does.
+    let exported = d.join("conv.safetensors");
+    let listing = ae(d, &["export", "--run", s(&run), "-o", s(&exported), "--json"]).ok().stdout;
+    let listing: serde_json::Value = serde_json::from_str(&listing).unwrap();
+    let first =
+        listing["tensors"].as_array().unwrap().iter().find(|t| t["name"] == "encoder.1.weight");
+    assert_eq!(first.unwrap()["shape"], serde_json::json!([16, 3, 3, 3]));
+    let spec: ae_tch::data::spec::DataSpec =
+        serde_json::from_value(manifest["model"]["input"].clone()).unwrap();
+    let ae_tch::data::spec::DataSpec::Image(spec) = spec;
+    let test =
+        ae_tch::data::load_split(&emoji(), ae_tch::data::Split::Test, &spec.request()).unwrap();
+    let values: Vec<f64> = test.pixels.iter().map(|&v| v as f64 / 255.0).collect();
+    std::fs::write(d.join("inputs.npy"), ae_tch::npy::encode_f64(test.len(), 3 * 32 * 32, &values))
+        .unwrap();
+    ae(d, &["encode", "--run", s(&run), "--decode", "-o", "ae.npy"]).ok();
+    let (json, recon, inputs) = (run.join("model.json"), d.join("ae.npy"), d.join("inputs.npy"));
+    let args = ["check", s(&json), s(&exported), s(&recon), s(&inputs)];
+    let diff = crate::ecosystem::client(&args);
+    eprintln!("colour conv, ae-tch → PyTorch: max abs difference {diff:e}");
+    assert!(diff <= 1e-5, "ae-tch → PyTorch: max abs difference {diff}");
+
+    // The user's own files, in colour; inverting makes no sense for colour runs.
+    let files: Vec<PathBuf> = ["smileys-emotion", "food-drink"]
+        .iter()
+        .map(|c| {
+            std::fs::read_dir(emoji().join("test").join(c)).unwrap().next().unwrap().unwrap().path()
+        })
+        .collect();
+    let mut args = vec!["denoise", "--run", s(&run), "-o", "out", "--add-noise", "0.2"];
+    args.extend(files.iter().map(|f| s(f)));
+    ae(d, &args).ok();
+    let stem = files[0].file_stem().unwrap().to_str().unwrap();
+    assert!(coloured_pixels(&d.join("out").join(format!("{stem}-denoised.png"))) > 1000);
+    args.extend(["--invert", "yes"]);
+    ae(d, &args).fails_with(&["--invert yes applies to grayscale runs", "rgb"]);
+}
+
+#[test]
+fn colour_vae_on_an_mlp_samples_interpolates_and_maps_in_colour() {
+    let dir = tempdir();
+    let d = dir.path();
+    let run = d.join("vae");
+    let extra =
+        ["--arch", "vae", "--hidden", "64", "--latent", "2", "--epochs", "2", "--resize", "16x16"];
+    ae(d, &train_args(&emoji(), &run, &extra)).ok();
+    assert_eq!(read_json(&run.join("model.json"))["model"]["input"]["color"], "rgb");
+    ae(d, &["sample", "--run", s(&run), "-n", "20", "-o", "samples.png"]).ok();
+    ae(d, &["interpolate", "--run", s(&run), "--from", "0", "--to", "5", "-o", "path.png"]).ok();
+    let args =
+        ["plot-latent", "--run", s(&run), "-o", "z.png", "--manifold", "m.png", "--steps", "6"];
+    ae(d, &args).ok();
+    for png in ["samples.png", "path.png", "m.png"] {
+        assert!(coloured_pixels(&d.join(png)) > 100, "{png} is not in colour");
+    }
+}
+
+/// A PNG that declares `w × h` pixels and holds no pixel data.
+fn png_header_only(w: u32, h: u32) -> Vec<u8> {
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut chunk = |kind: &[u8], body: &[u8]| {
+        let mut crc = flate2::Crc::new();
+        crc.update(kind);
+        crc.update(body);
+        png.extend((body.len() as u32).to_be_bytes());
+        png.extend(kind.iter().chain(body));
+        png.extend(crc.sum().to_be_bytes());
+    };
+    let ihdr: Vec<u8> = [&w.to_be_bytes()[..], &h.to_be_bytes(), &[8, 2, 0, 0, 0]].concat();
+    chunk(b"IHDR", &ihdr);
+    chunk(b"IDAT", &[]);
+    chunk(b"IEND", &[]);
+    png
+}
+
+#[test]
+fn awkward_image_files_are_converted_or_refused_by_name() {
+    let dir = tempdir();
+    let d = dir.path();
+    let data = d.join("mixed");
+    let class = |c: &str| {
+        let p = data.join("train").join(c);
+        std::fs::create_dir_all(&p).unwrap();
+        std::fs::create_dir_all(data.join("test").join(c)).unwrap();
+        p
+    };
+    let (a, b) = (class("a"), class("b"));
+    image::GrayImage::from_fn(20, 20, |x, _| image::Luma([(x * 12) as u8]))
+        .save(a.join("gray.png"))
+        .unwrap();
+    // 16-bit colour.
+    image::ImageBuffer::<image::Rgb<u16>, _>::from_fn(20, 20, |x, y| {
+        image::Rgb([x as u16 * 3000, y as u16 * 3000, 40000])
+    })
+    .save(a.join("deep.png"))
+    .unwrap();
+    // Palette-indexed with transparency (4-bit and 8-bit ones occur in data/emoji).
+    let indexed = std::fs::read_dir(emoji().join("test/flags"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| std::fs::read(p).unwrap()[25] == 3);
+    std::fs::copy(indexed.unwrap(), b.join("indexed.png")).unwrap();
+    // CMYK JPEG.
+    let cmyk: Vec<u8> = (0..20 * 20).flat_map(|i| [(i % 200) as u8, 30, 200, 10]).collect();
+    let mut jpeg = Vec::new();
+    jpeg_encoder::Encoder::new(&mut jpeg, 90)
+        .encode(&cmyk, 20, 20, jpeg_encoder::ColorType::Cmyk)
+        .unwrap();
+    std::fs::write(b.join("cmyk.jpg"), jpeg).unwrap();
+    // 1×1.
+    image::RgbImage::from_pixel(1, 1, image::Rgb([250, 10, 10])).save(b.join("dot.png")).unwrap();
+    image::GrayImage::from_pixel(1, 1, image::Luma([9])).save(data.join("test/a/t.png")).unwrap();
+
+    let info = |extra: &[&str]| {
+        let mut args = vec!["data", "info", s(&data), "--json"];
+        args.extend(extra);
+        ae(d, &args)
+    };
+    // Three sizes: refused with the sizes and a --resize to use.
+    info(&[]).fails_with(&["3 sizes", "20x20: 3", "1x1: 2", "64x64: 1", "--resize 20x20"]);
+    let rgb: serde_json::Value =
+        serde_json::from_str(&info(&["--resize", "12x12"]).ok().stdout).unwrap();
+    assert_eq!((rgb[0]["images"].as_u64(), rgb[0]["channels"].as_i64()), (Some(5), Some(3)));
+    assert_eq!((rgb[1]["height"].as_i64(), rgb[1]["channels"].as_i64()), (Some(12), Some(3)));
+    let gray: serde_json::Value =
+        serde_json::from_str(&info(&["--resize", "12x12", "--color", "gray"]).ok().stdout).unwrap();
+    assert_eq!(gray[0]["channels"], 1);
+    // The mixed folder trains (a 1×1 test image is scaled up to the run's size).
+    let run = d.join("run");
+    let extra = [
+        "--resize",
+        "8x8",
+        "--epochs",
+        "1",
+        "--hidden",
+        "8",
+        "--latent",
+        "2",
+        "--val-fraction",
+        "0",
+    ];
+    ae(d, &train_args(&data, &run, &extra)).ok();
+
+    // A header that declares 100000×100000 pixels is refused before decoding.
+    std::fs::write(a.join("huge.png"), png_header_only(100_000, 100_000)).unwrap();
+    info(&[]).fails_with(&["huge.png", "declares 100000x100000"]);
+    info(&["--resize", "12x12"]).fails_with(&["huge.png", "exceeds limit", "8192 pixels a side"]);
+}
