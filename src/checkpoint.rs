@@ -257,9 +257,11 @@ impl RunDir {
             .with_context(|| format!("{} is not an ae-tch checkpoint (no meta)", path.display()))?;
         let bytes = Vec::<u8>::try_from(&meta)
             .with_context(|| format!("{}: unreadable meta", path.display()))?;
-        let meta: CheckpointMeta = serde_json::from_slice(&bytes)
-            .with_context(|| format!("{}: its meta is not valid", path.display()))?;
-        check_format_version(&path, meta.format_version)?;
+        let invalid = || format!("{}: its meta is not valid", path.display());
+        let meta: serde_json::Value = serde_json::from_slice(&bytes).with_context(invalid)?;
+        let version = meta.get("format_version").and_then(|v| v.as_u64()).with_context(invalid)?;
+        check_format_version(&path, u32::try_from(version).unwrap_or(u32::MAX))?;
+        let meta: CheckpointMeta = serde_json::from_value(meta).with_context(invalid)?;
         if meta.config_hash != config_hash(&meta.model, &meta.train, &meta.data.path) {
             bail!("{}: its configuration does not match its config_hash", path.display());
         }

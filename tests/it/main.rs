@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod colour;
+mod compat;
 mod ecosystem;
 mod fetch;
 mod images;
