@@ -320,22 +320,36 @@ fn migrate_v1(doc: &mut serde_json::Value) {
 }
 
 /// A model config of format_version 1 as version 2: `height` and `width` become `input`,
-/// grayscale images whose transparency is dropped (what version 1 did). Configs that
-/// already have an `input` are left alone.
+/// grayscale images whose transparency is dropped (what version 1 did), and the flat
+/// `arch`/`backbone`/`hidden`/`channels`/`tied_weights` become `layers` (the kind with its
+/// own settings) and `variational`. Configs already in version 2 are left alone.
 pub fn upgrade_model_config(model: &mut serde_json::Value) {
-    let Some(fields) = model.as_object_mut().filter(|m| !m.contains_key("input")) else {
+    let Some(fields) = model.as_object_mut().filter(|m| !m.contains_key("layers")) else {
         return;
     };
-    let (Some(height), Some(width)) = (fields.remove("height"), fields.remove("width")) else {
-        return;
+    if let (Some(height), Some(width)) = (fields.remove("height"), fields.remove("width")) {
+        fields.insert(
+            "input".into(),
+            serde_json::json!({
+                "kind": "image", "color": "gray", "height": height, "width": width,
+                "background": "ignore"
+            }),
+        );
+    }
+    let mut take = |key: &str, default: serde_json::Value| fields.remove(key).unwrap_or(default);
+    let arch = take("arch", "mlp".into());
+    let backbone = take("backbone", "mlp".into());
+    let (hidden, channels) =
+        (take("hidden", serde_json::json!([])), take("channels", serde_json::json!([])));
+    let tied_weights = take("tied_weights", false.into());
+    let conv = arch == "conv" || (arch == "vae" && backbone == "conv");
+    let layers = if conv {
+        serde_json::json!({"kind": "conv", "channels": channels})
+    } else {
+        serde_json::json!({"kind": "mlp", "hidden": hidden, "tied_weights": tied_weights})
     };
-    fields.insert(
-        "input".into(),
-        serde_json::json!({
-            "kind": "image", "color": "gray", "height": height, "width": width,
-            "background": "ignore"
-        }),
-    );
+    fields.insert("layers".into(), layers);
+    fields.insert("variational".into(), (arch == "vae").into());
 }
 
 /// Reads a metrics.csv written by `train`.
@@ -555,16 +569,9 @@ mod tests {
             format_version: FORMAT_VERSION,
             ae_tch_version: "0.1.0".into(),
             model: ModelConfig {
-                input: crate::data::spec::DataSpec::Image(crate::data::spec::ImageSpec::gray(
-                    28, 28,
-                )),
-                arch: crate::config::Arch::Mlp,
-                hidden: vec![256, 64],
-                latent: 16,
-                activation: crate::config::Activation::Relu,
-                backbone: crate::config::Backbone::Mlp,
-                channels: vec![],
-                tied_weights: false,
+                layers: crate::config::Layers::Conv { channels: vec![8, 16] },
+                variational: true,
+                ..Default::default()
             },
             train: TrainConfig {
                 mode: Mode::Denoise,
@@ -598,6 +605,15 @@ mod tests {
         assert_eq!(m.format_version, FORMAT_VERSION);
         let crate::data::spec::DataSpec::Image(spec) = m.model.input;
         assert_eq!((spec.channels(), spec.height, spec.width), (1, 12, 9));
+        assert_eq!(m.model.layers, crate::config::Layers::Conv { channels: vec![8] });
+        assert!(!m.model.variational);
+        // A VAE on an MLP backbone becomes MLP layers with the variational flag.
+        let mut vae = serde_json::json!({"arch": "vae", "height": 2, "width": 2, "hidden": [4],
+            "latent": 2, "backbone": "mlp", "channels": [], "tied_weights": false});
+        upgrade_model_config(&mut vae);
+        let vae: ModelConfig = serde_json::from_value(vae).unwrap();
+        assert!(vae.variational);
+        assert_eq!(vae.layers, crate::config::Layers::Mlp { hidden: vec![4], tied_weights: false });
         assert_eq!(spec.background, crate::data::spec::Background::Ignore);
         let err = check_format_version(&run.file(CHECKPOINT), 1).unwrap_err().to_string();
         assert!(err.contains("format_version 1") && err.contains("cannot be resumed"), "{err}");

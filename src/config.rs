@@ -216,27 +216,35 @@ impl<'de> Deserialize<'de> for DeviceSpec {
     }
 }
 
+/// The layers between the input and the code, each kind with only the settings it uses.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Layers {
+    /// Fully connected: encoder widths, input side first; the decoder mirrors them.
+    Mlp {
+        hidden: Vec<i64>,
+        /// The decoder reuses the encoder's transposed weights.
+        #[serde(default)]
+        tied_weights: bool,
+    },
+    /// Stride-2 3×3 convolutions with these output channels (input side first), a dense
+    /// code, and the mirror image with transposed convolutions.
+    Conv { channels: Vec<i64> },
+}
+
 /// Everything needed to rebuild the network, and nothing about how it was trained.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
     /// What the network takes: for images C×H×W, seen as `C*H*W` values.
     pub input: DataSpec,
-    pub arch: Arch,
-    /// Encoder widths, input side first; the decoder mirrors them.
-    pub hidden: Vec<i64>,
+    pub layers: Layers,
     /// Size k of the code z.
     pub latent: i64,
     #[serde(default)]
     pub activation: Activation,
-    /// VAE only: the layers under it.
+    /// The encoder gives μ and log σ² and the code is sampled from them (a VAE).
     #[serde(default)]
-    pub backbone: Backbone,
-    /// Convolutional layers' output channels, input side first.
-    #[serde(default)]
-    pub channels: Vec<i64>,
-    /// MLP only: the decoder reuses the encoder's transposed weights.
-    #[serde(default)]
-    pub tied_weights: bool,
+    pub variational: bool,
 }
 
 /// The CLI's defaults: an MLP for 28×28 grayscale images.
@@ -244,13 +252,10 @@ impl Default for ModelConfig {
     fn default() -> Self {
         ModelConfig {
             input: DataSpec::Image(ImageSpec::gray(28, 28)),
-            arch: Arch::Mlp,
-            hidden: vec![256, 64],
+            layers: Layers::Mlp { hidden: vec![256, 64], tied_weights: false },
             latent: DEFAULT_LATENT,
             activation: Activation::Relu,
-            backbone: Backbone::Mlp,
-            channels: vec![32, 64],
-            tied_weights: false,
+            variational: false,
         }
     }
 }
@@ -266,61 +271,82 @@ impl ModelConfig {
         (s.channels(), s.height, s.width)
     }
 
-    /// Layer widths from input to code: `[C*H*W, hidden.., latent]`.
+    /// The architecture as `--arch` (and `--backbone`) name it: "mlp", "conv", "vae",
+    /// "vae on conv".
+    pub fn arch_name(&self) -> &'static str {
+        match (&self.layers, self.variational) {
+            (Layers::Mlp { .. }, false) => "mlp",
+            (Layers::Conv { .. }, false) => "conv",
+            (Layers::Mlp { .. }, true) => "vae",
+            (Layers::Conv { .. }, true) => "vae on conv",
+        }
+    }
+
+    /// True for a plain fully connected autoencoder (what the hand-written step does).
+    pub fn is_plain_mlp(&self) -> bool {
+        matches!(self.layers, Layers::Mlp { tied_weights: false, .. }) && !self.variational
+    }
+
+    /// Layer widths from input to code: `[C*H*W, hidden.., latent]` (MLP layers; conv
+    /// layers have none between the input and the code).
     pub fn encoder_widths(&self) -> Vec<i64> {
         let mut widths = vec![self.input_dim()];
-        widths.extend(&self.hidden);
+        if let Layers::Mlp { hidden, .. } = &self.layers {
+            widths.extend(hidden);
+        }
         widths.push(self.latent);
         widths
     }
 
-    /// True for convolutional layers (conv, or a VAE on a conv backbone).
-    pub fn is_conv(&self) -> bool {
-        self.arch == Arch::Conv || (self.arch == Arch::Vae && self.backbone == Backbone::Conv)
-    }
-
     /// Width of the encoder's output: the code, or μ and log σ² side by side.
     pub fn encoder_out(&self) -> i64 {
-        if self.arch == Arch::Vae {
+        if self.variational {
             2 * self.latent
         } else {
             self.latent
         }
     }
 
-    /// Spatial sizes through the stride-2 convolutions: `[(h, w), (⌈h/2⌉, ⌈w/2⌉), …]`.
-    pub fn conv_sizes(&self) -> Vec<(i64, i64)> {
+    /// Spatial sizes through `channels.len()` stride-2 convolutions:
+    /// `[(h, w), (⌈h/2⌉, ⌈w/2⌉), …]`.
+    pub fn conv_sizes(&self, layers: usize) -> Vec<(i64, i64)> {
         let (_, h, w) = self.image_shape();
         let mut sizes = vec![(h, w)];
-        for _ in &self.channels {
+        for _ in 0..layers {
             let (h, w) = sizes[sizes.len() - 1];
             sizes.push(((h + 1) / 2, (w + 1) / 2));
         }
         sizes
     }
 
-    /// Number of weights and biases the network has.
+    /// Number of weights and biases the network will have: checked against the built
+    /// model in the tests, and computed before building so `validate` can refuse a
+    /// network too large to allocate.
     pub fn parameter_count(&self) -> i64 {
         let dense = |i: i64, o: i64| i * o + o;
-        if self.is_conv() {
-            let (h, w) = self.conv_sizes()[self.channels.len()];
-            let flat = self.channels.last().copied().unwrap_or(1) * h * w;
-            let mut chans = vec![self.image_shape().0];
-            chans.extend(&self.channels);
-            let convs: i64 =
-                chans.windows(2).map(|c| 9 * c[0] * c[1] + c[1] + 9 * c[1] * c[0] + c[0]).sum();
-            return convs + dense(flat, self.encoder_out()) + dense(self.latent, flat);
+        match &self.layers {
+            Layers::Conv { channels } => {
+                let (h, w) = self.conv_sizes(channels.len())[channels.len()];
+                let flat = channels.last().copied().unwrap_or(1) * h * w;
+                let mut chans = vec![self.image_shape().0];
+                chans.extend(channels);
+                let convs: i64 =
+                    chans.windows(2).map(|c| 9 * c[0] * c[1] + c[1] + 9 * c[1] * c[0] + c[0]).sum();
+                convs + dense(flat, self.encoder_out()) + dense(self.latent, flat)
+            }
+            Layers::Mlp { tied_weights, .. } => {
+                let w = self.encoder_widths();
+                let encoder: i64 = w.windows(2).map(|p| dense(p[0], p[1])).sum::<i64>()
+                    - dense(w[w.len() - 2], self.latent)
+                    + dense(w[w.len() - 2], self.encoder_out());
+                let decoder: i64 = if *tied_weights {
+                    w[..w.len() - 1].iter().sum()
+                } else {
+                    w.windows(2).map(|p| dense(p[1], p[0])).sum()
+                };
+                encoder + decoder
+            }
         }
-        let w = self.encoder_widths();
-        let encoder: i64 = w.windows(2).map(|p| dense(p[0], p[1])).sum::<i64>()
-            - dense(w[w.len() - 2], self.latent)
-            + dense(w[w.len() - 2], self.encoder_out());
-        let decoder: i64 = if self.tied_weights {
-            w[..w.len() - 1].iter().sum()
-        } else {
-            w.windows(2).map(|p| dense(p[1], p[0])).sum()
-        };
-        encoder + decoder
     }
 
     /// Checks what the CLI or a hand-edited model.json could get wrong.
@@ -335,22 +361,35 @@ impl ModelConfig {
         if self.latent < 1 {
             return Err(format!("latent size must be at least 1, got {}", self.latent));
         }
-        if let Some(w) = self.hidden.iter().find(|&&w| w < 1) {
-            return Err(format!("hidden widths must be at least 1, got {w}"));
-        }
         const MAX_WIDTH: i64 = 1 << 16;
-        if self.is_conv() && self.channels.is_empty() {
-            return Err("--channels needs at least one convolutional layer".into());
+        match &self.layers {
+            Layers::Mlp { hidden, tied_weights } => {
+                if let Some(w) = hidden.iter().find(|&&w| w < 1) {
+                    return Err(format!("hidden widths must be at least 1, got {w}"));
+                }
+                if *tied_weights && self.variational {
+                    return Err("--tied-weights works with --arch mlp only, not vae".into());
+                }
+                if let Some(w) = hidden.iter().find(|&&w| w > MAX_WIDTH) {
+                    return Err(format!(
+                        "layer width {w} is larger than the supported {MAX_WIDTH}"
+                    ));
+                }
+            }
+            Layers::Conv { channels } => {
+                if channels.is_empty() {
+                    return Err("--channels needs at least one convolutional layer".into());
+                }
+                if let Some(c) = channels.iter().find(|&&c| !(1..=4096).contains(&c)) {
+                    return Err(format!("--channels must be between 1 and 4096, got {c}"));
+                }
+            }
         }
-        if let Some(c) = self.channels.iter().find(|&&c| !(1..=4096).contains(&c)) {
-            return Err(format!("--channels must be between 1 and 4096, got {c}"));
-        }
-        if self.tied_weights && self.arch != Arch::Mlp {
-            return Err(format!("--tied-weights works with --arch mlp only, not {:?}", self.arch)
-                .to_lowercase());
-        }
-        if let Some(w) = self.hidden.iter().chain([&self.latent]).find(|&&w| w > MAX_WIDTH) {
-            return Err(format!("layer width {w} is larger than the supported {MAX_WIDTH}"));
+        if self.latent > MAX_WIDTH {
+            return Err(format!(
+                "layer width {} is larger than the supported {MAX_WIDTH}",
+                self.latent
+            ));
         }
         // 2^28 parameters is 1 GiB of f32 weights, before Adam's two moments.
         const MAX_PARAMETERS: i64 = 1 << 28;
@@ -526,7 +565,11 @@ mod tests {
     use super::*;
 
     fn model() -> ModelConfig {
-        ModelConfig { channels: vec![], ..Default::default() }
+        ModelConfig::default()
+    }
+
+    fn mlp(hidden: Vec<i64>) -> ModelConfig {
+        ModelConfig { layers: Layers::Mlp { hidden, tied_weights: false }, ..model() }
     }
 
     #[test]
@@ -549,7 +592,7 @@ mod tests {
     #[test]
     fn encoder_widths_run_input_to_code() {
         assert_eq!(model().encoder_widths(), vec![784, 256, 64, 16]);
-        let no_hidden = ModelConfig { hidden: vec![], ..model() };
+        let no_hidden = mlp(vec![]);
         assert_eq!(no_hidden.encoder_widths(), vec![784, 16]);
     }
 
@@ -557,10 +600,10 @@ mod tests {
     fn validation_names_the_flag() {
         assert!(model().validate().is_ok());
         assert!(ModelConfig { latent: 0, ..model() }.validate().unwrap_err().contains("latent"));
-        assert!(ModelConfig { hidden: vec![0], ..model() }.validate().is_err());
+        assert!(mlp(vec![0]).validate().is_err());
         let huge_image = DataSpec::Image(ImageSpec::gray(1 << 32, 1 << 32));
         assert!(ModelConfig { input: huge_image, ..model() }.validate().is_err());
-        let huge = ModelConfig { hidden: vec![65536, 65536], ..model() }.validate().unwrap_err();
+        let huge = mlp(vec![65536, 65536]).validate().unwrap_err();
         assert!(huge.contains("parameters"), "{huge}");
         // 784·256 + 256 + 256·64 + 64 + 64·16 + 16, and the mirror image.
         assert_eq!(

@@ -7,7 +7,7 @@
 //! Used for `--arch mlp` without tied weights (the default and recommended model); every
 //! other model trains through autograd.
 
-use crate::config::{Activation, Arch, Loss, ModelConfig, Precision, TrainConfig};
+use crate::config::{Activation, Loss, ModelConfig, Precision, TrainConfig};
 use crate::optim::{view_at, FlatAdam};
 use tch::{nn, Kind, Reduction, Tensor};
 
@@ -68,7 +68,7 @@ impl MlpStep {
         opt: &FlatAdam,
         batch: i64,
     ) -> Option<MlpStep> {
-        if model.arch != Arch::Mlp || model.tied_weights {
+        if !model.is_plain_mlp() {
             return None;
         }
         let vars = vs.variables();
@@ -240,9 +240,14 @@ impl MlpStep {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Layers;
     use crate::data::spec::{Color, DataSpec, ImageSpec};
     use crate::model::Autoencoder;
     use tch::{Device, Kind};
+
+    fn mlp(hidden: Vec<i64>) -> Layers {
+        Layers::Mlp { hidden, tied_weights: false }
+    }
 
     fn gray(height: i64, width: i64) -> DataSpec {
         DataSpec::Image(ImageSpec::gray(height, width))
@@ -255,8 +260,13 @@ mod tests {
         tch::manual_seed(11);
         // Colour 4×5 images: the step sees only the 60 values per image.
         let input = DataSpec::Image(ImageSpec { color: Color::Rgb, ..ImageSpec::gray(4, 5) });
-        let model_cfg =
-            ModelConfig { input, hidden: vec![12, 7], latent: 3, activation, ..Default::default() };
+        let model_cfg = ModelConfig {
+            input,
+            layers: mlp(vec![12, 7]),
+            latent: 3,
+            activation,
+            ..Default::default()
+        };
         let train = TrainConfig { loss, l1_latent, ..Default::default() };
         let vs = nn::VarStore::new(Device::Cpu);
         let model = Autoencoder::new(&vs.root(), &model_cfg);
@@ -298,8 +308,12 @@ mod tests {
     fn bf16_step_tracks_the_fp32_gradient_and_leaves_the_master_weights_alone() {
         let _rng = crate::rng_lock();
         tch::manual_seed(12);
-        let model_cfg =
-            ModelConfig { input: gray(8, 8), hidden: vec![32], latent: 4, ..Default::default() };
+        let model_cfg = ModelConfig {
+            input: gray(8, 8),
+            layers: mlp(vec![32]),
+            latent: 4,
+            ..Default::default()
+        };
         let vs = nn::VarStore::new(Device::Cpu);
         let _ = crate::model::Autoencoder::new(&vs.root(), &model_cfg);
         let opt = FlatAdam::new(&vs, 1e-3, 0.0);
@@ -328,9 +342,12 @@ mod tests {
     #[test]
     fn other_models_use_autograd() {
         for cfg in [
-            ModelConfig { tied_weights: true, ..Default::default() },
-            ModelConfig { arch: Arch::Conv, ..Default::default() },
-            ModelConfig { arch: Arch::Vae, ..Default::default() },
+            ModelConfig {
+                layers: Layers::Mlp { hidden: vec![8], tied_weights: true },
+                ..Default::default()
+            },
+            ModelConfig { layers: Layers::Conv { channels: vec![4] }, ..Default::default() },
+            ModelConfig { variational: true, ..Default::default() },
         ] {
             let vs = nn::VarStore::new(Device::Cpu);
             let _ = Autoencoder::new(&vs.root(), &cfg);

@@ -5,7 +5,7 @@
 //! activations included, takes the next position, so in `Linear, ReLU, Linear` the weights
 //! are `encoder.0.weight` and `encoder.2.weight`, as a PyTorch state dict would name them.
 
-use crate::config::{Activation, Arch, ModelConfig};
+use crate::config::{Activation, Layers, ModelConfig};
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
@@ -34,15 +34,17 @@ impl Autoencoder {
     /// Builds the network's variables under `vs / "encoder"` and `vs / "decoder"`.
     /// `config` must have passed `ModelConfig::validate`.
     pub fn new(vs: &nn::Path, config: &ModelConfig) -> Self {
-        let (encoder, decoder) = if config.is_conv() {
-            (conv_encoder(&(vs / "encoder"), config), conv_decoder(&(vs / "decoder"), config))
-        } else {
-            mlp(vs, config)
+        let (encoder, decoder) = match &config.layers {
+            Layers::Conv { channels } => (
+                conv_encoder(&(vs / "encoder"), config, channels),
+                conv_decoder(&(vs / "decoder"), config, channels),
+            ),
+            Layers::Mlp { tied_weights, .. } => mlp(vs, config, *tied_weights),
         };
         Autoencoder {
             encoder,
             decoder,
-            variational: config.arch == Arch::Vae,
+            variational: config.variational,
             latent: config.latent,
             config: config.clone(),
         }
@@ -128,7 +130,7 @@ impl<'a> Builder<'a> {
 
 /// Fully connected encoder and mirrored decoder; with tied weights the decoder multiplies
 /// by the encoder's weights transposed and owns only its biases.
-fn mlp(vs: &nn::Path, config: &ModelConfig) -> (nn::Sequential, nn::Sequential) {
+fn mlp(vs: &nn::Path, config: &ModelConfig, tied: bool) -> (nn::Sequential, nn::Sequential) {
     let act = config.activation;
     let mut widths = config.encoder_widths();
     let last = widths.len() - 1;
@@ -151,7 +153,7 @@ fn mlp(vs: &nn::Path, config: &ModelConfig) -> (nn::Sequential, nn::Sequential) 
     let reversed: Vec<i64> = widths.iter().rev().copied().collect();
     for (i, pair) in reversed.windows(2).enumerate() {
         let (fan_in, fan_out) = (pair[0], pair[1]);
-        dec = if config.tied_weights {
+        dec = if tied {
             let w = weights[last - 1 - i].shallow_clone(); // [fan_in, fan_out] of the encoder layer
             dec.layer(|p| {
                 let b = p.zeros("bias", &[fan_out]);
@@ -203,26 +205,26 @@ fn conv_config() -> nn::ConvConfig {
 }
 
 /// `[N, C*H*W]` → `[N, C, H, W]` → stride-2 3×3 convolutions → flatten → dense code.
-fn conv_encoder(vs: &nn::Path, config: &ModelConfig) -> nn::Sequential {
+fn conv_encoder(vs: &nn::Path, config: &ModelConfig, channels: &[i64]) -> nn::Sequential {
     let ((c, h, w), act) = (config.image_shape(), config.activation);
     let mut b = Builder::new(vs.clone()).func(move |x| x.view([-1, c, h, w]));
     let mut c_in = c;
-    for &c in &config.channels {
+    for &c in channels {
         b = b.layer(|p| nn::conv2d(p, c_in, c, 3, conv_config())).func(move |x| activate(act, x));
         c_in = c;
     }
-    let (fh, fw) = config.conv_sizes()[config.channels.len()];
+    let (fh, fw) = config.conv_sizes(channels.len())[channels.len()];
     let out = config.encoder_out();
     b.func(|x| x.flatten(1, -1)).layer(|p| linear(p, c_in * fh * fw, out)).seq
 }
 
 /// Dense → `[N, c, h', w']` → stride-2 3×3 transposed convolutions, each cropped back to
 /// the encoder's matching resolution where that is odd → sigmoid → `[N, C*H*W]`.
-fn conv_decoder(vs: &nn::Path, config: &ModelConfig) -> nn::Sequential {
+fn conv_decoder(vs: &nn::Path, config: &ModelConfig, channels: &[i64]) -> nn::Sequential {
     let act = config.activation;
-    let sizes = config.conv_sizes();
-    let n = config.channels.len();
-    let c_last = config.channels[n - 1];
+    let n = channels.len();
+    let sizes = config.conv_sizes(n);
+    let c_last = channels[n - 1];
     let (fh, fw) = sizes[n];
     let latent = config.latent;
     let mut b = Builder::new(vs.clone())
@@ -230,8 +232,8 @@ fn conv_decoder(vs: &nn::Path, config: &ModelConfig) -> nn::Sequential {
         .func(move |x| activate(act, x))
         .func(move |x| x.view([-1, c_last, fh, fw]));
     for i in (0..n).rev() {
-        let c_in = config.channels[i];
-        let c_out = if i == 0 { config.image_shape().0 } else { config.channels[i - 1] };
+        let c_in = channels[i];
+        let c_out = if i == 0 { config.image_shape().0 } else { channels[i - 1] };
         let ((th, tw), (sh, sw)) = (sizes[i], sizes[i + 1]);
         // (s − 1)·2 − 2 + 3 + 1 = 2s, cropped to the encoder's size at this level
         // (2s or 2s − 1) so odd and non-square images come back whole.
@@ -253,12 +255,15 @@ fn conv_decoder(vs: &nn::Path, config: &ModelConfig) -> nn::Sequential {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Backbone;
     use crate::data::spec::{Color, DataSpec, ImageSpec};
     use tch::Device;
 
     fn config(hidden: Vec<i64>) -> ModelConfig {
-        ModelConfig { hidden, ..Default::default() }
+        ModelConfig { layers: Layers::Mlp { hidden, tied_weights: false }, ..Default::default() }
+    }
+
+    fn conv(channels: Vec<i64>) -> ModelConfig {
+        ModelConfig { layers: Layers::Conv { channels }, ..Default::default() }
     }
 
     fn shapes(vs: &nn::VarStore) -> Vec<(String, Vec<i64>)> {
@@ -272,23 +277,21 @@ mod tests {
     fn shapes_follow_the_config_for_every_arch() {
         let _rng = crate::rng_lock();
         let x = Tensor::rand([5, 784], (Kind::Float, Device::Cpu));
-        for (arch, backbone) in [
-            (Arch::Mlp, Backbone::Mlp),
-            (Arch::Conv, Backbone::Mlp),
-            (Arch::Vae, Backbone::Mlp),
-            (Arch::Vae, Backbone::Conv),
-        ] {
-            let vs = nn::VarStore::new(Device::Cpu);
-            let cfg = ModelConfig { arch, backbone, ..config(vec![256, 64]) };
-            let ae = Autoencoder::new(&vs.root(), &cfg);
-            assert_eq!(ae.encode(&x).size(), vec![5, 16], "{arch:?}");
-            let y = ae.forward(&x);
-            assert_eq!(y.size(), vec![5, 784], "{arch:?}");
-            assert!(y.min().double_value(&[]) > 0.0 && y.max().double_value(&[]) < 1.0);
-            let t = ae.forward_train(&x);
-            assert_eq!(t.kl.is_some(), arch == Arch::Vae);
-            let params: i64 = vs.variables().values().map(|v| v.numel() as i64).sum();
-            assert_eq!(params, cfg.parameter_count(), "{arch:?} {backbone:?}");
+        for base in [config(vec![256, 64]), conv(vec![32, 64])] {
+            for variational in [false, true] {
+                let vs = nn::VarStore::new(Device::Cpu);
+                let cfg = ModelConfig { variational, ..base.clone() };
+                let arch = cfg.arch_name();
+                let ae = Autoencoder::new(&vs.root(), &cfg);
+                assert_eq!(ae.encode(&x).size(), vec![5, 16], "{arch}");
+                let y = ae.forward(&x);
+                assert_eq!(y.size(), vec![5, 784], "{arch}");
+                assert!(y.min().double_value(&[]) > 0.0 && y.max().double_value(&[]) < 1.0);
+                let t = ae.forward_train(&x);
+                assert_eq!(t.kl.is_some(), variational);
+                let params: i64 = vs.variables().values().map(|v| v.numel() as i64).sum();
+                assert_eq!(params, cfg.parameter_count(), "{arch}");
+            }
         }
     }
 
@@ -297,21 +300,22 @@ mod tests {
         let _rng = crate::rng_lock();
         for color in [Color::Gray, Color::Rgb] {
             let input = DataSpec::Image(ImageSpec { color, ..ImageSpec::gray(15, 20) });
-            for arch in [Arch::Conv, Arch::Mlp] {
-                let cfg = ModelConfig { arch, input, channels: vec![8, 8, 8], ..config(vec![32]) };
+            for base in [conv(vec![8, 8, 8]), config(vec![32])] {
+                let cfg = ModelConfig { input, ..base };
+                let arch = cfg.arch_name();
                 let vs = nn::VarStore::new(Device::Cpu);
                 let ae = Autoencoder::new(&vs.root(), &cfg);
                 let d = color.channels() * 300;
                 let x = Tensor::rand([2, d], (Kind::Float, Device::Cpu));
-                assert_eq!(ae.forward(&x).size(), vec![2, d], "{color} {arch:?}");
+                assert_eq!(ae.forward(&x).size(), vec![2, d], "{color} {arch}");
                 let params: i64 = vs.variables().values().map(|v| v.numel() as i64).sum();
-                assert_eq!(params, cfg.parameter_count(), "{color} {arch:?}");
+                assert_eq!(params, cfg.parameter_count(), "{color} {arch}");
             }
         }
         // The first convolution sees three input channels, the last gives three back.
         let input = DataSpec::Image(ImageSpec { color: Color::Rgb, ..ImageSpec::gray(8, 8) });
         let vs = nn::VarStore::new(Device::Cpu);
-        Autoencoder::new(&vs.root(), &ModelConfig { arch: Arch::Conv, input, ..config(vec![]) });
+        Autoencoder::new(&vs.root(), &ModelConfig { input, ..conv(vec![32, 64]) });
         let vars = vs.variables();
         assert_eq!(vars["encoder.1.weight"].size(), vec![32, 3, 3, 3]);
         let last = vars.keys().filter(|k| k.starts_with("decoder.") && k.ends_with(".bias"));
@@ -343,7 +347,7 @@ mod tests {
         assert_eq!(shapes(&vs), expected);
         // Conv: Unflatten(0) Conv(1) act(2) Conv(3) act(4) Flatten(5) Linear(6).
         let vs = nn::VarStore::new(Device::Cpu);
-        Autoencoder::new(&vs.root(), &ModelConfig { arch: Arch::Conv, ..config(vec![]) });
+        Autoencoder::new(&vs.root(), &conv(vec![32, 64]));
         let names: Vec<String> = shapes(&vs).into_iter().map(|s| s.0).collect();
         assert!(
             names.contains(&"encoder.1.weight".to_string())
@@ -356,7 +360,8 @@ mod tests {
     fn tied_weights_share_the_encoder_matrices() {
         let _rng = crate::rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
-        let cfg = ModelConfig { tied_weights: true, ..config(vec![64]) };
+        let layers = Layers::Mlp { hidden: vec![64], tied_weights: true };
+        let cfg = ModelConfig { layers, ..Default::default() };
         let ae = Autoencoder::new(&vs.root(), &cfg);
         let names: Vec<String> = shapes(&vs).into_iter().map(|s| s.0).collect();
         assert_eq!(
@@ -386,7 +391,7 @@ mod tests {
     fn torch_init_draws_within_one_over_root_fan_in() {
         let _rng = crate::rng_lock();
         tch::manual_seed(4);
-        for cfg in [config(vec![256, 64]), ModelConfig { arch: Arch::Conv, ..config(vec![]) }] {
+        for cfg in [config(vec![256, 64]), conv(vec![32, 64])] {
             let vs = nn::VarStore::new(Device::Cpu);
             let _ = Autoencoder::new(&vs.root(), &cfg);
             torch_init(&vs);

@@ -1,7 +1,6 @@
 //! `ae-tch sample`: draws codes from the VAE prior N(0, I) and decodes them.
 
 use crate::cli::SampleArgs;
-use crate::config::Arch;
 use crate::plot::Format;
 use anyhow::{bail, Result};
 use tch::{Kind, Tensor};
@@ -13,11 +12,11 @@ pub fn run(args: SampleArgs) -> Result<()> {
     let format = Format::from_path(&args.output)?;
     let loaded = super::open_run(&args.run)?;
     let model = &loaded.manifest.model;
-    if model.arch != Arch::Vae {
+    if !model.variational {
         bail!(
             "sample draws from a VAE's prior; {} is a {} run (train with --arch vae)",
             args.run.dir.display(),
-            format!("{:?}", model.arch).to_lowercase()
+            model.arch_name()
         );
     }
     tch::manual_seed(args.seed as i64);

@@ -5,7 +5,7 @@ use crate::checkpoint::{self, RunDir};
 use crate::checkpoint::{CheckpointMeta, DataRecord, Outcome, RunManifest, FORMAT_VERSION};
 use crate::cli::TrainArgs;
 use crate::commands::{eval, grid, plot_loss};
-use crate::config::{Arch, Engine, Init, ModelConfig, Precision, TrainConfig};
+use crate::config::{Arch, Backbone, Engine, Init, Layers, ModelConfig, Precision, TrainConfig};
 use crate::data::spec::{DataSpec, ImageSpec};
 use crate::data::{self, Split};
 use crate::optim::OptimState;
@@ -204,14 +204,14 @@ fn train_config(args: &TrainArgs) -> TrainConfig {
 fn check_combination(cfg: &TrainConfig, model_cfg: &ModelConfig) -> Result<()> {
     cfg.validate().map_err(|e| anyhow!(e))?;
     model_cfg.validate().map_err(|e| anyhow!("{e}"))?;
-    let by_hand = model_cfg.arch == Arch::Mlp && !model_cfg.tied_weights;
-    if cfg.precision == Precision::Bf16 && !(by_hand && cfg.engine == Engine::Auto) {
+    if cfg.precision == Precision::Bf16 && !(model_cfg.is_plain_mlp() && cfg.engine == Engine::Auto)
+    {
         bail!(
             "--precision bf16 is implemented in the hand-written MLP step: it needs --arch mlp \
              without --tied-weights, and --engine auto"
         );
     }
-    if cfg.beta.is_some() && model_cfg.arch != Arch::Vae {
+    if cfg.beta.is_some() && !model_cfg.variational {
         bail!("--beta works with --arch vae only");
     }
     Ok(())
@@ -224,7 +224,7 @@ fn fresh(args: &TrainArgs) -> Result<Setup> {
     device::resolve(cfg.device)?;
     let data_dir = args.data.clone().unwrap_or_else(data::default_dir);
     let (train_set, val_set) = data::training_sets(&data_dir, &cfg, &args.image.request())?;
-    let model_cfg = model_config(args, train_set.spec);
+    let model_cfg = model_config(args, train_set.spec)?;
     check_combination(&cfg, &model_cfg)?;
     let test = data::load_split(&data_dir, Split::Test, &train_set.spec.request())?;
     let out = args.out.clone().unwrap_or_else(|| default_out(&cfg));
@@ -265,13 +265,12 @@ fn resumed(args: &TrainArgs, dir: &Path, given: &dyn Fn(&str) -> bool) -> Result
         tch::set_num_threads(meta.threads.max(1));
     }
     let DataSpec::Image(spec) = meta.model.input;
-    let asked_model = model_config(args, spec);
     let asked = train_config(args);
     let mut cfg = meta.train.clone();
     let mut refused = Vec::new();
     let mut forced = Vec::new();
     let pairs = [
-        (serde_json::to_value(&meta.model)?, serde_json::to_value(&asked_model)?),
+        (model_flags(&meta.model), asked_model_flags(args)),
         (serde_json::to_value(&meta.train)?, serde_json::to_value(&asked)?),
     ];
     let mut merged = serde_json::to_value(&meta.train)?;
@@ -419,24 +418,57 @@ fn install_interrupt_handler() {
     });
 }
 
-fn model_config(args: &TrainArgs, input: ImageSpec) -> ModelConfig {
-    let mut cfg = ModelConfig {
+/// The model the flags ask for, on `input`.
+fn model_config(args: &TrainArgs, input: ImageSpec) -> Result<ModelConfig> {
+    let conv =
+        args.arch == Arch::Conv || (args.arch == Arch::Vae && args.backbone == Backbone::Conv);
+    if args.tied_weights && args.arch != Arch::Mlp {
+        let arch = if conv { "conv" } else { "vae" };
+        bail!("--tied-weights works with --arch mlp only, not {arch}");
+    }
+    let layers = if conv {
+        Layers::Conv { channels: args.channels.clone() }
+    } else {
+        Layers::Mlp { hidden: args.hidden.clone(), tied_weights: args.tied_weights }
+    };
+    Ok(ModelConfig {
         input: DataSpec::Image(input),
-        arch: args.arch,
-        hidden: args.hidden.clone(),
+        layers,
         latent: args.latent,
         activation: args.activation,
-        backbone: args.backbone,
-        channels: args.channels.clone(),
-        tied_weights: args.tied_weights,
+        variational: args.arch == Arch::Vae,
+    })
+}
+
+/// The model's settings under the names of the flags that set them (the layers a
+/// model does not use read as empty), to compare with the flags given on `--resume`.
+fn model_flags(m: &ModelConfig) -> serde_json::Value {
+    let (kind, hidden, channels, tied) = match &m.layers {
+        Layers::Mlp { hidden, tied_weights } => ("mlp", hidden.clone(), vec![], *tied_weights),
+        Layers::Conv { channels } => ("conv", vec![], channels.clone(), false),
     };
-    // Record only the layers this architecture uses.
-    if cfg.is_conv() {
-        cfg.hidden.clear();
-    } else {
-        cfg.channels.clear();
-    }
-    cfg
+    serde_json::json!({
+        "arch": if m.variational { "vae" } else { kind },
+        "backbone": if m.variational { kind } else { "mlp" },
+        "hidden": hidden,
+        "channels": channels,
+        "tied_weights": tied,
+        "latent": m.latent,
+        "activation": m.activation,
+    })
+}
+
+/// The same for what the flags say.
+fn asked_model_flags(args: &TrainArgs) -> serde_json::Value {
+    serde_json::json!({
+        "arch": args.arch,
+        "backbone": args.backbone,
+        "hidden": args.hidden,
+        "channels": args.channels,
+        "tied_weights": args.tied_weights,
+        "latent": args.latent,
+        "activation": args.activation,
+    })
 }
 
 /// `runs/<mode>-<YYYYMMDD>-<HHMMSS>` in UTC.

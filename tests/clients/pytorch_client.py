@@ -48,14 +48,14 @@ def shape(cfg):
 class Autoencoder(torch.nn.Module):
     def __init__(self, cfg):
         super().__init__()
-        assert not cfg.get("tied_weights"), "untied models only"
+        layers = cfg["layers"]
+        assert not cfg["variational"] and not layers.get("tied_weights"), "plain models only"
         act = ACTIVATIONS[cfg.get("activation", "relu")]
         c, h, w = shape(cfg)
-        if cfg["arch"] == "conv":
+        if layers["kind"] == "conv":
             self.encoder, self.decoder = conv(cfg, act, c, h, w)
             return
-        assert cfg["arch"] == "mlp", "MLP and conv models only"
-        w = [c * h * w, *cfg["hidden"], cfg["latent"]]
+        w = [c * h * w, *layers["hidden"], cfg["latent"]]
         enc, dec = [], []
         for i, (a, b) in enumerate(zip(w, w[1:])):
             enc += [torch.nn.Linear(a, b)] + ([act()] if i < len(w) - 2 else [])
@@ -70,7 +70,7 @@ class Autoencoder(torch.nn.Module):
 
 
 def conv(cfg, act, c, h, w):
-    chans = cfg["channels"]
+    chans = cfg["layers"]["channels"]
     sizes = [(h, w)]
     for _ in chans:
         sizes.append(((sizes[-1][0] + 1) // 2, (sizes[-1][1] + 1) // 2))

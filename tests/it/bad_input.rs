@@ -179,7 +179,7 @@ fn weights_that_do_not_match_model_json_are_refused() {
 
     // An extra layer: a variable the file does not have.
     m["model"]["latent"] = 16.into();
-    m["model"]["hidden"] = serde_json::json!([128, 32]);
+    m["model"]["layers"]["hidden"] = serde_json::json!([128, 32]);
     std::fs::write(&json_path, m.to_string()).unwrap();
     eval(&["does not match model.json"]);
 

@@ -66,7 +66,7 @@ fn weights_round_trip_between_ae_tch_and_pytorch() {
     // The layer sizes model.json records (the later --hidden replaces quick_train's).
     let model = &read_json(&json)["model"];
     let mut sizes = vec![784];
-    sizes.extend(model["hidden"].as_array().unwrap().iter().map(|h| h.as_i64().unwrap()));
+    sizes.extend(model["layers"]["hidden"].as_array().unwrap().iter().map(|h| h.as_i64().unwrap()));
     sizes.push(model["latent"].as_i64().unwrap());
     assert_eq!(sizes, [784, 64, 32, 8]);
     let first = tensors.iter().find(|t| t["name"] == "encoder.0.weight").expect(&out);

@@ -2,7 +2,7 @@
 //! schedules and early stopping, each through the one training loop.
 
 use crate::util::*;
-use ae_tch::config::{Activation, Arch, Loss, ModelConfig, TrainConfig};
+use ae_tch::config::{Activation, Layers, Loss, ModelConfig, TrainConfig};
 use ae_tch::{data, metrics, model::Autoencoder, train};
 use tch::{nn, Device};
 
@@ -100,13 +100,10 @@ fn early_stopping_stops_and_restores_the_best_weights() {
     let (train_set, val_set) = data::training_sets(&mnist(), &cfg, &Default::default()).unwrap();
     let model_cfg = ModelConfig {
         input: ae_tch::data::spec::DataSpec::Image(train_set.spec),
-        arch: Arch::Mlp,
-        hidden: vec![512],
+        layers: Layers::Mlp { hidden: vec![512], tied_weights: false },
         latent: 64,
         activation: Activation::Relu,
-        backbone: ae_tch::config::Backbone::Mlp,
-        channels: vec![],
-        tied_weights: false,
+        variational: false,
     };
     tch::manual_seed(cfg.seed as i64);
     let vs = nn::VarStore::new(Device::Cpu);
@@ -278,7 +275,7 @@ fn conv_trains_on_a_folder_of_non_28_images() {
     .ok();
     let m = read_json(&out.join("model.json"));
     assert_eq!(
-        (m["model"]["input"]["height"].as_i64(), m["model"]["arch"].as_str()),
+        (m["model"]["input"]["height"].as_i64(), m["model"]["layers"]["kind"].as_str()),
         (Some(18), Some("conv"))
     );
     let val = val_losses(&out);
