@@ -12,6 +12,7 @@ pub mod grid;
 pub mod interpolate;
 pub mod plot_latent;
 pub mod plot_loss;
+pub mod report;
 pub mod sample;
 pub mod train;
 pub mod weights;

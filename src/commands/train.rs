@@ -4,7 +4,7 @@ use crate::checkpoint::CHECKPOINT as CHECKPOINT_FILE;
 use crate::checkpoint::{self, RunDir};
 use crate::checkpoint::{CheckpointMeta, DataRecord, Outcome, RunManifest, FORMAT_VERSION};
 use crate::cli::TrainArgs;
-use crate::commands::{eval, grid, plot_loss};
+use crate::commands::report;
 use crate::config::{Arch, Backbone, Engine, Init, Layers, ModelConfig, Precision, TrainConfig};
 use crate::data::spec::{DataSpec, ImageSpec};
 use crate::data::{self, Split};
@@ -122,13 +122,13 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
     let pca = super::pca_baseline(&train_set, &model_cfg, device)?;
     drop((train_t, val_t));
     let report = metrics::evaluate(&model, &model_cfg, &cfg, &test.to_device(device), &pca);
-    plot_loss::write(
-        &[plot_loss::curve("train", history)],
+    report::write_loss_chart(
+        &[report::loss_curve("train", history)],
         &run.file(checkpoint::LOSS_PNG),
         false,
         Format::Png,
     )?;
-    grid::write(
+    report::write_grid(
         &model,
         &cfg,
         &test.take(GRID_IMAGES),
@@ -165,7 +165,7 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
         "trained {} epochs in {:.1} s\n\n{}\nrun folder  {dir}\nloss plot   {dir}/{}\ngrid        {dir}/{}\n",
         history.len(),
         train_seconds,
-        eval::table(&report, &cfg),
+        report::eval_table(&report, &cfg),
         checkpoint::LOSS_PNG,
         checkpoint::GRID_PNG,
     ))

@@ -1,0 +1,114 @@
+//! What `train` and the commands that report on a run show: the evaluation table, the
+//! image grid, the loss chart. Shared here so no command borrows from a sibling.
+
+use crate::checkpoint::write_atomic;
+use crate::config::{Mode, NoiseKind, TrainConfig};
+use crate::data::{self, ImageSet};
+use crate::metrics::{self, EvalReport};
+use crate::model::Autoencoder;
+use crate::plot::{self, Format, GridRow, LossCurve};
+use crate::train::EpochStats;
+use anyhow::{Context, Result};
+use std::path::Path;
+use tch::nn::Module;
+use tch::Device;
+
+/// The human-readable form of a report.
+pub fn eval_table(r: &EvalReport, train: &TrainConfig) -> String {
+    let mode = train.mode;
+    let row = |name: &str, model: String, pca: String, noisy: Option<String>| {
+        let noisy = noisy.map(|n| format!("  {n:>11}")).unwrap_or_default();
+        format!("{name:<20} {model:>10}  {pca:>11}{noisy}\n")
+    };
+    let mut s = format!("test images          {}\n", r.images);
+    let noisy_header = (mode == Mode::Denoise).then(|| "noisy input".to_string());
+    s += &row("", "model".into(), "PCA, same k".into(), noisy_header);
+    s += &row(
+        "mse per pixel",
+        format!("{:.6}", r.mse),
+        format!("{:.6}", r.pca_mse),
+        r.noisy_mse.map(|v| format!("{v:.6}")),
+    );
+    s += &row(
+        "sq. error per image",
+        format!("{:.3}", r.sq_err_per_image),
+        format!("{:.3}", r.pca_sq_err_per_image),
+        r.noisy_sq_err_per_image.map(|v| format!("{v:.3}")),
+    );
+    s += &row(
+        "psnr (dB)",
+        format!("{:.2}", r.psnr_db),
+        format!("{:.2}", r.pca_psnr_db),
+        r.noisy_psnr_db.map(|v| format!("{v:.2}")),
+    );
+    s +=
+        &row("ssim", format!("{:.4}", r.ssim), "-".into(), r.noisy_ssim.map(|v| format!("{v:.4}")));
+    if mode == Mode::Denoise {
+        s += &format!("noise                {}\n", noise_label(train));
+    }
+    s
+}
+
+/// "σ = 0.3" or "masking, p = 0.2".
+pub fn noise_label(train: &TrainConfig) -> String {
+    match train.noise {
+        NoiseKind::Gaussian => format!("σ = {}", train.noise_level),
+        kind => format!("{kind}, p = {}", train.noise_level),
+    }
+}
+
+/// Renders rows clean / noisy input / reconstruction (reconstruct runs: clean /
+/// reconstruction) for `images` and writes them atomically to `path`.
+pub fn write_grid(
+    model: &Autoencoder,
+    train: &TrainConfig,
+    images: &ImageSet,
+    device: Device,
+    path: &Path,
+    format: Format,
+) -> Result<()> {
+    let clean = images.to_unit(device);
+    let input = metrics::eval_inputs(&clean, train);
+    let output = tch::no_grad(|| model.forward(&input));
+    let host = data::to_host_f32;
+    let (clean, input, output) = (host(&clean)?, host(&input)?, host(&output)?);
+    let noisy_label = format!("noisy ({})", noise_label(train));
+    let rows = match train.mode {
+        Mode::Reconstruct => vec![
+            GridRow { label: "original", images: &clean },
+            GridRow { label: "reconstruction", images: &output },
+        ],
+        Mode::Denoise => vec![
+            GridRow { label: "clean", images: &clean },
+            GridRow { label: &noisy_label, images: &input },
+            GridRow { label: "denoised", images: &output },
+        ],
+    };
+    let title = format!("{} run: {} test images", train.mode, images.len());
+    let shape = super::image_shape(&model.config);
+    let bytes = plot::image_grid(&rows, shape, &title, format)
+        .with_context(|| format!("drawing {}", path.display()))?;
+    write_atomic(path, &bytes)
+}
+
+/// The curve of one run's metrics.
+pub fn loss_curve(label: &str, rows: &[EpochStats]) -> LossCurve {
+    LossCurve {
+        label: label.to_string(),
+        epochs: rows.iter().map(|r| r.epoch as f64).collect(),
+        train: rows.iter().map(|r| r.train_loss).collect(),
+        val: rows.iter().map(|r| r.val_loss).collect(),
+    }
+}
+
+/// Renders and writes a loss chart atomically.
+pub fn write_loss_chart(
+    curves: &[LossCurve],
+    path: &Path,
+    log_y: bool,
+    format: Format,
+) -> Result<()> {
+    let bytes = plot::loss_chart(curves, "loss per epoch", log_y, format)
+        .with_context(|| format!("plotting {}", path.display()))?;
+    write_atomic(path, &bytes)
+}
