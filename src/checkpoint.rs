@@ -1,34 +1,20 @@
-//! The run folder: weights, model.json, metrics.csv and plots, every file written to a
-//! temporary name in the same folder and renamed into place, so a crash never leaves a
-//! half-written artefact under its final name.
+//! The checkpoint format: one type owns checkpoint.ot's tensor names and its JSON meta.
+//! The training loop hands it values and the run store writes its tensors; neither knows
+//! a name.
 
-use crate::config::{ModelConfig, TrainConfig, WeightsFormat};
-use crate::metrics::EvalReport;
-use crate::model::Autoencoder;
-use crate::train::{EpochStats, TrainState};
+use crate::config::{ModelConfig, TrainConfig};
+use crate::optim::OptimState;
+use crate::run_store::{DataRecord, FORMAT_VERSION};
+use crate::train::TrainState;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
-use tch::{nn, Device, Tensor};
+use std::path::Path;
+use tch::{Device, Tensor};
 
-/// Version of the `model.json` and checkpoint layout; bumped when a field changes
-/// meaning. 2: the model's input is a recorded data description (`model.input`) instead
-/// of `model.height`/`model.width`; version 1 model.json files are migrated on reading.
-pub const FORMAT_VERSION: u32 = 2;
-pub const MODEL_JSON: &str = "model.json";
-pub const WEIGHTS: &str = "model.ot";
-pub const WEIGHTS_SAFETENSORS: &str = "model.safetensors";
-pub const METRICS_CSV: &str = "metrics.csv";
-pub const LOSS_PNG: &str = "loss.png";
-pub const GRID_PNG: &str = "grid.png";
-/// Weights, optimiser state and progress of a run, to continue it (`train --resume`).
-pub const CHECKPOINT: &str = "checkpoint.ot";
 /// The checkpoint's JSON part, stored as a u8 tensor so the file is one archive that is
 /// renamed into place in one step.
-const CHECKPOINT_META: &str = "meta";
+const META: &str = "meta";
 
 /// Training settings a resumed run may change (with `--force`); every other setting, the
 /// model and the data must stay as they were.
@@ -74,619 +60,143 @@ pub fn config_hash(model: &ModelConfig, train: &TrainConfig, data: &Path) -> Str
     format!("{hash:016x}")
 }
 
-/// The data a run was trained on.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct DataRecord {
-    /// Absolute path of the data folder.
-    pub path: PathBuf,
-    pub train_images: usize,
-    pub val_images: usize,
+const PARAMS: &str = "params";
+const ADAM_M: &str = "adam.m";
+const ADAM_V: &str = "adam.v";
+/// The best weights so far (early stopping).
+const BEST: &str = "best_params";
+/// The epoch's running loss and KL sums (a checkpoint written mid-epoch).
+const LOSS_SUM: &str = "epoch.loss_sum";
+const KL_SUM: &str = "epoch.kl_sum";
+
+/// Everything checkpoint.ot holds: all `train --resume` needs to continue exactly.
+pub struct Checkpoint {
+    pub meta: CheckpointMeta,
+    /// Parameters and Adam moments; `optim.step` is also `meta.adam_step`.
+    pub optim: OptimState,
+    /// The weights of the best validation epoch, kept under early stopping.
+    pub best: Option<Tensor>,
+    /// The running loss and KL sums of an epoch interrupted part-way.
+    pub sums: Option<(Tensor, Tensor)>,
 }
 
-/// What a finished run reports about itself.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Outcome {
-    pub epochs_run: usize,
-    /// The epoch with the lowest validation loss (the weights saved with early stopping).
-    #[serde(default)]
-    pub best_epoch: Option<usize>,
-    #[serde(default)]
-    pub best_val_loss: Option<f64>,
-    #[serde(default)]
-    pub stopped_early: bool,
-    pub final_train_loss: f64,
-    pub final_val_loss: Option<f64>,
-    pub train_seconds: f64,
-    /// Metrics on the test split, computed with the saved weights.
-    pub test: EvalReport,
-}
-
-/// The contents of `model.json`: all that is needed to rebuild and reuse the model.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RunManifest {
-    pub format_version: u32,
-    pub ae_tch_version: String,
-    pub model: ModelConfig,
-    pub train: TrainConfig,
-    pub data: DataRecord,
-    /// File name of the weights inside the run folder.
-    pub weights: String,
-    pub outcome: Option<Outcome>,
-}
-
-/// A folder holding one training run.
-#[derive(Clone, Debug)]
-pub struct RunDir {
-    root: PathBuf,
-}
-
-impl RunDir {
-    /// Creates (or reuses) `path` for a new run. A folder that already holds a run is
-    /// refused unless `overwrite` is set.
-    pub fn create(path: &Path, overwrite: bool) -> Result<Self> {
-        if path.exists() && !path.is_dir() {
-            bail!("--out {} exists and is not a folder", path.display());
+impl Checkpoint {
+    /// The named tensors of the file, on the CPU so a checkpoint written on a GPU
+    /// resumes on any machine; the meta is JSON stored as a u8 tensor so the file is one
+    /// archive renamed into place in one step.
+    pub fn to_tensors(&self) -> Result<Vec<(String, Tensor)>> {
+        let meta = CheckpointMeta { adam_step: self.optim.step, ..self.meta.clone() };
+        let o = &self.optim;
+        let mut named = vec![(PARAMS, &o.params), (ADAM_M, &o.m), (ADAM_V, &o.v)];
+        named.extend(self.best.iter().map(|b| (BEST, b)));
+        if let Some((loss, kl)) = &self.sums {
+            named.extend([(LOSS_SUM, loss), (KL_SUM, kl)]);
         }
-        std::fs::create_dir_all(path)
-            .with_context(|| format!("--out {}: cannot create the run folder", path.display()))?;
-        let run = RunDir { root: path.to_path_buf() };
-        if run.file(MODEL_JSON).exists() && !overwrite {
-            bail!(
-                "--out {} already holds a run (model.json); choose another folder or pass --force",
-                path.display()
-            );
-        }
-        // A run that fails part-way must not leave the old model.json describing new files.
-        if overwrite {
-            match std::fs::remove_file(run.file(MODEL_JSON)) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(e).with_context(|| {
-                        format!("--force: removing the old {}", run.file(MODEL_JSON).display())
-                    });
-                }
-                _ => {}
-            }
-        }
-        run.sweep_temp_files();
-        // Fail now, not after training, if the folder cannot be written.
-        tempfile::NamedTempFile::new_in(path)
-            .with_context(|| format!("--out {}: folder is not writable", path.display()))?;
-        Ok(run)
+        let mut tensors: Vec<(String, Tensor)> =
+            named.into_iter().map(|(n, t)| (n.to_string(), t.to_device(Device::Cpu))).collect();
+        tensors.push((META.to_string(), Tensor::from_slice(&serde_json::to_vec(&meta)?)));
+        Ok(tensors)
     }
 
-    /// Opens an existing folder that holds (part of) a run, model.json or not.
-    pub fn open_dir(path: &Path) -> Result<Self> {
-        if !path.is_dir() {
-            bail!("run folder {} does not exist", path.display());
-        }
-        Ok(RunDir { root: path.to_path_buf() })
-    }
-
-    /// Opens an existing run folder.
-    pub fn open(path: &Path) -> Result<Self> {
-        if !path.exists() {
-            bail!("run folder {} does not exist", path.display());
-        }
-        if !path.is_dir() {
-            bail!("--run {} is a file; give the run folder that holds it", path.display());
-        }
-        let run = RunDir { root: path.to_path_buf() };
-        if !run.file(MODEL_JSON).is_file() {
-            bail!("{} is not a run folder: it has no model.json", path.display());
-        }
-        Ok(run)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.root
-    }
-
-    pub fn file(&self, name: &str) -> PathBuf {
-        self.root.join(name)
-    }
-
-    pub fn read_manifest(&self) -> Result<RunManifest> {
-        let path = self.file(MODEL_JSON);
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        let invalid = || format!("{} is not a valid ae-tch model.json", path.display());
-        let mut value: serde_json::Value = serde_json::from_str(&text).with_context(invalid)?;
-        migrate_v1(&mut value);
-        let manifest: RunManifest = serde_json::from_value(value).with_context(invalid)?;
-        check_format_version(&path, manifest.format_version)?;
-        manifest.model.validate().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        if Path::new(&manifest.weights).file_name() != Some(std::ffi::OsStr::new(&manifest.weights))
-        {
-            bail!(
-                "{}: weights must name a file inside the run folder, got {:?}",
-                path.display(),
-                manifest.weights
-            );
-        }
-        Ok(manifest)
-    }
-
-    pub fn write_manifest(&self, manifest: &RunManifest) -> Result<()> {
-        let mut text = serde_json::to_string_pretty(manifest)?;
-        text.push('\n');
-        write_atomic(&self.file(MODEL_JSON), text.as_bytes())
-    }
-
-    /// Saves the weights as `file_name` (format from its extension, see `save_weights`).
-    pub fn save_weights(&self, vs: &nn::VarStore, file_name: &str) -> Result<()> {
-        save_weights(vs, &self.file(file_name))
-    }
-
-    pub fn write_metrics(&self, rows: &[EpochStats]) -> Result<()> {
-        let mut csv = csv::Writer::from_writer(Vec::new());
-        for row in rows {
-            csv.serialize(row)?;
-        }
-        write_atomic(&self.file(METRICS_CSV), &csv.into_inner()?)
-    }
-
-    /// Writes checkpoint.ot: `tensors` and `meta` in one archive, atomically.
-    pub fn write_checkpoint(
-        &self,
-        meta: &CheckpointMeta,
-        tensors: &[(String, Tensor)],
-    ) -> Result<()> {
-        let json = serde_json::to_vec(meta)?;
-        // On the CPU, so a checkpoint written on a GPU resumes on any machine.
-        let mut named: Vec<(String, Tensor)> =
-            tensors.iter().map(|(n, t)| (n.clone(), t.to_device(Device::Cpu))).collect();
-        named.push((CHECKPOINT_META.to_string(), Tensor::from_slice(&json)));
-        let mut bytes = std::io::Cursor::new(Vec::new());
-        Tensor::save_multi_to_stream(&named, &mut bytes).context("serialising the checkpoint")?;
-        write_atomic(&self.file(CHECKPOINT), &bytes.into_inner())
-    }
-
-    /// Reads checkpoint.ot back: its JSON part, checked, and its tensors by name (on the
-    /// CPU).
-    pub fn read_checkpoint(&self) -> Result<(CheckpointMeta, HashMap<String, Tensor>)> {
-        let path = self.file(CHECKPOINT);
-        if !path.is_file() {
-            bail!("{} has no {CHECKPOINT} to resume from", self.root.display());
-        }
-        let mut tensors: HashMap<String, Tensor> = Tensor::load_multi(&path)
-            .with_context(|| format!("{} is not a readable checkpoint", path.display()))?
-            .into_iter()
-            .collect();
-        let meta = tensors
-            .remove(CHECKPOINT_META)
-            .with_context(|| format!("{} is not an ae-tch checkpoint (no meta)", path.display()))?;
-        let bytes = Vec::<u8>::try_from(&meta)
-            .with_context(|| format!("{}: unreadable meta", path.display()))?;
-        let invalid = || format!("{}: its meta is not valid", path.display());
-        let meta: serde_json::Value = serde_json::from_slice(&bytes).with_context(invalid)?;
-        let version = meta.get("format_version").and_then(|v| v.as_u64()).with_context(invalid)?;
-        check_format_version(&path, u32::try_from(version).unwrap_or(u32::MAX))?;
-        let meta: CheckpointMeta = serde_json::from_value(meta).with_context(invalid)?;
+    /// The checkpoint in `tensors` (a file's contents), checked: its version, its
+    /// configuration against its hash, its model and its progress.
+    pub fn from_tensors(mut tensors: HashMap<String, Tensor>) -> Result<Checkpoint> {
+        let meta = tensors.remove(META).context("not an ae-tch checkpoint (no meta)")?;
+        let bytes = Vec::<u8>::try_from(&meta).context("unreadable meta")?;
+        let meta: serde_json::Value =
+            serde_json::from_slice(&bytes).context("its meta is not valid")?;
+        let version = meta.get("format_version").and_then(|v| v.as_u64());
+        check_version(version.context("its meta is not valid")?)?;
+        let meta: CheckpointMeta = serde_json::from_value(meta).context("its meta is not valid")?;
         if meta.config_hash != config_hash(&meta.model, &meta.train, &meta.data.path) {
-            bail!("{}: its configuration does not match its config_hash", path.display());
+            bail!("its configuration does not match its config_hash");
         }
-        meta.model.validate().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        meta.model.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
         if meta.state.epoch == 0 || meta.train.epochs == 0 {
-            bail!("{}: its progress is invalid (epoch 0)", path.display());
+            bail!("its progress is invalid (epoch 0)");
         }
-        Ok((meta, tensors))
-    }
-
-    /// Removes temporary files that a killed process left behind (`.NAME.XXXXXX.tmp`).
-    pub fn sweep_temp_files(&self) {
-        sweep_temp_files(&self.root, None, Duration::ZERO);
-    }
-
-    /// Rebuilds the model from model.json and loads its weights on `device`.
-    pub fn load_model(&self, device: Device) -> Result<(RunManifest, nn::VarStore, Autoencoder)> {
-        let manifest = self.read_manifest()?;
-        let mut vs = nn::VarStore::new(device);
-        let model = Autoencoder::new(&vs.root(), &manifest.model);
-        load_weights(&mut vs, &self.file(&manifest.weights))?;
-        vs.freeze();
-        Ok((manifest, vs, model))
+        let mut take =
+            |name: &str| tensors.remove(name).with_context(|| format!("it lacks tensor {name}"));
+        let optim = OptimState {
+            step: meta.adam_step,
+            params: take(PARAMS)?,
+            m: take(ADAM_M)?,
+            v: take(ADAM_V)?,
+        };
+        let best = tensors.remove(BEST);
+        let sums = match (tensors.remove(LOSS_SUM), tensors.remove(KL_SUM)) {
+            (Some(loss), Some(kl)) => Some((loss, kl)),
+            _ => None,
+        };
+        Ok(Checkpoint { meta, optim, best, sums })
     }
 }
 
-/// Refuses files written in a layout this ae-tch does not read.
-fn check_format_version(path: &Path, version: u32) -> Result<()> {
-    if version == 1 && path.file_name() == Some(std::ffi::OsStr::new(CHECKPOINT)) {
+/// Refuses checkpoints of another layout; version 1 (before colour images) by name.
+fn check_version(version: u64) -> Result<()> {
+    if version == 1 {
         bail!(
-            "{}: format_version 1 was written by an older ae-tch (before colour images) and \
-             cannot be resumed by this one; its model.json and weights still load for eval, \
-             encode and the other commands",
-            path.display()
+            "format_version 1 was written by an older ae-tch (before colour images) and cannot \
+             be resumed by this one; its model.json and weights still load for eval, encode \
+             and the other commands"
         );
     }
-    if version != FORMAT_VERSION {
-        bail!(
-            "{}: format_version {version} is not supported (this ae-tch reads {FORMAT_VERSION})",
-            path.display()
-        );
+    if version != FORMAT_VERSION as u64 {
+        bail!("format_version {version} is not supported (this ae-tch reads {FORMAT_VERSION})");
     }
     Ok(())
-}
-
-/// Rewrites a format_version 1 model.json as version 2, in place (see
-/// `upgrade_model_config`). Any other document is left as it is.
-fn migrate_v1(doc: &mut serde_json::Value) {
-    if doc.get("format_version") != Some(&serde_json::json!(1)) {
-        return;
-    }
-    if let Some(model) = doc.get_mut("model") {
-        upgrade_model_config(model);
-    }
-    doc["format_version"] = serde_json::json!(FORMAT_VERSION);
-}
-
-/// A model config of format_version 1 as version 2: `height` and `width` become `input`,
-/// grayscale images whose transparency is dropped (what version 1 did), and the flat
-/// `arch`/`backbone`/`hidden`/`channels`/`tied_weights` become `layers` (the kind with its
-/// own settings) and `variational`. Configs already in version 2 are left alone.
-pub fn upgrade_model_config(model: &mut serde_json::Value) {
-    let Some(fields) = model.as_object_mut().filter(|m| !m.contains_key("layers")) else {
-        return;
-    };
-    if let (Some(height), Some(width)) = (fields.remove("height"), fields.remove("width")) {
-        fields.insert(
-            "input".into(),
-            serde_json::json!({
-                "kind": "image", "color": "gray", "height": height, "width": width,
-                "background": "ignore"
-            }),
-        );
-    }
-    let mut take = |key: &str, default: serde_json::Value| fields.remove(key).unwrap_or(default);
-    let arch = take("arch", "mlp".into());
-    let backbone = take("backbone", "mlp".into());
-    let (hidden, channels) =
-        (take("hidden", serde_json::json!([])), take("channels", serde_json::json!([])));
-    let tied_weights = take("tied_weights", false.into());
-    let conv = arch == "conv" || (arch == "vae" && backbone == "conv");
-    let layers = if conv {
-        serde_json::json!({"kind": "conv", "channels": channels})
-    } else {
-        serde_json::json!({"kind": "mlp", "hidden": hidden, "tied_weights": tied_weights})
-    };
-    fields.insert("layers".into(), layers);
-    fields.insert("variational".into(), (arch == "vae").into());
-}
-
-/// Reads a metrics.csv written by `train`.
-pub fn read_metrics(path: &Path) -> Result<Vec<EpochStats>> {
-    let mut reader =
-        csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
-    let rows: Result<Vec<EpochStats>, _> = reader.deserialize().collect();
-    let rows = rows.with_context(|| format!("{} is not an ae-tch metrics.csv", path.display()))?;
-    if rows.is_empty() {
-        bail!("{} has no epochs", path.display());
-    }
-    Ok(rows)
-}
-
-/// The weights file name for `format`.
-pub fn weights_file(format: WeightsFormat) -> &'static str {
-    match format {
-        WeightsFormat::Ot => WEIGHTS,
-        WeightsFormat::Safetensors => WEIGHTS_SAFETENSORS,
-    }
-}
-
-/// The format of a weights file, from its extension: `.safetensors`, or tch's `.ot`.
-pub fn weights_format(path: &Path) -> Result<WeightsFormat> {
-    match path.extension().and_then(|e| e.to_str()) {
-        Some(e) if e.eq_ignore_ascii_case("safetensors") => Ok(WeightsFormat::Safetensors),
-        Some(e) if e.eq_ignore_ascii_case("ot") => Ok(WeightsFormat::Ot),
-        _ => bail!("{}: expected a .safetensors or .ot file name", path.display()),
-    }
-}
-
-/// Writes the variables of `vs` (on the CPU, in name order) to `path`, atomically:
-/// safetensors, or tch's .ot (a PyTorch zip archive) — chosen by the extension. The .ot
-/// archive is serialised in memory first: saving to a path would record the temporary
-/// file's name inside it.
-pub fn save_weights(vs: &nn::VarStore, path: &Path) -> Result<()> {
-    let mut named: Vec<(String, Tensor)> = vs
-        .variables()
-        .into_iter()
-        .map(|(n, t)| (n, t.to_device(Device::Cpu).contiguous()))
-        .collect();
-    named.sort_by(|a, b| a.0.cmp(&b.0));
-    match weights_format(path)? {
-        WeightsFormat::Safetensors => with_temp_file(path, |tmp| {
-            Tensor::write_safetensors(&named, tmp).context("serialising the weights")?;
-            Ok(())
-        }),
-        WeightsFormat::Ot => {
-            let mut bytes = std::io::Cursor::new(Vec::new());
-            Tensor::save_multi_to_stream(&named, &mut bytes).context("serialising the weights")?;
-            write_atomic(path, &bytes.into_inner())
-        }
-    }
-}
-
-/// Copies the tensors of a weights file into `vs`, after checking that the file holds
-/// exactly the variables `vs` has, with the same shapes and dtypes. Nothing is copied
-/// when anything differs (tch's own `VarStore::load` would broadcast or half-load).
-pub fn load_weights(vs: &mut nn::VarStore, path: &Path) -> Result<()> {
-    if !path.is_file() {
-        bail!("weights file {} does not exist", path.display());
-    }
-    let stored = match weights_format(path)? {
-        WeightsFormat::Safetensors => Tensor::read_safetensors(path),
-        WeightsFormat::Ot => Tensor::load_multi(path),
-    };
-    let stored: HashMap<String, Tensor> = stored
-        .with_context(|| format!("{} is not a readable weights file", path.display()))?
-        .into_iter()
-        .collect();
-    let vars = vs.variables();
-    let mismatch =
-        |what: String| anyhow::anyhow!("{} does not match model.json: {what}", path.display());
-    let mut names: Vec<&String> = vars.keys().collect();
-    names.sort();
-    for name in names {
-        let var = &vars[name];
-        let Some(t) = stored.get(name) else {
-            return Err(mismatch(format!("variable {name} is missing")));
-        };
-        if t.size() != var.size() || t.kind() != var.kind() {
-            return Err(mismatch(format!(
-                "variable {name} is {:?} {:?} in the file, the model needs {:?} {:?}",
-                t.kind(),
-                t.size(),
-                var.kind(),
-                var.size()
-            )));
-        }
-    }
-    let mut extra: Vec<&String> = stored.keys().filter(|k| !vars.contains_key(*k)).collect();
-    if !extra.is_empty() {
-        extra.sort();
-        return Err(mismatch(format!("unexpected variable(s) {extra:?}")));
-    }
-    tch::no_grad(|| {
-        for (name, mut var) in vars {
-            var.f_copy_(&stored[&name])?;
-        }
-        Ok::<_, tch::TchError>(())
-    })
-    .with_context(|| format!("copying weights from {}", path.display()))
-}
-
-/// Writes `bytes` to `path` atomically (temp file in the same folder, fsync, rename).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    with_temp_file(path, |tmp| {
-        let mut f = std::fs::OpenOptions::new().write(true).truncate(true).open(tmp)?;
-        f.write_all(bytes)?;
-        Ok(())
-    })
-}
-
-/// Removes the temporary files [`with_temp_file`] left in `dir` when its process was
-/// killed: those for the targets in `names` (all when `None`) untouched for longer than
-/// `min_age` (a nonzero age spares the files of another process still writing them).
-pub fn sweep_temp_files(dir: &Path, names: Option<&[&str]>, min_age: Duration) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(target) = name.strip_prefix('.').filter(|_| name.ends_with(".tmp")) else {
-            continue;
-        };
-        let ours = names.is_none_or(|ns| ns.iter().any(|n| target.starts_with(&format!("{n}."))));
-        let age = || entry.metadata().and_then(|m| m.modified()).ok()?.elapsed().ok();
-        if ours && (min_age.is_zero() || age().is_some_and(|a| a > min_age)) {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
-}
-
-/// Lets `write` fill a temporary file next to `path`, then syncs it and renames it over
-/// `path`, and returns what `write` returned. On any error the temporary file is removed
-/// and `path` is untouched.
-pub fn with_temp_file<T>(path: &Path, write: impl FnOnce(&Path) -> Result<T>) -> Result<T> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    if !dir.is_dir() {
-        bail!("writing {}: folder {} does not exist", path.display(), dir.display());
-    }
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .with_context(|| {
-            format!("writing {}: cannot create a file in {}", path.display(), dir.display())
-        })?;
-    let fault = fault(&name);
-    if fault == Some(Fault::WriteError) {
-        let full = std::io::Error::from_raw_os_error(28); // ENOSPC
-        return Err(full).with_context(|| format!("writing {}", path.display()));
-    }
-    let written = write(tmp.path()).with_context(|| format!("writing {}", path.display()))?;
-    std::fs::File::open(tmp.path())
-        .and_then(|f| {
-            // tempfile creates files private (0600); artefacts are ordinary files.
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
-            }
-            f.sync_all()
-        })
-        .with_context(|| format!("writing {}", path.display()))?;
-    if fault == Some(Fault::Abort) {
-        std::process::abort();
-    }
-    tmp.persist(path).with_context(|| format!("writing {}", path.display()))?;
-    // The rename itself survives a power loss only once the folder is synced.
-    if let Ok(folder) = std::fs::File::open(dir) {
-        let _ = folder.sync_all();
-    }
-    Ok(written)
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Fault {
-    Abort,
-    WriteError,
-}
-
-/// Fault injection for the tests, from `AE_TCH_FAULT`: `abort:FILE:N` aborts the process
-/// (like kill -9) on the N-th write of FILE, after the temporary file is complete and
-/// synced and before it is renamed into place; `enospc:FILE` fails every write of FILE
-/// as a full disk would.
-fn fault(name: &str) -> Option<Fault> {
-    static WRITES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-    let spec = std::env::var("AE_TCH_FAULT").ok()?;
-    let mut parts = spec.split(':');
-    let (kind, file) = (parts.next()?, parts.next()?);
-    if file != name {
-        return None;
-    }
-    match kind {
-        "enospc" => Some(Fault::WriteError),
-        "abort" => {
-            let nth: usize = parts.next()?.parse().ok()?;
-            let mut writes = WRITES.lock().unwrap_or_else(|e| e.into_inner());
-            writes.push(name.to_string());
-            (writes.iter().filter(|w| *w == name).count() == nth).then_some(Fault::Abort)
-        }
-        _ => None,
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{DeviceSpec, Mode};
+    use tch::Kind;
 
     #[test]
-    fn manifest_round_trips_through_json() {
-        let m = RunManifest {
+    fn tensors_round_trip_and_old_or_altered_checkpoints_are_refused() {
+        let t = |v: f32| Tensor::full([3], v as f64, (Kind::Float, Device::Cpu));
+        let (model, train) = (ModelConfig::default(), TrainConfig::default());
+        let data = DataRecord { path: "/d".into(), train_images: 9, val_images: 1 };
+        let meta = CheckpointMeta {
             format_version: FORMAT_VERSION,
-            ae_tch_version: "0.1.0".into(),
-            model: ModelConfig {
-                layers: crate::config::Layers::Conv { channels: vec![8, 16] },
-                variational: true,
-                ..Default::default()
-            },
-            train: TrainConfig {
-                mode: Mode::Denoise,
-                device: DeviceSpec::Cuda(1),
-                ..Default::default()
-            },
-            data: DataRecord { path: "/d".into(), train_images: 9, val_images: 1 },
-            weights: "model.ot".into(),
-            outcome: None,
+            ae_tch_version: "0".into(),
+            config_hash: config_hash(&model, &train, &data.path),
+            model,
+            train: train.clone(),
+            data,
+            adam_step: 0,
+            threads: 1,
+            state: TrainState::new(&train),
         };
-        let text = serde_json::to_string_pretty(&m).unwrap();
-        assert!(text.contains("\"mode\": \"denoise\""), "{text}");
-        assert!(text.contains("\"device\": \"cuda:1\""), "{text}");
-        assert_eq!(serde_json::from_str::<RunManifest>(&text).unwrap(), m);
-    }
+        let optim = OptimState { step: 7, params: t(1.0), m: t(2.0), v: t(3.0) };
+        let ckpt = Checkpoint { meta, optim, best: Some(t(4.0)), sums: Some((t(5.0), t(6.0))) };
+        let tensors: HashMap<String, Tensor> = ckpt.to_tensors().unwrap().into_iter().collect();
+        let back = Checkpoint::from_tensors(
+            tensors.iter().map(|(k, v)| (k.clone(), v.shallow_clone())).collect(),
+        )
+        .unwrap();
+        assert_eq!(back.meta, CheckpointMeta { adam_step: 7, ..ckpt.meta.clone() });
+        assert_eq!(back.optim.step, 7);
+        let same = |a: &Tensor, b: &Tensor| a.equal(b);
+        assert!(same(&back.optim.params, &t(1.0)) && same(&back.optim.v, &t(3.0)));
+        assert!(same(back.best.as_ref().unwrap(), &t(4.0)));
+        assert!(same(&back.sums.as_ref().unwrap().1, &t(6.0)));
 
-    #[test]
-    fn version_1_model_json_is_migrated_and_version_1_checkpoints_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let run = RunDir { root: dir.path().to_path_buf() };
-        // The model.json of a run written by the previous version, trimmed to its fields.
-        let v1 = r#"{"format_version": 1, "ae_tch_version": "0.1.0",
-          "model": {"arch": "conv", "height": 12, "width": 9, "hidden": [], "latent": 4,
-                    "activation": "relu", "backbone": "mlp", "channels": [8], "tied_weights": false},
-          "train": {"mode": "reconstruct", "noise_level": 0.3, "epochs": 1, "batch_size": 8,
-                    "lr": 0.001, "seed": 1, "limit": null, "val_fraction": 0.1, "device": "cpu"},
-          "data": {"path": "/d", "train_images": 9, "val_images": 1},
-          "weights": "model.ot", "outcome": null}"#;
-        std::fs::write(run.file(MODEL_JSON), v1).unwrap();
-        let m = run.read_manifest().unwrap();
-        assert_eq!(m.format_version, FORMAT_VERSION);
-        let crate::data::spec::DataSpec::Image(spec) = m.model.input;
-        assert_eq!((spec.channels(), spec.height, spec.width), (1, 12, 9));
-        assert_eq!(m.model.layers, crate::config::Layers::Conv { channels: vec![8] });
-        assert!(!m.model.variational);
-        // A VAE on an MLP backbone becomes MLP layers with the variational flag.
-        let mut vae = serde_json::json!({"arch": "vae", "height": 2, "width": 2, "hidden": [4],
-            "latent": 2, "backbone": "mlp", "channels": [], "tied_weights": false});
-        upgrade_model_config(&mut vae);
-        let vae: ModelConfig = serde_json::from_value(vae).unwrap();
-        assert!(vae.variational);
-        assert_eq!(vae.layers, crate::config::Layers::Mlp { hidden: vec![4], tied_weights: false });
-        assert_eq!(spec.background, crate::data::spec::Background::Ignore);
-        let err = check_format_version(&run.file(CHECKPOINT), 1).unwrap_err().to_string();
-        assert!(err.contains("format_version 1") && err.contains("cannot be resumed"), "{err}");
-        let err = check_format_version(&run.file(MODEL_JSON), 7).unwrap_err().to_string();
-        assert!(err.contains("format_version 7 is not supported"), "{err}");
-    }
-
-    #[test]
-    fn sweep_removes_only_the_named_and_stale_temp_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let files = [".a.gz.X1.tmp", ".ab.gz.X2.tmp", ".b.gz.X3.tmp", "a.gz", ".a.gz.keep"];
-        for f in files {
-            std::fs::write(dir.path().join(f), b"x").unwrap();
-        }
-        let left = || {
-            let mut v: Vec<String> = std::fs::read_dir(dir.path())
-                .unwrap()
-                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect();
-            v.sort();
-            v
+        let altered = |f: &dyn Fn(&mut serde_json::Value)| {
+            let mut meta = serde_json::to_value(&ckpt.meta).unwrap();
+            f(&mut meta);
+            let mut tensors: HashMap<String, Tensor> =
+                tensors.iter().map(|(k, v)| (k.clone(), v.shallow_clone())).collect();
+            tensors.insert(META.into(), Tensor::from_slice(&serde_json::to_vec(&meta).unwrap()));
+            format!("{:#}", Checkpoint::from_tensors(tensors).err().expect("refused"))
         };
-        // Just written: younger than the minimum age, so another process may own them.
-        sweep_temp_files(dir.path(), Some(&["a.gz"]), Duration::from_secs(600));
-        assert_eq!(left().len(), files.len());
-        sweep_temp_files(dir.path(), Some(&["a.gz"]), Duration::ZERO);
-        assert_eq!(left(), [".a.gz.keep", ".ab.gz.X2.tmp", ".b.gz.X3.tmp", "a.gz"]);
-        sweep_temp_files(dir.path(), None, Duration::ZERO);
-        assert_eq!(left(), [".a.gz.keep", "a.gz"]);
-    }
-
-    #[test]
-    fn atomic_write_replaces_whole_files_and_leaves_no_temp() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("a.txt");
-        write_atomic(&p, b"first").unwrap();
-        write_atomic(&p, b"second").unwrap();
-        assert_eq!(std::fs::read(&p).unwrap(), b"second");
-        let failed = with_temp_file(&p, |_| -> Result<()> { bail!("disk full") });
-        assert!(format!("{:#}", failed.unwrap_err()).contains("disk full"));
-        assert_eq!(std::fs::read(&p).unwrap(), b"second");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
-    }
-
-    #[test]
-    fn metrics_round_trip_through_csv() {
-        let dir = tempfile::tempdir().unwrap();
-        let run = RunDir { root: dir.path().to_path_buf() };
-        let rows = vec![
-            EpochStats {
-                epoch: 1,
-                train_loss: 0.1,
-                val_loss: Some(0.09),
-                seconds: 1.5,
-                samples_per_s: 10.0,
-                lr: 0.001,
-                train_reconstruction: None,
-                train_kl: None,
-            },
-            EpochStats {
-                epoch: 2,
-                train_loss: 0.05,
-                val_loss: None,
-                seconds: 1.25,
-                samples_per_s: 12.0,
-                lr: 0.0005,
-                train_reconstruction: Some(0.04),
-                train_kl: Some(0.01),
-            },
-        ];
-        run.write_metrics(&rows).unwrap();
-        let text = std::fs::read_to_string(run.file(METRICS_CSV)).unwrap();
-        assert!(text.starts_with("epoch,train_loss,val_loss,seconds,samples_per_s,lr,train_reconstruction,train_kl\n"), "{text}");
-        assert_eq!(read_metrics(&run.file(METRICS_CSV)).unwrap(), rows);
+        let old = altered(&|m| m["format_version"] = 1.into());
+        assert!(old.contains("format_version 1") && old.contains("cannot be resumed"), "{old}");
+        let edited = altered(&|m| m["train"]["seed"] = 9.into());
+        assert!(edited.contains("config_hash"), "{edited}");
+        let mut missing = tensors;
+        missing.remove(ADAM_V);
+        let err = format!("{:#}", Checkpoint::from_tensors(missing).err().expect("refused"));
+        assert!(err.contains("lacks tensor adam.v"), "{err}");
     }
 }

@@ -1,5 +1,5 @@
 //! Plain configuration structs: the single home of defaults. The CLI fills them,
-//! `checkpoint::RunManifest` records them in `model.json`, and every later command rebuilds
+//! `run_store::RunManifest` records them in `model.json`, and every later command rebuilds
 //! the model from them.
 
 use crate::data::spec::{DataSpec, ImageSpec};

@@ -16,6 +16,7 @@ pub mod model;
 pub mod npy;
 pub mod optim;
 pub mod plot;
+pub mod run_store;
 pub mod train;
 
 use clap::{CommandFactory, FromArgMatches};

@@ -14,7 +14,6 @@ use crate::model::Autoencoder;
 use crate::optim::{FlatAdam, OptimState};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use tch::nn;
@@ -109,7 +108,7 @@ pub struct TrainState {
 }
 
 impl TrainState {
-    fn new(cfg: &TrainConfig) -> Self {
+    pub fn new(cfg: &TrainConfig) -> Self {
         TrainState {
             epoch: 1,
             step: 0,
@@ -131,24 +130,22 @@ impl TrainState {
     }
 }
 
-/// A checkpoint's contents: the state and named tensors (parameters, Adam moments, the
-/// best weights under early stopping, the epoch's running sums).
+/// What a checkpoint needs from the loop: the state, the optimiser's tensors, the best
+/// weights under early stopping, and mid-epoch the epoch's running loss and KL sums.
 pub struct Snapshot<'a> {
     pub state: &'a TrainState,
     pub optim: OptimState,
-    pub tensors: Vec<(String, Tensor)>,
+    pub best: Option<Tensor>,
+    pub sums: Option<(Tensor, Tensor)>,
 }
 
-/// A checkpoint read back, to continue from.
+/// A checkpoint read back, to continue from (the fields of a `Snapshot`).
 pub struct Resume {
     pub state: TrainState,
     pub optim: OptimState,
-    pub tensors: HashMap<String, Tensor>,
+    pub best: Option<Tensor>,
+    pub sums: Option<(Tensor, Tensor)>,
 }
-
-const BEST_WEIGHTS: &str = "best_params";
-const LOSS_SUM: &str = "epoch.loss_sum";
-const KL_SUM: &str = "epoch.kl_sum";
 
 /// What `fit` reports as it goes.
 pub enum Event<'a> {
@@ -233,13 +230,11 @@ pub fn fit(
         None => (TrainState::new(cfg), None, None),
         Some(r) => {
             opt.load_state(&r.optim)?;
-            let sums = match (r.tensors.get(LOSS_SUM), r.tensors.get(KL_SUM)) {
-                (Some(l), Some(k)) if r.state.step > 0 => {
-                    Some((l.to_device(device), k.to_device(device)))
-                }
-                _ => None,
-            };
-            (r.state, r.tensors.get(BEST_WEIGHTS).map(|t| t.to_device(device)), sums)
+            let sums = r
+                .sums
+                .filter(|_| r.state.step > 0)
+                .map(|(l, k)| (l.to_device(device), k.to_device(device)));
+            (r.state, r.best.map(|t| t.to_device(device)), sums)
         }
     };
     // Validation inputs are corrupted once, with a fixed draw, so every epoch (and a
@@ -346,12 +341,13 @@ pub fn fit(
                 }
                 st.step = step + 1;
                 st.seconds += start.elapsed().as_secs_f64();
-                let mut tensors =
-                    vec![(LOSS_SUM.to_string(), loss_sum), (KL_SUM.to_string(), kl_sum)];
-                if let Some(b) = &best_weights {
-                    tensors.push((BEST_WEIGHTS.to_string(), b.shallow_clone()));
-                }
-                on_event(Event::Checkpoint(Snapshot { state: &st, optim: opt.state(), tensors }))?;
+                let (best, sums) = (best_weights, Some((loss_sum, kl_sum)));
+                on_event(Event::Checkpoint(Snapshot {
+                    state: &st,
+                    optim: opt.state(),
+                    best,
+                    sums,
+                }))?;
                 return Err(Stopped::Interrupted { epoch, step: step + 1, steps }.into());
             }
         }
@@ -412,11 +408,13 @@ pub fn fit(
         let interrupted = INTERRUPT.load(Ordering::SeqCst) && !st.finished(cfg);
         if epoch % cfg.checkpoint_every.max(1) == 0 || st.finished(cfg) || interrupted {
             st.checkpointed = Some(epoch);
-            let tensors = best_weights
-                .iter()
-                .map(|b| (BEST_WEIGHTS.to_string(), b.shallow_clone()))
-                .collect();
-            on_event(Event::Checkpoint(Snapshot { state: &st, optim: opt.state(), tensors }))?;
+            let best = best_weights.as_ref().map(|b| b.shallow_clone());
+            on_event(Event::Checkpoint(Snapshot {
+                state: &st,
+                optim: opt.state(),
+                best,
+                sums: None,
+            }))?;
         }
         if interrupted {
             return Err(Stopped::Interrupted { epoch, step: steps, steps }.into());

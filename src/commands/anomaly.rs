@@ -1,11 +1,11 @@
 //! `ae-tch anomaly`: reconstruction error as an anomaly score, thresholded at a percentile
 //! of the errors on the run's own validation images.
 
-use crate::checkpoint::write_atomic;
 use crate::cli::AnomalyArgs;
 use crate::data::ImageSet;
 use crate::metrics::{self, detection};
 use crate::plot::{self, Format};
+use crate::run_store::write_atomic;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::collections::BTreeSet;

@@ -1,12 +1,12 @@
 //! `ae-tch denoise`: runs a trained model on the user's own image files.
 
-use crate::checkpoint::write_atomic;
 use crate::cli::{DenoiseArgs, Invert};
 use crate::config::NoiseKind;
 use crate::data::spec::{to_byte, Color, ImageSpec};
 use crate::data::{self, folder, noise};
 use crate::metrics;
 use crate::plot::{self, Format, GridRow};
+use crate::run_store::write_atomic;
 use anyhow::{bail, Context, Result};
 use image::{ImageFormat, RgbImage};
 use std::collections::HashSet;

@@ -17,8 +17,6 @@ pub mod sample;
 pub mod train;
 pub mod weights;
 
-use crate::checkpoint::RunDir;
-use crate::checkpoint::RunManifest;
 use crate::cli::{Cli, Command, DataCommand, RunArgs};
 use crate::config::ModelConfig;
 use crate::data::spec::{DataSpec, ImageSpec};
@@ -26,6 +24,8 @@ use crate::data::{self, ImageSet, Split};
 use crate::device;
 use crate::metrics::pca::Pca;
 use crate::model::Autoencoder;
+use crate::run_store::RunDir;
+use crate::run_store::RunManifest;
 use anyhow::{Context, Result};
 use clap::CommandFactory;
 use std::io::Write;
@@ -140,7 +140,7 @@ pub fn decode_grid(
     let rows: Vec<crate::plot::GridRow> =
         pixels.chunks(row).map(|images| crate::plot::GridRow { label: "", images }).collect();
     let bytes = crate::plot::image_grid(&rows, shape, title, format)?;
-    crate::checkpoint::write_atomic(path, &bytes)
+    crate::run_store::write_atomic(path, &bytes)
 }
 
 /// The model's input shape (channels, height, width) as `plot::image_grid` takes it.

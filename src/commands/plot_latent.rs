@@ -1,11 +1,11 @@
 //! `ae-tch plot-latent`: the test set's codes in 2-D, coloured by label, and for 2-D codes
 //! the decoded manifold.
 
-use crate::checkpoint::write_atomic;
 use crate::cli::PlotLatentArgs;
 use crate::data;
 use crate::metrics::{self, pca::Pca};
 use crate::plot::{self, Format, GridRow};
+use crate::run_store::write_atomic;
 use anyhow::{bail, Context, Result};
 use tch::{Device, Kind, Tensor};
 

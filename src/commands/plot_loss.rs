@@ -1,8 +1,8 @@
 //! `ae-tch plot-loss`: loss curves from metrics.csv files.
 
-use crate::checkpoint;
 use crate::cli::PlotLossArgs;
 use crate::plot::Format;
+use crate::run_store;
 use anyhow::Result;
 use std::path::Path;
 
@@ -10,7 +10,7 @@ pub fn run(args: PlotLossArgs) -> Result<()> {
     let format = Format::from_path(&args.output)?;
     let mut curves = Vec::new();
     for path in &args.metrics {
-        curves.push(super::report::loss_curve(&label(path), &checkpoint::read_metrics(path)?));
+        curves.push(super::report::loss_curve(&label(path), &run_store::read_metrics(path)?));
     }
     super::report::write_loss_chart(&curves, &args.output, args.log_y, format)?;
     super::print(&format!("wrote {}\n", args.output.display()))

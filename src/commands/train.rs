@@ -1,15 +1,14 @@
 //! `ae-tch train`: fills the configs from the flags, trains, and writes the run folder.
 
-use crate::checkpoint::CHECKPOINT as CHECKPOINT_FILE;
-use crate::checkpoint::{self, RunDir};
-use crate::checkpoint::{CheckpointMeta, DataRecord, Outcome, RunManifest, FORMAT_VERSION};
+use crate::checkpoint::{self, Checkpoint, CheckpointMeta};
 use crate::cli::TrainArgs;
 use crate::commands::report;
 use crate::config::{Arch, Backbone, Engine, Init, Layers, ModelConfig, Precision, TrainConfig};
 use crate::data::spec::{DataSpec, ImageSpec};
 use crate::data::{self, Split};
-use crate::optim::OptimState;
 use crate::plot::Format;
+use crate::run_store::{self, RunDir};
+use crate::run_store::{DataRecord, Outcome, RunManifest, FORMAT_VERSION};
 use crate::train::{self, EpochStats, Event};
 use crate::{device, metrics};
 use anyhow::{anyhow, bail, Context, Result};
@@ -91,11 +90,8 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
                     threads,
                     state: snap.state.clone(),
                 };
-                let mut tensors = snap.tensors;
-                tensors.push(("params".into(), snap.optim.params));
-                tensors.push(("adam.m".into(), snap.optim.m));
-                tensors.push(("adam.v".into(), snap.optim.v));
-                run.write_checkpoint(&meta, &tensors)?;
+                let (optim, best, sums) = (snap.optim, snap.best, snap.sums);
+                run.write_checkpoint(&Checkpoint { meta, optim, best, sums })?;
             }
             _ => {}
         }
@@ -117,14 +113,14 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
     }
     let train_seconds = started.elapsed().as_secs_f64();
 
-    let weights = checkpoint::weights_file(cfg.format);
+    let weights = run_store::weights_file(cfg.format);
     run.save_weights(&vs, weights)?;
     let pca = super::pca_baseline(&train_set, &model_cfg, device)?;
     drop((train_t, val_t));
     let report = metrics::evaluate(&model, &model_cfg, &cfg, &test.to_device(device), &pca);
     report::write_loss_chart(
         &[report::loss_curve("train", history)],
-        &run.file(checkpoint::LOSS_PNG),
+        &run.file(run_store::LOSS_PNG),
         false,
         Format::Png,
     )?;
@@ -133,7 +129,7 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
         &cfg,
         &test.take(GRID_IMAGES),
         device,
-        &run.file(checkpoint::GRID_PNG),
+        &run.file(run_store::GRID_PNG),
         Format::Png,
     )?;
     let last = history.last().context("training ran no epoch")?;
@@ -166,8 +162,8 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
         history.len(),
         train_seconds,
         report::eval_table(&report, &cfg),
-        checkpoint::LOSS_PNG,
-        checkpoint::GRID_PNG,
+        run_store::LOSS_PNG,
+        run_store::GRID_PNG,
     ))
 }
 
@@ -229,19 +225,19 @@ fn fresh(args: &TrainArgs) -> Result<Setup> {
     let test = data::load_split(&data_dir, Split::Test, &train_set.spec.request())?;
     let out = args.out.clone().unwrap_or_else(|| default_out(&cfg));
     let unfinished =
-        out.join(checkpoint::CHECKPOINT).is_file() && !out.join(checkpoint::MODEL_JSON).is_file();
+        out.join(run_store::CHECKPOINT).is_file() && !out.join(run_store::MODEL_JSON).is_file();
     if unfinished && !args.force {
         bail!(
             "--out {} holds an unfinished run ({}): continue it with \
              `ae-tch train --resume {}`, or pass --force to start over",
             out.display(),
-            checkpoint::CHECKPOINT,
+            run_store::CHECKPOINT,
             out.display()
         );
     }
     let run = RunDir::create(&out, args.force)?;
     // Checkpoints of an earlier run in this folder must not be resumed into this one.
-    match std::fs::remove_file(run.file(checkpoint::CHECKPOINT)) {
+    match std::fs::remove_file(run.file(run_store::CHECKPOINT)) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             return Err(e).context("--force: removing the old checkpoint");
         }
@@ -260,7 +256,7 @@ fn fresh(args: &TrainArgs) -> Result<Setup> {
 fn resumed(args: &TrainArgs, dir: &Path, given: &dyn Fn(&str) -> bool) -> Result<Setup> {
     let run = RunDir::open_dir(dir)?;
     run.sweep_temp_files();
-    let (meta, mut tensors) = run.read_checkpoint()?;
+    let Checkpoint { meta, optim, best, sums } = run.read_checkpoint()?;
     if args.runtime.threads.is_none() {
         tch::set_num_threads(meta.threads.max(1));
     }
@@ -354,7 +350,7 @@ fn resumed(args: &TrainArgs, dir: &Path, given: &dyn Fn(&str) -> bool) -> Result
         );
     }
     // A run killed after its last checkpoint but before model.json: finish its artefacts.
-    let complete = run.file(checkpoint::MODEL_JSON).is_file();
+    let complete = run.file(run_store::MODEL_JSON).is_file();
     if state.stopped_early && complete {
         bail!(
             "{} stopped early after epoch {}: there is nothing to resume",
@@ -384,16 +380,7 @@ fn resumed(args: &TrainArgs, dir: &Path, given: &dyn Fn(&str) -> bool) -> Result
         );
     }
     let test = data::load_split(&data_dir, Split::Test, &recorded)?;
-    let mut take = |name: &str| {
-        tensors.remove(name).with_context(|| format!("{CHECKPOINT_FILE} lacks tensor {name}"))
-    };
-    let optim = OptimState {
-        step: meta.adam_step,
-        params: take("params")?,
-        m: take("adam.m")?,
-        v: take("adam.v")?,
-    };
-    let resume = train::Resume { state, optim, tensors };
+    let resume = train::Resume { state, optim, best, sums };
     Ok(Setup {
         run,
         cfg,

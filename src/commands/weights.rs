@@ -2,11 +2,11 @@
 //! PyTorch users have (safetensors) with the names of the equivalent `torch.nn`
 //! modules.
 
-use crate::checkpoint::{self, DataRecord, RunDir, RunManifest, FORMAT_VERSION};
 use crate::cli::{ExportArgs, ImportArgs};
 use crate::config::{ModelConfig, TrainConfig, WeightsFormat};
 use crate::data;
 use crate::model::Autoencoder;
+use crate::run_store::{self, DataRecord, RunDir, RunManifest, FORMAT_VERSION};
 use anyhow::{anyhow, Context, Result};
 use serde::Serialize;
 use std::path::Path;
@@ -29,10 +29,10 @@ struct ExportReport<'a> {
 }
 
 pub fn export(args: ExportArgs) -> Result<()> {
-    let format = checkpoint::weights_format(&args.output)?;
+    let format = run_store::weights_format(&args.output)?;
     let run = RunDir::open(&args.run)?;
     let (_, vs, _) = run.load_model(Device::Cpu)?;
-    checkpoint::save_weights(&vs, &args.output)?;
+    run_store::save_weights(&vs, &args.output)?;
     let mut tensors: Vec<TensorInfo> = vs
         .variables()
         .into_iter()
@@ -63,15 +63,15 @@ fn dtype_name(kind: tch::Kind) -> String {
 }
 
 pub fn import(args: ImportArgs) -> Result<()> {
-    let format = checkpoint::weights_format(&args.from)?;
+    let format = run_store::weights_format(&args.from)?;
     let text = std::fs::read_to_string(&args.config)
         .with_context(|| format!("reading {}", args.config.display()))?;
     let mut value: serde_json::Value = serde_json::from_str(&text)
         .with_context(|| format!("{} is not JSON", args.config.display()))?;
     // A model.json, or a bare model config, from any version.
     match value.get_mut("model") {
-        Some(m) => checkpoint::upgrade_model_config(m),
-        None => checkpoint::upgrade_model_config(&mut value),
+        Some(m) => run_store::upgrade_model_config(m),
+        None => run_store::upgrade_model_config(&mut value),
     }
     let not_config = || format!("{}: no valid \"model\" description", args.config.display());
     let (model, train, recorded_data) = match value.get("model") {
@@ -97,10 +97,10 @@ pub fn import(args: ImportArgs) -> Result<()> {
 
     let mut vs = nn::VarStore::new(Device::Cpu);
     let _ = Autoencoder::new(&vs.root(), &model);
-    checkpoint::load_weights(&mut vs, &args.from)?;
+    run_store::load_weights(&mut vs, &args.from)?;
     let run = RunDir::create(&args.out, args.force)?;
-    let _ = std::fs::remove_file(run.file(checkpoint::CHECKPOINT));
-    let weights = checkpoint::weights_file(format);
+    let _ = std::fs::remove_file(run.file(run_store::CHECKPOINT));
+    let weights = run_store::weights_file(format);
     run.save_weights(&vs, weights)?;
     let manifest = RunManifest {
         format_version: FORMAT_VERSION,
