@@ -128,6 +128,25 @@ impl TrainState {
     pub fn finished(&self, cfg: &TrainConfig) -> bool {
         self.stopped_early || self.epoch > cfg.epochs
     }
+
+    /// Books `epoch`'s validation loss: a new best, or one more epoch without (which
+    /// `plateau` and early stopping count). True for a new best.
+    fn end_epoch(&mut self, cfg: &TrainConfig, epoch: usize, val_loss: Option<f64>) -> bool {
+        let Some(v) = val_loss else { return false };
+        if self.best.is_none_or(|(_, b)| v < b) {
+            self.best = Some((epoch, v));
+            self.since_best = 0;
+            return true;
+        }
+        self.since_best += 1;
+        if cfg.lr_schedule == LrSchedule::Plateau && self.since_best % PLATEAU_PATIENCE == 0 {
+            self.lr *= 0.5;
+        }
+        if cfg.early_stop.is_some_and(|patience| self.since_best >= patience) {
+            self.stopped_early = epoch < cfg.epochs;
+        }
+        false
+    }
 }
 
 /// What a checkpoint needs from the loop: the state, the optimiser's tensors, the best
@@ -207,6 +226,11 @@ fn autograd_loss(
 /// `on_event` may fail (e.g. while writing metrics), which stops training with its
 /// error. A non-finite loss or gradient norm stops with `Stopped::Diverged`, a set
 /// `INTERRUPT` with `Stopped::Interrupted` after a checkpoint.
+///
+/// This is the driver; the parts that each do one thing are below it: the step
+/// (`train_step`), the divergence guard (`Guard`), the schedule (`epoch_lr`,
+/// `TrainState::end_epoch`), the epoch's metrics row (`epoch_stats`) and the snapshot
+/// (`Snapshot`, when `checkpoint_due`).
 pub fn fit(
     model: &Autoencoder,
     vs: &nn::VarStore,
@@ -246,14 +270,12 @@ pub fn fit(
     });
     // On the CPU reading a scalar costs nothing, so divergence is caught at the very step.
     let check_every = if device == Device::Cpu { 1 } else { SYNC_EVERY };
-    let scale = *st.param_scale.get_or_insert_with(|| opt.max_abs().max(1e-3));
+    let guard =
+        Guard { cfg, scale: *st.param_scale.get_or_insert_with(|| opt.max_abs().max(1e-3)) };
 
     while !st.finished(cfg) {
         let epoch = st.epoch;
-        if cfg.lr_schedule == LrSchedule::Cosine {
-            let progress = (epoch - 1) as f64 / cfg.epochs as f64;
-            st.lr = cfg.lr * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
-        }
+        st.lr = epoch_lr(cfg, epoch, st.lr);
         opt.lr = st.lr;
         on_event(Event::EpochStart { epoch, epochs: cfg.epochs, steps })?;
         let start = Instant::now();
@@ -263,56 +285,22 @@ pub fn fit(
         for step in st.step..steps {
             let (x, input) = batches.get(step);
             let len = x.size()[0];
-            let loss = match by_hand.as_mut() {
-                Some(by_hand) => by_hand.forward_backward(&input, &x),
-                None => {
-                    let (loss, kl) = autograd_loss(model, &input, &x, cfg);
-                    if let Some(kl) = kl {
-                        tch::no_grad(|| kl_sum += kl * len as f64);
-                    }
-                    opt.backward(&loss);
-                    loss
-                }
-            };
-            let checked = (step + 1) % check_every == 0;
-            let value = checked.then(|| loss.double_value(&[]));
-            let (checkpoint, lr) = (st.checkpointed, st.lr);
-            let diverged = |what: String, last_good| Stopped::Diverged {
-                epoch,
-                step: step + 1,
-                what,
-                last_good,
-                checkpoint,
-                lr,
-                clipped: cfg.grad_clip.is_some(),
-            };
+            let loss = train_step(model, by_hand.as_mut(), &mut opt, cfg, &x, &input, &mut kl_sum);
+            let value = ((step + 1) % check_every == 0).then(|| loss.double_value(&[]));
+            let at = st.at(epoch, step + 1);
+            let stop = |what: String, last_good| guard.stop(at, what, last_good);
             if let Some(v) = value.filter(|v| !v.is_finite()) {
-                return Err(nan_row(
-                    &mut st,
-                    epoch,
-                    v,
-                    on_event,
-                    diverged(format!("the loss is {v}"), last_good),
-                ));
+                let e = stop(format!("the loss is {v}"), last_good);
+                return Err(nan_row(&mut st, epoch, v, on_event, e));
             }
             if let Err(norm) = opt.apply(cfg.grad_clip) {
-                let e = diverged(format!("the gradient norm is {norm}"), value.or(last_good));
+                let e = stop(format!("the gradient norm is {norm}"), value.or(last_good));
                 return Err(nan_row(&mut st, epoch, f64::NAN, on_event, e));
             }
             if step == 0 || (step + 1) % SYNC_EVERY == 0 || step + 1 == steps {
-                let largest = opt.max_abs();
-                if largest.is_nan() || largest > EXPLODED * scale {
-                    let what = format!(
-                        "the parameters exploded (largest |θ| {largest:.3e}, more than {EXPLODED:.0e} \
-                         times their initial scale {scale:.3})"
-                    );
-                    return Err(nan_row(
-                        &mut st,
-                        epoch,
-                        f64::NAN,
-                        on_event,
-                        diverged(what, value.or(last_good)),
-                    ));
+                if let Err(what) = guard.check_params(&opt) {
+                    let e = stop(what, value.or(last_good));
+                    return Err(nan_row(&mut st, epoch, f64::NAN, on_event, e));
                 }
             }
             last_good = value.or(last_good);
@@ -321,23 +309,16 @@ pub fn fit(
             if (step + 1) % SYNC_EVERY == 0 && step + 1 < steps {
                 let running = loss_sum.double_value(&[]) / st.seen as f64;
                 if !running.is_finite() {
-                    let e = diverged(format!("the running loss is {running}"), last_good);
+                    let e = stop(format!("the running loss is {running}"), last_good);
                     return Err(nan_row(&mut st, epoch, running, on_event, e));
                 }
                 on_event(Event::Progress { step: step + 1, loss: running })?;
             }
             if INTERRUPT.load(Ordering::SeqCst) && step + 1 < steps {
                 // Never let a checkpoint replace good weights with broken ones.
-                let largest = opt.max_abs();
-                if largest.is_nan() || largest > EXPLODED * scale {
-                    let what = format!("the parameters are not finite or exploded ({largest:.3e})");
-                    return Err(nan_row(
-                        &mut st,
-                        epoch,
-                        f64::NAN,
-                        on_event,
-                        diverged(what, last_good),
-                    ));
+                if let Err(what) = guard.check_params(&opt) {
+                    let e = stop(what, last_good);
+                    return Err(nan_row(&mut st, epoch, f64::NAN, on_event, e));
                 }
                 st.step = step + 1;
                 st.seconds += start.elapsed().as_secs_f64();
@@ -351,70 +332,30 @@ pub fn fit(
                 return Err(Stopped::Interrupted { epoch, step: step + 1, steps }.into());
             }
         }
-        // Reading the loss waits for the device, so this times the training steps.
-        let train_loss = loss_sum.double_value(&[]) / n as f64;
-        let train_seconds = st.seconds + start.elapsed().as_secs_f64();
-        let val_loss =
-            val.as_ref().map(|(input, clean)| metrics::mean_loss(model, input, clean, cfg.loss));
-        let train_kl = model.variational.then(|| kl_sum.double_value(&[]) / n as f64);
-        let beta = cfg.beta.unwrap_or(1.0);
-        let stats = EpochStats {
-            epoch,
-            train_loss,
-            val_loss,
-            train_reconstruction: train_kl.map(|kl| train_loss - beta * kl),
-            train_kl,
-            seconds: st.seconds + start.elapsed().as_secs_f64(),
-            samples_per_s: n as f64 / train_seconds.max(1e-9),
-            lr: st.lr,
-        };
-        on_event(Event::Progress { step: steps, loss: train_loss })?;
+        let stats = epoch_stats(model, cfg, &st, epoch, n, &loss_sum, &kl_sum, start, val.as_ref());
+        on_event(Event::Progress { step: steps, loss: stats.train_loss })?;
         st.history.push(stats);
-        on_event(Event::EpochEnd(st.history.last().expect("just pushed")))?;
-        if !train_loss.is_finite() || val_loss.is_some_and(|v| !v.is_finite()) {
+        let stats = st.history.last().expect("just pushed");
+        on_event(Event::EpochEnd(stats))?;
+        if !stats.train_loss.is_finite() || stats.val_loss.is_some_and(|v| !v.is_finite()) {
             let what = format!(
-                "train loss {train_loss}, validation loss {}",
-                val_loss.map_or("-".into(), |v| v.to_string())
+                "train loss {}, validation loss {}",
+                stats.train_loss,
+                stats.val_loss.map_or("-".into(), |v| v.to_string())
             );
-            return Err(Stopped::Diverged {
-                epoch,
-                step: steps,
-                what,
-                last_good: None,
-                checkpoint: st.checkpointed,
-                lr: st.lr,
-                clipped: cfg.grad_clip.is_some(),
-            }
-            .into());
+            return Err(guard.stop(st.at(epoch, steps), what, None).into());
         }
+        let val_loss = stats.val_loss;
         (st.epoch, st.step, st.seen, st.seconds) = (epoch + 1, 0, 0, 0.0);
-        if let Some(v) = val_loss {
-            if st.best.is_none_or(|(_, b)| v < b) {
-                st.best = Some((epoch, v));
-                st.since_best = 0;
-                if cfg.early_stop.is_some() {
-                    best_weights = Some(opt.snapshot());
-                }
-            } else {
-                st.since_best += 1;
-                if cfg.lr_schedule == LrSchedule::Plateau && st.since_best % PLATEAU_PATIENCE == 0 {
-                    st.lr *= 0.5;
-                }
-                if cfg.early_stop.is_some_and(|patience| st.since_best >= patience) {
-                    st.stopped_early = epoch < cfg.epochs;
-                }
-            }
+        if st.end_epoch(cfg, epoch, val_loss) && cfg.early_stop.is_some() {
+            best_weights = Some(opt.snapshot());
         }
         let interrupted = INTERRUPT.load(Ordering::SeqCst) && !st.finished(cfg);
-        if epoch % cfg.checkpoint_every.max(1) == 0 || st.finished(cfg) || interrupted {
+        if checkpoint_due(cfg, &st, epoch) || interrupted {
             st.checkpointed = Some(epoch);
             let best = best_weights.as_ref().map(|b| b.shallow_clone());
-            on_event(Event::Checkpoint(Snapshot {
-                state: &st,
-                optim: opt.state(),
-                best,
-                sums: None,
-            }))?;
+            let snap = Snapshot { state: &st, optim: opt.state(), best, sums: None };
+            on_event(Event::Checkpoint(snap))?;
         }
         if interrupted {
             return Err(Stopped::Interrupted { epoch, step: steps, steps }.into());
@@ -424,6 +365,129 @@ pub fn fit(
         opt.restore(weights);
     }
     Ok(Fit { history: st.history, best: st.best, stopped_early: st.stopped_early })
+}
+
+/// One step's loss, with its gradients in the optimiser's flat gradient (not yet
+/// applied): the hand-written MLP step when there is one, else autograd (a VAE's KL term
+/// is added to `kl_sum`, weighted by the batch size).
+fn train_step(
+    model: &Autoencoder,
+    by_hand: Option<&mut MlpStep>,
+    opt: &mut FlatAdam,
+    cfg: &TrainConfig,
+    x: &Tensor,
+    input: &Tensor,
+    kl_sum: &mut Tensor,
+) -> Tensor {
+    if let Some(by_hand) = by_hand {
+        return by_hand.forward_backward(input, x);
+    }
+    let (loss, kl) = autograd_loss(model, input, x, cfg);
+    if let Some(kl) = kl {
+        tch::no_grad(|| *kl_sum += kl * x.size()[0] as f64);
+    }
+    opt.backward(&loss);
+    loss
+}
+
+/// What counts as a diverged run, and the error that says so.
+struct Guard<'a> {
+    cfg: &'a TrainConfig,
+    /// The largest |parameter| before training.
+    scale: f64,
+}
+
+impl Guard<'_> {
+    /// Refuses parameters that are not finite or grew `EXPLODED` times beyond their
+    /// initial scale (a too-high learning rate saturates the network long before anything
+    /// overflows).
+    fn check_params(&self, opt: &FlatAdam) -> Result<(), String> {
+        let largest = opt.max_abs();
+        if largest.is_nan() || largest > EXPLODED * self.scale {
+            return Err(format!(
+                "the parameters exploded (largest |θ| {largest:.3e}, more than {EXPLODED:.0e} \
+                 times their initial scale {:.3})",
+                self.scale
+            ));
+        }
+        Ok(())
+    }
+
+    fn stop(&self, at: At, what: String, last_good: Option<f64>) -> Stopped {
+        Stopped::Diverged {
+            epoch: at.epoch,
+            step: at.step,
+            what,
+            last_good,
+            checkpoint: at.checkpoint,
+            lr: at.lr,
+            clipped: self.cfg.grad_clip.is_some(),
+        }
+    }
+}
+
+/// Where training stands, for an error that says where it stopped.
+#[derive(Clone, Copy)]
+struct At {
+    epoch: usize,
+    step: usize,
+    /// The last epoch with a checkpoint.
+    checkpoint: Option<usize>,
+    lr: f64,
+}
+
+impl TrainState {
+    fn at(&self, epoch: usize, step: usize) -> At {
+        At { epoch, step, checkpoint: self.checkpointed, lr: self.lr }
+    }
+}
+
+/// The learning rate of `epoch`: `cosine` follows its curve, the others keep `lr` (which
+/// `plateau` lowers at epoch ends).
+fn epoch_lr(cfg: &TrainConfig, epoch: usize, lr: f64) -> f64 {
+    match cfg.lr_schedule {
+        LrSchedule::Cosine => {
+            let progress = (epoch - 1) as f64 / cfg.epochs as f64;
+            cfg.lr * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+        }
+        LrSchedule::Constant | LrSchedule::Plateau => lr,
+    }
+}
+
+/// A checkpoint is written every `checkpoint_every` epochs and after the last.
+fn checkpoint_due(cfg: &TrainConfig, st: &TrainState, epoch: usize) -> bool {
+    epoch % cfg.checkpoint_every.max(1) == 0 || st.finished(cfg)
+}
+
+/// The metrics row of a finished epoch: its mean loss, the validation loss, timings.
+#[allow(clippy::too_many_arguments)]
+fn epoch_stats(
+    model: &Autoencoder,
+    cfg: &TrainConfig,
+    st: &TrainState,
+    epoch: usize,
+    n: i64,
+    loss_sum: &Tensor,
+    kl_sum: &Tensor,
+    start: Instant,
+    val: Option<&(Tensor, Tensor)>,
+) -> EpochStats {
+    // Reading the loss waits for the device, so this times the training steps.
+    let train_loss = loss_sum.double_value(&[]) / n as f64;
+    let train_seconds = st.seconds + start.elapsed().as_secs_f64();
+    let val_loss = val.map(|(input, clean)| metrics::mean_loss(model, input, clean, cfg.loss));
+    let train_kl = model.variational.then(|| kl_sum.double_value(&[]) / n as f64);
+    let beta = cfg.beta.unwrap_or(1.0);
+    EpochStats {
+        epoch,
+        train_loss,
+        val_loss,
+        train_reconstruction: train_kl.map(|kl| train_loss - beta * kl),
+        train_kl,
+        seconds: st.seconds + start.elapsed().as_secs_f64(),
+        samples_per_s: n as f64 / train_seconds.max(1e-9),
+        lr: st.lr,
+    }
 }
 
 /// Records the partial epoch in which training diverged (its loss non-finite, so the
