@@ -167,6 +167,78 @@ pub enum Backbone {
 
 pub const DEFAULT_CHANNELS: &str = "32,64";
 
+/// Colour of the images as the model sees them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Color {
+    /// one channel (luma, Rec. 709 weights)
+    Gray,
+    /// three channels: red, green, blue
+    Rgb,
+}
+
+impl Color {
+    pub fn channels(self) -> i64 {
+        match self {
+            Color::Gray => 1,
+            Color::Rgb => 3,
+        }
+    }
+}
+
+impl fmt::Display for Color {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Color::Gray => "gray",
+            Color::Rgb => "rgb",
+        })
+    }
+}
+
+/// What transparent pixels become.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Background {
+    /// composited onto white
+    #[default]
+    White,
+    /// composited onto black
+    Black,
+    /// the alpha channel is dropped, leaving the colour under it (runs made before
+    /// format_version 2 did this)
+    Ignore,
+}
+
+impl Background {
+    /// The 8-bit value transparent pixels blend towards, if any.
+    pub fn level(self) -> Option<u8> {
+        match self {
+            Background::White => Some(255),
+            Background::Black => Some(0),
+            Background::Ignore => None,
+        }
+    }
+}
+
+/// The colour a run asks for (`--color`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    /// RGB if any training image has colour, else gray
+    #[default]
+    Auto,
+    Gray,
+    Rgb,
+}
+
+impl From<Color> for ColorChoice {
+    fn from(c: Color) -> Self {
+        match c {
+            Color::Gray => ColorChoice::Gray,
+            Color::Rgb => ColorChoice::Rgb,
+        }
+    }
+}
+
 /// Where tensors live. Parsed from `auto`, `cpu`, `cuda` or `cuda:N`; resolved against
 /// what libtorch sees by `device::resolve`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

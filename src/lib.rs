@@ -47,3 +47,42 @@ pub fn run() -> anyhow::Result<()> {
     QUIET.store(cli.quiet, std::sync::atomic::Ordering::Relaxed);
     commands::dispatch(cli.command, &matches)
 }
+
+/// The layering ARCHITECTURE.md promises, checked on the sources (as rust-analyzer's tidy
+/// tests do): `cli` and `plot` never touch tch, `data` and `model` never touch clap.
+#[cfg(test)]
+mod tidy {
+    fn sources(path: &str) -> Vec<(String, String)> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src").join(path);
+        let files: Vec<std::path::PathBuf> = if root.is_dir() {
+            std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).collect()
+        } else {
+            vec![root]
+        };
+        files
+            .into_iter()
+            .map(|f| (f.display().to_string(), std::fs::read_to_string(&f).unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn layers_import_only_what_they_may() {
+        // A path that starts with `krate::` (not `fetch::` for `tch`), outside comments.
+        let uses = |text: &str, krate: &str| {
+            let pattern = format!("{krate}::");
+            text.lines().filter(|l| !l.trim_start().starts_with("//")).any(|l| {
+                l.match_indices(&pattern)
+                    .any(|(i, _)| !l[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_'))
+            })
+        };
+        for (file, text) in sources("cli.rs").into_iter().chain(sources("plot.rs")) {
+            assert!(!uses(&text, "tch"), "{file} uses tch");
+        }
+        for (file, text) in sources("data").into_iter().chain(sources("model.rs")) {
+            assert!(!uses(&text, "clap"), "{file} uses clap");
+        }
+        // The check itself must see an import.
+        assert!(uses("use tch::Tensor;", "tch") && uses("x: tch::Tensor", "tch"));
+        assert!(!uses("// tch::x", "tch") && !uses("data::fetch::run", "tch"));
+    }
+}

@@ -3,6 +3,7 @@
 //! `model.input`), the model is built from it, and every later command converts the data
 //! it is given through it, so nothing infers the shape from the data a second time.
 
+pub use crate::config::{Background, Color, ColorChoice};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -44,59 +45,6 @@ pub fn to_byte(v: f32) -> u8 {
     (v.clamp(0.0, 1.0) * 255.0).round() as u8
 }
 
-/// Colour of the images as the model sees them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Color {
-    /// one channel (luma, Rec. 709 weights)
-    Gray,
-    /// three channels: red, green, blue
-    Rgb,
-}
-
-impl Color {
-    pub fn channels(self) -> i64 {
-        match self {
-            Color::Gray => 1,
-            Color::Rgb => 3,
-        }
-    }
-}
-
-impl fmt::Display for Color {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Color::Gray => "gray",
-            Color::Rgb => "rgb",
-        })
-    }
-}
-
-/// What transparent pixels become.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Background {
-    /// composited onto white
-    #[default]
-    White,
-    /// composited onto black
-    Black,
-    /// the alpha channel is dropped, leaving the colour under it (runs made before
-    /// format_version 2 did this)
-    Ignore,
-}
-
-impl Background {
-    /// The 8-bit value transparent pixels blend towards, if any.
-    pub fn level(self) -> Option<u8> {
-        match self {
-            Background::White => Some(255),
-            Background::Black => Some(0),
-            Background::Ignore => None,
-        }
-    }
-}
-
 /// Images of one size and colour: the model's input and the conversion that makes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageSpec {
@@ -133,25 +81,6 @@ impl ImageSpec {
             color: ColorChoice::from(self.color),
             size: Some(Size { height: self.height as u32, width: self.width as u32 }),
             background: self.background,
-        }
-    }
-}
-
-/// The colour a run asks for (`--color`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum ColorChoice {
-    /// RGB if any training image has colour, else gray
-    #[default]
-    Auto,
-    Gray,
-    Rgb,
-}
-
-impl From<Color> for ColorChoice {
-    fn from(c: Color) -> Self {
-        match c {
-            Color::Gray => ColorChoice::Gray,
-            Color::Rgb => ColorChoice::Rgb,
         }
     }
 }
