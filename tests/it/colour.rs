@@ -84,6 +84,17 @@ fn colour_conv_on_emoji_trains_reloads_exports_and_draws_in_colour() {
     let diff = crate::ecosystem::client(&args);
     eprintln!("colour conv, ae-tch → PyTorch: max abs difference {diff:e}");
     assert!(diff <= 1e-5, "ae-tch → PyTorch: max abs difference {diff}");
+    // PyTorch → ae-tch: torch's own initialisation of the same net, imported, reconstructs
+    // the same images as torch does.
+    let made = d.join("torch.safetensors");
+    let (torch_out, back) = (d.join("torch.npy"), d.join("back.npy"));
+    crate::ecosystem::client(&["make", s(&json), s(&made), s(&torch_out), "3", s(&inputs)]);
+    let imported = d.join("imported");
+    ae(d, &["import", "--from", s(&made), "--config", s(&json), "--out", s(&imported)]).ok();
+    ae(d, &["encode", "--run", s(&imported), "--decode", "-o", s(&back)]).ok();
+    let diff = crate::ecosystem::client(&["diff", s(&torch_out), s(&back)]);
+    eprintln!("colour conv, PyTorch → ae-tch: max abs difference {diff:e}");
+    assert!(diff <= 1e-5, "PyTorch → ae-tch: max abs difference {diff}");
 
     // The user's own files, in colour; inverting makes no sense for colour runs.
     let files: Vec<PathBuf> = ["smileys-emotion", "food-drink"]
