@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Speed: workload W1 (Fashion-MNIST 60k, MLP 784-256-64-16, denoising σ 0.3, batch 128,
-# Adam 1e-3, 2 epochs) with ae-tch and with the PyTorch reference loops in
+# Adam 1e-3, 4 epochs) with ae-tch and with the PyTorch reference loops in
 # scripts/bench/reference.py, same machine, same libtorch, same thread count. Prints a
 # table and writes bench-out/bench.json. Extra arguments go to scripts/bench/bench.py
 # (--threads N, --epochs N, --device cuda).

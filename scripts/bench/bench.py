@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """Runs workload W1 with ae-tch and with the PyTorch references, on the same machine and
 thread count, and prints a table (samples/s, s/epoch, final train loss, peak RSS, ratio to
-the good PyTorch loop, share of the fp32 GEMM roofline). Writes the figures to JSON.
-Called by scripts/bench.sh; never run by the tests (times are not asserted anywhere).
+the best PyTorch loop — the tensor loop with flush-denormal on CPU —, share of the fp32
+GEMM roofline) and each implementation's samples/s per epoch, so the steady state shows
+(every loop slows as training makes numbers subnormal, unless they are flushed). Prints
+the CPU's vector extensions first. Writes the figures to JSON. Called by
+scripts/bench.sh; never run by the tests (times are not asserted anywhere).
 """
 import argparse
 import csv
@@ -55,7 +58,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--bin", default="target/release/ae-tch")
     p.add_argument("--data", default="data/fashion-mnist")
-    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default="bench-out")
     p.add_argument("--device", default="cpu")
@@ -82,14 +85,16 @@ def main():
             epochs = list(csv.DictReader(f))
         return {"samples_per_s": sum(float(e["samples_per_s"]) for e in epochs) / len(epochs),
                 "sec_per_epoch": sum(float(e["seconds"]) for e in epochs) / len(epochs),
-                "final_loss": float(epochs[-1]["train_loss"]), "peak_rss_mib": rss}
+                "final_loss": float(epochs[-1]["train_loss"]), "peak_rss_mib": rss,
+                "epoch_samples_per_s": [float(e["samples_per_s"]) for e in epochs],
+                "epoch_losses": [float(e["train_loss"]) for e in epochs]}
 
-    def reference(loader, precision, seed):
+    def reference(loader, precision, seed, flush=False):
         out_file = os.path.join(a.out, "reference.json")
         cmd = [sys.executable, os.path.join(os.path.dirname(__file__), "reference.py"),
                "--data", a.data, "--epochs", str(a.epochs), "--threads", str(a.threads),
                "--loader", loader, "--device", a.device, "--precision", precision,
-               "--seed", str(seed)]
+               "--seed", str(seed)] + (["--flush-denormal"] if flush else [])
         rss = run_measured(cmd, out_file)
         with open(out_file) as f:
             r = json.load(f)
@@ -100,6 +105,9 @@ def main():
     for prec in precisions:
         jobs.append((f"ae-tch ({prec})", lambda s, prec=prec: ae_tch(prec, s)))
         jobs.append((f"pytorch tensor ({prec})", lambda s, prec=prec: reference("tensor", prec, s)))
+        if a.device == "cpu":
+            jobs.append((f"pytorch tensor+ftz ({prec})",
+                         lambda s, prec=prec: reference("tensor", prec, s, flush=True)))
         if prec == "fp32" and not a.no_dataloader:
             jobs.append(("pytorch dataloader (fp32)", lambda s: reference("dataloader", "fp32", s)))
     runs = {name: [] for name, _ in jobs}
@@ -114,24 +122,43 @@ def main():
         r["samples_per_s_all"] = [x["samples_per_s"] for x in runs[name]]
         r["final_loss_all"] = [x["final_loss"] for x in runs[name]]
         r["final_loss"] = sum(r["final_loss_all"]) / len(rs)
+        # Per epoch, the median over seeds.
+        per_epoch = list(zip(*(x["epoch_samples_per_s"] for x in runs[name])))
+        r["epoch_samples_per_s"] = [sorted(e)[len(e) // 2] for e in per_epoch]
         r["peak_rss_mib"] = max(x["peak_rss_mib"] for x in runs[name])
         rows.append(r)
 
+    flags = set()
+    if os.path.exists("/proc/cpuinfo"):
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    vector = [f for f in ["sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl",
+                          "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16"] if f in flags]
+    model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
+                  if l.startswith("model name")), "unknown") if flags else "unknown"
+    print(f"CPU: {model}; vector extensions: {' '.join(vector) or 'unknown'}")
     print(f"W1 on {a.device}, {a.threads} threads, {a.epochs} epochs; seeds 1..{a.repeat}: median "
-          f"samples/s, mean final loss, largest peak RSS")
+          f"samples/s, mean final loss, largest peak RSS; ratios against the best PyTorch loop")
     print(f"{'impl':<28}{'samples/s':>11}{'s/epoch':>10}{'final loss':>12}{'loss vs pt':>11}"
-          f"{'peak RSS MiB':>14}{'vs pytorch':>12}{'GEMM GFLOP/s':>14}{'roofline':>10}")
+          f"{'peak RSS MiB':>14}{'vs best pt':>12}{'GEMM GFLOP/s':>14}{'roofline':>10}")
     gemm = {prec: gemm_gflops(a.threads, a.device, prec) for prec in precisions}
     for r in rows:
         prec = r["impl"].rsplit("(", 1)[1].rstrip(")")
-        base = next(x for x in rows if x["impl"] == f"pytorch tensor ({prec})")
-        r["ratio_vs_pytorch_tensor"] = r["samples_per_s"] / base["samples_per_s"]
-        r["loss_vs_pytorch_tensor"] = r["final_loss"] / base["final_loss"] - 1
+        best = [x for x in rows if x["impl"] == f"pytorch tensor+ftz ({prec})"]
+        base = best[0] if best else next(x for x in rows if x["impl"] == f"pytorch tensor ({prec})")
+        r["ratio_vs_best_pytorch"] = r["samples_per_s"] / base["samples_per_s"]
+        r["loss_vs_best_pytorch"] = r["final_loss"] / base["final_loss"] - 1
         r["gemm_gflops"] = gemm[prec]
         r["roofline_share"] = r["samples_per_s"] * TRAIN_FLOPS_PER_SAMPLE / (gemm[prec] * 1e9)
         print(f"{r['impl']:<28}{r['samples_per_s']:>11.0f}{r['sec_per_epoch']:>10.2f}{r['final_loss']:>12.5f}"
-              f"{100 * r['loss_vs_pytorch_tensor']:>+10.1f}%{r['peak_rss_mib']:>14.0f}{r['ratio_vs_pytorch_tensor']:>11.2f}x{gemm[prec]:>14.1f}"
+              f"{100 * r['loss_vs_best_pytorch']:>+10.1f}%{r['peak_rss_mib']:>14.0f}{r['ratio_vs_best_pytorch']:>11.2f}x{gemm[prec]:>14.1f}"
               f"{100 * r['roofline_share']:>9.1f}%")
+    print(f"\nsamples/s per epoch (median over seeds)")
+    print(f"{'impl':<28}" + "".join(f"{'epoch ' + str(e + 1):>11}" for e in range(a.epochs)))
+    for r in rows:
+        print(f"{r['impl']:<28}" + "".join(f"{v:>11.0f}" for v in r["epoch_samples_per_s"]))
     with open(os.path.join(a.out, "bench.json"), "w") as f:
         json.dump({"workload": "W1", "device": a.device, "threads": a.threads, "epochs": a.epochs,
                    "repeat": a.repeat, "train_flops_per_sample": TRAIN_FLOPS_PER_SAMPLE,
