@@ -4,7 +4,7 @@ use crate::checkpoint::{self, Checkpoint, CheckpointMeta};
 use crate::cli::TrainArgs;
 use crate::commands::report;
 use crate::config::{Arch, Backbone, Engine, Init, Layers, ModelConfig, Precision, TrainConfig};
-use crate::data::spec::{DataSpec, ImageSpec};
+use crate::data::spec::{DataSpec, ImageSpec, Size};
 use crate::data::{self, Split};
 use crate::plot::Format;
 use crate::run_store::{self, RunDir};
@@ -12,6 +12,7 @@ use crate::run_store::{DataRecord, Outcome, RunManifest, FORMAT_VERSION};
 use crate::train::{self, EpochStats, Event};
 use crate::{device, metrics};
 use anyhow::{anyhow, bail, Context, Result};
+use clap::ValueEnum;
 use indicatif::ProgressBar;
 use std::path::Path;
 use std::path::PathBuf;
@@ -290,17 +291,27 @@ fn resumed(args: &TrainArgs, dir: &Path, given: &dyn Fn(&str) -> bool) -> Result
     }
     let recorded = spec.request();
     let asked_image = args.image.request();
-    for (flag, differs, had) in [
-        ("color", asked_image.color != recorded.color, spec.color.to_string()),
-        ("resize", asked_image.size != recorded.size, format!("{}x{}", spec.height, spec.width)),
+    let name = |v: &dyn Fn() -> Option<clap::builder::PossibleValue>| {
+        v().map_or(String::new(), |p| p.get_name().to_string())
+    };
+    let size = |s: Option<Size>| s.map_or("the images' size".into(), |s| s.to_string());
+    for (flag, differs, asked, had) in [
+        (
+            "color",
+            asked_image.color != recorded.color,
+            name(&|| args.image.color.to_possible_value()),
+            spec.color.to_string(),
+        ),
+        ("resize", asked_image.size != recorded.size, size(asked_image.size), size(recorded.size)),
         (
             "background",
             asked_image.background != recorded.background,
-            format!("{:?}", spec.background).to_lowercase(),
+            name(&|| args.image.background.to_possible_value()),
+            name(&|| spec.background.to_possible_value()),
         ),
     ] {
         if given(flag) && differs {
-            refused.push(format!("--{flag} (the run has {had})"));
+            refused.push(format!("--{flag} {asked} (the run has {had})"));
         }
     }
     if let Some(asked_dir) = &args.data {

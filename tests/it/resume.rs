@@ -155,6 +155,8 @@ fn resuming_with_a_different_model_or_data_is_refused_and_more_epochs_need_force
         ae(dir.path(), &a)
     };
     resume(&["--latent", "9"]).fails_with(&["cannot resume", "--latent 9 (the run has 8)"]);
+    resume(&["--color", "rgb"]).fails_with(&["--color rgb (the run has gray)"]);
+    resume(&["--resize", "14x14"]).fails_with(&["--resize 14x14 (the run has 28x28)"]);
     resume(&["--mode", "reconstruct", "--force"]).fails_with(&["--mode \"reconstruct\""]);
     let other = dir.path().join("other");
     std::fs::create_dir_all(&other).unwrap();
