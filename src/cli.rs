@@ -294,9 +294,10 @@ pub struct TrainArgs {
     /// Arithmetic of the training step
     #[arg(long, value_enum, default_value_t = Precision::Fp32)]
     pub precision: Precision,
-    /// Weight initialisation
-    #[arg(long, value_enum, default_value_t = Init::Kaiming)]
-    pub init: Init,
+    /// Weight initialisation [default: kaiming for fully connected layers, torch for
+    /// convolutional ones: what trains best on each]
+    #[arg(long, value_enum)]
+    pub init: Option<Init>,
     /// How gradients are computed (the result is the same to rounding)
     #[arg(long, value_enum, default_value_t = Engine::Auto)]
     pub engine: Engine,

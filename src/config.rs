@@ -78,11 +78,24 @@ pub enum Loss {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Init {
-    /// tch's defaults: Kaiming-uniform weights (trains faster here)
+    /// tch's defaults: Kaiming-uniform weights (trains MLPs faster)
     #[default]
     Kaiming,
     /// torch.nn's defaults, uniform in ±1/√fan_in: the same model a PyTorch script builds
+    /// (trains convolutional nets faster)
     Torch,
+}
+
+impl Init {
+    /// The default for a network: Kaiming for fully connected layers (the demo's MLP:
+    /// 9.39 against 11.10 squared error per image), torch.nn's for convolutional ones
+    /// (conv, k = 30, 10 epochs on data/mnist: see README's "Which model to use").
+    pub fn default_for(layers: &Layers) -> Init {
+        match layers {
+            Layers::Mlp { .. } => Init::Kaiming,
+            Layers::Conv { .. } => Init::Torch,
+        }
+    }
 }
 
 /// How weights are stored.

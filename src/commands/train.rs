@@ -190,7 +190,7 @@ fn train_config(args: &TrainArgs) -> TrainConfig {
         grad_clip: args.grad_clip,
         beta: args.beta,
         engine: args.engine,
-        init: args.init,
+        init: args.init.unwrap_or_else(|| Init::default_for(&layers(args))),
         precision: args.precision,
         checkpoint_every: args.checkpoint_every,
         format: args.format,
@@ -416,19 +416,22 @@ fn install_interrupt_handler() {
     });
 }
 
-/// The model the flags ask for, on `input`.
-fn model_config(args: &TrainArgs, input: ImageSpec) -> Result<ModelConfig> {
-    let conv =
-        args.arch == Arch::Conv || (args.arch == Arch::Vae && args.backbone == Backbone::Conv);
-    if args.tied_weights && args.arch != Arch::Mlp {
-        let arch = if conv { "conv" } else { "vae" };
-        bail!("--tied-weights works with --arch mlp only, not {arch}");
-    }
-    let layers = if conv {
+/// The layers `--arch`, `--backbone` and their settings ask for.
+fn layers(args: &TrainArgs) -> Layers {
+    if args.arch == Arch::Conv || (args.arch == Arch::Vae && args.backbone == Backbone::Conv) {
         Layers::Conv { channels: args.channels.clone() }
     } else {
         Layers::Mlp { hidden: args.hidden.clone(), tied_weights: args.tied_weights }
-    };
+    }
+}
+
+/// The model the flags ask for, on `input`.
+fn model_config(args: &TrainArgs, input: ImageSpec) -> Result<ModelConfig> {
+    let layers = layers(args);
+    if args.tied_weights && args.arch != Arch::Mlp {
+        let arch = if matches!(layers, Layers::Conv { .. }) { "conv" } else { "vae" };
+        bail!("--tied-weights works with --arch mlp only, not {arch}");
+    }
     Ok(ModelConfig {
         input: DataSpec::Image(input),
         layers,

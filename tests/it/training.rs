@@ -41,6 +41,7 @@ fn validation_loss_falls_and_run_folder_is_complete() {
 
     let manifest = read_json(&out.join("model.json"));
     assert_eq!(manifest["model"]["layers"]["hidden"], serde_json::json!([128]));
+    assert_eq!(manifest["train"]["init"], "kaiming", "the MLP default");
     assert_eq!(manifest["model"]["latent"], 16);
     assert_eq!(manifest["train"]["mode"], "reconstruct");
     assert_eq!(manifest["data"]["train_images"], 2700);

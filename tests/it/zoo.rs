@@ -278,6 +278,8 @@ fn conv_trains_on_a_folder_of_non_28_images() {
         (m["model"]["input"]["height"].as_i64(), m["model"]["layers"]["kind"].as_str()),
         (Some(18), Some("conv"))
     );
+    // Convolutional layers start from torch.nn's initialisation unless --init says otherwise.
+    assert_eq!(m["train"]["init"], "torch");
     let val = val_losses(&out);
     assert!(val[2] < val[0], "{val:?}");
 }
