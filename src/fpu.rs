@@ -4,10 +4,15 @@
 //! subnormal every operation on them takes a slow microcode path, and a loop loses half
 //! its speed by the fourth epoch. `torch.set_flush_denormal(True)` is PyTorch's cure: it
 //! sets two bits of the calling thread's floating-point control register. We set the same
-//! bits with one instruction (stable inline assembly; `_mm_setcsr` is deprecated) first
-//! thing in `main`: threads inherit the register from the thread that creates them, so
-//! libtorch's pool, started later, and every Rust pass (AdamW, noise, batch assembly) run
-//! under it. No result changes beyond what a value below 1.2e-38 can carry.
+//! bits first thing in `main`, before libtorch starts its threads: on Linux a new thread
+//! starts with a copy of its creator's register, so libtorch's pool and every Rust pass
+//! (AdamW, noise, batch assembly) run under it. No result changes beyond what a value
+//! below 1.2e-38 can carry.
+//!
+//! A deliberate exception to Rust's floating-point model, as PyTorch makes it: Rust
+//! assumes the default mode, so a float operation the compiler folds at build time keeps
+//! subnormals that the same operation at run time flushes. Nothing here depends on
+//! subnormal results, and `doctor` checks the mode on libtorch's threads at run time.
 
 /// Sets flush-to-zero and denormals-are-zero on the calling thread. Returns false where
 /// the processor has no such mode (then nothing changes).
@@ -51,9 +56,11 @@ pub fn flush_denormals() -> bool {
 /// thread of libtorch's pool flushes them, 1 when none does. `doctor` reports it.
 pub fn denormal_share() -> f64 {
     use tch::{Kind, Tensor};
-    // Large enough for libtorch to split the work across all its threads.
+    // Large enough for libtorch to split the work across all its threads. The subnormal
+    // is written from its bits: converting 1e-40 on this (flushing) thread would already
+    // give 0, and the check could not fail.
     let n = 1 << 22;
-    let tiny = Tensor::full([n], 1e-40f64, (Kind::Float, tch::Device::Cpu));
+    let tiny = Tensor::from_slice(&vec![f32::from_bits(0x0001_1c6a); n]);
     let kept = (tiny * 1e30).ne(0.0).sum(Kind::Int64).int64_value(&[]);
     kept as f64 / n as f64
 }

@@ -152,7 +152,7 @@ pub fn image_shape(model: &ModelConfig) -> (usize, usize, usize) {
 /// PCA with the model's code size, fitted on the model's training images (a strided
 /// subset of them for wide images, see `pca::GRAM_ROWS`).
 pub fn pca_baseline(train: &ImageSet, model: &ModelConfig, device: Device) -> Result<Pca> {
-    let k = model.latent.min(model.input_dim()).min(train.len() as i64);
+    let k = model.latent.min(model.input_dim());
     let pca = Pca::fit(&train.to_device(device), k)
         .context("fitting the PCA baseline on the training images")?;
     if pca.fitted_rows < train.len() as i64 {

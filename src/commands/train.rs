@@ -267,7 +267,7 @@ fn resumed(args: &TrainArgs, dir: &Path, given: &dyn Fn(&str) -> bool) -> Result
     let mut refused = Vec::new();
     let mut forced = Vec::new();
     let pairs = [
-        (model_flags(&meta.model), asked_model_flags(args)),
+        (model_flags(&meta.model), model_flags(&model_config(args, spec)?)),
         (serde_json::to_value(&meta.train)?, serde_json::to_value(&asked)?),
     ];
     let mut merged = serde_json::to_value(&meta.train)?;
@@ -456,19 +456,6 @@ fn model_flags(m: &ModelConfig) -> serde_json::Value {
         "tied_weights": tied,
         "latent": m.latent,
         "activation": m.activation,
-    })
-}
-
-/// The same for what the flags say.
-fn asked_model_flags(args: &TrainArgs) -> serde_json::Value {
-    serde_json::json!({
-        "arch": args.arch,
-        "backbone": args.backbone,
-        "hidden": args.hidden,
-        "channels": args.channels,
-        "tied_weights": args.tied_weights,
-        "latent": args.latent,
-        "activation": args.activation,
     })
 }
 

@@ -154,6 +154,10 @@ struct Converted {
 }
 
 fn convert(image: DynamicImage, request: &ImageRequest, size: Size) -> Converted {
+    // Where no transparency is composited, luma comes from the decoded image itself, at
+    // its own bit depth, as versions before the data description computed it.
+    let composite = image.color().has_alpha() && request.background.level().is_some();
+    let direct_gray = (!composite && request.color != ColorChoice::Rgb).then(|| image.to_luma8());
     let flat = flatten(image, request.background);
     let want_rgb = request.color != ColorChoice::Gray && has_colour(&flat);
     let rgb = want_rgb.then(|| {
@@ -164,7 +168,7 @@ fn convert(image: DynamicImage, request: &ImageRequest, size: Size) -> Converted
     let gray = if request.color == ColorChoice::Rgb && rgb.is_some() {
         Vec::new() // not needed
     } else {
-        resize(flat.to_luma8(), size).into_raw()
+        resize(direct_gray.unwrap_or_else(|| flat.to_luma8()), size).into_raw()
     };
     Converted { gray, rgb }
 }
@@ -441,6 +445,22 @@ mod tests {
         let gray = load(dir.path(), Split::Train, gray).unwrap();
         assert_eq!(gray.spec.color, Color::Gray);
         assert_eq!(gray.pixels, [[50u8; 4], [127; 4]].concat());
+    }
+
+    #[test]
+    fn gray_of_a_deep_colour_image_is_its_own_luma() {
+        // 16-bit colour: luma at 16 bits, then 8 (as before the data description), not
+        // luma of the 8-bit channels, which differs by a level for about half the pixels.
+        let dir = tempfile::tempdir().unwrap();
+        let deep = image::ImageBuffer::<image::Rgb<u16>, _>::from_fn(6, 5, |x, y| {
+            image::Rgb([x as u16 * 9000 + 5745, y as u16 * 7000 + 2870, 26108])
+        });
+        deep.save(dir.path().join("deep.png")).unwrap();
+        let want = DynamicImage::ImageRgb16(deep).to_luma8().into_raw();
+        let gray = ImageRequest { color: ColorChoice::Gray, ..Default::default() };
+        let (train, test) = (Split::Train, Split::Test);
+        let got = load(dir.path(), train, gray).or_else(|_| load(dir.path(), test, gray));
+        assert_eq!(got.unwrap().pixels, want);
     }
 
     #[test]

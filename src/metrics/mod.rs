@@ -20,7 +20,7 @@ pub const EVAL_BATCH: i64 = 1000;
 /// MSE floor for PSNR, so a perfect reconstruction reads 100 dB instead of infinity.
 const MSE_FLOOR: f64 = 1e-10;
 
-/// Test-set metrics. `mse` is per pixel, in [0, 1]² units; `psnr_db` is
+/// Test-set metrics. `mse` is per value (per pixel and channel), in [0, 1]² units; `psnr_db` is
 /// 10·log10(1 / mse) over the whole set (peak value 1); `ssim` is the mean SSIM of the
 /// 8-bit images.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

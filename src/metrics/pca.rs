@@ -92,15 +92,19 @@ impl Pca {
         let stride = (n_all + GRAM_ROWS - 1) / GRAM_ROWS;
         let x = x.slice(0, 0, n_all, stride);
         let n = x.size()[0];
-        if k > n {
-            bail!("PCA with {k} components needs at least {k} rows, got {n}");
-        }
+        // n rows span at most n directions: a larger k keeps n components.
+        let k = k.min(n);
         let columns = || {
             (0..d).step_by(FIT_CHUNK as usize).map(move |start| (start, FIT_CHUNK.min(d - start)))
         };
         let opts = (Kind::Double, x.device());
         let (mean, gram) = tch::no_grad(|| {
-            let mean = to_f64(&x).mean_dim(0, false, Kind::Double);
+            let parts: Vec<Tensor> = columns()
+                .map(|(start, len)| {
+                    to_f64(&x.narrow(1, start, len)).mean_dim(0, false, Kind::Double)
+                })
+                .collect();
+            let mean = Tensor::cat(&parts, 0);
             let mut gram = Tensor::zeros([n, n], opts);
             for (start, len) in columns() {
                 let c = (to_f64(&x.narrow(1, start, len)) - mean.narrow(0, start, len))

@@ -167,7 +167,9 @@ fn resuming_with_a_different_model_or_data_is_refused_and_more_epochs_need_force
     resume(&["--epochs", "3", "--force", "--early-stop", "2"])
         .fails_with(&["--early-stop cannot be turned on when resuming"]);
     // Flags that match the run are fine; more epochs with --force train on.
-    resume(&["--epochs", "3", "--force", "--latent", "8", "--threads", "1"]).ok();
+    // (Flags for layers the model does not use, as on the first command line, are too.)
+    resume(&["--epochs", "3", "--force", "--latent", "8", "--channels", "8", "--threads", "1"])
+        .ok();
     let rows = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
     assert_eq!(rows.lines().count(), 4, "three epochs:\n{rows}");
     let json: serde_json::Value =
