@@ -65,14 +65,9 @@ impl ImageSpec {
         self.color.channels()
     }
 
-    /// Pixels of one channel.
-    pub fn area(&self) -> i64 {
-        self.height * self.width
-    }
-
     /// Values per image: C·H·W.
     pub fn values(&self) -> i64 {
-        self.channels() * self.area()
+        self.channels() * self.height * self.width
     }
 
     /// The conversion that turns other image files into this spec's images.
