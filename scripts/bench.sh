@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Speed: workload W1 (Fashion-MNIST 60k, MLP 784-256-64-16, denoising σ 0.3, batch 128,
-# Adam 1e-3, 4 epochs) with ae-tch and with the PyTorch reference loops in
+# Adam 1e-3, 4 epochs) and W2 (the default conv net at k = 30 on data/mnist, reconstruct,
+# same optimiser) with ae-tch and with the PyTorch reference loops in
 # scripts/bench/reference.py, same machine, same libtorch, same thread count. Prints a
-# table and writes bench-out/bench.json. Extra arguments go to scripts/bench/bench.py
-# (--threads N, --epochs N, --device cuda).
+# table per workload and writes bench-out/w1/bench.json and bench-out/w2/bench.json. Extra
+# arguments go to scripts/bench/bench.py (--threads N, --epochs N, --device cuda,
+# --workload w1|w2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh

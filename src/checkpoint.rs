@@ -4,7 +4,7 @@
 
 use crate::config::{ModelConfig, TrainConfig};
 use crate::optim::OptimState;
-use crate::run_store::{DataRecord, FORMAT_VERSION};
+use crate::run_store::{DataRecord, FORMAT_VERSION, OLDEST_UNMIGRATED};
 use crate::train::TrainState;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -141,8 +141,11 @@ fn check_version(version: u64) -> Result<()> {
              and the other commands"
         );
     }
-    if version != FORMAT_VERSION as u64 {
-        bail!("format_version {version} is not supported (this ae-tch reads {FORMAT_VERSION})");
+    if !(OLDEST_UNMIGRATED as u64..=FORMAT_VERSION as u64).contains(&version) {
+        bail!(
+            "format_version {version} is not supported (this ae-tch resumes \
+             {OLDEST_UNMIGRATED} to {FORMAT_VERSION})"
+        );
     }
     Ok(())
 }

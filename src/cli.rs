@@ -3,7 +3,7 @@
 
 use crate::config::{
     self, Activation, Arch, Backbone, DeviceSpec, Engine, Init, Loss, LrSchedule, Mode, NoiseKind,
-    Precision, WeightsFormat,
+    Norm, Precision, Upsample, WeightsFormat,
 };
 use crate::data::spec::{Background, ColorChoice, ImageRequest, Size};
 use clap::{Args, Parser, Subcommand};
@@ -258,6 +258,15 @@ pub struct TrainArgs {
     /// Convolution output channels, input side first (conv layers; each halves the size)
     #[arg(long, action = clap::ArgAction::Set, value_delimiter = ',', default_value = config::DEFAULT_CHANNELS, value_name = "C,C,..")]
     pub channels: Vec<i64>,
+    /// Conv: residual blocks (two 3x3 convolutions and a skip) at each level, on both sides
+    #[arg(long, default_value_t = config::DEFAULT_BLOCKS, value_name = "N")]
+    pub blocks: usize,
+    /// Conv: normalisation after each hidden convolution
+    #[arg(long, value_enum, default_value_t = Norm::Group)]
+    pub norm: Norm,
+    /// Conv: how the decoder doubles its resolution
+    #[arg(long, value_enum, default_value_t = Upsample::Transpose)]
+    pub upsample: Upsample,
     /// MLP: the decoder uses the encoder's weights transposed
     #[arg(long)]
     pub tied_weights: bool,

@@ -93,7 +93,7 @@ impl Init {
     pub fn default_for(layers: &Layers) -> Init {
         match layers {
             Layers::Mlp { .. } => Init::Kaiming,
-            Layers::Conv { .. } => Init::Torch,
+            Layers::Conv(_) => Init::Torch,
         }
     }
 }
@@ -152,6 +152,9 @@ pub enum LrSchedule {
     Constant,
     /// lr · (1 + cos(π·(epoch−1)/epochs)) / 2
     Cosine,
+    /// linear warm-up over the first 5% of the steps, then a cosine decay to 0 by the
+    /// last step (set per step)
+    WarmupCosine,
     /// halve the rate after 3 epochs without a new best validation loss
     Plateau,
 }
@@ -179,6 +182,7 @@ pub enum Backbone {
 }
 
 pub const DEFAULT_CHANNELS: &str = "32,64";
+pub const DEFAULT_BLOCKS: usize = 1;
 
 /// Colour of the images as the model sees them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -312,10 +316,82 @@ pub enum Layers {
         #[serde(default)]
         tied_weights: bool,
     },
-    /// Stride-2 3×3 convolutions with these output channels (input side first), a dense
-    /// code, and the mirror image with transposed convolutions.
-    Conv { channels: Vec<i64> },
+    /// Stride-2 3×3 convolutions, optionally with GroupNorm and residual blocks, a dense
+    /// code, and the mirror image upsampling back.
+    Conv(ConvLayers),
 }
+
+/// The convolutional family. A run written before `blocks`, `groups` and `upsample`
+/// existed (format_version 2) reads as the plain network it was: no blocks, no
+/// normalisation, transposed convolutions. Those values are left out when written, so the
+/// plain network's config (and a version 2 checkpoint's config hash) reads as it did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConvLayers {
+    /// Output channels of each stride-2 level, input side first.
+    pub channels: Vec<i64>,
+    /// Residual blocks (two 3×3 convolutions and a skip) after each downsampling, and
+    /// before each upsampling in the decoder.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub blocks: usize,
+    /// GroupNorm after every hidden convolution, with gcd(groups, channels) groups;
+    /// 0: no normalisation.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub groups: i64,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub upsample: Upsample,
+}
+
+impl ConvLayers {
+    /// The plain stride-2 network with these channels.
+    pub fn plain(channels: Vec<i64>) -> Self {
+        ConvLayers { channels, blocks: 0, groups: 0, upsample: Upsample::Transpose }
+    }
+
+    /// GroupNorm groups for a layer of `channels` (0: none).
+    pub fn groups_for(&self, channels: i64) -> i64 {
+        if self.groups == 0 {
+            0
+        } else {
+            gcd(self.groups, channels)
+        }
+    }
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}
+
+fn gcd(a: i64, b: i64) -> i64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// How the convolutional decoder doubles its resolution.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Upsample {
+    /// stride-2 3x3 transposed convolutions, cropped where the size was odd
+    #[default]
+    Transpose,
+    /// nearest-neighbour resize to the encoder's size, then a 3x3 convolution (no
+    /// checkerboard artefacts)
+    Resize,
+}
+
+/// Normalisation of the hidden convolutions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Norm {
+    /// GroupNorm with 8 groups (fewer when the channels are not a multiple of 8)
+    #[default]
+    Group,
+    None,
+}
+
+/// Groups of `--norm group`.
+pub const NORM_GROUPS: i64 = 8;
 
 /// Everything needed to rebuild the network, and nothing about how it was trained.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -361,9 +437,9 @@ impl ModelConfig {
     pub fn arch_name(&self) -> &'static str {
         match (&self.layers, self.variational) {
             (Layers::Mlp { .. }, false) => "mlp",
-            (Layers::Conv { .. }, false) => "conv",
+            (Layers::Conv(_), false) => "conv",
             (Layers::Mlp { .. }, true) => "vae",
-            (Layers::Conv { .. }, true) => "vae on conv",
+            (Layers::Conv(_), true) => "vae on conv",
         }
     }
 
@@ -410,14 +486,26 @@ impl ModelConfig {
     pub fn parameter_count(&self) -> i64 {
         let dense = |i: i64, o: i64| i * o + o;
         match &self.layers {
-            Layers::Conv { channels } => {
+            Layers::Conv(conv) => {
+                let channels = &conv.channels;
                 let (h, w) = self.conv_sizes(channels.len())[channels.len()];
                 let flat = channels.last().copied().unwrap_or(1) * h * w;
                 let mut chans = vec![self.image_shape().0];
                 chans.extend(channels);
-                let convs: i64 =
-                    chans.windows(2).map(|c| 9 * c[0] * c[1] + c[1] + 9 * c[1] * c[0] + c[0]).sum();
-                convs + dense(flat, self.encoder_out()) + dense(self.latent, flat)
+                let conv3 = |i: i64, o: i64| 9 * i * o + o;
+                let norm = |c: i64| if conv.groups_for(c) > 0 { 2 * c } else { 0 };
+                // Down and up between each pair of levels, a norm after each but the
+                // decoder's last, and `blocks` residual blocks on both sides of each level.
+                let levels: i64 = chans
+                    .windows(2)
+                    .map(|c| {
+                        let block = 2 * (conv3(c[1], c[1]) + norm(c[1]));
+                        conv3(c[0], c[1]) + conv3(c[1], c[0]) + 2 * conv.blocks as i64 * block
+                    })
+                    .sum();
+                let norms: i64 = channels.iter().map(|&c| norm(c)).sum::<i64>()
+                    + chans[1..chans.len() - 1].iter().map(|&c| norm(c)).sum::<i64>();
+                levels + norms + dense(flat, self.encoder_out()) + dense(self.latent, flat)
             }
             Layers::Mlp { tied_weights, .. } => {
                 let w = self.encoder_widths();
@@ -461,7 +549,13 @@ impl ModelConfig {
                     ));
                 }
             }
-            Layers::Conv { channels } => {
+            Layers::Conv(ConvLayers { channels, blocks, groups, .. }) => {
+                if *blocks > 16 {
+                    return Err(format!("--blocks must be at most 16, got {blocks}"));
+                }
+                if *groups < 0 {
+                    return Err(format!("GroupNorm groups must be 0 or more, got {groups}"));
+                }
                 if channels.is_empty() {
                     return Err("--channels needs at least one convolutional layer".into());
                 }

@@ -346,7 +346,10 @@ mod tests {
                 layers: Layers::Mlp { hidden: vec![8], tied_weights: true },
                 ..Default::default()
             },
-            ModelConfig { layers: Layers::Conv { channels: vec![4] }, ..Default::default() },
+            ModelConfig {
+                layers: Layers::Conv(crate::config::ConvLayers::plain(vec![4])),
+                ..Default::default()
+            },
             ModelConfig { variational: true, ..Default::default() },
         ] {
             let vs = nn::VarStore::new(Device::Cpu);

@@ -5,7 +5,7 @@
 //! activations included, takes the next position, so in `Linear, ReLU, Linear` the weights
 //! are `encoder.0.weight` and `encoder.2.weight`, as a PyTorch state dict would name them.
 
-use crate::config::{Activation, Layers, ModelConfig};
+use crate::config::{Activation, ConvLayers, Layers, ModelConfig, Upsample};
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
@@ -35,9 +35,9 @@ impl Autoencoder {
     /// `config` must have passed `ModelConfig::validate`.
     pub fn new(vs: &nn::Path, config: &ModelConfig) -> Self {
         let (encoder, decoder) = match &config.layers {
-            Layers::Conv { channels } => (
-                conv_encoder(&(vs / "encoder"), config, channels),
-                conv_decoder(&(vs / "decoder"), config, channels),
+            Layers::Conv(conv) => (
+                conv_encoder(&(vs / "encoder"), config, conv),
+                conv_decoder(&(vs / "decoder"), config, conv),
             ),
             Layers::Mlp { tied_weights, .. } => mlp(vs, config, *tied_weights),
         };
@@ -171,7 +171,7 @@ fn mlp(vs: &nn::Path, config: &ModelConfig, tied: bool) -> (nn::Sequential, nn::
     (enc.seq, dec.seq)
 }
 
-/// Re-draws every weight, and every bias beside a weight, uniformly in ±1/√fan_in with
+/// Re-draws every weight matrix or kernel, and the bias beside it, uniformly in ±1/√fan_in with
 /// fan_in = `weight.size(1)` × the kernel's area: what torch.nn's Linear, Conv2d and
 /// ConvTranspose2d start from.
 pub fn torch_init(vs: &nn::VarStore) {
@@ -186,6 +186,9 @@ pub fn torch_init(vs: &nn::VarStore) {
             };
             let Some(weight) = vars.get(&format!("{stem}.weight")) else { continue };
             let size = weight.size();
+            if size.len() < 2 {
+                continue; // a norm's scale and shift keep torch's 1 and 0
+            }
             let fan_in: i64 = size.iter().skip(1).product();
             let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
             let _ = vars[name].shallow_clone().uniform_(-bound, bound);
@@ -200,17 +203,88 @@ fn linear(p: nn::Path, fan_in: i64, fan_out: i64) -> nn::Linear {
     nn::linear(p, fan_in, fan_out, Default::default())
 }
 
-fn conv_config() -> nn::ConvConfig {
-    nn::ConvConfig { stride: 2, padding: 1, ..Default::default() }
+fn conv_config(stride: i64) -> nn::ConvConfig {
+    nn::ConvConfig { stride, padding: 1, ..Default::default() }
 }
 
-/// `[N, C*H*W]` → `[N, C, H, W]` → stride-2 3×3 convolutions → flatten → dense code.
-fn conv_encoder(vs: &nn::Path, config: &ModelConfig, channels: &[i64]) -> nn::Sequential {
+/// GroupNorm over `channels` when the layers ask for it.
+fn norm(p: nn::Path, conv: &ConvLayers, channels: i64) -> Option<nn::GroupNorm> {
+    let groups = conv.groups_for(channels);
+    (groups > 0).then(|| nn::group_norm(p, groups, channels, Default::default()))
+}
+
+/// act(x + norm(conv(act(norm(conv(x)))))): two 3×3 convolutions and a skip, as a torch
+/// module with children `conv1`, `norm1`, `conv2`, `norm2` (the norms only with GroupNorm).
+#[derive(Debug)]
+struct ResBlock {
+    conv1: nn::Conv2D,
+    norm1: Option<nn::GroupNorm>,
+    conv2: nn::Conv2D,
+    norm2: Option<nn::GroupNorm>,
+    activation: Activation,
+}
+
+impl ResBlock {
+    fn new(p: nn::Path, conv: &ConvLayers, channels: i64, activation: Activation) -> Self {
+        let c = channels;
+        ResBlock {
+            conv1: nn::conv2d(&p / "conv1", c, c, 3, conv_config(1)),
+            norm1: norm(&p / "norm1", conv, c),
+            conv2: nn::conv2d(&p / "conv2", c, c, 3, conv_config(1)),
+            norm2: norm(&p / "norm2", conv, c),
+            activation,
+        }
+    }
+}
+
+/// `x` through a convolution and its optional norm.
+fn conv_norm(conv: &nn::Conv2D, norm: &Option<nn::GroupNorm>, x: &Tensor) -> Tensor {
+    let y = conv.forward(x);
+    match norm {
+        Some(n) => n.forward(&y),
+        None => y,
+    }
+}
+
+impl Module for ResBlock {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let h = activate(self.activation, &conv_norm(&self.conv1, &self.norm1, x));
+        activate(self.activation, &(x + conv_norm(&self.conv2, &self.norm2, &h)))
+    }
+}
+
+impl<'a> Builder<'a> {
+    /// `conv.blocks` residual blocks over `channels`.
+    fn res_blocks(mut self, conv: &ConvLayers, channels: i64, act: Activation) -> Self {
+        for _ in 0..conv.blocks {
+            self = self.layer(|p| ResBlock::new(p, conv, channels, act));
+        }
+        self
+    }
+
+    /// A GroupNorm over `channels` when the layers have one.
+    fn norm(self, conv: &ConvLayers, channels: i64) -> Self {
+        if conv.groups_for(channels) > 0 {
+            self.layer(|p| norm(p, conv, channels).expect("groups checked"))
+        } else {
+            self
+        }
+    }
+}
+
+/// `[N, C*H*W]` → `[N, C, H, W]` → per level: stride-2 3×3 convolution, norm, activation,
+/// residual blocks → flatten → dense code.
+fn conv_encoder(vs: &nn::Path, config: &ModelConfig, conv: &ConvLayers) -> nn::Sequential {
     let ((c, h, w), act) = (config.image_shape(), config.activation);
+    let channels = &conv.channels;
     let mut b = Builder::new(vs.clone()).func(move |x| x.view([-1, c, h, w]));
     let mut c_in = c;
     for &c in channels {
-        b = b.layer(|p| nn::conv2d(p, c_in, c, 3, conv_config())).func(move |x| activate(act, x));
+        b = b
+            .layer(|p| nn::conv2d(p, c_in, c, 3, conv_config(2)))
+            .norm(conv, c)
+            .func(move |x| activate(act, x))
+            .res_blocks(conv, c, act);
         c_in = c;
     }
     let (fh, fw) = config.conv_sizes(channels.len())[channels.len()];
@@ -218,10 +292,13 @@ fn conv_encoder(vs: &nn::Path, config: &ModelConfig, channels: &[i64]) -> nn::Se
     b.func(|x| x.flatten(1, -1)).layer(|p| linear(p, c_in * fh * fw, out)).seq
 }
 
-/// Dense → `[N, c, h', w']` → stride-2 3×3 transposed convolutions, each cropped back to
-/// the encoder's matching resolution where that is odd → sigmoid → `[N, C*H*W]`.
-fn conv_decoder(vs: &nn::Path, config: &ModelConfig, channels: &[i64]) -> nn::Sequential {
+/// Dense → `[N, c, h', w']` → per level: residual blocks, then back to the encoder's size
+/// at that level (a stride-2 3×3 transposed convolution cropped where the size was odd, or
+/// a nearest-neighbour resize and a 3×3 convolution), norm, activation → sigmoid →
+/// `[N, C*H*W]`.
+fn conv_decoder(vs: &nn::Path, config: &ModelConfig, conv: &ConvLayers) -> nn::Sequential {
     let act = config.activation;
+    let channels = &conv.channels;
     let n = channels.len();
     let sizes = config.conv_sizes(n);
     let c_last = channels[n - 1];
@@ -235,19 +312,32 @@ fn conv_decoder(vs: &nn::Path, config: &ModelConfig, channels: &[i64]) -> nn::Se
         let c_in = channels[i];
         let c_out = if i == 0 { config.image_shape().0 } else { channels[i - 1] };
         let ((th, tw), (sh, sw)) = (sizes[i], sizes[i + 1]);
-        // (s − 1)·2 − 2 + 3 + 1 = 2s, cropped to the encoder's size at this level
-        // (2s or 2s − 1) so odd and non-square images come back whole.
-        let cfg = nn::ConvTransposeConfig {
-            stride: 2,
-            padding: 1,
-            output_padding: 1,
-            ..Default::default()
+        b = b.res_blocks(conv, c_in, act);
+        b = match conv.upsample {
+            Upsample::Transpose => {
+                // (s − 1)·2 − 2 + 3 + 1 = 2s, cropped to the encoder's size at this level
+                // (2s or 2s − 1) so odd and non-square images come back whole.
+                let cfg = nn::ConvTransposeConfig {
+                    stride: 2,
+                    padding: 1,
+                    output_padding: 1,
+                    ..Default::default()
+                };
+                b = b.layer(|p| nn::conv_transpose2d(p, c_in, c_out, 3, cfg));
+                if (th, tw) != (2 * sh, 2 * sw) {
+                    b = b.func(move |x| x.narrow(2, 0, th).narrow(3, 0, tw));
+                }
+                b
+            }
+            Upsample::Resize => b
+                .func(move |x| x.upsample_nearest2d([th, tw], None, None))
+                .layer(|p| nn::conv2d(p, c_in, c_out, 3, conv_config(1))),
         };
-        b = b.layer(|p| nn::conv_transpose2d(p, c_in, c_out, 3, cfg));
-        if (th, tw) != (2 * sh, 2 * sw) {
-            b = b.func(move |x| x.narrow(2, 0, th).narrow(3, 0, tw));
-        }
-        b = if i == 0 { b.func(|x| x.sigmoid()) } else { b.func(move |x| activate(act, x)) };
+        b = if i == 0 {
+            b.func(|x| x.sigmoid())
+        } else {
+            b.norm(conv, c_out).func(move |x| activate(act, x))
+        };
     }
     b.func(|x| x.flatten(1, -1)).seq
 }
@@ -263,7 +353,7 @@ mod tests {
     }
 
     fn conv(channels: Vec<i64>) -> ModelConfig {
-        ModelConfig { layers: Layers::Conv { channels }, ..Default::default() }
+        ModelConfig { layers: Layers::Conv(ConvLayers::plain(channels)), ..Default::default() }
     }
 
     fn shapes(vs: &nn::VarStore) -> Vec<(String, Vec<i64>)> {
@@ -295,12 +385,25 @@ mod tests {
         }
     }
 
+    /// The conv family's options: residual blocks, GroupNorm (6 channels: 2 groups of 8's
+    /// gcd), resize upsampling.
+    fn residual(channels: Vec<i64>, upsample: Upsample) -> ModelConfig {
+        let layers = ConvLayers { channels, blocks: 2, groups: 8, upsample };
+        ModelConfig { layers: Layers::Conv(layers), ..Default::default() }
+    }
+
     #[test]
     fn conv_handles_odd_and_non_square_sizes_in_gray_and_colour() {
         let _rng = crate::rng_lock();
         for color in [Color::Gray, Color::Rgb] {
             let input = DataSpec::Image(ImageSpec { color, ..ImageSpec::gray(15, 20) });
-            for base in [conv(vec![8, 8, 8]), config(vec![32])] {
+            let bases = [
+                conv(vec![8, 8, 8]),
+                config(vec![32]),
+                residual(vec![6, 16], Upsample::Transpose),
+                residual(vec![8, 6, 4], Upsample::Resize),
+            ];
+            for base in bases {
                 let cfg = ModelConfig { input, ..base };
                 let arch = cfg.arch_name();
                 let vs = nn::VarStore::new(Device::Cpu);
@@ -357,6 +460,32 @@ mod tests {
     }
 
     #[test]
+    fn residual_blocks_are_named_like_torch_modules() {
+        let _rng = crate::rng_lock();
+        let vs = nn::VarStore::new(Device::Cpu);
+        Autoencoder::new(&vs.root(), &residual(vec![16, 32], Upsample::Resize));
+        let names: Vec<String> = shapes(&vs).into_iter().map(|s| s.0).collect();
+        // Encoder: Unflatten(0) Conv(1) GroupNorm(2) act(3) Res(4) Res(5) Conv(6) GN(7) ...
+        for name in [
+            "encoder.1.weight",
+            "encoder.2.weight",
+            "encoder.4.conv1.weight",
+            "encoder.4.norm1.bias",
+            "encoder.5.conv2.weight",
+            "encoder.6.weight",
+            "encoder.7.weight",
+            // Decoder: Linear(0) act(1) Unflatten(2) Res(3) Res(4) Upsample(5) Conv(6) GN(7)
+            "decoder.3.norm2.weight",
+            "decoder.6.weight",
+            "decoder.7.weight",
+        ] {
+            assert!(names.contains(&name.to_string()), "{name} not in {names:?}");
+        }
+        assert_eq!(vs.variables()["encoder.2.weight"].size(), vec![16]);
+        assert_eq!(vs.variables()["decoder.6.weight"].size(), vec![16, 32, 3, 3]);
+    }
+
+    #[test]
     fn tied_weights_share_the_encoder_matrices() {
         let _rng = crate::rng_lock();
         let vs = nn::VarStore::new(Device::Cpu);
@@ -391,13 +520,21 @@ mod tests {
     fn torch_init_draws_within_one_over_root_fan_in() {
         let _rng = crate::rng_lock();
         tch::manual_seed(4);
-        for cfg in [config(vec![256, 64]), conv(vec![32, 64])] {
+        let bases =
+            [config(vec![256, 64]), conv(vec![32, 64]), residual(vec![32], Upsample::Resize)];
+        for cfg in bases {
             let vs = nn::VarStore::new(Device::Cpu);
             let _ = Autoencoder::new(&vs.root(), &cfg);
             torch_init(&vs);
             let vars = vs.variables();
             for (name, v) in &vars {
                 let stem = name.rsplit_once('.').unwrap().0;
+                if name.contains("norm") || vars[&format!("{stem}.weight")].dim() == 1 {
+                    // GroupNorm keeps torch's scale 1 and shift 0.
+                    let want = if name.ends_with("weight") { 1.0 } else { 0.0 };
+                    assert!(v.eq(want).all().int64_value(&[]) == 1, "{name}");
+                    continue;
+                }
                 let w = &vars[&format!("{stem}.weight")];
                 let fan_in: i64 = w.size().iter().skip(1).product();
                 let bound = 1.0 / (fan_in as f64).sqrt();

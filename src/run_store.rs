@@ -19,7 +19,11 @@ use tch::{nn, Device, Tensor};
 /// Version of the `model.json` and checkpoint layout; bumped when a field changes
 /// meaning. 2: the model's input is a recorded data description (`model.input`) instead
 /// of `model.height`/`model.width`; version 1 model.json files are migrated on reading.
-pub const FORMAT_VERSION: u32 = 2;
+/// 3: convolutional layers may have residual blocks, GroupNorm and resize upsampling, which
+/// an older ae-tch would silently drop; version 2 files read unchanged (as plain conv).
+pub const FORMAT_VERSION: u32 = 3;
+/// The oldest version read without migration.
+pub const OLDEST_UNMIGRATED: u32 = 2;
 pub const MODEL_JSON: &str = "model.json";
 pub const WEIGHTS: &str = "model.ot";
 pub const WEIGHTS_SAFETENSORS: &str = "model.safetensors";
@@ -218,9 +222,10 @@ impl RunDir {
 
 /// Refuses files written in a layout this ae-tch does not read.
 fn check_format_version(path: &Path, version: u32) -> Result<()> {
-    if version != FORMAT_VERSION {
+    if !(OLDEST_UNMIGRATED..=FORMAT_VERSION).contains(&version) {
         bail!(
-            "{}: format_version {version} is not supported (this ae-tch reads {FORMAT_VERSION})",
+            "{}: format_version {version} is not supported (this ae-tch reads 1 to \
+             {FORMAT_VERSION})",
             path.display()
         );
     }
@@ -489,7 +494,7 @@ mod tests {
             format_version: FORMAT_VERSION,
             ae_tch_version: "0.1.0".into(),
             model: ModelConfig {
-                layers: crate::config::Layers::Conv { channels: vec![8, 16] },
+                layers: crate::config::Layers::Conv(crate::config::ConvLayers::plain(vec![8, 16])),
                 variational: true,
                 ..Default::default()
             },
@@ -525,7 +530,10 @@ mod tests {
         assert_eq!(m.format_version, FORMAT_VERSION);
         let crate::data::spec::DataSpec::Image(spec) = m.model.input;
         assert_eq!((spec.channels(), spec.height, spec.width), (1, 12, 9));
-        assert_eq!(m.model.layers, crate::config::Layers::Conv { channels: vec![8] });
+        assert_eq!(
+            m.model.layers,
+            crate::config::Layers::Conv(crate::config::ConvLayers::plain(vec![8]))
+        );
         assert!(!m.model.variational);
         // A VAE on an MLP backbone becomes MLP layers with the variational flag.
         let mut vae = serde_json::json!({"arch": "vae", "height": 2, "width": 2, "hidden": [4],
@@ -537,6 +545,43 @@ mod tests {
         assert_eq!(spec.background, crate::data::spec::Background::Ignore);
         let err = check_format_version(&run.file(MODEL_JSON), 7).unwrap_err().to_string();
         assert!(err.contains("format_version 7 is not supported"), "{err}");
+    }
+
+    #[test]
+    fn version_2_conv_reads_as_the_plain_network_and_writes_as_it_did() {
+        use crate::config::{ConvLayers, Layers, Upsample};
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir { root: dir.path().to_path_buf() };
+        let layers = r#"{"kind": "conv", "channels": [8, 16]}"#;
+        let v2 = format!(
+            r#"{{"format_version": 2, "ae_tch_version": "0.1.0",
+          "model": {{"input": {{"kind": "image", "color": "gray", "height": 12, "width": 9,
+                     "background": "white"}}, "layers": {layers}, "latent": 4}},
+          "train": {{"mode": "reconstruct", "noise_level": 0.3, "epochs": 1, "batch_size": 8,
+                    "lr": 0.001, "seed": 1, "limit": null, "val_fraction": 0.1, "device": "cpu"}},
+          "data": {{"path": "/d", "train_images": 9, "val_images": 1}},
+          "weights": "model.ot", "outcome": null}}"#
+        );
+        std::fs::write(run.file(MODEL_JSON), v2).unwrap();
+        let m = run.read_manifest().unwrap();
+        assert_eq!(m.format_version, 2);
+        assert_eq!(m.model.layers, Layers::Conv(ConvLayers::plain(vec![8, 16])));
+        // Written back, the plain network's layers are what version 2 wrote, so a version 2
+        // checkpoint's config hash still matches.
+        let written: serde_json::Value = serde_json::to_value(&m.model.layers).unwrap();
+        assert_eq!(written, serde_json::from_str::<serde_json::Value>(layers).unwrap());
+        let rich = ConvLayers {
+            blocks: 2,
+            groups: 8,
+            upsample: Upsample::Resize,
+            ..ConvLayers::plain(vec![4])
+        };
+        let text = serde_json::to_string(&Layers::Conv(rich.clone())).unwrap();
+        assert!(
+            text.contains(r#""blocks":2"#) && text.contains(r#""upsample":"resize""#),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<Layers>(&text).unwrap(), Layers::Conv(rich));
     }
 
     #[test]

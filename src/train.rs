@@ -228,7 +228,7 @@ fn autograd_loss(
 /// `INTERRUPT` with `Stopped::Interrupted` after a checkpoint.
 ///
 /// This is the driver; the parts that each do one thing are below it: the step
-/// (`train_step`), the divergence guard (`Guard`), the schedule (`epoch_lr`,
+/// (`train_step`), the divergence guard (`Guard`), the schedule (`step_lr`,
 /// `TrainState::end_epoch`), the epoch's metrics row (`epoch_stats`) and the snapshot
 /// (`Snapshot`, when `checkpoint_due`).
 pub fn fit(
@@ -275,7 +275,7 @@ pub fn fit(
 
     while !st.finished(cfg) {
         let epoch = st.epoch;
-        st.lr = epoch_lr(cfg, epoch, st.lr);
+        st.lr = step_lr(cfg, (epoch, 0, steps), st.lr);
         opt.lr = st.lr;
         on_event(Event::EpochStart { epoch, epochs: cfg.epochs, steps })?;
         let start = Instant::now();
@@ -285,6 +285,7 @@ pub fn fit(
         for step in st.step..steps {
             let (x, input) = batches.get(step);
             let len = x.size()[0];
+            opt.lr = step_lr(cfg, (epoch, step, steps), st.lr);
             let loss = train_step(model, by_hand.as_mut(), &mut opt, cfg, &x, &input, &mut kl_sum);
             let value = ((step + 1) % check_every == 0).then(|| loss.double_value(&[]));
             let at = st.at(epoch, step + 1);
@@ -442,17 +443,29 @@ impl TrainState {
     }
 }
 
-/// The learning rate of `epoch`: `cosine` follows its curve, the others keep `lr` (which
-/// `plateau` lowers at epoch ends).
-fn epoch_lr(cfg: &TrainConfig, epoch: usize, lr: f64) -> f64 {
+/// The learning rate at `(epoch, step, steps per epoch)`: `cosine` follows its curve by
+/// epoch, `warmup-cosine` by step; the others keep `lr` (which `plateau` lowers at epoch
+/// ends). A function of the position alone, so a resumed run gets the same rates.
+fn step_lr(cfg: &TrainConfig, (epoch, step, steps): (usize, usize, usize), lr: f64) -> f64 {
+    let cosine = |progress: f64| cfg.lr * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
     match cfg.lr_schedule {
-        LrSchedule::Cosine => {
-            let progress = (epoch - 1) as f64 / cfg.epochs as f64;
-            cfg.lr * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+        LrSchedule::Cosine => cosine((epoch - 1) as f64 / cfg.epochs as f64),
+        LrSchedule::WarmupCosine => {
+            let total = (cfg.epochs * steps) as f64;
+            let warmup = (total * WARMUP_SHARE).ceil().max(1.0);
+            let t = ((epoch - 1) * steps + step) as f64;
+            if t < warmup {
+                cfg.lr * (t + 1.0) / warmup
+            } else {
+                cosine((t - warmup) / (total - warmup).max(1.0))
+            }
         }
         LrSchedule::Constant | LrSchedule::Plateau => lr,
     }
 }
+
+/// The share of all steps `warmup-cosine` spends raising the rate from 0.
+const WARMUP_SHARE: f64 = 0.05;
 
 /// A checkpoint is written every `checkpoint_every` epochs and after the last.
 fn checkpoint_due(cfg: &TrainConfig, st: &TrainState, epoch: usize) -> bool {

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Runs workload W1 with ae-tch and with the PyTorch references, on the same machine and
+"""Runs workloads W1 (MLP) and W2 (the default conv net) with ae-tch and with the PyTorch
+references, on the same machine and
 thread count, and prints a table (samples/s, s/epoch, final train loss, peak RSS, ratio to
 the best PyTorch loop — the tensor loop with flush-denormal on CPU —, share of the fp32
 GEMM roofline) and each implementation's samples/s per epoch, so the steady state shows
@@ -67,19 +68,33 @@ def main():
                    help="run every implementation N times (seeds 1..N), interleaved; report the "
                         "median samples/s and the mean final loss (seed-to-seed spread is ~2%%)")
     p.add_argument("--no-dataloader", action="store_true")
+    p.add_argument("--workload", default="w1,w2",
+                   help="comma-separated: w1 (the MLP on Fashion-MNIST), w2 (the default conv "
+                        "net on data/mnist, reconstruct)")
+    p.add_argument("--conv-data", default="data/mnist")
     a = p.parse_args()
-    os.makedirs(a.out, exist_ok=True)
-    precisions = a.precision.split(",")
+    for w in a.workload.split(","):
+        bench(a, w)
+
+
+def bench(a, workload):
+    conv = workload == "w2"
+    data = a.conv_data if conv else a.data
+    out = os.path.join(a.out, workload)
+    os.makedirs(out, exist_ok=True)
+    precisions = ["fp32"] if conv else a.precision.split(",")
+    run_dir = os.path.join(out, "ae-tch-run")
 
     def ae_tch(precision, seed):
-        run_dir = os.path.join(a.out, "ae-tch-run")
-        # --init torch: the same model the reference builds (torch.nn.Linear's
-        # initialisation), so the final losses are comparable.
-        cmd = [a.bin, "train", "--data", a.data, "--out", run_dir, "--force", "--mode", "denoise",
-               "--sigma", "0.3", "--hidden", "256,64", "--latent", "16", "--epochs", str(a.epochs),
-               "--batch-size", "128", "--lr", "1e-3", "--val-fraction", "0", "--device", a.device,
-               "--threads", str(a.threads), "--init", "torch", "--precision", precision,
-               "--seed", str(seed)]
+        # --init torch: the same model the reference builds (torch.nn's initialisation),
+        # so the final losses are comparable; a constant rate, as the reference has.
+        model = (["--arch", "conv", "--latent", "30"] if conv else
+                 ["--mode", "denoise", "--sigma", "0.3", "--hidden", "256,64", "--latent", "16",
+                  "--precision", precision])
+        cmd = [a.bin, "train", "--data", data, "--out", run_dir, "--force", *model,
+               "--epochs", str(a.epochs), "--batch-size", "128", "--lr", "1e-3",
+               "--lr-schedule", "constant", "--val-fraction", "0", "--device", a.device,
+               "--threads", str(a.threads), "--init", "torch", "--seed", str(seed)]
         rss = run_measured(cmd)
         with open(os.path.join(run_dir, "metrics.csv")) as f:
             epochs = list(csv.DictReader(f))
@@ -90,11 +105,13 @@ def main():
                 "epoch_losses": [float(e["train_loss"]) for e in epochs]}
 
     def reference(loader, precision, seed, flush=False):
-        out_file = os.path.join(a.out, "reference.json")
+        out_file = os.path.join(out, "reference.json")
         cmd = [sys.executable, os.path.join(os.path.dirname(__file__), "reference.py"),
-               "--data", a.data, "--epochs", str(a.epochs), "--threads", str(a.threads),
+               "--data", data, "--epochs", str(a.epochs), "--threads", str(a.threads),
                "--loader", loader, "--device", a.device, "--precision", precision,
                "--seed", str(seed)] + (["--flush-denormal"] if flush else [])
+        if conv:
+            cmd += ["--model-json", os.path.join(run_dir, "model.json"), "--reconstruct"]
         rss = run_measured(cmd, out_file)
         with open(out_file) as f:
             r = json.load(f)
@@ -108,7 +125,7 @@ def main():
         if a.device == "cpu":
             jobs.append((f"pytorch tensor+ftz ({prec})",
                          lambda s, prec=prec: reference("tensor", prec, s, flush=True)))
-        if prec == "fp32" and not a.no_dataloader:
+        if prec == "fp32" and not a.no_dataloader and not conv:
             jobs.append(("pytorch dataloader (fp32)", lambda s: reference("dataloader", "fp32", s)))
     runs = {name: [] for name, _ in jobs}
     for seed in range(1, a.repeat + 1):
@@ -139,7 +156,9 @@ def main():
     model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
                   if l.startswith("model name")), "unknown") if flags else "unknown"
     print(f"CPU: {model}; vector extensions: {' '.join(vector) or 'unknown'}")
-    print(f"W1 on {a.device}, {a.threads} threads, {a.epochs} epochs; seeds 1..{a.repeat}: median "
+    what = ("W2 (the default conv net, data/mnist, reconstruct)" if conv else
+            "W1 (MLP 784-256-64-16, Fashion-MNIST, denoise)")
+    print(f"\n{what} on {a.device}, {a.threads} threads, {a.epochs} epochs; seeds 1..{a.repeat}: median "
           f"samples/s, mean final loss, largest peak RSS; ratios against the best PyTorch loop")
     print(f"{'impl':<28}{'samples/s':>11}{'s/epoch':>10}{'final loss':>12}{'loss vs pt':>11}"
           f"{'peak RSS MiB':>14}{'vs best pt':>12}{'GEMM GFLOP/s':>14}{'roofline':>10}")
@@ -151,7 +170,9 @@ def main():
         r["ratio_vs_best_pytorch"] = r["samples_per_s"] / base["samples_per_s"]
         r["loss_vs_best_pytorch"] = r["final_loss"] / base["final_loss"] - 1
         r["gemm_gflops"] = gemm[prec]
-        r["roofline_share"] = r["samples_per_s"] * TRAIN_FLOPS_PER_SAMPLE / (gemm[prec] * 1e9)
+        # The roofline is W1's (its FLOPs are GEMMs); W2's convolutions are not counted.
+        r["roofline_share"] = (float("nan") if conv else
+                               r["samples_per_s"] * TRAIN_FLOPS_PER_SAMPLE / (gemm[prec] * 1e9))
         print(f"{r['impl']:<28}{r['samples_per_s']:>11.0f}{r['sec_per_epoch']:>10.2f}{r['final_loss']:>12.5f}"
               f"{100 * r['loss_vs_best_pytorch']:>+10.1f}%{r['peak_rss_mib']:>14.0f}{r['ratio_vs_best_pytorch']:>11.2f}x{gemm[prec]:>14.1f}"
               f"{100 * r['roofline_share']:>9.1f}%")
@@ -159,11 +180,11 @@ def main():
     print(f"{'impl':<28}" + "".join(f"{'epoch ' + str(e + 1):>11}" for e in range(a.epochs)))
     for r in rows:
         print(f"{r['impl']:<28}" + "".join(f"{v:>11.0f}" for v in r["epoch_samples_per_s"]))
-    with open(os.path.join(a.out, "bench.json"), "w") as f:
-        json.dump({"workload": "W1", "device": a.device, "threads": a.threads, "epochs": a.epochs,
+    with open(os.path.join(out, "bench.json"), "w") as f:
+        json.dump({"workload": workload.upper(), "device": a.device, "threads": a.threads, "epochs": a.epochs,
                    "repeat": a.repeat, "train_flops_per_sample": TRAIN_FLOPS_PER_SAMPLE,
                    "rows": rows}, f, indent=2)
-    print(f"wrote {os.path.join(a.out, 'bench.json')}")
+    print(f"wrote {os.path.join(out, 'bench.json')}")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,9 @@ clamped to [0, 1]), CPU.
                      .item()).
 --loader dataloader  the idiomatic loop: TensorDataset + DataLoader(shuffle=True).
 
+--model-json PATH    W2: the network of an ae-tch run (its model.json) instead of W1's
+--reconstruct        W2: plain reconstruction, no noise
+
 --flush-denormal     torch.set_flush_denormal(True) first: subnormal numbers read and
                      written as zero, which keeps the loop from slowing down as training
                      drives values towards zero (the best CPU loop a user can write).
@@ -48,6 +51,16 @@ def model():
     return nn.Sequential(*enc, *dec)
 
 
+def model_from_json(path):
+    """The network an ae-tch run's model.json describes (workload W2), built by the
+    exporter's client so the layers are the ones ae-tch trains."""
+    import os
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tests", "clients"))
+    from pytorch_client import Autoencoder
+    return Autoencoder(json.load(open(path))["model"])
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--data", default="data/fashion-mnist")
@@ -58,6 +71,8 @@ def main():
     p.add_argument("--device", default="cpu")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     p.add_argument("--flush-denormal", action="store_true")
+    p.add_argument("--model-json", help="W2: train this ae-tch run's network instead")
+    p.add_argument("--reconstruct", action="store_true", help="no noise (W2)")
     a = p.parse_args()
     if a.flush_denormal and not torch.set_flush_denormal(True):
         raise SystemExit("this CPU cannot flush denormals")
@@ -65,8 +80,8 @@ def main():
     torch.manual_seed(a.seed)
     dev = torch.device(a.device)
     x_all = (load_images(f"{a.data}/train-images-idx3-ubyte.gz").float() / 255.0).to(dev)
-    n, bs, sigma = x_all.shape[0], 128, 0.3
-    net = model().to(dev)
+    n, bs, sigma = x_all.shape[0], 128, (0.0 if a.reconstruct else 0.3)
+    net = (model_from_json(a.model_json) if a.model_json else model()).to(dev)
     amp = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=a.precision == "bf16")
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     loss_fn = nn.MSELoss()
@@ -85,7 +100,7 @@ def main():
             batches = (b for (b,) in loader)
         for x in batches:
             x = x.to(dev, non_blocking=True)
-            noisy = (x + sigma * torch.randn_like(x)).clamp_(0.0, 1.0)
+            noisy = (x + sigma * torch.randn_like(x)).clamp_(0.0, 1.0) if sigma else x
             with amp:
                 loss = loss_fn(net(noisy), x)
             opt.zero_grad(set_to_none=True)

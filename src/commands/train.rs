@@ -3,7 +3,10 @@
 use crate::checkpoint::{self, Checkpoint, CheckpointMeta};
 use crate::cli::TrainArgs;
 use crate::commands::report;
-use crate::config::{Arch, Backbone, Engine, Init, Layers, ModelConfig, Precision, TrainConfig};
+use crate::config::{
+    self, Arch, Backbone, ConvLayers, Engine, Init, Layers, ModelConfig, Norm, Precision,
+    TrainConfig,
+};
 use crate::data::spec::{DataSpec, ImageSpec, Size};
 use crate::data::{self, Split};
 use crate::plot::Format;
@@ -419,7 +422,15 @@ fn install_interrupt_handler() {
 /// The layers `--arch`, `--backbone` and their settings ask for.
 fn layers(args: &TrainArgs) -> Layers {
     if args.arch == Arch::Conv || (args.arch == Arch::Vae && args.backbone == Backbone::Conv) {
-        Layers::Conv { channels: args.channels.clone() }
+        Layers::Conv(ConvLayers {
+            channels: args.channels.clone(),
+            blocks: args.blocks,
+            groups: match args.norm {
+                Norm::Group => config::NORM_GROUPS,
+                Norm::None => 0,
+            },
+            upsample: args.upsample,
+        })
     } else {
         Layers::Mlp { hidden: args.hidden.clone(), tied_weights: args.tied_weights }
     }
@@ -429,7 +440,7 @@ fn layers(args: &TrainArgs) -> Layers {
 fn model_config(args: &TrainArgs, input: ImageSpec) -> Result<ModelConfig> {
     let layers = layers(args);
     if args.tied_weights && args.arch != Arch::Mlp {
-        let arch = if matches!(layers, Layers::Conv { .. }) { "conv" } else { "vae" };
+        let arch = if matches!(layers, Layers::Conv(_)) { "conv" } else { "vae" };
         bail!("--tied-weights works with --arch mlp only, not {arch}");
     }
     Ok(ModelConfig {
@@ -444,15 +455,19 @@ fn model_config(args: &TrainArgs, input: ImageSpec) -> Result<ModelConfig> {
 /// The model's settings under the names of the flags that set them (the layers a
 /// model does not use read as empty), to compare with the flags given on `--resume`.
 fn model_flags(m: &ModelConfig) -> serde_json::Value {
-    let (kind, hidden, channels, tied) = match &m.layers {
-        Layers::Mlp { hidden, tied_weights } => ("mlp", hidden.clone(), vec![], *tied_weights),
-        Layers::Conv { channels } => ("conv", vec![], channels.clone(), false),
+    let plain = ConvLayers::plain(vec![]);
+    let (kind, hidden, conv, tied) = match &m.layers {
+        Layers::Mlp { hidden, tied_weights } => ("mlp", hidden.clone(), &plain, *tied_weights),
+        Layers::Conv(conv) => ("conv", vec![], conv, false),
     };
     serde_json::json!({
         "arch": if m.variational { "vae" } else { kind },
         "backbone": if m.variational { kind } else { "mlp" },
         "hidden": hidden,
-        "channels": channels,
+        "channels": conv.channels,
+        "blocks": conv.blocks,
+        "norm": if conv.groups > 0 { "group" } else { "none" },
+        "upsample": conv.upsample,
         "tied_weights": tied,
         "latent": m.latent,
         "activation": m.activation,

@@ -4,8 +4,9 @@
 It builds the torch.nn model that ae-tch's model.json describes, as an `encoder` and a
 `decoder` nn.Sequential whose positions match ae-tch's names (`encoder.0.weight`, ...):
 MLP (Linear layers, activations between them, a sigmoid at the end) or conv (Unflatten to
-C×H×W, stride-2 Conv2d layers, Flatten, Linear; mirrored with ConvTranspose2d, cropped
-where the encoder's size was odd).
+C×H×W, per level a stride-2 Conv2d, optional GroupNorm, activation and residual blocks
+(`ResBlock`: conv1, norm1, conv2, norm2), Flatten, Linear; mirrored with residual blocks and
+ConvTranspose2d, cropped where the encoder's size was odd, or Upsample + Conv2d).
 
   pytorch_client.py check MODEL_JSON WEIGHTS.safetensors AE_TCH_RECON.npy [INPUTS.npy]
       load ae-tch's exported weights, reconstruct the test images, print the largest
@@ -21,6 +22,7 @@ C·H·W per row, channel planes first) when given.
 """
 import gzip
 import json
+import math
 import sys
 
 import numpy as np
@@ -38,6 +40,25 @@ class Crop(torch.nn.Module):
 
     def forward(self, x):
         return x[:, :, :self.h, :self.w]
+
+
+class ResBlock(torch.nn.Module):
+    """act(x + norm2(conv2(act(norm1(conv1(x)))))), the norms only with GroupNorm."""
+
+    def __init__(self, c, groups, act):
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(c, c, 3, padding=1)
+        self.conv2 = torch.nn.Conv2d(c, c, 3, padding=1)
+        if groups:
+            self.norm1 = torch.nn.GroupNorm(groups, c)
+            self.norm2 = torch.nn.GroupNorm(groups, c)
+        else:
+            self.norm1 = self.norm2 = torch.nn.Identity()
+        self.act = act()
+
+    def forward(self, x):
+        h = self.act(self.norm1(self.conv1(x)))
+        return self.act(x + self.norm2(self.conv2(h)))
 
 
 def shape(cfg):
@@ -70,25 +91,41 @@ class Autoencoder(torch.nn.Module):
 
 
 def conv(cfg, act, c, h, w):
-    chans = cfg["layers"]["channels"]
+    layers = cfg["layers"]
+    chans = layers["channels"]
+    blocks = layers.get("blocks", 0)
+    groups = layers.get("groups", 0)
+    resize = layers.get("upsample", "transpose") == "resize"
+
+    def norm(ch):
+        return [torch.nn.GroupNorm(math.gcd(groups, ch), ch)] if groups else []
+
+    def res(ch):
+        return [ResBlock(ch, math.gcd(groups, ch), act) for _ in range(blocks)]
+
     sizes = [(h, w)]
     for _ in chans:
         sizes.append(((sizes[-1][0] + 1) // 2, (sizes[-1][1] + 1) // 2))
     enc = [torch.nn.Unflatten(1, (c, h, w))]
     for a, b in zip([c, *chans], chans):
-        enc += [torch.nn.Conv2d(a, b, 3, stride=2, padding=1), act()]
+        enc += [torch.nn.Conv2d(a, b, 3, stride=2, padding=1), *norm(b), act(), *res(b)]
     fh, fw = sizes[-1]
     flat = chans[-1] * fh * fw
     enc += [torch.nn.Flatten(), torch.nn.Linear(flat, cfg["latent"])]
     dec = [torch.nn.Linear(cfg["latent"], flat), act(), torch.nn.Unflatten(1, (chans[-1], fh, fw))]
     for i in reversed(range(len(chans))):
         out = c if i == 0 else chans[i - 1]
-        dec.append(torch.nn.ConvTranspose2d(chans[i], out, 3, stride=2, padding=1,
-                                            output_padding=1))
         (th, tw), (sh, sw) = sizes[i], sizes[i + 1]
-        if (th, tw) != (2 * sh, 2 * sw):
-            dec.append(Crop(th, tw))
-        dec.append(torch.nn.Sigmoid() if i == 0 else act())
+        dec += res(chans[i])
+        if resize:
+            dec += [torch.nn.Upsample(size=(th, tw), mode="nearest"),
+                    torch.nn.Conv2d(chans[i], out, 3, padding=1)]
+        else:
+            dec.append(torch.nn.ConvTranspose2d(chans[i], out, 3, stride=2, padding=1,
+                                                output_padding=1))
+            if (th, tw) != (2 * sh, 2 * sw):
+                dec.append(Crop(th, tw))
+        dec += [torch.nn.Sigmoid()] if i == 0 else [*norm(out), act()]
     dec.append(torch.nn.Flatten())
     return torch.nn.Sequential(*enc), torch.nn.Sequential(*dec)
 

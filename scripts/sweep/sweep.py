@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""Issue 13's sweep: trains ae-tch with one setting changed at a time and prints a markdown
+table of test squared error per image, PSNR and training time beside PCA with the same k
+and, with --torch, the same network trained by a plain PyTorch script
+(scripts/sweep/same_net.py). Run through scripts/sweep.sh, which builds and sets up first.
+
+  sweep.py SET [--torch] [--only NAME,..] [--epochs N] [--out runs/sweep]
+
+Sets:
+  levers    conv and MLP at k = 30 on data/mnist, one lever per row (init, schedule,
+            learning rate, normalisation, residual blocks, upsampling, width, batch size)
+  defaults  every architecture with its defaults at k = 30 on data/mnist and 20,000
+            Fashion-MNIST images, with the PyTorch reference
+  goals     the issue's goal table (long: about two hours on 2 cores)
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BIN = os.path.join(ROOT, "target", "release", "ae-tch")
+MNIST, FASHION = "data/mnist", "data/fashion-mnist"
+
+CONV = ["--arch", "conv", "--latent", "30"]
+MLP = ["--arch", "mlp", "--latent", "30"]
+TEN = ["--epochs", "10"]
+
+SETS = {
+    "levers": [
+        # The plain network as the previous release built it, then one lever at a time.
+        ("conv plain, constant lr", MNIST, CONV + TEN + ["--blocks", "0", "--norm", "none",
+                                                         "--lr-schedule", "constant"]),
+        ("+ warmup-cosine", MNIST, CONV + TEN + ["--blocks", "0", "--norm", "none"]),
+        ("+ GroupNorm", MNIST, CONV + TEN + ["--blocks", "0"]),
+        ("+ lr 2e-3", MNIST, CONV + TEN + ["--blocks", "0", "--lr", "2e-3"]),
+        ("+ batch 64", MNIST, CONV + TEN + ["--blocks", "0", "--batch-size", "64"]),
+        ("+ 1 residual block", MNIST, CONV + TEN + ["--blocks", "1"]),
+        ("+ channels 32,64,128", MNIST, CONV + TEN + ["--channels", "32,64,128"]),
+        ("+ resize upsampling", MNIST, CONV + TEN + ["--upsample", "resize"]),
+        ("conv, --init kaiming", MNIST, CONV + TEN + ["--init", "kaiming"]),
+        ("mlp 256,64, constant lr", MNIST, MLP + TEN + ["--lr-schedule", "constant"]),
+        ("mlp 256,64", MNIST, MLP + TEN),
+        ("mlp 512,128", MNIST, MLP + TEN + ["--hidden", "512,128"]),
+        ("mlp 512,128, lr 2e-3", MNIST, MLP + TEN + ["--hidden", "512,128", "--lr", "2e-3"]),
+    ],
+    "defaults": [
+        ("mlp", MNIST, MLP),
+        ("conv", MNIST, CONV),
+        ("vae on conv", MNIST, ["--arch", "vae", "--backbone", "conv", "--latent", "30"]),
+        ("mlp", FASHION, MLP + ["--limit", "20000"]),
+        ("conv", FASHION, CONV + ["--limit", "20000"]),
+    ],
+    "goals": [
+        ("mnist k30, 30 min budget", MNIST,
+         CONV + ["--channels", "32,64,128", "--blocks", "1", "--epochs", "60"]),
+        ("fashion denoise 0.3, 10 ep", FASHION,
+         CONV + ["--mode", "denoise", "--noise-level", "0.3", "--epochs", "10"]),
+        ("fashion reconstruct, 10 ep", FASHION, CONV + ["--epochs", "10"]),
+        ("demo", MNIST, ["--mode", "denoise", "--noise-level", "0.3", "--arch", "conv",
+                         "--latent", "32"]),
+    ],
+}
+
+
+def train(name, data, flags, out, epochs):
+    run = os.path.join(out, name.replace(" ", "_").replace(",", "").replace("+", "plus"))
+    args = [BIN, "train", "--data", data, "--out", run, "--force", "--device", "cpu"] + flags
+    if epochs:
+        args += ["--epochs", str(epochs)]
+    start = time.perf_counter()
+    done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"{name}: ae-tch train failed:\n{done.stderr}")
+    m = json.load(open(os.path.join(ROOT, run, "model.json")))
+    return run, m, time.perf_counter() - start
+
+
+def same_net(run):
+    py = os.path.join(ROOT, ".venv", "bin", "python")
+    done = subprocess.run([py, os.path.join(ROOT, "scripts", "sweep", "same_net.py"), run],
+                          cwd=ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"{run}: same_net.py failed:\n{done.stderr}")
+    return json.loads(done.stdout)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("set", choices=SETS)
+    p.add_argument("--torch", action="store_true", help="add the same net in PyTorch")
+    p.add_argument("--only", help="comma-separated row names")
+    p.add_argument("--epochs", type=int, help="override every row's epochs")
+    p.add_argument("--out", default="runs/sweep")
+    args = p.parse_args()
+    rows = SETS[args.set]
+    if args.only:
+        wanted = args.only.split(",")
+        rows = [r for r in rows if r[0] in wanted]
+    head = "| run | data | flags | epochs | train s | sq. err/img | PSNR dB | PCA sq. err/img |"
+    rule = "|---|---|---|---|---|---|---|---|"
+    if args.torch:
+        head += " same net in PyTorch: sq. err/img | PSNR dB | train s |"
+        rule += "---|---|---|"
+    print(head)
+    print(rule, flush=True)
+    for name, data, flags in rows:
+        run, m, _ = train(name, data, flags, args.out, args.epochs)
+        t, o, tr = m["outcome"]["test"], m["outcome"], m["train"]
+        shown = " ".join(f for f in flags if f not in ("--latent", "30"))
+        line = (f"| {name} | {os.path.basename(data)} | `{shown}` | {o['epochs_run']} | "
+                f"{o['train_seconds']:.0f} | {t['sq_err_per_image']:.2f} | {t['psnr_db']:.2f} | "
+                f"{t['pca_sq_err_per_image']:.2f} |")
+        if args.torch:
+            ref = same_net(run)
+            line += (f" {ref['sq_err_per_image']:.2f} | {ref['psnr_db']:.2f} | "
+                     f"{ref['train_seconds']:.0f} |")
+        print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
