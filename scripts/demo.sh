@@ -16,13 +16,13 @@ if [ "${1:-}" = "--emoji" ]; then
   out=runs/emoji
   [ -d data/emoji/train ] || { echo "demo: data/emoji is missing (npm unreachable?)" >&2; exit 1; }
   target/release/ae-tch train --data data/emoji --out "$out" --force --device cpu \
-    --arch conv --channels 32,64,128 --latent 32 --epochs 60 --lr 2e-3 --batch-size 32 \
-    --lr-schedule cosine --early-stop 10 "$@"
+    --arch conv --channels 32,64,128 --blocks 0 --norm none --latent 32 --epochs 60 \
+    --lr 2e-3 --batch-size 32 --lr-schedule cosine --early-stop 10 "$@"
   what="test emoji and their reconstructions, in colour"
 else
   out=runs/demo
   target/release/ae-tch train --data data/mnist --out "$out" --force --device cpu \
-    --mode denoise --sigma 0.3 --hidden 512,128 --latent 32 --epochs 60 "$@"
+    --mode denoise --sigma 0.3 --arch conv --blocks 0 --latent 32 --epochs 12 "$@"
   what="clean / noisy / denoised test digits"
 fi
 cat >&2 <<MSG

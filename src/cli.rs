@@ -20,6 +20,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per process: the size of the largest variant (train's flags) costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Train(TrainArgs),
@@ -294,9 +296,9 @@ pub struct TrainArgs {
     /// Stop after N epochs without a better validation loss and keep the best weights
     #[arg(long, value_name = "PATIENCE")]
     pub early_stop: Option<usize>,
-    /// Learning-rate schedule over the epochs
-    #[arg(long, value_enum, default_value_t = LrSchedule::Constant)]
-    pub lr_schedule: LrSchedule,
+    /// Learning-rate schedule [default: warmup-cosine]
+    #[arg(long, value_enum)]
+    pub lr_schedule: Option<LrSchedule>,
     /// Clip the gradient's L2 norm to this value each step
     #[arg(long, value_name = "NORM")]
     pub grad_clip: Option<f64>,
@@ -313,12 +315,12 @@ pub struct TrainArgs {
     /// Passes over the training images
     #[arg(long, default_value_t = config::DEFAULT_EPOCHS, value_name = "N")]
     pub epochs: usize,
-    /// Images per optimisation step
-    #[arg(long, default_value_t = config::DEFAULT_BATCH_SIZE, value_name = "N")]
-    pub batch_size: usize,
-    /// Adam learning rate
-    #[arg(long, default_value_t = config::DEFAULT_LR, value_name = "F")]
-    pub lr: f64,
+    /// Images per optimisation step [default: 64]
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<usize>,
+    /// Adam learning rate, the peak of the schedule [default: 3e-3]
+    #[arg(long, value_name = "F")]
+    pub lr: Option<f64>,
     /// Seed for initialisation, shuffling, noise and the validation split
     #[arg(long, default_value_t = config::DEFAULT_SEED, value_name = "N")]
     pub seed: u64,
@@ -597,7 +599,16 @@ mod tests {
     fn train_defaults_come_from_config() {
         let cli = Cli::try_parse_from(["ae-tch", "train"]).unwrap();
         let Command::Train(t) = cli.command else { panic!("not train") };
-        assert_eq!(t.hidden, vec![256, 64]);
+        assert_eq!(t.hidden, vec![512, 128]);
+        // Defaults resolved per network are stated in the help text from config's values.
+        let train = Cli::command().find_subcommand("train").unwrap().clone();
+        let help = |id: &str| {
+            let arg = train.get_arguments().find(|a| a.get_id() == id).unwrap();
+            arg.get_help().unwrap().to_string()
+        };
+        assert!(help("lr").ends_with(&format!("[default: {:e}]", config::DEFAULT_LR)));
+        assert!(help("batch_size").ends_with(&format!("[default: {}]", config::DEFAULT_BATCH_SIZE)));
+        assert_eq!((t.lr, t.batch_size, t.lr_schedule), (None, None, None));
         assert_eq!(
             (t.latent, t.noise_level, t.mode),
             (config::DEFAULT_LATENT, 0.3, Mode::Reconstruct)

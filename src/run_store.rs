@@ -232,7 +232,7 @@ fn check_format_version(path: &Path, version: u32) -> Result<()> {
     Ok(())
 }
 
-/// Rewrites a format_version 1 model.json as version 2, in place (see
+/// Rewrites a format_version 1 model.json in the current version, in place (see
 /// `upgrade_model_config`). Any other document is left as it is.
 fn migrate_v1(doc: &mut serde_json::Value) {
     if doc.get("format_version") != Some(&serde_json::json!(1)) {

@@ -527,3 +527,33 @@ fn nan_row(
         Err(e) => e.context(stop.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warmup_cosine_rises_over_five_percent_of_the_steps_then_decays_to_zero() {
+        let cfg = TrainConfig {
+            epochs: 4,
+            lr: 0.01,
+            lr_schedule: LrSchedule::WarmupCosine,
+            ..Default::default()
+        };
+        let steps = 50; // 200 in all: 10 of warm-up
+        let at = |epoch, step| step_lr(&cfg, (epoch, step, steps), 0.0);
+        assert!((at(1, 0) - 0.001).abs() < 1e-12, "{}", at(1, 0));
+        assert!((at(1, 9) - 0.01).abs() < 1e-12, "the peak closes the warm-up");
+        assert!((at(1, 10) - 0.01).abs() < 1e-12, "the decay starts from the peak");
+        // Half-way through the decay (step 10 + 95 = epoch 3, step 5) it is half the peak.
+        assert!((at(3, 5) - 0.005).abs() < 1e-12, "{}", at(3, 5));
+        let last = at(4, 49);
+        assert!(last > 0.0 && last < 1e-5, "{last}");
+        let rates: Vec<f64> =
+            (1..=4).flat_map(|e| (0..steps).map(move |s| (e, s))).map(|(e, s)| at(e, s)).collect();
+        assert!(rates[10..].windows(2).all(|w| w[1] <= w[0]), "not decreasing after the warm-up");
+        // The other schedules keep the rate they are given within an epoch.
+        let constant = TrainConfig { lr_schedule: LrSchedule::Constant, ..cfg };
+        assert_eq!(step_lr(&constant, (2, 7, steps), 0.123), 0.123);
+    }
+}

@@ -4,8 +4,8 @@ use crate::checkpoint::{self, Checkpoint, CheckpointMeta};
 use crate::cli::TrainArgs;
 use crate::commands::report;
 use crate::config::{
-    self, Arch, Backbone, ConvLayers, Engine, Init, Layers, ModelConfig, Norm, Precision,
-    TrainConfig,
+    self, Arch, ArchDefaults, Backbone, ConvLayers, Engine, Init, Layers, ModelConfig, Norm,
+    Precision, TrainConfig,
 };
 use crate::data::spec::{DataSpec, ImageSpec, Size};
 use crate::data::{self, Split};
@@ -171,15 +171,16 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
     ))
 }
 
-/// The training settings the flags ask for.
+/// The training settings the flags ask for, with the network's defaults for the rest.
 fn train_config(args: &TrainArgs) -> TrainConfig {
+    let defaults = ArchDefaults::for_layers(&layers(args));
     TrainConfig {
         mode: args.mode,
         noise: args.noise,
         noise_level: args.noise_level,
         epochs: args.epochs,
-        batch_size: args.batch_size,
-        lr: args.lr,
+        batch_size: args.batch_size.unwrap_or(defaults.batch_size),
+        lr: args.lr.unwrap_or(defaults.lr),
         seed: args.seed,
         limit: args.limit,
         val_fraction: args.val_fraction,
@@ -189,11 +190,11 @@ fn train_config(args: &TrainArgs) -> TrainConfig {
         weight_decay: args.weight_decay,
         l1_latent: args.l1_latent,
         early_stop: args.early_stop,
-        lr_schedule: args.lr_schedule,
+        lr_schedule: args.lr_schedule.unwrap_or(defaults.lr_schedule),
         grad_clip: args.grad_clip,
         beta: args.beta,
         engine: args.engine,
-        init: args.init.unwrap_or_else(|| Init::default_for(&layers(args))),
+        init: args.init.unwrap_or(defaults.init),
         precision: args.precision,
         checkpoint_every: args.checkpoint_every,
         format: args.format,

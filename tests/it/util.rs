@@ -70,7 +70,8 @@ pub fn ae<S: AsRef<std::ffi::OsStr>>(cwd: &Path, args: &[S]) -> Run {
 }
 
 /// Short, deterministic training flags used across the tests: one thread, a subset of
-/// the data, a small network.
+/// the data, a small network, a constant rate (a few epochs of warm-up + cosine leave too
+/// little at the full rate for the tests' short runs).
 pub fn quick_train(data: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
     let mut args: Vec<String> = [
         "train",
@@ -90,6 +91,8 @@ pub fn quick_train(data: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
         "32",
         "--lr",
         "0.003",
+        "--lr-schedule",
+        "constant",
     ]
     .iter()
     .map(|s| s.to_string())
