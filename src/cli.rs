@@ -599,7 +599,11 @@ mod tests {
     fn train_defaults_come_from_config() {
         let cli = Cli::try_parse_from(["ae-tch", "train"]).unwrap();
         let Command::Train(t) = cli.command else { panic!("not train") };
-        assert_eq!(t.hidden, vec![512, 128]);
+        let crate::config::Layers::Mlp { hidden, .. } = config::ModelConfig::default().layers
+        else {
+            panic!("the default network is an MLP")
+        };
+        assert_eq!((t.hidden, hidden), (vec![512, 128], vec![512, 128]));
         // Defaults resolved per network are stated in the help text from config's values.
         let train = Cli::command().find_subcommand("train").unwrap().clone();
         let help = |id: &str| {

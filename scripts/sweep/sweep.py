@@ -19,7 +19,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.path.join(ROOT, "target", "release", "ae-tch")
@@ -74,12 +73,10 @@ def train(name, data, flags, out, epochs):
     args = [BIN, "train", "--data", data, "--out", run, "--force", "--device", "cpu"] + flags
     if epochs:
         args += ["--epochs", str(epochs)]
-    start = time.perf_counter()
     done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(f"{name}: ae-tch train failed:\n{done.stderr}")
-    m = json.load(open(os.path.join(ROOT, run, "model.json")))
-    return run, m, time.perf_counter() - start
+    return run, json.load(open(os.path.join(ROOT, run, "model.json")))
 
 
 def same_net(run):
@@ -114,7 +111,7 @@ def main():
     print(head)
     print(rule, flush=True)
     for name, data, flags in rows:
-        run, m, _ = train(name, data, flags, args.out, args.epochs)
+        run, m = train(name, data, flags, args.out, args.epochs)
         t, o, tr = m["outcome"]["test"], m["outcome"], m["train"]
         shown = " ".join(flags).replace("--latent 30", "").replace("  ", " ").strip()
         line = (f"| {name} | {os.path.basename(data)} | `{shown}` | {o['epochs_run']} | "
