@@ -8,6 +8,8 @@
 #   data/fashion-mnist/  Debian's dataset-fashion-mnist (60k/10k IDX gzip)
 #   data/emoji/       1,906 colour 64x64 Twemoji PNGs (npm emoji-datasource-twitter@16.0.0)
 #                     in train/ and test/ category folders, 1,500/406
+#   data/shuttle/     shuttle.csv: the anomaly version of Statlog Shuttle (49,097 rows, 9
+#                     features, 7.15% anomalies) from Debian's r-cran-mlbench, via rdata
 # A second run checks and returns in about a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,23 +20,26 @@ TORCH_VERSION=2.11.0
 NUMPY_VERSION=2.3.5
 SAFETENSORS_VERSION=0.6.2
 PACKAGING_VERSION=25.0  # safetensors.torch imports it without declaring it
+RDATA_VERSION=1.1.0     # reads mlbench's .rda files (data/shuttle) without R
 venv=.venv
 py=$venv/bin/python
 
 # --- PyTorch and NumPy wheels ----------------------------------------------------------
-if [ -x "$py" ] && "$py" - "$TORCH_VERSION" "$NUMPY_VERSION" "$SAFETENSORS_VERSION" "$PACKAGING_VERSION" >/dev/null 2>&1 <<'PY'
+if [ -x "$py" ] && "$py" - "$TORCH_VERSION" "$NUMPY_VERSION" "$SAFETENSORS_VERSION" "$PACKAGING_VERSION" "$RDATA_VERSION" >/dev/null 2>&1 <<'PY'
 import importlib.metadata as m, sys
 ok = (m.version("torch").split("+")[0] == sys.argv[1] and m.version("numpy") == sys.argv[2]
-      and m.version("safetensors") == sys.argv[3] and m.version("packaging") == sys.argv[4])
+      and m.version("safetensors") == sys.argv[3] and m.version("packaging") == sys.argv[4]
+      and m.version("rdata") == sys.argv[5])
 sys.exit(0 if ok else 1)
 PY
 then
-  say "torch $TORCH_VERSION, numpy $NUMPY_VERSION, safetensors $SAFETENSORS_VERSION already in $venv"
+  say "torch $TORCH_VERSION, numpy $NUMPY_VERSION, safetensors $SAFETENSORS_VERSION, rdata $RDATA_VERSION already in $venv"
 else
-  say "installing torch==$TORCH_VERSION, numpy, safetensors, packaging into $venv (first time: ~1.5 min, ~4.6 GB)"
+  say "installing torch==$TORCH_VERSION, numpy, safetensors, packaging, rdata into $venv (first time: ~1.5 min, ~4.6 GB)"
   [ -x "$py" ] || python3 -m venv "$venv"
   "$py" -m pip install --disable-pip-version-check --quiet "torch==$TORCH_VERSION" \
-    "numpy==$NUMPY_VERSION" "safetensors==$SAFETENSORS_VERSION" "packaging==$PACKAGING_VERSION"
+    "numpy==$NUMPY_VERSION" "safetensors==$SAFETENSORS_VERSION" "packaging==$PACKAGING_VERSION" \
+    "rdata==$RDATA_VERSION"
 fi
 torch_dir=$("$py" - <<'PY'
 import importlib.util, os
@@ -148,5 +153,32 @@ else
     rm -rf "$etmp"
     # Only the colour tests and demo need it.
     say "WARNING: could not fetch emoji-datasource-twitter@16.0.0 from npm; data/emoji is missing"
+  fi
+fi
+
+# --- data/shuttle from Debian's r-cran-mlbench -------------------------------------------
+shuttle_sum=afbf476793613424bb394ae2526639f50f22c9acb63498b65d4255a1f477cdcd
+if [ "$(sha256sum data/shuttle/shuttle.csv 2>/dev/null | cut -d' ' -f1)" = "$shuttle_sum" ]; then
+  say "data/shuttle ready"
+else
+  say "building data/shuttle from Debian's r-cran-mlbench (1 MB)"
+  stmp=$(mktemp -d)
+  if ! (cd "$stmp" && apt-get download r-cran-mlbench >/dev/null 2>&1); then
+    apt-get update -qq >/dev/null 2>&1 || true
+    (cd "$stmp" && apt-get download r-cran-mlbench >/dev/null 2>&1) || true
+  fi
+  sdeb=$(ls "$stmp"/r-cran-mlbench_*.deb 2>/dev/null | head -n 1 || true)
+  if [ -n "$sdeb" ]; then
+    dpkg -x "$sdeb" "$stmp/x"
+    "$py" scripts/make_shuttle_csv.py "$(find "$stmp/x" -name Shuttle.rda | head -n 1)" data/shuttle >&2 \
+      || { rm -rf "$stmp"; exit 1; }
+    cp "$(find "$stmp/x" -path '*r-cran-mlbench/copyright' | head -n 1)" data/shuttle/COPYRIGHT 2>/dev/null || true
+    rm -rf "$stmp"
+    [ "$(sha256sum data/shuttle/shuttle.csv | cut -d' ' -f1)" = "$shuttle_sum" ] \
+      || { say "data/shuttle/shuttle.csv does not match the expected checksum"; exit 1; }
+  else
+    rm -rf "$stmp"
+    # Only the vector tests and demo need it.
+    say "WARNING: could not fetch r-cran-mlbench; data/shuttle is missing"
   fi
 fi

@@ -159,7 +159,7 @@ mod tests {
     fn tensors_round_trip_and_old_or_altered_checkpoints_are_refused() {
         let t = |v: f32| Tensor::full([3], v as f64, (Kind::Float, Device::Cpu));
         let (model, train) = (ModelConfig::default(), TrainConfig::default());
-        let data = DataRecord { path: "/d".into(), train_images: 9, val_images: 1 };
+        let data = DataRecord { path: "/d".into(), train_images: 9, val_images: 1, vectors: None };
         let meta = CheckpointMeta {
             format_version: FORMAT_VERSION,
             ae_tch_version: "0".into(),

@@ -2,14 +2,14 @@
 //! are the help text; defaults come from `config`.
 
 use crate::config::{
-    self, Activation, Arch, Backbone, DeviceSpec, Engine, Init, Loss, LrSchedule, Mode, NoiseKind,
-    Norm, Precision, Upsample, WeightsFormat,
+    self, Activation, Arch, Backbone, DeviceSpec, Engine, Init, Loss, LrSchedule, Missing, Mode,
+    NoiseKind, Norm, Precision, ScaleKind, Upsample, WeightsFormat,
 };
 use crate::data::spec::{Background, ColorChoice, ImageRequest, Size};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
-/// Train autoencoders on images with libtorch, and show what they learned.
+/// Train autoencoders on images and numeric vectors with libtorch, and show what they learned.
 #[derive(Debug, Parser)]
 #[command(name = "ae-tch", version, propagate_version = true, args_override_self = true)]
 pub struct Cli {
@@ -188,6 +188,35 @@ impl ImageArgs {
     }
 }
 
+/// How a CSV or .npy file becomes the model's vectors (recorded in the run, so later
+/// commands read and split the file the same way).
+#[derive(Debug, Clone, Args)]
+pub struct VectorArgs {
+    /// CSV: the column that holds each row's label (any text; it is not a feature)
+    #[arg(long, value_name = "NAME")]
+    pub label_column: Option<String>,
+    /// CSV: the feature columns, in order [default: every column but the label's]
+    #[arg(long, value_delimiter = ',', value_name = "A,B,..")]
+    pub columns: Option<Vec<String>>,
+    /// CSV: rows with a missing value (empty, NA, NaN, null, ?)
+    #[arg(long, value_enum, default_value_t = Missing::Refuse)]
+    pub missing: Missing,
+    /// .npy: a 1-D integer array with one label per row of --data
+    #[arg(long, value_name = "FILE.npy")]
+    pub labels: Option<PathBuf>,
+    /// A separate test file in the same format as --data [default: hold out
+    /// --test-fraction of every class of --data, drawn with --seed]
+    #[arg(long, value_name = "FILE")]
+    pub test: Option<PathBuf>,
+    /// Share of every class held out as the test set when there is no --test file
+    #[arg(long, default_value_t = config::DEFAULT_TEST_FRACTION, value_name = "F")]
+    pub test_fraction: f64,
+    /// How features are scaled, fitted on the training rows only (reconstruction error is
+    /// measured in these scaled units)
+    #[arg(long, value_enum, default_value_t = ScaleKind::Standard)]
+    pub scale: ScaleKind,
+}
+
 /// A trained run to load, and where to compute with it.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
@@ -216,12 +245,11 @@ pub struct RuntimeArgs {
     after_help = "Example:\n  ae-tch train --mode denoise --sigma 0.3 --epochs 20 --out runs/denoise"
 )]
 pub struct TrainArgs {
-    /// Folder with train-/t10k- images and labels as IDX files, .gz or raw, or a folder
-    /// of PNG/JPEG images [default: data/mnist]
-    #[arg(long, value_name = "DIR")]
+    /// Folder with train-/t10k- images and labels as IDX files, .gz or raw, a folder
+    /// of PNG/JPEG images, or numeric vectors: a CSV with a header row or a 2-D .npy
+    /// [default: data/mnist]
+    #[arg(long, value_name = "DIR|FILE")]
     pub data: Option<PathBuf>,
-    #[command(flatten)]
-    pub image: ImageArgs,
     /// Run folder to write [default: runs/<mode>-<date>-<time>]
     #[arg(long, value_name = "RUN_DIR")]
     pub out: Option<PathBuf>,
@@ -275,12 +303,13 @@ pub struct TrainArgs {
     /// VAE: weight β of the KL term (β-VAE when not 1) [default: 1]
     #[arg(long, value_name = "F")]
     pub beta: Option<f64>,
-    /// Encoder layer widths, input side first; the decoder mirrors them (mlp)
-    #[arg(long, action = clap::ArgAction::Set, value_delimiter = ',', default_value = config::DEFAULT_HIDDEN, value_name = "W,W,..")]
-    pub hidden: Vec<i64>,
-    /// Size k of the latent code z
-    #[arg(long, default_value_t = config::DEFAULT_LATENT, value_name = "K")]
-    pub latent: i64,
+    /// Encoder layer widths, input side first; the decoder mirrors them (mlp) [default:
+    /// 512,128 for images, 64,32 for vectors]
+    #[arg(long, action = clap::ArgAction::Set, value_delimiter = ',', value_name = "W,W,..")]
+    pub hidden: Option<Vec<i64>>,
+    /// Size k of the latent code z [default: 16 for images; for D features D/2, from 1 to 16]
+    #[arg(long, value_name = "K")]
+    pub latent: Option<i64>,
     /// Non-linearity between layers
     #[arg(long, value_enum, default_value_t = Activation::Relu)]
     pub activation: Activation,
@@ -293,6 +322,11 @@ pub struct TrainArgs {
     /// λ of an L1 penalty on the code: a sparse autoencoder
     #[arg(long, default_value_t = 0.0, value_name = "λ")]
     pub l1_latent: f64,
+    /// Leave this share of each batch's worst-reconstructed rows out of the loss: a
+    /// trimmed loss that keeps anomalies in the training data from being learnt [default:
+    /// 0.2 for vector data trained without --classes, else 0]
+    #[arg(long, value_name = "F")]
+    pub trim: Option<f64>,
     /// Stop after N epochs without a better validation loss and keep the best weights
     #[arg(long, value_name = "PATIENCE")]
     pub early_stop: Option<usize>,
@@ -330,11 +364,17 @@ pub struct TrainArgs {
     /// Fraction of the training images held out for per-epoch validation
     #[arg(long, default_value_t = config::DEFAULT_VAL_FRACTION, value_name = "F")]
     pub val_fraction: f64,
-    /// Train only on these labels, e.g. the "normal" digits for `ae-tch anomaly`
+    /// Train only on these labels, e.g. the "normal" digits for `ae-tch anomaly` (image
+    /// labels are numbers 0-255; vector labels as written in the file)
     #[arg(long, action = clap::ArgAction::Set, value_delimiter = ',', value_name = "C,C,..")]
-    pub classes: Option<Vec<u8>>,
+    pub classes: Option<Vec<String>>,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
+    // Last: a heading applies to every argument after it.
+    #[command(flatten, next_help_heading = "Images")]
+    pub image: ImageArgs,
+    #[command(flatten, next_help_heading = "Vectors (CSV, .npy)")]
+    pub vectors: VectorArgs,
 }
 
 /// Evaluate a trained run on the test split (t10k files): MSE, squared error per image,
@@ -344,8 +384,8 @@ pub struct TrainArgs {
 pub struct EvalArgs {
     #[command(flatten)]
     pub run: RunArgs,
-    /// Data folder [default: the one the run was trained on]
-    #[arg(long, value_name = "DIR")]
+    /// Data folder or vector file [default: the one the run was trained on]
+    #[arg(long, value_name = "DIR|FILE")]
     pub data: Option<PathBuf>,
     /// Print one JSON object instead of a table
     #[arg(long)]
@@ -377,45 +417,68 @@ impl From<SplitArg> for crate::data::Split {
 pub struct EncodeArgs {
     #[command(flatten)]
     pub run: RunArgs,
-    /// Data folder [default: the one the run was trained on]
-    #[arg(long, value_name = "DIR")]
+    /// Data folder or vector file [default: the one the run was trained on]
+    #[arg(long, value_name = "DIR|FILE")]
     pub data: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = SplitArg::Test)]
     pub split: SplitArg,
     /// Output file, .csv or .npy
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
-    /// Write the reconstructions x̂ (height×width columns) instead of the codes
+    /// Write the reconstructions x̂ instead of the codes: one column per pixel (values in
+    /// [0, 1]), or for vectors one per feature, named and in the file's own units
     #[arg(long)]
     pub decode: bool,
 }
 
-/// Score images by reconstruction error and flag those above a threshold: the given
-/// percentile of the errors on the run's own validation images.
+/// Score images or rows by reconstruction error, flag those above a threshold, compare
+/// with PCA and an Isolation Forest on the same rows, and explain the worst
 #[derive(Debug, Args)]
-#[command(after_help = "Example (train on the digits 0-8, then find the 9s):\n  \
-    ae-tch train --classes 0,1,2,3,4,5,6,7,8 --out runs/no9\n  \
-    ae-tch anomaly --run runs/no9 --plot scores.png -o scores.csv")]
+#[command(after_help = "Examples:\n  \
+    ae-tch train --classes 0,1,2,3,4,5,6,7,8 --out runs/no9    # semi-supervised: never sees a 9\n  \
+    ae-tch anomaly --run runs/no9 --plot scores.png -o scores.csv --explain 8\n  \
+    ae-tch train --data data/shuttle/shuttle.csv --label-column class --trim 0.1 --out runs/sh\n  \
+    ae-tch anomaly --run runs/sh --normal-classes Rad.Flow --contamination 0.07 --explain 20")]
 pub struct AnomalyArgs {
     #[command(flatten)]
     pub run: RunArgs,
-    /// Data folder [default: the one the run was trained on]
-    #[arg(long, value_name = "DIR")]
+    /// Data folder or vector file [default: the one the run was trained on]
+    #[arg(long, value_name = "DIR|FILE")]
     pub data: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = SplitArg::Test)]
     pub split: SplitArg,
-    /// Threshold: this percentile of the validation images' errors
-    #[arg(long, default_value_t = 99.0, value_name = "P")]
-    pub threshold_percentile: f64,
+    /// Threshold: this percentile of the validation rows' errors [default: 99, unless
+    /// --contamination or --threshold-sigma is given]
+    #[arg(long, value_name = "P", group = "rule")]
+    pub threshold_percentile: Option<f64>,
+    /// Threshold: flag this expected share of anomalies, i.e. the (1 - F) quantile of the
+    /// training rows' errors (PyOD's contamination; for data trained on with its anomalies)
+    #[arg(long, value_name = "F", group = "rule")]
+    pub contamination: Option<f64>,
+    /// Threshold: mean + K standard deviations of the validation rows' errors
+    #[arg(long, value_name = "K", group = "rule")]
+    pub threshold_sigma: Option<f64>,
     /// Labels that count as normal, for ROC-AUC, precision and recall [default: the run's --classes]
     #[arg(long, action = clap::ArgAction::Set, value_delimiter = ',', value_name = "C,C,..")]
-    pub normal_classes: Option<Vec<u8>>,
-    /// Per-image scores: index, label, score, is_anomaly (CSV)
+    pub normal_classes: Option<Vec<String>>,
+    /// Per-row scores: index (images) or row (vectors), label, score, is_anomaly (CSV)
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Histograms of normal and anomalous scores with the threshold, .png or .svg
     #[arg(long, value_name = "FILE")]
     pub plot: Option<PathBuf>,
+    /// Explain the N highest-scoring rows: for vectors each feature's value, reconstruction
+    /// and share of the error (CSV); for images input, reconstruction and per-pixel error
+    /// heat map (a sheet)
+    #[arg(long, value_name = "N")]
+    pub explain: Option<usize>,
+    /// Where --explain writes [default: RUN/explain.csv for vectors, RUN/explain.png for
+    /// images]
+    #[arg(long, value_name = "FILE", requires = "explain")]
+    pub explain_out: Option<PathBuf>,
+    /// Skip the PCA and Isolation Forest baselines
+    #[arg(long)]
+    pub no_baselines: bool,
     /// Print one JSON object instead of a table
     #[arg(long)]
     pub json: bool,
@@ -429,8 +492,8 @@ pub struct AnomalyArgs {
 pub struct PlotLatentArgs {
     #[command(flatten)]
     pub run: RunArgs,
-    /// Data folder [default: the one the run was trained on]
-    #[arg(long, value_name = "DIR")]
+    /// Data folder or vector file [default: the one the run was trained on]
+    #[arg(long, value_name = "DIR|FILE")]
     pub data: Option<PathBuf>,
     /// Scatter plot, .png or .svg
     #[arg(short, long, value_name = "FILE")]
@@ -462,14 +525,15 @@ pub enum Invert {
 pub struct DenoiseArgs {
     #[command(flatten)]
     pub run: RunArgs,
-    /// Image files
+    /// Image files; for a run trained on vectors, CSV or .npy files
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
-    /// Output folder: one <name>-denoised.png per input, input and result side by side
+    /// Output folder: one <name>-denoised.png per image, input and result side by side;
+    /// for vectors <name>-denoised.csv|npy, the same columns in the file's units
     #[arg(short, long, value_name = "OUT_DIR")]
     pub output: PathBuf,
     /// Corrupt the inputs with Gaussian noise of this σ first (fixed seed), to see the
-    /// model at work on clean images
+    /// model at work on clean data (for vectors σ is in scaled units)
     #[arg(long, value_name = "SIGMA")]
     pub add_noise: Option<f64>,
     /// Flip brightness so strokes are light on dark, as in MNIST (grayscale runs only)
@@ -506,8 +570,8 @@ pub struct SampleArgs {
 pub struct InterpolateArgs {
     #[command(flatten)]
     pub run: RunArgs,
-    /// Data folder [default: the one the run was trained on]
-    #[arg(long, value_name = "DIR")]
+    /// Data folder or vector file [default: the one the run was trained on]
+    #[arg(long, value_name = "DIR|FILE")]
     pub data: Option<PathBuf>,
     /// Index of the first test image
     #[arg(long, value_name = "I")]
@@ -546,8 +610,8 @@ pub struct PlotLossArgs {
 pub struct GridArgs {
     #[command(flatten)]
     pub run: RunArgs,
-    /// Data folder [default: the one the run was trained on]
-    #[arg(long, value_name = "DIR")]
+    /// Data folder or vector file [default: the one the run was trained on]
+    #[arg(long, value_name = "DIR|FILE")]
     pub data: Option<PathBuf>,
     /// Number of test images (columns)
     #[arg(short, default_value_t = 10, value_name = "N")]
@@ -603,20 +667,24 @@ mod tests {
         else {
             panic!("the default network is an MLP")
         };
-        assert_eq!((t.hidden, hidden), (vec![512, 128], vec![512, 128]));
+        let image = config::ModelConfig::default().input;
+        assert_eq!((t.hidden, hidden.clone()), (None, config::default_hidden(&image)));
+        assert_eq!(hidden, [512, 128]);
         // Defaults resolved per network are stated in the help text from config's values.
         let train = Cli::command().find_subcommand("train").unwrap().clone();
         let help = |id: &str| {
             let arg = train.get_arguments().find(|a| a.get_id() == id).unwrap();
             arg.get_help().unwrap().to_string()
         };
+        assert!(help("hidden").ends_with(&format!(
+            "[default: {} for images, {} for vectors]",
+            config::DEFAULT_HIDDEN,
+            config::VECTOR_HIDDEN.map(|w| w.to_string()).join(",")
+        )));
         assert!(help("lr").ends_with(&format!("[default: {:e}]", config::DEFAULT_LR)));
         assert!(help("batch_size").ends_with(&format!("[default: {}]", config::DEFAULT_BATCH_SIZE)));
         assert_eq!((t.lr, t.batch_size, t.lr_schedule), (None, None, None));
-        assert_eq!(
-            (t.latent, t.noise_level, t.mode),
-            (config::DEFAULT_LATENT, 0.3, Mode::Reconstruct)
-        );
+        assert_eq!((t.latent, t.noise_level, t.mode), (None, 0.3, Mode::Reconstruct));
         let cli = Cli::try_parse_from(["ae-tch", "train", "--sigma", "0.5"]).unwrap();
         let Command::Train(t) = cli.command else { panic!("not train") };
         assert_eq!((t.noise, t.noise_level), (NoiseKind::Gaussian, 0.5));
@@ -624,12 +692,12 @@ mod tests {
             Cli::try_parse_from(["ae-tch", "train", "--hidden", "32,8", "--device", "cuda:1"])
                 .unwrap();
         let Command::Train(t) = cli.command else { panic!("not train") };
-        assert_eq!((t.hidden, t.runtime.device), (vec![32, 8], DeviceSpec::Cuda(1)));
+        assert_eq!((t.hidden, t.runtime.device), (Some(vec![32, 8]), DeviceSpec::Cuda(1)));
         // A repeated list flag replaces the earlier one, like every other flag.
         let cli = Cli::try_parse_from(["ae-tch", "train", "--hidden", "128", "--hidden", "64,32"])
             .unwrap();
         let Command::Train(t) = cli.command else { panic!("not train") };
-        assert_eq!(t.hidden, vec![64, 32]);
+        assert_eq!(t.hidden, Some(vec![64, 32]));
         let err =
             Cli::try_parse_from(["ae-tch", "train", "--device", "tpu"]).unwrap_err().to_string();
         assert!(err.contains("unknown device 'tpu'"), "{err}");

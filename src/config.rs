@@ -10,6 +10,26 @@ use std::str::FromStr;
 /// Encoder widths, as the `--hidden` flag spells them.
 pub const DEFAULT_HIDDEN: &str = "512,128";
 pub const DEFAULT_LATENT: i64 = 16;
+/// The MLP's widths for vectors when `--hidden` is not given: PyOD's AutoEncoder default.
+pub const VECTOR_HIDDEN: [i64; 2] = [64, 32];
+
+/// `--hidden` when not given: `DEFAULT_HIDDEN` for images, `VECTOR_HIDDEN` for vectors.
+pub fn default_hidden(input: &DataSpec) -> Vec<i64> {
+    match input {
+        DataSpec::Image(_) => DEFAULT_HIDDEN.split(',').filter_map(|w| w.parse().ok()).collect(),
+        DataSpec::Vector(_) => VECTOR_HIDDEN.to_vec(),
+    }
+}
+
+/// `--latent` when not given: `DEFAULT_LATENT` for images; for D features D/2 (at least 1,
+/// at most `DEFAULT_LATENT`), so the code is always narrower than the input, which is
+/// what makes reconstruction error an anomaly score.
+pub fn default_latent(input: &DataSpec) -> i64 {
+    match input {
+        DataSpec::Image(_) => DEFAULT_LATENT,
+        DataSpec::Vector(v) => (v.columns.len() as i64 / 2).clamp(1, DEFAULT_LATENT),
+    }
+}
 pub const DEFAULT_SIGMA: f64 = 0.3;
 pub const DEFAULT_EPOCHS: usize = 20;
 /// Batch size and peak rate of the warm-up + cosine schedule, for every network (see
@@ -18,6 +38,13 @@ pub const DEFAULT_BATCH_SIZE: usize = 64;
 pub const DEFAULT_LR: f64 = 3e-3;
 pub const DEFAULT_SEED: u64 = 42;
 pub const DEFAULT_VAL_FRACTION: f64 = 0.1;
+/// `--trim` for vector data trained without `--classes` (so possibly with anomalies among
+/// its rows): on data/shuttle, unsupervised, 20 epochs, 3 seeds, ROC-AUC 0.998 against
+/// 0.78 untrimmed (0.1: 0.89; 0.15: 0.98; 0.3: 0.997).
+pub const VECTOR_TRIM: f64 = 0.2;
+/// Share of a vector file's rows held out for testing when no test file is given: the
+/// 70/30 split of ADBench (Han et al. 2022).
+pub const DEFAULT_TEST_FRACTION: f64 = 0.3;
 /// The data folder used when `--data` is not given (relative to the working directory,
 /// then to the source checkout the binary was built from).
 pub const DEFAULT_DATA_DIR: &str = "data/mnist";
@@ -61,6 +88,46 @@ impl fmt::Display for NoiseKind {
             NoiseKind::Gaussian => "gaussian",
             NoiseKind::Masking => "masking",
             NoiseKind::SaltPepper => "salt-pepper",
+        })
+    }
+}
+
+/// `--scale`: how features are scaled, fitted on the training rows only.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScaleKind {
+    /// zero mean and unit standard deviation per column (population σ)
+    #[default]
+    Standard,
+    /// each column's training range onto [0, 1]
+    Minmax,
+}
+
+impl fmt::Display for ScaleKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ScaleKind::Standard => "standard",
+            ScaleKind::Minmax => "minmax",
+        })
+    }
+}
+
+/// What to do with a row that lacks a value (`--missing`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Missing {
+    /// stop with a count of the missing values
+    #[default]
+    Refuse,
+    /// leave the rows out (and say how many)
+    Drop,
+}
+
+impl fmt::Display for Missing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Missing::Refuse => "refuse",
+            Missing::Drop => "drop",
         })
     }
 }
@@ -445,10 +512,13 @@ impl ModelConfig {
         self.input.values()
     }
 
-    /// The input's image shape (channels, height, width).
+    /// The input's image shape (channels, height, width); vectors of D features read as
+    /// one 1×D strip.
     pub fn image_shape(&self) -> (i64, i64, i64) {
-        let DataSpec::Image(s) = self.input;
-        (s.channels(), s.height, s.width)
+        match &self.input {
+            DataSpec::Image(s) => (s.channels(), s.height, s.width),
+            DataSpec::Vector(v) => (1, 1, v.columns.len() as i64),
+        }
     }
 
     /// The architecture as `--arch` (and `--backbone`) name it: "mlp", "conv", "vae",
@@ -544,11 +614,41 @@ impl ModelConfig {
     /// Checks what the CLI or a hand-edited model.json could get wrong.
     pub fn validate(&self) -> Result<(), String> {
         const MAX_SIDE: i64 = 4096;
-        let (_, height, width) = self.image_shape();
-        if !(1..=MAX_SIDE).contains(&height) || !(1..=MAX_SIDE).contains(&width) {
-            return Err(format!(
-                "image size {height}x{width} must be between 1 and {MAX_SIDE} pixels a side"
-            ));
+        const MAX_FEATURES: i64 = 1 << 20;
+        match &self.input {
+            DataSpec::Image(s) => {
+                let (height, width) = (s.height, s.width);
+                if !(1..=MAX_SIDE).contains(&height) || !(1..=MAX_SIDE).contains(&width) {
+                    return Err(format!(
+                        "image size {height}x{width} must be between 1 and {MAX_SIDE} pixels a side"
+                    ));
+                }
+            }
+            DataSpec::Vector(v) => {
+                let d = v.columns.len() as i64;
+                if !(1..=MAX_FEATURES).contains(&d) {
+                    return Err(format!("vectors must have 1 to {MAX_FEATURES} features, got {d}"));
+                }
+                let s = &v.scaling;
+                if s.offset.len() != v.columns.len() || s.scale.len() != v.columns.len() {
+                    return Err(format!(
+                        "the scaling has {} offsets and {} scales for {d} features",
+                        s.offset.len(),
+                        s.scale.len()
+                    ));
+                }
+                if s.offset.iter().chain(&s.scale).any(|x| !x.is_finite())
+                    || s.scale.iter().any(|&x| x <= 0.0)
+                {
+                    return Err("the scaling holds a non-finite offset or a scale ≤ 0".into());
+                }
+                if matches!(self.layers, Layers::Conv(_)) {
+                    return Err(format!(
+                        "--arch {} needs images; for vectors ({d} features) use --arch mlp or                          --arch vae (with the mlp backbone)",
+                        self.arch_name()
+                    ));
+                }
+            }
         }
         if self.latent < 1 {
             return Err(format!("latent size must be at least 1, got {}", self.latent));
@@ -633,6 +733,10 @@ pub struct TrainConfig {
     /// λ of an L1 penalty on the code (a sparse autoencoder); 0 is none.
     #[serde(default)]
     pub l1_latent: f64,
+    /// Share of each batch's worst-reconstructed rows left out of the loss (a trimmed
+    /// loss, robust to anomalies in the training data); 0 is the plain mean.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub trim: f64,
     /// Stop after this many epochs without a new best validation loss, keeping the best
     /// weights.
     #[serde(default)]
@@ -682,6 +786,7 @@ impl Default for TrainConfig {
             loss: Loss::default(),
             weight_decay: 0.0,
             l1_latent: 0.0,
+            trim: 0.0,
             early_stop: None,
             lr_schedule: arch.lr_schedule,
             grad_clip: None,
@@ -693,6 +798,12 @@ impl Default for TrainConfig {
             format: WeightsFormat::Ot,
         }
     }
+}
+
+/// Rows of a batch of `n` that count in a loss trimmed by `trim` (`--trim`): all but the
+/// worst `trim` share, at least one.
+pub fn kept_rows(n: i64, trim: f64) -> i64 {
+    (n - (n as f64 * trim).round() as i64).max(1)
 }
 
 impl TrainConfig {
@@ -729,6 +840,9 @@ impl TrainConfig {
         let non_negative = [("--weight-decay", self.weight_decay), ("--l1-latent", self.l1_latent)];
         if let Some((flag, v)) = non_negative.iter().find(|(_, v)| !(v.is_finite() && *v >= 0.0)) {
             return Err(format!("{flag} must be a non-negative number, got {v}"));
+        }
+        if !(0.0..1.0).contains(&self.trim) {
+            return Err(format!("--trim must be in [0, 1), got {}", self.trim));
         }
         if let Some(c) = self.grad_clip.filter(|c| !(c.is_finite() && *c > 0.0)) {
             return Err(format!("--grad-clip must be a positive number, got {c}"));

@@ -164,8 +164,10 @@ fn mlp(vs: &nn::Path, config: &ModelConfig, tied: bool) -> (nn::Sequential, nn::
         };
         dec = if i + 1 < last {
             dec.func(move |x| activate(act, x))
-        } else {
+        } else if config.input.bounded() {
             dec.func(|x| x.sigmoid())
+        } else {
+            dec // scaled features are unbounded: a linear output layer
         };
     }
     (enc.seq, dec.seq)
@@ -404,7 +406,7 @@ mod tests {
                 residual(vec![8, 6, 4], Upsample::Resize),
             ];
             for base in bases {
-                let cfg = ModelConfig { input, ..base };
+                let cfg = ModelConfig { input: input.clone(), ..base };
                 let arch = cfg.arch_name();
                 let vs = nn::VarStore::new(Device::Cpu);
                 let ae = Autoencoder::new(&vs.root(), &cfg);

@@ -265,14 +265,18 @@ impl LossChart<'_> {
 struct Scatter<'a> {
     points: &'a [(f64, f64)],
     labels: Option<&'a [u8]>,
+    /// The legend's name of each label code (the code itself when missing).
+    names: &'a [String],
     axes: (&'a str, &'a str),
     title: &'a str,
 }
 
-/// A scatter plot of `points`, one colour and legend entry per label.
+/// A scatter plot of `points`, one colour and legend entry per label (named by `names`,
+/// indexed by label code).
 pub fn scatter(
     points: &[(f64, f64)],
     labels: Option<&[u8]>,
+    names: &[String],
     axes: (&str, &str),
     title: &str,
     format: Format,
@@ -280,7 +284,7 @@ pub fn scatter(
     if points.is_empty() || labels.is_some_and(|l| l.len() != points.len()) {
         bail!("nothing to plot, or labels that do not match the points");
     }
-    render(&Scatter { points, labels, axes, title }, format)
+    render(&Scatter { points, labels, names, axes, title }, format)
 }
 
 /// `(min, max)` of finite values, widened by 5% (and never empty).
@@ -335,9 +339,8 @@ impl Figure for Scatter<'_> {
                 .draw_series(members.map(|(_, &p)| Circle::new(p, 2, color.mix(0.7).filled())))
                 .map_err(plot_err)?;
             if let Some(c) = class {
-                series
-                    .label(c.to_string())
-                    .legend(move |(x, y)| Circle::new((x + 6, y), 4, color.filled()));
+                let name = self.names.get(c as usize).cloned().unwrap_or_else(|| c.to_string());
+                series.label(name).legend(move |(x, y)| Circle::new((x + 6, y), 4, color.filled()));
             }
         }
         if self.labels.is_some() {

@@ -21,7 +21,10 @@ use tch::{nn, Device, Tensor};
 /// of `model.height`/`model.width`; version 1 model.json files are migrated on reading.
 /// 3: convolutional layers may have residual blocks, GroupNorm and resize upsampling, which
 /// an older ae-tch would silently drop; version 2 files read unchanged (as plain conv).
-pub const FORMAT_VERSION: u32 = 3;
+/// 4: the input may be numeric vectors (`model.input.kind` "vector", with their scaling,
+/// and `data.vectors`, how the file was read and split), whose test metrics have no PSNR
+/// or SSIM; versions 2 and 3 read unchanged.
+pub const FORMAT_VERSION: u32 = 4;
 /// The oldest version read without migration.
 pub const OLDEST_UNMIGRATED: u32 = 2;
 pub const MODEL_JSON: &str = "model.json";
@@ -35,10 +38,14 @@ pub const CHECKPOINT: &str = "checkpoint.ot";
 /// The data a run was trained on.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DataRecord {
-    /// Absolute path of the data folder.
+    /// Absolute path of the data folder, or of the vector file.
     pub path: PathBuf,
+    /// Training and validation rows (images or vectors).
     pub train_images: usize,
     pub val_images: usize,
+    /// Vector data: how the file was read and split (absent for images).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vectors: Option<crate::data::vectors::VectorSource>,
 }
 
 /// What a finished run reports about itself.
@@ -503,7 +510,7 @@ mod tests {
                 device: DeviceSpec::Cuda(1),
                 ..Default::default()
             },
-            data: DataRecord { path: "/d".into(), train_images: 9, val_images: 1 },
+            data: DataRecord { path: "/d".into(), train_images: 9, val_images: 1, vectors: None },
             weights: "model.ot".into(),
             outcome: None,
         };
@@ -528,7 +535,7 @@ mod tests {
         std::fs::write(run.file(MODEL_JSON), v1).unwrap();
         let m = run.read_manifest().unwrap();
         assert_eq!(m.format_version, FORMAT_VERSION);
-        let crate::data::spec::DataSpec::Image(spec) = m.model.input;
+        let spec = *m.model.input.image().unwrap();
         assert_eq!((spec.channels(), spec.height, spec.width), (1, 12, 9));
         assert_eq!(
             m.model.layers,

@@ -202,15 +202,43 @@ pub fn reconstruction_loss(output: &Tensor, target: &Tensor, loss: Loss) -> Tens
     }
 }
 
+/// Per-row reconstruction loss (mean over each row's values).
+pub fn row_losses(output: &Tensor, target: &Tensor, loss: Loss) -> Tensor {
+    let each = match loss {
+        Loss::Mse => output.mse_loss(target, Reduction::None),
+        Loss::Bce => output.binary_cross_entropy::<Tensor>(target, None, Reduction::None),
+    };
+    each.flatten(1, -1).mean_dim(1, false, Kind::Float)
+}
+
+/// The rows of a batch that count in the trimmed loss: the `kept` best reconstructed, as
+/// a 0/1 mask of the same shape as `row_losses`.
+pub fn kept_mask(row_losses: &Tensor, kept: i64) -> Tensor {
+    let (_, keep) = row_losses.detach().topk(kept, 0, false, false);
+    row_losses.detach().zeros_like().index_fill(0, &keep, 1.0)
+}
+
+/// The mean loss of the rows `kept_mask` keeps: the worst `--trim` share of the batch
+/// (by its own reconstruction error) neither counts nor trains.
+fn trimmed_loss(output: &Tensor, target: &Tensor, cfg: &TrainConfig) -> Tensor {
+    let rows = row_losses(output, target, cfg.loss);
+    let kept = crate::config::kept_rows(rows.size()[0], cfg.trim);
+    (rows.shallow_clone() * kept_mask(&rows, kept)).sum(Kind::Float) / kept as f64
+}
+
 /// The training objective of one batch through autograd, and a VAE's KL term.
-fn autograd_loss(
+pub(crate) fn autograd_loss(
     model: &Autoencoder,
     input: &Tensor,
     x: &Tensor,
     cfg: &TrainConfig,
 ) -> (Tensor, Option<Tensor>) {
     let out = model.forward_train(input);
-    let mut loss = reconstruction_loss(&out.reconstruction, x, cfg.loss);
+    let mut loss = if cfg.trim > 0.0 {
+        trimmed_loss(&out.reconstruction, x, cfg)
+    } else {
+        reconstruction_loss(&out.reconstruction, x, cfg.loss)
+    };
     if cfg.l1_latent > 0.0 {
         loss = &loss + out.z.abs().mean(Kind::Float) * cfg.l1_latent;
     }
@@ -266,7 +294,7 @@ pub fn fit(
     let val = val.map(|v| {
         let clean = to_unit_float(v);
         let seed = stream_seed(cfg.seed, 0, VALIDATION_DRAW) as i64;
-        (noise::model_input_seeded(&clean, cfg, seed), clean)
+        (noise::model_input_seeded(&clean, cfg, seed, model.config.input.bounded()), clean)
     });
     // On the CPU reading a scalar costs nothing, so divergence is caught at the very step.
     let check_every = if device == Device::Cpu { 1 } else { SYNC_EVERY };

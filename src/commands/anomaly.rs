@@ -1,93 +1,259 @@
-//! `ae-tch anomaly`: reconstruction error as an anomaly score, thresholded at a percentile
-//! of the errors on the run's own validation images.
+//! `ae-tch anomaly`: reconstruction error as an anomaly score, a threshold from the run's
+//! own rows (a percentile or mean + kσ of the validation errors, or the expected share
+//! of anomalies among the training rows), ROC-AUC and average precision beside PCA with
+//! the same k and an Isolation Forest on the same rows, and explanations of the rows that
+//! score highest.
 
 use crate::cli::AnomalyArgs;
-use crate::data::ImageSet;
+use crate::data::spec::DataSpec;
+use crate::data::vectors::resolve_classes;
+use crate::data::Rows;
+use crate::metrics::iforest::IsolationForest;
 use crate::metrics::{self, detection};
 use crate::plot::{self, Format};
 use crate::run_store::write_atomic;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use tch::{Device, Tensor};
+
+/// Where the chosen threshold is stored in the run folder.
+pub const THRESHOLD_FILE: &str = "anomaly.json";
+/// Features printed per explained row, and rows printed.
+const EXPLAIN_FEATURES: usize = 3;
+const EXPLAIN_PRINTED: usize = 5;
+
+/// How the threshold is chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(tag = "rule", content = "parameter", rename_all = "kebab-case")]
+pub enum Rule {
+    /// This percentile of the validation errors.
+    Percentile(f64),
+    /// The (1 − F) quantile of the training rows' errors.
+    Contamination(f64),
+    /// Mean + K σ of the validation errors.
+    Sigma(f64),
+}
+
+impl Rule {
+    fn from_args(args: &AnomalyArgs) -> Result<Rule> {
+        Ok(match (args.threshold_percentile, args.contamination, args.threshold_sigma) {
+            (_, Some(f), _) => {
+                if !(f > 0.0 && f < 0.5) {
+                    bail!(
+                        "--contamination is the expected share of anomalies: in (0, 0.5), got {f}"
+                    );
+                }
+                Rule::Contamination(f)
+            }
+            (_, _, Some(k)) => {
+                if !k.is_finite() {
+                    bail!("--threshold-sigma must be a number, got {k}");
+                }
+                Rule::Sigma(k)
+            }
+            (p, _, _) => {
+                let p = p.unwrap_or(99.0);
+                if !(0.0..=100.0).contains(&p) {
+                    bail!("--threshold-percentile must be in [0, 100], got {p}");
+                }
+                Rule::Percentile(p)
+            }
+        })
+    }
+
+    fn describe(&self, reference: &str, noun: &str) -> String {
+        match self {
+            Rule::Percentile(p) => format!("p{p} of the {reference} {noun}' errors"),
+            Rule::Contamination(f) => {
+                format!(
+                    "contamination {f}: the p{} of the {reference} {noun}' errors",
+                    100.0 * (1.0 - f)
+                )
+            }
+            Rule::Sigma(k) => format!("mean + {k}σ of the {reference} {noun}' errors"),
+        }
+    }
+}
+
+/// What `anomaly` stores in the run: the threshold and how it was chosen.
+#[derive(Debug, Serialize)]
+struct StoredThreshold<'a> {
+    #[serde(flatten)]
+    rule: Rule,
+    threshold: f64,
+    /// Which of the run's rows the threshold was taken from.
+    reference: &'a str,
+    reference_rows: usize,
+    ae_tch_version: &'static str,
+}
+
+/// ROC-AUC and average precision of one scorer.
+#[derive(Debug, Serialize)]
+struct Detection {
+    roc_auc: Option<f64>,
+    average_precision: Option<f64>,
+}
+
+impl Detection {
+    fn of(scores: &[f64], truth: &[bool]) -> Detection {
+        Detection {
+            roc_auc: detection::roc_auc(scores, truth),
+            average_precision: detection::average_precision(scores, truth),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Baselines {
+    /// PCA with the model's k, fitted on the run's training rows: squared error.
+    pca: Detection,
+    /// Isolation Forest (100 trees, 256 rows each, the run's seed) on the training rows.
+    isolation_forest: Detection,
+}
 
 #[derive(Debug, Serialize)]
 struct Summary {
     images: usize,
     threshold: f64,
-    threshold_percentile: f64,
-    /// Which of the run's images the threshold was taken from.
+    #[serde(flatten)]
+    rule: Rule,
+    /// The percentile rule's parameter, under its name before the other rules existed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    threshold_percentile: Option<f64>,
+    /// Which of the run's rows the threshold was taken from.
     threshold_images: &'static str,
+    /// "images" or "rows".
+    #[serde(skip)]
+    noun: &'static str,
     flagged: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
-    normal_classes: Option<Vec<u8>>,
+    normal_classes: Option<Vec<serde_json::Value>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     roc_auc: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    average_precision: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     precision: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     recall: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    baselines: Option<Baselines>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    explained: Option<PathBuf>,
 }
 
 pub fn run(args: AnomalyArgs) -> Result<()> {
-    if !(0.0..=100.0).contains(&args.threshold_percentile) {
-        bail!("--threshold-percentile must be in [0, 100], got {}", args.threshold_percentile);
-    }
+    let rule = Rule::from_args(&args)?;
     let plot_format = args.plot.as_deref().map(Format::from_path).transpose()?;
+    if args.explain == Some(0) {
+        bail!("--explain needs at least 1 row");
+    }
     let loaded = super::open_run(&args.run)?;
-    let images = loaded.images(args.data.as_deref(), args.split.into())?;
+    let input = &loaded.manifest.model.input;
+    let explain_out = args.explain.map(|_| match (&args.explain_out, input) {
+        (Some(path), _) => path.clone(),
+        (None, DataSpec::Vector(_)) => loaded.run.file("explain.csv"),
+        (None, DataSpec::Image(_)) => loaded.run.file("explain.png"),
+    });
+    let explain_format = match (&explain_out, input) {
+        (Some(path), DataSpec::Image(_)) => Some(Format::from_path(path)?),
+        _ => None,
+    };
+    let images = loaded.rows(args.data.as_deref(), args.split.into())?;
     // Normal classes: as given, else the classes the run was trained on.
-    let normal = args.normal_classes.clone().or_else(|| loaded.manifest.train.classes.clone());
-    if args.plot.is_some() && (normal.is_none() || images.labels.is_none()) {
+    let normal = match &args.normal_classes {
+        Some(names) => Some(resolve_classes(names, input, "--normal-classes")?),
+        None => loaded.manifest.train.classes.clone(),
+    };
+    if args.plot.is_some() && (normal.is_none() || images.labels().is_none()) {
         bail!("--plot needs labels and --normal-classes (or a run trained with --classes)");
     }
 
-    // The threshold comes from images the model never trained on but that are normal by
-    // construction: the run's validation split.
+    // The threshold comes from the run's own rows: the validation split (never trained
+    // on, normal by construction when the run was trained on normal classes), or for
+    // --contamination all the rows it was trained on.
     let (train, val) = loaded.training_sets("the threshold")?;
-    let (reference, reference_name) = if val.is_empty() {
-        crate::note(
-            "note: the run has no validation images; the threshold uses its training images",
-        );
-        (train, "training")
-    } else {
-        (val, "validation")
+    let (reference, reference_name) = match rule {
+        Rule::Contamination(_) => (join(&train, &val), "training"),
+        _ if val.is_empty() => {
+            crate::note(format_args!(
+                "note: the run has no validation {}; the threshold uses its training {0}",
+                train.noun()
+            ));
+            (train.clone(), "training")
+        }
+        _ => (val, "validation"),
     };
-    let threshold = detection::percentile(&scores(&loaded, &reference)?, args.threshold_percentile)
-        .context("no reference images for the threshold")?;
+    let reference_scores = scores(&loaded, &reference)?;
+    let threshold = threshold(&rule, &reference_scores)
+        .with_context(|| format!("no reference {} for the threshold", reference.noun()))?;
 
     let scores = scores(&loaded, &images)?;
     let flagged: Vec<bool> = scores.iter().map(|&s| s > threshold).collect();
     let mut summary = Summary {
         images: scores.len(),
         threshold,
-        threshold_percentile: args.threshold_percentile,
+        rule,
+        threshold_percentile: match rule {
+            Rule::Percentile(p) => Some(p),
+            _ => None,
+        },
         threshold_images: reference_name,
+        noun: images.noun(),
         flagged: flagged.iter().filter(|&&f| f).count(),
         normal_classes: None,
         roc_auc: None,
+        average_precision: None,
         precision: None,
         recall: None,
+        baselines: None,
+        explained: explain_out.clone(),
     };
-    let truth = match (&normal, &images.labels) {
+    let truth = match (&normal, images.labels()) {
         (Some(classes), Some(labels)) => {
             let known: BTreeSet<u8> = labels.iter().copied().collect();
-            if let Some(c) = classes.iter().find(|c| !known.contains(c)) {
-                bail!("--normal-classes: unknown class {c}; the labels are {known:?}");
+            if let Some(&c) = classes.iter().find(|c| !known.contains(c)) {
+                let known: Vec<String> = known.iter().map(|&k| input.class_name(k)).collect();
+                bail!(
+                    "--normal-classes: unknown class {}: it does not occur in the data; the labels \
+                     are {known:?}",
+                    input.class_name(c)
+                );
             }
             let truth: Vec<bool> = labels.iter().map(|l| !classes.contains(l)).collect();
             let (precision, recall) = detection::precision_recall(&flagged, &truth);
-            summary.normal_classes = Some(classes.clone());
+            summary.normal_classes = Some(classes.iter().map(|&c| input.class_value(c)).collect());
             summary.roc_auc = detection::roc_auc(&scores, &truth);
+            summary.average_precision = detection::average_precision(&scores, &truth);
             summary.precision = Some(precision);
             summary.recall = Some(recall);
+            if !args.no_baselines {
+                summary.baselines = Some(baselines(&loaded, &train, &images, &truth)?);
+            }
             Some(truth)
         }
         (Some(_), None) => bail!("--normal-classes needs labels, and the data has none"),
         (None, _) => None,
     };
 
+    let stored = StoredThreshold {
+        rule,
+        threshold,
+        reference: reference_name,
+        reference_rows: reference.len(),
+        ae_tch_version: env!("CARGO_PKG_VERSION"),
+    };
+    write_atomic(
+        &loaded.run.file(THRESHOLD_FILE),
+        (serde_json::to_string_pretty(&stored)? + "\n").as_bytes(),
+    )
+    .context("storing the threshold in the run folder")?;
     if let Some(path) = &args.output {
-        write_scores(path, &scores, &flagged, images.labels.as_deref())?;
+        let names: Option<Vec<String>> =
+            images.labels().map(|l| l.iter().map(|&c| input.class_name(c)).collect());
+        write_scores(path, images.ids(), &scores, &flagged, names.as_deref())?;
     }
     if let (Some(path), Some(format)) = (&args.plot, plot_format) {
         let Some(truth) = &truth else {
@@ -99,32 +265,250 @@ pub fn run(args: AnomalyArgs) -> Result<()> {
         let bytes = plot::score_histogram(&pick(false), &pick(true), threshold, format)?;
         write_atomic(path, &bytes)?;
     }
-    super::print(&if args.json { serde_json::to_string(&summary)? + "\n" } else { table(&summary) })
+    let mut text =
+        if args.json { serde_json::to_string(&summary)? + "\n" } else { table(&summary) };
+    if let (Some(n), Some(path)) = (args.explain, &explain_out) {
+        let top = highest(&scores, n);
+        let shown = explain(&loaded, &images, &top, &scores, path, explain_format)?;
+        if !args.json {
+            text += &shown;
+        }
+    }
+    super::print(&text)
 }
 
-/// Squared reconstruction error of each image (clean input, whatever the training mode).
-fn scores(loaded: &super::LoadedRun, images: &ImageSet) -> Result<Vec<f64>> {
+/// The threshold `rule` puts on the reference rows' `scores`.
+fn threshold(rule: &Rule, scores: &[f64]) -> Option<f64> {
+    match *rule {
+        Rule::Percentile(p) => detection::percentile(scores, p),
+        Rule::Contamination(f) => detection::percentile(scores, 100.0 * (1.0 - f)),
+        Rule::Sigma(k) => {
+            if scores.is_empty() {
+                return None;
+            }
+            let n = scores.len() as f64;
+            let mean = scores.iter().sum::<f64>() / n;
+            let var = scores.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / n;
+            Some(mean + k * var.sqrt())
+        }
+    }
+}
+
+/// The training and validation rows together.
+fn join(train: &Rows, val: &Rows) -> Rows {
+    match (train, val) {
+        (Rows::Vectors(t), Rows::Vectors(v)) => Rows::Vectors(t.concat(v)),
+        (Rows::Images(t), Rows::Images(v)) => Rows::Images(t.concat(v)),
+        _ => train.clone(),
+    }
+}
+
+/// Squared reconstruction error of each row (clean input, whatever the training mode).
+fn scores(loaded: &super::LoadedRun, images: &Rows) -> Result<Vec<f64>> {
     let x = images.to_unit(loaded.device);
     let errors = metrics::sq_err_per_row(&metrics::reconstruct(&loaded.model, &x), &x);
-    Ok(Vec::<f64>::try_from(errors.to_device(tch::Device::Cpu))?)
+    Ok(Vec::<f64>::try_from(errors.to_device(Device::Cpu))?)
+}
+
+/// PCA with the model's k and an Isolation Forest, both fitted on the run's training
+/// rows, scoring the same rows as the model.
+fn baselines(
+    loaded: &super::LoadedRun,
+    train: &Rows,
+    rows: &Rows,
+    truth: &[bool],
+) -> Result<Baselines> {
+    let pca = super::pca_baseline(train, &loaded.manifest.model, loaded.device)?;
+    let x = rows.to_unit(loaded.device);
+    let pca_scores = metrics::sq_err_per_row(&pca.reconstruct(&x), &x).to_device(Device::Cpu);
+    let pca_scores = Vec::<f64>::try_from(pca_scores)?;
+    let width = loaded.manifest.model.input_dim() as usize;
+    let host = |r: &Rows| crate::data::to_host_f32(&r.to_unit(Device::Cpu));
+    let forest = IsolationForest::fit(&host(train)?, width, loaded.manifest.train.seed);
+    let forest_scores = forest.score(&host(rows)?, width);
+    Ok(Baselines {
+        pca: Detection::of(&pca_scores, truth),
+        isolation_forest: Detection::of(&forest_scores, truth),
+    })
+}
+
+/// The indices of the `n` highest scores, highest first (ties by position).
+fn highest(scores: &[f64], n: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    order.truncate(n);
+    order
+}
+
+/// Writes the explanation of the rows `top` to `path`; returns what to print.
+fn explain(
+    loaded: &super::LoadedRun,
+    rows: &Rows,
+    top: &[usize],
+    scores: &[f64],
+    path: &Path,
+    format: Option<Format>,
+) -> Result<String> {
+    let index = Tensor::from_slice(&top.iter().map(|&i| i as i64).collect::<Vec<_>>());
+    let x = rows.to_unit(Device::Cpu).index_select(0, &index).to_device(loaded.device);
+    let xhat = metrics::reconstruct(&loaded.model, &x);
+    let (x, xhat) = (crate::data::to_host_f32(&x)?, crate::data::to_host_f32(&xhat)?);
+    let input = &loaded.manifest.model.input;
+    match input {
+        DataSpec::Vector(spec) => {
+            let (_, ids) = rows.ids();
+            let labels = rows.labels();
+            let width = spec.columns.len();
+            let (value, recon) = (spec.scaling.to_units(&x), spec.scaling.to_units(&xhat));
+            let mut csv = csv::Writer::from_writer(Vec::new());
+            let mut header =
+                vec!["rank", "row", "score", "feature", "value", "reconstruction", "share"];
+            if labels.is_some() {
+                header.insert(2, "label");
+            }
+            csv.write_record(&header)?;
+            let mut printed = String::new();
+            for (rank, &i) in top.iter().enumerate() {
+                let at = |v: &[f32], j: usize| v[rank * width + j] as f64;
+                let units = |v: &[f64], j: usize| v[rank * width + j];
+                let err: Vec<f64> =
+                    (0..width).map(|j| (at(&x, j) - at(&xhat, j)).powi(2)).collect();
+                let total = err.iter().sum::<f64>().max(f64::MIN_POSITIVE);
+                let mut order: Vec<usize> = (0..width).collect();
+                order.sort_by(|&a, &b| err[b].total_cmp(&err[a]).then(a.cmp(&b)));
+                let label = labels.map(|l| input.class_name(l[i]));
+                for &j in &order {
+                    let mut record = vec![
+                        (rank + 1).to_string(),
+                        ids[i].to_string(),
+                        scores[i].to_string(),
+                        spec.columns[j].clone(),
+                        units(&value, j).to_string(),
+                        units(&recon, j).to_string(),
+                        format!("{:.6}", err[j] / total),
+                    ];
+                    if let Some(l) = &label {
+                        record.insert(2, l.clone());
+                    }
+                    csv.write_record(&record)?;
+                }
+                if rank < EXPLAIN_PRINTED {
+                    let features: Vec<String> = order
+                        .iter()
+                        .take(EXPLAIN_FEATURES)
+                        .map(|&j| {
+                            format!(
+                                "{} {:.0}% ({} → {})",
+                                spec.columns[j],
+                                100.0 * err[j] / total,
+                                short(units(&value, j)),
+                                short(units(&recon, j))
+                            )
+                        })
+                        .collect();
+                    let label = label.map(|l| format!(", {l}")).unwrap_or_default();
+                    printed += &format!(
+                        "  row {}{label}, score {:.3}: {}\n",
+                        ids[i],
+                        scores[i],
+                        features.join(", ")
+                    );
+                }
+            }
+            write_atomic(path, &csv.into_inner()?)?;
+            Ok(format!(
+                "explained   the {} highest-scoring rows in {} (value → reconstruction, \
+                 share of the error)\n{printed}",
+                top.len(),
+                path.display()
+            ))
+        }
+        DataSpec::Image(spec) => {
+            let format = format.context("--explain-out needs a .png or .svg name for images")?;
+            let (c, h, w) = super::image_shape(&loaded.manifest.model);
+            let area = h * w;
+            // Every row in RGB so the heat map can be in colour.
+            let rgb = |v: &[f32]| -> Vec<f32> {
+                v.chunks(c * area)
+                    .flat_map(|img| {
+                        (0..3).flat_map(move |ch| img[(ch % c) * area..][..area].to_vec())
+                    })
+                    .collect()
+            };
+            let mut heat = Vec::with_capacity(top.len() * 3 * area);
+            for (img, rec) in x.chunks(c * area).zip(xhat.chunks(c * area)) {
+                let err: Vec<f32> = (0..area)
+                    .map(|p| {
+                        (0..c).map(|ch| (img[ch * area + p] - rec[ch * area + p]).powi(2)).sum()
+                    })
+                    .collect();
+                let peak = err.iter().copied().fold(f32::MIN_POSITIVE, f32::max);
+                let colours: Vec<[f32; 3]> = err.iter().map(|e| hot(e / peak)).collect();
+                for ch in 0..3 {
+                    heat.extend(colours.iter().map(|rgb| rgb[ch]));
+                }
+            }
+            let (inputs, recons) = (rgb(&x), rgb(&xhat));
+            let grid = [
+                plot::GridRow { label: "input", images: &inputs },
+                plot::GridRow { label: "reconstruction", images: &recons },
+                plot::GridRow { label: "error", images: &heat },
+            ];
+            let title = format!(
+                "The {} highest-scoring {}x{} images, highest first (error: each image's own scale)",
+                top.len(),
+                spec.height,
+                spec.width
+            );
+            let bytes = plot::image_grid(&grid, (3, h, w), &title, format)?;
+            write_atomic(path, &bytes)?;
+            let list: Vec<String> = top
+                .iter()
+                .take(EXPLAIN_PRINTED)
+                .map(|&i| format!("{i} ({:.3})", scores[i]))
+                .collect();
+            Ok(format!(
+                "explained   the {} highest-scoring images in {}; first: {}\n",
+                top.len(),
+                path.display(),
+                list.join(", ")
+            ))
+        }
+    }
+}
+
+/// A value in few characters.
+fn short(v: f64) -> String {
+    if v.abs() >= 1e5 || (v != 0.0 && v.abs() < 1e-3) {
+        format!("{v:.3e}")
+    } else {
+        format!("{}", (v * 1000.0).round() / 1000.0)
+    }
+}
+
+/// A black → red → yellow → white ramp for t in [0, 1].
+fn hot(t: f32) -> [f32; 3] {
+    let t = t.clamp(0.0, 1.0) * 3.0;
+    [t.min(1.0), (t - 1.0).clamp(0.0, 1.0), (t - 2.0).clamp(0.0, 1.0)]
 }
 
 fn write_scores(
-    path: &std::path::Path,
+    path: &Path,
+    (id_name, ids): (&str, Vec<usize>),
     scores: &[f64],
     flagged: &[bool],
-    labels: Option<&[u8]>,
+    labels: Option<&[String]>,
 ) -> Result<()> {
     let mut csv = csv::Writer::from_writer(Vec::new());
-    let mut header = vec!["index", "score", "is_anomaly"];
+    let mut header = vec![id_name, "score", "is_anomaly"];
     if labels.is_some() {
         header.insert(1, "label");
     }
     csv.write_record(&header)?;
     for (i, (s, f)) in scores.iter().zip(flagged).enumerate() {
-        let mut row = vec![i.to_string(), s.to_string(), (*f as u8).to_string()];
+        let mut row = vec![ids[i].to_string(), s.to_string(), (*f as u8).to_string()];
         if let Some(l) = labels {
-            row.insert(1, l[i].to_string());
+            row.insert(1, l[i].clone());
         }
         csv.write_record(&row)?;
     }
@@ -133,22 +517,39 @@ fn write_scores(
 
 fn table(s: &Summary) -> String {
     let mut out = format!(
-        "images      {}\nthreshold   {:.3} (p{} of the {} images' errors)\nflagged     {} ({:.1}%)\n",
+        "{:<12}{}\nthreshold   {:.3} ({})\nflagged     {} ({:.1}%)\n",
+        s.noun,
         s.images,
         s.threshold,
-        s.threshold_percentile,
-        s.threshold_images,
+        s.rule.describe(s.threshold_images, s.noun),
         s.flagged,
         100.0 * s.flagged as f64 / s.images.max(1) as f64
     );
     if let Some(classes) = &s.normal_classes {
-        out += &format!("normal      classes {classes:?}\n");
-    }
-    if let Some(auc) = s.roc_auc {
-        out += &format!("roc-auc     {auc:.4}\n");
+        let names: Vec<String> = classes
+            .iter()
+            .map(|c| c.as_str().map_or_else(|| c.to_string(), str::to_owned))
+            .collect();
+        out += &format!("normal      classes {}\n", names.join(", "));
     }
     if let (Some(p), Some(r)) = (s.precision, s.recall) {
         out += &format!("precision   {p:.4}\nrecall      {r:.4}\n");
+    }
+    let cell = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.4}"));
+    if s.roc_auc.is_some() {
+        out += &format!("\n{:<20}{:>9}{:>15}\n", "", "roc-auc", "avg precision");
+        out += &format!(
+            "{:<20}{:>9}{:>15}\n",
+            "autoencoder",
+            cell(s.roc_auc),
+            cell(s.average_precision)
+        );
+        if let Some(b) = &s.baselines {
+            for (name, d) in [("PCA, same k", &b.pca), ("isolation forest", &b.isolation_forest)] {
+                out +=
+                    &format!("{name:<20}{:>9}{:>15}\n", cell(d.roc_auc), cell(d.average_precision));
+            }
+        }
     }
     out
 }

@@ -1,16 +1,17 @@
-//! `ae-tch denoise`: runs a trained model on the user's own image files.
+//! `ae-tch denoise`: runs a trained model on the user's own files: images (PNG/JPEG) for
+//! image runs, CSV/.npy for vector runs (the same format out, in the file's own units).
 
 use crate::cli::{DenoiseArgs, Invert};
 use crate::config::NoiseKind;
-use crate::data::spec::{to_byte, Color, ImageSpec};
-use crate::data::{self, folder, noise};
+use crate::data::spec::{to_byte, Color, DataSpec, ImageSpec, VectorSpec};
+use crate::data::{self, folder, noise, vectors};
 use crate::metrics;
 use crate::plot::{self, Format, GridRow};
 use crate::run_store::write_atomic;
 use anyhow::{bail, Context, Result};
 use image::{ImageFormat, RgbImage};
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use tch::Tensor;
 
 /// Output pixels per model pixel in the side-by-side PNGs.
@@ -24,7 +25,10 @@ pub fn run(args: DenoiseArgs) -> Result<()> {
     }
     let grid_format = args.grid.as_deref().map(Format::from_path).transpose()?;
     let loaded = super::open_run(&args.run)?;
-    let spec = loaded.spec();
+    if let DataSpec::Vector(spec) = &loaded.manifest.model.input {
+        return denoise_vectors(&loaded, spec, &args);
+    }
+    let spec = loaded.spec()?;
     if spec.color != Color::Gray && args.invert == Invert::Yes {
         bail!(
             "--invert yes applies to grayscale runs; {} takes {} images",
@@ -61,7 +65,7 @@ pub fn run(args: DenoiseArgs) -> Result<()> {
     let input = match args.add_noise {
         Some(sigma) => {
             tch::manual_seed(metrics::EVAL_NOISE_SEED);
-            noise::corrupt(&clean, NoiseKind::Gaussian, sigma)
+            noise::corrupt(&clean, NoiseKind::Gaussian, sigma, true)
         }
         None => clean,
     };
@@ -76,17 +80,7 @@ pub fn run(args: DenoiseArgs) -> Result<()> {
     for (i, path) in args.inputs.iter().enumerate() {
         let range = i * per..(i + 1) * per;
         let sheet = side_by_side(&input[range.clone()], &output[range], spec, inverted[i]);
-        let stem = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "image".into());
-        let mut name = format!("{stem}-denoised.png");
-        let mut k = 2;
-        while !taken.insert(name.clone()) {
-            name = format!("{stem}-denoised-{k}.png");
-            k += 1;
-        }
-        let out: PathBuf = args.output.join(name);
+        let out = output_path(&args.output, path, "png", &mut taken);
         let mut png = std::io::Cursor::new(Vec::new());
         sheet.write_to(&mut png, ImageFormat::Png)?;
         write_atomic(&out, &png.into_inner())?;
@@ -104,6 +98,99 @@ pub fn run(args: DenoiseArgs) -> Result<()> {
     }
     let list: String = written.iter().map(|p| format!("wrote {}\n", p.display())).collect();
     super::print(&list)
+}
+
+/// `OUT_DIR/<stem>-denoised.<ext>`, numbered when two inputs share a stem.
+fn output_path(dir: &Path, input: &Path, ext: &str, taken: &mut HashSet<String>) -> PathBuf {
+    let stem = input
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "input".into());
+    let mut name = format!("{stem}-denoised.{ext}");
+    let mut k = 2;
+    while !taken.insert(name.clone()) {
+        name = format!("{stem}-denoised-{k}.{ext}");
+        k += 1;
+    }
+    dir.join(name)
+}
+
+/// Vector runs: each CSV or .npy through the model, written in the same format with the
+/// same columns in the same order and the file's own units (a CSV keeps its other
+/// columns, labels included, as written). Every file is read before anything is written.
+fn denoise_vectors(loaded: &super::LoadedRun, spec: &VectorSpec, args: &DenoiseArgs) -> Result<()> {
+    if args.grid.is_some() || args.invert != Invert::Auto {
+        bail!(
+            "--grid and --invert are for image runs; {} was trained on vectors",
+            args.run.dir.display()
+        );
+    }
+    let mut done = Vec::new();
+    for path in &args.inputs {
+        if !vectors::is_vector_file(path) {
+            bail!(
+                "{}: this run takes .csv or .npy files (it was trained on vectors)",
+                path.display()
+            );
+        }
+        let rows = vectors::load_all(path, None, spec)?;
+        let clean = rows.to_device(loaded.device);
+        let input = match args.add_noise {
+            Some(sigma) => {
+                tch::manual_seed(metrics::EVAL_NOISE_SEED);
+                noise::corrupt(&clean, NoiseKind::Gaussian, sigma, false)
+            }
+            None => clean,
+        };
+        let values = data::to_host_f32(&metrics::reconstruct(&loaded.model, &input))?;
+        let values = spec.scaling.to_units(&values);
+        let bytes = if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy")) {
+            crate::npy::encode_f64(rows.len(), spec.columns.len(), &values)
+        } else {
+            let original =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            replace_columns(&original, &spec.columns, &values)
+                .with_context(|| format!("writing the denoised {}", path.display()))?
+        };
+        done.push((path, rows.len(), bytes));
+    }
+    std::fs::create_dir_all(&args.output).with_context(|| {
+        format!("-o {}: cannot create the output folder", args.output.display())
+    })?;
+    let mut taken = HashSet::new();
+    let mut list = String::new();
+    for (path, n, bytes) in done {
+        let ext = path.extension().map_or("csv".into(), |e| e.to_string_lossy().to_lowercase());
+        let out = output_path(&args.output, path, &ext, &mut taken);
+        write_atomic(&out, &bytes)?;
+        list += &format!("wrote {} ({n} rows)\n", out.display());
+    }
+    super::print(&list)
+}
+
+/// The CSV `bytes` with the cells of `columns` replaced, row by row, by `values`
+/// (`rows × columns.len()`, row-major) and every other cell kept as written. The rows
+/// are all the file's data rows, as `vectors::load_all` read them.
+fn replace_columns(bytes: &[u8], columns: &[String], values: &[f64]) -> Result<Vec<u8>> {
+    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(bytes);
+    let header = reader.headers()?.clone();
+    let at = columns
+        .iter()
+        .map(|name| header.iter().position(|h| h == name).context("a run column is missing"))
+        .collect::<Result<Vec<_>>>()?;
+    let mut out = csv::Writer::from_writer(Vec::new());
+    out.write_record(&header)?;
+    let mut rows = values.chunks_exact(columns.len().max(1));
+    for record in reader.records() {
+        let record = record?;
+        let row = rows.next().context("more CSV records than rows read")?;
+        let mut cells: Vec<String> = record.iter().map(str::to_string).collect();
+        for (&i, v) in at.iter().zip(row) {
+            cells[i] = v.to_string();
+        }
+        out.write_record(&cells)?;
+    }
+    Ok(out.into_inner()?)
 }
 
 /// `[input | denoised]` at `SCALE`× magnification, in the polarity of the user's file.

@@ -15,7 +15,7 @@ pub fn run(args: EncodeArgs) -> Result<()> {
         _ => anyhow::bail!("{}: expected a .csv or .npy file name", args.output.display()),
     };
     let loaded = super::open_run(&args.run)?;
-    let images = loaded.images(args.data.as_deref(), args.split.into())?;
+    let images = loaded.rows(args.data.as_deref(), args.split.into())?;
     let x = images.to_unit(loaded.device);
     let z = if args.decode {
         metrics::reconstruct(&loaded.model, &x)
@@ -25,34 +25,51 @@ pub fn run(args: EncodeArgs) -> Result<()> {
     .to_device(Device::Cpu);
     let (n, k) = (z.size()[0] as usize, z.size()[1] as usize);
     let codes = data::to_host_f32(&z)?;
-    let labels = images.labels.as_deref();
+    let labels = images.labels();
+    let input = &loaded.manifest.model.input;
+    // Reconstructed vectors go back to the file's units and carry its column names.
+    let vector = match input {
+        data::spec::DataSpec::Vector(v) if args.decode => Some(v),
+        _ => None,
+    };
+    // Codes as float32 text; vector reconstructions in the file's units.
+    let (values, text): (Vec<f64>, fn(f64) -> String) = match vector {
+        Some(v) => (v.scaling.to_units(&codes), |v| v.to_string()),
+        None => (codes.iter().map(|&v| v as f64).collect(), |v| (v as f32).to_string()),
+    };
     let cols = k + 1 + labels.is_some() as usize;
+    let (id_name, ids) = images.ids();
 
     let bytes = if npy {
-        let mut values = Vec::with_capacity(n * cols);
-        for (i, row) in codes.chunks_exact(k).enumerate() {
-            values.push(i as f64);
+        let mut out = Vec::with_capacity(n * cols);
+        for (i, row) in values.chunks_exact(k).enumerate() {
+            out.push(ids[i] as f64);
             if let Some(l) = labels {
-                values.push(l[i] as f64);
+                out.push(l[i] as f64);
             }
-            values.extend(row.iter().map(|&v| v as f64));
+            out.extend_from_slice(row);
         }
-        npy::encode_f64(n, cols, &values)
+        npy::encode_f64(n, cols, &out)
     } else {
         let mut csv = csv::Writer::from_writer(Vec::new());
-        let mut header = vec!["index".to_string()];
+        let mut header = vec![id_name.to_string()];
         if labels.is_some() {
             header.push("label".into());
         }
-        let prefix = if args.decode { "x" } else { "z" };
-        header.extend((1..=k).map(|j| format!("{prefix}_{j}")));
-        csv.write_record(&header)?;
-        for (i, row) in codes.chunks_exact(k).enumerate() {
-            let mut record = vec![i.to_string()];
-            if let Some(l) = labels {
-                record.push(l[i].to_string());
+        match vector {
+            Some(v) => header.extend(v.columns.iter().cloned()),
+            None => {
+                let prefix = if args.decode { "x" } else { "z" };
+                header.extend((1..=k).map(|j| format!("{prefix}_{j}")));
             }
-            record.extend(row.iter().map(|v| v.to_string()));
+        }
+        csv.write_record(&header)?;
+        for (i, row) in values.chunks_exact(k).enumerate() {
+            let mut record = vec![ids[i].to_string()];
+            if let Some(l) = labels {
+                record.push(input.class_name(l[i]));
+            }
+            record.extend(row.iter().map(|&v| text(v)));
             csv.write_record(&record)?;
         }
         csv.into_inner()?

@@ -6,7 +6,7 @@ use anyhow::Result;
 
 pub fn run(args: EvalArgs) -> Result<()> {
     let loaded = super::open_run(&args.run)?;
-    let images = loaded.test_images(args.data.as_deref())?;
+    let images = loaded.test_rows(args.data.as_deref())?;
     let (manifest, device) = (&loaded.manifest, loaded.device);
     let pca = loaded.pca_baseline()?;
     let report = metrics::evaluate(

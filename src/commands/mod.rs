@@ -18,15 +18,15 @@ pub mod train;
 pub mod weights;
 
 use crate::cli::{Cli, Command, DataCommand, RunArgs};
-use crate::config::ModelConfig;
+use crate::config::{ModelConfig, TrainConfig};
 use crate::data::spec::{DataSpec, ImageSpec};
-use crate::data::{self, ImageSet, Split};
+use crate::data::vectors;
+use crate::data::{self, ImageSet, Rows, Split};
 use crate::device;
 use crate::metrics::pca::Pca;
 use crate::model::Autoencoder;
-use crate::run_store::RunDir;
-use crate::run_store::RunManifest;
-use anyhow::{Context, Result};
+use crate::run_store::{DataRecord, RunDir, RunManifest};
+use anyhow::{bail, Context, Result};
 use clap::CommandFactory;
 use std::io::Write;
 use std::path::Path;
@@ -91,35 +91,98 @@ pub fn open_run(args: &RunArgs) -> Result<LoadedRun> {
 }
 
 impl LoadedRun {
-    /// The test split of `data` (or of the folder the run was trained on).
+    /// The test split of `data` (or of the data the run was trained on).
+    pub fn test_rows(&self, data: Option<&Path>) -> Result<Rows> {
+        self.rows(data, Split::Test)
+    }
+
+    /// The test images, for commands that work on images only.
     pub fn test_images(&self, data: Option<&Path>) -> Result<ImageSet> {
         self.images(data, Split::Test)
     }
 
-    /// The run's image description (colour, size, background).
-    pub fn spec(&self) -> ImageSpec {
-        let DataSpec::Image(spec) = self.manifest.model.input;
-        spec
+    /// The run's image description (colour, size, background); an error naming `what`
+    /// for a run trained on vectors.
+    pub fn spec(&self) -> Result<ImageSpec> {
+        match &self.manifest.model.input {
+            DataSpec::Image(spec) => Ok(*spec),
+            DataSpec::Vector(v) => bail!(
+                "this works on images, and {} was trained on vectors ({} features)",
+                self.run.path().display(),
+                v.columns.len()
+            ),
+        }
     }
 
-    /// One split of `data` (or of the folder the run was trained on), converted to the
-    /// run's images: other sizes are resized, colour converted, transparency flattened.
+    /// One split of `data` (or of the data the run was trained on), converted the way the
+    /// run converts its own: images resized, colour converted, transparency flattened;
+    /// vectors read with the run's columns and scaled with its scaling. Another vector
+    /// file is read whole; the run's own file gives its held-out test rows (`Test`) or
+    /// its training and validation rows (`Train`).
+    pub fn rows(&self, data: Option<&Path>, split: Split) -> Result<Rows> {
+        let record = &self.manifest.data;
+        match &self.manifest.model.input {
+            DataSpec::Image(spec) => {
+                let dir = data.unwrap_or(&record.path);
+                data::load_split(dir, split, &spec.request()).map(Rows::Images)
+            }
+            DataSpec::Vector(spec) => {
+                if let Some(path) = data {
+                    return vectors::load_all(path, None, spec).map(Rows::Vectors);
+                }
+                let source = record
+                    .vectors
+                    .as_ref()
+                    .context("the run's data record has no vector source")?;
+                let sets = vectors::rebuild(&record.path, source, spec, &self.manifest.train)?;
+                Ok(Rows::Vectors(match split {
+                    Split::Test => sets.test,
+                    Split::Train => sets.training_rows(),
+                }))
+            }
+        }
+    }
+
+    /// `rows` for commands that work on images only.
     pub fn images(&self, data: Option<&Path>, split: Split) -> Result<ImageSet> {
         let dir = data.unwrap_or(&self.manifest.data.path);
-        data::load_split(dir, split, &self.spec().request())
+        data::load_split(dir, split, &self.spec()?.request())
     }
 
-    /// The run's training and validation images, as it was trained on them.
-    pub fn training_sets(&self, why: &str) -> Result<(ImageSet, ImageSet)> {
-        let request = self.spec().request();
-        data::training_sets(&self.manifest.data.path, &self.manifest.train, &request)
-            .with_context(|| format!("{why} needs the run's training images"))
+    /// The run's training and validation rows, as it was trained on them.
+    pub fn training_sets(&self, why: &str) -> Result<(Rows, Rows)> {
+        let (train, val, _) =
+            run_rows(&self.manifest.data, &self.manifest.model.input, &self.manifest.train)
+                .with_context(|| format!("{why} needs the run's training data"))?;
+        Ok((train, val))
     }
 
-    /// The PCA baseline for this run: refitted on the images the run was trained on.
+    /// The PCA baseline for this run: refitted on the rows the run was trained on.
     pub fn pca_baseline(&self) -> Result<Pca> {
         let (train, _) = self.training_sets("the PCA baseline")?;
         pca_baseline(&train, &self.manifest.model, self.device)
+    }
+}
+
+/// A run's training, validation and test rows, rebuilt from its record.
+pub fn run_rows(
+    record: &DataRecord,
+    input: &DataSpec,
+    cfg: &TrainConfig,
+) -> Result<(Rows, Rows, Rows)> {
+    match input {
+        DataSpec::Image(spec) => {
+            let request = spec.request();
+            let (train, val) = data::training_sets(&record.path, cfg, &request)?;
+            let test = data::load_split(&record.path, Split::Test, &request)?;
+            Ok((Rows::Images(train), Rows::Images(val), Rows::Images(test)))
+        }
+        DataSpec::Vector(spec) => {
+            let source =
+                record.vectors.as_ref().context("the run's data record has no vector source")?;
+            let sets = vectors::rebuild(&record.path, source, spec, cfg)?;
+            Ok((Rows::Vectors(sets.train), Rows::Vectors(sets.val), Rows::Vectors(sets.test)))
+        }
     }
 }
 
@@ -132,6 +195,7 @@ pub fn decode_grid(
     path: &Path,
     format: crate::plot::Format,
 ) -> Result<()> {
+    loaded.spec()?;
     let shape = image_shape(&loaded.manifest.model);
     let mut pixels = data::to_host_f32(&tch::no_grad(|| loaded.model.decode(z)))?;
     // A short last row is padded with blank (black) images.
@@ -149,12 +213,12 @@ pub fn image_shape(model: &ModelConfig) -> (usize, usize, usize) {
     (c as usize, h as usize, w as usize)
 }
 
-/// PCA with the model's code size, fitted on the model's training images (a strided
+/// PCA with the model's code size, fitted on the model's training rows (a strided
 /// subset of them for wide images, see `pca::GRAM_ROWS`).
-pub fn pca_baseline(train: &ImageSet, model: &ModelConfig, device: Device) -> Result<Pca> {
+pub fn pca_baseline(train: &Rows, model: &ModelConfig, device: Device) -> Result<Pca> {
     let k = model.latent.min(model.input_dim());
     let pca = Pca::fit(&train.to_device(device), k)
-        .context("fitting the PCA baseline on the training images")?;
+        .with_context(|| format!("fitting the PCA baseline on the training {}", train.noun()))?;
     if pca.fitted_rows < train.len() as i64 {
         crate::note(format_args!(
             "note: the PCA baseline is fitted on {} of the {} training images (every {}th), \

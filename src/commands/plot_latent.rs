@@ -20,10 +20,13 @@ pub fn run(args: PlotLatentArgs) -> Result<()> {
     if k < 2 {
         bail!("plot-latent needs a latent size of at least 2; this run has k = {k}");
     }
+    if args.manifold.is_some() {
+        loaded.spec().context("--manifold draws decoded images")?;
+    }
     if args.manifold.is_some() && k != 2 {
         bail!("--manifold needs a 2-D latent space (train with --latent 2); this run has k = {k}");
     }
-    let images = loaded.test_images(args.data.as_deref())?;
+    let images = loaded.test_rows(args.data.as_deref())?;
     let x = images.to_unit(loaded.device);
     let z = metrics::batched(&x, |b| loaded.model.encode(b));
 
@@ -31,7 +34,7 @@ pub fn run(args: PlotLatentArgs) -> Result<()> {
         (
             z.shallow_clone(),
             ("z₁".to_string(), "z₂".to_string()),
-            "latent codes of the test images".to_string(),
+            format!("latent codes of the test {}", images.noun()),
         )
     } else {
         let pca = Pca::fit(&z, 2).context("projecting the codes to 2-D")?;
@@ -44,14 +47,16 @@ pub fn run(args: PlotLatentArgs) -> Result<()> {
                 format!("PC 1 of z ({:.0}% of variance)", share(0)),
                 format!("PC 2 of z ({:.0}% of variance)", share(1)),
             ),
-            format!("latent codes of the test images (k = {k}, PCA to 2-D)"),
+            format!("latent codes of the test {} (k = {k}, PCA to 2-D)", images.noun()),
         )
     };
     let flat = data::to_host_f32(&xy)?;
     let points: Vec<(f64, f64)> =
         flat.chunks_exact(2).map(|p| (p[0] as f64, p[1] as f64)).collect();
-    let bytes =
-        plot::scatter(&points, images.labels.as_deref(), (&axes.0, &axes.1), &title, format)?;
+    let input = &loaded.manifest.model.input;
+    let names: Vec<String> = (0..=u8::MAX).map(|c| input.class_name(c)).collect();
+    let axes = (axes.0.as_str(), axes.1.as_str());
+    let bytes = plot::scatter(&points, images.labels(), &names, axes, &title, format)?;
     write_atomic(&args.output, &bytes)?;
     let mut report = format!("wrote {}\n", args.output.display());
 

@@ -20,29 +20,37 @@ pub fn eval_table(r: &EvalReport, train: &TrainConfig) -> String {
         let noisy = noisy.map(|n| format!("  {n:>11}")).unwrap_or_default();
         format!("{name:<20} {model:>10}  {pca:>11}{noisy}\n")
     };
-    let mut s = format!("test images          {}\n", r.images);
+    let image = r.psnr_db.is_some();
+    let (rows, value, row_name) = if image {
+        ("test images", "mse per value", "sq. error per image")
+    } else {
+        ("test rows", "mse per feature", "sq. error per row")
+    };
+    let mut s = format!("{rows:<20} {}\n", r.images);
     let noisy_header = (mode == Mode::Denoise).then(|| "noisy input".to_string());
     s += &row("", "model".into(), "PCA, same k".into(), noisy_header);
     s += &row(
-        "mse per pixel",
+        value,
         format!("{:.6}", r.mse),
         format!("{:.6}", r.pca_mse),
         r.noisy_mse.map(|v| format!("{v:.6}")),
     );
     s += &row(
-        "sq. error per image",
+        row_name,
         format!("{:.3}", r.sq_err_per_image),
         format!("{:.3}", r.pca_sq_err_per_image),
         r.noisy_sq_err_per_image.map(|v| format!("{v:.3}")),
     );
-    s += &row(
-        "psnr (dB)",
-        format!("{:.2}", r.psnr_db),
-        format!("{:.2}", r.pca_psnr_db),
-        r.noisy_psnr_db.map(|v| format!("{v:.2}")),
-    );
-    s +=
-        &row("ssim", format!("{:.4}", r.ssim), "-".into(), r.noisy_ssim.map(|v| format!("{v:.4}")));
+    let opt = |v: Option<f64>, digits: usize| v.map_or("-".into(), |v| format!("{v:.digits$}"));
+    if image {
+        s += &row(
+            "psnr (dB)",
+            opt(r.psnr_db, 2),
+            opt(r.pca_psnr_db, 2),
+            r.noisy_psnr_db.map(|v| format!("{v:.2}")),
+        );
+        s += &row("ssim", opt(r.ssim, 4), "-".into(), r.noisy_ssim.map(|v| format!("{v:.4}")));
+    }
     if mode == Mode::Denoise {
         s += &format!("noise                {}\n", noise_label(train));
     }
@@ -68,7 +76,7 @@ pub fn write_grid(
     format: Format,
 ) -> Result<()> {
     let clean = images.to_unit(device);
-    let input = metrics::eval_inputs(&clean, train);
+    let input = metrics::eval_inputs(&clean, train, true);
     let output = tch::no_grad(|| model.forward(&input));
     let host = data::to_host_f32;
     let (clean, input, output) = (host(&clean)?, host(&input)?, host(&output)?);

@@ -8,7 +8,8 @@ use crate::config::{
     Precision, TrainConfig,
 };
 use crate::data::spec::{DataSpec, ImageSpec, Size};
-use crate::data::{self, Split};
+use crate::data::vectors::{self, VectorRequest, VectorSource};
+use crate::data::{self, Rows, Split};
 use crate::plot::Format;
 use crate::run_store::{self, RunDir};
 use crate::run_store::{DataRecord, Outcome, RunManifest, FORMAT_VERSION};
@@ -32,9 +33,9 @@ struct Setup {
     cfg: TrainConfig,
     model_cfg: ModelConfig,
     data: DataRecord,
-    train_set: data::ImageSet,
-    val_set: data::ImageSet,
-    test: data::ImageSet,
+    train_set: Rows,
+    val_set: Rows,
+    test: Rows,
     resume: Option<train::Resume>,
 }
 
@@ -43,7 +44,7 @@ struct Setup {
 pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
     device::set_threads(args.runtime.threads)?;
     let setup = match &args.resume {
-        None => fresh(&args)?,
+        None => fresh(&args, given)?,
         Some(dir) => resumed(&args, dir, given)?,
     };
     let Setup { run, cfg, model_cfg, data: data_record, train_set, val_set, test, resume } = setup;
@@ -51,13 +52,14 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
     let device = device::resolve(cfg.device)?;
     let data_dir = data_record.path.clone();
     crate::note(format_args!(
-        "{} {} autoencoder {:?} on {} ({} train / {} validation images, {}) on {:?}",
+        "{} {} autoencoder {:?} on {} ({} train / {} validation {}, {}) on {:?}",
         if resume.is_some() { "resuming" } else { "training" },
         cfg.mode,
         model_cfg.encoder_widths(),
         data_dir.display(),
         train_set.len(),
         val_set.len(),
+        train_set.noun(),
         model_cfg.input.describe(),
         device
     ));
@@ -128,14 +130,16 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
         false,
         Format::Png,
     )?;
-    report::write_grid(
-        &model,
-        &cfg,
-        &test.take(GRID_IMAGES),
-        device,
-        &run.file(run_store::GRID_PNG),
-        Format::Png,
-    )?;
+    if let Some(images) = test.images() {
+        report::write_grid(
+            &model,
+            &cfg,
+            &images.take(GRID_IMAGES),
+            device,
+            &run.file(run_store::GRID_PNG),
+            Format::Png,
+        )?;
+    }
     let last = history.last().context("training ran no epoch")?;
     let manifest = RunManifest {
         format_version: FORMAT_VERSION,
@@ -161,19 +165,22 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
         return super::print(&(serde_json::to_string_pretty(&manifest)? + "\n"));
     }
     let dir = run.path().display();
+    let grid = match test.images() {
+        Some(_) => format!("grid        {dir}/{}\n", run_store::GRID_PNG),
+        None => String::new(),
+    };
     super::print(&format!(
-        "trained {} epochs in {:.1} s\n\n{}\nrun folder  {dir}\nloss plot   {dir}/{}\ngrid        {dir}/{}\n",
+        "trained {} epochs in {:.1} s\n\n{}\nrun folder  {dir}\nloss plot   {dir}/{}\n{grid}",
         history.len(),
         train_seconds,
         report::eval_table(&report, &cfg),
         run_store::LOSS_PNG,
-        run_store::GRID_PNG,
     ))
 }
 
 /// The training settings the flags ask for, with the network's defaults for the rest.
 fn train_config(args: &TrainArgs) -> TrainConfig {
-    let defaults = ArchDefaults::for_layers(&layers(args));
+    let defaults = ArchDefaults::for_layers(&layers(args, &ModelConfig::default().input));
     TrainConfig {
         mode: args.mode,
         noise: args.noise,
@@ -185,10 +192,12 @@ fn train_config(args: &TrainArgs) -> TrainConfig {
         limit: args.limit,
         val_fraction: args.val_fraction,
         device: args.runtime.device,
-        classes: args.classes.clone(),
+        // Resolved against the data (image numbers or vector labels) once they are read.
+        classes: None,
         loss: args.loss,
         weight_decay: args.weight_decay,
         l1_latent: args.l1_latent,
+        trim: args.trim.unwrap_or(0.0),
         early_stop: args.early_stop,
         lr_schedule: args.lr_schedule.unwrap_or(defaults.lr_schedule),
         grad_clip: args.grad_clip,
@@ -219,15 +228,19 @@ fn check_combination(cfg: &TrainConfig, model_cfg: &ModelConfig) -> Result<()> {
 }
 
 /// A new run from the flags.
-fn fresh(args: &TrainArgs) -> Result<Setup> {
-    let cfg = train_config(args);
+fn fresh(args: &TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<Setup> {
+    let mut cfg = train_config(args);
     cfg.validate().map_err(|e| anyhow!(e))?;
     device::resolve(cfg.device)?;
     let data_dir = args.data.clone().unwrap_or_else(data::default_dir);
-    let (train_set, val_set) = data::training_sets(&data_dir, &cfg, &args.image.request())?;
-    let model_cfg = model_config(args, train_set.spec)?;
+    let loaded = if vectors::is_vector_file(&data_dir) {
+        fresh_vectors(args, given, &data_dir, &mut cfg)?
+    } else {
+        fresh_images(args, given, &data_dir, &mut cfg)?
+    };
+    let (input, train_set, val_set, test, source) = loaded;
+    let model_cfg = model_config(args, input)?;
     check_combination(&cfg, &model_cfg)?;
-    let test = data::load_split(&data_dir, Split::Test, &train_set.spec.request())?;
     let out = args.out.clone().unwrap_or_else(|| default_out(&cfg));
     let unfinished =
         out.join(run_store::CHECKPOINT).is_file() && !out.join(run_store::MODEL_JSON).is_file();
@@ -252,8 +265,94 @@ fn fresh(args: &TrainArgs) -> Result<Setup> {
         path: std::fs::canonicalize(&data_dir).unwrap_or(data_dir.clone()),
         train_images: train_set.len(),
         val_images: val_set.len(),
+        vectors: source,
     };
     Ok(Setup { run, cfg, model_cfg, data, train_set, val_set, test, resume: None })
+}
+
+/// What a fresh run reads: the input description, training, validation and test rows,
+/// and for vectors how the file was read.
+type Loaded = (DataSpec, Rows, Rows, Rows, Option<VectorSource>);
+
+/// Flags that apply to one kind of data only: refused with the other.
+const IMAGE_FLAGS: [&str; 3] = ["color", "resize", "background"];
+const VECTOR_FLAGS: [&str; 7] =
+    ["label_column", "columns", "missing", "labels", "test", "test_fraction", "scale"];
+
+fn refuse_flags(given: &dyn Fn(&str) -> bool, flags: &[&str], why: &str) -> Result<()> {
+    match flags.iter().find(|f| given(f)) {
+        Some(f) => bail!("--{} {why}", f.replace('_', "-")),
+        None => Ok(()),
+    }
+}
+
+fn fresh_images(
+    args: &TrainArgs,
+    given: &dyn Fn(&str) -> bool,
+    dir: &Path,
+    cfg: &mut TrainConfig,
+) -> Result<Loaded> {
+    refuse_flags(given, &VECTOR_FLAGS, "is for vector data (a .csv or .npy --data file)")?;
+    cfg.classes = args
+        .classes
+        .as_ref()
+        .map(|names| vectors::image_class_codes(names, "--classes"))
+        .transpose()?;
+    let (train_set, val_set) = data::training_sets(dir, cfg, &args.image.request())?;
+    let test = data::load_split(dir, Split::Test, &train_set.spec.request())?;
+    let input = DataSpec::Image(train_set.spec);
+    Ok((input, Rows::Images(train_set), Rows::Images(val_set), Rows::Images(test), None))
+}
+
+fn fresh_vectors(
+    args: &TrainArgs,
+    given: &dyn Fn(&str) -> bool,
+    path: &Path,
+    cfg: &mut TrainConfig,
+) -> Result<Loaded> {
+    refuse_flags(given, &IMAGE_FLAGS, "is for images; --data is a vector file")?;
+    if cfg.mode == crate::config::Mode::Denoise && cfg.noise == crate::config::NoiseKind::SaltPepper
+    {
+        bail!(
+            "--noise salt-pepper sets values to 0 or 1, which has no meaning for scaled \
+             features; use gaussian (σ in scaled units) or masking (a feature set to its mean)"
+        );
+    }
+    let v = &args.vectors;
+    if !(v.test_fraction > 0.0 && v.test_fraction < 1.0) {
+        bail!("--test-fraction must be between 0 and 1 (exclusive), got {}", v.test_fraction);
+    }
+    let source = VectorSource {
+        labels: v.labels.clone(),
+        test: v.test.clone(),
+        test_fraction: v.test_fraction,
+        missing: v.missing,
+    };
+    let req = VectorRequest {
+        label_column: v.label_column.as_deref(),
+        columns: v.columns.as_deref(),
+        scale: v.scale,
+        classes: args.classes.as_deref(),
+    };
+    let sets = vectors::prepare(path, &source, &req, cfg)?;
+    if sets.dropped > 0 {
+        let rows = crate::data::table::counted(sets.dropped, "row");
+        crate::note(format_args!("--missing drop: dropped {rows} with a missing value"));
+    }
+    cfg.classes = sets.classes;
+    if args.trim.is_none() && cfg.classes.is_none() {
+        // Rows not named normal by --classes may hold anomalies: train robustly.
+        cfg.trim = crate::config::VECTOR_TRIM;
+        crate::note(format_args!(
+            "--trim {}: each batch's worst-reconstructed {:.0}% is left out of the loss, so \
+             anomalies among the training rows are not learnt (--trim 0 for the plain mean)",
+            cfg.trim,
+            100.0 * cfg.trim
+        ));
+    }
+    let (train, val, test) =
+        (Rows::Vectors(sets.train), Rows::Vectors(sets.val), Rows::Vectors(sets.test));
+    Ok((DataSpec::Vector(sets.spec), train, val, test, Some(source)))
 }
 
 /// The run in `dir`, continued from its checkpoint. Flags given on the command line must
@@ -265,13 +364,16 @@ fn resumed(args: &TrainArgs, dir: &Path, given: &dyn Fn(&str) -> bool) -> Result
     if args.runtime.threads.is_none() {
         tch::set_num_threads(meta.threads.max(1));
     }
-    let DataSpec::Image(spec) = meta.model.input;
-    let asked = train_config(args);
+    let input = meta.model.input.clone();
+    let mut asked = train_config(args);
+    if let Some(names) = &args.classes {
+        asked.classes = Some(vectors::resolve_classes(names, &input, "--classes")?);
+    }
     let mut cfg = meta.train.clone();
     let mut refused = Vec::new();
     let mut forced = Vec::new();
     let pairs = [
-        (model_flags(&meta.model), model_flags(&model_config(args, spec)?)),
+        (model_flags(&meta.model), model_flags(&model_config(args, input.clone())?)),
         (serde_json::to_value(&meta.train)?, serde_json::to_value(&asked)?),
     ];
     let mut merged = serde_json::to_value(&meta.train)?;
@@ -279,8 +381,14 @@ fn resumed(args: &TrainArgs, dir: &Path, given: &dyn Fn(&str) -> bool) -> Result
         let (Some(recorded), Some(wanted)) = (recorded.as_object(), wanted.as_object()) else {
             continue;
         };
-        for (key, old) in recorded {
-            let new = &wanted[key];
+        // Fields left out at their defaults (e.g. `trim`) count as null on either side.
+        let keys: std::collections::BTreeSet<&String> =
+            recorded.keys().chain(wanted.keys()).collect();
+        for key in keys {
+            let (old, new) = (
+                recorded.get(key).unwrap_or(&serde_json::Value::Null),
+                wanted.get(key).unwrap_or(&serde_json::Value::Null),
+            );
             if !given(key) || new == old {
                 continue;
             }
@@ -293,29 +401,15 @@ fn resumed(args: &TrainArgs, dir: &Path, given: &dyn Fn(&str) -> bool) -> Result
             }
         }
     }
-    let recorded = spec.request();
-    let asked_image = args.image.request();
-    let name = |v: &dyn Fn() -> Option<clap::builder::PossibleValue>| {
-        v().map_or(String::new(), |p| p.get_name().to_string())
-    };
-    let size = |s: Option<Size>| s.map_or("the images' size".into(), |s| s.to_string());
-    for (flag, differs, asked, had) in [
-        (
-            "color",
-            asked_image.color != recorded.color,
-            name(&|| args.image.color.to_possible_value()),
-            spec.color.to_string(),
-        ),
-        ("resize", asked_image.size != recorded.size, size(asked_image.size), size(recorded.size)),
-        (
-            "background",
-            asked_image.background != recorded.background,
-            name(&|| args.image.background.to_possible_value()),
-            name(&|| spec.background.to_possible_value()),
-        ),
-    ] {
-        if given(flag) && differs {
-            refused.push(format!("--{flag} {asked} (the run has {had})"));
+    match &input {
+        DataSpec::Image(spec) => compare_image_flags(args, spec, given, &mut refused),
+        DataSpec::Vector(_) => {
+            for flag in VECTOR_FLAGS.iter().chain(&IMAGE_FLAGS).filter(|f| given(f)) {
+                refused.push(format!(
+                    "--{} (the run's data are read as recorded)",
+                    flag.replace('_', "-")
+                ));
+            }
         }
     }
     if let Some(asked_dir) = &args.data {
@@ -382,19 +476,19 @@ fn resumed(args: &TrainArgs, dir: &Path, given: &dyn Fn(&str) -> bool) -> Result
     }
     device::resolve(cfg.device)?;
     let data_dir = meta.data.path.clone();
-    let (train_set, val_set) = data::training_sets(&data_dir, &cfg, &recorded)
-        .context("resuming needs the run's training images where they were")?;
+    let (train_set, val_set, test) = super::run_rows(&meta.data, &input, &cfg)
+        .context("resuming needs the run's training data where they were")?;
     if train_set.len() != meta.data.train_images || val_set.len() != meta.data.val_images {
         bail!(
-            "{} now gives {} train / {} validation images, the run was trained on {} / {}",
+            "{} now gives {} train / {} validation {}, the run was trained on {} / {}",
             data_dir.display(),
             train_set.len(),
             val_set.len(),
+            train_set.noun(),
             meta.data.train_images,
             meta.data.val_images
         );
     }
-    let test = data::load_split(&data_dir, Split::Test, &recorded)?;
     let resume = train::Resume { state, optim, best, sums };
     Ok(Setup {
         run,
@@ -406,6 +500,40 @@ fn resumed(args: &TrainArgs, dir: &Path, given: &dyn Fn(&str) -> bool) -> Result
         test,
         resume: Some(resume),
     })
+}
+
+/// Refuses image flags given on `--resume` that differ from the run's images.
+fn compare_image_flags(
+    args: &TrainArgs,
+    spec: &ImageSpec,
+    given: &dyn Fn(&str) -> bool,
+    refused: &mut Vec<String>,
+) {
+    let recorded = spec.request();
+    let asked_image = args.image.request();
+    let name = |v: &dyn Fn() -> Option<clap::builder::PossibleValue>| {
+        v().map_or(String::new(), |p| p.get_name().to_string())
+    };
+    let size = |s: Option<Size>| s.map_or("the images' size".into(), |s| s.to_string());
+    for (flag, differs, asked, had) in [
+        (
+            "color",
+            asked_image.color != recorded.color,
+            name(&|| args.image.color.to_possible_value()),
+            spec.color.to_string(),
+        ),
+        ("resize", asked_image.size != recorded.size, size(asked_image.size), size(recorded.size)),
+        (
+            "background",
+            asked_image.background != recorded.background,
+            name(&|| args.image.background.to_possible_value()),
+            name(&|| spec.background.to_possible_value()),
+        ),
+    ] {
+        if given(flag) && differs {
+            refused.push(format!("--{flag} {asked} (the run has {had})"));
+        }
+    }
 }
 
 /// The first Ctrl-C (or SIGTERM, SIGHUP) asks training to stop after its step with a
@@ -420,8 +548,8 @@ fn install_interrupt_handler() {
     });
 }
 
-/// The layers `--arch`, `--backbone` and their settings ask for.
-fn layers(args: &TrainArgs) -> Layers {
+/// The layers `--arch`, `--backbone` and their settings ask for, on `input`.
+fn layers(args: &TrainArgs, input: &DataSpec) -> Layers {
     if args.arch == Arch::Conv || (args.arch == Arch::Vae && args.backbone == Backbone::Conv) {
         Layers::Conv(ConvLayers {
             channels: args.channels.clone(),
@@ -433,21 +561,22 @@ fn layers(args: &TrainArgs) -> Layers {
             upsample: args.upsample,
         })
     } else {
-        Layers::Mlp { hidden: args.hidden.clone(), tied_weights: args.tied_weights }
+        let hidden = args.hidden.clone().unwrap_or_else(|| config::default_hidden(input));
+        Layers::Mlp { hidden, tied_weights: args.tied_weights }
     }
 }
 
 /// The model the flags ask for, on `input`.
-fn model_config(args: &TrainArgs, input: ImageSpec) -> Result<ModelConfig> {
-    let layers = layers(args);
+fn model_config(args: &TrainArgs, input: DataSpec) -> Result<ModelConfig> {
+    let layers = layers(args, &input);
     if args.tied_weights && args.arch != Arch::Mlp {
         let arch = if matches!(layers, Layers::Conv(_)) { "conv" } else { "vae" };
         bail!("--tied-weights works with --arch mlp only, not {arch}");
     }
     Ok(ModelConfig {
-        input: DataSpec::Image(input),
+        latent: args.latent.unwrap_or_else(|| config::default_latent(&input)),
+        input,
         layers,
-        latent: args.latent,
         activation: args.activation,
         variational: args.arch == Arch::Vae,
     })
@@ -529,7 +658,7 @@ impl Progress {
             Event::Checkpoint(_) => {}
             Event::EpochEnd(s) => {
                 let line = format!(
-                    "epoch {:>3}  train {:.6}  val {}  {:.2} s  {:.0} img/s",
+                    "epoch {:>3}  train {:.6}  val {}  {:.2} s  {:.0} samples/s",
                     s.epoch,
                     s.train_loss,
                     s.val_loss.map_or("-".to_string(), |v| format!("{v:.6}")),

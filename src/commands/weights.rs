@@ -74,7 +74,7 @@ pub fn import(args: ImportArgs) -> Result<()> {
         None => run_store::upgrade_model_config(&mut value),
     }
     let not_config = || format!("{}: no valid \"model\" description", args.config.display());
-    let (model, train, recorded_data) = match value.get("model") {
+    let (model, train, recorded_data, vector_source) = match value.get("model") {
         Some(m) => (
             serde_json::from_value::<ModelConfig>(m.clone()).with_context(not_config)?,
             value
@@ -82,19 +82,43 @@ pub fn import(args: ImportArgs) -> Result<()> {
                 .and_then(|t| serde_json::from_value::<TrainConfig>(t.clone()).ok())
                 .unwrap_or_default(),
             value.pointer("/data/path").and_then(|p| p.as_str()).map(std::path::PathBuf::from),
+            value.pointer("/data/vectors").and_then(|v| {
+                serde_json::from_value::<crate::data::vectors::VectorSource>(v.clone()).ok()
+            }),
         ),
-        None => {
-            (serde_json::from_value(value).with_context(not_config)?, TrainConfig::default(), None)
-        }
+        None => (
+            serde_json::from_value(value).with_context(not_config)?,
+            TrainConfig::default(),
+            None,
+            None,
+        ),
     };
     model.validate().map_err(|e| anyhow!("{}: {e}", args.config.display()))?;
-    let dir = args.data.clone().or(recorded_data).unwrap_or_else(data::default_dir);
-    let crate::data::spec::DataSpec::Image(spec) = model.input;
-    let (train_set, val_set) =
-        data::training_sets(&dir, &train, &spec.request()).with_context(|| {
-            format!("the run's evaluation needs its data folder ({})", dir.display())
-        })?;
-
+    let (dir, train_rows, val_rows) = match &model.input {
+        crate::data::spec::DataSpec::Image(spec) => {
+            let dir = args.data.clone().or(recorded_data).unwrap_or_else(data::default_dir);
+            let (train_set, val_set) = data::training_sets(&dir, &train, &spec.request())
+                .with_context(|| {
+                    format!("the run's evaluation needs its data folder ({})", dir.display())
+                })?;
+            (dir, train_set.len(), val_set.len())
+        }
+        crate::data::spec::DataSpec::Vector(spec) => {
+            // The rows come from the file and split the run recorded (or --data, read the
+            // same way), so eval and anomaly rebuild the same test rows.
+            let source = vector_source.as_ref().with_context(|| {
+                format!(
+                    "{}: a vector model needs the run's model.json (its \"data\" record says \
+                     which file and split it was trained on), not a bare model description",
+                    args.config.display()
+                )
+            })?;
+            let path = args.data.clone().or(recorded_data).context("no data path recorded")?;
+            let sets = crate::data::vectors::rebuild(&path, source, spec, &train)
+                .with_context(|| format!("the run's evaluation needs {}", path.display()))?;
+            (path, sets.train.len(), sets.val.len())
+        }
+    };
     let mut vs = nn::VarStore::new(Device::Cpu);
     let _ = Autoencoder::new(&vs.root(), &model);
     run_store::load_weights(&mut vs, &args.from)?;
@@ -109,8 +133,9 @@ pub fn import(args: ImportArgs) -> Result<()> {
         train,
         data: DataRecord {
             path: std::fs::canonicalize(&dir).unwrap_or(dir),
-            train_images: train_set.len(),
-            val_images: val_set.len(),
+            train_images: train_rows,
+            val_images: val_rows,
+            vectors: vector_source,
         },
         weights: weights.to_string(),
         outcome: None,

@@ -120,7 +120,10 @@ impl Batcher {
                 let idx = order.narrow(0, first as i64, len as i64);
                 let clean = to_unit_float(&self.data.index_select(0, &idx));
                 let input = match self.corruption {
-                    Some((kind, level)) => noise::corrupt(&clean, kind, level as f64),
+                    // u8 data are images in [0, 1]; f32 data are scaled vector features.
+                    Some((kind, level)) => {
+                        noise::corrupt(&clean, kind, level as f64, self.data.kind() == Kind::Uint8)
+                    }
                     None => clean.shallow_clone(),
                 };
                 (clean, input)

@@ -9,6 +9,8 @@ pub mod noise;
 pub mod normal;
 pub mod spec;
 pub mod split;
+pub mod table;
+pub mod vectors;
 
 use crate::config::TrainConfig;
 use anyhow::{bail, Context, Result};
@@ -53,6 +55,18 @@ pub struct ImageSet {
 }
 
 impl ImageSet {
+    /// These images, then `other`'s (same spec; labels kept only when both have them).
+    pub fn concat(&self, other: &ImageSet) -> ImageSet {
+        let mut pixels = self.pixels.clone();
+        pixels.extend_from_slice(&other.pixels);
+        let labels = self
+            .labels
+            .as_ref()
+            .zip(other.labels.as_ref())
+            .map(|(a, b)| a.iter().chain(b).copied().collect());
+        ImageSet { pixels, labels, spec: self.spec }
+    }
+
     pub fn len(&self) -> usize {
         self.pixels.len() / self.image_len().max(1)
     }
@@ -117,9 +131,90 @@ impl ImageSet {
     }
 }
 
-/// `[N, D]` u8 → `[N, D]` f32 in [0, 1]: the one scaling of 8-bit values, on tensors.
-pub fn to_unit_float(bytes: &Tensor) -> Tensor {
-    bytes.to_kind(Kind::Float) / 255.0
+/// A run's rows, whichever kind of data it trains on.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Rows {
+    Images(ImageSet),
+    Vectors(vectors::VectorSet),
+}
+
+impl Rows {
+    pub fn len(&self) -> usize {
+        match self {
+            Rows::Images(s) => s.len(),
+            Rows::Vectors(s) => s.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Each row's label code, when the data have labels.
+    pub fn labels(&self) -> Option<&[u8]> {
+        match self {
+            Rows::Images(s) => s.labels.as_deref(),
+            Rows::Vectors(s) => s.labels.as_deref(),
+        }
+    }
+
+    /// The first `n` rows (all of them when there are fewer).
+    pub fn take(&self, n: usize) -> Rows {
+        match self {
+            Rows::Images(s) => Rows::Images(s.take(n)),
+            Rows::Vectors(s) => Rows::Vectors(s.take(n)),
+        }
+    }
+
+    /// The stored rows as an `[N, D]` tensor on `device` (u8 images, f32 scaled vectors);
+    /// `to_unit_float` turns either into the network's values.
+    pub fn to_device(&self, device: Device) -> Tensor {
+        match self {
+            Rows::Images(s) => s.to_device(device),
+            Rows::Vectors(s) => s.to_device(device),
+        }
+    }
+
+    /// The first column of per-row output files: images are numbered by their place in
+    /// the split ("index"); vectors by their data row in the file ("row", from 0), so a
+    /// result joins back to the record it came from.
+    pub fn ids(&self) -> (&'static str, Vec<usize>) {
+        match self {
+            Rows::Images(s) => ("index", (0..s.len()).collect()),
+            Rows::Vectors(s) => ("row", s.ids.clone()),
+        }
+    }
+
+    /// The network's values: `[N, D]` f32 on `device`.
+    pub fn to_unit(&self, device: Device) -> Tensor {
+        to_unit_float(&self.to_device(device))
+    }
+
+    /// The images, for what only images have (grids, image files).
+    pub fn images(&self) -> Option<&ImageSet> {
+        match self {
+            Rows::Images(s) => Some(s),
+            Rows::Vectors(_) => None,
+        }
+    }
+
+    /// "images" or "rows", for messages.
+    pub fn noun(&self) -> &'static str {
+        match self {
+            Rows::Images(_) => "images",
+            Rows::Vectors(_) => "rows",
+        }
+    }
+}
+
+/// The network's values of stored rows: `[N, D]` u8 images → f32 in [0, 1] (the one
+/// scaling of 8-bit values, on tensors); vectors are stored already scaled (f32) and come
+/// back as they are.
+pub fn to_unit_float(rows: &Tensor) -> Tensor {
+    match rows.kind() {
+        Kind::Uint8 => rows.to_kind(Kind::Float) / 255.0,
+        _ => rows.shallow_clone(),
+    }
 }
 
 /// Copies any f32 tensor to the host as a flat vector (row-major).

@@ -3,18 +3,21 @@
 //! `model.input`), the model is built from it, and every later command converts the data
 //! it is given through it, so nothing infers the shape from the data a second time.
 
-pub use crate::config::{Background, Color, ColorChoice};
+pub use crate::config::{Background, Color, ColorChoice, ScaleKind};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
 /// What the network's input is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum DataSpec {
     /// C×H×W images of 8-bit values, scaled by 1/255 to [0, 1], channel planes one after
     /// another (PyTorch's layout).
     Image(ImageSpec),
+    /// Rows of numeric features (a CSV's columns or a 2-D .npy), scaled per column with
+    /// statistics of the training rows.
+    Vector(VectorSpec),
 }
 
 impl DataSpec {
@@ -22,14 +25,134 @@ impl DataSpec {
     pub fn values(&self) -> i64 {
         match self {
             DataSpec::Image(s) => s.values(),
+            DataSpec::Vector(v) => v.columns.len() as i64,
         }
     }
 
-    /// "28x28 gray", "64x64 rgb".
+    /// "28x28 gray", "64x64 rgb", "9 features, standard scaling".
     pub fn describe(&self) -> String {
         match self {
             DataSpec::Image(s) => format!("{}x{} {}", s.height, s.width, s.color),
+            DataSpec::Vector(v) => {
+                format!("{} features, {} scaling", v.columns.len(), v.scaling.kind)
+            }
         }
+    }
+
+    /// The image spec, when the data are images.
+    pub fn image(&self) -> Option<&ImageSpec> {
+        match self {
+            DataSpec::Image(s) => Some(s),
+            DataSpec::Vector(_) => None,
+        }
+    }
+
+    /// The name of label code `code`: the number itself for images, the recorded label
+    /// for vectors.
+    pub fn class_name(&self, code: u8) -> String {
+        match self {
+            DataSpec::Vector(v) if (code as usize) < v.classes.len() => {
+                v.classes[code as usize].clone()
+            }
+            _ => code.to_string(),
+        }
+    }
+
+    /// A class for JSON output: image digits stay numbers, as they always were; a vector
+    /// class is its name from the label column.
+    pub fn class_value(&self, code: u8) -> serde_json::Value {
+        match self {
+            DataSpec::Vector(_) => self.class_name(code).into(),
+            DataSpec::Image(_) => code.into(),
+        }
+    }
+
+    /// Whether the network's outputs are values in [0, 1] (a sigmoid output layer), as
+    /// for images; scaled features are unbounded and get a linear output layer.
+    pub fn bounded(&self) -> bool {
+        matches!(self, DataSpec::Image(_))
+    }
+}
+
+/// Numeric features: which columns, in order, and how each is scaled.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VectorSpec {
+    /// The feature names (for .npy data `x0`, `x1`, ...).
+    pub columns: Vec<String>,
+    /// The column the labels were read from, if any (CSV).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_column: Option<String>,
+    /// The distinct labels of the data (training and test rows): a label's position is
+    /// its code (`--classes` and `--normal-classes` name them). Empty without labels.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<String>,
+    pub scaling: Scaling,
+}
+
+/// How raw feature values become the network's: `(x - offset) / scale` per column.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Scaling {
+    pub kind: ScaleKind,
+    pub offset: Vec<f64>,
+    pub scale: Vec<f64>,
+}
+
+impl Scaling {
+    /// Fits `kind` on `rows` of `width` values (row-major). A constant column gets scale
+    /// 1, so it becomes 0 (standard) or 0 (minmax), never a division by zero.
+    pub fn fit(kind: ScaleKind, values: &[f32], width: usize) -> Scaling {
+        let rows = values.len() / width.max(1);
+        let column = |j: usize| (0..rows).map(move |i| values[i * width + j] as f64);
+        let (mut offset, mut scale) = (Vec::with_capacity(width), Vec::with_capacity(width));
+        for j in 0..width {
+            let (o, s) = match kind {
+                ScaleKind::Standard => {
+                    let mean = column(j).sum::<f64>() / rows.max(1) as f64;
+                    let var =
+                        column(j).map(|v| (v - mean).powi(2)).sum::<f64>() / rows.max(1) as f64;
+                    (mean, var.sqrt())
+                }
+                ScaleKind::Minmax => {
+                    let lo = column(j).fold(f64::INFINITY, f64::min);
+                    let hi = column(j).fold(f64::NEG_INFINITY, f64::max);
+                    (lo, hi - lo)
+                }
+            };
+            // A spread this small is a constant column measured in float32.
+            let constant = s.is_nan() || s <= 1e-12 * o.abs().max(1.0);
+            offset.push(o);
+            scale.push(if constant { 1.0 } else { s });
+        }
+        Scaling { kind, offset, scale }
+    }
+
+    /// Raw rows → the network's values, in place.
+    pub fn apply(&self, values: &mut [f32]) {
+        let w = self.offset.len();
+        for (k, v) in values.iter_mut().enumerate() {
+            *v = ((*v as f64 - self.offset[k % w]) / self.scale[k % w]) as f32;
+        }
+    }
+
+    /// The network's values → the file's units (reconstructions, denoised rows), each
+    /// rounded to the last decimal that a float32 in scaled units carries (a millionth of
+    /// the column's scale, times the scaled value when that is above 1), so a 6 written in
+    /// the file comes back as 6, not 6.000001.
+    pub fn to_units(&self, values: &[f32]) -> Vec<f64> {
+        let w = self.offset.len();
+        values
+            .iter()
+            .enumerate()
+            .map(|(k, &v)| {
+                let raw = v as f64 * self.scale[k % w] + self.offset[k % w];
+                let carried = self.scale[k % w] * (v as f64).abs().max(1.0) * 1e-6;
+                let quantum = 10f64.powf(carried.log10().floor());
+                let rounded = (raw / quantum).round() * quantum;
+                // Round through text so the decimal is exact (0.1 + 0.2 style residue).
+                let digits = (-quantum.log10()).max(0.0) as usize;
+                format!("{rounded:.digits$}").parse().unwrap_or(raw)
+            })
+            .collect()
     }
 }
 
@@ -141,9 +264,46 @@ mod tests {
         assert_eq!(serde_json::from_str::<DataSpec>(&text).unwrap(), spec);
         assert_eq!(spec.values(), 3 * 64 * 32);
         assert_eq!(spec.describe(), "64x32 rgb");
-        let DataSpec::Image(image) = spec;
-        let req = image.request();
+        let req = spec.image().unwrap().request();
         assert_eq!(req.color, ColorChoice::Rgb);
         assert_eq!(req.size, Some(Size { height: 64, width: 32 }));
+    }
+
+    /// Expected values from NumPy: `x.mean(0)`, `x.std(0)` (ddof 0), `x.min(0)`, `np.ptp(x, 0)`.
+    #[test]
+    fn scaling_fits_on_training_rows_and_keeps_constant_columns_at_zero() {
+        let rows = [1.0f32, 5.0, 7.0, 3.0, 5.0, -1.0, 8.0, 5.0, 3.0];
+        let s = Scaling::fit(ScaleKind::Standard, &rows, 3);
+        assert_eq!(s.offset, [4.0, 5.0, 3.0]);
+        assert!((s.scale[0] - 2.943920288775949).abs() < 1e-12, "{}", s.scale[0]);
+        assert_eq!(s.scale[1], 1.0, "constant column");
+        let mut x = rows;
+        s.apply(&mut x);
+        assert_eq!(&x[..3], &[-1.0190493, 0.0, 1.2247449]);
+        assert!(x.iter().skip(1).step_by(3).all(|&v| v == 0.0));
+        // Back to the file's units, exactly as written (to a millionth of the scale).
+        assert_eq!(s.to_units(&x), rows.map(f64::from));
+        let m = Scaling::fit(ScaleKind::Minmax, &rows, 3);
+        assert_eq!(
+            (m.offset.as_slice(), m.scale.as_slice()),
+            (&[1.0, 5.0, -1.0][..], &[7.0, 1.0, 8.0][..])
+        );
+        let mut x = rows;
+        m.apply(&mut x);
+        assert_eq!(x, [0.0, 0.0, 1.0, 2.0 / 7.0, 0.0, 0.0, 1.0, 0.0, 0.5]);
+        let spec = DataSpec::Vector(VectorSpec {
+            columns: vec!["a".into(), "b".into(), "c".into()],
+            label_column: None,
+            classes: vec![],
+            scaling: s,
+        });
+        let text = serde_json::to_string(&spec).unwrap();
+        assert!(
+            text.starts_with(r#"{"kind":"vector","columns":["a","b","c"],"scaling":"#),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<DataSpec>(&text).unwrap(), spec);
+        assert_eq!((spec.values(), spec.describe()), (3, "3 features, standard scaling".into()));
+        assert!(!spec.bounded() && spec.image().is_none());
     }
 }

@@ -1,4 +1,5 @@
-//! Scores → decisions: percentiles for thresholds, ROC-AUC, precision and recall.
+//! Scores → decisions: percentiles for thresholds, ROC-AUC, average precision, precision
+//! and recall.
 
 /// The `p`-th percentile (0–100) of `values`, interpolating linearly between order
 /// statistics (NumPy's default). `None` for an empty slice.
@@ -40,6 +41,33 @@ pub fn roc_auc(scores: &[f64], positive: &[bool]) -> Option<f64> {
     Some(u / (n_pos * n_neg) as f64)
 }
 
+/// Average precision of `scores` for finding the `positive` items: the precision at each
+/// distinct score, taken from the highest down, weighted by the recall it adds
+/// (Σ (Rₙ − Rₙ₋₁)·Pₙ, tied scores one threshold: scikit-learn's
+/// `average_precision_score`). Chance is the positives' share. `None` without positives.
+pub fn average_precision(scores: &[f64], positive: &[bool]) -> Option<f64> {
+    let n_pos = positive.iter().filter(|&&p| p).count();
+    if n_pos == 0 {
+        return None;
+    }
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let (mut tp, mut seen, mut ap) = (0usize, 0usize, 0.0);
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i;
+        while j + 1 < order.len() && scores[order[j + 1]] == scores[order[i]] {
+            j += 1;
+        }
+        let hits = order[i..=j].iter().filter(|&&k| positive[k]).count();
+        tp += hits;
+        seen += j - i + 1;
+        ap += hits as f64 / n_pos as f64 * (tp as f64 / seen as f64);
+        i = j + 1;
+    }
+    Some(ap)
+}
+
 /// Precision and recall of the decisions `flagged` against the truth `positive`.
 pub fn precision_recall(flagged: &[bool], positive: &[bool]) -> (f64, f64) {
     let tp = flagged.iter().zip(positive).filter(|(&f, &p)| f && p).count() as f64;
@@ -75,6 +103,20 @@ mod tests {
         let auc = roc_auc(&[0.4, 0.8, 0.1, 0.5, 0.4], &[true, true, false, false, false]);
         assert_eq!(auc, Some(0.75));
         assert_eq!(roc_auc(&[0.1, 0.2], &[true, true]), None);
+    }
+
+    #[test]
+    fn average_precision_matches_scikit_learn() {
+        // sklearn.metrics.average_precision_score([1, 0, 1, 0, 0], [.9, .8, .7, .3, .1])
+        // = 1 * 0.5 + 2/3 * 0.5 = 0.8333...
+        let truth = [true, false, true, false, false];
+        let ap = average_precision(&[0.9, 0.8, 0.7, 0.3, 0.1], &truth).unwrap();
+        assert!((ap - 5.0 / 6.0).abs() < 1e-12, "{ap}");
+        // Ties form one threshold: ([1, 0, 1], [.5, .5, .2]) → 0.5·0.5 + 0.5·(2/3) = 0.5833
+        let ap = average_precision(&[0.5, 0.5, 0.2], &[true, false, true]).unwrap();
+        assert!((ap - 7.0 / 12.0).abs() < 1e-12, "{ap}");
+        assert_eq!(average_precision(&[0.9, 0.1], &[true, false]), Some(1.0));
+        assert_eq!(average_precision(&[0.1, 0.2], &[false, false]), None);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! the corrupted input it was given, and for a PCA baseline of the same code size.
 
 pub mod detection;
+pub mod iforest;
 pub mod pca;
 pub mod ssim;
 
@@ -20,17 +21,21 @@ pub const EVAL_BATCH: i64 = 1000;
 /// MSE floor for PSNR, so a perfect reconstruction reads 100 dB instead of infinity.
 const MSE_FLOOR: f64 = 1e-10;
 
-/// Test-set metrics. `mse` is per value (per pixel and channel), in [0, 1]² units; `psnr_db` is
+/// Test-set metrics. `mse` is per value (per pixel and channel, or per feature), in the
+/// network's units ([0, 1] for images, scaled units for vectors); `psnr_db` is
 /// 10·log10(1 / mse) over the whole set (peak value 1); `ssim` is the mean SSIM of the
-/// 8-bit images.
+/// 8-bit images. PSNR and SSIM are image measures: vectors have neither.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EvalReport {
+    /// Test rows (images or vectors).
     pub images: usize,
     pub mse: f64,
-    /// Squared error summed over an image's pixels, averaged over images.
+    /// Squared error summed over a row's values, averaged over rows.
     pub sq_err_per_image: f64,
-    pub psnr_db: f64,
-    pub ssim: f64,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub psnr_db: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ssim: Option<f64>,
     /// Denoising runs: the same figures for the corrupted input itself.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub noisy_mse: Option<f64>,
@@ -44,7 +49,8 @@ pub struct EvalReport {
     /// images and given the same inputs.
     pub pca_mse: f64,
     pub pca_sq_err_per_image: f64,
-    pub pca_psnr_db: f64,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub pca_psnr_db: Option<f64>,
 }
 
 /// Peak signal-to-noise ratio for signals in [0, 1].
@@ -98,10 +104,10 @@ fn mse(a: &Tensor, b: &Tensor) -> f64 {
     sq_err_per_row(a, b).sum(Kind::Double).double_value(&[]) / a.numel() as f64
 }
 
-/// The model's input for clean images `x` (`[N, D]` f32) under `mode`, with fixed-seed
-/// corruption so evaluation repeats exactly.
-pub fn eval_inputs(x: &Tensor, train: &TrainConfig) -> Tensor {
-    noise::model_input_seeded(x, train, EVAL_NOISE_SEED)
+/// The model's input for clean rows `x` (`[N, D]` f32) under `mode`, with fixed-seed
+/// corruption so evaluation repeats exactly (`bounded`: images in [0, 1]).
+pub fn eval_inputs(x: &Tensor, train: &TrainConfig, bounded: bool) -> Tensor {
+    noise::model_input_seeded(x, train, EVAL_NOISE_SEED, bounded)
 }
 
 /// Evaluates `model` on u8 images `[N, D]` on the model's device, beside `pca`.
@@ -114,7 +120,7 @@ pub fn evaluate(
 ) -> EvalReport {
     let shape = config.image_shape();
     let clean = to_unit_float(images);
-    let inputs = eval_inputs(&clean, train);
+    let inputs = eval_inputs(&clean, train, config.input.bounded());
     let (n, d) = (clean.size()[0], clean.size()[1]);
     let output = reconstruct(model, &inputs);
     let mse_model = mse(&output, &clean);
@@ -127,16 +133,18 @@ pub fn evaluate(
     };
     let noisy = (train.mode == crate::config::Mode::Denoise).then(|| mse(&inputs, &clean));
     let pca_mse = mse(&batched(&inputs, |x| pca.reconstruct(x)), &clean);
+    let image = config.input.bounded();
+    let psnr = |m: f64| image.then(|| psnr(m));
     EvalReport {
         images: n as usize,
         mse: mse_model,
         sq_err_per_image: mse_model * d as f64,
         psnr_db: psnr(mse_model),
-        ssim: mean_ssim(&output),
+        ssim: image.then(|| mean_ssim(&output)),
         noisy_mse: noisy,
         noisy_sq_err_per_image: noisy.map(|m| m * d as f64),
-        noisy_psnr_db: noisy.map(psnr),
-        noisy_ssim: noisy.map(|_| mean_ssim(&inputs)),
+        noisy_psnr_db: noisy.and_then(psnr),
+        noisy_ssim: noisy.filter(|_| image).map(|_| mean_ssim(&inputs)),
         pca_mse,
         pca_sq_err_per_image: pca_mse * d as f64,
         pca_psnr_db: psnr(pca_mse),
@@ -176,15 +184,15 @@ mod tests {
             images: 1,
             mse: 0.01,
             sq_err_per_image: 7.84,
-            psnr_db: 20.0,
-            ssim: 0.9,
+            psnr_db: Some(20.0),
+            ssim: Some(0.9),
             noisy_mse: None,
             noisy_sq_err_per_image: None,
             noisy_psnr_db: None,
             noisy_ssim: None,
             pca_mse: 0.02,
             pca_sq_err_per_image: 15.68,
-            pca_psnr_db: 17.0,
+            pca_psnr_db: Some(17.0),
         };
         let json = serde_json::to_string(&r).unwrap();
         assert!(!json.contains("noisy"), "{json}");

@@ -3,7 +3,8 @@
 
 It builds the torch.nn model that ae-tch's model.json describes, as an `encoder` and a
 `decoder` nn.Sequential whose positions match ae-tch's names (`encoder.0.weight`, ...):
-MLP (Linear layers, activations between them, a sigmoid at the end) or conv (Unflatten to
+MLP (Linear layers, activations between them, a sigmoid at the end for images, none for
+vectors) or conv (Unflatten to
 C×H×W, per level a stride-2 Conv2d, optional GroupNorm, activation and residual blocks
 (`ResBlock`: conv1, norm1, conv2, norm2), Flatten, Linear; mirrored with residual blocks and
 ConvTranspose2d, cropped where the encoder's size was odd, or Upsample + Conv2d).
@@ -16,7 +17,7 @@ ConvTranspose2d, cropped where the encoder's size was odd, or Upsample + Conv2d)
       and save its reconstructions of the test images
 
 The test images are the run's IDX t10k file, or the rows of INPUTS.npy (values in [0, 1],
-C·H·W per row, channel planes first) when given.
+C·H·W per row, channel planes first; for vector runs the scaled features) when given.
   pytorch_client.py diff A.npy B.npy
       print the largest absolute difference between the reconstruction columns
 """
@@ -63,7 +64,14 @@ class ResBlock(torch.nn.Module):
 
 def shape(cfg):
     spec = cfg["input"]
+    if spec.get("kind") == "vector":
+        return len(spec["columns"]), 1, 1
     return (3 if spec["color"] == "rgb" else 1), spec["height"], spec["width"]
+
+
+def bounded(cfg):
+    """Images end in a sigmoid; scaled vector features are unbounded."""
+    return cfg["input"].get("kind") != "vector"
 
 
 class Autoencoder(torch.nn.Module):
@@ -82,7 +90,11 @@ class Autoencoder(torch.nn.Module):
             enc += [torch.nn.Linear(a, b)] + ([act()] if i < len(w) - 2 else [])
         r = w[::-1]
         for i, (a, b) in enumerate(zip(r, r[1:])):
-            dec += [torch.nn.Linear(a, b), act() if i < len(r) - 2 else torch.nn.Sigmoid()]
+            dec += [torch.nn.Linear(a, b)]
+            if i < len(r) - 2:
+                dec.append(act())
+            elif bounded(cfg):
+                dec.append(torch.nn.Sigmoid())
         self.encoder = torch.nn.Sequential(*enc)
         self.decoder = torch.nn.Sequential(*dec)
 

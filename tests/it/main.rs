@@ -11,4 +11,5 @@ mod quality;
 mod resume;
 mod training;
 mod util;
+mod vectors;
 mod zoo;

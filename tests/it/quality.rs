@@ -113,9 +113,21 @@ fn anomaly_detection_finds_a_held_out_digit() {
     let img = image::open(dir.path().join("h.png")).unwrap();
     assert_eq!((img.width(), img.height()), (800, 500));
 
-    // A lower percentile flags more; the table names the figures.
-    let table = ae(dir.path(), &["anomaly", "--run", "no0", "--threshold-percentile", "90"]).ok();
-    assert!(table.stdout.contains("roc-auc") && table.stdout.contains("p90"), "{}", table.stdout);
+    // The baselines on the same images: PCA with the same k and an Isolation Forest.
+    let pca = s["baselines"]["pca"]["roc_auc"].as_f64().unwrap();
+    let forest = s["baselines"]["isolation_forest"]["roc_auc"].as_f64().unwrap();
+    assert!(pca > 0.6 && forest > 0.5, "{s}");
+    assert!(s["average_precision"].as_f64().unwrap() > 0.2, "{s}");
+
+    // A lower percentile flags more; the table names the figures; --explain draws the 4
+    // highest-scoring images over 3 rows (input, reconstruction, error heat map).
+    let args = ["anomaly", "--run", "no0", "--threshold-percentile", "90", "--explain", "4"];
+    let table = ae(dir.path(), &args).ok().stdout;
+    assert!(table.contains("roc-auc") && table.contains("p90"), "{table}");
+    assert!(table.contains("isolation forest") && table.contains("explained"), "{table}");
+    let sheet = image::open(out.join("explain.png")).unwrap().to_rgb8();
+    let coloured = sheet.pixels().filter(|p| p[0] > p[2].saturating_add(60)).count();
+    assert!(coloured > 100, "the heat map is drawn in colour");
     ae(dir.path(), &["anomaly", "--run", "no0", "--normal-classes", "1,42"])
         .fails_with(&["--normal-classes: unknown class 42"]);
     ae(dir.path(), &["anomaly", "--run", "no0", "--threshold-percentile", "101"])

@@ -40,7 +40,7 @@ fn weights(run: &Path) -> Vec<(String, tch::Tensor)> {
 }
 
 /// The resumed run is the uninterrupted run: same metrics rows, bit-identical weights.
-fn assert_same_run(a: &Path, b: &Path) {
+pub fn assert_same_run(a: &Path, b: &Path) {
     assert_eq!(metrics_without_timing(a), metrics_without_timing(b));
     let (wa, wb) = (weights(a), weights(b));
     assert_eq!(wa.len(), wb.len());
@@ -50,7 +50,7 @@ fn assert_same_run(a: &Path, b: &Path) {
 }
 
 /// Runs `ae-tch ARGS` with the fault injection `AE_TCH_FAULT=fault`.
-fn with_fault(cwd: &Path, args: &[String], fault: &str) -> Run {
+pub fn with_fault(cwd: &Path, args: &[String], fault: &str) -> Run {
     Command::new(bin())
         .args(args)
         .env("AE_TCH_FAULT", fault)

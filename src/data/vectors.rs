@@ -1,0 +1,478 @@
+//! Numeric vectors as a run uses them: a CSV or .npy file read into a `Table`, its labels
+//! coded by the run's recorded class list, split into training and test rows by a seeded
+//! stratified draw (or a separate test file), and scaled with the scaling fitted on the
+//! training rows. Everything needed to rebuild the same sets is recorded (`VectorSource`
+//! in the run's data record, `VectorSpec` in model.json).
+
+use super::spec::{DataSpec, ScaleKind, Scaling, VectorSpec};
+use super::split;
+use super::table::{self, CsvOptions, Missing, Table};
+use crate::config::TrainConfig;
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use tch::{Device, Tensor};
+
+/// How a run's vector data were read and split, recorded so every later command rebuilds
+/// exactly the same rows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VectorSource {
+    /// Labels for .npy data (`--labels`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<PathBuf>,
+    /// A separate test file (`--test`); without one, `test_fraction` of the rows of every
+    /// class are held out, drawn with the run's seed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<PathBuf>,
+    pub test_fraction: f64,
+    #[serde(default)]
+    pub missing: Missing,
+}
+
+/// Whether `path` names a vector file (by its extension) rather than an image folder.
+pub fn is_vector_file(path: &Path) -> bool {
+    matches!(extension(path).as_deref(), Some("csv" | "npy"))
+}
+
+fn extension(path: &Path) -> Option<String> {
+    path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase())
+}
+
+/// Reads `path` (.csv or .npy) with the columns and labels `spec` names (for a fresh
+/// run, the flags' choices: `columns` empty means all).
+pub fn read(
+    path: &Path,
+    label_column: Option<&str>,
+    columns: Option<&[String]>,
+    labels: Option<&Path>,
+    missing: Missing,
+) -> Result<Table> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let table = match extension(path).as_deref() {
+        Some("csv") => {
+            if labels.is_some() {
+                bail!(
+                    "--labels is for .npy data; a CSV names its label column with --label-column"
+                );
+            }
+            let opts = CsvOptions {
+                label_column: label_column.map(str::to_string),
+                columns: columns.map(<[String]>::to_vec),
+                missing,
+            };
+            table::read_csv(&bytes, &opts)
+        }
+        Some("npy") => {
+            if label_column.is_some() {
+                bail!(
+                    "{}: --label-column is for CSV files; a .npy holds only features (labels \
+                     come from --labels FILE.npy)",
+                    path.display()
+                );
+            }
+            let labels = match labels {
+                None => None,
+                Some(l) => {
+                    let b = std::fs::read(l).with_context(|| format!("reading {}", l.display()))?;
+                    Some(table::read_npy(&b).with_context(|| format!("reading {}", l.display()))?)
+                }
+            };
+            let table = table::read_npy(&bytes).and_then(|d| table::npy_table(d, labels));
+            // A .npy's columns are its positions: the run's columns fix only the width.
+            match (table, columns) {
+                (Ok(t), Some(want)) if t.columns.len() != want.len() => bail!(
+                    "{}: {} columns, but the run was trained on {}",
+                    path.display(),
+                    t.columns.len(),
+                    want.len()
+                ),
+                (table, _) => table,
+            }
+        }
+        _ => bail!("{}: expected a .csv or .npy file", path.display()),
+    }
+    .with_context(|| format!("reading {}", path.display()))?;
+    Ok(table)
+}
+
+/// The distinct labels of `tables`, in order (numerically when every label is a number):
+/// a label's position is its code.
+pub fn class_list(tables: &[&Table]) -> Result<Vec<String>> {
+    let mut names: Vec<String> =
+        tables.iter().filter_map(|t| t.labels.as_ref()).flatten().cloned().collect();
+    names.sort_unstable();
+    names.dedup();
+    if names.iter().all(|n| n.parse::<f64>().is_ok()) {
+        names.sort_by(|a, b| a.parse::<f64>().unwrap_or(0.0).total_cmp(&b.parse().unwrap_or(0.0)));
+    }
+    if names.len() > 256 {
+        bail!(
+            "the labels have {} distinct values, more than the 256 classes ae-tch keeps apart; \
+             is the label column an identifier?",
+            names.len()
+        );
+    }
+    Ok(names)
+}
+
+/// Rows of scaled features with labels coded by the run's class list: the vector kind's
+/// counterpart of `ImageSet`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VectorSet {
+    /// `len() * width` scaled values, row-major.
+    pub values: Vec<f32>,
+    pub labels: Option<Vec<u8>>,
+    /// Each row's place among the data rows of its file (`Table::ids`).
+    pub ids: Vec<usize>,
+    pub width: usize,
+}
+
+impl VectorSet {
+    /// Scales `table`'s rows with `spec` and codes its labels by `classes`.
+    pub fn new(table: &Table, spec: &VectorSpec, classes: &[String]) -> Result<VectorSet> {
+        if table.columns != spec.columns {
+            bail!("the columns {:?} are not the run's {:?}", table.columns, spec.columns);
+        }
+        let mut values = table.values.clone();
+        spec.scaling.apply(&mut values);
+        let labels = table.labels.as_ref().map(|l| codes(l, classes)).transpose()?;
+        Ok(VectorSet { values, labels, ids: table.ids.clone(), width: table.width() })
+    }
+
+    pub fn len(&self) -> usize {
+        self.values.len() / self.width.max(1)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The rows at `indices`, in that order.
+    pub fn select(&self, indices: &[usize]) -> VectorSet {
+        let d = self.width;
+        let mut values = Vec::with_capacity(indices.len() * d);
+        for &i in indices {
+            values.extend_from_slice(&self.values[i * d..(i + 1) * d]);
+        }
+        let labels = self.labels.as_ref().map(|l| indices.iter().map(|&i| l[i]).collect());
+        let ids = indices.iter().map(|&i| self.ids[i]).collect();
+        VectorSet { values, labels, ids, width: d }
+    }
+
+    /// The first `n` rows (all of them when there are fewer).
+    pub fn take(&self, n: usize) -> VectorSet {
+        self.select(&(0..n.min(self.len())).collect::<Vec<_>>())
+    }
+
+    /// These rows, then `other`'s (labels kept only when both have them).
+    pub fn concat(&self, other: &VectorSet) -> VectorSet {
+        let mut values = self.values.clone();
+        values.extend_from_slice(&other.values);
+        let labels = self
+            .labels
+            .as_ref()
+            .zip(other.labels.as_ref())
+            .map(|(a, b)| a.iter().chain(b).copied().collect());
+        let ids = self.ids.iter().chain(&other.ids).copied().collect();
+        VectorSet { values, labels, ids, width: self.width }
+    }
+
+    /// The rows as a `[N, D]` f32 tensor on `device`.
+    pub fn to_device(&self, device: Device) -> Tensor {
+        Tensor::from_slice(&self.values)
+            .view([self.len() as i64, self.width as i64])
+            .to_device(device)
+    }
+}
+
+/// Each label's position in `classes`; a label the list lacks is an error naming it.
+pub fn codes(labels: &[String], classes: &[String]) -> Result<Vec<u8>> {
+    labels
+        .iter()
+        .map(|l| match classes.iter().position(|c| c == l) {
+            Some(i) => Ok(i as u8),
+            None => bail!("label '{l}' is not one of the run's classes {classes:?}"),
+        })
+        .collect()
+}
+
+/// The (training, test) rows of a fresh run: `table` split by `source` (stratified by
+/// label when there are labels) with `seed`, or `table` and the separate test file.
+pub fn split_rows(table: &Table, test: Option<Table>, fraction: f64, seed: u64) -> (Table, Table) {
+    if let Some(test) = test {
+        return (table.clone(), test);
+    }
+    let (train, held) = match &table.labels {
+        Some(labels) => {
+            // Codes by first appearance are enough to stratify; the order does not matter.
+            let mut seen: Vec<&String> = Vec::new();
+            let coded: Vec<u8> = labels
+                .iter()
+                .map(|l| match seen.iter().position(|s| *s == l) {
+                    Some(i) => i as u8,
+                    None => {
+                        seen.push(l);
+                        (seen.len() - 1) as u8
+                    }
+                })
+                .collect();
+            split::stratified(&coded, fraction, seed)
+        }
+        None => split::train_val(table.rows(), fraction, seed),
+    };
+    (table.select(&train), table.select(&held))
+}
+
+/// Fits the run's scaling on the training rows.
+pub fn fit_spec(train: &Table, label_column: Option<String>, kind: ScaleKind) -> VectorSpec {
+    VectorSpec {
+        columns: train.columns.clone(),
+        label_column,
+        classes: Vec::new(),
+        scaling: Scaling::fit(kind, &train.values, train.width()),
+    }
+}
+
+/// What a fresh run asks of a vector file (its flags).
+#[derive(Clone, Copy, Debug)]
+pub struct VectorRequest<'a> {
+    pub label_column: Option<&'a str>,
+    /// `None`: every column but the label's.
+    pub columns: Option<&'a [String]>,
+    pub scale: ScaleKind,
+    /// `--classes`: the names of the classes to train on.
+    pub classes: Option<&'a [String]>,
+}
+
+/// A vector run's rows: training, validation and test, scaled by `spec`.
+#[derive(Debug)]
+pub struct VectorSets {
+    pub spec: VectorSpec,
+    pub train: VectorSet,
+    pub val: VectorSet,
+    pub test: VectorSet,
+    /// Rows dropped for missing values (`--missing drop`), test file included.
+    pub dropped: usize,
+    /// `--classes` as codes into `spec.classes`.
+    pub classes: Option<Vec<u8>>,
+}
+
+impl VectorSets {
+    /// The training and validation rows together (the non-test part of the data, after
+    /// `--classes` and `--limit`).
+    pub fn training_rows(&self) -> VectorSet {
+        self.train.concat(&self.val)
+    }
+}
+
+/// A fresh run's sets: reads `path` (and the test file), holds out the test rows, keeps
+/// `--classes` and `--limit`, fits the scaling on what is left and splits off validation.
+pub fn prepare(
+    path: &Path,
+    source: &VectorSource,
+    req: &VectorRequest,
+    cfg: &TrainConfig,
+) -> Result<VectorSets> {
+    if extension(path).as_deref() == Some("npy") && req.columns.is_some() {
+        bail!(
+            "{}: --columns is for CSV files; a .npy is used whole (slice it in NumPy)",
+            path.display()
+        );
+    }
+    let (train, test, dropped) =
+        split_tables(path, source, req.label_column, req.columns, cfg.seed)?;
+    let classes = class_list(&[&train, &test])?;
+    let codes = req.classes.map(|names| class_codes(names, &classes, "--classes")).transpose()?;
+    if codes.is_some() && train.labels.is_none() {
+        bail!("--classes needs labels: name the label column with --label-column (CSV) or pass --labels (.npy)");
+    }
+    let kept = keep(&train, codes.as_deref(), &classes, cfg.limit)?;
+    let mut spec = fit_spec(&kept, req.label_column.map(str::to_string), req.scale);
+    spec.classes = classes;
+    finish(&kept, &test, spec, codes, dropped, cfg)
+}
+
+/// The same sets for a trained run, from its recorded source, spec and settings.
+pub fn rebuild(
+    path: &Path,
+    source: &VectorSource,
+    spec: &VectorSpec,
+    cfg: &TrainConfig,
+) -> Result<VectorSets> {
+    let (train, test, dropped) =
+        split_tables(path, source, spec.label_column.as_deref(), Some(&spec.columns), cfg.seed)?;
+    let kept = keep(&train, cfg.classes.as_deref(), &spec.classes, cfg.limit)?;
+    finish(&kept, &test, spec.clone(), cfg.classes.clone(), dropped, cfg)
+}
+
+/// Every row of another file, read the way the run reads its own (same columns, labels
+/// and scaling): for `eval --data` and friends.
+pub fn load_all(path: &Path, labels: Option<&Path>, spec: &VectorSpec) -> Result<VectorSet> {
+    let table =
+        read(path, spec.label_column.as_deref(), Some(&spec.columns), labels, Missing::Refuse)?;
+    VectorSet::new(&table, spec, &spec.classes)
+        .with_context(|| format!("reading {}", path.display()))
+}
+
+/// The training part and test part of the data, and how many rows were dropped.
+fn split_tables(
+    path: &Path,
+    source: &VectorSource,
+    label_column: Option<&str>,
+    columns: Option<&[String]>,
+    seed: u64,
+) -> Result<(Table, Table, usize)> {
+    let labels = source.labels.as_deref();
+    let table = read(path, label_column, columns, labels, source.missing)?;
+    let test = match &source.test {
+        Some(t) => {
+            if labels.is_some() {
+                bail!("--test with .npy data would need its own labels file; split one file with --test-fraction instead");
+            }
+            Some(read(t, label_column, Some(&table.columns), None, source.missing)?)
+        }
+        None => None,
+    };
+    let dropped = table.dropped + test.as_ref().map_or(0, |t| t.dropped);
+    if source.test.is_none() && table.rows() < 2 {
+        bail!(
+            "{} has {}; at least 2 are needed to hold out a test set",
+            path.display(),
+            super::table::counted(table.rows(), "row")
+        );
+    }
+    let (train, test) = split_rows(&table, test, source.test_fraction, seed);
+    Ok((train, test, dropped))
+}
+
+/// The training rows of the classes `codes` (all without), cut to the first `limit`.
+fn keep(
+    train: &Table,
+    codes: Option<&[u8]>,
+    classes: &[String],
+    limit: Option<usize>,
+) -> Result<Table> {
+    let mut rows: Vec<usize> = (0..train.rows()).collect();
+    if let (Some(codes), Some(labels)) = (codes, &train.labels) {
+        let coded = self::codes(labels, classes)?;
+        rows.retain(|&i| codes.contains(&coded[i]));
+    }
+    if let Some(limit) = limit {
+        rows.truncate(limit);
+    }
+    Ok(train.select(&rows))
+}
+
+fn finish(
+    kept: &Table,
+    test: &Table,
+    spec: VectorSpec,
+    classes: Option<Vec<u8>>,
+    dropped: usize,
+    cfg: &TrainConfig,
+) -> Result<VectorSets> {
+    let all = VectorSet::new(kept, &spec, &spec.classes)?;
+    let (train, val) = split::train_val(all.len(), cfg.val_fraction, cfg.seed);
+    if train.len() < 2 {
+        bail!(
+            "{} left after the test split, --classes, --limit and --val-fraction; at \
+             least 2 are needed",
+            super::table::counted(train.len(), "training row")
+        );
+    }
+    let test = VectorSet::new(test, &spec, &spec.classes)?;
+    Ok(VectorSets {
+        train: all.select(&train),
+        val: all.select(&val),
+        test,
+        spec,
+        dropped,
+        classes,
+    })
+}
+
+/// The codes of the class names `names` (`--classes`, `--normal-classes`) among
+/// `classes`; an unknown name is an error listing the known ones.
+pub fn class_codes(names: &[String], classes: &[String], flag: &str) -> Result<Vec<u8>> {
+    names
+        .iter()
+        .map(|n| match classes.iter().position(|c| c == n) {
+            Some(i) => Ok(i as u8),
+            None if classes.is_empty() => bail!("{flag} needs labels, and the data have none"),
+            None => bail!("{flag}: unknown class '{n}'; the classes are {}", quoted(classes)),
+        })
+        .collect()
+}
+
+fn quoted(names: &[String]) -> String {
+    names.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ")
+}
+
+/// Class names as codes for either kind of data: image labels are numbers 0–255, vector
+/// labels the names recorded in the spec.
+pub fn resolve_classes(names: &[String], spec: &DataSpec, flag: &str) -> Result<Vec<u8>> {
+    match spec {
+        DataSpec::Vector(v) => class_codes(names, &v.classes, flag),
+        DataSpec::Image(_) => image_class_codes(names, flag),
+    }
+}
+
+/// Image labels are numbers 0–255.
+pub fn image_class_codes(names: &[String], flag: &str) -> Result<Vec<u8>> {
+    names
+        .iter()
+        .map(|n| {
+            n.trim().parse::<u8>().with_context(|| {
+                format!("{flag}: '{n}' is not an image label (a number from 0 to 255)")
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(values: Vec<f32>, labels: Option<Vec<&str>>) -> Table {
+        let columns = vec!["a".to_string(), "b".to_string()];
+        let labels = labels.map(|l| l.into_iter().map(str::to_string).collect());
+        let ids = (0..values.len() / 2).collect();
+        Table { values, columns, labels, ids, dropped: 0 }
+    }
+
+    #[test]
+    fn classes_sort_numerically_and_code_labels() {
+        let t = table(vec![0.0; 8], Some(vec!["10", "9", "10", "2"]));
+        let classes = class_list(&[&t]).unwrap();
+        assert_eq!(classes, ["2", "9", "10"]);
+        assert_eq!(codes(t.labels.as_ref().unwrap(), &classes).unwrap(), [2, 1, 2, 0]);
+        let words = table(vec![0.0; 4], Some(vec!["b", "a"]));
+        assert_eq!(class_list(&[&words]).unwrap(), ["a", "b"]);
+        let e = codes(&["c".to_string()], &classes).unwrap_err().to_string();
+        assert!(e.contains("label 'c' is not one of the run's classes"), "{e}");
+        let ids: Vec<String> = (0..300).map(|i| i.to_string()).collect();
+        let many = Table { labels: Some(ids), ..table(vec![0.0; 600], None) };
+        assert!(class_list(&[&many]).unwrap_err().to_string().contains("300 distinct"));
+    }
+
+    #[test]
+    fn split_scale_and_select_rows() {
+        let values: Vec<f32> = (0..20).map(|v| v as f32).collect();
+        let labels = vec!["n", "n", "n", "n", "n", "n", "n", "x", "x", "x"];
+        let t = table(values, Some(labels));
+        let (train, test) = split_rows(&t, None, 0.3, 1);
+        assert_eq!((train.rows(), test.rows()), (7, 3));
+        let anomalies = |t: &Table| t.labels.as_ref().unwrap().iter().filter(|l| *l == "x").count();
+        assert_eq!((anomalies(&train), anomalies(&test)), (2, 1));
+        let spec = fit_spec(&train, Some("class".into()), ScaleKind::Standard);
+        let classes = class_list(&[&train, &test]).unwrap();
+        let set = VectorSet::new(&train, &spec, &classes).unwrap();
+        let mean: f32 = set.values.iter().step_by(2).sum::<f32>() / 7.0;
+        assert!(mean.abs() < 1e-6, "training columns are centred: {mean}");
+        assert_eq!(set.to_device(Device::Cpu).size(), [7, 2]);
+        assert_eq!(set.take(2).values, set.values[..4]);
+        assert_eq!(set.select(&[1]).labels, Some(vec![set.labels.as_ref().unwrap()[1]]));
+        let other = Table { columns: vec!["a".into(), "c".into()], ..train.clone() };
+        assert!(VectorSet::new(&other, &spec, &classes).is_err());
+    }
+}

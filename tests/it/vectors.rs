@@ -1,0 +1,397 @@
+//! Numeric vectors end to end on data/shuttle (setup.sh's CSV of the ODDS "shuttle" set),
+//! checked against NumPy, and CSV/.npy files of every broken kind.
+
+use crate::util::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// setup.sh's CSV: V1..V9 and a `class` column, class "High" dropped.
+fn shuttle() -> PathBuf {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/shuttle/shuttle.csv");
+    assert!(file.is_file(), "{} is missing: run scripts/setup.sh", file.display());
+    file
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn vector_train(data: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> =
+        ["train", "--threads", "1", "--device", "cpu"].iter().map(|s| s.to_string()).collect();
+    args.extend(["--data", s(data), "--out", s(out)].map(String::from));
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+/// Runs `code` in the project's Python (NumPy) in `cwd`; its stdout, trimmed.
+fn numpy(cwd: &Path, code: &str) -> String {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    let out = Command::new(python).current_dir(cwd).args(["-c", code]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn shuttle_csv_has_the_odds_counts() {
+    let text = std::fs::read_to_string(shuttle()).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("V1,V2,V3,V4,V5,V6,V7,V8,V9,class"));
+    let classes: Vec<&str> = lines.map(|l| l.rsplit(',').next().unwrap()).collect();
+    assert_eq!(classes.len(), 49_097);
+    assert_eq!(classes.iter().filter(|&&c| c != "Rad.Flow").count(), 3_511);
+    assert!(!classes.contains(&"High"));
+}
+
+/// Unsupervised, as ADBench measures it: train on the training split anomalies and all,
+/// then score the held-out 30%. Every figure ae-tch prints is recomputed with NumPy from
+/// the CSV itself and the rows ae-tch says it used.
+#[test]
+fn shuttle_end_to_end_agrees_with_numpy() {
+    let dir = tempdir();
+    let d = dir.path();
+    let run = d.join("run");
+    let train =
+        ae(d, &vector_train(&shuttle(), &run, &["--label-column", "class", "--epochs", "4"])).ok();
+    assert!(train.stderr.contains("9 features, standard scaling"), "{}", train.stderr);
+    // Without --classes the rows may hold anomalies: the trimmed loss is the default.
+    assert!(train.stderr.contains("--trim 0.2"), "{}", train.stderr);
+    let manifest = read_json(&run.join("model.json"));
+    let input = &manifest["model"]["input"];
+    assert_eq!(input["kind"], "vector");
+    assert_eq!(input["classes"].as_array().unwrap().len(), 6);
+    // Defaults for 9 features: a D-64-32-k net with k = 4.
+    assert_eq!(manifest["model"]["layers"]["hidden"], serde_json::json!([64, 32]));
+    assert_eq!(manifest["model"]["latent"], 4);
+
+    let r = s(&run);
+    let eval = ae(d, &["eval", "--run", r, "--json"]).ok();
+    let eval: serde_json::Value = serde_json::from_str(eval.stdout.trim()).unwrap();
+    assert!(eval.get("psnr_db").is_none() && eval.get("ssim").is_none(), "{eval}");
+    let table = ae(d, &["eval", "--run", r]).ok().stdout;
+    assert!(table.contains("mse per feature") && !table.contains("psnr"), "{table}");
+
+    ae(d, &["encode", "--run", r, "--decode", "-o", "xhat.csv"]).ok();
+    ae(d, &["encode", "--run", r, "-o", "z.csv"]).ok();
+    let header = std::fs::read_to_string(d.join("xhat.csv")).unwrap();
+    assert!(header.starts_with("row,label,V1,V2,"), "{}", &header[..40]);
+    let z = std::fs::read_to_string(d.join("z.csv")).unwrap();
+    assert!(z.starts_with("row,label,z_1,z_2,z_3,z_4\n"), "{}", &z[..40]);
+
+    // NumPy: the test rows are 30% of every class; the scaling is the mean and population
+    // σ of exactly the other rows; eval's MSE is the scaled squared error of x̂.
+    let code = format!(
+        r#"
+import csv, json, numpy as np
+rows = list(csv.reader(open({data:?})))[1:]
+x = np.array([[float(v) for v in r[:9]] for r in rows])
+y = np.array([r[9] for r in rows])
+out = list(csv.reader(open("xhat.csv")))[1:]
+ids = np.array([int(r[0]) for r in out])
+xhat = np.array([[float(v) for v in r[2:]] for r in out])
+assert all(r[1] == y[i] for r, i in zip(out, ids)), "labels joined back"
+for c in set(y):
+    n, t = (y == c).sum(), (y[ids] == c).sum()
+    assert abs(t - 0.3 * n) <= 1, (c, n, t)
+train = np.delete(x, ids, axis=0)
+sc = json.load(open({manifest:?}))["model"]["input"]["scaling"]
+mean, sd = train.mean(0), train.std(0)
+assert np.allclose(sc["offset"], mean, rtol=1e-9) and np.allclose(sc["scale"], sd, rtol=1e-9)
+err = ((x[ids] - mean) / sd - (xhat - mean) / sd) ** 2
+print(len(ids), err.mean(), err.sum(1).mean())
+"#,
+        data = s(&shuttle()),
+        manifest = s(&run.join("model.json")),
+    );
+    let got: Vec<f64> = numpy(d, &code).split(' ').map(|v| v.parse().unwrap()).collect();
+    assert_eq!(got[0], eval["images"].as_f64().unwrap());
+    let (mse, per_row) =
+        (eval["mse"].as_f64().unwrap(), eval["sq_err_per_image"].as_f64().unwrap());
+    assert!((got[1] - mse).abs() < 1e-5 * mse, "NumPy {} against ae-tch {mse}", got[1]);
+    assert!((got[2] - per_row).abs() < 1e-5 * per_row);
+
+    // Anomalies: everything but Rad.Flow. The trimmed loss measured 0.998 after 20 epochs
+    // (3 seeds; 0.78 with the plain mean); Isolation Forest 0.997 (ADBench: 0.9956).
+    let args =
+        ["anomaly", "--run", r, "--normal-classes", "Rad.Flow", "--json", "-o", "scores.csv"];
+    let mut with_explain = args.to_vec();
+    with_explain.extend(["--contamination", "0.07", "--explain", "5"]);
+    let a: serde_json::Value =
+        serde_json::from_str(ae(d, &with_explain).ok().stdout.trim()).unwrap();
+    assert_eq!(a["normal_classes"], serde_json::json!(["Rad.Flow"]));
+    assert!(a["roc_auc"].as_f64().unwrap() > 0.98, "{a}");
+    let forest = a["baselines"]["isolation_forest"]["roc_auc"].as_f64().unwrap();
+    assert!(forest > 0.99, "{a}");
+    assert!(a["baselines"]["pca"]["average_precision"].as_f64().is_some(), "{a}");
+    // --contamination 0.07: the p93 of the training rows' errors, stored in the run.
+    assert_eq!((a["rule"].as_str(), a["parameter"].as_f64()), (Some("contamination"), Some(0.07)));
+    let stored = read_json(&run.join("anomaly.json"));
+    assert_eq!(stored["threshold"], a["threshold"]);
+    assert_eq!(stored["reference_rows"], 34_368);
+    let scores = std::fs::read_to_string(d.join("scores.csv")).unwrap();
+    assert!(scores.starts_with("row,label,score,is_anomaly\n"));
+    assert_eq!(scores.lines().count(), got[0] as usize + 1);
+    // ROC-AUC and average precision recomputed by NumPy from the scores (scikit-learn's
+    // definitions: Mann–Whitney U; Σ ΔRecall·Precision over distinct thresholds), and the
+    // explanation's values against the file itself.
+    let code = format!(
+        r#"
+import csv, numpy as np
+rows = list(csv.reader(open({data:?})))[1:]
+x = np.array([[float(v) for v in r[:9]] for r in rows])
+out = list(csv.reader(open("scores.csv")))[1:]
+s = np.array([float(r[2]) for r in out]); y = np.array([r[1] != "Rad.Flow" for r in out])
+order = np.argsort(s, kind="stable"); ranks = np.empty(len(s))
+u, inv, cnt = np.unique(s, return_inverse=True, return_counts=True)
+ranks = (np.cumsum(cnt) - (cnt - 1) / 2)[inv]
+auc = (ranks[y].sum() - y.sum() * (y.sum() + 1) / 2) / (y.sum() * (~y).sum())
+desc = -u[::-1]; tp = np.cumsum(np.bincount(inv, weights=y)[::-1]); seen = np.cumsum(cnt[::-1])
+recall = tp / y.sum(); prec = tp / seen
+ap = np.sum(np.diff(np.r_[0, recall]) * prec)
+ex = list(csv.reader(open("run/explain.csv")))
+assert ex[0] == ["rank", "row", "label", "score", "feature", "value", "reconstruction", "share"]
+assert len(ex) == 1 + 5 * 9, len(ex)
+top = sorted(s)[::-1][:5]
+for r in ex[1:]:
+    assert abs(float(r[3]) - top[int(r[0]) - 1]) < 1e-9 * top[0]
+    assert float(r[5]) == x[int(r[1]), int(r[4][1:]) - 1], r
+shares = [sum(float(r[7]) for r in ex[1:] if r[0] == str(k)) for k in range(1, 6)]
+assert all(abs(t - 1) < 1e-5 for t in shares), shares
+print(auc, ap)
+"#,
+        data = s(&shuttle()),
+    );
+    let reference: Vec<f64> = numpy(d, &code).split(' ').map(|v| v.parse().unwrap()).collect();
+    assert!((reference[0] - a["roc_auc"].as_f64().unwrap()).abs() < 1e-9, "{reference:?} {a}");
+    let ap = a["average_precision"].as_f64().unwrap();
+    assert!((reference[1] - ap).abs() < 1e-9, "{reference:?} {a}");
+    ae(d, &args).ok();
+    ae(d, &["anomaly", "--run", r, "--normal-classes", "Rad.Flo"])
+        .fails_with(&["unknown class 'Rad.Flo'", "'Rad.Flow'"]);
+
+    // denoise: a CSV in, the same columns out in the file's units, the label column kept;
+    // the rows are the model's reconstructions, as encode --decode writes them.
+    let text = std::fs::read_to_string(shuttle()).unwrap();
+    let head: String = text.lines().take(21).map(|l| format!("{l}\n")).collect();
+    std::fs::write(d.join("few.csv"), head).unwrap();
+    ae(d, &["denoise", "--run", r, "few.csv", "-o", "dn"]).ok();
+    let out = std::fs::read_to_string(d.join("dn/few-denoised.csv")).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!((lines[0], lines.len()), ("V1,V2,V3,V4,V5,V6,V7,V8,V9,class", 21));
+    for (line, original) in lines.iter().zip(text.lines()).skip(1) {
+        assert_eq!(line.rsplit(',').next(), original.rsplit(',').next(), "the label is kept");
+    }
+    let decoded = std::fs::read_to_string(d.join("xhat.csv")).unwrap();
+    let mut matched = 0;
+    for row in decoded.lines().skip(1) {
+        let (i, rest) = row.split_once(',').unwrap();
+        let (label, values) = rest.split_once(',').unwrap();
+        if let Some(line) = lines.get(i.parse::<usize>().unwrap() + 1) {
+            assert_eq!(*line, format!("{values},{label}"));
+            matched += 1;
+        }
+    }
+    assert!(matched > 0, "some of the first 20 rows are test rows");
+    ae(d, &["denoise", "--run", r, "few.csv", "-o", "dn", "--invert", "yes"])
+        .fails_with(&["--invert", "vectors"]);
+
+    // The latent scatter names the classes in its legend.
+    ae(d, &["plot-latent", "--run", r, "-o", "z.svg"]).ok();
+    let svg = std::fs::read_to_string(d.join("z.svg")).unwrap();
+    assert!(svg.contains("Rad.Flow") && svg.contains("Bypass"));
+
+    // Image-only commands say why they cannot.
+    ae(d, &["grid", "--run", r, "-o", "g.png"]).fails_with(&["works on images", "9 features"]);
+    assert!(!d.join("g.png").exists());
+}
+
+/// Semi-supervised: train on the normal class only (no trimming: the rows are named
+/// normal); `anomaly` takes the run's classes as the normal ones. The weights go to
+/// PyTorch and back with the same outputs.
+#[test]
+fn training_on_named_classes_makes_them_the_normal_ones() {
+    let dir = tempdir();
+    let d = dir.path();
+    let run = d.join("normal");
+    let args = ["--label-column", "class", "--classes", "Rad.Flow", "--epochs", "3"];
+    ae(d, &vector_train(&shuttle(), &run, &args)).ok();
+    let manifest = read_json(&run.join("model.json"));
+    assert_eq!(manifest["train"]["classes"].as_array().unwrap().len(), 1);
+    assert!(manifest["train"].get("trim").is_none(), "{}", manifest["train"]);
+    let a = ae(d, &["anomaly", "--run", s(&run), "--json", "--threshold-sigma", "3"]).ok();
+    let a: serde_json::Value = serde_json::from_str(a.stdout.trim()).unwrap();
+    assert_eq!(a["normal_classes"], serde_json::json!(["Rad.Flow"]));
+    // Measured 0.9996 at 20 epochs (2 seeds); chance is 0.5.
+    assert!(a["roc_auc"].as_f64().unwrap() > 0.99, "{a}");
+    assert_eq!(a["rule"], "sigma");
+    assert!(a["precision"].as_f64().unwrap() > 0.5, "{a}");
+
+    // Export → PyTorch (linear output layer) on the scaled test rows; PyTorch's own
+    // weights → import → ae-tch's reconstructions are PyTorch's.
+    let r = s(&run);
+    ae(d, &["export", "--run", r, "-o", "w.safetensors"]).ok();
+    ae(d, &["encode", "--run", r, "--decode", "-o", "xhat.npy"]).ok();
+    let scaled = |name: &str| {
+        format!(
+            r#"
+import csv, json, numpy as np
+sc = json.load(open({manifest:?}))["model"]["input"]["scaling"]
+off, scale = np.array(sc["offset"]), np.array(sc["scale"])
+x = np.array([[float(v) for v in r[:9]] for r in list(csv.reader(open({data:?})))[1:]])
+xh = np.load("{name}.npy"); ids = xh[:, 0].astype(int)
+np.save("in.npy", ((x[ids] - off) / scale).astype(np.float32))
+np.save("{name}-scaled.npy", (xh[:, 2:] - off) / scale)
+"#,
+            manifest = s(&run.join("model.json")),
+            data = s(&shuttle()),
+        )
+    };
+    numpy(d, &scaled("xhat"));
+    let manifest_path = run.join("model.json");
+    let json = s(&manifest_path);
+    let f: Vec<PathBuf> =
+        ["w.safetensors", "xhat-scaled.npy", "in.npy", "t.safetensors", "t.npy", "mine-scaled.npy"]
+            .iter()
+            .map(|n| d.join(n))
+            .collect();
+    let diff = crate::ecosystem::client(&["check", json, s(&f[0]), s(&f[1]), s(&f[2])]);
+    assert!(diff < 1e-4, "PyTorch differs from ae-tch by {diff}");
+    crate::ecosystem::client(&["make", json, s(&f[3]), s(&f[4]), "3", s(&f[2])]);
+    ae(d, &["import", "--config", json, "--from", "t.safetensors", "--out", "imported"]).ok();
+    ae(d, &["encode", "--run", "imported", "--decode", "-o", "mine.npy"]).ok();
+    numpy(d, &scaled("mine"));
+    let diff = crate::ecosystem::client(&["diff", s(&f[5]), s(&f[4])]);
+    assert!(diff < 1e-4, "ae-tch differs from PyTorch by {diff}");
+    ae(
+        d,
+        &vector_train(&shuttle(), &d.join("x"), &["--label-column", "class", "--classes", "High"]),
+    )
+    .fails_with(&["--classes: unknown class 'High'"]);
+}
+
+/// A .npy of float64 rows with integer labels; a constant column is kept, not divided by
+/// zero; `eval --data` reads another file with the run's columns and scaling.
+#[test]
+fn npy_with_labels_and_a_constant_column() {
+    let dir = tempdir();
+    let d = dir.path();
+    numpy(
+        d,
+        r#"
+import numpy as np
+r = np.random.default_rng(0)
+z = r.normal(size=(600, 2))
+x = np.c_[z @ [[1, 2, 0.5], [0.3, -1, 2]], np.full(600, 7.0)]
+y = (z[:, 0] > 1.5).astype(np.int64)
+np.save("x.npy", x); np.save("y.npy", y); np.save("other.npy", x[:50])
+"#,
+    );
+    let run = d.join("run");
+    let args = ["--labels", "y.npy", "--epochs", "30", "--latent", "2"];
+    ae(d, &vector_train(&d.join("x.npy"), &run, &args)).ok();
+    let input = read_json(&run.join("model.json"))["model"]["input"].clone();
+    assert_eq!(input["columns"], serde_json::json!(["x0", "x1", "x2", "x3"]));
+    assert_eq!(input["classes"], serde_json::json!(["0", "1"]));
+    assert_eq!(input["scaling"]["offset"][3], 7.0);
+    assert_eq!(input["scaling"]["scale"][3], 1.0);
+    let eval = ae(d, &["eval", "--run", s(&run), "--json", "--data", "other.npy"]).ok();
+    let eval: serde_json::Value = serde_json::from_str(eval.stdout.trim()).unwrap();
+    assert_eq!(eval["images"], 50);
+    // Rank-2 data: two codes reconstruct it almost exactly, as PCA does (0.011 at 20 epochs).
+    assert!(eval["mse"].as_f64().unwrap() < 0.1 && eval["pca_mse"].as_f64().unwrap() < 1e-6);
+    ae(d, &vector_train(&d.join("x.npy"), &d.join("c"), &["--arch", "conv"])).fails_with(&["conv"]);
+    ae(d, &vector_train(&d.join("x.npy"), &d.join("c"), &["--color", "rgb"]))
+        .fails_with(&["--color"]);
+    ae(d, &quick_train(&mnist(), &d.join("c"), &["--label-column", "class"]))
+        .fails_with(&["--label-column"]);
+}
+
+/// Broken vector files: one clear message naming the file and the place, no run folder.
+#[test]
+fn broken_vector_files_are_refused_with_the_place() {
+    let dir = tempdir();
+    let d = dir.path();
+    let fails = |name: &str, bytes: &[u8], extra: &[&str], needles: &[&str]| {
+        std::fs::write(d.join(name), bytes).unwrap();
+        let out = d.join(format!("run-{name}"));
+        let mut all = vec![name];
+        all.extend_from_slice(needles);
+        ae(d, &vector_train(&d.join(name), &out, extra)).fails_with(&all);
+        assert!(!out.join("model.json").exists() && !out.join("model.ot").exists(), "{name}");
+    };
+    let good = "a,b,y\n1,2,p\n3,4,q\n5,6,p\n7,8,q\n";
+    fails("ragged.csv", b"a,b,c\n1,2,3\n3,4\n", &[], &["line 3", "2 fields", "3"]);
+    fails("cell.csv", b"a,b\n1,2\n3,x7\n", &[], &["line 3", "column 'b'", "x7"]);
+    fails("inf.csv", b"a,b\n1,inf\n3,4\n", &[], &["line 2", "column 'b'", "inf"]);
+    fails(
+        "nan.csv",
+        b"a,b\n1,NaN\n3,\n5,6\n",
+        &[],
+        &["2 missing values in 2 rows", "--missing drop"],
+    );
+    fails("empty.csv", b"", &[], &["empty"]);
+    fails("header.csv", b"a,b\n", &[], &["no data rows"]);
+    fails("one.csv", b"a,b\n1,2\n", &[], &["1 row"]);
+    fails("label.csv", good.as_bytes(), &["--label-column", "z"], &["--label-column", "'z'"]);
+    fails("cols.csv", good.as_bytes(), &["--columns", "a,c"], &["--columns", "'c'"]);
+    fails("text.csv", good.as_bytes(), &[], &["column 'y'", "--label-column"]);
+
+    // --missing drop says how many rows went.
+    std::fs::write(d.join("gaps.csv"), "a,b\n1,NA\n3,4\n5,6\n7,8\n9,1\n2,3\n").unwrap();
+    let run = ae(
+        d,
+        &vector_train(
+            &d.join("gaps.csv"),
+            &d.join("gaps"),
+            &["--missing", "drop", "--epochs", "1"],
+        ),
+    )
+    .ok();
+    assert!(run.stderr.contains("dropped 1 row"), "{}", run.stderr);
+
+    // .npy: the wrong rank, object arrays, a header that promises more than the file has.
+    let npy = |descr: &str, shape: &str, payload: &[u8]| {
+        let mut header =
+            format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+        while (header.len() + 11) % 64 != 0 {
+            header.push(' ');
+        }
+        header.push('\n');
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend((header.len() as u16).to_le_bytes());
+        bytes.extend(header.as_bytes());
+        bytes.extend(payload);
+        bytes
+    };
+    fails("flat.npy", &npy("<f4", "(4,)", &[0; 16]), &[], &["2-D"]);
+    fails("object.npy", &npy("|O", "(2, 2)", &[0; 32]), &[], &["object"]);
+    fails("huge.npy", &npy("<f8", "(100000000000, 1000)", &[0; 64]), &[], &["shape"]);
+    fails("short.npy", &npy("<f8", "(10, 3)", &[0; 64]), &[], &["240 bytes", "64"]);
+}
+
+/// A vector run is deterministic (same seed → the same losses and weights) and one killed
+/// mid-checkpoint resumes to the uninterrupted run, bit for bit: in denoise mode, so the
+/// per-step Gaussian noise (unclamped for scaled features) and the trimmed loss are part
+/// of what must repeat.
+#[test]
+fn vector_runs_repeat_and_resume_exactly() {
+    let dir = tempdir();
+    let d = dir.path();
+    let args = |out: &Path| {
+        let flags = ["--label-column", "class", "--limit", "4000", "--epochs", "3"];
+        let mut flags = flags.to_vec();
+        flags.extend(["--mode", "denoise", "--noise-level", "0.5"]);
+        vector_train(&shuttle(), out, &flags)
+    };
+    let (whole, again, killed) = (d.join("whole"), d.join("again"), d.join("killed"));
+    ae(d, &args(&whole)).ok();
+    ae(d, &args(&again)).ok();
+    crate::resume::assert_same_run(&whole, &again);
+    let out = crate::resume::with_fault(d, &args(&killed), "abort:checkpoint.ot:2");
+    assert_eq!(out.code, None, "killed by a signal");
+    ae(d, &["train", "--resume", s(&killed)]).ok();
+    crate::resume::assert_same_run(&whole, &killed);
+    // Salt-and-pepper noise means nothing for scaled features.
+    let salt = ["--mode", "denoise", "--noise", "salt-pepper"];
+    ae(d, &vector_train(&shuttle(), &d.join("sp"), &salt)).fails_with(&["salt-pepper", "scaled"]);
+}
