@@ -59,12 +59,7 @@ impl ImageSet {
     pub fn concat(&self, other: &ImageSet) -> ImageSet {
         let mut pixels = self.pixels.clone();
         pixels.extend_from_slice(&other.pixels);
-        let labels = self
-            .labels
-            .as_ref()
-            .zip(other.labels.as_ref())
-            .map(|(a, b)| a.iter().chain(b).copied().collect());
-        ImageSet { pixels, labels, spec: self.spec }
+        ImageSet { pixels, labels: join_labels(&self.labels, &other.labels), spec: self.spec }
     }
 
     pub fn len(&self) -> usize {
@@ -129,6 +124,11 @@ impl ImageSet {
             .view([self.len() as i64, self.image_len() as i64])
             .to_device(device)
     }
+}
+
+/// Two sets' labels one after the other; none when either set has none.
+pub fn join_labels(a: &Option<Vec<u8>>, b: &Option<Vec<u8>>) -> Option<Vec<u8>> {
+    a.as_ref().zip(b.as_ref()).map(|(a, b)| a.iter().chain(b).copied().collect())
 }
 
 /// A run's rows, whichever kind of data it trains on.

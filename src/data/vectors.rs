@@ -168,11 +168,7 @@ impl VectorSet {
     pub fn concat(&self, other: &VectorSet) -> VectorSet {
         let mut values = self.values.clone();
         values.extend_from_slice(&other.values);
-        let labels = self
-            .labels
-            .as_ref()
-            .zip(other.labels.as_ref())
-            .map(|(a, b)| a.iter().chain(b).copied().collect());
+        let labels = super::join_labels(&self.labels, &other.labels);
         let ids = self.ids.iter().chain(&other.ids).copied().collect();
         VectorSet { values, labels, ids, width: self.width }
     }
