@@ -28,6 +28,7 @@ pub enum Command {
     Eval(EvalArgs),
     Encode(EncodeArgs),
     Anomaly(AnomalyArgs),
+    Probe(ProbeArgs),
     PlotLatent(PlotLatentArgs),
     Denoise(DenoiseArgs),
     Sample(SampleArgs),
@@ -479,6 +480,41 @@ pub struct AnomalyArgs {
     /// Skip the PCA and Isolation Forest baselines
     #[arg(long)]
     pub no_baselines: bool,
+    /// Print one JSON object instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Which classifiers `probe` fits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProbeMethod {
+    /// multinomial logistic regression on standardised features
+    Logreg,
+    /// k nearest neighbours, L2 distance, majority vote
+    Knn,
+    Both,
+}
+
+/// How much of the labels the codes carry: logistic regression and k-NN fitted on the
+/// training split's codes and scored on the test split, beside the raw values and PCA
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    ae-tch probe --run runs/demo\n  \
+    ae-tch probe --run runs/demo --labels-per-class 100 --json")]
+pub struct ProbeArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Data folder or vector file [default: the one the run was trained on]
+    #[arg(long, value_name = "DIR|FILE")]
+    pub data: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = ProbeMethod::Both)]
+    pub method: ProbeMethod,
+    /// Fit on only this many labelled training rows of each class (a seeded choice)
+    #[arg(long, value_name = "N")]
+    pub labels_per_class: Option<usize>,
+    /// Seed of the validation slice (which chooses λ and k) and of --labels-per-class
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
     /// Print one JSON object instead of a table
     #[arg(long)]
     pub json: bool,

@@ -12,6 +12,7 @@ pub mod grid;
 pub mod interpolate;
 pub mod plot_latent;
 pub mod plot_loss;
+pub mod probe;
 pub mod report;
 pub mod sample;
 pub mod train;
@@ -48,6 +49,7 @@ pub fn dispatch(command: Command, matches: &clap::ArgMatches) -> Result<()> {
         Command::Eval(args) => eval::run(args),
         Command::Encode(args) => encode::run(args),
         Command::Anomaly(args) => anomaly::run(args),
+        Command::Probe(args) => probe::run(args),
         Command::PlotLatent(args) => plot_latent::run(args),
         Command::Denoise(args) => denoise::run(args),
         Command::Sample(args) => sample::run(args),

@@ -4,6 +4,7 @@
 pub mod detection;
 pub mod iforest;
 pub mod pca;
+pub mod probe;
 pub mod ssim;
 
 use crate::config::{Loss, ModelConfig, TrainConfig};

@@ -135,3 +135,38 @@ fn anomaly_detection_finds_a_held_out_digit() {
     ae(dir.path(), &quick_train(&mnist(), &dir.path().join("x"), &["--classes", "3,11"]))
         .fails_with(&["--classes: unknown class 11", "[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]"]);
 }
+
+/// `probe`: logistic regression and k-NN on the codes, the raw pixels and PCA with the same
+/// k, all well above chance (0.1), repeatable with a seed; `--labels-per-class` keeps that
+/// many labelled rows of each digit; a run without labels and too many labels per class
+/// are refused by name.
+#[test]
+fn probe_scores_codes_beside_raw_pixels_and_pca() {
+    let dir = tempdir();
+    let d = dir.path();
+    ae(d, &quick_train(&mnist(), &d.join("run"), &[])).ok();
+    let args = ["probe", "--run", "run", "--json", "--labels-per-class", "50", "--threads", "1"];
+    let first = ae(d, &args).ok().stdout;
+    let p: serde_json::Value = serde_json::from_str(first.trim()).unwrap();
+    assert_eq!((p["train_rows"].as_u64(), p["test_rows"].as_u64()), (Some(500), Some(2000)));
+    let rows = p["rows"].as_array().unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["features"].as_str().unwrap()).collect();
+    assert_eq!(names, ["raw pixels", "PCA, same k", "autoencoder code"]);
+    assert_eq!(rows[2]["dims"], 16);
+    for r in rows {
+        for method in ["logreg", "knn"] {
+            let acc = r[method]["accuracy"].as_f64().unwrap();
+            assert!(acc > 0.6, "{method} on {}: {acc}", r["features"]);
+        }
+    }
+    assert_eq!(ae(d, &args).ok().stdout, first, "same seed, same figures");
+    ae(d, &["probe", "--run", "run", "--labels-per-class", "5000"])
+        .fails_with(&["--labels-per-class 5000", "has only"]);
+
+    let csv: String = std::iter::once("a,b,c\n".to_string())
+        .chain((0..60).map(|i| format!("{},{},{}\n", i % 7, i % 5, i % 3)))
+        .collect();
+    std::fs::write(d.join("plain.csv"), csv).unwrap();
+    ae(d, &["train", "--data", "plain.csv", "--out", "v", "--epochs", "1", "--threads", "1"]).ok();
+    ae(d, &["probe", "--run", "v"]).fails_with(&["probe needs labels"]);
+}
