@@ -512,6 +512,9 @@ pub struct ProbeArgs {
     /// Fit on only this many labelled training rows of each class (a seeded choice)
     #[arg(long, value_name = "N")]
     pub labels_per_class: Option<usize>,
+    /// The confusion matrix of the logistic regression on the codes, .png or .svg
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
     /// Seed of the validation slice (which chooses λ and k) and of --labels-per-class
     #[arg(long, default_value_t = 0)]
     pub seed: u64,

@@ -5,6 +5,8 @@
 use crate::cli::{ProbeArgs, ProbeMethod};
 use crate::data::{Rows, Split};
 use crate::metrics::probe::{self, ProbeData, Score};
+use crate::plot;
+use crate::run_store::write_atomic;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use tch::{Device, Kind, Tensor};
@@ -77,7 +79,13 @@ pub fn run(args: ProbeArgs) -> Result<()> {
         ),
         ("autoencoder code", codes(&x_train), codes(&x_test)),
     ];
+    let plot_format = args.plot.as_deref().map(plot::Format::from_path).transpose()?;
+    let want = |m: ProbeMethod| args.method == m || args.method == ProbeMethod::Both;
+    if plot_format.is_some() && !want(ProbeMethod::Logreg) {
+        bail!("--plot draws the logistic regression's confusion matrix: drop --method knn");
+    }
     let mut rows = Vec::new();
+    let mut predicted = None;
     for (features, tr, te) in &sets {
         let d = ProbeData {
             train: tr,
@@ -86,13 +94,22 @@ pub fn run(args: ProbeArgs) -> Result<()> {
             test_labels: &y_test,
             classes,
         };
-        let want = |m: ProbeMethod| args.method == m || args.method == ProbeMethod::Both;
+        let logreg = want(ProbeMethod::Logreg).then(|| probe::logistic_regression(&d, args.seed));
         rows.push(Row {
             features,
             dims: tr.size()[1],
-            logreg: want(ProbeMethod::Logreg).then(|| probe::logistic_regression(&d, args.seed)),
+            logreg: logreg.as_ref().map(|l| l.0),
             knn: want(ProbeMethod::Knn).then(|| probe::knn(&d, args.seed)),
         });
+        // The last set is the codes: its predictions make the confusion matrix.
+        predicted = logreg.map(|l| l.1);
+    }
+    if let (Some(path), Some(format), Some(predicted)) = (&args.plot, plot_format, &predicted) {
+        let counts = probe::confusion(&y_test, predicted, classes);
+        let input = &loaded.manifest.model.input;
+        let names: Vec<String> = (0..classes).map(|c| input.class_name(c as u8)).collect();
+        let title = "logistic regression on the autoencoder's codes: test rows";
+        write_atomic(path, &plot::confusion_matrix(&counts, &names, title, format)?)?;
     }
     let report = Report {
         train_rows: kept.len(),

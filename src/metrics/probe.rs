@@ -67,8 +67,9 @@ fn logreg_predict(x: &Tensor, (w, b, norm): &(Tensor, Tensor, Tensor)) -> Tensor
     (xs.matmul(w) + b).argmax(1, false)
 }
 
-/// Logistic regression: λ chosen on the validation slice, then refitted on every row.
-pub fn logistic_regression(d: &ProbeData, seed: u64) -> Score {
+/// Logistic regression: λ chosen on the validation slice, then refitted on every row; the
+/// test accuracy and the predicted class of every test row.
+pub fn logistic_regression(d: &ProbeData, seed: u64) -> (Score, Tensor) {
     let (fit, val) = holdout(d.train.size()[0], seed);
     let (xf, yf) = (d.train.index_select(0, &fit), d.train_labels.index_select(0, &fit));
     let (xv, yv) = (d.train.index_select(0, &val), d.train_labels.index_select(0, &val));
@@ -81,7 +82,7 @@ pub fn logistic_regression(d: &ProbeData, seed: u64) -> Score {
         .fold((f64::MIN, L2_GRID[0]), |a, b| if b.0 > a.0 { b } else { a });
     let model = fit_logreg(d.train, d.train_labels, d.classes, best.1);
     let predicted = tch::no_grad(|| logreg_predict(d.test, &model));
-    Score { accuracy: accuracy(&predicted, d.test_labels), setting: best.1 }
+    (Score { accuracy: accuracy(&predicted, d.test_labels), setting: best.1 }, predicted)
 }
 
 /// The labels of the `k` nearest (L2) rows of `reference` for each row of `query`:
@@ -142,6 +143,12 @@ pub fn knn(d: &ProbeData, seed: u64) -> Score {
     Score { accuracy: accuracy(&vote(&neigh, k, d.classes), d.test_labels), setting: k as f64 }
 }
 
+/// `counts[t * classes + p]`: test rows of true class `t` predicted as `p`.
+pub fn confusion(truth: &Tensor, predicted: &Tensor, classes: i64) -> Vec<u64> {
+    let cells = (truth * classes + predicted).bincount::<Tensor>(None, classes * classes);
+    Vec::<i64>::try_from(cells).unwrap_or_default().into_iter().map(|c| c as u64).collect()
+}
+
 /// Keeps `per_class` training rows of every class (a seeded choice); refuses a class
 /// with fewer rows.
 pub fn labels_per_class(labels: &[u8], per_class: usize, seed: u64) -> Result<Vec<usize>> {
@@ -185,14 +192,21 @@ mod tests {
         let (xs, ys) = (x.narrow(0, 200, 100), y.narrow(0, 200, 100));
         let d =
             ProbeData { train: &xt, train_labels: &yt, test: &xs, test_labels: &ys, classes: 3 };
-        let (lr, nn) = (logistic_regression(&d, 1), knn(&d, 1));
+        let (lr, nn) = (logistic_regression(&d, 1).0, knn(&d, 1));
         assert!(lr.accuracy > 0.9 && nn.accuracy > 0.9, "{lr:?} {nn:?}");
-        assert_eq!(lr, logistic_regression(&d, 1));
+        assert_eq!(lr, logistic_regression(&d, 1).0);
         assert_eq!(nn, knn(&d, 1));
         // Shuffled labels carry nothing: near chance (1/3).
         let shuffled = yt.index_select(0, &Tensor::randperm(200, (Kind::Int64, Device::Cpu)));
         let d = ProbeData { train_labels: &shuffled, ..d };
         assert!(knn(&d, 1).accuracy < 0.55);
+    }
+
+    #[test]
+    fn confusion_counts_true_rows_against_predicted_columns() {
+        let truth = Tensor::from_slice(&[0i64, 0, 1, 2, 2]);
+        let predicted = Tensor::from_slice(&[0i64, 1, 1, 2, 0]);
+        assert_eq!(confusion(&truth, &predicted, 3), [1, 1, 0, 0, 1, 0, 1, 0, 1]);
     }
 
     #[test]

@@ -160,6 +160,9 @@ fn probe_scores_codes_beside_raw_pixels_and_pca() {
         }
     }
     assert_eq!(ae(d, &args).ok().stdout, first, "same seed, same figures");
+    ae(d, &["probe", "--run", "run", "--method", "logreg", "--plot", "cm.svg"]).ok();
+    let svg = std::fs::read_to_string(d.join("cm.svg")).unwrap();
+    assert!(svg.contains("predicted") && svg.matches("<rect").count() >= 100, "10 × 10 cells");
     ae(d, &["probe", "--run", "run", "--labels-per-class", "5000"])
         .fails_with(&["--labels-per-class 5000", "has only"]);
 
