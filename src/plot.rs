@@ -261,6 +261,29 @@ impl LossChart<'_> {
     }
 }
 
+/// Tableau's ten categorical colours (Tableau 10, 2016 revision): ten hues told apart at a
+/// glance, for the first ten classes; more classes continue with plotters' Palette99.
+const CATEGORICAL: [RGBColor; 10] = [
+    RGBColor(0x4e, 0x79, 0xa7),
+    RGBColor(0xf2, 0x8e, 0x2b),
+    RGBColor(0xe1, 0x57, 0x59),
+    RGBColor(0x76, 0xb7, 0xb2),
+    RGBColor(0x59, 0xa1, 0x4f),
+    RGBColor(0xed, 0xc9, 0x48),
+    RGBColor(0xb0, 0x7a, 0xa1),
+    RGBColor(0xff, 0x9d, 0xa7),
+    RGBColor(0x9c, 0x75, 0x5f),
+    RGBColor(0xba, 0xb0, 0xac),
+];
+
+/// The colour of class `c` in scatter plots.
+fn class_colour(c: usize) -> RGBAColor {
+    match CATEGORICAL.get(c) {
+        Some(colour) => colour.to_rgba(),
+        None => Palette99::pick(c).to_rgba(),
+    }
+}
+
 /// 2-D points coloured by label.
 struct Scatter<'a> {
     points: &'a [(f64, f64)],
@@ -329,7 +352,7 @@ impl Figure for Scatter<'_> {
         classes.sort_unstable();
         classes.dedup();
         for class in classes {
-            let color = Palette99::pick(class.map_or(0, |c| c as usize)).to_rgba();
+            let color = class_colour(class.map_or(0, |c| c as usize));
             let members =
                 self.points.iter().enumerate().filter(|(i, _)| match (class, self.labels) {
                     (Some(c), Some(l)) => l[*i] == c,
