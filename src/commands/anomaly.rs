@@ -245,11 +245,13 @@ pub fn run(args: AnomalyArgs) -> Result<()> {
         reference_rows: reference.len(),
         ae_tch_version: env!("CARGO_PKG_VERSION"),
     };
-    write_atomic(
-        &loaded.run.file(THRESHOLD_FILE),
-        (serde_json::to_string_pretty(&stored)? + "\n").as_bytes(),
-    )
-    .context("storing the threshold in the run folder")?;
+    // A run folder the user cannot write (shared, read-only) still scores: storing the
+    // threshold is a record, not the result.
+    let record = loaded.run.file(THRESHOLD_FILE);
+    let text = serde_json::to_string_pretty(&stored)? + "\n";
+    if let Err(e) = write_atomic(&record, text.as_bytes()) {
+        crate::note(format_args!("note: the threshold was not stored ({e:#})"));
+    }
     if let Some(path) = &args.output {
         let names: Option<Vec<String>> =
             images.labels().map(|l| l.iter().map(|&c| input.class_name(c)).collect());

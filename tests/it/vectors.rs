@@ -166,6 +166,10 @@ print(auc, ap)
     let ap = a["average_precision"].as_f64().unwrap();
     assert!((reference[1] - ap).abs() < 1e-9, "{reference:?} {a}");
     ae(d, &args).ok();
+    // A run folder that cannot be written still scores; only the record is skipped.
+    let out = crate::resume::with_fault(d, &args.map(String::from), "enospc:anomaly.json");
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stderr.contains("the threshold was not stored"), "{}", out.stderr);
     ae(d, &["anomaly", "--run", r, "--normal-classes", "Rad.Flo"])
         .fails_with(&["unknown class 'Rad.Flo'", "'Rad.Flow'"]);
 
