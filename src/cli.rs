@@ -29,6 +29,7 @@ pub enum Command {
     Encode(EncodeArgs),
     Anomaly(AnomalyArgs),
     Probe(ProbeArgs),
+    Finetune(FinetuneArgs),
     PlotLatent(PlotLatentArgs),
     Denoise(DenoiseArgs),
     Sample(SampleArgs),
@@ -523,6 +524,65 @@ pub struct ProbeArgs {
     pub json: bool,
 }
 
+/// Train a classifier on a trained autoencoder's encoder: a linear head from the code to
+/// the classes, cross-entropy on the labelled rows, early stopping on a labelled
+/// validation slice. Writes a run folder (model.ot, model.json, metrics.csv, loss.png,
+/// confusion.png) that `eval` and `export` read.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    ae-tch finetune --run runs/demo --out runs/clf --labels-per-class 100\n  \
+    ae-tch finetune --run runs/demo --out runs/clf-scratch --labels-per-class 100 --from-scratch\n  \
+    ae-tch finetune --resume runs/clf")]
+pub struct FinetuneArgs {
+    /// Autoencoder run folder: its encoder, data and train/validation split
+    #[arg(long = "run", value_name = "RUN_DIR", required_unless_present = "resume")]
+    pub run: Option<PathBuf>,
+    /// Folder for the classifier run
+    #[arg(long, value_name = "CLF_DIR", required_unless_present = "resume")]
+    pub out: Option<PathBuf>,
+    /// Continue the classifier run in this folder from its checkpoint
+    #[arg(long, value_name = "CLF_DIR", conflicts_with_all = ["run", "out", "labels_per_class", "freeze_encoder", "from_scratch", "lr", "batch_size", "patience", "weight_decay", "seed"])]
+    pub resume: Option<PathBuf>,
+    /// Labelled rows per class, a seeded choice from the training split; a fifth of them
+    /// (at least one) are the validation slice [default: the whole training and
+    /// validation splits]
+    #[arg(long, value_name = "N")]
+    pub labels_per_class: Option<usize>,
+    /// Train only the head; the encoder keeps the autoencoder's weights
+    #[arg(long)]
+    pub freeze_encoder: bool,
+    /// Start the encoder from fresh random weights instead (the baseline: the identical
+    /// network and labels without pretraining)
+    #[arg(long)]
+    pub from_scratch: bool,
+    /// Epochs at most (an epoch is at least 3,200 rows: a smaller labelled set is
+    /// repeated) [default: 50; with --resume, the run's own]
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    #[arg(long, default_value_t = config::FINETUNE_LR)]
+    pub lr: f64,
+    #[arg(long, default_value_t = config::FINETUNE_BATCH_SIZE)]
+    pub batch_size: usize,
+    /// Stop after this many epochs without a lower validation loss (the best weights are
+    /// kept)
+    #[arg(long, default_value_t = config::FINETUNE_PATIENCE, value_name = "EPOCHS")]
+    pub patience: usize,
+    /// AdamW's decoupled weight decay
+    #[arg(long, default_value_t = 0.0)]
+    pub weight_decay: f64,
+    /// Seed of the head's initialisation, the labelled rows and the batch order
+    #[arg(long, default_value_t = config::DEFAULT_SEED)]
+    pub seed: u64,
+    /// Replace a classifier run already in --out
+    #[arg(long)]
+    pub force: bool,
+    /// Print model.json instead of a summary
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
 /// Scatter the test images' latent codes, coloured by label (PCA to 2-D when k > 2); for
 /// k = 2 also decode a lattice of codes into images (`--manifold`).
 #[derive(Debug, Args)]
@@ -543,6 +603,27 @@ pub struct PlotLatentArgs {
     /// Lattice points per axis of the manifold
     #[arg(long, default_value_t = 15, value_name = "N")]
     pub steps: usize,
+    /// How codes with k > 2 come down to 2-D: pca (linear, every test row) or tsne
+    /// (neighbours kept together, on a seeded sample of --points rows)
+    #[arg(long, value_enum, default_value_t = LatentMethod::Pca)]
+    pub method: LatentMethod,
+    /// t-SNE: rows embedded (a seeded choice among the test rows; the cost grows with
+    /// the square)
+    #[arg(long, default_value_t = 2000, value_name = "N")]
+    pub points: usize,
+    /// t-SNE: the effective number of neighbours of each point
+    #[arg(long, default_value_t = 30.0)]
+    pub perplexity: f64,
+    /// t-SNE: seed of the sample and of the initial layout
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// Projections of the codes to 2-D.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LatentMethod {
+    Pca,
+    Tsne,
 }
 
 /// Whether to flip an image's brightness before the model sees it.

@@ -37,6 +37,11 @@ pub const DEFAULT_EPOCHS: usize = 20;
 pub const DEFAULT_BATCH_SIZE: usize = 64;
 pub const DEFAULT_LR: f64 = 3e-3;
 pub const DEFAULT_SEED: u64 = 42;
+/// `finetune`'s defaults: Adam at a constant rate, stopped early on the validation loss.
+pub const FINETUNE_EPOCHS: usize = 50;
+pub const FINETUNE_LR: f64 = 1e-3;
+pub const FINETUNE_BATCH_SIZE: usize = 64;
+pub const FINETUNE_PATIENCE: usize = 5;
 pub const DEFAULT_VAL_FRACTION: f64 = 0.1;
 /// `--trim` for vector data trained without `--classes` (so possibly with anomalies among
 /// its rows): on data/shuttle, unsupervised, 20 epochs, 3 seeds, ROC-AUC 0.998 against
@@ -492,6 +497,38 @@ pub struct ModelConfig {
     /// The encoder gives μ and log σ² and the code is sampled from them (a VAE).
     #[serde(default)]
     pub variational: bool,
+    /// A classifier (`finetune`): the encoder followed by a linear layer from the code to
+    /// one logit per class, in place of the decoder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<Head>,
+}
+
+/// The classification head of a `finetune` run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Head {
+    /// Class names, in label-code order (one logit each).
+    pub classes: Vec<String>,
+}
+
+/// How a classifier run (`finetune`) started and chose its labelled rows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Finetune {
+    /// The autoencoder run whose architecture and data the classifier takes, and (unless
+    /// `from_scratch`) whose encoder weights it starts from.
+    pub run: std::path::PathBuf,
+    /// The encoder was freshly initialised instead (`--from-scratch`).
+    #[serde(default)]
+    pub from_scratch: bool,
+    /// Only the head trained; the encoder kept its starting weights.
+    #[serde(default)]
+    pub freeze_encoder: bool,
+    /// Labelled rows per class (`--labels-per-class`), a fifth of them (at least one) the
+    /// validation slice; absent: the run's whole training and validation splits.
+    #[serde(default)]
+    pub labels_per_class: Option<usize>,
+    /// The autoencoder run's seed, which drew its train/validation (and vector test)
+    /// split: the classifier sees the same rows in the same roles.
+    pub split_seed: u64,
 }
 
 /// The CLI's defaults: an MLP for 28×28 grayscale images.
@@ -503,6 +540,7 @@ impl Default for ModelConfig {
             latent: DEFAULT_LATENT,
             activation: Activation::Relu,
             variational: false,
+            head: None,
         }
     }
 }
@@ -574,6 +612,16 @@ impl ModelConfig {
     /// network too large to allocate.
     pub fn parameter_count(&self) -> i64 {
         let dense = |i: i64, o: i64| i * o + o;
+        let (encoder, decoder) = self.part_counts();
+        match &self.head {
+            Some(head) => encoder + dense(self.latent, head.classes.len() as i64),
+            None => encoder + decoder,
+        }
+    }
+
+    /// Parameters of the encoder and of the decoder.
+    fn part_counts(&self) -> (i64, i64) {
+        let dense = |i: i64, o: i64| i * o + o;
         match &self.layers {
             Layers::Conv(conv) => {
                 let channels = &conv.channels;
@@ -594,7 +642,19 @@ impl ModelConfig {
                     .sum();
                 let norms: i64 = channels.iter().map(|&c| norm(c)).sum::<i64>()
                     + chans[1..chans.len() - 1].iter().map(|&c| norm(c)).sum::<i64>();
-                levels + norms + dense(flat, self.encoder_out()) + dense(self.latent, flat)
+                // Encoder: each level's down conv, its norm and its blocks; the decoder has
+                // the rest.
+                let encoder: i64 = chans
+                    .windows(2)
+                    .map(|c| {
+                        let block = 2 * (conv3(c[1], c[1]) + norm(c[1]));
+                        conv3(c[0], c[1]) + conv.blocks as i64 * block + norm(c[1])
+                    })
+                    .sum::<i64>()
+                    + dense(flat, self.encoder_out());
+                let total =
+                    levels + norms + dense(flat, self.encoder_out()) + dense(self.latent, flat);
+                (encoder, total - encoder)
             }
             Layers::Mlp { tied_weights, .. } => {
                 let w = self.encoder_widths();
@@ -606,7 +666,7 @@ impl ModelConfig {
                 } else {
                     w.windows(2).map(|p| dense(p[1], p[0])).sum()
                 };
-                encoder + decoder
+                (encoder, decoder)
             }
         }
     }
@@ -761,6 +821,20 @@ pub struct TrainConfig {
     /// Format of the saved weights.
     #[serde(default)]
     pub format: WeightsFormat,
+    /// Classifier runs: how the labelled rows were chosen and the encoder started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finetune: Option<Finetune>,
+}
+
+impl TrainConfig {
+    /// The settings that choose a run's rows (split seed included): a classifier's are
+    /// its autoencoder run's.
+    pub fn data_selection(&self) -> TrainConfig {
+        match &self.finetune {
+            Some(f) => TrainConfig { seed: f.split_seed, finetune: None, ..self.clone() },
+            None => self.clone(),
+        }
+    }
 }
 
 fn one() -> usize {
@@ -796,6 +870,7 @@ impl Default for TrainConfig {
             precision: Precision::Fp32,
             checkpoint_every: 1,
             format: WeightsFormat::Ot,
+            finetune: None,
         }
     }
 }

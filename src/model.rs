@@ -34,12 +34,12 @@ impl Autoencoder {
     /// Builds the network's variables under `vs / "encoder"` and `vs / "decoder"`.
     /// `config` must have passed `ModelConfig::validate`.
     pub fn new(vs: &nn::Path, config: &ModelConfig) -> Self {
-        let (encoder, decoder) = match &config.layers {
-            Layers::Conv(conv) => (
-                conv_encoder(&(vs / "encoder"), config, conv),
-                conv_decoder(&(vs / "decoder"), config, conv),
-            ),
-            Layers::Mlp { tied_weights, .. } => mlp(vs, config, *tied_weights),
+        let (encoder, weights) = encoder(vs, config);
+        let decoder = match &config.layers {
+            Layers::Conv(conv) => conv_decoder(&(vs / "decoder"), config, conv),
+            Layers::Mlp { tied_weights, .. } => {
+                mlp_decoder(vs, config, tied_weights.then_some(weights))
+            }
         };
         Autoencoder {
             encoder,
@@ -80,6 +80,53 @@ impl Autoencoder {
                 .mean(Kind::Float)
                 / x.size()[1] as f64;
         TrainOutput { reconstruction: self.decode(&z), z, kl: Some(kl) }
+    }
+}
+
+/// A classifier (`finetune`): an autoencoder's encoder, then a linear layer from the code
+/// (μ for a VAE) to one logit per class. The encoder's variables have the autoencoder's
+/// names, so a trained autoencoder's encoder loads into it as it is.
+#[derive(Debug)]
+pub struct Classifier {
+    pub encoder: nn::Sequential,
+    pub head: nn::Linear,
+    pub variational: bool,
+    pub latent: i64,
+    pub config: ModelConfig,
+}
+
+impl Classifier {
+    /// Builds the encoder under `vs / "encoder"` and the head under `vs / "head"`, in that
+    /// order (the optimiser's flat buffer holds the encoder first). `config.head` must be
+    /// set.
+    pub fn new(vs: &nn::Path, config: &ModelConfig) -> Self {
+        let classes = config.head.as_ref().map_or(1, |h| h.classes.len() as i64);
+        let (encoder, _) = encoder(vs, config);
+        let head = linear(vs / "head", config.latent, classes);
+        Classifier {
+            encoder,
+            head,
+            variational: config.variational,
+            latent: config.latent,
+            config: config.clone(),
+        }
+    }
+
+    /// `x`: `[N, C*H*W]` → code `[N, latent]` (μ for a VAE).
+    pub fn encode(&self, x: &Tensor) -> Tensor {
+        let out = self.encoder.forward(x);
+        if self.variational {
+            out.narrow(1, 0, self.latent)
+        } else {
+            out
+        }
+    }
+}
+
+impl Module for Classifier {
+    /// `x`: `[N, C*H*W]` → logits `[N, classes]`.
+    fn forward(&self, x: &Tensor) -> Tensor {
+        self.head.forward(&self.encode(x))
     }
 }
 
@@ -128,9 +175,9 @@ impl<'a> Builder<'a> {
     }
 }
 
-/// Fully connected encoder and mirrored decoder; with tied weights the decoder multiplies
-/// by the encoder's weights transposed and owns only its biases.
-fn mlp(vs: &nn::Path, config: &ModelConfig, tied: bool) -> (nn::Sequential, nn::Sequential) {
+/// The MLP encoder `[C*H*W] → hidden.. → code` (ReLU-style activations between layers,
+/// none after the last), and its weight matrices for a tied decoder.
+fn mlp_encoder(vs: &nn::Path, config: &ModelConfig) -> (nn::Sequential, Vec<Tensor>) {
     let act = config.activation;
     let mut widths = config.encoder_widths();
     let last = widths.len() - 1;
@@ -148,19 +195,28 @@ fn mlp(vs: &nn::Path, config: &ModelConfig, tied: bool) -> (nn::Sequential, nn::
             enc = enc.func(move |x| activate(act, x));
         }
     }
-    widths[last] = config.latent;
+    (enc.seq, weights)
+}
+
+/// The MLP decoder, the encoder's widths reversed; `tied`: the encoder's weight matrices,
+/// transposed, with biases of its own.
+fn mlp_decoder(vs: &nn::Path, config: &ModelConfig, tied: Option<Vec<Tensor>>) -> nn::Sequential {
+    let act = config.activation;
+    let widths = config.encoder_widths();
+    let last = widths.len() - 1;
     let mut dec = Builder::new(vs / "decoder");
     let reversed: Vec<i64> = widths.iter().rev().copied().collect();
     for (i, pair) in reversed.windows(2).enumerate() {
         let (fan_in, fan_out) = (pair[0], pair[1]);
-        dec = if tied {
-            let w = weights[last - 1 - i].shallow_clone(); // [fan_in, fan_out] of the encoder layer
-            dec.layer(|p| {
-                let b = p.zeros("bias", &[fan_out]);
-                nn::func(move |x| x.matmul(&w) + &b)
-            })
-        } else {
-            dec.layer(|p| linear(p, fan_in, fan_out))
+        dec = match &tied {
+            Some(weights) => {
+                let w = weights[last - 1 - i].shallow_clone(); // [fan_in, fan_out] of the encoder layer
+                dec.layer(|p| {
+                    let b = p.zeros("bias", &[fan_out]);
+                    nn::func(move |x| x.matmul(&w) + &b)
+                })
+            }
+            None => dec.layer(|p| linear(p, fan_in, fan_out)),
         };
         dec = if i + 1 < last {
             dec.func(move |x| activate(act, x))
@@ -170,7 +226,15 @@ fn mlp(vs: &nn::Path, config: &ModelConfig, tied: bool) -> (nn::Sequential, nn::
             dec // scaled features are unbounded: a linear output layer
         };
     }
-    (enc.seq, dec.seq)
+    dec.seq
+}
+
+/// The encoder of `config`'s layers, under `vs / "encoder"`.
+fn encoder(vs: &nn::Path, config: &ModelConfig) -> (nn::Sequential, Vec<Tensor>) {
+    match &config.layers {
+        Layers::Conv(conv) => (conv_encoder(&(vs / "encoder"), config, conv), Vec::new()),
+        Layers::Mlp { .. } => mlp_encoder(vs, config),
+    }
 }
 
 /// Re-draws every weight matrix or kernel, and the bias beside it, uniformly in ±1/√fan_in with
@@ -383,6 +447,39 @@ mod tests {
                 assert_eq!(t.kl.is_some(), variational);
                 let params: i64 = vs.variables().values().map(|v| v.numel() as i64).sum();
                 assert_eq!(params, cfg.parameter_count(), "{arch}");
+            }
+        }
+    }
+
+    /// A classifier is the autoencoder's encoder (same names, same sizes) and a head of
+    /// `classes` logits; its parameter count is what the config says.
+    #[test]
+    fn classifier_is_the_encoder_and_a_head() {
+        let _rng = crate::rng_lock();
+        let x = Tensor::rand([5, 784], (Kind::Float, Device::Cpu));
+        let head = Some(crate::config::Head { classes: vec!["a".into(), "b".into(), "c".into()] });
+        for base in [config(vec![256, 64]), conv(vec![32, 64])] {
+            for variational in [false, true] {
+                let ae_cfg = ModelConfig { variational, ..base.clone() };
+                let cfg = ModelConfig { head: head.clone(), ..ae_cfg.clone() };
+                let (ae_vs, vs) = (nn::VarStore::new(Device::Cpu), nn::VarStore::new(Device::Cpu));
+                Autoencoder::new(&ae_vs.root(), &ae_cfg);
+                let clf = Classifier::new(&vs.root(), &cfg);
+                assert_eq!(clf.encode(&x).size(), vec![5, 16]);
+                assert_eq!(clf.forward(&x).size(), vec![5, 3]);
+                let shapes = |vs: &nn::VarStore, prefix: &str| {
+                    let mut v: Vec<_> = vs
+                        .variables()
+                        .into_iter()
+                        .filter(|(n, _)| n.starts_with(prefix))
+                        .map(|(n, t)| (n, t.size()))
+                        .collect();
+                    v.sort();
+                    v
+                };
+                assert_eq!(shapes(&vs, "encoder."), shapes(&ae_vs, "encoder."));
+                let params: i64 = vs.variables().values().map(|v| v.numel() as i64).sum();
+                assert_eq!(params, cfg.parameter_count(), "{}", cfg.arch_name());
             }
         }
     }

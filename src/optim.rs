@@ -30,6 +30,8 @@ pub struct FlatAdam {
     beta2: f64,
     eps: f64,
     weight_decay: f64,
+    /// The first this many parameters are held fixed (`freeze_first`).
+    frozen: i64,
 }
 
 impl FlatAdam {
@@ -63,7 +65,15 @@ impl FlatAdam {
             beta2: 0.999,
             eps: 1e-8,
             weight_decay,
+            frozen: 0,
         }
+    }
+
+    /// Holds the first `n` parameters of the flat buffer (the variables created first)
+    /// fixed: updates, weight decay included, touch only the rest. Their gradients may be
+    /// left uncomputed (variables without `requires_grad`).
+    pub fn freeze_first(&mut self, n: i64) {
+        self.frozen = n.clamp(0, self.len());
     }
 
     /// Number of scalar parameters.
@@ -133,7 +143,16 @@ impl FlatAdam {
         }
         loss.backward();
         tch::no_grad(|| {
-            let grads: Vec<Tensor> = self.params.iter().map(|p| p.grad().reshape([-1])).collect();
+            // A variable the loss does not reach (or one frozen without gradients) has no
+            // gradient: its slot is zero.
+            let grads: Vec<Tensor> = self
+                .params
+                .iter()
+                .map(|p| match p.grad() {
+                    g if g.defined() => g.reshape([-1]),
+                    _ => p.zeros_like().reshape([-1]),
+                })
+                .collect();
             let _ = Tensor::cat_out(&self.grad, &grads, 0);
         });
     }
@@ -170,37 +189,41 @@ impl FlatAdam {
             bc1: 1.0 - self.beta1.powi(self.step as i32),
             bc2: 1.0 - self.beta2.powi(self.step as i32),
         };
+        let f = self.frozen as usize;
         if self.host {
             // SAFETY: the four buffers are distinct allocations owned by this optimiser; no
             // libtorch operation runs while the slices live.
             unsafe {
-                let g = host::f32_mut(&self.grad);
+                let g = &host::f32_mut(&self.grad)[f..];
                 let scale = clip.zip(norm).map_or(1.0, |(max, n)| clip_scale(n, max));
                 let (p, m, v) =
                     (host::f32_mut(&self.flat), host::f32_mut(&self.m), host::f32_mut(&self.v));
-                adamw_host(p, g, m, v, scale as f32, &h);
+                adamw_host(&mut p[f..], g, &mut m[f..], &mut v[f..], scale as f32, &h);
             }
             return Ok(());
         }
+        let live = |t: &Tensor| t.narrow(0, self.frozen, self.len() - self.frozen);
+        let (mut flat, mut m, mut v, denom) =
+            (live(&self.flat), live(&self.m), live(&self.v), live(&self.denom));
         tch::no_grad(|| {
-            let mut g = self.grad.shallow_clone();
+            let mut g = live(&self.grad);
             if let Some((max, n)) = clip.zip(norm) {
                 g *= clip_scale(n, max);
             }
             if self.weight_decay > 0.0 {
-                let _ = self.flat.g_mul_scalar_(h.decay);
+                let _ = flat.g_mul_scalar_(h.decay);
             }
             // m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²  (g scaled in place by √(1−β2))
-            let _ = self.m.lerp_(&g, 1.0 - h.beta1);
+            let _ = m.lerp_(&g, 1.0 - h.beta1);
             let _ = g.g_mul_scalar_((1.0 - h.beta2).sqrt());
-            let _ = self.v.g_mul_scalar_(h.beta2);
-            let _ = self.v.addcmul_(&g, &g);
+            let _ = v.g_mul_scalar_(h.beta2);
+            let _ = v.addcmul_(&g, &g);
             // θ ← θ − lr/bc1 · m / (√v/√bc2 + ε), the scalars folded into the denominator.
-            let mut d = self.v.sqrt_out(&self.denom);
+            let mut d = v.sqrt_out(&denom);
             let _ = d.g_mul_scalar_(1.0 / h.bc2.sqrt());
             let _ = d.g_add_scalar_(h.eps);
             let _ = d.g_mul_scalar_(-h.bc1 / h.lr);
-            let _ = self.flat.addcdiv_(&self.m, &d);
+            let _ = flat.addcdiv_(&m, &d);
         });
         Ok(())
     }

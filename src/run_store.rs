@@ -6,7 +6,7 @@
 use crate::checkpoint::Checkpoint;
 use crate::config::{ModelConfig, TrainConfig, WeightsFormat};
 use crate::metrics::EvalReport;
-use crate::model::Autoencoder;
+use crate::model::{Autoencoder, Classifier};
 use crate::train::EpochStats;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -24,7 +24,10 @@ use tch::{nn, Device, Tensor};
 /// 4: the input may be numeric vectors (`model.input.kind` "vector", with their scaling,
 /// and `data.vectors`, how the file was read and split), whose test metrics have no PSNR
 /// or SSIM; versions 2 and 3 read unchanged.
-pub const FORMAT_VERSION: u32 = 4;
+/// 5: a run may be a classifier (`finetune`: `model.head`, `train.finetune`,
+/// `outcome.classification`, no `outcome.test`), which an older ae-tch would try to build
+/// as an autoencoder; versions 2 to 4 read unchanged.
+pub const FORMAT_VERSION: u32 = 5;
 /// The oldest version read without migration.
 pub const OLDEST_UNMIGRATED: u32 = 2;
 pub const MODEL_JSON: &str = "model.json";
@@ -62,8 +65,12 @@ pub struct Outcome {
     pub final_train_loss: f64,
     pub final_val_loss: Option<f64>,
     pub train_seconds: f64,
-    /// Metrics on the test split, computed with the saved weights.
-    pub test: EvalReport,
+    /// Autoencoders: metrics on the test split, computed with the saved weights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<EvalReport>,
+    /// Classifiers: accuracy and confusion matrix on the test split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classification: Option<crate::metrics::probe::ClassReport>,
 }
 
 /// The contents of `model.json`: all that is needed to rebuild and reuse the model.
@@ -217,13 +224,51 @@ impl RunDir {
     }
 
     /// Rebuilds the model from model.json and loads its weights on `device`.
+    /// A classifier run (`finetune`) is refused by name: it has no decoder.
     pub fn load_model(&self, device: Device) -> Result<(RunManifest, nn::VarStore, Autoencoder)> {
         let manifest = self.read_manifest()?;
+        if manifest.model.head.is_some() {
+            bail!(
+                "{} is a classifier run (ae-tch finetune): an encoder and a classification \
+                 head, no decoder; this command needs an autoencoder run (eval and export \
+                 take classifier runs)",
+                self.root.display()
+            );
+        }
         let mut vs = nn::VarStore::new(device);
         let model = Autoencoder::new(&vs.root(), &manifest.model);
         load_weights(&mut vs, &self.file(&manifest.weights))?;
         vs.freeze();
         Ok((manifest, vs, model))
+    }
+
+    /// Rebuilds a classifier run (`finetune`) and loads its weights on `device`.
+    pub fn load_classifier(
+        &self,
+        device: Device,
+    ) -> Result<(RunManifest, nn::VarStore, Classifier)> {
+        let manifest = self.read_manifest()?;
+        if manifest.model.head.is_none() {
+            bail!(
+                "{} is an autoencoder run, not a classifier (ae-tch finetune)",
+                self.root.display()
+            );
+        }
+        let mut vs = nn::VarStore::new(device);
+        let model = Classifier::new(&vs.root(), &manifest.model);
+        load_weights(&mut vs, &self.file(&manifest.weights))?;
+        vs.freeze();
+        Ok((manifest, vs, model))
+    }
+
+    /// The weights of any run, autoencoder or classifier, in the variables of its network.
+    pub fn load_variables(&self, device: Device) -> Result<(RunManifest, nn::VarStore)> {
+        if self.read_manifest()?.model.head.is_some() {
+            let (manifest, vs, _) = self.load_classifier(device)?;
+            return Ok((manifest, vs));
+        }
+        let (manifest, vs, _) = self.load_model(device)?;
+        Ok((manifest, vs))
     }
 }
 
@@ -642,6 +687,7 @@ mod tests {
                 lr: 0.001,
                 train_reconstruction: None,
                 train_kl: None,
+                val_accuracy: None,
             },
             EpochStats {
                 epoch: 2,
@@ -652,11 +698,12 @@ mod tests {
                 lr: 0.0005,
                 train_reconstruction: Some(0.04),
                 train_kl: Some(0.01),
+                val_accuracy: Some(0.75),
             },
         ];
         run.write_metrics(&rows).unwrap();
         let text = std::fs::read_to_string(run.file(METRICS_CSV)).unwrap();
-        assert!(text.starts_with("epoch,train_loss,val_loss,seconds,samples_per_s,lr,train_reconstruction,train_kl\n"), "{text}");
+        assert!(text.starts_with("epoch,train_loss,val_loss,seconds,samples_per_s,lr,train_reconstruction,train_kl,val_accuracy\n"), "{text}");
         assert_eq!(read_metrics(&run.file(METRICS_CSV)).unwrap(), rows);
     }
 }

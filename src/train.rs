@@ -5,18 +5,19 @@
 //! tensors; every random draw of a step derives from (seed, epoch, step). A run resumed
 //! from a checkpoint therefore computes exactly what the uninterrupted run computes.
 
+use crate::config::ModelConfig;
 use crate::config::{Engine, Loss, LrSchedule, TrainConfig};
 use crate::data::batch::{stream_seed, Batcher};
 use crate::data::{noise, to_unit_float};
 use crate::metrics;
 use crate::mlp_step::MlpStep;
-use crate::model::Autoencoder;
+use crate::model::{Autoencoder, Classifier};
 use crate::optim::{FlatAdam, OptimState};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
-use tch::nn;
+use tch::nn::{self, Module};
 use tch::{Device, Kind, Reduction, Tensor};
 
 /// The running loss is read back from the device every this many steps (for the progress
@@ -81,6 +82,9 @@ pub struct EpochStats {
     pub train_reconstruction: Option<f64>,
     #[serde(default)]
     pub train_kl: Option<f64>,
+    /// Classifiers: the share of validation rows classified correctly.
+    #[serde(default)]
+    pub val_accuracy: Option<f64>,
 }
 
 /// Where a run stands: with the optimiser's tensors, all a checkpoint needs to continue
@@ -248,6 +252,107 @@ pub(crate) fn autograd_loss(
     (loss, out.kl.map(|kl| kl.detach()))
 }
 
+/// What `fit` trains: the network's objective on one batch and on the validation rows.
+/// An autoencoder reconstructs; a classifier (`Classification`) adds nothing to the loop
+/// but its loss.
+pub trait Objective {
+    /// The network's configuration.
+    fn config(&self) -> &ModelConfig;
+    /// The step draws from libtorch's generator and has a KL term (a VAE).
+    fn variational(&self) -> bool;
+    /// The hand-written MLP step may stand in for autograd (plain MLP autoencoders).
+    fn by_hand(&self) -> bool;
+    /// One batch's training objective through autograd, and a VAE's KL term: `x` the
+    /// clean rows, `input` what the network sees, `rows` their positions in the training
+    /// set.
+    fn batch_loss(
+        &self,
+        x: &Tensor,
+        input: &Tensor,
+        rows: &[usize],
+        cfg: &TrainConfig,
+    ) -> (Tensor, Option<Tensor>);
+    /// The validation loss on `input` (clean rows `clean`), and a classifier's accuracy.
+    fn validate(&self, input: &Tensor, clean: &Tensor, cfg: &TrainConfig) -> (f64, Option<f64>);
+}
+
+impl Objective for Autoencoder {
+    fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    fn variational(&self) -> bool {
+        self.variational
+    }
+
+    fn by_hand(&self) -> bool {
+        true
+    }
+
+    fn batch_loss(
+        &self,
+        x: &Tensor,
+        input: &Tensor,
+        _rows: &[usize],
+        cfg: &TrainConfig,
+    ) -> (Tensor, Option<Tensor>) {
+        autograd_loss(self, input, x, cfg)
+    }
+
+    fn validate(&self, input: &Tensor, clean: &Tensor, cfg: &TrainConfig) -> (f64, Option<f64>) {
+        (metrics::mean_loss(self, input, clean, cfg.loss), None)
+    }
+}
+
+/// A classifier's objective: cross-entropy of its logits against the label codes.
+pub struct Classification<'a> {
+    pub model: &'a Classifier,
+    /// `[N]` i64 label codes of the training rows and of the validation rows (CPU).
+    pub train_labels: Tensor,
+    pub val_labels: Option<Tensor>,
+}
+
+impl Objective for Classification<'_> {
+    fn config(&self) -> &ModelConfig {
+        &self.model.config
+    }
+
+    fn variational(&self) -> bool {
+        false // the code is μ: nothing is sampled
+    }
+
+    fn by_hand(&self) -> bool {
+        false
+    }
+
+    fn batch_loss(
+        &self,
+        _x: &Tensor,
+        input: &Tensor,
+        rows: &[usize],
+        _cfg: &TrainConfig,
+    ) -> (Tensor, Option<Tensor>) {
+        let index: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
+        let labels = self
+            .train_labels
+            .index_select(0, &Tensor::from_slice(&index))
+            .to_device(input.device());
+        (self.model.forward(input).cross_entropy_for_logits(&labels), None)
+    }
+
+    fn validate(&self, input: &Tensor, _clean: &Tensor, _cfg: &TrainConfig) -> (f64, Option<f64>) {
+        let Some(labels) = &self.val_labels else { return (f64::NAN, None) };
+        let logits = metrics::batched(input, |x| self.model.forward(x));
+        let labels = labels.to_device(logits.device());
+        tch::no_grad(|| {
+            let loss = logits.cross_entropy_for_logits(&labels).double_value(&[]);
+            let right =
+                logits.argmax(1, false).eq_tensor(&labels).sum(Kind::Int64).int64_value(&[]);
+            (loss, Some(right as f64 / labels.size()[0].max(1) as f64))
+        })
+    }
+}
+
 /// Trains `model` (whose variables live in `vs`) on `train`, u8 images `[N, D]` on the
 /// training device, validating on `val` after every epoch; continues from `resume` when
 /// given. With early stopping the best weights are restored before returning.
@@ -260,7 +365,7 @@ pub(crate) fn autograd_loss(
 /// `TrainState::end_epoch`), the epoch's metrics row (`epoch_stats`) and the snapshot
 /// (`Snapshot`, when `checkpoint_due`).
 pub fn fit(
-    model: &Autoencoder,
+    model: &dyn Objective,
     vs: &nn::VarStore,
     train: &Tensor,
     val: Option<&Tensor>,
@@ -269,12 +374,17 @@ pub fn fit(
     on_event: &mut dyn FnMut(Event<'_>) -> Result<()>,
 ) -> Result<Fit> {
     let n = train.size()[0];
-    let mut batches = Batcher::new(train, cfg.batch_size as i64, cfg, model.variational);
+    let mut batches = Batcher::new(train, cfg.batch_size as i64, cfg, model.variational());
     let steps = batches.steps();
     let mut opt = FlatAdam::new(vs, cfg.lr, cfg.weight_decay);
+    if let Some(frozen) = frozen_parameters(vs) {
+        opt.freeze_first(frozen);
+    }
     let mut by_hand = match cfg.engine {
-        Engine::Auto => MlpStep::new(vs, &model.config, cfg, &opt, batches.batch()),
-        Engine::Autograd => None,
+        Engine::Auto if model.by_hand() => {
+            MlpStep::new(vs, model.config(), cfg, &opt, batches.batch())
+        }
+        _ => None,
     };
     let device = vs.device();
     let zero = || Tensor::zeros([], (Kind::Float, device));
@@ -294,7 +404,7 @@ pub fn fit(
     let val = val.map(|v| {
         let clean = to_unit_float(v);
         let seed = stream_seed(cfg.seed, 0, VALIDATION_DRAW) as i64;
-        (noise::model_input_seeded(&clean, cfg, seed, model.config.input.bounded()), clean)
+        (noise::model_input_seeded(&clean, cfg, seed, model.config().input.bounded()), clean)
     });
     // On the CPU reading a scalar costs nothing, so divergence is caught at the very step.
     let check_every = if device == Device::Cpu { 1 } else { SYNC_EVERY };
@@ -314,7 +424,9 @@ pub fn fit(
             let (x, input) = batches.get(step);
             let len = x.size()[0];
             opt.lr = step_lr(cfg, (epoch, step, steps), st.lr);
-            let loss = train_step(model, by_hand.as_mut(), &mut opt, cfg, &x, &input, &mut kl_sum);
+            let rows = batches.rows(step);
+            let batch = Batch { x: &x, input: &input, rows };
+            let loss = train_step(model, by_hand.as_mut(), &mut opt, cfg, batch, &mut kl_sum);
             let value = ((step + 1) % check_every == 0).then(|| loss.double_value(&[]));
             let at = st.at(epoch, step + 1);
             let stop = |what: String, last_good| guard.stop(at, what, last_good);
@@ -400,23 +512,42 @@ pub fn fit(
 /// applied): the hand-written MLP step when there is one, else autograd (a VAE's KL term
 /// is added to `kl_sum`, weighted by the batch size).
 fn train_step(
-    model: &Autoencoder,
+    model: &dyn Objective,
     by_hand: Option<&mut MlpStep>,
     opt: &mut FlatAdam,
     cfg: &TrainConfig,
-    x: &Tensor,
-    input: &Tensor,
+    batch: Batch<'_>,
     kl_sum: &mut Tensor,
 ) -> Tensor {
+    let Batch { x, input, rows } = batch;
     if let Some(by_hand) = by_hand {
         return by_hand.forward_backward(input, x);
     }
-    let (loss, kl) = autograd_loss(model, input, x, cfg);
+    let (loss, kl) = model.batch_loss(x, input, rows, cfg);
     if let Some(kl) = kl {
         tch::no_grad(|| *kl_sum += kl * x.size()[0] as f64);
     }
     opt.backward(&loss);
     loss
+}
+
+/// One step's rows: clean, as the network sees them, and their positions in the training
+/// set.
+#[derive(Clone, Copy)]
+struct Batch<'a> {
+    x: &'a Tensor,
+    input: &'a Tensor,
+    rows: &'a [usize],
+}
+
+/// The number of leading parameters of `vs` that do not train (variables without
+/// `requires_grad`, which a model creates first: a frozen encoder), or None when every
+/// parameter trains.
+fn frozen_parameters(vs: &nn::VarStore) -> Option<i64> {
+    let params = vs.trainable_variables();
+    let frozen: Vec<bool> = params.iter().map(|p| !p.requires_grad()).collect();
+    let leading = frozen.iter().take_while(|&&f| f).count();
+    (leading > 0).then(|| params[..leading].iter().map(|p| p.numel() as i64).sum())
 }
 
 /// What counts as a diverged run, and the error that says so.
@@ -503,7 +634,7 @@ fn checkpoint_due(cfg: &TrainConfig, st: &TrainState, epoch: usize) -> bool {
 /// The metrics row of a finished epoch: its mean loss, the validation loss, timings.
 #[allow(clippy::too_many_arguments)]
 fn epoch_stats(
-    model: &Autoencoder,
+    model: &dyn Objective,
     cfg: &TrainConfig,
     st: &TrainState,
     epoch: usize,
@@ -516,8 +647,9 @@ fn epoch_stats(
     // Reading the loss waits for the device, so this times the training steps.
     let train_loss = loss_sum.double_value(&[]) / n as f64;
     let train_seconds = st.seconds + start.elapsed().as_secs_f64();
-    let val_loss = val.map(|(input, clean)| metrics::mean_loss(model, input, clean, cfg.loss));
-    let train_kl = model.variational.then(|| kl_sum.double_value(&[]) / n as f64);
+    let validated = val.map(|(input, clean)| model.validate(input, clean, cfg));
+    let (val_loss, val_accuracy) = (validated.map(|v| v.0), validated.and_then(|v| v.1));
+    let train_kl = model.variational().then(|| kl_sum.double_value(&[]) / n as f64);
     let beta = cfg.beta.unwrap_or(1.0);
     EpochStats {
         epoch,
@@ -528,6 +660,7 @@ fn epoch_stats(
         seconds: st.seconds + start.elapsed().as_secs_f64(),
         samples_per_s: n as f64 / train_seconds.max(1e-9),
         lr: st.lr,
+        val_accuracy,
     }
 }
 
@@ -549,6 +682,7 @@ fn nan_row(
         lr: st.lr,
         train_reconstruction: None,
         train_kl: None,
+        val_accuracy: None,
     });
     match on_event(Event::EpochEnd(st.history.last().expect("just pushed"))) {
         Ok(()) => stop.into(),

@@ -5,6 +5,9 @@ use crate::metrics;
 use anyhow::Result;
 
 pub fn run(args: EvalArgs) -> Result<()> {
+    if crate::run_store::RunDir::open(&args.run.dir)?.read_manifest()?.model.head.is_some() {
+        return super::finetune::eval(&args);
+    }
     let loaded = super::open_run(&args.run)?;
     let images = loaded.test_rows(args.data.as_deref())?;
     let (manifest, device) = (&loaded.manifest, loaded.device);

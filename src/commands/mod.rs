@@ -8,6 +8,7 @@ pub mod denoise;
 pub mod doctor;
 pub mod encode;
 pub mod eval;
+pub mod finetune;
 pub mod grid;
 pub mod interpolate;
 pub mod plot_latent;
@@ -50,6 +51,7 @@ pub fn dispatch(command: Command, matches: &clap::ArgMatches) -> Result<()> {
         Command::Encode(args) => encode::run(args),
         Command::Anomaly(args) => anomaly::run(args),
         Command::Probe(args) => probe::run(args),
+        Command::Finetune(args) => finetune::run(args),
         Command::PlotLatent(args) => plot_latent::run(args),
         Command::Denoise(args) => denoise::run(args),
         Command::Sample(args) => sample::run(args),
@@ -116,33 +118,9 @@ impl LoadedRun {
         }
     }
 
-    /// One split of `data` (or of the data the run was trained on), converted the way the
-    /// run converts its own: images resized, colour converted, transparency flattened;
-    /// vectors read with the run's columns and scaled with its scaling. Another vector
-    /// file is read whole; the run's own file gives its held-out test rows (`Test`) or
-    /// its training and validation rows (`Train`).
+    /// One split of `data` (or of the data the run was trained on): see `split_rows`.
     pub fn rows(&self, data: Option<&Path>, split: Split) -> Result<Rows> {
-        let record = &self.manifest.data;
-        match &self.manifest.model.input {
-            DataSpec::Image(spec) => {
-                let dir = data.unwrap_or(&record.path);
-                data::load_split(dir, split, &spec.request()).map(Rows::Images)
-            }
-            DataSpec::Vector(spec) => {
-                if let Some(path) = data {
-                    return vectors::load_all(path, None, spec).map(Rows::Vectors);
-                }
-                let source = record
-                    .vectors
-                    .as_ref()
-                    .context("the run's data record has no vector source")?;
-                let sets = vectors::rebuild(&record.path, source, spec, &self.manifest.train)?;
-                Ok(Rows::Vectors(match split {
-                    Split::Test => sets.test,
-                    Split::Train => sets.training_rows(),
-                }))
-            }
-        }
+        split_rows(&self.manifest, data, split)
     }
 
     /// `rows` for commands that work on images only.
@@ -184,6 +162,34 @@ pub fn run_rows(
                 record.vectors.as_ref().context("the run's data record has no vector source")?;
             let sets = vectors::rebuild(&record.path, source, spec, cfg)?;
             Ok((Rows::Vectors(sets.train), Rows::Vectors(sets.val), Rows::Vectors(sets.test)))
+        }
+    }
+}
+
+/// One split of `data` (or of the data the run was trained on), converted the way the
+/// run converts its own: images resized, colour converted, transparency flattened;
+/// vectors read with the run's columns and scaled with its scaling. Another vector
+/// file is read whole; the run's own file gives its held-out test rows (`Test`) or
+/// its training and validation rows (`Train`).
+pub fn split_rows(manifest: &RunManifest, data: Option<&Path>, split: Split) -> Result<Rows> {
+    let record = &manifest.data;
+    match &manifest.model.input {
+        DataSpec::Image(spec) => {
+            let dir = data.unwrap_or(&record.path);
+            data::load_split(dir, split, &spec.request()).map(Rows::Images)
+        }
+        DataSpec::Vector(spec) => {
+            if let Some(path) = data {
+                return vectors::load_all(path, None, spec).map(Rows::Vectors);
+            }
+            let source =
+                record.vectors.as_ref().context("the run's data record has no vector source")?;
+            let sets =
+                vectors::rebuild(&record.path, source, spec, &manifest.train.data_selection())?;
+            Ok(Rows::Vectors(match split {
+                Split::Test => sets.test,
+                Split::Train => sets.training_rows(),
+            }))
         }
     }
 }

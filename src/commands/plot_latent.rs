@@ -1,13 +1,18 @@
-//! `ae-tch plot-latent`: the test set's codes in 2-D, coloured by label, and for 2-D codes
+//! `ae-tch plot-latent`: the test set's codes in 2-D (as they are for k = 2, else by PCA or
+//! t-SNE), coloured by label, with the 5-NN label agreement of the picture; for 2-D codes
 //! the decoded manifold.
 
-use crate::cli::PlotLatentArgs;
+use crate::cli::{LatentMethod, PlotLatentArgs};
 use crate::data;
+use crate::metrics::tsne::{self, Tsne};
 use crate::metrics::{self, pca::Pca};
 use crate::plot::{self, Format, GridRow};
 use crate::run_store::write_atomic;
 use anyhow::{bail, Context, Result};
 use tch::{Device, Kind, Tensor};
+
+/// Neighbours asked in the label agreement `plot-latent` reports.
+const AGREEMENT_K: i64 = 5;
 
 pub fn run(args: PlotLatentArgs) -> Result<()> {
     let format = Format::from_path(&args.output)?;
@@ -26,11 +31,38 @@ pub fn run(args: PlotLatentArgs) -> Result<()> {
     if args.manifold.is_some() && k != 2 {
         bail!("--manifold needs a 2-D latent space (train with --latent 2); this run has k = {k}");
     }
+    let tsne = args.method == LatentMethod::Tsne;
+    if tsne && args.points < 4 {
+        bail!("--points must be at least 4, got {}", args.points);
+    }
     let images = loaded.test_rows(args.data.as_deref())?;
     let x = images.to_unit(loaded.device);
     let z = metrics::batched(&x, |b| loaded.model.encode(b));
+    // t-SNE embeds a seeded sample: its cost grows with the square of the points.
+    let (z_shown, labels) = if tsne && k > 2 && images.len() > args.points {
+        let mut order = data::split::permutation(images.len(), args.seed);
+        order.truncate(args.points);
+        order.sort_unstable();
+        let index = Tensor::from_slice(&order.iter().map(|&i| i as i64).collect::<Vec<_>>());
+        let labels = images.labels().map(|l| order.iter().map(|&i| l[i]).collect::<Vec<u8>>());
+        (z.index_select(0, &index.to_device(z.device())), labels)
+    } else {
+        (z.shallow_clone(), images.labels().map(|l| l.to_vec()))
+    };
 
-    let (xy, axes, title) = if k == 2 {
+    let (xy, axes, title) = if tsne && k > 2 {
+        let settings = Tsne { perplexity: args.perplexity, seed: args.seed, ..Default::default() };
+        (
+            settings.embed(&z_shown).context("t-SNE of the codes")?,
+            ("t-SNE 1".to_string(), "t-SNE 2".to_string()),
+            format!(
+                "latent codes of {} test {} (k = {k}, t-SNE, perplexity {})",
+                z_shown.size()[0],
+                images.noun(),
+                args.perplexity
+            ),
+        )
+    } else if k == 2 {
         (
             z.shallow_clone(),
             ("z₁".to_string(), "z₂".to_string()),
@@ -56,9 +88,17 @@ pub fn run(args: PlotLatentArgs) -> Result<()> {
     let input = &loaded.manifest.model.input;
     let names: Vec<String> = (0..=u8::MAX).map(|c| input.class_name(c)).collect();
     let axes = (axes.0.as_str(), axes.1.as_str());
-    let bytes = plot::scatter(&points, images.labels(), &names, axes, &title, format)?;
+    let bytes = plot::scatter(&points, labels.as_deref(), &names, axes, &title, format)?;
     write_atomic(&args.output, &bytes)?;
     let mut report = format!("wrote {}\n", args.output.display());
+    if let Some(labels) = &labels {
+        // How well the picture keeps the classes apart, as a number.
+        let agreement = tsne::neighbour_agreement(&xy, labels, AGREEMENT_K);
+        report += &format!(
+            "{AGREEMENT_K}-NN label agreement in the 2-D picture: {agreement:.4} ({} points)\n",
+            labels.len()
+        );
+    }
 
     if let (Some(path), Some(format)) = (&args.manifold, manifold_format) {
         write_manifold(&loaded, &z, args.steps, path, format)?;

@@ -71,53 +71,11 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
     }
     let train_t = train_set.to_device(device);
     let val_t = (!val_set.is_empty()).then(|| val_set.to_device(device));
-    install_interrupt_handler();
 
-    let started = Instant::now();
-    let mut rows: Vec<EpochStats> =
-        resume.as_ref().map(|r| r.state.history.clone()).unwrap_or_default();
-    let mut bar = Progress::new();
-    let fit = train::fit(&model, &vs, &train_t, val_t.as_ref(), &cfg, resume, &mut |event| {
-        bar.on(&event);
-        match event {
-            Event::EpochEnd(stats) => {
-                rows.push(stats.clone());
-                run.write_metrics(&rows)?;
-            }
-            Event::Checkpoint(snap) => {
-                let meta = CheckpointMeta {
-                    format_version: FORMAT_VERSION,
-                    ae_tch_version: env!("CARGO_PKG_VERSION").to_string(),
-                    config_hash: checkpoint::config_hash(&model_cfg, &cfg, &data_record.path),
-                    model: model_cfg.clone(),
-                    train: cfg.clone(),
-                    data: data_record.clone(),
-                    adam_step: snap.optim.step,
-                    threads,
-                    state: snap.state.clone(),
-                };
-                let (optim, best, sums) = (snap.optim, snap.best, snap.sums);
-                run.write_checkpoint(&Checkpoint { meta, optim, best, sums })?;
-            }
-            _ => {}
-        }
-        Ok(())
-    });
-    bar.finish();
-    let fit = fit.map_err(|e| {
-        if e.downcast_ref::<train::Stopped>()
-            .is_some_and(|s| matches!(s, train::Stopped::Interrupted { .. }))
-        {
-            e.context(format!("continue with: ae-tch train --resume {}", run.path().display()))
-        } else {
-            e
-        }
-    })?;
+    let what = Trained { model: &model_cfg, cfg: &cfg, data: &data_record, threads };
+    let (fit, train_seconds) =
+        fit_into_run(&run, &model, &vs, (&train_t, val_t.as_ref()), what, resume)?;
     let history = &fit.history;
-    if let (true, Some((epoch, loss))) = (fit.stopped_early, fit.best) {
-        crate::note(format_args!("early stop after epoch {}: best validation loss {loss:.6} in epoch {epoch}, weights restored", history.len()));
-    }
-    let train_seconds = started.elapsed().as_secs_f64();
 
     let weights = run_store::weights_file(cfg.format);
     run.save_weights(&vs, weights)?;
@@ -156,7 +114,8 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
             final_train_loss: last.train_loss,
             final_val_loss: last.val_loss,
             train_seconds,
-            test: report.clone(),
+            test: Some(report.clone()),
+            classification: None,
         }),
     };
     run.write_manifest(&manifest)?;
@@ -176,6 +135,76 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
         report::eval_table(&report, &cfg),
         run_store::LOSS_PNG,
     ))
+}
+
+/// What a run trains, as its checkpoints record it.
+#[derive(Clone, Copy)]
+pub(super) struct Trained<'a> {
+    pub model: &'a ModelConfig,
+    pub cfg: &'a TrainConfig,
+    pub data: &'a DataRecord,
+    pub threads: i32,
+}
+
+/// Trains `net` (variables in `vs`) on `(train, validation)` rows on the training device
+/// and keeps `run` current meanwhile: metrics.csv after every epoch, checkpoint.ot when
+/// the loop asks for one; Ctrl-C stops with a checkpoint and says how to continue. The
+/// fit and the seconds it took.
+pub(super) fn fit_into_run(
+    run: &RunDir,
+    net: &dyn train::Objective,
+    vs: &nn::VarStore,
+    (train_t, val_t): (&tch::Tensor, Option<&tch::Tensor>),
+    what: Trained<'_>,
+    resume: Option<train::Resume>,
+) -> Result<(train::Fit, f64)> {
+    install_interrupt_handler();
+    let Trained { model: model_cfg, cfg, data: data_record, threads } = what;
+    let started = Instant::now();
+    let mut rows: Vec<EpochStats> =
+        resume.as_ref().map(|r| r.state.history.clone()).unwrap_or_default();
+    let mut bar = Progress::new();
+    let fit = train::fit(net, vs, train_t, val_t, cfg, resume, &mut |event| {
+        bar.on(&event);
+        match event {
+            Event::EpochEnd(stats) => {
+                rows.push(stats.clone());
+                run.write_metrics(&rows)?;
+            }
+            Event::Checkpoint(snap) => {
+                let meta = CheckpointMeta {
+                    format_version: FORMAT_VERSION,
+                    ae_tch_version: env!("CARGO_PKG_VERSION").to_string(),
+                    config_hash: checkpoint::config_hash(model_cfg, cfg, &data_record.path),
+                    model: model_cfg.clone(),
+                    train: cfg.clone(),
+                    data: data_record.clone(),
+                    adam_step: snap.optim.step,
+                    threads,
+                    state: snap.state.clone(),
+                };
+                let (optim, best, sums) = (snap.optim, snap.best, snap.sums);
+                run.write_checkpoint(&Checkpoint { meta, optim, best, sums })?;
+            }
+            _ => {}
+        }
+        Ok(())
+    });
+    bar.finish();
+    let fit = fit.map_err(|e| {
+        if e.downcast_ref::<train::Stopped>()
+            .is_some_and(|s| matches!(s, train::Stopped::Interrupted { .. }))
+        {
+            let again = if cfg.finetune.is_some() { "finetune" } else { "train" };
+            e.context(format!("continue with: ae-tch {again} --resume {}", run.path().display()))
+        } else {
+            e
+        }
+    })?;
+    if let (true, Some((epoch, loss))) = (fit.stopped_early, fit.best) {
+        crate::note(format_args!("early stop after epoch {}: best validation loss {loss:.6} in epoch {epoch}, weights restored", fit.history.len()));
+    }
+    Ok((fit, started.elapsed().as_secs_f64()))
 }
 
 /// The training settings the flags ask for, with the network's defaults for the rest.
@@ -207,6 +236,7 @@ fn train_config(args: &TrainArgs) -> TrainConfig {
         precision: args.precision,
         checkpoint_every: args.checkpoint_every,
         format: args.format,
+        finetune: None,
     }
 }
 
@@ -361,6 +391,13 @@ fn resumed(args: &TrainArgs, dir: &Path, given: &dyn Fn(&str) -> bool) -> Result
     let run = RunDir::open_dir(dir)?;
     run.sweep_temp_files();
     let Checkpoint { meta, optim, best, sums } = run.read_checkpoint()?;
+    if meta.train.finetune.is_some() {
+        bail!(
+            "{} is a classifier run: continue it with `ae-tch finetune --resume {}`",
+            dir.display(),
+            dir.display()
+        );
+    }
     if args.runtime.threads.is_none() {
         tch::set_num_threads(meta.threads.max(1));
     }
@@ -579,6 +616,7 @@ fn model_config(args: &TrainArgs, input: DataSpec) -> Result<ModelConfig> {
         layers,
         activation: args.activation,
         variational: args.arch == Arch::Vae,
+        head: None,
     })
 }
 

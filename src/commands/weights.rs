@@ -31,7 +31,7 @@ struct ExportReport<'a> {
 pub fn export(args: ExportArgs) -> Result<()> {
     let format = run_store::weights_format(&args.output)?;
     let run = RunDir::open(&args.run)?;
-    let (_, vs, _) = run.load_model(Device::Cpu)?;
+    let (_, vs) = run.load_variables(Device::Cpu)?;
     run_store::save_weights(&vs, &args.output)?;
     let mut tensors: Vec<TensorInfo> = vs
         .variables()

@@ -87,6 +87,14 @@ impl Batcher {
         }
     }
 
+    /// The positions in the training set of the rows of `step` (0-based) of the current
+    /// epoch, in batch order: what a caller gathers labels with.
+    pub fn rows(&self, step: usize) -> &[usize] {
+        let first = (step * self.batch as usize).min(self.order.len());
+        let len = (self.batch as usize).min(self.order.len() - first);
+        &self.order[first..first + len]
+    }
+
     /// The clean images and the model input of `step` (0-based) of the current epoch,
     /// `[len, D]` f32. On the CPU they are views of buffers that the next call
     /// overwrites.

@@ -158,6 +158,14 @@ impl Rows {
         }
     }
 
+    /// The rows at `indices`, in that order.
+    pub fn select(&self, indices: &[usize]) -> Rows {
+        match self {
+            Rows::Images(s) => Rows::Images(s.select(indices)),
+            Rows::Vectors(s) => Rows::Vectors(s.select(indices)),
+        }
+    }
+
     /// The first `n` rows (all of them when there are fewer).
     pub fn take(&self, n: usize) -> Rows {
         match self {

@@ -6,6 +6,7 @@ pub mod iforest;
 pub mod pca;
 pub mod probe;
 pub mod ssim;
+pub mod tsne;
 
 use crate::config::{Loss, ModelConfig, TrainConfig};
 use crate::data::{noise, to_unit_float};

@@ -149,6 +149,29 @@ pub fn confusion(truth: &Tensor, predicted: &Tensor, classes: i64) -> Vec<u64> {
     Vec::<i64>::try_from(cells).unwrap_or_default().into_iter().map(|c| c as u64).collect()
 }
 
+/// A classifier's results on labelled rows.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ClassReport {
+    pub accuracy: f64,
+    pub rows: usize,
+    /// Class names, in label-code order.
+    pub classes: Vec<String>,
+    /// Counts, row = true class, column = predicted class.
+    pub confusion: Vec<Vec<u64>>,
+}
+
+impl ClassReport {
+    /// The report of `predicted` against `truth` (`[N]` i64 codes below `classes.len()`).
+    pub fn new(truth: &Tensor, predicted: &Tensor, classes: Vec<String>) -> ClassReport {
+        let k = classes.len();
+        let cells = confusion(truth, predicted, k as i64);
+        let confusion: Vec<Vec<u64>> = cells.chunks(k.max(1)).map(|r| r.to_vec()).collect();
+        let right: u64 = (0..k).map(|i| confusion.get(i).map_or(0, |r| r[i])).sum();
+        let rows = truth.size()[0] as usize;
+        ClassReport { accuracy: right as f64 / rows.max(1) as f64, rows, classes, confusion }
+    }
+}
+
 /// Keeps `per_class` training rows of every class (a seeded choice); refuses a class
 /// with fewer rows.
 pub fn labels_per_class(labels: &[u8], per_class: usize, seed: u64) -> Result<Vec<usize>> {

@@ -5,6 +5,7 @@ mod colour;
 mod compat;
 mod ecosystem;
 mod fetch;
+mod finetune;
 mod images;
 mod plots;
 mod quality;

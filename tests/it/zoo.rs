@@ -104,6 +104,7 @@ fn early_stopping_stops_and_restores_the_best_weights() {
         latent: 64,
         activation: Activation::Relu,
         variational: false,
+        head: None,
     };
     tch::manual_seed(cfg.seed as i64);
     let vs = nn::VarStore::new(Device::Cpu);

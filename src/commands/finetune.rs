@@ -1,0 +1,407 @@
+//! `ae-tch finetune`: a classifier on a trained autoencoder's encoder (or, with
+//! `--from-scratch`, on the identical encoder freshly initialised), trained through the same
+//! loop as `train` with cross-entropy as its loss; and the evaluation of classifier runs
+//! that `eval` hands over.
+
+use super::train::{fit_into_run, Trained};
+use crate::checkpoint::Checkpoint;
+use crate::cli::FinetuneArgs;
+use crate::config::{Engine, Finetune, Head, Init, LrSchedule, Mode, ModelConfig, TrainConfig};
+use crate::data::Rows;
+use crate::metrics::probe::{self, ClassReport};
+use crate::model::Classifier;
+use crate::plot::{self, Format};
+use crate::run_store::{self, DataRecord, Outcome, RunDir, RunManifest, FORMAT_VERSION};
+use crate::train::{Classification, Resume};
+use crate::{device, metrics};
+use anyhow::{bail, Context, Result};
+use std::path::Path;
+use tch::nn::{self, Module};
+use tch::{Device, Kind, Tensor};
+
+/// The confusion-matrix plot in a classifier run folder.
+pub const CONFUSION_PNG: &str = "confusion.png";
+
+/// A classifier run's rows: labelled training and validation rows, and the test rows.
+struct Labelled {
+    train: Rows,
+    val: Rows,
+    test: Rows,
+}
+
+/// What a classifier run needs before its first step, fresh or resumed.
+struct Setup {
+    run: RunDir,
+    cfg: TrainConfig,
+    model_cfg: ModelConfig,
+    data: DataRecord,
+    resume: Option<Resume>,
+}
+
+pub fn run(args: FinetuneArgs) -> Result<()> {
+    device::set_threads(args.runtime.threads)?;
+    let setup = match &args.resume {
+        None => fresh(&args)?,
+        Some(dir) => resumed(&args, dir)?,
+    };
+    let Setup { run, cfg, model_cfg, data, resume } = setup;
+    let tune = cfg.finetune.clone().context("a classifier run records how it was finetuned")?;
+    let sets = labelled_rows(&data, &model_cfg, &cfg)?;
+    let device = device::resolve(cfg.device)?;
+    let threads = tch::get_num_threads();
+    crate::note(format_args!(
+        "{} a classifier on the {} encoder {:?} of {} ({} train / {} validation labelled {}, \
+         {} classes{}) on {:?}",
+        if resume.is_some() { "resuming" } else { "training" },
+        if tune.from_scratch { "freshly initialised" } else { "pretrained" },
+        model_cfg.encoder_widths(),
+        tune.run.display(),
+        sets.train.len(),
+        sets.val.len(),
+        sets.train.noun(),
+        model_cfg.head.as_ref().map_or(0, |h| h.classes.len()),
+        if tune.freeze_encoder { ", encoder frozen" } else { "" },
+        device
+    ));
+    tch::manual_seed(cfg.seed as i64);
+    let vs = nn::VarStore::new(device);
+    let model = Classifier::new(&vs.root(), &model_cfg);
+    if resume.is_none() {
+        if cfg.init == Init::Torch {
+            crate::model::torch_init(&vs);
+        }
+        if !tune.from_scratch {
+            copy_encoder(&vs, &tune.run)?;
+        }
+    }
+    if tune.freeze_encoder {
+        for (name, t) in vs.variables() {
+            if name.starts_with("encoder.") {
+                let _ = t.set_requires_grad(false);
+            }
+        }
+    }
+    let label_tensor = |rows: &Rows| {
+        let codes: Vec<i64> = rows.labels().unwrap_or_default().iter().map(|&c| c as i64).collect();
+        Tensor::from_slice(&codes)
+    };
+    let objective = Classification {
+        model: &model,
+        train_labels: label_tensor(&sets.train),
+        val_labels: (!sets.val.is_empty()).then(|| label_tensor(&sets.val)),
+    };
+    // A small labelled set is repeated so that an epoch (one validation, one early-stopping
+    // count) is at least `EPOCH_ROWS` rows.
+    let reps = EPOCH_ROWS.div_ceil(sets.train.len().max(1)).max(1);
+    let tiled: Vec<usize> = (0..reps).flat_map(|_| 0..sets.train.len()).collect();
+    let train_rows = if reps > 1 { sets.train.select(&tiled) } else { sets.train.clone() };
+    let objective = Classification { train_labels: label_tensor(&train_rows), ..objective };
+    let train_t = train_rows.to_device(device);
+    let val_t = (!sets.val.is_empty()).then(|| sets.val.to_device(device));
+    let what = Trained { model: &model_cfg, cfg: &cfg, data: &data, threads };
+    let (fit, train_seconds) =
+        fit_into_run(&run, &objective, &vs, (&train_t, val_t.as_ref()), what, resume)?;
+    drop((train_t, val_t));
+
+    let weights = run_store::weights_file(cfg.format);
+    run.save_weights(&vs, weights)?;
+    let report = classify(&model, &sets.test, &model_cfg, device);
+    let history = &fit.history;
+    super::report::write_loss_chart(
+        &[super::report::loss_curve("cross-entropy", history)],
+        &run.file(run_store::LOSS_PNG),
+        false,
+        Format::Png,
+    )?;
+    write_confusion(&report, &run.file(CONFUSION_PNG), Format::Png)?;
+    let last = history.last().context("training ran no epoch")?;
+    let manifest = RunManifest {
+        format_version: FORMAT_VERSION,
+        ae_tch_version: env!("CARGO_PKG_VERSION").to_string(),
+        model: model_cfg,
+        train: cfg,
+        data,
+        weights: weights.to_string(),
+        outcome: Some(Outcome {
+            epochs_run: history.len(),
+            best_epoch: fit.best.map(|b| b.0),
+            best_val_loss: fit.best.map(|b| b.1),
+            stopped_early: fit.stopped_early,
+            final_train_loss: last.train_loss,
+            final_val_loss: last.val_loss,
+            train_seconds,
+            test: None,
+            classification: Some(report.clone()),
+        }),
+    };
+    run.write_manifest(&manifest)?;
+    if args.json {
+        return super::print(&(serde_json::to_string_pretty(&manifest)? + "\n"));
+    }
+    let dir = run.path().display();
+    super::print(&format!(
+        "trained {} epochs in {:.1} s\n\n{}\nrun folder  {dir}\nloss plot   {dir}/{}\nconfusion   {dir}/{CONFUSION_PNG}\n",
+        history.len(),
+        train_seconds,
+        class_table(&report),
+        run_store::LOSS_PNG,
+    ))
+}
+
+/// A new classifier run on the autoencoder run `args.run`.
+fn fresh(args: &FinetuneArgs) -> Result<Setup> {
+    let (Some(source), Some(out)) = (&args.run, &args.out) else {
+        bail!("finetune needs --run RUN_DIR and --out CLF_DIR (or --resume CLF_DIR)");
+    };
+    let pre = RunDir::open(source)?.read_manifest()?;
+    if pre.model.head.is_some() {
+        bail!(
+            "{} is already a classifier run; give the autoencoder run it was finetuned from",
+            source.display()
+        );
+    }
+    if args.labels_per_class.is_some_and(|n| n < 2) {
+        bail!("--labels-per-class must be at least 2 (a fifth, at least one, is the validation slice)");
+    }
+    let epochs = args.epochs.unwrap_or(crate::config::FINETUNE_EPOCHS);
+    if epochs == 0 || args.batch_size == 0 || args.patience == 0 {
+        bail!("--epochs, --batch-size and --patience must be at least 1");
+    }
+    if !(args.lr.is_finite() && args.lr > 0.0) {
+        bail!("--lr must be a positive number, got {}", args.lr);
+    }
+    if !(args.weight_decay.is_finite() && args.weight_decay >= 0.0) {
+        bail!("--weight-decay must be zero or more, got {}", args.weight_decay);
+    }
+    let run_path = std::fs::canonicalize(source).unwrap_or(source.clone());
+    let finetune = Finetune {
+        run: run_path,
+        from_scratch: args.from_scratch,
+        freeze_encoder: args.freeze_encoder,
+        labels_per_class: args.labels_per_class,
+        split_seed: pre.train.seed,
+    };
+    let cfg = TrainConfig {
+        mode: Mode::Reconstruct,
+        epochs,
+        batch_size: args.batch_size,
+        lr: args.lr,
+        seed: args.seed,
+        weight_decay: args.weight_decay,
+        l1_latent: 0.0,
+        trim: 0.0,
+        early_stop: Some(args.patience),
+        lr_schedule: LrSchedule::Constant,
+        grad_clip: None,
+        beta: None,
+        engine: Engine::Autograd,
+        precision: crate::config::Precision::Fp32,
+        checkpoint_every: 1,
+        device: args.runtime.device,
+        finetune: Some(finetune),
+        // The rows: those the autoencoder run was trained, validated and tested on.
+        ..pre.train.clone()
+    };
+    cfg.validate().map_err(|e| anyhow::anyhow!(e))?;
+    device::resolve(cfg.device)?;
+    // Classes and their names come from the labels the data have.
+    let (train, val, test) = super::run_rows(&pre.data, &pre.model.input, &cfg.data_selection())
+        .with_context(|| data_needed(&pre.data))?;
+    let no_labels = || {
+        format!(
+            "finetune needs labels, and the data of {} have none (a folder of images needs \
+             label folders; a vector file --label-column or --labels)",
+            source.display()
+        )
+    };
+    let mut classes = 0;
+    for rows in [&train, &val, &test] {
+        let labels = rows.labels().with_context(no_labels)?;
+        classes = classes.max(labels.iter().map(|&c| c as usize + 1).max().unwrap_or(0));
+    }
+    let seen: std::collections::BTreeSet<u8> =
+        train.labels().unwrap_or_default().iter().copied().collect();
+    if seen.len() < 2 {
+        bail!(
+            "finetune needs at least two classes among the training rows of {}, found {}",
+            source.display(),
+            seen.len()
+        );
+    }
+    let names = (0..classes).map(|c| pre.model.input.class_name(c as u8)).collect();
+    let model_cfg = ModelConfig { head: Some(Head { classes: names }), ..pre.model.clone() };
+    model_cfg.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Refuse an impossible --labels-per-class before creating anything.
+    labelled_rows(&pre.data, &model_cfg, &cfg)?;
+    let run = RunDir::create(out, args.force)?;
+    match std::fs::remove_file(run.file(run_store::CHECKPOINT)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).context("--force: removing the old checkpoint");
+        }
+        _ => {}
+    }
+    Ok(Setup { run, cfg, model_cfg, data: pre.data, resume: None })
+}
+
+/// The classifier run in `dir`, continued from its checkpoint (`--epochs` may change).
+fn resumed(args: &FinetuneArgs, dir: &Path) -> Result<Setup> {
+    let run = RunDir::open_dir(dir)?;
+    run.sweep_temp_files();
+    let Checkpoint { meta, optim, best, sums } = run.read_checkpoint()?;
+    if meta.train.finetune.is_none() {
+        bail!(
+            "{} is an autoencoder run: continue it with `ae-tch train --resume {}`",
+            dir.display(),
+            dir.display()
+        );
+    }
+    if args.runtime.threads.is_none() {
+        tch::set_num_threads(meta.threads.max(1));
+    }
+    let mut cfg = meta.train.clone();
+    cfg.epochs = args.epochs.unwrap_or(meta.train.epochs);
+    cfg.device = args.runtime.device;
+    let state = meta.state.clone();
+    let complete = run.file(run_store::MODEL_JSON).is_file();
+    if complete && (state.stopped_early || state.finished(&cfg)) {
+        bail!(
+            "{} has finished ({} epochs{}): there is nothing to resume",
+            dir.display(),
+            state.epoch - 1,
+            if state.stopped_early { ", stopped early" } else { "" }
+        );
+    }
+    if cfg.epochs < state.epoch.saturating_sub(1) {
+        bail!(
+            "--epochs {} is fewer than the {} epochs the run has already trained",
+            cfg.epochs,
+            state.epoch - 1
+        );
+    }
+    device::resolve(cfg.device)?;
+    let resume = Resume { state, optim, best, sums };
+    Ok(Setup { run, cfg, model_cfg: meta.model, data: meta.data, resume: Some(resume) })
+}
+
+/// What to say when a run's data cannot be read.
+fn data_needed(data: &DataRecord) -> String {
+    format!("finetune needs the autoencoder run's data where they were ({})", data.path.display())
+}
+
+/// The labelled rows of a classifier run, rebuilt from what it records: the autoencoder
+/// run's splits, and with `labels_per_class` N rows of each class from its training split
+/// (a seeded choice), a fifth of them (at least one) the validation slice.
+fn labelled_rows(data: &DataRecord, model: &ModelConfig, cfg: &TrainConfig) -> Result<Labelled> {
+    let (train, val, test) = super::run_rows(data, &model.input, &cfg.data_selection())
+        .with_context(|| data_needed(data))?;
+    let Some(n) = cfg.finetune.as_ref().and_then(|f| f.labels_per_class) else {
+        return Ok(Labelled { train, val, test });
+    };
+    let labels = train.labels().context("the run's training rows have no labels")?;
+    let kept = probe::labels_per_class(labels, n, cfg.seed)?;
+    let kept_labels: Vec<u8> = kept.iter().map(|&i| labels[i]).collect();
+    let held = probe::labels_per_class(&kept_labels, (n / 5).max(1), cfg.seed ^ VAL_SLICE)?;
+    let mut is_val = vec![false; kept.len()];
+    for &h in &held {
+        is_val[h] = true;
+    }
+    let pick = |val: bool| -> Vec<usize> {
+        kept.iter().zip(&is_val).filter(|(_, &v)| v == val).map(|(&i, _)| i).collect()
+    };
+    Ok(Labelled { train: train.select(&pick(false)), val: train.select(&pick(true)), test })
+}
+
+/// The fewest rows an epoch of `finetune` trains on (smaller labelled sets are repeated).
+pub const EPOCH_ROWS: usize = 3200;
+
+/// Mixed into the seed of the validation slice's choice.
+const VAL_SLICE: u64 = 0x5e1f_51ce;
+
+/// Copies the encoder weights of the autoencoder run `source` into `vs` (checked: every
+/// encoder variable by name, shape and dtype).
+fn copy_encoder(vs: &nn::VarStore, source: &Path) -> Result<()> {
+    let (_, pre_vs, _) = RunDir::open(source)
+        .and_then(|r| r.load_model(Device::Cpu))
+        .with_context(|| format!("loading the pretrained encoder of {}", source.display()))?;
+    let pre = pre_vs.variables();
+    tch::no_grad(|| {
+        for (name, mut t) in vs.variables() {
+            if !name.starts_with("encoder.") {
+                continue;
+            }
+            let src = pre.get(&name).with_context(|| {
+                format!("{}: the autoencoder has no variable {name}", source.display())
+            })?;
+            if src.size() != t.size() || src.kind() != t.kind() {
+                bail!(
+                    "{}: {name} is {:?} {:?}, the classifier needs {:?} {:?}",
+                    source.display(),
+                    src.kind(),
+                    src.size(),
+                    t.kind(),
+                    t.size()
+                );
+            }
+            t.copy_(src);
+        }
+        Ok(())
+    })
+}
+
+/// The classifier's accuracy and confusion matrix on `rows`.
+fn classify(model: &Classifier, rows: &Rows, cfg: &ModelConfig, device: Device) -> ClassReport {
+    let x = rows.to_unit(device);
+    let predicted =
+        metrics::batched(&x, |b| model.forward(b).argmax(1, false)).to_device(Device::Cpu);
+    let truth: Vec<i64> = rows.labels().unwrap_or_default().iter().map(|&c| c as i64).collect();
+    let names = cfg.head.as_ref().map(|h| h.classes.clone()).unwrap_or_default();
+    ClassReport::new(&Tensor::from_slice(&truth), &predicted.to_kind(Kind::Int64), names)
+}
+
+fn write_confusion(report: &ClassReport, path: &Path, format: Format) -> Result<()> {
+    let counts: Vec<u64> = report.confusion.iter().flatten().copied().collect();
+    let title = format!("classifier on the test rows: accuracy {:.4}", report.accuracy);
+    run_store::write_atomic(
+        path,
+        &plot::confusion_matrix(&counts, &report.classes, &title, format)?,
+    )
+}
+
+/// Accuracy, then the confusion matrix as text (rows: true class, columns: predicted).
+pub fn class_table(r: &ClassReport) -> String {
+    let width = r.classes.iter().map(|c| c.chars().count()).max().unwrap_or(1).max(5) + 1;
+    let mut out =
+        format!("test accuracy  {:.4}  ({} rows)\n\ntrue \\ predicted\n", r.accuracy, r.rows);
+    out += &format!("{:>width$}", "");
+    for c in &r.classes {
+        out += &format!("{c:>width$}");
+    }
+    out += "\n";
+    for (name, row) in r.classes.iter().zip(&r.confusion) {
+        out += &format!("{name:>width$}");
+        for n in row {
+            out += &format!("{n:>width$}");
+        }
+        out += "\n";
+    }
+    out
+}
+
+/// `eval` on a classifier run: accuracy and the confusion matrix on the test rows (of
+/// `data`, read the run's way, or of the run's own data).
+pub fn eval(args: &crate::cli::EvalArgs) -> Result<()> {
+    device::set_threads(args.run.runtime.threads)?;
+    let device = device::resolve(args.run.runtime.device)?;
+    let run = RunDir::open(&args.run.dir)?;
+    let (manifest, _vs, model) = run.load_classifier(device)?;
+    let test = super::split_rows(&manifest, args.data.as_deref(), crate::data::Split::Test)
+        .with_context(|| data_needed(&manifest.data))?;
+    if test.labels().is_none() {
+        bail!("eval of a classifier needs labelled test rows, and these have none");
+    }
+    let report = classify(&model, &test, &manifest.model, device);
+    if args.json {
+        return super::print(&(serde_json::to_string(&report)? + "\n"));
+    }
+    super::print(&class_table(&report))
+}
