@@ -7,6 +7,9 @@
 //! - `torch_cuda` linked with `--no-as-needed`: nothing in our code references a CUDA
 //!   symbol, so an as-needed link drops the library and libtorch then reports no CUDA even
 //!   on a GPU machine.
+//!
+//! It also compiles csrc/script.cpp (TorchScript modules with several traced methods, for
+//! `export -o model.pt`) against the same libtorch headers, with the cc crate.
 
 use std::path::PathBuf;
 
@@ -37,6 +40,7 @@ fn main() {
         })
         .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=AE_TCH_LIBTORCH_BUILT={version}");
+    compile_shim(&lib);
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
     println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
     if lib.join("libtorch_cuda.so").exists() {
@@ -44,4 +48,21 @@ fn main() {
     }
     println!("cargo:rustc-link-arg=-ltorch");
     println!("cargo:rustc-link-arg=-Wl,--as-needed");
+}
+
+/// csrc/script.cpp against libtorch's headers (the folder beside `lib`), with the flags
+/// torch-sys uses for its own shim.
+fn compile_shim(lib: &std::path::Path) {
+    println!("cargo:rerun-if-changed=csrc/script.cpp");
+    let include = lib.join("../include");
+    cc::Build::new()
+        .cpp(true)
+        .file("csrc/script.cpp")
+        .include(&include)
+        .include(include.join("torch/csrc/api/include"))
+        .flag("-std=c++17")
+        .define("_GLIBCXX_USE_CXX11_ABI", "1")
+        .define("GLOG_USE_GLOG_EXPORT", None)
+        .warnings(false)
+        .compile("aet_script");
 }

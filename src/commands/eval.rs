@@ -1,8 +1,59 @@
 //! `ae-tch eval`: test-set metrics of a trained run.
 
 use crate::cli::EvalArgs;
+use crate::config::ModelConfig;
 use crate::metrics;
-use anyhow::Result;
+use anyhow::{bail, Result};
+use std::path::Path;
+use tch::nn::Module;
+use tch::{CModule, Device, Kind, Tensor};
+
+/// A TorchScript autoencoder (from `export -o FILE.pt`) checked to map the run's rows to
+/// rows of the same width.
+#[derive(Debug)]
+struct Script(CModule);
+
+impl Script {
+    fn load(path: &Path, cfg: &ModelConfig, device: Device) -> Result<Script> {
+        let module = CModule::load_on_device(path, device).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: not a TorchScript file torch can load: {}",
+                path.display(),
+                torch_message(e)
+            )
+        })?;
+        let d = cfg.input_dim();
+        let probe = Tensor::zeros([2, d], (Kind::Float, device));
+        let out = tch::no_grad(|| module.forward_ts(&[probe])).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: its forward does not take [N, {d}] rows: {}",
+                path.display(),
+                torch_message(e)
+            )
+        })?;
+        if out.size() != [2, d] {
+            bail!(
+                "{}: its forward maps [2, {d}] to {:?}, not to [2, {d}]: a model of another run?",
+                path.display(),
+                out.size()
+            );
+        }
+        Ok(Script(module))
+    }
+}
+
+/// The first line of a libtorch error (its C++ backtrace follows).
+fn torch_message(e: tch::TchError) -> String {
+    let text = e.to_string();
+    text.lines().next().unwrap_or_default().trim_start_matches("Internal torch error: ").to_string()
+}
+
+impl Module for Script {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        // Checked in `load` to take and give rows of the run's width.
+        self.0.forward_ts(&[xs]).expect("TorchScript forward checked on load")
+    }
+}
 
 pub fn run(args: EvalArgs) -> Result<()> {
     if crate::run_store::RunDir::open(&args.run.dir)?.read_manifest()?.model.head.is_some() {
@@ -12,13 +63,14 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let images = loaded.test_rows(args.data.as_deref())?;
     let (manifest, device) = (&loaded.manifest, loaded.device);
     let pca = loaded.pca_baseline()?;
-    let report = metrics::evaluate(
-        &loaded.model,
-        &manifest.model,
-        &manifest.train,
-        &images.to_device(device),
-        &pca,
-    );
+    let script =
+        args.model.as_deref().map(|p| Script::load(p, &manifest.model, device)).transpose()?;
+    let model: &dyn Module = match &script {
+        Some(s) => s,
+        None => &loaded.model,
+    };
+    let report =
+        metrics::evaluate(model, &manifest.model, &manifest.train, &images.to_device(device), &pca);
     let train = &manifest.train;
     let text = if args.json {
         serde_json::to_string(&report)? + "\n"

@@ -100,7 +100,7 @@ pub fn run(args: FinetuneArgs) -> Result<()> {
     let val_t = (!sets.val.is_empty()).then(|| sets.val.to_device(device));
     let what = Trained { model: &model_cfg, cfg: &cfg, data: &data, threads };
     let (fit, train_seconds) =
-        fit_into_run(&run, &objective, &vs, (&train_t, val_t.as_ref()), what, resume)?;
+        fit_into_run(&run, &objective, &vs, (&train_t, val_t.as_ref()), what, resume, None)?;
     drop((train_t, val_t));
 
     let weights = run_store::weights_file(cfg.format);
@@ -199,6 +199,8 @@ fn fresh(args: &FinetuneArgs) -> Result<Setup> {
         checkpoint_every: 1,
         device: args.runtime.device,
         finetune: Some(finetune),
+        tensorboard: (!args.no_tensorboard)
+            .then(|| std::path::PathBuf::from(super::train::DEFAULT_TENSORBOARD)),
         // The rows: those the autoencoder run was trained, validated and tested on.
         ..pre.train.clone()
     };

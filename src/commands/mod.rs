@@ -16,6 +16,7 @@ pub mod plot_loss;
 pub mod probe;
 pub mod report;
 pub mod sample;
+mod tb_log;
 pub mod train;
 pub mod weights;
 

@@ -75,6 +75,19 @@ pub fn write_grid(
     path: &Path,
     format: Format,
 ) -> Result<()> {
+    let bytes = grid(model, train, images, device, format)
+        .with_context(|| format!("drawing {}", path.display()))?;
+    write_atomic(path, &bytes)
+}
+
+/// The grid `write_grid` writes, as PNG or SVG bytes.
+pub fn grid(
+    model: &Autoencoder,
+    train: &TrainConfig,
+    images: &ImageSet,
+    device: Device,
+    format: Format,
+) -> Result<Vec<u8>> {
     let clean = images.to_unit(device);
     let input = metrics::eval_inputs(&clean, train, true);
     let output = tch::no_grad(|| model.forward(&input));
@@ -93,10 +106,7 @@ pub fn write_grid(
         ],
     };
     let title = format!("{} run: {} test images", train.mode, images.len());
-    let shape = super::image_shape(&model.config);
-    let bytes = plot::image_grid(&rows, shape, &title, format)
-        .with_context(|| format!("drawing {}", path.display()))?;
-    write_atomic(path, &bytes)
+    plot::image_grid(&rows, super::image_shape(&model.config), &title, format)
 }
 
 /// The curve of one run's metrics.

@@ -3,6 +3,7 @@
 use crate::checkpoint::{self, Checkpoint, CheckpointMeta};
 use crate::cli::TrainArgs;
 use crate::commands::report;
+use crate::commands::tb_log::{self, TbLog};
 use crate::config::{
     self, Arch, ArchDefaults, Backbone, ConvLayers, Engine, Init, Layers, ModelConfig, Norm,
     Precision, TrainConfig,
@@ -23,6 +24,9 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 use tch::nn;
+
+/// The TensorBoard log's folder inside the run folder, unless --tensorboard names another.
+pub const DEFAULT_TENSORBOARD: &str = "tb";
 
 /// Images shown in the run's grid.png.
 const GRID_IMAGES: usize = 10;
@@ -73,8 +77,9 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
     let val_t = (!val_set.is_empty()).then(|| val_set.to_device(device));
 
     let what = Trained { model: &model_cfg, cfg: &cfg, data: &data_record, threads };
+    let viewer = || view(&model, &cfg, &val_set, device);
     let (fit, train_seconds) =
-        fit_into_run(&run, &model, &vs, (&train_t, val_t.as_ref()), what, resume)?;
+        fit_into_run(&run, &model, &vs, (&train_t, val_t.as_ref()), what, resume, Some(&viewer))?;
     let history = &fit.history;
 
     let weights = run_store::weights_file(cfg.format);
@@ -137,6 +142,31 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
     ))
 }
 
+/// What the TensorBoard log shows of the autoencoder after an epoch: the grid of
+/// `GRID_IMAGES` validation images and the codes of every validation row.
+fn view(
+    model: &crate::model::Autoencoder,
+    cfg: &TrainConfig,
+    val: &Rows,
+    device: tch::Device,
+) -> Result<tb_log::View> {
+    let grid = match val.images() {
+        Some(images) if !images.is_empty() => {
+            let png = report::grid(model, cfg, &images.take(GRID_IMAGES), device, Format::Png)?;
+            tb_log::png_shape(&png).map(|shape| (png, shape))
+        }
+        _ => None,
+    };
+    let codes = if val.is_empty() {
+        Vec::new()
+    } else {
+        let x = val.to_unit(device);
+        let z = crate::metrics::batched(&x, |b| model.encode(b));
+        data::to_host_f32(&z)?
+    };
+    Ok(tb_log::View { grid, codes })
+}
+
 /// What a run trains, as its checkpoints record it.
 #[derive(Clone, Copy)]
 pub(super) struct Trained<'a> {
@@ -157,15 +187,22 @@ pub(super) fn fit_into_run(
     (train_t, val_t): (&tch::Tensor, Option<&tch::Tensor>),
     what: Trained<'_>,
     resume: Option<train::Resume>,
+    viewer: Option<tb_log::Viewer<'_>>,
 ) -> Result<(train::Fit, f64)> {
     install_interrupt_handler();
     let Trained { model: model_cfg, cfg, data: data_record, threads } = what;
+    let rows_n = train_t.size()[0];
+    let mut log =
+        TbLog::open(run, (model_cfg, cfg), rows_n, resume.as_ref().map(|r| &r.state), viewer)?;
     let started = Instant::now();
     let mut rows: Vec<EpochStats> =
         resume.as_ref().map(|r| r.state.history.clone()).unwrap_or_default();
     let mut bar = Progress::new();
     let fit = train::fit(net, vs, train_t, val_t, cfg, resume, &mut |event| {
         bar.on(&event);
+        if let Some(log) = log.as_mut() {
+            log.on(&event)?;
+        }
         match event {
             Event::EpochEnd(stats) => {
                 rows.push(stats.clone());
@@ -191,6 +228,13 @@ pub(super) fn fit_into_run(
         Ok(())
     });
     bar.finish();
+    if let Some(log) = log {
+        // An interrupted run is continued later: its session has not ended.
+        let interrupted = fit.as_ref().err().and_then(|e| e.downcast_ref::<train::Stopped>());
+        if !matches!(interrupted, Some(train::Stopped::Interrupted { .. })) {
+            log.finish(fit.is_ok())?;
+        }
+    }
     let fit = fit.map_err(|e| {
         if e.downcast_ref::<train::Stopped>()
             .is_some_and(|s| matches!(s, train::Stopped::Interrupted { .. }))
@@ -237,6 +281,11 @@ fn train_config(args: &TrainArgs) -> TrainConfig {
         checkpoint_every: args.checkpoint_every,
         format: args.format,
         finetune: None,
+        tensorboard: match (&args.tensorboard, args.no_tensorboard) {
+            (_, true) => None,
+            (None, false) => Some(PathBuf::from(DEFAULT_TENSORBOARD)),
+            (Some(dir), false) => Some(std::path::absolute(dir).unwrap_or(dir.clone())),
+        },
     }
 }
 

@@ -10,6 +10,7 @@ use crate::run_store::{self, DataRecord, RunDir, RunManifest, FORMAT_VERSION};
 use anyhow::{anyhow, Context, Result};
 use serde::Serialize;
 use std::path::Path;
+use tch::nn::Module;
 use tch::{nn, Device};
 
 /// One tensor of an exported state dict, as PyTorch will see it.
@@ -29,7 +30,11 @@ struct ExportReport<'a> {
 }
 
 pub fn export(args: ExportArgs) -> Result<()> {
-    let format = run_store::weights_format(&args.output)?;
+    if is_torchscript(&args.output) {
+        return export_torchscript(&args);
+    }
+    let format = run_store::weights_format(&args.output)
+        .map_err(|e| anyhow!("{e}, or .pt for TorchScript"))?;
     let run = RunDir::open(&args.run)?;
     let (_, vs) = run.load_variables(Device::Cpu)?;
     run_store::save_weights(&vs, &args.output)?;
@@ -47,6 +52,76 @@ pub fn export(args: ExportArgs) -> Result<()> {
     super::print(&format!(
         "wrote {} tensors ({parameters} parameters) to {}\n",
         report.tensors.len(),
+        args.output.display()
+    ))
+}
+
+/// A `.pt` output: the whole model as TorchScript.
+fn is_torchscript(path: &Path) -> bool {
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("pt"))
+}
+
+/// The module attribute holding the run's description (`model.ae_tch` in Python).
+pub const SCRIPT_ATTRIBUTE: &str = "ae_tch";
+
+/// What a TorchScript user needs to call the module right, as JSON: the model config
+/// (its `input` says the shape, colour and, for vectors, the features and their scaling)
+/// and how inputs and outputs are laid out.
+fn script_description(manifest: &RunManifest) -> Result<String> {
+    let m = &manifest.model;
+    let layout = match &m.input {
+        data::spec::DataSpec::Image(spec) => format!(
+            "forward and encode take float32 [N, {}]: images flattened channel-major from [N, {}, {}, {}], values in [0, 1] (bytes / 255); decode takes [N, {}]",
+            spec.values(),
+            spec.channels(),
+            spec.height,
+            spec.width,
+            m.latent
+        ),
+        data::spec::DataSpec::Vector(_) => format!(
+            "forward and encode take float32 [N, {}]: the features in input.features order, scaled as input.scaling says; decode takes [N, {}] and returns scaled features",
+            m.input_dim(),
+            m.latent
+        ),
+    };
+    let about = serde_json::json!({
+        "ae_tch_version": env!("CARGO_PKG_VERSION"),
+        "layout": layout,
+        "variational": m.variational,
+        "model": m,
+    });
+    Ok(serde_json::to_string(&about)?)
+}
+
+/// `export -o model.pt`: `forward`, `encode` and `decode` traced into one TorchScript
+/// module (the VAE's mean path), with the run's description as a string attribute.
+fn export_torchscript(args: &ExportArgs) -> Result<()> {
+    let run = RunDir::open(&args.run)?;
+    let (manifest, _vs, model) = run.load_model(Device::Cpu)?;
+    let cfg = &manifest.model;
+    let x = tch::Tensor::rand([2, cfg.input_dim()], (tch::Kind::Float, Device::Cpu));
+    let z = tch::Tensor::randn([2, cfg.latent], (tch::Kind::Float, Device::Cpu));
+    let bytes = tch::no_grad(|| -> Result<Vec<u8>> {
+        let mut module = crate::script::ScriptModule::new("AeTch")?;
+        module.trace("forward", std::slice::from_ref(&x), |t| vec![model.forward(&t[0])])?;
+        module.trace("encode", std::slice::from_ref(&x), |t| vec![model.encode(&t[0])])?;
+        module.trace("decode", std::slice::from_ref(&z), |t| vec![model.decode(&t[0])])?;
+        module.set_string(SCRIPT_ATTRIBUTE, &script_description(&manifest)?)?;
+        module.to_bytes()
+    })?;
+    run_store::write_atomic(&args.output, &bytes)?;
+    if args.json {
+        let report = serde_json::json!({
+            "output": args.output,
+            "format": "torchscript",
+            "methods": ["forward", "encode", "decode"],
+            "attribute": SCRIPT_ATTRIBUTE,
+            "bytes": bytes.len(),
+        });
+        return super::print(&(serde_json::to_string_pretty(&report)? + "\n"));
+    }
+    super::print(&format!(
+        "wrote TorchScript (forward, encode, decode; description in .{SCRIPT_ATTRIBUTE}) to {}\n",
         args.output.display()
     ))
 }

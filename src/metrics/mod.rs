@@ -74,7 +74,7 @@ pub fn batched(x: &Tensor, f: impl Fn(&Tensor) -> Tensor) -> Tensor {
 }
 
 /// The model's reconstructions of `inputs` (`[N, D]` f32), in batches, without gradients.
-pub fn reconstruct(model: &Autoencoder, inputs: &Tensor) -> Tensor {
+pub fn reconstruct(model: &dyn Module, inputs: &Tensor) -> Tensor {
     batched(inputs, |x| model.forward(x))
 }
 
@@ -114,7 +114,7 @@ pub fn eval_inputs(x: &Tensor, train: &TrainConfig, bounded: bool) -> Tensor {
 
 /// Evaluates `model` on u8 images `[N, D]` on the model's device, beside `pca`.
 pub fn evaluate(
-    model: &Autoencoder,
+    model: &dyn Module,
     config: &ModelConfig,
     train: &TrainConfig,
     images: &Tensor,

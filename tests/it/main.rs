@@ -10,6 +10,8 @@ mod images;
 mod plots;
 mod quality;
 mod resume;
+mod tensorboard;
+mod torchscript;
 mod training;
 mod util;
 mod vectors;
