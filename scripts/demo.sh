@@ -29,5 +29,6 @@ cat >&2 <<MSG
 demo: done in $((SECONDS - start)) s. Look at:
   $out/grid.png   $what
   $out/loss.png   train and validation loss per epoch
+  $out/tb/        the TensorBoard log: .venv/bin/tensorboard --logdir runs
 Then try: target/release/ae-tch eval --run $out --json
 MSG

@@ -87,9 +87,12 @@ fn conv_options_build_for_odd_sizes_in_colour_and_round_trip_with_pytorch() {
         serde_json::json!({"kind": "conv", "channels": [6, 12], "blocks": 2, "groups": 8,
                            "upsample": "resize"})
     );
-    // Reloaded, it evaluates to what training recorded; then both ways with PyTorch.
-    let eval: serde_json::Value =
-        serde_json::from_str(&ae(d, &["eval", "--run", s(&run), "--json"]).ok().stdout).unwrap();
+    // Reloaded, it evaluates to what training recorded (on as many threads: conv sums
+    // are ordered by the thread count); then both ways with PyTorch.
+    let eval: serde_json::Value = serde_json::from_str(
+        &ae(d, &["eval", "--run", s(&run), "--json", "--threads", "1"]).ok().stdout,
+    )
+    .unwrap();
     let recorded = &read_json(&run.join("model.json"))["outcome"]["test"];
     assert_eq!((&eval["mse"], &eval["ssim"]), (&recorded["mse"], &recorded["ssim"]));
     let exported = d.join("res.safetensors");
@@ -113,7 +116,7 @@ fn colour_conv_on_emoji_trains_reloads_exports_and_draws_in_colour() {
                            "background": "white"})
     );
     // Reloaded, the run evaluates to exactly what training recorded, beside PCA on 3·32·32.
-    let eval = ae(d, &["eval", "--run", s(&run), "--json"]).ok().stdout;
+    let eval = ae(d, &["eval", "--run", s(&run), "--json", "--threads", "1"]).ok().stdout;
     let eval: serde_json::Value = serde_json::from_str(&eval).unwrap();
     let recorded = &manifest["outcome"]["test"];
     for key in ["mse", "ssim", "pca_mse"] {

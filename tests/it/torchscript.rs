@@ -85,6 +85,7 @@ fn torchscript_export_runs_in_pytorch_as_in_ae_tch() {
         ae(d, args).ok();
         let report = check_in_pytorch(d, &d.join(name));
         let diff = report["max_abs_diff"].as_f64().unwrap();
+        eprintln!("{name}: {}", report["diffs"]);
         assert!(diff <= 1e-5, "{name}: {report}");
         let layout = report["layout"].as_str().unwrap();
         let want = match *name {

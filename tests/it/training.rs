@@ -19,16 +19,17 @@ fn validation_loss_falls_and_run_folder_is_complete() {
     for f in ["model.ot", "model.json", "metrics.csv", "loss.png", "grid.png", "checkpoint.ot"] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
+    assert!(out.join("tb").is_dir(), "the TensorBoard log");
     // No temporary files left behind.
     let names: Vec<String> = std::fs::read_dir(&out)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names.len(), 6, "{names:?}");
+    assert_eq!(names.len(), 7, "{names:?}");
 
     let rows = metrics(&out.join("metrics.csv"));
     assert_eq!(rows[0][..6], ["epoch", "train_loss", "val_loss", "seconds", "samples_per_s", "lr"]);
-    assert_eq!(rows[0][6..], ["train_reconstruction", "train_kl"]);
+    assert_eq!(rows[0][6..], ["train_reconstruction", "train_kl", "val_accuracy"]);
     assert_eq!(rows.len(), 7);
     let val: Vec<f64> = rows[1..].iter().map(|r| r[2].parse().unwrap()).collect();
     assert!(
