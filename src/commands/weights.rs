@@ -97,6 +97,13 @@ fn script_description(manifest: &RunManifest) -> Result<String> {
 /// module (the VAE's mean path), with the run's description as a string attribute.
 fn export_torchscript(args: &ExportArgs) -> Result<()> {
     let run = RunDir::open(&args.run)?;
+    if run.read_manifest()?.model.head.is_some() {
+        anyhow::bail!(
+            "{} is a classifier run: TorchScript export (.pt) is for autoencoders; write its \
+             weights with -o FILE.safetensors or -o FILE.ot",
+            args.run.display()
+        );
+    }
     let (manifest, _vs, model) = run.load_model(Device::Cpu)?;
     let cfg = &manifest.model;
     let x = tch::Tensor::rand([2, cfg.input_dim()], (tch::Kind::Float, Device::Cpu));

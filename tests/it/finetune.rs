@@ -100,6 +100,8 @@ fn finetune_learns_from_few_labels_and_the_flags_do_what_they_say() {
     assert!(names.contains(&"head.weight") && names.contains(&"encoder.0.weight"), "{names:?}");
     assert!(!names.iter().any(|n| n.starts_with("decoder.")));
     ae(d, &["encode", "--run", "clf", "-o", "z.csv"]).fails_with(&["clf is a classifier run"]);
+    ae(d, &["export", "--run", "clf", "-o", "clf.pt"])
+        .fails_with(&["clf is a classifier run", ".safetensors"]);
     ae(d, &["finetune", "--run", "clf", "--out", "x"]).fails_with(&["already a classifier run"]);
     ae(d, &["train", "--resume", "clf"]).fails_with(&["finetune --resume"]);
 }
