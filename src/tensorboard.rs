@@ -272,7 +272,7 @@ pub struct EventWriter {
 
 impl EventWriter {
     /// Opens the log in `dir` for a run that writes from scratch (`keep_through` None: any
-    /// event files there are replaced), or that resumes after step `keep_through`: the
+    /// event files there are replaced — the caller makes sure they are its own), or that resumes after step `keep_through`: the
     /// events up to and including that step are kept (rewritten into one new file), the
     /// rest — steps the resumed run trains again, a damaged tail — are dropped.
     pub fn open(dir: &Path, keep_through: Option<i64>) -> Result<EventWriter> {

@@ -54,6 +54,16 @@ impl<'a> TbLog<'a> {
         viewer: Option<Viewer<'a>>,
     ) -> Result<Option<TbLog<'a>>> {
         let Some(dir) = folder(run, cfg) else { return Ok(None) };
+        let outside = cfg.tensorboard.as_ref().is_some_and(|d| d.is_absolute());
+        if resume.is_none() && outside && !tensorboard::event_files(&dir)?.is_empty() {
+            // One folder is one run to TensorBoard; another run's log is not ours to replace.
+            anyhow::bail!(
+                "--tensorboard {} already holds a TensorBoard log: give each run its own \
+                 folder (TensorBoard shows the folders under --logdir side by side), or \
+                 remove that one",
+                dir.display()
+            );
+        }
         let steps = (train_rows + cfg.batch_size as i64 - 1) / cfg.batch_size as i64;
         let done = resume.map(|s| (s.epoch as i64 - 1) * steps + s.step as i64);
         let mut writer = EventWriter::open(&dir, done)?;

@@ -102,6 +102,9 @@ fn the_log_says_what_metrics_csv_and_model_json_say() {
     ae(d, &quick_train(&mnist(), &d.join("other"), &["--epochs", "1", "--tensorboard", "logs/x"]))
         .ok();
     assert_eq!(scalar(&read_log(&d.join("logs/x")), "epoch/train_loss").len(), 1);
+    // Another run pointed at the same folder would mix two runs into one: refused.
+    ae(d, &quick_train(&mnist(), &d.join("third"), &["--epochs", "1", "--tensorboard", "logs/x"]))
+        .fails_with(&["already holds a TensorBoard log", "logs/x"]);
 }
 
 /// A run killed in its second checkpoint write, whose event file is then cut off
