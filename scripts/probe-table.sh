@@ -3,7 +3,9 @@
 # of a denoising autoencoder at k = 32, × logistic regression / k-NN), and the few-labels
 # table (labels per class 10, 100, 1000 × finetuned from the autoencoder / the same
 # network from scratch, SEEDS seeds each, mean ± sd of test accuracy). Runs land in
-# runs/probe/. About 25 minutes on 2 cores (the probe's k-NN on raw pixels is most of it).
+# runs/probe/. About 30 minutes on 2 cores (the probe's k-NN on raw pixels is most of it;
+# with one seed, 31 min while the test suite shared the cores, and the seed-1 figures are
+# the README's to every digit).
 #   scripts/probe-table.sh [SEEDS] [-- extra train flags]      (default: 3 seeds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
