@@ -52,12 +52,7 @@ impl Autoencoder {
 
     /// `x`: `[N, C*H*W]` in [0, 1] → code `z`: `[N, latent]` (μ for a VAE).
     pub fn encode(&self, x: &Tensor) -> Tensor {
-        let out = self.encoder.forward(x);
-        if self.variational {
-            out.narrow(1, 0, self.latent)
-        } else {
-            out
-        }
+        code(self.encoder.forward(x), self.variational, self.latent)
     }
 
     /// `z`: `[N, latent]` → `[N, C*H*W]` in (0, 1).
@@ -114,12 +109,7 @@ impl Classifier {
 
     /// `x`: `[N, C*H*W]` → code `[N, latent]` (μ for a VAE).
     pub fn encode(&self, x: &Tensor) -> Tensor {
-        let out = self.encoder.forward(x);
-        if self.variational {
-            out.narrow(1, 0, self.latent)
-        } else {
-            out
-        }
+        code(self.encoder.forward(x), self.variational, self.latent)
     }
 }
 
@@ -127,6 +117,16 @@ impl Module for Classifier {
     /// `x`: `[N, C*H*W]` → logits `[N, classes]`.
     fn forward(&self, x: &Tensor) -> Tensor {
         self.head.forward(&self.encode(x))
+    }
+}
+
+/// The code in an encoder's output: all of it, or a VAE's μ (the first `latent` columns of
+/// μ and log σ²).
+fn code(out: Tensor, variational: bool, latent: i64) -> Tensor {
+    if variational {
+        out.narrow(1, 0, latent)
+    } else {
+        out
     }
 }
 

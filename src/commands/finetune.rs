@@ -247,19 +247,8 @@ fn fresh(args: &FinetuneArgs) -> Result<Setup> {
 
 /// The classifier run in `dir`, continued from its checkpoint (`--epochs` may change).
 fn resumed(args: &FinetuneArgs, dir: &Path) -> Result<Setup> {
-    let run = RunDir::open_dir(dir)?;
-    run.sweep_temp_files();
-    let Checkpoint { meta, optim, best, sums } = run.read_checkpoint()?;
-    if meta.train.finetune.is_none() {
-        bail!(
-            "{} is an autoencoder run: continue it with `ae-tch train --resume {}`",
-            dir.display(),
-            dir.display()
-        );
-    }
-    if args.runtime.threads.is_none() {
-        tch::set_num_threads(meta.threads.max(1));
-    }
+    let (run, Checkpoint { meta, optim, best, sums }) =
+        super::train::open_checkpoint(dir, true, args.runtime.threads)?;
     let mut cfg = meta.train.clone();
     cfg.epochs = args.epochs.unwrap_or(meta.train.epochs);
     cfg.device = args.runtime.device;

@@ -167,6 +167,35 @@ fn view(
     Ok(tb_log::View { grid, codes })
 }
 
+/// The run in `dir` and its checkpoint, to resume: temporary files of an interrupted
+/// write swept, the kind of run checked (`classifier` or an autoencoder; the other kind is
+/// pointed to its own command), and without `--threads` the thread count it trained on.
+pub(super) fn open_checkpoint(
+    dir: &Path,
+    classifier: bool,
+    threads: Option<usize>,
+) -> Result<(RunDir, Checkpoint)> {
+    let run = RunDir::open_dir(dir)?;
+    run.sweep_temp_files();
+    let checkpoint = run.read_checkpoint()?;
+    if checkpoint.meta.train.finetune.is_some() != classifier {
+        let (kind, command) = if classifier {
+            ("an autoencoder run", "train")
+        } else {
+            ("a classifier run", "finetune")
+        };
+        bail!(
+            "{} is {kind}: continue it with `ae-tch {command} --resume {}`",
+            dir.display(),
+            dir.display()
+        );
+    }
+    if threads.is_none() {
+        tch::set_num_threads(checkpoint.meta.threads.max(1));
+    }
+    Ok((run, checkpoint))
+}
+
 /// What a run trains, as its checkpoints record it.
 #[derive(Clone, Copy)]
 pub(super) struct Trained<'a> {
@@ -437,19 +466,8 @@ fn fresh_vectors(
 /// The run in `dir`, continued from its checkpoint. Flags given on the command line must
 /// agree with the recorded run; `--force` lets the `RESUMABLE` ones change.
 fn resumed(args: &TrainArgs, dir: &Path, given: &dyn Fn(&str) -> bool) -> Result<Setup> {
-    let run = RunDir::open_dir(dir)?;
-    run.sweep_temp_files();
-    let Checkpoint { meta, optim, best, sums } = run.read_checkpoint()?;
-    if meta.train.finetune.is_some() {
-        bail!(
-            "{} is a classifier run: continue it with `ae-tch finetune --resume {}`",
-            dir.display(),
-            dir.display()
-        );
-    }
-    if args.runtime.threads.is_none() {
-        tch::set_num_threads(meta.threads.max(1));
-    }
+    let (run, Checkpoint { meta, optim, best, sums }) =
+        open_checkpoint(dir, false, args.runtime.threads)?;
     let input = meta.model.input.clone();
     let mut asked = train_config(args);
     if let Some(names) = &args.classes {
