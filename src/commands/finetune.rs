@@ -114,7 +114,7 @@ pub fn run(args: FinetuneArgs) -> Result<()> {
         Format::Png,
     )?;
     write_confusion(&report, &run.file(CONFUSION_PNG), Format::Png)?;
-    let last = history.last().context("training ran no epoch")?;
+    let outcome = super::train::outcome(&fit, train_seconds)?;
     let manifest = RunManifest {
         format_version: FORMAT_VERSION,
         ae_tch_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -122,17 +122,7 @@ pub fn run(args: FinetuneArgs) -> Result<()> {
         train: cfg,
         data,
         weights: weights.to_string(),
-        outcome: Some(Outcome {
-            epochs_run: history.len(),
-            best_epoch: fit.best.map(|b| b.0),
-            best_val_loss: fit.best.map(|b| b.1),
-            stopped_early: fit.stopped_early,
-            final_train_loss: last.train_loss,
-            final_val_loss: last.val_loss,
-            train_seconds,
-            test: None,
-            classification: Some(report.clone()),
-        }),
+        outcome: Some(Outcome { classification: Some(report.clone()), ..outcome }),
     };
     run.write_manifest(&manifest)?;
     if args.json {

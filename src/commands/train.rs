@@ -103,7 +103,7 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
             Format::Png,
         )?;
     }
-    let last = history.last().context("training ran no epoch")?;
+    let outcome = Outcome { test: Some(report.clone()), ..outcome(&fit, train_seconds)? };
     let manifest = RunManifest {
         format_version: FORMAT_VERSION,
         ae_tch_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -111,17 +111,7 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
         train: cfg.clone(),
         data: data_record.clone(),
         weights: weights.to_string(),
-        outcome: Some(Outcome {
-            epochs_run: history.len(),
-            best_epoch: fit.best.map(|b| b.0),
-            best_val_loss: fit.best.map(|b| b.1),
-            stopped_early: fit.stopped_early,
-            final_train_loss: last.train_loss,
-            final_val_loss: last.val_loss,
-            train_seconds,
-            test: Some(report.clone()),
-            classification: None,
-        }),
+        outcome: Some(outcome),
     };
     run.write_manifest(&manifest)?;
 
@@ -165,6 +155,22 @@ fn view(
         data::to_host_f32(&z)?
     };
     Ok(tb_log::View { grid, codes })
+}
+
+/// What a finished fit records in model.json (the test figures are the caller's).
+pub(super) fn outcome(fit: &train::Fit, train_seconds: f64) -> Result<Outcome> {
+    let last = fit.history.last().context("training ran no epoch")?;
+    Ok(Outcome {
+        epochs_run: fit.history.len(),
+        best_epoch: fit.best.map(|b| b.0),
+        best_val_loss: fit.best.map(|b| b.1),
+        stopped_early: fit.stopped_early,
+        final_train_loss: last.train_loss,
+        final_val_loss: last.val_loss,
+        train_seconds,
+        test: None,
+        classification: None,
+    })
 }
 
 /// The run in `dir` and its checkpoint, to resume: temporary files of an interrupted
