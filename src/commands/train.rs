@@ -267,7 +267,12 @@ pub(super) fn fit_into_run(
         // An interrupted run is continued later: its session has not ended.
         let interrupted = fit.as_ref().err().and_then(|e| e.downcast_ref::<train::Stopped>());
         if !matches!(interrupted, Some(train::Stopped::Interrupted { .. })) {
-            log.finish(fit.is_ok())?;
+            // A log that cannot be ended must not hide why training stopped (a divergence
+            // keeps its exit code).
+            let ended = log.finish(fit.is_ok());
+            if fit.is_ok() {
+                ended?;
+            }
         }
     }
     let fit = fit.map_err(|e| {
