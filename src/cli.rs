@@ -624,10 +624,13 @@ pub struct PlotLatentArgs {
     /// (neighbours kept together, on a seeded sample of --points rows)
     #[arg(long, value_enum, default_value_t = LatentMethod::Pca)]
     pub method: LatentMethod,
-    /// t-SNE: rows embedded (a seeded choice among the test rows; the cost grows with
-    /// the square)
-    #[arg(long, default_value_t = 2000, value_name = "N")]
+    /// t-SNE: rows embedded (a seeded choice among the test rows)
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
     pub points: usize,
+    /// t-SNE: Barnes–Hut's θ, between speed (larger) and exact repulsion (smaller), at most
+    /// 0.7; 0 computes exact gradients, whose cost grows with the square of --points
+    #[arg(long, default_value_t = 0.5, value_name = "θ")]
+    pub angle: f64,
     /// t-SNE: the effective number of neighbours of each point
     #[arg(long, default_value_t = 30.0)]
     pub perplexity: f64,

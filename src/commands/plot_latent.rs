@@ -38,7 +38,7 @@ pub fn run(args: PlotLatentArgs) -> Result<()> {
     let images = loaded.test_rows(args.data.as_deref())?;
     let x = images.to_unit(loaded.device);
     let z = metrics::batched(&x, |b| loaded.model.encode(b));
-    // t-SNE embeds a seeded sample: its cost grows with the square of the points.
+    // t-SNE embeds a seeded sample of at most --points rows.
     let (z_shown, labels) = if tsne && k > 2 && images.len() > args.points {
         let mut order = data::split::permutation(images.len(), args.seed);
         order.truncate(args.points);
@@ -51,7 +51,12 @@ pub fn run(args: PlotLatentArgs) -> Result<()> {
     };
 
     let (xy, axes, title) = if tsne && k > 2 {
-        let settings = Tsne { perplexity: args.perplexity, seed: args.seed, ..Default::default() };
+        let settings = Tsne {
+            perplexity: args.perplexity,
+            seed: args.seed,
+            angle: args.angle,
+            ..Default::default()
+        };
         (
             settings.embed(&z_shown).context("t-SNE of the codes")?,
             ("t-SNE 1".to_string(), "t-SNE 2".to_string()),
