@@ -8,8 +8,13 @@
 //!   symbol, so an as-needed link drops the library and libtorch then reports no CUDA even
 //!   on a GPU machine.
 //!
-//! It also compiles csrc/script.cpp (TorchScript modules with several traced methods, for
-//! `export -o model.pt`) against the same libtorch headers, with the cc crate.
+//! It also compiles, against the same libtorch headers with the cc crate:
+//! - csrc/script.cpp: TorchScript modules with several traced methods, for
+//!   `export -o model.pt`;
+//! - csrc/dist.cpp: c10d's TCPStore and Gloo process group for data-parallel training
+//!   under torchrun. The wheel ships no gloo headers; scripts/setup.sh unpacks Debian's
+//!   libgloo-dev into .cache/gloo (or set AE_TCH_GLOO_INCLUDE). Without them the binary
+//!   builds without the backend (cfg `c10d` unset) and says so when asked to distribute.
 
 use std::path::PathBuf;
 
@@ -41,6 +46,7 @@ fn main() {
         .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=AE_TCH_LIBTORCH_BUILT={version}");
     compile_shim(&lib);
+    compile_dist(&lib);
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
     println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
     if lib.join("libtorch_cuda.so").exists() {
@@ -50,19 +56,56 @@ fn main() {
     println!("cargo:rustc-link-arg=-Wl,--as-needed");
 }
 
-/// csrc/script.cpp against libtorch's headers (the folder beside `lib`), with the flags
+/// A C++ build against libtorch's headers (the folder beside `lib`), with the flags
 /// torch-sys uses for its own shim.
-fn compile_shim(lib: &std::path::Path) {
-    println!("cargo:rerun-if-changed=csrc/script.cpp");
+fn libtorch_cpp(lib: &std::path::Path, file: &str) -> cc::Build {
+    println!("cargo:rerun-if-changed={file}");
     let include = lib.join("../include");
-    cc::Build::new()
+    let mut build = cc::Build::new();
+    build
         .cpp(true)
-        .file("csrc/script.cpp")
+        .file(file)
         .include(&include)
         .include(include.join("torch/csrc/api/include"))
         .flag("-std=c++17")
         .define("_GLIBCXX_USE_CXX11_ABI", "1")
         .define("GLOG_USE_GLOG_EXPORT", None)
-        .warnings(false)
-        .compile("aet_script");
+        .warnings(false);
+    build
+}
+
+fn compile_shim(lib: &std::path::Path) {
+    libtorch_cpp(lib, "csrc/script.cpp").compile("aet_script");
+}
+
+/// csrc/dist.cpp, when gloo's headers are at hand: AE_TCH_GLOO_INCLUDE, setup.sh's
+/// .cache/gloo, or the system's (libgloo-dev installed).
+fn compile_dist(lib: &std::path::Path) {
+    println!("cargo:rustc-check-cfg=cfg(c10d)");
+    println!("cargo:rerun-if-env-changed=AE_TCH_GLOO_INCLUDE");
+    let local = PathBuf::from(".cache/gloo/include");
+    // Watch where setup.sh will put the headers, so a build after it picks them up.
+    for watched in [".cache/gloo", ".cache"] {
+        if PathBuf::from(watched).exists() {
+            println!("cargo:rerun-if-changed={watched}");
+            break;
+        }
+    }
+    let candidates = [
+        std::env::var_os("AE_TCH_GLOO_INCLUDE").map(PathBuf::from),
+        Some(local),
+        Some(PathBuf::from("/usr/include")),
+    ];
+    let Some(gloo) = candidates.into_iter().flatten().find(|d| d.join("gloo/config.h").exists())
+    else {
+        println!(
+            "cargo:warning=gloo headers not found: building without c10d (run scripts/setup.sh)"
+        );
+        return;
+    };
+    libtorch_cpp(lib, "csrc/dist.cpp")
+        .include(gloo)
+        .define("USE_C10D_GLOO", None)
+        .compile("aet_dist");
+    println!("cargo:rustc-cfg=c10d");
 }

@@ -44,7 +44,15 @@ pub struct CheckpointMeta {
     /// libtorch's intra-op threads: reductions sum in per-thread chunks, so a resumed run
     /// uses the same count (unless --threads says otherwise) to repeat the numbers exactly.
     pub threads: i32,
+    /// Ranks of the data-parallel group that trained it (1: one process; checkpoints
+    /// from before data-parallel training have none).
+    #[serde(default = "one_rank")]
+    pub world_size: usize,
     pub state: TrainState,
+}
+
+fn one_rank() -> usize {
+    1
 }
 
 /// FNV-1a (64-bit, hex) of what a resumed run must share with the run it continues: the
@@ -170,6 +178,7 @@ mod tests {
             data,
             adam_step: 0,
             threads: 1,
+            world_size: 2,
             state: TrainState::new(&train),
         };
         let optim = OptimState { step: 7, params: t(1.0), m: t(2.0), v: t(3.0) };

@@ -282,6 +282,11 @@ pub struct TrainArgs {
     /// Write no TensorBoard log
     #[arg(long)]
     pub no_tensorboard: bool,
+    /// Under torchrun (data-parallel training): how long a rank waits for the others — to
+    /// join, and in every exchange of gradients — before it stops with a message naming
+    /// the missing ranks
+    #[arg(long, default_value_t = 120.0, value_name = "SECONDS")]
+    pub dist_timeout: f64,
     /// What the network learns to undo
     #[arg(long, value_enum, default_value_t = Mode::Reconstruct)]
     pub mode: Mode,

@@ -8,6 +8,7 @@ pub mod commands;
 pub mod config;
 pub mod data;
 pub mod device;
+pub mod dist;
 pub mod fpu;
 pub mod host;
 pub mod metrics;

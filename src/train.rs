@@ -9,6 +9,7 @@ use crate::config::ModelConfig;
 use crate::config::{Engine, Loss, LrSchedule, TrainConfig};
 use crate::data::batch::{stream_seed, Batcher};
 use crate::data::{noise, to_unit_float};
+use crate::dist::{self, Dist};
 use crate::metrics;
 use crate::mlp_step::MlpStep;
 use crate::model::{Autoencoder, Classifier};
@@ -168,6 +169,8 @@ pub struct Resume {
     pub optim: OptimState,
     pub best: Option<Tensor>,
     pub sums: Option<(Tensor, Tensor)>,
+    /// Ranks of the group that wrote the checkpoint.
+    pub world_size: usize,
 }
 
 /// What `fit` reports as it goes.
@@ -274,6 +277,10 @@ pub trait Objective {
     ) -> (Tensor, Option<Tensor>);
     /// The validation loss on `input` (clean rows `clean`), and a classifier's accuracy.
     fn validate(&self, input: &Tensor, clean: &Tensor, cfg: &TrainConfig) -> (f64, Option<f64>);
+    /// `validate` reports an accuracy.
+    fn validate_accuracy(&self) -> bool {
+        false
+    }
 }
 
 impl Objective for Autoencoder {
@@ -340,6 +347,10 @@ impl Objective for Classification<'_> {
         (self.model.forward(input).cross_entropy_for_logits(&labels), None)
     }
 
+    fn validate_accuracy(&self) -> bool {
+        self.val_labels.is_some()
+    }
+
     fn validate(&self, input: &Tensor, _clean: &Tensor, _cfg: &TrainConfig) -> (f64, Option<f64>) {
         let Some(labels) = &self.val_labels else { return (f64::NAN, None) };
         let logits = metrics::batched(input, |x| self.model.forward(x));
@@ -360,10 +371,15 @@ impl Objective for Classification<'_> {
 /// error. A non-finite loss or gradient norm stops with `Stopped::Diverged`, a set
 /// `INTERRUPT` with `Stopped::Interrupted` after a checkpoint.
 ///
+/// With `dist`, this process is one rank of a data-parallel group: it computes its share
+/// of every batch and of the validation rows, and the ranks exchange what makes them take
+/// the same step (`Exchange`).
+///
 /// This is the driver; the parts that each do one thing are below it: the step
-/// (`train_step`), the divergence guard (`Guard`), the schedule (`step_lr`,
-/// `TrainState::end_epoch`), the epoch's metrics row (`epoch_stats`) and the snapshot
-/// (`Snapshot`, when `checkpoint_due`).
+/// (`train_step`), the exchange between ranks (`Exchange`), the divergence guard
+/// (`Guard`), the schedule (`step_lr`, `TrainState::end_epoch`), the epoch's metrics row
+/// (`epoch_stats`) and the snapshot (`Snapshot`, when `checkpoint_due`).
+#[allow(clippy::too_many_arguments)]
 pub fn fit(
     model: &dyn Objective,
     vs: &nn::VarStore,
@@ -371,6 +387,7 @@ pub fn fit(
     val: Option<&Tensor>,
     cfg: &TrainConfig,
     resume: Option<Resume>,
+    dist: Option<&Dist>,
     on_event: &mut dyn FnMut(Event<'_>) -> Result<()>,
 ) -> Result<Fit> {
     let n = train.size()[0];
@@ -410,6 +427,10 @@ pub fn fit(
     let check_every = if device == Device::Cpu { 1 } else { SYNC_EVERY };
     let guard =
         Guard { cfg, scale: *st.param_scale.get_or_insert_with(|| opt.max_abs().max(1e-3)) };
+    let exchange = Exchange { dist };
+    if dist.is_some() {
+        dist::check_flat(opt.flat_grad())?;
+    }
 
     while !st.finished(cfg) {
         let epoch = st.epoch;
@@ -424,9 +445,26 @@ pub fn fit(
             let (x, input) = batches.get(step);
             let len = x.size()[0];
             opt.lr = step_lr(cfg, (epoch, step, steps), st.lr);
-            let rows = batches.rows(step);
+            // This rank's rows of the batch (all of them in one process).
+            let (offset, share) = exchange.share(len as usize);
+            let (x, input) = (
+                x.narrow(0, offset as i64, share as i64),
+                input.narrow(0, offset as i64, share as i64),
+            );
+            let rows = &batches.rows(step)[offset..offset + share];
             let batch = Batch { x: &x, input: &input, rows };
-            let loss = train_step(model, by_hand.as_mut(), &mut opt, cfg, batch, &mut kl_sum);
+            let mut kl_step = zero();
+            let loss = if share > 0 {
+                train_step(model, by_hand.as_mut(), &mut opt, cfg, batch, &mut kl_step)
+            } else {
+                let _ = opt.flat_grad().shallow_clone().zero_();
+                zero()
+            };
+            let (loss, stop_asked) =
+                exchange.step(&opt, loss, &mut kl_step, share, len as usize)?;
+            if model.variational() {
+                tch::no_grad(|| kl_sum += &kl_step);
+            }
             let value = ((step + 1) % check_every == 0).then(|| loss.double_value(&[]));
             let at = st.at(epoch, step + 1);
             let stop = |what: String, last_good| guard.stop(at, what, last_good);
@@ -455,7 +493,7 @@ pub fn fit(
                 }
                 on_event(Event::Progress { step: step + 1, loss: running })?;
             }
-            if INTERRUPT.load(Ordering::SeqCst) && step + 1 < steps {
+            if stop_asked && step + 1 < steps {
                 // Never let a checkpoint replace good weights with broken ones.
                 if let Err(what) = guard.check_params(&opt) {
                     let e = stop(what, last_good);
@@ -473,7 +511,11 @@ pub fn fit(
                 return Err(Stopped::Interrupted { epoch, step: step + 1, steps }.into());
             }
         }
-        let stats = epoch_stats(model, cfg, &st, epoch, n, &loss_sum, &kl_sum, start, val.as_ref());
+        let validated = val
+            .as_ref()
+            .map(|(input, clean)| exchange.validate(model, cfg, input, clean))
+            .transpose()?;
+        let stats = epoch_stats(model, cfg, &st, epoch, n, &loss_sum, &kl_sum, start, validated);
         on_event(Event::Progress { step: steps, loss: stats.train_loss })?;
         st.history.push(stats);
         let stats = st.history.last().expect("just pushed");
@@ -491,7 +533,7 @@ pub fn fit(
         if st.end_epoch(cfg, epoch, val_loss) && cfg.early_stop.is_some() {
             best_weights = Some(opt.snapshot());
         }
-        let interrupted = INTERRUPT.load(Ordering::SeqCst) && !st.finished(cfg);
+        let interrupted = exchange.stop_asked()? && !st.finished(cfg);
         if checkpoint_due(cfg, &st, epoch) || interrupted {
             st.checkpointed = Some(epoch);
             let best = best_weights.as_ref().map(|b| b.shallow_clone());
@@ -529,6 +571,84 @@ fn train_step(
     }
     opt.backward(&loss);
     loss
+}
+
+/// What the ranks of a data-parallel group exchange so that they stay one run; in one
+/// process (`dist` None) each part is what that process has.
+struct Exchange<'a> {
+    dist: Option<&'a Dist>,
+}
+
+impl Exchange<'_> {
+    /// This rank's rows `(offset, len)` of `rows` (a batch or the validation set).
+    fn share(&self, rows: usize) -> (usize, usize) {
+        self.dist.map_or((0, rows), |d| dist::share(rows, d.rank, d.world))
+    }
+
+    /// After a step on `share` of the batch's `len` rows: sums the flat gradients, each
+    /// weighted by its share (so every rank holds the whole batch's mean gradient), the
+    /// weighted losses and KL terms, and the ranks' stop requests. The batch's loss and
+    /// whether any rank was asked to stop.
+    fn step(
+        &self,
+        opt: &FlatAdam,
+        loss: Tensor,
+        kl_step: &mut Tensor,
+        share: usize,
+        len: usize,
+    ) -> Result<(Tensor, bool)> {
+        let Some(d) = self.dist else { return Ok((loss, INTERRUPT.load(Ordering::SeqCst))) };
+        let weight = share as f64 / len.max(1) as f64;
+        let grad = opt.flat_grad();
+        if weight != 1.0 {
+            tch::no_grad(|| {
+                let _ = grad.shallow_clone().g_mul_scalar_(weight);
+            });
+        }
+        d.all_sum(grad)?;
+        let stop = INTERRUPT.load(Ordering::SeqCst);
+        let mut v = [loss.double_value(&[]) * weight, kl_step.double_value(&[]), stop as u8 as f64];
+        d.all_sum_f64(&mut v)?;
+        let device = loss.device();
+        *kl_step = Tensor::from(v[1]).to_kind(Kind::Float).to_device(device);
+        Ok((Tensor::from(v[0]).to_kind(Kind::Float).to_device(device), v[2] > 0.0))
+    }
+
+    /// Whether any rank was asked to stop (a signal); every rank gets the same answer.
+    fn stop_asked(&self) -> Result<bool> {
+        let stop = INTERRUPT.load(Ordering::SeqCst);
+        let Some(d) = self.dist else { return Ok(stop) };
+        let mut v = [stop as u8 as f64];
+        d.all_sum_f64(&mut v)?;
+        Ok(v[0] > 0.0)
+    }
+
+    /// The validation loss (and accuracy) of `model`: each rank measures its share of the
+    /// rows and the means are combined weighted by the shares.
+    fn validate(
+        &self,
+        model: &dyn Objective,
+        cfg: &TrainConfig,
+        input: &Tensor,
+        clean: &Tensor,
+    ) -> Result<(f64, Option<f64>)> {
+        let Some(d) = self.dist.filter(|d| d.world > 1) else {
+            return Ok(model.validate(input, clean, cfg));
+        };
+        let rows = input.size()[0] as usize;
+        let (offset, n) = self.share(rows);
+        let (o, n64) = (offset as i64, n as i64);
+        let (loss, accuracy) = if n > 0 {
+            model.validate(&input.narrow(0, o, n64), &clean.narrow(0, o, n64), cfg)
+        } else {
+            (0.0, None)
+        };
+        let mut v = [loss * n as f64, accuracy.unwrap_or(0.0) * n as f64];
+        d.all_sum_f64(&mut v)?;
+        let total = rows.max(1) as f64;
+        let classifies = model.validate_accuracy();
+        Ok((v[0] / total, classifies.then(|| v[1] / total)))
+    }
 }
 
 /// One step's rows: clean, as the network sees them, and their positions in the training
@@ -642,12 +762,11 @@ fn epoch_stats(
     loss_sum: &Tensor,
     kl_sum: &Tensor,
     start: Instant,
-    val: Option<&(Tensor, Tensor)>,
+    validated: Option<(f64, Option<f64>)>,
 ) -> EpochStats {
     // Reading the loss waits for the device, so this times the training steps.
     let train_loss = loss_sum.double_value(&[]) / n as f64;
     let train_seconds = st.seconds + start.elapsed().as_secs_f64();
-    let validated = val.map(|(input, clean)| model.validate(input, clean, cfg));
     let (val_loss, val_accuracy) = (validated.map(|v| v.0), validated.and_then(|v| v.1));
     let train_kl = model.variational().then(|| kl_sum.double_value(&[]) / n as f64);
     let beta = cfg.beta.unwrap_or(1.0);

@@ -40,6 +40,9 @@ struct Setup {
 
 pub fn run(args: FinetuneArgs) -> Result<()> {
     device::set_threads(args.runtime.threads)?;
+    if crate::dist::Launch::from_env()?.is_some_and(|l| l.world > 1) {
+        bail!("finetune trains in one process: start it without torchrun (or with one rank)");
+    }
     let setup = match &args.resume {
         None => fresh(&args)?,
         Some(dir) => resumed(&args, dir)?,
@@ -98,7 +101,7 @@ pub fn run(args: FinetuneArgs) -> Result<()> {
     let objective = Classification { train_labels: label_tensor(&train_rows), ..objective };
     let train_t = train_rows.to_device(device);
     let val_t = (!sets.val.is_empty()).then(|| sets.val.to_device(device));
-    let what = Trained { model: &model_cfg, cfg: &cfg, data: &data, threads };
+    let what = Trained { model: &model_cfg, cfg: &cfg, data: &data, threads, dist: None };
     let (fit, train_seconds) =
         fit_into_run(&run, &objective, &vs, (&train_t, val_t.as_ref()), what, resume, None)?;
     drop((train_t, val_t));
@@ -260,7 +263,7 @@ fn resumed(args: &FinetuneArgs, dir: &Path) -> Result<Setup> {
         );
     }
     device::resolve(cfg.device)?;
-    let resume = Resume { state, optim, best, sums };
+    let resume = Resume { state, optim, best, sums, world_size: meta.world_size };
     Ok(Setup { run, cfg, model_cfg: meta.model, data: meta.data, resume: Some(resume) })
 }
 

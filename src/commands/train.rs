@@ -11,6 +11,7 @@ use crate::config::{
 use crate::data::spec::{DataSpec, ImageSpec, Size};
 use crate::data::vectors::{self, VectorRequest, VectorSource};
 use crate::data::{self, Rows, Split};
+use crate::dist::{self, Dist};
 use crate::plot::Format;
 use crate::run_store::{self, RunDir};
 use crate::run_store::{DataRecord, Outcome, RunManifest, FORMAT_VERSION};
@@ -47,13 +48,35 @@ struct Setup {
 /// `--resume`, only those are compared with the recorded run).
 pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
     device::set_threads(args.runtime.threads)?;
+    // Under torchrun this process is one rank of a data-parallel group.
+    let dist = join_group(&args)?;
+    let scratch = dist.as_ref().and_then(|d| d.scratch());
     let setup = match &args.resume {
-        None => fresh(&args, given)?,
+        None => fresh(&args, given, scratch)?,
         Some(dir) => resumed(&args, dir, given)?,
     };
-    let Setup { run, cfg, model_cfg, data: data_record, train_set, val_set, test, resume } = setup;
+    let Setup { mut run, cfg, model_cfg, data: data_record, train_set, val_set, test, resume } =
+        setup;
     let threads = tch::get_num_threads();
     let device = device::resolve(cfg.device)?;
+    if let Some(d) = &dist {
+        // Only rank 0 writes the run folder; the others write theirs where nobody looks.
+        if let Some(scratch) = d.scratch() {
+            run = RunDir::create(scratch, true)?;
+        }
+        check_data_parallel(d, &cfg, device)?;
+        let at = resume.as_ref().map_or((1, 0), |r| (r.state.epoch, r.state.step));
+        let fingerprint =
+            checkpoint::config_hash(&model_cfg, &cfg, &data_record.path) + &format!("@{at:?}");
+        d.agree("settings", &fingerprint)?;
+        if let Some(recorded) = resume.as_ref().map(|r| r.world_size).filter(|&w| w != d.world) {
+            crate::note(format_args!(
+                "the checkpoint was written by {recorded} rank(s), this group has {}: the run \
+                 continues equal to it up to rounding, not bit for bit",
+                d.world
+            ));
+        }
+    }
     let data_dir = data_record.path.clone();
     crate::note(format_args!(
         "{} {} autoencoder {:?} on {} ({} train / {} validation {}, {}) on {:?}",
@@ -76,10 +99,14 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
     let train_t = train_set.to_device(device);
     let val_t = (!val_set.is_empty()).then(|| val_set.to_device(device));
 
-    let what = Trained { model: &model_cfg, cfg: &cfg, data: &data_record, threads };
+    let what =
+        Trained { model: &model_cfg, cfg: &cfg, data: &data_record, threads, dist: dist.as_ref() };
     let viewer = || view(&model, &cfg, &val_set, device);
-    let (fit, train_seconds) =
-        fit_into_run(&run, &model, &vs, (&train_t, val_t.as_ref()), what, resume, Some(&viewer))?;
+    let rows = (&train_t, val_t.as_ref());
+    let (fit, train_seconds) = fit_into_run(&run, &model, &vs, rows, what, resume, Some(&viewer))?;
+    if dist.as_ref().is_some_and(|d| !d.is_main()) {
+        return Ok(()); // rank 0 evaluates and writes the run
+    }
     let history = &fit.history;
 
     let weights = run_store::weights_file(cfg.format);
@@ -209,6 +236,8 @@ pub(super) struct Trained<'a> {
     pub cfg: &'a TrainConfig,
     pub data: &'a DataRecord,
     pub threads: i32,
+    /// The data-parallel group this process trains in, if any.
+    pub dist: Option<&'a Dist>,
 }
 
 /// Trains `net` (variables in `vs`) on `(train, validation)` rows on the training device
@@ -224,16 +253,23 @@ pub(super) fn fit_into_run(
     resume: Option<train::Resume>,
     viewer: Option<tb_log::Viewer<'_>>,
 ) -> Result<(train::Fit, f64)> {
-    install_interrupt_handler();
-    let Trained { model: model_cfg, cfg, data: data_record, threads } = what;
+    let Trained { model: model_cfg, cfg, data: data_record, threads, dist } = what;
+    install_interrupt_handler(dist.is_some());
     let rows_n = train_t.size()[0];
+    // Ranks other than 0 neither log nor show progress nor write the run.
+    let main = dist.is_none_or(|d| d.is_main());
+    let state = resume.as_ref().map(|r| &r.state);
     let mut log =
-        TbLog::open(run, (model_cfg, cfg), rows_n, resume.as_ref().map(|r| &r.state), viewer)?;
+        if main { TbLog::open(run, (model_cfg, cfg), rows_n, state, viewer)? } else { None };
     let started = Instant::now();
     let mut rows: Vec<EpochStats> =
         resume.as_ref().map(|r| r.state.history.clone()).unwrap_or_default();
     let mut bar = Progress::new();
-    let fit = train::fit(net, vs, train_t, val_t, cfg, resume, &mut |event| {
+    let world_size = dist.map_or(1, |d| d.world);
+    let fit = train::fit(net, vs, train_t, val_t, cfg, resume, dist, &mut |event| {
+        if !main {
+            return Ok(());
+        }
         bar.on(&event);
         if let Some(log) = log.as_mut() {
             log.on(&event)?;
@@ -253,6 +289,7 @@ pub(super) fn fit_into_run(
                     data: data_record.clone(),
                     adam_step: snap.optim.step,
                     threads,
+                    world_size,
                     state: snap.state.clone(),
                 };
                 let (optim, best, sums) = (snap.optim, snap.best, snap.sums);
@@ -347,7 +384,8 @@ fn check_combination(cfg: &TrainConfig, model_cfg: &ModelConfig) -> Result<()> {
 }
 
 /// A new run from the flags.
-fn fresh(args: &TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<Setup> {
+/// `scratch`: the folder a data-parallel rank other than 0 writes instead of --out.
+fn fresh(args: &TrainArgs, given: &dyn Fn(&str) -> bool, scratch: Option<&Path>) -> Result<Setup> {
     let mut cfg = train_config(args);
     cfg.validate().map_err(|e| anyhow!(e))?;
     device::resolve(cfg.device)?;
@@ -360,7 +398,10 @@ fn fresh(args: &TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<Setup> {
     let (input, train_set, val_set, test, source) = loaded;
     let model_cfg = model_config(args, input)?;
     check_combination(&cfg, &model_cfg)?;
-    let out = args.out.clone().unwrap_or_else(|| default_out(&cfg));
+    let out = match scratch {
+        Some(dir) => dir.to_path_buf(),
+        None => args.out.clone().unwrap_or_else(|| default_out(&cfg)),
+    };
     let unfinished =
         out.join(run_store::CHECKPOINT).is_file() && !out.join(run_store::MODEL_JSON).is_file();
     if unfinished && !args.force {
@@ -604,7 +645,7 @@ fn resumed(args: &TrainArgs, dir: &Path, given: &dyn Fn(&str) -> bool) -> Result
             meta.data.val_images
         );
     }
-    let resume = train::Resume { state, optim, best, sums };
+    let resume = train::Resume { state, optim, best, sums, world_size: meta.world_size };
     Ok(Setup {
         run,
         cfg,
@@ -652,15 +693,70 @@ fn compare_image_flags(
 }
 
 /// The first Ctrl-C (or SIGTERM, SIGHUP) asks training to stop after its step with a
-/// checkpoint; a second one exits at once.
-fn install_interrupt_handler() {
-    let _ = ctrlc::set_handler(|| {
+/// checkpoint; a second one exits at once. In a data-parallel group the step may never
+/// finish (torchrun signals the survivors when a rank dies, and they may be waiting for
+/// it): after `DIST_GRACE` the process exits anyway, leaving the last checkpoint as it is
+/// (checkpoints are replaced by a rename, never rewritten in place).
+fn install_interrupt_handler(distributed: bool) {
+    let _ = ctrlc::set_handler(move || {
         if train::INTERRUPT.swap(true, Ordering::SeqCst) {
             eprintln!("\ninterrupted again: exiting without waiting for the checkpoint");
             std::process::exit(130);
         }
         eprintln!("\ninterrupt: finishing the step and writing a checkpoint (again to quit now)");
+        if distributed {
+            std::thread::spawn(|| {
+                std::thread::sleep(DIST_GRACE);
+                eprintln!(
+                    "interrupt: the other ranks did not finish the step within {} s; exiting \
+                     with the last checkpoint as it was",
+                    DIST_GRACE.as_secs()
+                );
+                std::process::exit(130);
+            });
+        }
     });
+}
+
+/// How long a signalled rank waits for its group to finish the step and checkpoint.
+const DIST_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Joins the data-parallel group torchrun describes, if it does.
+fn join_group(args: &TrainArgs) -> Result<Option<Dist>> {
+    let Some(launch) = dist::Launch::from_env()? else { return Ok(None) };
+    if !(args.dist_timeout > 0.0 && args.dist_timeout.is_finite()) {
+        bail!("--dist-timeout must be a positive number of seconds, got {}", args.dist_timeout);
+    }
+    let timeout = std::time::Duration::from_secs_f64(args.dist_timeout);
+    let d = Dist::join(&launch, timeout)?;
+    crate::note(format_args!(
+        "rank {} of {} (local rank {}), c10d Gloo, store at {}:{}{}",
+        d.rank,
+        d.world,
+        d.local_rank,
+        launch.master_addr,
+        launch.master_port,
+        if launch.agent_store { " (torchrun's agent)" } else { "" }
+    ));
+    Ok(Some(d))
+}
+
+/// What data-parallel training cannot do (yet), refused before the first step.
+fn check_data_parallel(d: &Dist, cfg: &TrainConfig, device: tch::Device) -> Result<()> {
+    if device != tch::Device::Cpu {
+        bail!(
+            "data-parallel training runs on the CPU (c10d's Gloo backend); this build has no \
+             NCCL backend for {device:?}: pass --device cpu"
+        );
+    }
+    if d.world > 1 && cfg.trim > 0.0 {
+        bail!(
+            "--trim {} chooses the rows it leaves out over the whole batch, which the ranks \
+             of a data-parallel group do not share: pass --trim 0, or train in one process",
+            cfg.trim
+        );
+    }
+    Ok(())
 }
 
 /// The layers `--arch`, `--backbone` and their settings ask for, on `input`.

@@ -117,6 +117,7 @@ fn early_stopping_stops_and_restores_the_best_weights() {
         Some(&val),
         &cfg,
         None,
+        None,
         &mut |_| Ok(()),
     )
     .unwrap();
