@@ -9,6 +9,7 @@
 #   data/fashion-mnist/  Debian's dataset-fashion-mnist (60k/10k IDX gzip)
 #   data/emoji/       1,906 colour 64x64 Twemoji PNGs (npm emoji-datasource-twitter@16.0.0)
 #                     in train/ and test/ category folders, 1,500/406
+#   .cache/gloo/      gloo's headers (Debian's libgloo-dev), for c10d's Gloo backend
 #   data/shuttle/     shuttle.csv: the anomaly version of Statlog Shuttle (49,097 rows, 9
 #                     features, 7.15% anomalies) from Debian's r-cran-mlbench, via rdata
 # A second run checks and returns in about a second.
@@ -16,6 +17,23 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 say() { printf 'setup: %s\n' "$*" >&2; }
+# debian_unpack PACKAGE DIR: downloads Debian's PACKAGE (apt-get download, one apt-get
+# update if the index does not know it yet) and unpacks it into DIR; fails if it cannot.
+debian_unpack() {
+  local dtmp deb
+  dtmp=$(mktemp -d)
+  if ! (cd "$dtmp" && apt-get download "$1" >/dev/null 2>&1); then
+    say "apt-get cannot find $1 yet; running apt-get update once"
+    apt-get update -qq >/dev/null 2>&1 || true
+    (cd "$dtmp" && apt-get download "$1" >/dev/null 2>&1) || true
+  fi
+  deb=$(ls "$dtmp"/"$1"_*.deb 2>/dev/null | head -n 1 || true)
+  [ -n "$deb" ] && dpkg -x "$deb" "$2"
+  local ok=$?
+  rm -rf "$dtmp"
+  [ -n "$deb" ] && return $ok
+  return 1
+}
 
 TORCH_VERSION=2.11.0
 NUMPY_VERSION=2.3.5
@@ -98,14 +116,7 @@ if [ "$have_fashion" = 1 ]; then
 else
   say "fetching Debian's dataset-fashion-mnist into data/fashion-mnist"
   ftmp=$(mktemp -d)
-  if ! (cd "$ftmp" && apt-get download dataset-fashion-mnist >/dev/null 2>&1); then
-    say "apt-get cannot find it yet; running apt-get update once"
-    apt-get update -qq >/dev/null 2>&1 || true
-    (cd "$ftmp" && apt-get download dataset-fashion-mnist >/dev/null 2>&1) || true
-  fi
-  deb=$(ls "$ftmp"/dataset-fashion-mnist_*.deb 2>/dev/null | head -n 1 || true)
-  if [ -n "$deb" ]; then
-    dpkg -x "$deb" "$ftmp/x"
+  if debian_unpack dataset-fashion-mnist "$ftmp/x"; then
     mkdir -p data/fashion-mnist
     for f in $fashion_files; do
       cp "$ftmp/x/usr/share/datasets/fashion-mnist/$f" "data/fashion-mnist/$f.tmp"
@@ -118,6 +129,27 @@ else
     say "WARNING: could not fetch dataset-fashion-mnist; data/fashion-mnist is missing"
   fi
   rm -rf "$ftmp"
+fi
+
+# --- .cache/gloo: gloo's headers from Debian's libgloo-dev ------------------------------
+# libtorch's c10d Gloo backend (data-parallel training under torchrun) is compiled into
+# the wheel, but the wheel ships none of gloo's headers, which csrc/dist.cpp includes.
+mkdir -p .cache
+if [ -f .cache/gloo/include/gloo/config.h ]; then
+  say ".cache/gloo ready"
+else
+  say "fetching Debian's libgloo-dev headers into .cache/gloo"
+  gtmp=$(mktemp -d)
+  if debian_unpack libgloo-dev "$gtmp/x" && [ -f "$gtmp/x/usr/include/gloo/config.h" ]; then
+    rm -rf .cache/gloo.tmp && mkdir -p .cache/gloo.tmp
+    cp -r "$gtmp/x/usr/include" .cache/gloo.tmp/include
+    cp "$gtmp/x/usr/share/doc/libgloo-dev/copyright" .cache/gloo.tmp/COPYRIGHT 2>/dev/null || true
+    rm -rf .cache/gloo && mv .cache/gloo.tmp .cache/gloo
+    say ".cache/gloo ready"
+  else
+    say "WARNING: could not fetch libgloo-dev; ae-tch builds without data-parallel training"
+  fi
+  rm -rf "$gtmp"
 fi
 
 # --- data/emoji from npm emoji-datasource-twitter@16.0.0 --------------------------------
@@ -165,13 +197,7 @@ if [ "$(sha256sum data/shuttle/shuttle.csv 2>/dev/null | cut -d' ' -f1)" = "$shu
 else
   say "building data/shuttle from Debian's r-cran-mlbench (1 MB)"
   stmp=$(mktemp -d)
-  if ! (cd "$stmp" && apt-get download r-cran-mlbench >/dev/null 2>&1); then
-    apt-get update -qq >/dev/null 2>&1 || true
-    (cd "$stmp" && apt-get download r-cran-mlbench >/dev/null 2>&1) || true
-  fi
-  sdeb=$(ls "$stmp"/r-cran-mlbench_*.deb 2>/dev/null | head -n 1 || true)
-  if [ -n "$sdeb" ]; then
-    dpkg -x "$sdeb" "$stmp/x"
+  if debian_unpack r-cran-mlbench "$stmp/x"; then
     "$py" scripts/make_shuttle_csv.py "$(find "$stmp/x" -name Shuttle.rda | head -n 1)" data/shuttle >&2 \
       || { rm -rf "$stmp"; exit 1; }
     cp "$(find "$stmp/x" -path '*r-cran-mlbench/copyright' | head -n 1)" data/shuttle/COPYRIGHT 2>/dev/null || true

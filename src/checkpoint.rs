@@ -62,7 +62,16 @@ pub fn config_hash(model: &ModelConfig, train: &TrainConfig, data: &Path) -> Str
     if let Some(fields) = train.as_object_mut() {
         fields.retain(|k, _| !RESUMABLE.contains(&k.as_str()));
     }
-    let text = serde_json::to_string(&(model, train, data)).expect("configs serialise");
+    fnv_hex(&serde_json::to_string(&(model, train, data)).expect("configs serialise"))
+}
+
+/// FNV-1a (64-bit, hex) of everything a run trains with, resumable settings included: what
+/// the ranks of a data-parallel group must agree on.
+pub fn settings_hash(model: &ModelConfig, train: &TrainConfig, data: &Path) -> String {
+    fnv_hex(&serde_json::to_string(&(model, train, data)).expect("configs serialise"))
+}
+
+fn fnv_hex(text: &str) -> String {
     let hash = text
         .bytes()
         .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3));

@@ -199,6 +199,9 @@ pub struct Fit {
     pub best: Option<(usize, f64)>,
     /// Early stopping ended training before the last epoch.
     pub stopped_early: bool,
+    /// In a data-parallel group: seconds spent exchanging gradients and the steps that
+    /// exchanged them.
+    pub exchanged: Option<(f64, usize)>,
 }
 
 /// The reconstruction loss of `output` against `target`, averaged over elements.
@@ -427,7 +430,7 @@ pub fn fit(
     let check_every = if device == Device::Cpu { 1 } else { SYNC_EVERY };
     let guard =
         Guard { cfg, scale: *st.param_scale.get_or_insert_with(|| opt.max_abs().max(1e-3)) };
-    let exchange = Exchange { dist };
+    let exchange = Exchange { dist, seconds: Default::default(), steps: Default::default() };
     if dist.is_some() {
         dist::check_flat(opt.flat_grad())?;
     }
@@ -547,7 +550,8 @@ pub fn fit(
     if let Some(weights) = &best_weights {
         opt.restore(weights);
     }
-    Ok(Fit { history: st.history, best: st.best, stopped_early: st.stopped_early })
+    let exchanged = dist.map(|_| (exchange.seconds.get(), exchange.steps.get()));
+    Ok(Fit { history: st.history, best: st.best, stopped_early: st.stopped_early, exchanged })
 }
 
 /// One step's loss, with its gradients in the optimiser's flat gradient (not yet
@@ -577,6 +581,9 @@ fn train_step(
 /// process (`dist` None) each part is what that process has.
 struct Exchange<'a> {
     dist: Option<&'a Dist>,
+    /// Time spent in the per-step exchanges, and their number.
+    seconds: std::cell::Cell<f64>,
+    steps: std::cell::Cell<usize>,
 }
 
 impl Exchange<'_> {
@@ -598,6 +605,7 @@ impl Exchange<'_> {
         len: usize,
     ) -> Result<(Tensor, bool)> {
         let Some(d) = self.dist else { return Ok((loss, INTERRUPT.load(Ordering::SeqCst))) };
+        let started = Instant::now();
         let weight = share as f64 / len.max(1) as f64;
         let grad = opt.flat_grad();
         if weight != 1.0 {
@@ -610,6 +618,8 @@ impl Exchange<'_> {
         let mut v = [loss.double_value(&[]) * weight, kl_step.double_value(&[]), stop as u8 as f64];
         d.all_sum_f64(&mut v)?;
         let device = loss.device();
+        self.seconds.set(self.seconds.get() + started.elapsed().as_secs_f64());
+        self.steps.set(self.steps.get() + 1);
         *kl_step = Tensor::from(v[1]).to_kind(Kind::Float).to_device(device);
         Ok((Tensor::from(v[0]).to_kind(Kind::Float).to_device(device), v[2] > 0.0))
     }

@@ -32,6 +32,8 @@ pub struct Report {
     pub cpus: usize,
     /// Whether every libtorch thread flushes subnormal numbers to zero (see `fpu`).
     pub denormals_flushed: bool,
+    /// The c10d backends data-parallel training (under torchrun) can use in this build.
+    pub c10d_backends: Vec<String>,
     pub data_folders: Vec<DataFolder>,
 }
 
@@ -70,6 +72,14 @@ pub fn run(args: DoctorArgs) -> Result<()> {
             "flushed to zero on every libtorch thread".into()
         } else {
             "not flushed on every libtorch thread (slow arithmetic near zero)".into()
+        },
+    );
+    line(
+        "c10d backends",
+        if r.c10d_backends.is_empty() {
+            "none (built without gloo's headers: run scripts/setup.sh and rebuild)".into()
+        } else {
+            format!("{} (data-parallel training under torchrun, CPU)", r.c10d_backends.join(", "))
         },
     );
     for d in &r.data_folders {
@@ -130,6 +140,7 @@ pub fn report() -> Report {
         threads: tch::get_num_threads(),
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         denormals_flushed: crate::fpu::denormal_share() == 0.0,
+        c10d_backends: if crate::dist::has_gloo() { vec!["gloo".into()] } else { vec![] },
         data_folders: data_folders(),
     }
 }

@@ -67,7 +67,7 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
         check_data_parallel(d, &cfg, device)?;
         let at = resume.as_ref().map_or((1, 0), |r| (r.state.epoch, r.state.step));
         let fingerprint =
-            checkpoint::config_hash(&model_cfg, &cfg, &data_record.path) + &format!("@{at:?}");
+            checkpoint::settings_hash(&model_cfg, &cfg, &data_record.path) + &format!("@{at:?}");
         d.agree("settings", &fingerprint)?;
         if let Some(recorded) = resume.as_ref().map(|r| r.world_size).filter(|&w| w != d.world) {
             crate::note(format_args!(
@@ -317,11 +317,34 @@ pub(super) fn fit_into_run(
             .is_some_and(|s| matches!(s, train::Stopped::Interrupted { .. }))
         {
             let again = if cfg.finetune.is_some() { "finetune" } else { "train" };
-            e.context(format!("continue with: ae-tch {again} --resume {}", run.path().display()))
+            match dist {
+                Some(d) if !d.is_main() => e.context(format!(
+                    "rank {}: stopped with its group (rank 0 wrote the checkpoint)",
+                    d.rank
+                )),
+                Some(d) => e.context(format!(
+                    "continue with: torchrun --no-python --nproc-per-node {} {} {again} --resume {}",
+                    d.world,
+                    std::env::args().next().unwrap_or_else(|| "ae-tch".into()),
+                    run.path().display()
+                )),
+                None => e.context(format!(
+                    "continue with: ae-tch {again} --resume {}",
+                    run.path().display()
+                )),
+            }
         } else {
             e
         }
     })?;
+    if let Some((seconds, steps)) = fit.exchanged.filter(|e| e.1 > 0) {
+        let total = fit.history.iter().map(|e| e.seconds).sum::<f64>();
+        crate::note(format_args!(
+            "gradient exchange: {:.3} ms a step ({:.1}% of the training time)",
+            1e3 * seconds / steps as f64,
+            100.0 * seconds / total.max(1e-9)
+        ));
+    }
     if let (true, Some((epoch, loss))) = (fit.stopped_early, fit.best) {
         crate::note(format_args!("early stop after epoch {}: best validation loss {loss:.6} in epoch {epoch}, weights restored", fit.history.len()));
     }
@@ -703,7 +726,7 @@ fn install_interrupt_handler(distributed: bool) {
             eprintln!("\ninterrupted again: exiting without waiting for the checkpoint");
             std::process::exit(130);
         }
-        eprintln!("\ninterrupt: finishing the step and writing a checkpoint (again to quit now)");
+        crate::note("\ninterrupt: finishing the step and writing a checkpoint (again to quit now)");
         if distributed {
             std::thread::spawn(|| {
                 std::thread::sleep(DIST_GRACE);
@@ -738,6 +761,10 @@ fn join_group(args: &TrainArgs) -> Result<Option<Dist>> {
         launch.master_port,
         if launch.agent_store { " (torchrun's agent)" } else { "" }
     ));
+    if !d.is_main() {
+        // Rank 0 speaks for the group; the others only report their errors.
+        crate::QUIET.store(true, Ordering::Relaxed);
+    }
     Ok(Some(d))
 }
 

@@ -3,6 +3,7 @@
 mod bad_input;
 mod colour;
 mod compat;
+mod dist;
 mod ecosystem;
 mod fetch;
 mod finetune;
