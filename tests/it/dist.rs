@@ -115,7 +115,7 @@ fn rank_pids(out: &Path, rank: usize) -> Vec<i32> {
 
 /// A rank killed mid-run: the survivor stops well within --dist-timeout with a message
 /// naming the dead rank, exits non-zero, and leaves the last checkpoint intact; resumed
-/// under torchrun, the run finishes.
+/// under torchrun, the run finishes with the losses and weights of the run never killed.
 #[test]
 fn a_killed_rank_stops_its_group_and_the_run_resumes() {
     let dir = tempdir();
@@ -153,6 +153,15 @@ fn a_killed_rank_stops_its_group_and_the_run_resumes() {
     assert!(resumed.stderr.contains("resuming"), "{}", resumed.stderr);
     assert_eq!(losses(&out).len(), 3);
     assert!(out.join("model.json").is_file());
+    // Exactly what the group computes without the kill (a constant rate: the run's length
+    // does not change its steps).
+    let whole = d.join("whole");
+    let mut args = quick_train(&mnist(), &whole, &["--limit", "8000", "--epochs", "3"]);
+    args.extend(["--hidden", "512", "--no-tensorboard", "--dist-timeout", "30"].map(String::from));
+    Run::from(launch(d, 2, &args).output().unwrap()).ok();
+    assert_eq!(losses(&out), losses(&whole));
+    let bytes = |run: &Path| std::fs::read(run.join("model.ot")).unwrap();
+    assert!(bytes(&out) == bytes(&whole), "the resumed run's weights differ");
 }
 
 /// A free TCP port on the loopback interface.
