@@ -75,6 +75,7 @@ fn libtorch_cpp(lib: &std::path::Path, file: &str) -> cc::Build {
 }
 
 fn compile_shim(lib: &std::path::Path) {
+    println!("cargo:rerun-if-changed=csrc/guarded.h");
     libtorch_cpp(lib, "csrc/script.cpp").compile("aet_script");
 }
 

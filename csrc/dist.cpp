@@ -2,6 +2,7 @@
 // rendezvous (served by torchrun's agent, or by rank 0) and a Gloo process group whose
 // allreduce sums the ranks' gradients. A narrow C API for src/dist.rs: every call returns
 // 0 on success, or 1 with the message in aet_dist_last_error().
+#include "guarded.h"
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
@@ -26,15 +27,7 @@ Group* as_group(void* g) { return static_cast<Group*>(g); }
 
 template <typename F>
 int guarded(F&& body) {
-  try {
-    body();
-    return 0;
-  } catch (const std::exception& e) {
-    last_error = e.what();
-  } catch (...) {
-    last_error = "unknown C++ exception";
-  }
-  return 1;
+  return aet::guarded(last_error, std::forward<F>(body));
 }
 
 bool loopback(const std::string& host) {

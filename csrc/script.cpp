@@ -4,6 +4,7 @@
 // torch::jit::load (C++) read it with no model code. tch can trace one function into a
 // fresh module; this adds methods to a module it already has. A narrow C API: every call
 // returns 0 on success, or 1 with the message in aet_last_error().
+#include "guarded.h"
 #include <torch/script.h>
 #include <torch/csrc/jit/frontend/tracer.h>
 #include <torch/csrc/jit/passes/fixup_trace_scope_blocks.h>
@@ -20,15 +21,7 @@ torch::jit::Module* as_module(void* m) { return static_cast<torch::jit::Module*>
 
 template <typename F>
 int guarded(F&& body) {
-  try {
-    body();
-    return 0;
-  } catch (const std::exception& e) {
-    last_error = e.what();
-  } catch (...) {
-    last_error = "unknown C++ exception";
-  }
-  return 1;
+  return aet::guarded(last_error, std::forward<F>(body));
 }
 }  // namespace
 

@@ -119,7 +119,7 @@ fn lbfgs(f: impl Fn(&Tensor) -> (f64, Tensor), mut x: Tensor) -> Tensor {
         }
         let mut direction = -r;
         let mut slope = dot(&g, &direction);
-        if !(slope < 0.0) {
+        if slope >= 0.0 || slope.is_nan() {
             // Not a descent direction (rounding): start again from the gradient.
             pairs.clear();
             direction = -&g;

@@ -169,6 +169,12 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// What torchrun would set for `rank` of two on loopback (without its agent store).
+fn rank_env(rank: &str, port: &str) -> [(String, String); 4] {
+    [("RANK", rank), ("WORLD_SIZE", "2"), ("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", port)]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+}
+
 /// Without torchrun's agent, rank 0 serves the store; a rank that never comes is named
 /// after --dist-timeout, and ranks started with different settings are told so.
 #[test]
@@ -176,10 +182,7 @@ fn missing_and_mismatched_ranks_are_named() {
     let dir = tempdir();
     let d = dir.path();
     let port = free_port().to_string();
-    let env = |rank: &str| {
-        [("RANK", rank), ("WORLD_SIZE", "2"), ("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", &port)]
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-    };
+    let env = |rank: &str| rank_env(rank, &port);
     let out = d.join("alone");
     let mut args = flags(&out);
     args.extend(["--dist-timeout", "2"].map(String::from));
@@ -191,10 +194,7 @@ fn missing_and_mismatched_ranks_are_named() {
     assert!(!out.join("metrics.csv").exists());
 
     let port = free_port().to_string();
-    let env = |rank: &str| {
-        [("RANK", rank), ("WORLD_SIZE", "2"), ("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", &port)]
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-    };
+    let env = |rank: &str| rank_env(rank, &port);
     let out = d.join("mismatch");
     let mut first = flags(&out);
     first.extend(["--dist-timeout", "10"].map(String::from));
