@@ -104,9 +104,35 @@ fn compile_dist(lib: &std::path::Path) {
         );
         return;
     };
-    libtorch_cpp(lib, "csrc/dist.cpp")
-        .include(gloo)
-        .define("USE_C10D_GLOO", None)
-        .compile("aet_dist");
+    let mut build = libtorch_cpp(lib, "csrc/dist.cpp");
+    build.include(gloo).define("USE_C10D_GLOO", None);
+    // NCCL, for data-parallel training on GPUs: the wheel's libtorch_cuda carries it, and
+    // the nvidia-* wheels beside torch carry the CUDA and NCCL headers (nvidia-cuda-crt
+    // and nvidia-cuda-cccl, which setup.sh adds, complete the CUDA ones).
+    let nvidia = lib.join("../../nvidia");
+    let cuda = nvidia.join("cu13/include");
+    let nccl = nvidia.join("nccl/include");
+    for watched in [&cuda, &nccl] {
+        if watched.is_dir() {
+            println!("cargo:rerun-if-changed={}", watched.display());
+        }
+    }
+    let has_nccl = lib.join("libtorch_cuda.so").exists()
+        && nccl.join("nccl.h").exists()
+        && cuda.join("cuda_runtime_api.h").exists()
+        && cuda.join("crt/host_defines.h").exists()
+        && cuda.join("cccl").is_dir();
+    if has_nccl {
+        build
+            .include(&cuda)
+            .include(cuda.join("cccl"))
+            .include(&nccl)
+            .define("USE_C10D_NCCL", None)
+            .define("USE_CUDA", None)
+            .flag_if_supported("-Wno-interference-size");
+        println!("cargo:rustc-cfg=c10d_nccl");
+    }
+    println!("cargo:rustc-check-cfg=cfg(c10d_nccl)");
+    build.compile("aet_dist");
     println!("cargo:rustc-cfg=c10d");
 }

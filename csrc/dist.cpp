@@ -1,12 +1,16 @@
 // Data-parallel training on PyTorch's own distributed engine (c10d): a TCPStore for the
-// rendezvous (served by torchrun's agent, or by rank 0) and a Gloo process group whose
-// allreduce sums the ranks' gradients. A narrow C API for src/dist.rs: every call returns
+// rendezvous (served by torchrun's agent, or by rank 0) and a process group whose
+// allreduce sums the ranks' gradients: Gloo for CPU tensors, NCCL for CUDA tensors when
+// built with USE_C10D_NCCL (the CUDA and NCCL headers of the nvidia-* wheels). A narrow C API for src/dist.rs: every call returns
 // 0 on success, or 1 with the message in aet_dist_last_error().
 #include "guarded.h"
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/torch.h>
+#ifdef USE_C10D_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
 
 #include <chrono>
 #include <cstdlib>
@@ -19,7 +23,7 @@ thread_local std::string last_error;
 
 struct Group {
   c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
+  c10::intrusive_ptr<c10d::Backend> pg;
   std::chrono::milliseconds timeout;
 };
 
@@ -39,8 +43,14 @@ extern "C" {
 
 const char* aet_dist_last_error() { return last_error.c_str(); }
 
-// Whether this build carries the Gloo backend (always, when this file is compiled).
-int aet_dist_has_gloo() { return 1; }
+// Whether this build carries the NCCL backend (Gloo it always has).
+int aet_dist_has_nccl() {
+#ifdef USE_C10D_NCCL
+  return 1;
+#else
+  return 0;
+#endif
+}
 
 // Connects to the store at host:port (serving it when `serve`), under `prefix`.
 int aet_dist_store(const char* host, int port, int serve, int world, int timeout_ms,
@@ -108,7 +118,25 @@ int aet_dist_group(void* g, const char* master, int rank, int world) {
   });
 }
 
-// Sums `t` (a contiguous CPU tensor) over the ranks, in place.
+// Builds the NCCL process group for CUDA tensors on device `device` (its communicators are
+// made at the first collective).
+int aet_dist_group_nccl(void* g, int rank, int world, int device) {
+  return guarded([&] {
+#ifdef USE_C10D_NCCL
+    auto group = as_group(g);
+    auto opts = c10d::ProcessGroupNCCL::Options::create();
+    opts->timeout = group->timeout;
+    auto pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(group->store, rank, world, opts);
+    pg->setBoundDeviceId(at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(device)));
+    group->pg = pg;
+#else
+    (void)g, (void)rank, (void)world, (void)device;
+    throw std::runtime_error("this build has no NCCL backend");
+#endif
+  });
+}
+
+// Sums `t` (a contiguous tensor: CPU for Gloo, CUDA for NCCL) over the ranks, in place.
 int aet_dist_allreduce(void* g, torch::Tensor* t) {
   return guarded([&] {
     auto group = as_group(g);

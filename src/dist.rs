@@ -1,6 +1,7 @@
 //! Data-parallel training across processes on PyTorch's own distributed engine (c10d),
 //! as `torchrun` launches it: the environment names this process's rank, the ranks meet
-//! through a TCPStore, and a Gloo process group sums their gradients (csrc/dist.cpp).
+//! through a TCPStore, and a process group sums their gradients (csrc/dist.cpp): Gloo on
+//! the CPU, NCCL on CUDA (each rank on `cuda:LOCAL_RANK`) in builds that carry it.
 //!
 //! What a rank computes is its share of every global batch (`share`); what it exchanges
 //! per step is the flat gradient weighted by that share, and three numbers (the weighted
@@ -87,12 +88,20 @@ pub fn has_gloo() -> bool {
     imp::HAS_GLOO
 }
 
+/// Whether this build carries c10d's NCCL backend (GPUs).
+pub fn has_nccl() -> bool {
+    imp::HAS_GLOO && unsafe { imp::aet_dist_has_nccl() } != 0
+}
+
 /// This process's place in a data-parallel group, and the group.
 pub struct Dist {
     pub rank: usize,
     pub world: usize,
     pub local_rank: usize,
     pub timeout: Duration,
+    /// Where the exchanged tensors live: set by `start`.
+    device: tch::Device,
+    master: String,
     group: *mut c_void,
     /// Where a rank other than 0 writes the run files it does not keep.
     scratch: Option<tempfile::TempDir>,
@@ -102,8 +111,8 @@ pub struct Dist {
 unsafe impl Send for Dist {}
 
 impl Dist {
-    /// Joins the group `launch` describes: connects to (or serves) the store, waits at
-    /// most `timeout` for every rank to arrive, and builds the Gloo process group.
+    /// Joins the group `launch` describes: connects to (or serves) the store and waits at
+    /// most `timeout` for every rank to arrive. `start` then builds the process group.
     pub fn join(launch: &Launch, timeout: Duration) -> Result<Dist> {
         let Launch { rank, world, local_rank, .. } = *launch;
         let serve = !launch.agent_store && rank == 0;
@@ -134,7 +143,9 @@ impl Dist {
         } else {
             Some(tempfile::Builder::new().prefix("ae-tch-rank").tempdir()?)
         };
-        let dist = Dist { rank, world, local_rank, timeout, group, scratch };
+        let device = tch::Device::Cpu;
+        let master = launch.master_addr.clone();
+        let dist = Dist { rank, world, local_rank, timeout, device, master, group, scratch };
         dist.set(&format!("joined/{rank}"), "1")?;
         let deadline = Instant::now() + timeout;
         loop {
@@ -152,12 +163,45 @@ impl Dist {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let master = c_string(&launch.master_addr)?;
-        imp::call(|| unsafe {
-            imp::aet_dist_group(dist.group, master.as_ptr(), rank as c_int, world as c_int)
-        })
-        .with_context(|| format!("rank {rank}: building the Gloo process group"))?;
         Ok(dist)
+    }
+
+    /// Builds the process group for tensors on `device`: Gloo on the CPU, NCCL on CUDA.
+    pub fn start(&mut self, device: tch::Device) -> Result<()> {
+        let (rank, world) = (self.rank as c_int, self.world as c_int);
+        match device {
+            tch::Device::Cuda(index) => {
+                if !has_nccl() {
+                    bail!(
+                        "data-parallel training on {device:?} needs c10d's NCCL backend, which \
+                         this build lacks (the CUDA and NCCL headers were missing at build \
+                         time: run scripts/setup.sh and rebuild), or pass --device cpu"
+                    );
+                }
+                imp::call(|| unsafe {
+                    imp::aet_dist_group_nccl(self.group, rank, world, index as c_int)
+                })
+                .with_context(|| format!("rank {rank}: building the NCCL process group"))?;
+            }
+            _ => {
+                let master = c_string(&self.master)?;
+                imp::call(|| unsafe {
+                    imp::aet_dist_group(self.group, master.as_ptr(), rank, world)
+                })
+                .with_context(|| format!("rank {rank}: building the Gloo process group"))?;
+            }
+        }
+        self.device = device;
+        Ok(())
+    }
+
+    /// The backend `start` chose.
+    pub fn backend(&self) -> &'static str {
+        if self.device.is_cuda() {
+            "NCCL"
+        } else {
+            "Gloo"
+        }
     }
 
     pub fn is_main(&self) -> bool {
@@ -185,8 +229,8 @@ impl Dist {
         Ok(())
     }
 
-    /// Sums `t` (a contiguous CPU tensor) over the ranks, in place. A failure names the
-    /// ranks that are gone.
+    /// Sums `t` (a contiguous tensor on the group's device) over the ranks, in place. A
+    /// failure names the ranks that are gone.
     pub fn all_sum(&self, t: &Tensor) -> Result<()> {
         let ptr = t.as_ptr() as *mut c_void;
         imp::call(|| unsafe { imp::aet_dist_allreduce(self.group, ptr) }).map_err(|e| self.lost(e))
@@ -194,9 +238,18 @@ impl Dist {
 
     /// Sums `values` over the ranks.
     pub fn all_sum_f64(&self, values: &mut [f64]) -> Result<()> {
-        let t = Tensor::from_slice(values);
+        let t = Tensor::from_slice(values).to_device(self.device);
         self.all_sum(&t)?;
-        t.copy_data(values, values.len());
+        t.to_device(tch::Device::Cpu).copy_data(values, values.len());
+        Ok(())
+    }
+
+    /// Checks that the flat gradient can be exchanged as it is: contiguous f32 on the
+    /// group's device.
+    pub fn check_flat(&self, t: &Tensor) -> Result<()> {
+        if t.kind() != Kind::Float || t.device() != self.device || !t.is_contiguous() {
+            bail!("data-parallel training exchanges contiguous f32 gradients on {:?}", self.device);
+        }
         Ok(())
     }
 
@@ -299,14 +352,6 @@ fn c_string(s: &str) -> Result<CString> {
     CString::new(s).map_err(|_| anyhow!("{s:?} holds a NUL byte"))
 }
 
-/// The gradient all-reduce's element type check: Gloo sums f32 buffers here.
-pub fn check_flat(t: &Tensor) -> Result<()> {
-    if t.kind() != Kind::Float || t.device() != tch::Device::Cpu || !t.is_contiguous() {
-        bail!("data-parallel training exchanges contiguous f32 CPU gradients");
-    }
-    Ok(())
-}
-
 #[cfg(c10d)]
 mod imp {
     use super::*;
@@ -346,6 +391,13 @@ mod imp {
             rank: c_int,
             world: c_int,
         ) -> c_int;
+        pub fn aet_dist_group_nccl(
+            g: *mut c_void,
+            rank: c_int,
+            world: c_int,
+            device: c_int,
+        ) -> c_int;
+        pub fn aet_dist_has_nccl() -> c_int;
         pub fn aet_dist_allreduce(g: *mut c_void, t: *mut c_void) -> c_int;
         pub fn aet_dist_free(g: *mut c_void);
     }
@@ -411,6 +463,12 @@ mod imp {
     }
     pub unsafe fn aet_dist_allreduce(_: *mut c_void, _: *mut c_void) -> c_int {
         1
+    }
+    pub unsafe fn aet_dist_group_nccl(_: *mut c_void, _: c_int, _: c_int, _: c_int) -> c_int {
+        1
+    }
+    pub unsafe fn aet_dist_has_nccl() -> c_int {
+        0
     }
     pub unsafe fn aet_dist_free(_: *mut c_void) {}
 }

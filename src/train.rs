@@ -431,8 +431,8 @@ pub fn fit(
     let guard =
         Guard { cfg, scale: *st.param_scale.get_or_insert_with(|| opt.max_abs().max(1e-3)) };
     let exchange = Exchange { dist, seconds: Default::default(), steps: Default::default() };
-    if dist.is_some() {
-        dist::check_flat(opt.flat_grad())?;
+    if let Some(d) = dist {
+        d.check_flat(opt.flat_grad())?;
     }
 
     while !st.finished(cfg) {

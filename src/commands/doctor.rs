@@ -79,7 +79,7 @@ pub fn run(args: DoctorArgs) -> Result<()> {
         if r.c10d_backends.is_empty() {
             "none (built without gloo's headers: run scripts/setup.sh and rebuild)".into()
         } else {
-            format!("{} (data-parallel training under torchrun, CPU)", r.c10d_backends.join(", "))
+            format!("{} (data-parallel training under torchrun)", r.c10d_backends.join(", "))
         },
     );
     for d in &r.data_folders {
@@ -140,7 +140,11 @@ pub fn report() -> Report {
         threads: tch::get_num_threads(),
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         denormals_flushed: crate::fpu::denormal_share() == 0.0,
-        c10d_backends: if crate::dist::has_gloo() { vec!["gloo".into()] } else { vec![] },
+        c10d_backends: [("gloo", crate::dist::has_gloo()), ("nccl", crate::dist::has_nccl())]
+            .iter()
+            .filter(|b| b.1)
+            .map(|b| b.0.to_string())
+            .collect(),
         data_folders: data_folders(),
     }
 }

@@ -49,7 +49,7 @@ struct Setup {
 pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
     device::set_threads(args.runtime.threads)?;
     // Under torchrun this process is one rank of a data-parallel group.
-    let dist = join_group(&args)?;
+    let mut dist = join_group(&args)?;
     let scratch = dist.as_ref().and_then(|d| d.scratch());
     let setup = match &args.resume {
         None => fresh(&args, given, scratch)?,
@@ -58,13 +58,27 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
     let Setup { mut run, cfg, model_cfg, data: data_record, train_set, val_set, test, resume } =
         setup;
     let threads = tch::get_num_threads();
-    let device = device::resolve(cfg.device)?;
+    let mut device = device::resolve(cfg.device)?;
+    if let Some(d) = dist.as_mut() {
+        // One GPU per rank: the one torchrun's LOCAL_RANK names.
+        if device.is_cuda() {
+            device = device::resolve(config::DeviceSpec::Cuda(d.local_rank))
+                .context("each rank trains on cuda:LOCAL_RANK")?;
+        }
+        d.start(device)?;
+        crate::note(format_args!(
+            "rank {} of {}: c10d {} on {device:?}",
+            d.rank,
+            d.world,
+            d.backend()
+        ));
+    }
     if let Some(d) = &dist {
         // Only rank 0 writes the run folder; the others write theirs where nobody looks.
         if let Some(scratch) = d.scratch() {
             run = RunDir::create(scratch, true)?;
         }
-        check_data_parallel(d, &cfg, device)?;
+        check_data_parallel(d, &cfg)?;
         let at = resume.as_ref().map_or((1, 0), |r| (r.state.epoch, r.state.step));
         let fingerprint =
             checkpoint::settings_hash(&model_cfg, &cfg, &data_record.path) + &format!("@{at:?}");
@@ -753,7 +767,7 @@ fn join_group(args: &TrainArgs) -> Result<Option<Dist>> {
     let timeout = std::time::Duration::from_secs_f64(args.dist_timeout);
     let d = Dist::join(&launch, timeout)?;
     crate::note(format_args!(
-        "rank {} of {} (local rank {}), c10d Gloo, store at {}:{}{}",
+        "rank {} of {} (local rank {}), store at {}:{}{}",
         d.rank,
         d.world,
         d.local_rank,
@@ -769,13 +783,7 @@ fn join_group(args: &TrainArgs) -> Result<Option<Dist>> {
 }
 
 /// What data-parallel training cannot do (yet), refused before the first step.
-fn check_data_parallel(d: &Dist, cfg: &TrainConfig, device: tch::Device) -> Result<()> {
-    if device != tch::Device::Cpu {
-        bail!(
-            "data-parallel training runs on the CPU (c10d's Gloo backend); this build has no \
-             NCCL backend for {device:?}: pass --device cpu"
-        );
-    }
+fn check_data_parallel(d: &Dist, cfg: &TrainConfig) -> Result<()> {
     if d.world > 1 && cfg.trim > 0.0 {
         bail!(
             "--trim {} chooses the rows it leaves out over the whole batch, which the ranks \
