@@ -564,7 +564,9 @@ mod tests {
     /// θ = 0.5 it stays within a few percent.
     #[test]
     fn barnes_hut_gradient_matches_the_exact_one() {
-        let (x, _) = clusters(4);
+        // Three clusters' worth of points: more than two work units.
+        let x = Tensor::cat(&[clusters(4).0, clusters(5).0, clusters(6).0], 0);
+        assert!(x.size()[0] as usize > 2 * WORK_UNIT);
         let x = x.to_kind(Kind::Double);
         let n = x.size()[0] as usize;
         let p = sparse_affinities(&x, 10.0);
@@ -573,11 +575,14 @@ mod tests {
         exact_gradient(&dense(&p, n).to_kind(Kind::Float), &y, 12.0, &mut exact);
         let norm = exact.iter().map(|g| g * g).sum::<f64>().sqrt();
         for (angle, tolerance) in [(1e-3, 1e-5), (0.5, 0.05)] {
+            let mut first: Option<Vec<f64>> = None;
             for threads in [1, 3] {
                 let mut bh = vec![0.0; 2 * n];
                 barnes_hut_gradient(&p, &y, 12.0, angle, threads, &mut bh);
                 let err = exact.iter().zip(&bh).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt();
                 assert!(err <= tolerance * norm, "θ {angle}: relative error {}", err / norm);
+                // The same sums in the same order, whatever the thread count.
+                assert!(first.get_or_insert_with(|| bh.clone()) == &bh, "{threads} threads");
             }
         }
     }
