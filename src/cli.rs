@@ -738,8 +738,9 @@ pub struct InterpolateArgs {
     after_help = "Example:\n  ae-tch plot-loss runs/a/metrics.csv runs/b/metrics.csv -o compare.png"
 )]
 pub struct PlotLossArgs {
-    /// metrics.csv files; several overlay, labelled by their run folder's name
-    #[arg(required = true, value_name = "METRICS_CSV")]
+    /// Run folders or their metrics.csv files; several overlay, labelled by their run
+    /// folder's name
+    #[arg(required = true, value_name = "RUN_DIR|METRICS_CSV")]
     pub metrics: Vec<PathBuf>,
     /// Output image, .png or .svg
     #[arg(short, long, value_name = "FILE")]

@@ -109,6 +109,8 @@ pub struct LossCurve {
 struct LossChart<'a> {
     curves: &'a [LossCurve],
     title: &'a str,
+    /// What the loss is, for the y axis ("MSE per value", "cross-entropy", …).
+    loss: &'a str,
     log_y: bool,
 }
 
@@ -117,13 +119,14 @@ struct LossChart<'a> {
 pub fn loss_chart(
     curves: &[LossCurve],
     title: &str,
+    loss: &str,
     log_y: bool,
     format: Format,
 ) -> Result<Vec<u8>> {
     if curves.iter().all(|c| c.epochs.is_empty()) {
         bail!("nothing to plot: no epochs");
     }
-    render(&LossChart { curves, title, log_y }, format)
+    render(&LossChart { curves, title, loss, log_y }, format)
 }
 
 impl LossCurve {
@@ -161,19 +164,47 @@ impl Figure for LossChart<'_> {
             .x_label_area_size(40)
             .y_label_area_size(70);
         if self.log_y {
-            let y = (lo / 1.15..hi * 1.15).log_scale();
+            let (lo, hi) = (lo / 1.15, hi * 1.15);
+            let y = (lo..hi).log_scale().with_key_points(log_ticks(lo, hi));
             self.draw_on(
                 builder.build_cartesian_2d(x, y).map_err(plot_err)?,
-                "loss (MSE per pixel, log scale)",
+                &format!("loss ({}, log scale)", self.loss),
             )
         } else {
             let margin = ((hi - lo) * 0.05).max(hi.abs() * 1e-3).max(1e-12);
             let y = (lo - margin).max(0.0)..hi + margin;
             self.draw_on(
                 builder.build_cartesian_2d(x, y).map_err(plot_err)?,
-                "loss (MSE per pixel)",
+                &format!("loss ({})", self.loss),
             )
         }
+    }
+}
+
+/// `x` as a whole number when it is one (to rounding).
+fn whole_tick(x: f64) -> Option<i64> {
+    ((x - x.round()).abs() < 1e-6).then(|| x.round() as i64)
+}
+
+/// Ticks of a logarithmic axis over `lo..hi`: 1, 2 and 5 times the powers of ten inside it,
+/// or every m·10ᵏ (m = 1..9) when that leaves fewer than three, so a range within one decade
+/// still shows several labels.
+fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    if !(lo > 0.0 && hi > lo && hi.is_finite()) {
+        return vec![];
+    }
+    let ticks = |mantissas: &[f64]| -> Vec<f64> {
+        let (first, last) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
+        (first..=last)
+            .flat_map(|k| mantissas.iter().map(move |m| m * 10f64.powi(k)))
+            .filter(|t| (lo..=hi).contains(t))
+            .collect()
+    };
+    let coarse = ticks(&[1.0, 2.0, 5.0]);
+    if coarse.len() >= 3 {
+        coarse
+    } else {
+        ticks(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0])
     }
 }
 
@@ -195,7 +226,8 @@ impl LossChart<'_> {
             .y_desc(y_desc)
             .label_style((FAMILY, 14))
             .axis_desc_style((FAMILY, 15))
-            .x_label_formatter(&|x| format!("{x:.0}"))
+            // Epochs are whole: ticks between them stay unlabelled (no "2 2").
+            .x_label_formatter(&|x| whole_tick(*x).map_or(String::new(), |e| e.to_string()))
             .y_label_formatter(&|y| format!("{y:.4}"))
             .draw()
             .map_err(plot_err)?;
@@ -731,17 +763,64 @@ mod tests {
             val: vec![Some(0.08), Some(0.05), None],
         };
         assert_eq!(curve.best_val(), Some((2.0, 0.05)));
-        let png = loss_chart(std::slice::from_ref(&curve), "loss", false, Format::Png).unwrap();
+        let png =
+            loss_chart(std::slice::from_ref(&curve), "loss", "MSE per value", false, Format::Png)
+                .unwrap();
         let img = image::load_from_memory(&png).unwrap().to_rgb8();
         assert_eq!(img.dimensions(), (800, 500));
         let dark = img.pixels().filter(|p| p.0.iter().all(|&c| c < 100)).count();
         assert!(dark > 500, "axes and text should draw dark pixels, found {dark}");
         let other = LossCurve { label: "other".into(), ..curve.clone() };
-        let svg = loss_chart(&[curve, other], "loss", true, Format::Svg).unwrap();
+        let svg = loss_chart(&[curve, other], "loss", "MSE per value", true, Format::Svg).unwrap();
         let svg = String::from_utf8(svg).unwrap();
         assert!(svg.starts_with("<svg"), "{}", &svg[..200]);
         assert!(svg.contains("run train") && svg.contains("other validation"));
         assert!(svg.contains("log scale") && svg.contains("best validation: 2 (0.05000)"));
+    }
+
+    /// The texts of an SVG's `<text>` elements.
+    fn svg_texts(svg: &str) -> Vec<String> {
+        svg.split("<text")
+            .skip(1)
+            .filter_map(|t| Some(t.split_once('>')?.1.split_once("</text")?.0.trim().to_string()))
+            .collect()
+    }
+
+    /// Each epoch is labelled once ("0 1 2 2 3 4 4 5" was what a 5-epoch run showed), the
+    /// axis says what the loss is, and a logarithmic axis over less than a decade still
+    /// has several labels (it had one).
+    #[test]
+    fn epoch_ticks_are_whole_and_a_narrow_log_axis_has_several_labels() {
+        assert_eq!((whole_tick(2.0), whole_tick(2.5), whole_tick(-0.0)), (Some(2), None, Some(0)));
+        let narrow = log_ticks(0.03, 0.12);
+        assert_eq!(narrow.len(), 8, "{narrow:?}"); // 0.03 … 0.09, 0.1
+        assert_eq!(log_ticks(0.0009, 1.1).len(), 10, "1, 2, 5 × 10^-3 … 10^0");
+        for epochs in [3usize, 5, 9] {
+            let curve = LossCurve {
+                label: "run".into(),
+                epochs: (1..=epochs).map(|e| e as f64).collect(),
+                train: (1..=epochs).map(|e| 0.12 / e as f64 + 0.03).collect(),
+                val: vec![None; epochs],
+            };
+            for log_y in [false, true] {
+                let svg = loss_chart(
+                    std::slice::from_ref(&curve),
+                    "t",
+                    "BCE per value",
+                    log_y,
+                    Format::Svg,
+                )
+                .unwrap();
+                let texts = svg_texts(&String::from_utf8(svg).unwrap());
+                for e in 1..=epochs {
+                    let n = texts.iter().filter(|t| **t == e.to_string()).count();
+                    assert_eq!(n, 1, "{epochs} epochs: tick {e} {n} times: {texts:?}");
+                }
+                assert!(texts.iter().any(|t| t.starts_with("loss (BCE per value")), "{texts:?}");
+                let y_labels = texts.iter().filter(|t| t.starts_with("0.")).count();
+                assert!(y_labels >= 3, "{epochs} epochs, log {log_y}: {texts:?}");
+            }
+        }
     }
 
     #[test]

@@ -113,6 +113,7 @@ pub fn run(args: FinetuneArgs) -> Result<()> {
     super::report::write_loss_chart(
         &[super::report::loss_curve("cross-entropy", history)],
         &run.file(run_store::LOSS_PNG),
+        &super::report::loss_description(&model_cfg, &cfg),
         false,
         Format::Png,
     )?;

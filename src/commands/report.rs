@@ -1,7 +1,7 @@
 //! What `train` and the commands that report on a run show: the evaluation table, the
 //! image grid, the loss chart. Shared here so no command borrows from a sibling.
 
-use crate::config::{Mode, NoiseKind, TrainConfig};
+use crate::config::{Loss, Mode, ModelConfig, NoiseKind, TrainConfig};
 use crate::data::{self, ImageSet};
 use crate::metrics::{self, EvalReport};
 use crate::model::Autoencoder;
@@ -120,13 +120,32 @@ pub fn loss_curve(label: &str, rows: &[EpochStats]) -> LossCurve {
 }
 
 /// Renders and writes a loss chart atomically.
+/// What a run's loss is, as its loss chart's axis says: the reconstruction loss per
+/// value, plus β·KL for a VAE, or a classifier's cross-entropy.
+pub fn loss_description(model: &ModelConfig, cfg: &TrainConfig) -> String {
+    if cfg.finetune.is_some() {
+        return "cross-entropy".into();
+    }
+    let per_value = match cfg.loss {
+        Loss::Mse => "MSE per value",
+        Loss::Bce => "BCE per value",
+    };
+    if model.variational {
+        format!("{per_value} + β·KL")
+    } else {
+        per_value.into()
+    }
+}
+
+/// Writes the loss chart of `curves`; `loss` says what the loss is (`loss_description`).
 pub fn write_loss_chart(
     curves: &[LossCurve],
     path: &Path,
+    loss: &str,
     log_y: bool,
     format: Format,
 ) -> Result<()> {
-    let bytes = plot::loss_chart(curves, "loss per epoch", log_y, format)
+    let bytes = plot::loss_chart(curves, "loss per epoch", loss, log_y, format)
         .with_context(|| format!("plotting {}", path.display()))?;
     write_atomic(path, &bytes)
 }

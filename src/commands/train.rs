@@ -131,6 +131,7 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
     report::write_loss_chart(
         &[report::loss_curve("train", history)],
         &run.file(run_store::LOSS_PNG),
+        &report::loss_description(&model_cfg, &cfg),
         false,
         Format::Png,
     )?;

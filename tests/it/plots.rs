@@ -71,6 +71,14 @@ fn plot_loss_overlays_runs_and_rejects_bad_csv() {
         .fails_with(&["bad.csv", "not an ae-tch metrics.csv"]);
     ae(dir.path(), &["plot-loss", "nope.csv", "-o", "x.png"]).fails_with(&["nope.csv"]);
     assert!(!dir.path().join("x.png").exists());
+    // A run folder stands for its metrics.csv, and the axis says what its loss is; a
+    // folder without one is named.
+    ae(dir.path(), &["plot-loss", run.to_str().unwrap(), "-o", "run.svg"]).ok();
+    let svg = std::fs::read_to_string(dir.path().join("run.svg")).unwrap();
+    assert!(svg.contains("loss (MSE per value)"), "the axis names the loss");
+    std::fs::create_dir(dir.path().join("empty")).unwrap();
+    ae(dir.path(), &["plot-loss", "empty", "-o", "x.png"])
+        .fails_with(&["empty holds no metrics.csv", "run folder"]);
 }
 
 #[test]
