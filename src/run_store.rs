@@ -144,6 +144,15 @@ impl RunDir {
         }
         let run = RunDir { root: path.to_path_buf() };
         if !run.file(MODEL_JSON).is_file() {
+            if run.file(CHECKPOINT).is_file() {
+                bail!(
+                    "{} holds an unfinished run ({CHECKPOINT}, no model.json yet): finish it \
+                     with `ae-tch train --resume {}` (`ae-tch finetune --resume` for a \
+                     classifier), then use it",
+                    path.display(),
+                    path.display()
+                );
+            }
             bail!("{} is not a run folder: it has no model.json", path.display());
         }
         Ok(run)

@@ -37,6 +37,9 @@ const VALIDATION_DRAW: u64 = u64::MAX - 1;
 /// a checkpoint.
 pub static INTERRUPT: AtomicBool = AtomicBool::new(false);
 
+/// Set once the checkpoint an interrupt asked for is written (what a second Ctrl-C is told).
+pub static INTERRUPT_SAVED: AtomicBool = AtomicBool::new(false);
+
 /// Why training stopped before its last epoch, as errors a caller can tell apart (the
 /// binary maps them to distinct exit codes).
 #[derive(Debug, thiserror::Error)]
@@ -511,6 +514,7 @@ pub fn fit(
                     best,
                     sums,
                 }))?;
+                INTERRUPT_SAVED.store(true, Ordering::SeqCst);
                 return Err(Stopped::Interrupted { epoch, step: step + 1, steps }.into());
             }
         }
@@ -544,6 +548,7 @@ pub fn fit(
             on_event(Event::Checkpoint(snap))?;
         }
         if interrupted {
+            INTERRUPT_SAVED.store(true, Ordering::SeqCst);
             return Err(Stopped::Interrupted { epoch, step: steps, steps }.into());
         }
     }

@@ -149,3 +149,26 @@ pub fn write_loss_chart(
         .with_context(|| format!("plotting {}", path.display()))?;
     write_atomic(path, &bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_loss_is_described_as_each_run_computes_it() {
+        let (mut model, mut cfg) = (ModelConfig::default(), TrainConfig::default());
+        assert_eq!(loss_description(&model, &cfg), "MSE per value");
+        cfg.loss = Loss::Bce;
+        assert_eq!(loss_description(&model, &cfg), "BCE per value");
+        model.variational = true;
+        assert_eq!(loss_description(&model, &cfg), "BCE per value + β·KL");
+        cfg.finetune = Some(crate::config::Finetune {
+            run: "/r".into(),
+            from_scratch: false,
+            freeze_encoder: false,
+            labels_per_class: None,
+            split_seed: 0,
+        });
+        assert_eq!(loss_description(&model, &cfg), "cross-entropy");
+    }
+}

@@ -117,6 +117,7 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
         Trained { model: &model_cfg, cfg: &cfg, data: &data_record, threads, dist: dist.as_ref() };
     let viewer = || view(&model, &cfg, &val_set, device);
     let rows = (&train_t, val_t.as_ref());
+    let done_before = resume.as_ref().map_or(0, |r| r.state.history.len());
     let (fit, train_seconds) = fit_into_run(&run, &model, &vs, rows, what, resume, Some(&viewer))?;
     if dist.as_ref().is_some_and(|d| !d.is_main()) {
         return Ok(()); // rank 0 evaluates and writes the run
@@ -166,12 +167,24 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
         None => String::new(),
     };
     super::print(&format!(
-        "trained {} epochs in {:.1} s\n\n{}\nrun folder  {dir}\nloss plot   {dir}/{}\n{grid}",
-        history.len(),
-        train_seconds,
+        "{}\n\n{}\nrun folder  {dir}\nloss plot   {dir}/{}\n{grid}",
+        trained_line(done_before, history.len(), train_seconds),
         report::eval_table(&report, &cfg),
         run_store::LOSS_PNG,
     ))
+}
+
+/// "trained 6 epochs in 4.2 s", or for a resumed run what this session trained.
+fn trained_line(done_before: usize, total: usize, seconds: f64) -> String {
+    match total.saturating_sub(done_before) {
+        _ if done_before == 0 => format!("trained {total} epochs in {seconds:.1} s"),
+        0 => format!("resumed after epoch {done_before}: no epochs left to train"),
+        1 => format!("trained epoch {total} in {seconds:.1} s (resumed after epoch {done_before})"),
+        _ => format!(
+            "trained epochs {}–{total} in {seconds:.1} s (resumed after epoch {done_before})",
+            done_before + 1
+        ),
+    }
 }
 
 /// What the TensorBoard log shows of the autoencoder after an epoch: the grid of
@@ -738,7 +751,14 @@ fn compare_image_flags(
 fn install_interrupt_handler(distributed: bool) {
     let _ = ctrlc::set_handler(move || {
         if train::INTERRUPT.swap(true, Ordering::SeqCst) {
-            eprintln!("\ninterrupted again: exiting without waiting for the checkpoint");
+            if train::INTERRUPT_SAVED.load(Ordering::SeqCst) {
+                eprintln!("\ninterrupted again: exiting now (the checkpoint is already written)");
+            } else {
+                eprintln!(
+                    "\ninterrupted again: exiting without waiting for the checkpoint (the \
+                     previous one, if any, is kept)"
+                );
+            }
             std::process::exit(130);
         }
         crate::note("\ninterrupt: finishing the step and writing a checkpoint (again to quit now)");
@@ -931,6 +951,17 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_resumed_run_says_what_this_session_trained() {
+        assert_eq!(trained_line(0, 6, 4.24), "trained 6 epochs in 4.2 s");
+        assert_eq!(
+            trained_line(2, 25, 4.2),
+            "trained epochs 3–25 in 4.2 s (resumed after epoch 2)"
+        );
+        assert_eq!(trained_line(5, 6, 1.0), "trained epoch 6 in 1.0 s (resumed after epoch 5)");
+        assert_eq!(trained_line(4, 4, 0.0), "resumed after epoch 4: no epochs left to train");
+    }
 
     #[test]
     fn utc_stamp_matches_known_dates() {

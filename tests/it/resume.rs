@@ -79,8 +79,11 @@ fn kill_during_a_checkpoint_write_keeps_the_last_one_and_resume_is_exact() {
     assert_eq!(out.code, None, "killed by a signal");
     assert!(!killed.join("model.json").exists() && !killed.join("model.ot").exists());
     assert_eq!(temp_files(&killed).len(), 1, "the unfinished write is only a temporary file");
-    // Starting over in the folder by accident is refused.
+    // Starting over in the folder by accident is refused; reading it says how to finish it.
     ae(dir.path(), &args(&killed, "4")).fails_with(&["holds an unfinished run", "--resume"]);
+    let k = killed.to_str().unwrap();
+    ae(dir.path(), &["eval", "--run", k])
+        .fails_with(&["holds an unfinished run", &format!("ae-tch train --resume {k}")]);
     let run = ae(dir.path(), &["train", "--resume", killed.to_str().unwrap()]).ok();
     assert!(run.stderr.contains("resuming denoise autoencoder"), "{}", run.stderr);
     assert!(temp_files(&killed).is_empty(), "stale temporary files are swept");
