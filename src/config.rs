@@ -570,6 +570,45 @@ impl ModelConfig {
         }
     }
 
+    /// The architecture and its shape in a few words: "mlp 784-512-128-16", "vae
+    /// 784-256-64-16", "conv 1×28×28 → channels 32,64 (1 residual block a level,
+    /// GroupNorm) → 30".
+    pub fn shape_summary(&self) -> String {
+        let widths = || {
+            let w: Vec<String> = self.encoder_widths().iter().map(|w| w.to_string()).collect();
+            w.join("-")
+        };
+        match &self.layers {
+            Layers::Mlp { tied_weights, .. } => {
+                let tied = if *tied_weights { ", tied weights" } else { "" };
+                format!("{} {}{tied}", self.arch_name(), widths())
+            }
+            Layers::Conv(c) => {
+                let (ch, h, w) = self.image_shape();
+                let channels: Vec<String> = c.channels.iter().map(|c| c.to_string()).collect();
+                let mut extras = Vec::new();
+                if c.blocks > 0 {
+                    let s = if c.blocks == 1 { "" } else { "s" };
+                    extras.push(format!("{} residual block{s} a level", c.blocks));
+                }
+                if c.groups > 0 {
+                    extras.push("GroupNorm".to_string());
+                }
+                let extras = if extras.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", extras.join(", "))
+                };
+                format!(
+                    "{} {ch}×{h}×{w} → channels {}{extras} → {}",
+                    self.arch_name(),
+                    channels.join(","),
+                    self.latent
+                )
+            }
+        }
+    }
+
     /// True for a plain fully connected autoencoder (what the hand-written step does).
     pub fn is_plain_mlp(&self) -> bool {
         matches!(self.layers, Layers::Mlp { tied_weights: false, .. }) && !self.variational

@@ -92,11 +92,16 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
         }
     }
     let data_dir = data_record.path.clone();
+    tch::manual_seed(cfg.seed as i64);
+    let vs = nn::VarStore::new(device);
+    let model = crate::model::Autoencoder::new(&vs.root(), &model_cfg);
+    let parameters: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
     crate::note(format_args!(
-        "{} {} autoencoder {:?} on {} ({} train / {} validation {}, {}) on {:?}",
+        "{} {} autoencoder: {}, {} parameters, on {} ({} train / {} validation {}, {}) on {:?}",
         if resume.is_some() { "resuming" } else { "training" },
         cfg.mode,
-        model_cfg.encoder_widths(),
+        model_cfg.shape_summary(),
+        thousands(parameters),
         data_dir.display(),
         train_set.len(),
         val_set.len(),
@@ -104,9 +109,6 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
         model_cfg.input.describe(),
         device
     ));
-    tch::manual_seed(cfg.seed as i64);
-    let vs = nn::VarStore::new(device);
-    let model = crate::model::Autoencoder::new(&vs.root(), &model_cfg);
     if cfg.init == Init::Torch && resume.is_none() {
         crate::model::torch_init(&vs);
     }
@@ -172,6 +174,22 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
         report::eval_table(&report, &cfg),
         run_store::LOSS_PNG,
     ))
+}
+
+/// 1234567 as "1,234,567".
+fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 {
+        out.insert(0, '-');
+    }
+    out
 }
 
 /// "trained 6 epochs in 4.2 s", or for a resumed run what this session trained.
@@ -951,6 +969,33 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parameter_counts_and_shapes_read_well() {
+        assert_eq!(
+            (thousands(0), thousands(999), thousands(1000)),
+            ("0".into(), "999".into(), "1,000".into())
+        );
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        let mlp = ModelConfig::default();
+        assert_eq!(mlp.shape_summary(), format!("mlp 784-512-128-{}", mlp.latent));
+        let conv = ModelConfig {
+            layers: Layers::Conv(ConvLayers {
+                channels: vec![32, 64],
+                blocks: 1,
+                groups: 8,
+                upsample: Default::default(),
+            }),
+            latent: 30,
+            ..ModelConfig::default()
+        };
+        assert_eq!(
+            conv.shape_summary(),
+            "conv 1×28×28 → channels 32,64 (1 residual block a level, GroupNorm) → 30"
+        );
+        let vae = ModelConfig { variational: true, ..ModelConfig::default() };
+        assert!(vae.shape_summary().starts_with("vae 784-512-128-"));
+    }
 
     #[test]
     fn a_resumed_run_says_what_this_session_trained() {
