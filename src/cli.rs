@@ -294,7 +294,7 @@ pub struct TrainArgs {
     #[arg(long, value_enum, default_value_t = NoiseKind::Gaussian)]
     pub noise: NoiseKind,
     /// Noise strength: σ for gaussian, the probability p for masking and salt-pepper
-    #[arg(long, visible_alias = "sigma", default_value_t = config::DEFAULT_SIGMA, value_name = "F")]
+    #[arg(long, allow_negative_numbers = true, visible_alias = "sigma", default_value_t = config::DEFAULT_SIGMA, value_name = "F")]
     pub noise_level: f64,
     /// Network family
     #[arg(long, value_enum, default_value_t = Arch::Mlp)]
@@ -318,7 +318,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub tied_weights: bool,
     /// VAE: weight β of the KL term (β-VAE when not 1) [default: 1]
-    #[arg(long, value_name = "F")]
+    #[arg(long, allow_negative_numbers = true, value_name = "F")]
     pub beta: Option<f64>,
     /// Encoder layer widths, input side first; the decoder mirrors them (mlp) [default:
     /// 512,128 for images, 64,32 for vectors]
@@ -334,7 +334,7 @@ pub struct TrainArgs {
     #[arg(long, value_enum, default_value_t = Loss::Mse)]
     pub loss: Loss,
     /// Decoupled weight decay (AdamW)
-    #[arg(long, default_value_t = 0.0, value_name = "F")]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0.0, value_name = "F")]
     pub weight_decay: f64,
     /// λ of an L1 penalty on the code: a sparse autoencoder
     #[arg(long, default_value_t = 0.0, value_name = "λ")]
@@ -370,7 +370,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "N")]
     pub batch_size: Option<usize>,
     /// Adam learning rate, the peak of the schedule [default: 3e-3]
-    #[arg(long, value_name = "F")]
+    #[arg(long, allow_negative_numbers = true, value_name = "F")]
     pub lr: Option<f64>,
     /// Seed for initialisation, shuffling, noise and the validation split
     #[arg(long, default_value_t = config::DEFAULT_SEED, value_name = "N")]
@@ -578,7 +578,7 @@ pub struct FinetuneArgs {
     /// repeated) [default: 50; with --resume, the run's own]
     #[arg(long)]
     pub epochs: Option<usize>,
-    #[arg(long, default_value_t = config::FINETUNE_LR)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = config::FINETUNE_LR)]
     pub lr: f64,
     #[arg(long, default_value_t = config::FINETUNE_BATCH_SIZE)]
     pub batch_size: usize,
@@ -587,7 +587,7 @@ pub struct FinetuneArgs {
     #[arg(long, default_value_t = config::FINETUNE_PATIENCE, value_name = "EPOCHS")]
     pub patience: usize,
     /// AdamW's decoupled weight decay
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0.0)]
     pub weight_decay: f64,
     /// Seed of the head's initialisation, the labelled rows and the batch order
     #[arg(long, default_value_t = config::DEFAULT_SEED)]

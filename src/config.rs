@@ -21,6 +21,12 @@ pub fn default_hidden(input: &DataSpec) -> Vec<i64> {
     }
 }
 
+/// A flag's value, or a combination of flags, that cannot work: bad usage, which the
+/// binary reports with exit code 2 as it does clap's own parse errors.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Usage(pub String);
+
 /// `--latent` when not given: `DEFAULT_LATENT` for images; for D features D/2 (at least 1,
 /// at most `DEFAULT_LATENT`), so the code is always narrower than the input, which is
 /// what makes reconstruction error an anomaly score.
@@ -750,7 +756,10 @@ impl ModelConfig {
             }
         }
         if self.latent < 1 {
-            return Err(format!("latent size must be at least 1, got {}", self.latent));
+            return Err(format!(
+                "the latent size (--latent) must be at least 1, got {}",
+                self.latent
+            ));
         }
         const MAX_WIDTH: i64 = 1 << 16;
         match &self.layers {

@@ -35,7 +35,7 @@ pub fn resolve(spec: DeviceSpec) -> Result<Device> {
 pub fn set_threads(threads: Option<usize>) -> Result<()> {
     match threads {
         None => Ok(()),
-        Some(0) => bail!("--threads must be at least 1"),
+        Some(0) => Err(crate::config::Usage("--threads must be at least 1".into()).into()),
         Some(n) => {
             tch::set_num_threads(n.min(i32::MAX as usize) as i32);
             Ok(())

@@ -1,6 +1,7 @@
 //! The `ae-tch` binary: run the library, print the error chain, set the exit code:
-//! 0 success, 1 error, 2 bad usage (clap), 3 training diverged, 130 interrupted (a
-//! checkpoint was written).
+//! 0 success, 1 error, 2 bad usage (clap's parse errors and `config::Usage`: a flag value
+//! or combination that cannot work), 3 training diverged, 130 interrupted (a checkpoint
+//! was written).
 
 use ae_tch::train::Stopped;
 use std::process::ExitCode;
@@ -14,6 +15,9 @@ fn main() -> ExitCode {
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
+            if e.chain().any(|c| c.is::<ae_tch::config::Usage>()) {
+                return ExitCode::from(2);
+            }
             match e.chain().find_map(|c| c.downcast_ref::<Stopped>()) {
                 Some(Stopped::Diverged { .. }) => ExitCode::from(3),
                 Some(Stopped::Interrupted { .. }) => ExitCode::from(130),

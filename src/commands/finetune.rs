@@ -198,7 +198,7 @@ fn fresh(args: &FinetuneArgs) -> Result<Setup> {
         // The rows: those the autoencoder run was trained, validated and tested on.
         ..pre.train.clone()
     };
-    cfg.validate().map_err(|e| anyhow::anyhow!(e))?;
+    cfg.validate().map_err(crate::config::Usage)?;
     device::resolve(cfg.device)?;
     // Classes and their names come from the labels the data have.
     let (train, val, test) = super::run_rows(&pre.data, &pre.model.input, &cfg.data_selection())
@@ -226,7 +226,7 @@ fn fresh(args: &FinetuneArgs) -> Result<Setup> {
     }
     let names = (0..classes).map(|c| pre.model.input.class_name(c as u8)).collect();
     let model_cfg = ModelConfig { head: Some(Head { classes: names }), ..pre.model.clone() };
-    model_cfg.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+    model_cfg.validate().map_err(crate::config::Usage)?;
     // Refuse an impossible --labels-per-class before creating anything.
     labelled_rows(&pre.data, &model_cfg, &cfg)?;
     let run = RunDir::create(out, args.force)?;

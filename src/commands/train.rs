@@ -17,7 +17,7 @@ use crate::run_store::{self, RunDir};
 use crate::run_store::{DataRecord, Outcome, RunManifest, FORMAT_VERSION};
 use crate::train::{self, EpochStats, Event};
 use crate::{device, metrics};
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 use indicatif::ProgressBar;
 use std::path::Path;
@@ -437,8 +437,8 @@ fn train_config(args: &TrainArgs) -> TrainConfig {
 
 /// Checks that the model and training settings work together.
 fn check_combination(cfg: &TrainConfig, model_cfg: &ModelConfig) -> Result<()> {
-    cfg.validate().map_err(|e| anyhow!(e))?;
-    model_cfg.validate().map_err(|e| anyhow!("{e}"))?;
+    cfg.validate().map_err(config::Usage)?;
+    model_cfg.validate().map_err(config::Usage)?;
     if cfg.precision == Precision::Bf16 && !(model_cfg.is_plain_mlp() && cfg.engine == Engine::Auto)
     {
         bail!(
@@ -456,7 +456,7 @@ fn check_combination(cfg: &TrainConfig, model_cfg: &ModelConfig) -> Result<()> {
 /// `scratch`: the folder a data-parallel rank other than 0 writes instead of --out.
 fn fresh(args: &TrainArgs, given: &dyn Fn(&str) -> bool, scratch: Option<&Path>) -> Result<Setup> {
     let mut cfg = train_config(args);
-    cfg.validate().map_err(|e| anyhow!(e))?;
+    cfg.validate().map_err(config::Usage)?;
     device::resolve(cfg.device)?;
     let data_dir = args.data.clone().unwrap_or_else(data::default_dir);
     let loaded = if vectors::is_vector_file(&data_dir) {

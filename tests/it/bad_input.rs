@@ -119,13 +119,17 @@ fn impossible_flags_are_named() {
         (vec!["--epochs", "0"], vec!["--epochs"]),
         (vec!["--lr=-1"], vec!["--lr must be a positive number"]),
         (vec!["--val-fraction", "1.5"], vec!["--val-fraction"]),
-        (vec!["--latent", "0"], vec!["latent size must be at least 1"]),
+        (vec!["--latent", "0"], vec!["--latent) must be at least 1"]),
+        (vec!["--lr", "-1"], vec!["--lr must be a positive number, got -1"]),
         (vec!["--threads", "0"], vec!["--threads must be at least 1"]),
         (vec!["--device", "tpu"], vec!["unknown device 'tpu'"]),
         (vec!["--mode", "shout"], vec!["invalid value 'shout'"]),
     ];
     for (flags, needles) in cases {
-        ae(dir.path(), &quick_train(&data, &out, &flags)).fails_with(&needles);
+        // Bad usage, as clap's own errors: exit code 2 (the README's table).
+        let run = ae(dir.path(), &quick_train(&data, &out, &flags)).fails_with(&needles);
+        let usage = !flags.contains(&"2"); // "--limit 2" is a data problem, not usage
+        assert_eq!(run.code == Some(2), usage, "{flags:?}: exit {:?}", run.code);
     }
     assert!(!out.exists() || !out.join("model.ot").exists());
 }
