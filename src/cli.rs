@@ -748,6 +748,10 @@ pub struct PlotLossArgs {
     /// Logarithmic loss axis
     #[arg(long)]
     pub log_y: bool,
+    /// Legend name of each run, in the order given (once per run) [default: the run
+    /// folder's name, or its path where two names are the same]
+    #[arg(long, value_name = "NAME")]
+    pub label: Vec<String>,
 }
 
 /// Render test images before and after the model: clean / noisy input / reconstruction.

@@ -274,7 +274,11 @@ impl LossChart<'_> {
                     .map_err(plot_err)?
                     .label(name(curve, "validation"))
                     .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 20, y)], val_color.stroke_width(2))
+                        // Dashed, as the curve is drawn.
+                        let style = val_color.stroke_width(2);
+                        EmptyElement::at((x, y))
+                            + PathElement::new(vec![(0, 0), (8, 0)], style)
+                            + PathElement::new(vec![(12, 0), (20, 0)], style)
                     });
                 chart
                     .draw_series(val.iter().map(|&p| TriangleMarker::new(p, 4, val_color.filled())))

@@ -76,6 +76,20 @@ fn plot_loss_overlays_runs_and_rejects_bad_csv() {
     ae(dir.path(), &["plot-loss", run.to_str().unwrap(), "-o", "run.svg"]).ok();
     let svg = std::fs::read_to_string(dir.path().join("run.svg")).unwrap();
     assert!(svg.contains("loss (MSE per value)"), "the axis names the loss");
+    // Runs whose folders share a name are told apart by their paths, or by --label.
+    let (a_dn, b_dn) = (dir.path().join("a/dn"), dir.path().join("b/dn"));
+    copy_dir(run, &a_dn);
+    copy_dir(run, &b_dn);
+    ae(dir.path(), &["plot-loss", "a/dn", "b/dn/metrics.csv", "-o", "dn.svg"]).ok();
+    let svg = std::fs::read_to_string(dir.path().join("dn.svg")).unwrap();
+    assert!(svg.contains("a/dn train") && svg.contains("b/dn train"), "paths tell them apart");
+    let args =
+        ["plot-loss", "a/dn", "b/dn", "--label", "first", "--label", "second", "-o", "l.svg"];
+    ae(dir.path(), &args).ok();
+    let svg = std::fs::read_to_string(dir.path().join("l.svg")).unwrap();
+    assert!(svg.contains("first train") && svg.contains("second validation"));
+    let r = ae(dir.path(), &["plot-loss", "a/dn", "b/dn", "--label", "x", "-o", "x.png"]);
+    assert_eq!(r.fails_with(&["--label was given 1 time(s) for 2 run(s)"]).code, Some(2));
     std::fs::create_dir(dir.path().join("empty")).unwrap();
     ae(dir.path(), &["plot-loss", "empty", "-o", "x.png"])
         .fails_with(&["empty holds no metrics.csv", "run folder"]);
