@@ -290,10 +290,14 @@ pub fn load_split(dir: &Path, which: Split, request: &ImageRequest) -> Result<Im
     Ok(ImageSet { pixels, labels: labels(chosen, &base, &label_names(dir, &root)?), spec })
 }
 
-/// Image files below `dir`, sorted; other files are listed on stderr and skipped.
+/// Image files below `dir`, sorted; other files are skipped and listed on stderr, once per
+/// folder however often it is read. Hidden files and folders (`.DS_Store`, `.git`) are
+/// skipped without a word.
 fn files(dir: &Path) -> Result<Vec<PathBuf>> {
+    static NOTED: std::sync::Mutex<BTreeSet<PathBuf>> = std::sync::Mutex::new(BTreeSet::new());
     let (images, skipped) = walk(dir).with_context(|| format!("listing {}", dir.display()))?;
-    if !skipped.is_empty() {
+    let first_time = NOTED.lock().map(|mut noted| noted.insert(dir.to_path_buf())).unwrap_or(true);
+    if !skipped.is_empty() && first_time {
         let shown: Vec<String> = skipped.iter().take(5).map(|p| p.display().to_string()).collect();
         let more = if skipped.len() > 5 {
             format!(" and {} more", skipped.len() - 5)
@@ -316,6 +320,10 @@ fn walk(dir: &Path) -> std::io::Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     while let Some(d) = stack.pop() {
         for entry in std::fs::read_dir(&d)? {
             let path = entry?.path();
+            let hidden = path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'));
+            if hidden {
+                continue;
+            }
             if path.is_dir() {
                 stack.push(path);
             } else if is_image(&path) {

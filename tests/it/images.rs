@@ -120,13 +120,17 @@ fn a_folder_of_images_trains_and_evaluates_at_its_own_size() {
         small.save(folder.join(format!("{i}.png"))).unwrap();
     }
     std::fs::write(data.join("train/README.txt"), "digits").unwrap();
+    // Hidden files, as macOS leaves them, are skipped without a word.
+    std::fs::write(data.join("train/.DS_Store"), "finder").unwrap();
+    std::fs::write(data.join("test/3/.DS_Store"), "finder").unwrap();
     let out = dir.path().join("run");
     let run = ae(dir.path(), &quick_train(&data, &out, &["--epochs", "3", "--limit", "500"])).ok();
     assert!(
-        run.stderr.contains("skipped 1 file(s)") && run.stderr.contains("README.txt"),
-        "{}",
+        run.stderr.matches("skipped 1 file(s)").count() == 1 && run.stderr.contains("README.txt"),
+        "the note once: {}",
         run.stderr
     );
+    assert!(!run.stderr.contains(".DS_Store"), "{}", run.stderr);
     let manifest = read_json(&out.join("model.json"));
     assert_eq!(
         (
