@@ -204,3 +204,30 @@ fn colour_only_on_a_terminal_without_no_color() {
         assert!(!plain.contains(ESC) && plain.contains("Usage"), "NO_COLOR ignored: {plain}");
     }
 }
+
+/// The README's PyTorch snippet runs as written (in a folder laid out as the README's:
+/// runs/demo, demo.safetensors, the checkout's tests/ and data/), and its `x_hat` is
+/// ae-tch's reconstruction of the same test images.
+#[test]
+fn the_readmes_pytorch_snippet_runs_as_written() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let section = readme.split("### `ae-tch export` and `ae-tch import`").nth(1).unwrap();
+    let snippet = section.split("```python\n").nth(1).unwrap().split("```").next().unwrap();
+    assert!(snippet.contains("x_hat = model(x)"), "{snippet}");
+    let dir = tempdir();
+    let d = dir.path();
+    let run = d.join("runs/demo");
+    ae(d, &quick_train(&mnist(), &run, &["--epochs", "1"])).ok();
+    ae(d, &["export", "--run", "runs/demo", "-o", "demo.safetensors"]).ok();
+    for link in ["tests", "data"] {
+        std::os::unix::fs::symlink(root.join(link), d.join(link)).unwrap();
+    }
+    let script = format!("{snippet}\nnp.save('x_hat.npy', x_hat.numpy())\n");
+    std::fs::write(d.join("snippet.py"), script).unwrap();
+    let out = Command::new(python()).arg("snippet.py").current_dir(d).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    ae(d, &["encode", "--run", "runs/demo", "--decode", "-o", "ae.npy"]).ok();
+    let diff = client(&["diff", s(&d.join("x_hat.npy")), s(&d.join("ae.npy"))]);
+    assert!(diff <= 1e-5, "the snippet's x_hat against ae-tch's: {diff}");
+}
