@@ -45,9 +45,21 @@ pub enum Command {
     )]
     Data(DataCommand),
     Completions(CompletionsArgs),
-    /// Print the man page (roff), generated from the same definitions as --help
-    #[command(after_help = "Example:\n  ae-tch man > ae-tch.1 && man ./ae-tch.1")]
-    Man,
+    /// Print the man page (roff), generated from the same definitions as --help; with
+    /// --all, write every page (ae-tch.1 and one per subcommand) into a folder
+    #[command(
+        after_help = "Example:\n  ae-tch man > ae-tch.1 && man ./ae-tch.1\n  ae-tch man --all man1 && man ./man1/ae-tch-train.1"
+    )]
+    Man(ManArgs),
+}
+
+/// Where the man pages go.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write ae-tch.1 and a page for every subcommand (ae-tch-train.1, ae-tch-data-fetch.1,
+    /// …) into DIR instead of printing the top-level page
+    #[arg(long, value_name = "DIR")]
+    pub all: Option<PathBuf>,
 }
 
 /// Data folders

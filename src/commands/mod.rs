@@ -69,12 +69,43 @@ pub fn dispatch(command: Command, matches: &clap::ArgMatches) -> Result<()> {
             clap_complete::generate(args.shell, &mut Cli::command(), "ae-tch", &mut out);
             print(&String::from_utf8_lossy(&out))
         }
-        Command::Man => {
-            let mut out = Vec::new();
-            clap_mangen::Man::new(Cli::command()).render(&mut out)?;
-            print(&String::from_utf8_lossy(&out))
-        }
+        Command::Man(args) => match args.all {
+            None => {
+                let mut out = Vec::new();
+                clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+                print(&String::from_utf8_lossy(&out))
+            }
+            Some(dir) => {
+                let written = write_man_pages(&dir)?;
+                print(&format!("wrote {written} man pages to {}\n", dir.display()))
+            }
+        },
     }
+}
+
+/// Every man page (the top level and each subcommand, recursively, as clap_mangen names
+/// them) into `dir`, each written atomically; how many.
+fn write_man_pages(dir: &std::path::Path) -> Result<usize> {
+    fn pages(cmd: clap::Command, out: &mut Vec<(String, Vec<u8>)>) -> Result<()> {
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned() {
+            pages(sub, out)?;
+        }
+        let man = clap_mangen::Man::new(cmd);
+        let mut bytes = Vec::new();
+        man.render(&mut bytes)?;
+        out.push((man.get_filename(), bytes));
+        Ok(())
+    }
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("--all {}: cannot create the folder", dir.display()))?;
+    let mut cmd = Cli::command().disable_help_subcommand(true);
+    cmd.build();
+    let mut out = Vec::new();
+    pages(cmd, &mut out)?;
+    for (name, bytes) in &out {
+        crate::run_store::write_atomic(&dir.join(name), bytes)?;
+    }
+    Ok(out.len())
 }
 
 /// A trained run, rebuilt and ready for inference.

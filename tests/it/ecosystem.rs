@@ -149,6 +149,15 @@ fn completions_man_page_quiet_json_and_data_info() {
     ae(d, &["completions", "tcsh"]).fails_with(&["invalid value 'tcsh'"]);
     let man = ae(d, &["man"]).ok().stdout;
     assert!(man.contains(".TH ae-tch 1") && man.contains("train"));
+    // The pages the top-level one points at exist: --all writes one per subcommand.
+    let out = ae(d, &["man", "--all", "man1"]).ok().stdout;
+    assert!(out.contains("man pages to man1"), "{out}");
+    for page in ["ae-tch.1", "ae-tch-train.1", "ae-tch-eval.1", "ae-tch-data-fetch.1"] {
+        let text = std::fs::read_to_string(d.join("man1").join(page)).unwrap();
+        assert!(text.starts_with(".ie") || text.contains(".TH"), "{page}: {}", &text[..80]);
+    }
+    let train = std::fs::read_to_string(d.join("man1/ae-tch-train.1")).unwrap();
+    assert!(train.contains("dist\\-timeout"), "the train page lists its flags");
     let commands = ["train", "eval", "encode", "anomaly", "plot-latent", "denoise", "sample"];
     let more = ["interpolate", "plot-loss", "grid", "export", "import", "doctor", "data", "man"];
     for c in commands.iter().chain(&more).chain(&["completions"]) {
