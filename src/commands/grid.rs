@@ -2,11 +2,17 @@
 
 use crate::cli::GridArgs;
 use crate::plot::Format;
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 pub fn run(args: GridArgs) -> Result<()> {
-    if args.n == 0 {
-        bail!("-n must be at least 1");
+    if !(1..=super::report::GRID_MAX).contains(&args.n) {
+        return Err(crate::config::Usage(format!(
+            "-n must be between 1 and {} (rows wrap after {} images), got {}",
+            super::report::GRID_MAX,
+            super::report::GRID_COLUMNS,
+            args.n
+        ))
+        .into());
     }
     let format = Format::from_path(&args.output)?;
     let loaded = super::open_run(&args.run)?;

@@ -94,20 +94,35 @@ pub fn grid(
     let host = data::to_host_f32;
     let (clean, input, output) = (host(&clean)?, host(&input)?, host(&output)?);
     let noisy_label = format!("noisy ({})", noise_label(train));
-    let rows = match train.mode {
-        Mode::Reconstruct => vec![
-            GridRow { label: "original", images: &clean },
-            GridRow { label: "reconstruction", images: &output },
-        ],
-        Mode::Denoise => vec![
-            GridRow { label: "clean", images: &clean },
-            GridRow { label: &noisy_label, images: &input },
-            GridRow { label: "denoised", images: &output },
-        ],
+    let kinds: Vec<(&str, &[f32])> = match train.mode {
+        Mode::Reconstruct => vec![("original", &clean), ("reconstruction", &output)],
+        Mode::Denoise => vec![("clean", &clean), (&noisy_label, &input), ("denoised", &output)],
     };
+    // At most GRID_COLUMNS images a row: more wrap into further bands of rows, the last
+    // band padded with blank (white) cells.
+    let shape = super::image_shape(&model.config);
+    let pixels = shape.0 * shape.1 * shape.2;
+    let n = images.len();
+    let cols = n.clamp(1, GRID_COLUMNS);
+    let mut bands: Vec<(&str, Vec<f32>)> = Vec::new();
+    for start in (0..n).step_by(cols) {
+        let end = (start + cols).min(n);
+        for (label, values) in &kinds {
+            let mut row = values[start * pixels..end * pixels].to_vec();
+            row.resize(cols * pixels, 1.0);
+            bands.push((label, row));
+        }
+    }
+    let rows: Vec<GridRow> =
+        bands.iter().map(|(label, images)| GridRow { label, images }).collect();
     let title = format!("{} run: {} test images", train.mode, images.len());
-    plot::image_grid(&rows, super::image_shape(&model.config), &title, format)
+    plot::image_grid(&rows, shape, &title, format)
 }
+
+/// Images a grid row holds before it wraps.
+pub const GRID_COLUMNS: usize = 20;
+/// The most images `grid` draws.
+pub const GRID_MAX: usize = 200;
 
 /// The curve of one run's metrics.
 pub fn loss_curve(label: &str, rows: &[EpochStats]) -> LossCurve {

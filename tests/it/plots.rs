@@ -37,7 +37,15 @@ fn grid_command_renders_n_columns_in_png_and_svg() {
     let svg = std::fs::read_to_string(dir.path().join("g.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("denoised"), "{}", &svg[..100]);
     ae(dir.path(), &["grid", "--run", r, "-n", "0", "-o", "g.png"])
-        .fails_with(&["-n must be at least 1"]);
+        .fails_with(&["-n must be between 1 and 200"]);
+    // More than 20 images wrap into bands of rows (3 rows each for a denoising run), the
+    // last one padded; far more are refused instead of a 176,154-pixel-wide PNG.
+    ae(dir.path(), &["grid", "--run", r, "-n", "45", "-o", "w.png"]).ok();
+    let wrapped = ae_tch::plot::GridLayout::new(9, 20, 28, 28).size();
+    let (w, h, _) = png_summary(&dir.path().join("w.png"));
+    assert_eq!((w, h), wrapped);
+    let r5000 = ae(dir.path(), &["grid", "--run", r, "-n", "5000", "-o", "x.png"]);
+    assert_eq!(r5000.fails_with(&["-n must be between 1 and 200", "got 5000"]).code, Some(2));
     ae(dir.path(), &["grid", "--run", r, "-o", "g.gif"]).fails_with(&["g.gif", ".png or .svg"]);
     ae(dir.path(), &["grid", "--run", r, "-o", "no/g.png"])
         .fails_with(&["writing no/g.png: folder no does not exist"]);
