@@ -171,6 +171,20 @@ fn check_version(version: u64) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `train --force`'s help names every setting a resume may change.
+    #[test]
+    fn the_force_help_lists_every_resumable_setting() {
+        use clap::CommandFactory;
+        let cli = crate::cli::Cli::command();
+        let train = cli.find_subcommand("train").unwrap();
+        let force = train.get_arguments().find(|a| a.get_id() == "force").unwrap();
+        let help = force.get_help().unwrap().to_string();
+        for key in RESUMABLE {
+            let flag = format!("--{}", key.replace('_', "-"));
+            assert!(help.contains(&flag), "--force's help lacks {flag}: {help}");
+        }
+    }
     use tch::Kind;
 
     #[test]

@@ -269,7 +269,8 @@ pub struct TrainArgs {
     #[arg(long, value_name = "RUN_DIR")]
     pub out: Option<PathBuf>,
     /// Overwrite a run folder that already holds a run; with --resume, accept new
-    /// --epochs, --lr, --early-stop, --lr-schedule, --grad-clip, --device or --engine
+    /// --epochs, --lr, --early-stop, --lr-schedule, --grad-clip, --device, --engine,
+    /// --checkpoint-every or --tensorboard
     #[arg(long)]
     pub force: bool,
     /// Continue the run in RUN_DIR from its checkpoint (with the flags it was started

@@ -67,7 +67,8 @@ pub enum Mode {
     /// x → x̂: plain reconstruction
     #[default]
     Reconstruct,
-    /// clamp(x + σ·ε, 0, 1) → x̂ ≈ x, fresh Gaussian noise every step
+    /// corrupted x → x̂ ≈ x: the corruption `--noise` names (Gaussian by default), drawn
+    /// afresh every step
     Denoise,
 }
 

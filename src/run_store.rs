@@ -108,15 +108,19 @@ impl RunDir {
                 path.display()
             );
         }
-        // A run that fails part-way must not leave the old model.json describing new files.
+        // A run that fails part-way must not leave the old model.json describing new files,
+        // and the old weights must not stay beside the new ones (an imported run's
+        // model.safetensors beside a new model.ot).
         if overwrite {
-            match std::fs::remove_file(run.file(MODEL_JSON)) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(e).with_context(|| {
-                        format!("--force: removing the old {}", run.file(MODEL_JSON).display())
-                    });
+            for name in [MODEL_JSON, WEIGHTS, WEIGHTS_SAFETENSORS] {
+                match std::fs::remove_file(run.file(name)) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(e).with_context(|| {
+                            format!("--force: removing the old {}", run.file(name).display())
+                        });
+                    }
+                    _ => {}
                 }
-                _ => {}
             }
         }
         run.sweep_temp_files();
@@ -547,6 +551,21 @@ fn fault(name: &str) -> Option<Fault> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// --force over a run leaves none of its weights: an imported run's
+    /// model.safetensors must not stay beside the new model.ot.
+    #[test]
+    fn overwriting_a_run_removes_its_manifest_and_both_weight_files() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [MODEL_JSON, WEIGHTS, WEIGHTS_SAFETENSORS, METRICS_CSV] {
+            std::fs::write(dir.path().join(name), b"old").unwrap();
+        }
+        assert!(RunDir::create(dir.path(), false).is_err(), "a run is not overwritten unasked");
+        RunDir::create(dir.path(), true).unwrap();
+        for name in [MODEL_JSON, WEIGHTS, WEIGHTS_SAFETENSORS] {
+            assert!(!dir.path().join(name).exists(), "{name} is left");
+        }
+    }
     use crate::config::{DeviceSpec, Mode};
 
     #[test]

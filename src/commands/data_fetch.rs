@@ -177,10 +177,19 @@ fn fetch_one(
     report
 }
 
+/// 9,912,422 bytes as "9.9 MB", 28,881 as "28.9 kB", 8 as "8 B".
+fn human_size(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1_000_000 => format!("{:.1} MB", b as f64 / 1e6),
+        b if b >= 1_000 => format!("{:.1} kB", b as f64 / 1e3),
+        b => format!("{b} B"),
+    }
+}
+
 fn human(set: &Dataset, dir: &Path, files: &[FileReport]) -> String {
     let mut out = format!("{} in {}\n", set.name, dir.display());
     for f in files {
-        let size = f.bytes.map_or(String::new(), |b| format!("{:.1} MB", b as f64 / 1e6));
+        let size = f.bytes.map_or(String::new(), human_size);
         let how = match f.matched {
             Some(Matched::Archive) => "archive SHA-256 ok",
             Some(Matched::Content) => "content SHA-256 ok",
@@ -196,4 +205,17 @@ fn human(set: &Dataset, dir: &Path, files: &[FileReport]) -> String {
         out += &format!("  {:<28} {size:>9}  {what}\n", f.file);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Label files are kilobytes: "0.0 MB" said nothing.
+    #[test]
+    fn sizes_read_in_their_own_unit() {
+        assert_eq!(human_size(9_912_422), "9.9 MB");
+        assert_eq!(human_size(28_881), "28.9 kB");
+        assert_eq!(human_size(8), "8 B");
+    }
 }
