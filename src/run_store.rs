@@ -108,19 +108,15 @@ impl RunDir {
                 path.display()
             );
         }
-        // A run that fails part-way must not leave the old model.json describing new files,
-        // and the old weights must not stay beside the new ones (an imported run's
-        // model.safetensors beside a new model.ot).
+        // A run that fails part-way must not leave the old model.json describing new files.
         if overwrite {
-            for name in [MODEL_JSON, WEIGHTS, WEIGHTS_SAFETENSORS] {
-                match std::fs::remove_file(run.file(name)) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                        return Err(e).with_context(|| {
-                            format!("--force: removing the old {}", run.file(name).display())
-                        });
-                    }
-                    _ => {}
+            match std::fs::remove_file(run.file(MODEL_JSON)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e).with_context(|| {
+                        format!("--force: removing the old {}", run.file(MODEL_JSON).display())
+                    });
                 }
+                _ => {}
             }
         }
         run.sweep_temp_files();
@@ -197,9 +193,22 @@ impl RunDir {
         write_atomic(&self.file(MODEL_JSON), text.as_bytes())
     }
 
-    /// Saves the weights as `file_name` (format from its extension, see `save_weights`).
+    /// Saves the weights as `file_name` (format from its extension, see `save_weights`);
+    /// once they are in place, weights of the other format (an earlier run's, overwritten
+    /// with --force) are removed, so a run folder never holds two sets.
     pub fn save_weights(&self, vs: &nn::VarStore, file_name: &str) -> Result<()> {
-        save_weights(vs, &self.file(file_name))
+        save_weights(vs, &self.file(file_name))?;
+        for other in [WEIGHTS, WEIGHTS_SAFETENSORS].into_iter().filter(|w| *w != file_name) {
+            match std::fs::remove_file(self.file(other)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e).with_context(|| {
+                        format!("removing the earlier run's {}", self.file(other).display())
+                    });
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     pub fn write_metrics(&self, rows: &[EpochStats]) -> Result<()> {
@@ -552,20 +561,26 @@ fn fault(name: &str) -> Option<Fault> {
 mod tests {
     use super::*;
 
-    /// --force over a run leaves none of its weights: an imported run's
-    /// model.safetensors must not stay beside the new model.ot.
+    /// --force over a run keeps the old weights until the new ones replace them, and then
+    /// leaves no weights of the other format: an imported run's model.safetensors must not
+    /// stay beside the new model.ot.
     #[test]
-    fn overwriting_a_run_removes_its_manifest_and_both_weight_files() {
+    fn new_weights_replace_the_old_run_in_either_format() {
         let dir = tempfile::tempdir().unwrap();
-        for name in [MODEL_JSON, WEIGHTS, WEIGHTS_SAFETENSORS, METRICS_CSV] {
+        for name in [MODEL_JSON, WEIGHTS_SAFETENSORS] {
             std::fs::write(dir.path().join(name), b"old").unwrap();
         }
         assert!(RunDir::create(dir.path(), false).is_err(), "a run is not overwritten unasked");
-        RunDir::create(dir.path(), true).unwrap();
-        for name in [MODEL_JSON, WEIGHTS, WEIGHTS_SAFETENSORS] {
-            assert!(!dir.path().join(name).exists(), "{name} is left");
-        }
+        let run = RunDir::create(dir.path(), true).unwrap();
+        assert!(!dir.path().join(MODEL_JSON).exists());
+        assert!(dir.path().join(WEIGHTS_SAFETENSORS).exists(), "kept until replaced");
+        let vs = nn::VarStore::new(Device::Cpu);
+        let _ = vs.root().zeros("w", &[2]);
+        run.save_weights(&vs, WEIGHTS).unwrap();
+        assert!(dir.path().join(WEIGHTS).is_file());
+        assert!(!dir.path().join(WEIGHTS_SAFETENSORS).exists(), "the other format is gone");
     }
+
     use crate::config::{DeviceSpec, Mode};
 
     #[test]
