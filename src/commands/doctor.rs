@@ -152,16 +152,20 @@ pub fn report() -> Report {
 /// The embedded data/mnist and the folders `data fetch` fills, under the working
 /// directory and the checkout.
 fn data_folders() -> Vec<DataFolder> {
-    let mut roots = vec![PathBuf::from(".")];
-    let built = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    if std::fs::canonicalize(&built).ok() != std::fs::canonicalize(".").ok() {
-        roots.push(built);
-    }
+    let roots = [PathBuf::from("."), PathBuf::from(env!("CARGO_MANIFEST_DIR"))];
+    data_folders_under(&roots)
+}
+
+/// The data folders under `roots`, each listed once however it is reached (a `./data`
+/// that links to the checkout's is the same folder).
+fn data_folders_under(roots: &[PathBuf]) -> Vec<DataFolder> {
+    let mut seen = std::collections::BTreeSet::new();
     let mut out = Vec::new();
     for root in roots {
         for name in [DEFAULT_DATA_DIR, fetch::MNIST.default_dir, fetch::FASHION_MNIST.default_dir] {
             let path = root.join(name);
-            if !path.is_dir() {
+            if !path.is_dir() || !seen.insert(std::fs::canonicalize(&path).unwrap_or(path.clone()))
+            {
                 continue;
             }
             let missing: Vec<&str> = IDX_FILES
@@ -178,4 +182,23 @@ fn data_folders() -> Vec<DataFolder> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `./data` linking to the checkout's data: each folder once (it was listed twice).
+    #[test]
+    fn a_data_folder_reached_through_a_link_is_listed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let checkout = dir.path().join("checkout");
+        std::fs::create_dir_all(checkout.join(DEFAULT_DATA_DIR)).unwrap();
+        let elsewhere = dir.path().join("work");
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        std::os::unix::fs::symlink(checkout.join("data"), elsewhere.join("data")).unwrap();
+        let found = data_folders_under(&[elsewhere.clone(), checkout.clone()]);
+        assert_eq!(found.len(), 1, "{:?}", found.iter().map(|f| &f.path).collect::<Vec<_>>());
+        assert_eq!(found[0].path, elsewhere.join(DEFAULT_DATA_DIR));
+    }
 }
