@@ -451,25 +451,30 @@ pub fn fit(
             let (x, input) = batches.get(step);
             let len = x.size()[0];
             opt.lr = step_lr(cfg, (epoch, step, steps), st.lr);
-            // This rank's rows of the batch (all of them in one process).
+            // This rank's rows of the batch (all of them in one process, with no new views).
             let (offset, share) = exchange.share(len as usize);
-            let (x, input) = (
-                x.narrow(0, offset as i64, share as i64),
-                input.narrow(0, offset as i64, share as i64),
-            );
+            let (x, input) = match dist {
+                Some(_) => (
+                    x.narrow(0, offset as i64, share as i64),
+                    input.narrow(0, offset as i64, share as i64),
+                ),
+                None => (x, input),
+            };
             let rows = &batches.rows(step)[offset..offset + share];
             let batch = Batch { x: &x, input: &input, rows };
-            let mut kl_step = zero();
+            // In a group the step's KL term is summed over the ranks before it counts.
+            let mut kl_step = dist.map(|_| zero());
             let loss = if share > 0 {
-                train_step(model, by_hand.as_mut(), &mut opt, cfg, batch, &mut kl_step)
+                let kl = kl_step.as_mut().unwrap_or(&mut kl_sum);
+                train_step(model, by_hand.as_mut(), &mut opt, cfg, batch, kl)
             } else {
                 let _ = opt.flat_grad().shallow_clone().zero_();
                 zero()
             };
             let (loss, stop_asked) =
-                exchange.step(&opt, loss, &mut kl_step, share, len as usize)?;
-            if model.variational() {
-                tch::no_grad(|| kl_sum += &kl_step);
+                exchange.step(&opt, loss, kl_step.as_mut(), share, len as usize)?;
+            if let Some(kl) = kl_step.filter(|_| model.variational()) {
+                tch::no_grad(|| kl_sum += &kl);
             }
             let value = ((step + 1) % check_every == 0).then(|| loss.double_value(&[]));
             let at = st.at(epoch, step + 1);
@@ -518,11 +523,13 @@ pub fn fit(
                 return Err(Stopped::Interrupted { epoch, step: step + 1, steps }.into());
             }
         }
-        let validated = val
-            .as_ref()
-            .map(|(input, clean)| exchange.validate(model, cfg, input, clean))
-            .transpose()?;
-        let stats = epoch_stats(model, cfg, &st, epoch, n, &loss_sum, &kl_sum, start, validated);
+        let mut validate = || {
+            val.as_ref()
+                .map(|(input, clean)| exchange.validate(model, cfg, input, clean))
+                .transpose()
+        };
+        let stats =
+            epoch_stats(model, cfg, &st, epoch, n, &loss_sum, &kl_sum, start, &mut validate)?;
         on_event(Event::Progress { step: steps, loss: stats.train_loss })?;
         st.history.push(stats);
         let stats = st.history.last().expect("just pushed");
@@ -605,11 +612,13 @@ impl Exchange<'_> {
         &self,
         opt: &FlatAdam,
         loss: Tensor,
-        kl_step: &mut Tensor,
+        kl_step: Option<&mut Tensor>,
         share: usize,
         len: usize,
     ) -> Result<(Tensor, bool)> {
-        let Some(d) = self.dist else { return Ok((loss, INTERRUPT.load(Ordering::SeqCst))) };
+        let (Some(d), Some(kl_step)) = (self.dist, kl_step) else {
+            return Ok((loss, INTERRUPT.load(Ordering::SeqCst)));
+        };
         let started = Instant::now();
         let weight = share as f64 / len.max(1) as f64;
         let grad = opt.flat_grad();
@@ -777,15 +786,17 @@ fn epoch_stats(
     loss_sum: &Tensor,
     kl_sum: &Tensor,
     start: Instant,
-    validated: Option<(f64, Option<f64>)>,
-) -> EpochStats {
-    // Reading the loss waits for the device, so this times the training steps.
+    validate: &mut dyn FnMut() -> Result<Option<(f64, Option<f64>)>>,
+) -> Result<EpochStats> {
+    // Reading the loss waits for the device, so this times the training steps alone
+    // (samples/s); validation runs after it.
     let train_loss = loss_sum.double_value(&[]) / n as f64;
     let train_seconds = st.seconds + start.elapsed().as_secs_f64();
+    let validated = validate()?;
     let (val_loss, val_accuracy) = (validated.map(|v| v.0), validated.and_then(|v| v.1));
     let train_kl = model.variational().then(|| kl_sum.double_value(&[]) / n as f64);
     let beta = cfg.beta.unwrap_or(1.0);
-    EpochStats {
+    Ok(EpochStats {
         epoch,
         train_loss,
         val_loss,
@@ -795,7 +806,7 @@ fn epoch_stats(
         samples_per_s: n as f64 / train_seconds.max(1e-9),
         lr: st.lr,
         val_accuracy,
-    }
+    })
 }
 
 /// Records the partial epoch in which training diverged (its loss non-finite, so the

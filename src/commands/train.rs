@@ -72,8 +72,6 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
             d.world,
             d.backend()
         ));
-    }
-    if let Some(d) = &dist {
         // Only rank 0 writes the run folder; the others write theirs where nobody looks.
         if let Some(scratch) = d.scratch() {
             run = RunDir::create(scratch, true)?;

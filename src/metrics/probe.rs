@@ -191,9 +191,8 @@ pub fn logistic_regression(d: &ProbeData, seed: u64) -> (Score, Tensor) {
     }
     let (_, l2, start) = best.expect("a non-empty grid");
     let model = fit_logreg(d.train, d.train_labels, d.classes, l2, Some(&start));
-    let best = (0.0, l2);
     let predicted = tch::no_grad(|| logreg_predict(d.test, &model));
-    (Score { accuracy: accuracy(&predicted, d.test_labels), setting: best.1 }, predicted)
+    (Score { accuracy: accuracy(&predicted, d.test_labels), setting: l2 }, predicted)
 }
 
 /// The labels of the `k` nearest (L2) rows of `reference` for each row of `query`:

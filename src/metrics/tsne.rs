@@ -11,7 +11,8 @@
 //! The schedule is the reference one for both: perplexity-calibrated Gaussian affinities,
 //! early exaggeration 12 for the first 250 of 1000 iterations, momentum 0.5 then 0.8, the
 //! delta-bar-delta gains, and the learning rate max(N / 12 / 4, 50) (scikit-learn's
-//! "auto"). Deterministic on the CPU for a given seed, whatever the thread count.
+//! "auto"). Deterministic on the CPU for a given seed; Barnes–Hut's sums are also the same
+//! whatever the thread count.
 
 use anyhow::{bail, Result};
 use tch::{Device, Kind, Tensor};
