@@ -10,7 +10,8 @@
 //!
 //! It also compiles, against the same libtorch headers with the cc crate:
 //! - csrc/script.cpp: TorchScript modules with several traced methods, for
-//!   `export -o model.pt`;
+//!   `export -o model.pt`, and csrc/parallel.cpp: libtorch's intra-op thread pool for
+//!   the passes written in Rust (`host::parallel_for`);
 //! - csrc/dist.cpp: c10d's TCPStore and Gloo process group for data-parallel training
 //!   under torchrun. The wheel ships no gloo headers; scripts/setup.sh unpacks Debian's
 //!   libgloo-dev into .cache/gloo (or set AE_TCH_GLOO_INCLUDE). Without them the binary
@@ -76,7 +77,19 @@ fn libtorch_cpp(lib: &std::path::Path, file: &str) -> cc::Build {
 
 fn compile_shim(lib: &std::path::Path) {
     println!("cargo:rerun-if-changed=csrc/guarded.h");
-    libtorch_cpp(lib, "csrc/script.cpp").compile("aet_script");
+    println!("cargo:rerun-if-changed=csrc/parallel.cpp");
+    let mut build = libtorch_cpp(lib, "csrc/script.cpp");
+    build.file("csrc/parallel.cpp");
+    // at::parallel_for splits through OpenMP pragmas in its header, so the shim is
+    // compiled with OpenMP and linked to the wheel's own libgomp (same soname as the
+    // system's: one runtime, one thread pool with libtorch). Without it the ranges run
+    // one after the other.
+    if lib.join("libgomp.so.1").exists() {
+        build.flag("-fopenmp");
+        println!("cargo:rustc-link-search=native={}", lib.display());
+        println!("cargo:rustc-link-lib=dylib:+verbatim=libgomp.so.1");
+    }
+    build.compile("aet_script");
 }
 
 /// csrc/dist.cpp, when gloo's headers are at hand: AE_TCH_GLOO_INCLUDE, setup.sh's

@@ -5,10 +5,16 @@
 # scripts/bench/reference.py, same machine, same libtorch, same thread count. Prints a
 # table per workload and writes bench-out/w1/bench.json and bench-out/w2/bench.json. Extra
 # arguments go to scripts/bench/bench.py (--threads N, --epochs N, --device cuda,
-# --workload w1|w2).
+# --workload w1|w2). `scripts/bench.sh --breakdown [--threads N] [--steps N]` instead
+# prints where one W1 step of ae-tch goes (examples/step_breakdown.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 [ -f data/fashion-mnist/train-images-idx3-ubyte.gz ] || { echo "bench: data/fashion-mnist is missing" >&2; exit 1; }
+if [ "${1:-}" = --breakdown ]; then
+  shift
+  cargo build --release --locked --quiet --example step_breakdown
+  exec target/release/examples/step_breakdown "$@"
+fi
 cargo build --release --locked --quiet
 exec .venv/bin/python scripts/bench/bench.py "$@"

@@ -25,6 +25,14 @@ pub unsafe fn f32_mut(t: &Tensor) -> &mut [f32] {
     std::slice::from_raw_parts_mut(t.data_ptr() as *mut f32, n)
 }
 
+/// The elements of a contiguous f32 CPU tensor, read only.
+///
+/// # Safety
+/// While the slice lives, nothing may write the tensor's storage.
+pub unsafe fn f32_ref(t: &Tensor) -> &[f32] {
+    f32_mut(t)
+}
+
 /// The elements of a contiguous u8 CPU tensor.
 ///
 /// # Safety
@@ -36,4 +44,62 @@ pub unsafe fn u8_ref(t: &Tensor) -> &[u8] {
         return &[];
     }
     std::slice::from_raw_parts(t.data_ptr() as *const u8, n)
+}
+
+extern "C" {
+    fn aet_parallel_for(
+        n: i64,
+        grain: i64,
+        body: extern "C" fn(*mut std::ffi::c_void, i64, i64),
+        ctx: *mut std::ffi::c_void,
+    );
+}
+
+/// Runs `body(lo, hi)` over contiguous ranges that cover `0..n` once, on libtorch's
+/// intra-op threads (at most `--threads` ranges; one inline call when `n ≤ grain` or one
+/// thread is set). Those threads inherit the flush-to-zero mode `main` sets. Passes that
+/// only write what their range owns give the same result whatever the split.
+pub fn parallel_for<F: Fn(usize, usize) + Sync>(n: usize, grain: usize, body: F) {
+    extern "C" fn call<F: Fn(usize, usize) + Sync>(ctx: *mut std::ffi::c_void, lo: i64, hi: i64) {
+        // SAFETY: `ctx` is the `F` below, alive for the whole (synchronous) call.
+        let body = unsafe { &*(ctx as *const F) };
+        // Unwinding into C++ is undefined: a panic in a range ends the process.
+        let run = std::panic::AssertUnwindSafe(|| body(lo as usize, hi as usize));
+        if std::panic::catch_unwind(run).is_err() {
+            std::process::abort();
+        }
+    }
+    if n == 0 {
+        return;
+    }
+    let ctx = &body as *const F as *mut std::ffi::c_void;
+    // SAFETY: `call::<F>` matches the callback's signature and `ctx` outlives the call.
+    unsafe { aet_parallel_for(n as i64, grain.max(1) as i64, call::<F>, ctx) }
+}
+
+/// A mutable slice whose disjoint parts the ranges of a `parallel_for` write.
+pub struct Disjoint<'a, T> {
+    ptr: *mut T,
+    len: usize,
+    _slice: std::marker::PhantomData<&'a mut [T]>,
+}
+
+// SAFETY: parts handed to different threads never overlap (the contract of `part`).
+unsafe impl<T: Send> Sync for Disjoint<'_, T> {}
+
+impl<'a, T> Disjoint<'a, T> {
+    pub fn new(slice: &'a mut [T]) -> Self {
+        Disjoint { ptr: slice.as_mut_ptr(), len: slice.len(), _slice: std::marker::PhantomData }
+    }
+
+    /// Elements `lo..hi` (clamped to the slice's end).
+    ///
+    /// # Safety
+    /// No two live parts may overlap.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn part(&self, lo: usize, hi: usize) -> &'a mut [T] {
+        let hi = hi.min(self.len);
+        assert!(lo <= hi, "part {lo}..{hi} of {}", self.len);
+        std::slice::from_raw_parts_mut(self.ptr.add(lo), hi - lo)
+    }
 }

@@ -8,6 +8,7 @@
 //! other model trains through autograd.
 
 use crate::config::{Activation, Loss, ModelConfig, Precision, TrainConfig};
+use crate::host::{self, parallel_for, Disjoint};
 use crate::optim::{view_at, FlatAdam};
 use tch::{nn, Kind, Reduction, Tensor};
 
@@ -177,7 +178,21 @@ impl MlpStep {
             let last = self.layers.last().expect("at least two layers");
             let (output, d) = (rows(&last.out), rows(&last.delta));
             let output32 = output.to_kind(Kind::Float);
+            // The default output (sigmoid, MSE) on the CPU in fp32: the loss and the
+            // gradient at the pre-activation in one pass instead of four.
+            let fused = matches!((last.act, self.loss), (Act::Sigmoid, Loss::Mse))
+                && self.trim == 0.0
+                && [&output, &d, target].iter().all(|t| host::is_host(t, Kind::Float));
             let mut loss = match self.loss {
+                Loss::Mse if fused => {
+                    // SAFETY: three distinct buffers (the step's output and gradient, the
+                    // batch's target); no libtorch operation runs meanwhile.
+                    let sum = unsafe {
+                        let (y, t) = (host::f32_ref(&output), host::f32_ref(target));
+                        mse_after_sigmoid(y, t, host::f32_mut(&d))
+                    };
+                    Tensor::from((sum / output.numel() as f64) as f32)
+                }
                 Loss::Mse => {
                     let _ =
                         output.mse_loss_backward_grad_input(&d, &self.one, target, Reduction::Mean);
@@ -210,6 +225,7 @@ impl MlpStep {
                 let (out, d) = (rows(&l.out), rows(&l.delta));
                 // d: ∂loss/∂output → ∂loss/∂pre-activation, in place.
                 let _ = match (l.act, &l.pre) {
+                    (Act::Sigmoid, _) if fused => d.shallow_clone(),
                     (Act::Sigmoid, _) => Tensor::sigmoid_backward_grad_input(&d, &d, &out),
                     (Act::Hidden(Activation::Relu), _) => {
                         out.threshold_backward_grad_input(&d, &d, 0.0)
@@ -250,6 +266,35 @@ impl MlpStep {
             loss
         })
     }
+}
+
+/// For `y` = sigmoid(pre) against `t`: writes ∂mean((y − t)²)/∂pre = 2(y − t)·y(1 − y)/n
+/// into `d` and returns Σ(y − t)², summed in f64 over fixed chunks of `CHUNK` elements
+/// and then in chunk order: the same bits whatever the thread count or its split (the
+/// gradient is elementwise, so it is split-independent anyway).
+fn mse_after_sigmoid(y: &[f32], t: &[f32], d: &mut [f32]) -> f64 {
+    const CHUNK: usize = 1 << 12;
+    const GRAIN: usize = 8; // chunks per range: 32k elements
+    let scale = 2.0 / y.len() as f32;
+    let chunks = y.len().div_ceil(CHUNK);
+    let mut sums = vec![0f64; chunks];
+    let (out, parts) = (Disjoint::new(d), Disjoint::new(&mut sums));
+    parallel_for(chunks, GRAIN, |first, last| {
+        // SAFETY: the ranges of one parallel_for do not overlap, nor do their chunks.
+        let (d, sums) = unsafe { (out.part(first * CHUNK, last * CHUNK), parts.part(first, last)) };
+        for (c, (d, sum)) in d.chunks_mut(CHUNK).zip(sums).enumerate() {
+            let lo = (first + c) * CHUNK;
+            let (y, t) = (&y[lo..lo + d.len()], &t[lo..lo + d.len()]);
+            let mut acc = 0f64;
+            for ((d, &y), &t) in d.iter_mut().zip(y).zip(t) {
+                let e = y - t;
+                acc += (e * e) as f64;
+                *d = scale * e * (y * (1.0 - y));
+            }
+            *sum = acc;
+        }
+    });
+    sums.iter().sum()
 }
 
 #[cfg(test)]
@@ -316,6 +361,36 @@ mod tests {
         // The trimmed loss: 2 of the 6 rows left out, for both losses and with the L1 term.
         compare(Activation::Relu, Loss::Mse, 0.0, 0.34);
         compare(Activation::Tanh, Loss::Bce, 0.05, 0.34);
+    }
+
+    #[test]
+    fn the_fused_output_matches_libtorch_and_does_not_depend_on_the_split() {
+        let _rng = crate::rng_lock();
+        tch::manual_seed(13);
+        // 128 × 784, the default batch: 25 chunks, split into several ranges.
+        let y = Tensor::rand([128, 784], (Kind::Float, Device::Cpu)).sigmoid();
+        let t = Tensor::rand([128, 784], (Kind::Float, Device::Cpu));
+        let loss = y.mse_loss(&t, Reduction::Mean).double_value(&[]);
+        let d_ref = Tensor::sigmoid_backward(
+            &y.mse_loss_backward(&Tensor::from(1f32), &t, Reduction::Mean),
+            &y,
+        );
+        let flat = |t: &Tensor| Vec::<f32>::try_from(t.flatten(0, -1)).unwrap();
+        let (yv, tv) = (flat(&y), flat(&t));
+        let mut runs = Vec::new();
+        for threads in [1, 2, 3] {
+            tch::set_num_threads(threads);
+            let mut d = vec![f32::NAN; yv.len()];
+            let sum = mse_after_sigmoid(&yv, &tv, &mut d);
+            let mean = sum / yv.len() as f64;
+            assert!((mean - loss).abs() < 1e-6 * loss, "{threads} threads: {mean} vs {loss}");
+            let got = Tensor::from_slice(&d).view([128, 784]);
+            let diff = (&got - &d_ref).abs().max().double_value(&[]);
+            assert!(diff < 1e-6 * d_ref.abs().max().double_value(&[]), "gradient off by {diff}");
+            runs.push((sum.to_bits(), d.iter().map(|v| v.to_bits()).collect::<Vec<_>>()));
+        }
+        tch::set_num_threads(2);
+        assert!(runs.windows(2).all(|w| w[0] == w[1]), "the bits change with the thread count");
     }
 
     #[test]

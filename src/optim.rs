@@ -5,7 +5,7 @@
 //! a loop of small ops per variable, and the whole optimiser state is three tensors and a
 //! step count that a checkpoint can save.
 
-use crate::host;
+use crate::host::{self, parallel_for, Disjoint};
 use tch::{nn, Kind, Tensor};
 
 #[derive(Debug)]
@@ -299,14 +299,43 @@ fn norm(g: &[f32]) -> f64 {
     g.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt()
 }
 
-/// AdamW over host slices in one pass: the same arithmetic as the tensor path.
+/// AdamW over host slices in one pass, split over libtorch's threads: every element is
+/// updated on its own, so the split cannot change a bit of the result.
 fn adamw_host(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], scale: f32, h: &Hyper) {
+    // ~16k parameters (256 KiB over the four buffers) per range at least: below that a
+    // thread's wake-up costs more than it saves.
+    const GRAIN: usize = 1 << 14;
+    let (p, m, v) = (Disjoint::new(p), Disjoint::new(m), Disjoint::new(v));
+    parallel_for(g.len(), GRAIN, |lo, hi| {
+        // SAFETY: the ranges of one parallel_for do not overlap.
+        let (p, m, v) = unsafe { (p.part(lo, hi), m.part(lo, hi), v.part(lo, hi)) };
+        adamw_widest(p, &g[lo..hi], m, v, scale, h)
+    });
+}
+
+/// `adamw_body` compiled for the widest vector unit the CPU has (one binary; the
+/// arithmetic is element by element without fused multiply-adds, so every width gives
+/// the same bits).
+fn adamw_widest(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], scale: f32, h: &Hyper) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has the features the function is compiled for.
-        return unsafe { adamw_avx2(p, g, m, v, scale, h) };
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has the features the function is compiled for.
+            return unsafe { adamw_avx512(p, g, m, v, scale, h) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: as above.
+            return unsafe { adamw_avx2(p, g, m, v, scale, h) };
+        }
     }
     adamw_body(p, g, m, v, scale, h)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn adamw_avx512(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], s: f32, h: &Hyper) {
+    adamw_body(p, g, m, v, s, h)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -411,6 +440,37 @@ mod tests {
             assert_eq!(opt.apply(Some(1.0)), Ok(()));
             assert!(!opt.flat().equal(&before) && opt.max_abs().is_finite());
         }
+    }
+
+    #[test]
+    fn the_update_is_the_same_bits_at_every_vector_width_and_thread_count() {
+        // 100k parameters: split over the threads (GRAIN 16k), odd length for the tails.
+        let n = 100_003;
+        let wave = |k: f32| (0..n).map(move |i| (i as f32 * k).sin() * 0.1).collect::<Vec<_>>();
+        let (g, p0, m0) = (wave(0.37), wave(0.11), wave(0.23));
+        let v0: Vec<f32> = wave(0.05).iter().map(|x| x * x).collect();
+        let h = Hyper {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            decay: 1.0 - 1e-3 * 0.01,
+            bc1: 1.0 - 0.9f64.powi(3),
+            bc2: 1.0 - 0.999f64.powi(3),
+        };
+        type Update<'a> = &'a dyn Fn(&mut [f32], &[f32], &mut [f32], &mut [f32]);
+        let run = |f: Update| {
+            let (mut p, mut m, mut v) = (p0.clone(), m0.clone(), v0.clone());
+            f(&mut p, &g, &mut m, &mut v);
+            [p, m, v].map(|x| x.iter().map(|y| y.to_bits()).collect::<Vec<_>>())
+        };
+        let scalar = run(&|p, g, m, v| adamw_body(p, g, m, v, 0.7, &h));
+        assert_eq!(run(&|p, g, m, v| adamw_widest(p, g, m, v, 0.7, &h)), scalar);
+        for threads in [1, 2, 3] {
+            tch::set_num_threads(threads);
+            assert_eq!(run(&|p, g, m, v| adamw_host(p, g, m, v, 0.7, &h)), scalar, "{threads}");
+        }
+        tch::set_num_threads(2);
     }
 
     #[test]

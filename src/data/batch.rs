@@ -4,13 +4,14 @@
 //! (seed, epoch, step) alone, so any step can be replayed on its own: that is what lets a
 //! run resume exactly from a checkpoint. On the CPU a batch is assembled in one pass over
 //! preallocated buffers: gather the rows of the u8 training set, scale to [0, 1], corrupt,
-//! clamp. Elsewhere the same happens with libtorch operations on the device.
+//! clamp, split over libtorch's threads (the batch is the same bits whatever the split).
+//! Elsewhere the same happens with libtorch operations on the device.
 
 use super::split::{mix64, permutation};
 use super::to_unit_float;
 use super::{noise, normal};
 use crate::config::{Mode, NoiseKind, TrainConfig};
-use crate::host;
+use crate::host::{self, parallel_for, Disjoint};
 use rand_xoshiro::rand_core::{RngCore, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use tch::{Device, Kind, Tensor};
@@ -37,6 +38,8 @@ pub struct Batcher {
     order_t: Option<Tensor>,
     /// `[batch, D]` f32 buffers (CPU path only): clean images and model input.
     buffers: Option<(Tensor, Tensor)>,
+    /// The random words of a step's Gaussian noise (CPU path only).
+    words: Vec<u64>,
 }
 
 impl Batcher {
@@ -62,6 +65,7 @@ impl Batcher {
             order: Vec::new(),
             order_t: None,
             buffers,
+            words: Vec::new(),
         }
     }
 
@@ -114,11 +118,9 @@ impl Batcher {
                 // by the previous call are no longer in use (documented above); `data` is
                 // only read.
                 unsafe {
+                    let (clean, input) = (host::f32_mut(&clean), host::f32_mut(&input));
                     let src = host::u8_ref(&self.data);
-                    gather(src, rows, host::f32_mut(&clean));
-                    if let Some((kind, level)) = self.corruption {
-                        corrupt(host::f32_mut(&clean), host::f32_mut(&input), kind, level, seed);
-                    }
+                    assemble(src, rows, clean, input, self.corruption, seed, &mut self.words);
                 }
                 let input = if self.corruption.is_some() { input } else { clean.shallow_clone() };
                 (clean, input)
@@ -140,43 +142,81 @@ impl Batcher {
     }
 }
 
-/// Rows `rows` of the u8 images `src` (`[N, D]`) → `dst` (`[rows.len(), D]`) in [0, 1],
-/// as `to_unit_float` computes them.
-fn gather(src: &[u8], rows: &[usize], dst: &mut [f32]) {
-    let d = dst.len() / rows.len().max(1);
-    for (out, &r) in dst.chunks_exact_mut(d).zip(rows) {
-        for (o, &p) in out.iter_mut().zip(&src[r * d..(r + 1) * d]) {
-            *o = super::spec::unit(p);
+/// Rows `rows` of the u8 images `src` (`[N, D]`) in [0, 1] into `clean`
+/// (`[rows.len(), D]`), as `to_unit_float` computes them, and the model input into `input`
+/// when there is a corruption, with draws seeded by `seed`. Split over libtorch's threads
+/// at whole noise blocks; Gaussian noise takes its words from one stream drawn first, so
+/// the batch is the same whatever the split.
+fn assemble(
+    src: &[u8],
+    rows: &[usize],
+    clean: &mut [f32],
+    input: &mut [f32],
+    corruption: Option<(NoiseKind, f32)>,
+    seed: u64,
+    words: &mut Vec<u64>,
+) {
+    // 64 blocks (8,192 values, 32 KiB of output) per range at least.
+    const GRAIN: usize = 64;
+    let (n, d) = (clean.len(), clean.len() / rows.len().max(1));
+    let gaussian = match corruption {
+        Some((NoiseKind::Gaussian, level)) => {
+            normal::draw_words(&mut Xoshiro256PlusPlus::seed_from_u64(seed), n, words);
+            Some(level)
         }
+        _ => None,
+    };
+    let (clean_parts, input_parts) = (Disjoint::new(clean), Disjoint::new(&mut *input));
+    parallel_for(n.div_ceil(normal::CHUNK), GRAIN, |lo, hi| {
+        let (first, last) = (lo * normal::CHUNK, hi * normal::CHUNK);
+        // SAFETY: the ranges of one parallel_for do not overlap.
+        let clean = unsafe { clean_parts.part(first, last) };
+        gather(src, rows, d, first, clean);
+        if let Some(level) = gaussian {
+            // SAFETY: as above.
+            let input = unsafe { input_parts.part(first, last) };
+            let blocks = &words[lo * normal::CHUNK / 2..hi * normal::CHUNK / 2];
+            normal::samples(blocks, input);
+            input.iter_mut().zip(&*clean).for_each(|(o, &c)| *o = (c + *o * level).clamp(0.0, 1.0));
+        }
+    });
+    // Masking and salt-and-pepper draw per value from one stream, in order.
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    match corruption {
+        Some((NoiseKind::Masking, level)) => input.iter_mut().zip(&*clean).for_each(|(o, &c)| {
+            *o = if unit(&mut rng) >= level { c } else { 0.0 };
+        }),
+        Some((NoiseKind::SaltPepper, level)) => {
+            input.iter_mut().zip(&*clean).for_each(|(o, &c)| {
+                let (hit, salt) = (unit(&mut rng) < level, unit(&mut rng) < 0.5);
+                *o = match (hit, salt) {
+                    (false, _) => c,
+                    (true, true) => 1.0,
+                    (true, false) => 0.0,
+                };
+            })
+        }
+        Some((NoiseKind::Gaussian, _)) | None => {}
+    }
+}
+
+/// Values `first..first + dst.len()` of the `[rows.len(), D]` batch of rows `rows` of the
+/// u8 images `src`, in [0, 1].
+fn gather(src: &[u8], rows: &[usize], d: usize, first: usize, dst: &mut [f32]) {
+    let (mut at, mut rest) = (first, dst);
+    while !rest.is_empty() {
+        let (row, col) = (at / d, at % d);
+        let take = (d - col).min(rest.len());
+        let from = &src[rows[row] * d + col..][..take];
+        let (out, tail) = rest.split_at_mut(take);
+        out.iter_mut().zip(from).for_each(|(o, &p)| *o = super::spec::unit(p));
+        (rest, at) = (tail, at + take);
     }
 }
 
 /// Uniform in [0, 1) from the top 24 bits of a draw: exact f32 values.
 fn unit(rng: &mut Xoshiro256PlusPlus) -> f32 {
     (rng.next_u32() >> 8) as f32 * (1.0 / (1u32 << 24) as f32)
-}
-
-/// `clean` corrupted into `input` with draws from `seed`: the same distributions as
-/// `noise::corrupt`.
-fn corrupt(clean: &[f32], input: &mut [f32], kind: NoiseKind, level: f32, seed: u64) {
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-    match kind {
-        NoiseKind::Gaussian => {
-            normal::fill(&mut rng, input);
-            input.iter_mut().zip(clean).for_each(|(o, &c)| *o = (c + *o * level).clamp(0.0, 1.0));
-        }
-        NoiseKind::Masking => input.iter_mut().zip(clean).for_each(|(o, &c)| {
-            *o = if unit(&mut rng) >= level { c } else { 0.0 };
-        }),
-        NoiseKind::SaltPepper => input.iter_mut().zip(clean).for_each(|(o, &c)| {
-            let (hit, salt) = (unit(&mut rng) < level, unit(&mut rng) < 0.5);
-            *o = match (hit, salt) {
-                (false, _) => c,
-                (true, true) => 1.0,
-                (true, false) => 0.0,
-            };
-        }),
-    }
 }
 
 #[cfg(test)]
@@ -247,6 +287,42 @@ mod tests {
             let again = input.copy();
             assert!(b.get(0).1.equal(&again), "{kind:?}: a step's noise repeats");
         }
+    }
+
+    #[test]
+    fn a_batch_split_over_threads_is_the_one_pass_batch() {
+        // 70 rows of 300 values: 165 noise blocks, a short last one, and ranges that start
+        // in the middle of a row; the reference draws and clamps in one pass, in order.
+        let (n, d) = (70usize, 300usize);
+        let src: Vec<u8> = (0..100 * d).map(|i| (i * 7919 % 251) as u8).collect();
+        let rows: Vec<usize> = (0..n).map(|i| (i * 37) % 100).collect();
+        let level = 0.3f32;
+        let mut noise = vec![0f32; n * d];
+        normal::fill(&mut Xoshiro256PlusPlus::seed_from_u64(5), &mut noise);
+        let expected_clean: Vec<f32> = rows
+            .iter()
+            .flat_map(|&r| &src[r * d..(r + 1) * d])
+            .map(|&p| super::super::spec::unit(p))
+            .collect();
+        let expected: Vec<f32> = expected_clean
+            .iter()
+            .zip(&noise)
+            .map(|(&c, &z)| (c + z * level).clamp(0.0, 1.0))
+            .collect();
+        let (mut clean, mut input, mut words) = (vec![0f32; n * d], vec![0f32; n * d], Vec::new());
+        for threads in [1, 2, 3] {
+            tch::set_num_threads(threads);
+            let gaussian = Some((NoiseKind::Gaussian, level));
+            assemble(&src, &rows, &mut clean, &mut input, gaussian, 5, &mut words);
+            assert!(clean == expected_clean && input == expected, "{threads} threads");
+            // The ranges are real: a split at GRAIN blocks puts work on other threads.
+            let seen = std::sync::Mutex::new(std::collections::HashSet::new());
+            parallel_for(n * d / normal::CHUNK, 64, |_, _| {
+                seen.lock().unwrap().insert(std::thread::current().id());
+            });
+            assert_eq!(seen.into_inner().unwrap().len(), threads as usize, "{threads} threads");
+        }
+        tch::set_num_threads(2);
     }
 
     #[test]

@@ -1,0 +1,214 @@
+//! Where one training step of workload W1 goes (Fashion-MNIST, MLP 784-256-64-16
+//! mirrored, ReLU, sigmoid output, MSE, denoising σ 0.3, batch 128, AdamW 1e-3): the loop's
+//! own parts (batch assembly, forward and backward, reading the loss, the optimiser) timed
+//! over real steps, then every operation of the hand-written step timed alone at W1's
+//! shapes, with each matrix product's GFLOP/s. Not a test; run by `scripts/bench.sh
+//! --breakdown`:
+//!
+//! ```sh
+//! cargo run --release --example step_breakdown -- [--threads 2] [--steps 400]
+//! ```
+use ae_tch::config::{Layers, Mode, ModelConfig, NoiseKind, TrainConfig};
+use ae_tch::data::batch::Batcher;
+use ae_tch::data::spec::ImageRequest;
+use ae_tch::data::{load_split, Split};
+use ae_tch::mlp_step::MlpStep;
+use ae_tch::model::{torch_init, Autoencoder};
+use ae_tch::optim::FlatAdam;
+use std::time::Instant;
+use tch::{nn, Device, Kind, Reduction, Tensor};
+
+const WIDTHS: [i64; 7] = [784, 256, 64, 16, 64, 256, 784];
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map_or(default, |v| v.parse().unwrap_or_else(|_| panic!("{name} takes a number")))
+}
+
+/// Median seconds of `f` over `reps` calls, after a few unmeasured ones.
+fn median_time(reps: usize, mut f: impl FnMut()) -> f64 {
+    (0..5).for_each(|_| f());
+    let mut t: Vec<f64> = (0..reps)
+        .map(|_| {
+            let s = Instant::now();
+            f();
+            s.elapsed().as_secs_f64()
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    t[reps / 2]
+}
+
+/// The x86 vector extensions this CPU offers (what the AVX2/AVX-512 paths choose from).
+fn vector_extensions() -> String {
+    let mut have = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        let known = [
+            ("avx2", has!("avx2")),
+            ("fma", has!("fma")),
+            ("avx512f", has!("avx512f")),
+            ("avx512bw", has!("avx512bw")),
+            ("avx512vl", has!("avx512vl")),
+        ];
+        have.extend(known.iter().filter(|k| k.1).map(|k| k.0));
+    }
+    format!("vector extensions: {}", if have.is_empty() { "none".into() } else { have.join(" ") })
+}
+
+fn row(name: &str, seconds: f64, flops: Option<f64>, step: f64) {
+    let rate = flops.map_or(String::new(), |f| format!("{:>9.1}", f / seconds / 1e9));
+    println!("  {name:<44}{:>9.1}{:>8.1}%{rate}", seconds * 1e6, 100.0 * seconds / step);
+}
+
+fn main() -> anyhow::Result<()> {
+    ae_tch::fpu::flush_denormals();
+    let threads = arg("--threads", 2);
+    let steps = arg("--steps", 400);
+    tch::set_num_threads(threads as i32);
+    let data_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mnist");
+    let images = load_split(&data_dir, Split::Train, &ImageRequest::default())?;
+    let data = images.to_device(Device::Cpu);
+
+    let model = ModelConfig {
+        layers: Layers::Mlp { hidden: vec![256, 64], tied_weights: false },
+        latent: 16,
+        ..Default::default()
+    };
+    let train = TrainConfig {
+        mode: Mode::Denoise,
+        noise: NoiseKind::Gaussian,
+        noise_level: 0.3,
+        batch_size: 128,
+        lr: 1e-3,
+        weight_decay: 0.0,
+        ..Default::default()
+    };
+    let vs = nn::VarStore::new(Device::Cpu);
+    let _net = Autoencoder::new(&vs.root(), &model);
+    torch_init(&vs);
+    let mut opt = FlatAdam::new(&vs, train.lr, train.weight_decay);
+    let mut step = MlpStep::new(&vs, &model, &train, &opt, 128).expect("W1 is a plain MLP");
+    let mut batches = Batcher::new(&data, 128, &train, false);
+
+    // The loop's parts, over real steps (the first `steps / 4` unmeasured).
+    let warm = steps / 4;
+    let mut parts = [0f64; 4];
+    batches.start_epoch(1);
+    let per_epoch = batches.steps() - 1; // full batches only
+    for i in 0..warm + steps {
+        let (epoch, s) = (1 + i / per_epoch, i % per_epoch);
+        if s == 0 && i > 0 {
+            batches.start_epoch(epoch);
+        }
+        let t0 = Instant::now();
+        let (x, input) = batches.get(s);
+        let t1 = Instant::now();
+        let loss = step.forward_backward(&input, &x);
+        let t2 = Instant::now();
+        let value = loss.double_value(&[]);
+        let t3 = Instant::now();
+        opt.apply(None).map_err(|n| anyhow::anyhow!("gradient norm {n}"))?;
+        let t4 = Instant::now();
+        assert!(value.is_finite());
+        if i >= warm {
+            for (p, (a, b)) in parts.iter_mut().zip([(t0, t1), (t1, t2), (t2, t3), (t3, t4)]) {
+                *p += (b - a).as_secs_f64() / steps as f64;
+            }
+        }
+    }
+    let total: f64 = parts.iter().sum();
+    let cpu = vector_extensions();
+    println!("W1 step on cpu, {threads} thread(s), batch 128, {steps} steps; {cpu}");
+    println!(
+        "  {:<44}{:>9}{:>9}{:>9}",
+        "part (mean per step over real steps)", "µs", "share", "GFLOP/s"
+    );
+    let names =
+        ["batch assembly (gather, noise, clamp)", "forward + backward", "loss read", "AdamW"];
+    for (name, t) in names.iter().zip(parts) {
+        row(name, t, None, total);
+    }
+    row("step", total, None, total);
+    println!("  = {:.0} samples/s", 128.0 / total);
+
+    // Each operation of the hand-written step alone, at W1's shapes (median of reps).
+    let reps = 200;
+    let f = (Kind::Float, Device::Cpu);
+    let b = 128;
+    let acts: Vec<Tensor> = WIDTHS.iter().map(|&w| Tensor::rand([b, w], f)).collect();
+    let deltas: Vec<Tensor> = WIDTHS.iter().map(|&w| Tensor::randn([b, w], f)).collect();
+    let one = Tensor::ones([], f);
+    println!("\n  {:<44}{:>9}{:>9}{:>9}", "operation (median, alone)", "µs", "share", "GFLOP/s");
+    let mut ops = Vec::new();
+    for l in 0..6 {
+        let (i, o) = (WIDTHS[l], WIDTHS[l + 1]);
+        let (w, bias) = (Tensor::randn([o, i], f) * 0.05, Tensor::zeros([o], f));
+        let (gw, gb) = (Tensor::zeros([o, i], f), Tensor::zeros([o], f));
+        let (a, out, d) = (&acts[l], &acts[l + 1], &deltas[l + 1]);
+        let din = &deltas[l];
+        let gemm = 2.0 * (b * i * o) as f64;
+        let t = median_time(reps, || {
+            let _ = bias.addmm_out(out, a, &w.tr());
+        });
+        ops.push((format!("L{l} forward addmm {b}x{i} · {i}x{o}"), t, Some(gemm)));
+        let act = match l {
+            2 => None,
+            5 => Some("sigmoid"),
+            _ => Some("relu"),
+        };
+        if let Some(name) = act {
+            let mut o2 = out.copy();
+            let t = median_time(reps, || {
+                let _ = if name == "relu" { o2.relu_() } else { o2.sigmoid_() };
+            });
+            ops.push((format!("L{l} forward {name}_ [{b}x{o}]"), t, None));
+            let t = median_time(reps, || {
+                let _ = if name == "relu" {
+                    out.threshold_backward_grad_input(d, d, 0.0)
+                } else {
+                    Tensor::sigmoid_backward_grad_input(d, d, out)
+                };
+            });
+            ops.push((format!("L{l} backward {name} [{b}x{o}]"), t, None));
+        }
+        let t = median_time(reps, || {
+            let _ = d.tr().mm_out(&gw, a);
+        });
+        ops.push((format!("L{l} grad W  {o}x{b} · {b}x{i}"), t, Some(gemm)));
+        let t = median_time(reps, || {
+            let _ = d.sum_intlist_out(&gb, [0i64].as_slice(), false, Kind::Float);
+        });
+        ops.push((format!("L{l} grad b  sum over {b} rows of {o}"), t, None));
+        if l > 0 {
+            let t = median_time(reps, || {
+                let _ = d.mm_out(din, &w);
+            });
+            ops.push((format!("L{l} grad in {b}x{o} · {o}x{i}"), t, Some(gemm)));
+        }
+    }
+    let (out, target, d) = (&acts[6], &acts[0], &deltas[6]);
+    let t = median_time(reps, || {
+        let _ = out.mse_loss_backward_grad_input(d, &one, target, Reduction::Mean);
+        let _ = out.mse_loss(target, Reduction::Mean);
+    });
+    ops.push(("MSE loss and its gradient [128x784]".into(), t, None));
+    let n = opt.len() as usize;
+    let t = median_time(reps, || opt.apply(None).expect("finite"));
+    ops.push((format!("AdamW over {n} parameters"), t, None));
+    let t = median_time(reps, || drop(batches.get(0)));
+    ops.push(("batch assembly (gather, noise, clamp)".into(), t, None));
+    let sum: f64 = ops.iter().map(|o| o.1).sum();
+    let gemm: f64 = ops.iter().filter(|o| o.2.is_some()).map(|o| o.1).sum();
+    let flops: f64 = ops.iter().filter_map(|o| o.2).sum();
+    for (name, t, fl) in &ops {
+        row(name, *t, *fl, sum);
+    }
+    row("sum of the operations", sum, None, sum);
+    row("of which matrix products", gemm, Some(flops), sum);
+    Ok(())
+}
