@@ -5,7 +5,7 @@ use crate::cli::TrainArgs;
 use crate::commands::report;
 use crate::commands::tb_log::{self, TbLog};
 use crate::config::{
-    self, Arch, ArchDefaults, Backbone, ConvLayers, Engine, Init, Layers, ModelConfig, Norm,
+    self, Arch, ArchDefaults, Backbone, ConvLayers, Engine, Init, Layers, Mode, ModelConfig, Norm,
     Precision, TrainConfig,
 };
 use crate::data::spec::{DataSpec, ImageSpec, Size};
@@ -453,6 +453,8 @@ fn check_combination(cfg: &TrainConfig, model_cfg: &ModelConfig) -> Result<()> {
 /// A new run from the flags.
 /// `scratch`: the folder a data-parallel rank other than 0 writes instead of --out.
 fn fresh(args: &TrainArgs, given: &dyn Fn(&str) -> bool, scratch: Option<&Path>) -> Result<Setup> {
+    let conv = matches!(layers(args, &ModelConfig::default().input), Layers::Conv(_));
+    refuse_inapplicable(given, args.arch, conv, args.mode == Mode::Denoise)?;
     let mut cfg = train_config(args);
     cfg.validate().map_err(config::Usage)?;
     device::resolve(cfg.device)?;
@@ -506,11 +508,41 @@ const IMAGE_FLAGS: [&str; 3] = ["color", "resize", "background"];
 const VECTOR_FLAGS: [&str; 7] =
     ["label_column", "columns", "missing", "labels", "test", "test_fraction", "scale"];
 
+/// A flag given where it would do nothing is refused (exit 2), never silently ignored.
 fn refuse_flags(given: &dyn Fn(&str) -> bool, flags: &[&str], why: &str) -> Result<()> {
     match flags.iter().find(|f| given(f)) {
-        Some(f) => bail!("--{} {why}", f.replace('_', "-")),
+        Some(&"noise_level") => Err(config::Usage(format!("--noise-level (--sigma) {why}")).into()),
+        Some(f) => Err(config::Usage(format!("--{} {why}", f.replace('_', "-"))).into()),
         None => Ok(()),
     }
+}
+
+/// The same rule for the flags that apply to one mode or one architecture only, for a
+/// run of architecture `arch` with conv layers or not, denoising or not (a fresh run's
+/// flags, or the recorded run on `--resume`).
+fn refuse_inapplicable(
+    given: &dyn Fn(&str) -> bool,
+    arch: Arch,
+    conv: bool,
+    denoise: bool,
+) -> Result<()> {
+    let checks: [(&[&str], bool, &str); 5] = [
+        (&["noise", "noise_level"], !denoise, "applies to --mode denoise only"),
+        (&["hidden"], conv, "sets MLP layers; conv layers take --channels and --blocks"),
+        (
+            &["channels", "blocks", "norm", "upsample"],
+            !conv,
+            "sets conv layers: add --arch conv (or --arch vae --backbone conv)",
+        ),
+        (&["backbone", "beta"], arch != Arch::Vae, "applies to --arch vae only"),
+        (&["tied_weights"], arch != Arch::Mlp, "works with --arch mlp only"),
+    ];
+    for (flags, refused, why) in checks {
+        if refused {
+            refuse_flags(given, flags, why)?;
+        }
+    }
+    Ok(())
 }
 
 fn fresh_images(
@@ -588,6 +620,13 @@ fn resumed(args: &TrainArgs, dir: &Path, given: &dyn Fn(&str) -> bool) -> Result
     let (run, Checkpoint { meta, optim, best, sums }) =
         open_checkpoint(dir, false, args.runtime.threads)?;
     let input = meta.model.input.clone();
+    let conv = matches!(meta.model.layers, Layers::Conv(_));
+    let arch = match (meta.model.variational, conv) {
+        (true, _) => Arch::Vae,
+        (false, true) => Arch::Conv,
+        (false, false) => Arch::Mlp,
+    };
+    refuse_inapplicable(given, arch, conv, meta.train.mode == Mode::Denoise)?;
     let mut asked = train_config(args);
     if let Some(names) = &args.classes {
         asked.classes = Some(vectors::resolve_classes(names, &input, "--classes")?);

@@ -83,8 +83,6 @@ pub fn quick_train(data: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
         "3000",
         "--epochs",
         "6",
-        "--hidden",
-        "128",
         "--latent",
         "16",
         "--batch-size",
@@ -101,6 +99,10 @@ pub fn quick_train(data: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
     args.push(data.display().to_string());
     args.push("--out".into());
     args.push(out.display().to_string());
+    // A small MLP unless the run has conv layers (which --hidden does not apply to).
+    if !extra.contains(&"conv") {
+        args.extend(["--hidden", "128"].map(String::from));
+    }
     args.extend(extra.iter().map(|s| s.to_string()));
     args
 }

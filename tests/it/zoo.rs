@@ -290,12 +290,22 @@ fn conv_trains_on_a_folder_of_non_28_images() {
 fn options_that_do_not_fit_the_arch_are_refused() {
     let dir = tempdir();
     let out = dir.path().join("x");
-    let cases: [(&[&str], &str); 3] = [
-        (&["--beta", "2"], "--beta works with --arch vae only"),
+    // One rule for every flag that only some runs use: refused as bad usage (exit 2),
+    // never trained around, and nothing is written.
+    let cases: [(&[&str], &str); 9] = [
+        (&["--beta", "2"], "--beta applies to --arch vae only"),
         (&["--arch", "conv", "--tied-weights"], "--tied-weights works with --arch mlp only"),
         (&["--arch", "conv", "--channels", "0"], "--channels must be between 1 and 4096"),
+        (&["--sigma", "0.5"], "--noise-level (--sigma) applies to --mode denoise only"),
+        (&["--noise", "masking"], "--noise applies to --mode denoise only"),
+        (&["--arch", "conv", "--hidden", "64"], "--hidden sets MLP layers"),
+        (&["--arch", "vae", "--backbone", "conv", "--hidden", "64"], "--hidden sets MLP layers"),
+        (&["--arch", "vae", "--blocks", "2"], "--blocks sets conv layers"),
+        (&["--backbone", "conv"], "--backbone applies to --arch vae only"),
     ];
     for (flags, needle) in cases {
-        ae(dir.path(), &quick_train(&mnist(), &out, flags)).fails_with(&[needle]);
+        let run = ae(dir.path(), &quick_train(&mnist(), &out, flags)).fails_with(&[needle]);
+        assert_eq!(run.code, Some(2), "{flags:?}");
+        assert!(!out.exists(), "{flags:?} left {}", out.display());
     }
 }
