@@ -56,6 +56,8 @@ pub fn run(args: DataFetchArgs) -> Result<()> {
         }
         args.mirror
     };
+    // A folder this command creates is removed again if nothing lands in it.
+    let created = !dir.exists();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     // Partial downloads of a killed fetch; not those of a fetch running beside this one,
     // which keeps writing (a read stalls out after 60 s).
@@ -78,6 +80,9 @@ pub fn run(args: DataFetchArgs) -> Result<()> {
     let failed = files.iter().filter(|f| f.status == Status::Failed).count();
     if failed == 0 {
         return Ok(());
+    }
+    if created {
+        let _ = std::fs::remove_dir(&dir); // only when empty
     }
     // The errors of servers that answered, per file; then, if every mirror is down, why.
     let mut lines: Vec<String> = files
@@ -160,14 +165,24 @@ fn fetch_one(
                 return report;
             }
             Err(e) => {
-                let line = format!("{url}: {e:#}");
-                if down[i + 1..].iter().any(Option::is_none) {
-                    crate::note(format!("{line}; trying the next mirror"));
-                }
+                let next = down[i + 1..].iter().any(Option::is_none);
                 match e.downcast_ref::<fetch::Unreachable>() {
-                    // Reported once for the mirror, not once per file.
-                    Some(why) => down[i] = Some(why.to_string()),
-                    None => errors.push(line),
+                    // Said once for the mirror, which is not asked for the other files.
+                    Some(why) => {
+                        if next {
+                            crate::note(format!(
+                                "{base}: no response ({why}); trying the next mirror"
+                            ));
+                        }
+                        down[i] = Some(why.to_string());
+                    }
+                    None => {
+                        let line = format!("{url}: {e:#}");
+                        if next {
+                            crate::note(format!("{line}; trying the next mirror"));
+                        }
+                        errors.push(line);
+                    }
                 }
             }
         }

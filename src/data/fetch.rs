@@ -224,21 +224,13 @@ pub fn agent() -> ureq::Agent {
 /// Whether `e` means no HTTP exchange with the server was possible at all (as opposed
 /// to a server that answered badly).
 fn is_unreachable(e: &ureq::Error) -> bool {
-    use std::io::ErrorKind::*;
     use ureq::{Error, Timeout};
     match e {
         Error::HostNotFound | Error::ConnectionFailed | Error::Tls(_) | Error::Rustls(_) => true,
         Error::Timeout(t) => matches!(t, Timeout::Resolve | Timeout::Connect),
-        Error::Io(io) => matches!(
-            io.kind(),
-            ConnectionRefused
-                | ConnectionReset
-                | TimedOut
-                | HostUnreachable
-                | NetworkUnreachable
-                | NotConnected
-                | AddrNotAvailable
-        ),
+        // A request that fails on I/O before any response got no answer at all; a failed
+        // DNS lookup arrives this way too (std reports it as an uncategorised I/O error).
+        Error::Io(_) => true,
         _ => false,
     }
 }

@@ -225,7 +225,8 @@ fn fetch_refuses_files_of_another_dataset_and_bad_mirrors() {
     let out = fetch(d, &["mnist", "--dir", "m", "--mirror", &server.url, "--json"])
         .fails_with(&["4 of 4 files of mnist could not be fetched", "SHA-256 mismatch"]);
     assert_eq!(statuses(&out.stdout), vec![("failed".to_string(), "null".to_string()); 4]);
-    assert_eq!(std::fs::read_dir(d.join("m")).unwrap().count(), 0);
+    // Nothing landed, so the folder the command made is gone again.
+    assert!(!d.join("m").exists());
 
     // A server that answers 404 is not "unreachable": its answer is the error.
     let empty = tempdir();
@@ -239,6 +240,16 @@ fn fetch_refuses_files_of_another_dataset_and_bad_mirrors() {
         "4 of 4 files of fashion-mnist could not be fetched into x: no mirror could be reached",
         "http://127.0.0.1:1/: ",
     ]);
+    // Offline: a name that does not resolve (.invalid never does, RFC 6761) counts as no
+    // response too. One short line per mirror, said once, and no empty --dir left behind.
+    let dead = "http://ae-tch-test.invalid/mnist/";
+    let out =
+        fetch(d, &["mnist", "--dir", "off", "--mirror", dead, "--mirror", "http://127.0.0.1:1/"])
+            .fails_with(&["no mirror could be reached", dead]);
+    assert_eq!(out.stderr.matches("trying the next mirror").count(), 1, "{}", out.stderr);
+    assert!(!out.stderr.contains("writing"), "{}", out.stderr);
+    assert!(out.stderr.lines().all(|l| l.len() < 200), "{}", out.stderr);
+    assert!(!d.join("off").exists(), "an empty --dir was left behind");
     fetch(d, &["mnist", "--mirror", "ftp://example.org/mnist/"])
         .fails_with(&["--mirror ftp://example.org/mnist/", "http:// or https://"]);
     fetch(d, &["cifar"]).fails_with(&["cifar"]);
