@@ -686,12 +686,14 @@ pub struct DenoiseArgs {
     /// Image files; for a run trained on vectors, CSV or .npy files
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
-    /// Output folder: one <name>-denoised.png per image, input and result side by side;
-    /// for vectors <name>-denoised.csv|npy, the same columns in the file's units
+    /// Output folder: per image <name>-denoised.png (the result at the file's size) and
+    /// <name>-compare.png (input and result side by side); for vectors
+    /// <name>-denoised.csv|npy, the same columns in the file's units
     #[arg(short, long, value_name = "OUT_DIR")]
     pub output: PathBuf,
     /// Corrupt the inputs with Gaussian noise of this σ first (fixed seed), to see the
-    /// model at work on clean data (for vectors σ is in scaled units)
+    /// model at work on clean data; the comparison shows clean, noisy and denoised (for
+    /// vectors σ is in scaled units)
     #[arg(long, value_name = "SIGMA")]
     pub add_noise: Option<f64>,
     /// Flip brightness so strokes are light on dark, as in MNIST (grayscale runs only)

@@ -253,9 +253,7 @@ pub fn run(args: AnomalyArgs) -> Result<()> {
         crate::note(format_args!("note: the threshold was not stored ({e:#})"));
     }
     if let Some(path) = &args.output {
-        let names: Option<Vec<String>> =
-            images.labels().map(|l| l.iter().map(|&c| input.class_name(c)).collect());
-        write_scores(path, images.ids(), &scores, &flagged, names.as_deref())?;
+        write_scores(path, images.key_columns(input), &scores, &flagged)?;
     }
     if let (Some(path), Some(format)) = (&args.plot, plot_format) {
         let Some(truth) = &truth else {
@@ -464,10 +462,17 @@ fn explain(
             );
             let bytes = plot::image_grid(&grid, (3, h, w), &title, format)?;
             write_atomic(path, &bytes)?;
+            let files = match rows {
+                Rows::Images(set) => set.files.as_deref(),
+                Rows::Vectors(_) => None,
+            };
             let list: Vec<String> = top
                 .iter()
                 .take(EXPLAIN_PRINTED)
-                .map(|&i| format!("{i} ({:.3})", scores[i]))
+                .map(|&i| match files {
+                    Some(f) => format!("{i} {} ({:.3})", f[i].display(), scores[i]),
+                    None => format!("{i} ({:.3})", scores[i]),
+                })
                 .collect();
             Ok(format!(
                 "explained   the {} highest-scoring images in {}; first: {}\n",
@@ -496,23 +501,14 @@ fn hot(t: f32) -> [f32; 3] {
 
 fn write_scores(
     path: &Path,
-    (id_name, ids): (&str, Vec<usize>),
+    (key_names, keys): (Vec<&str>, Vec<Vec<String>>),
     scores: &[f64],
     flagged: &[bool],
-    labels: Option<&[String]>,
 ) -> Result<()> {
     let mut csv = csv::Writer::from_writer(Vec::new());
-    let mut header = vec![id_name, "score", "is_anomaly"];
-    if labels.is_some() {
-        header.insert(1, "label");
-    }
-    csv.write_record(&header)?;
-    for (i, (s, f)) in scores.iter().zip(flagged).enumerate() {
-        let mut row = vec![ids[i].to_string(), s.to_string(), (*f as u8).to_string()];
-        if let Some(l) = labels {
-            row.insert(1, l[i].clone());
-        }
-        csv.write_record(&row)?;
+    csv.write_record(key_names.iter().chain(&["score", "is_anomaly"]))?;
+    for ((key, s), f) in keys.into_iter().zip(scores).zip(flagged) {
+        csv.write_record(key.into_iter().chain([s.to_string(), (*f as u8).to_string()]))?;
     }
     write_atomic(path, &csv.into_inner()?)
 }

@@ -3,13 +3,14 @@
 
 use crate::cli::{DenoiseArgs, Invert};
 use crate::config::NoiseKind;
-use crate::data::spec::{to_byte, Color, DataSpec, ImageSpec, VectorSpec};
+use crate::data::spec::{to_byte, Color, DataSpec, ImageSpec, Size, VectorSpec};
 use crate::data::{self, folder, noise, vectors};
 use crate::metrics;
 use crate::plot::{self, Format, GridRow};
 use crate::run_store::write_atomic;
 use anyhow::{bail, Context, Result};
-use image::{ImageFormat, RgbImage};
+use image::imageops::FilterType;
+use image::{DynamicImage, GrayImage, ImageFormat, RgbImage};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use tch::Tensor;
@@ -39,6 +40,8 @@ pub fn run(args: DenoiseArgs) -> Result<()> {
 
     // Decode everything first: a bad file stops the command before anything is written.
     let (mut pixels, _) = folder::convert_files(&args.inputs, &spec.request())?;
+    let sizes: Vec<Size> =
+        args.inputs.iter().map(|p| folder::declared_size(p)).collect::<Result<_>>()?;
     let per = spec.values() as usize;
     let inverted: Vec<bool> = pixels
         .chunks_exact_mut(per)
@@ -62,15 +65,21 @@ pub fn run(args: DenoiseArgs) -> Result<()> {
     let clean = data::to_unit_float(
         &Tensor::from_slice(&pixels).view([n, per as i64]).to_device(loaded.device),
     );
-    let input = match args.add_noise {
-        Some(sigma) => {
-            tch::manual_seed(metrics::EVAL_NOISE_SEED);
-            noise::corrupt(&clean, NoiseKind::Gaussian, sigma, true)
+    let noisy = args.add_noise.map(|sigma| {
+        tch::manual_seed(metrics::EVAL_NOISE_SEED);
+        noise::corrupt(&clean, NoiseKind::Gaussian, sigma, true)
+    });
+    let output = metrics::reconstruct(&loaded.model, noisy.as_ref().unwrap_or(&clean));
+    for (path, size) in args.inputs.iter().zip(&sizes) {
+        if let Some(note) = shape_note(path, *size, spec) {
+            crate::note(format_args!("{note}"));
         }
-        None => clean,
-    };
-    let output = metrics::reconstruct(&loaded.model, &input);
-    let (input, output) = (data::to_host_f32(&input)?, data::to_host_f32(&output)?);
+    }
+    for note in unlike_training(&loaded, &args.inputs, &clean, spec) {
+        crate::note(format_args!("{note}"));
+    }
+    let noisy = noisy.as_ref().map(data::to_host_f32).transpose()?;
+    let (clean, output) = (data::to_host_f32(&clean)?, data::to_host_f32(&output)?);
 
     std::fs::create_dir_all(&args.output).with_context(|| {
         format!("-o {}: cannot create the output folder", args.output.display())
@@ -79,18 +88,22 @@ pub fn run(args: DenoiseArgs) -> Result<()> {
     let mut taken = HashSet::new();
     for (i, path) in args.inputs.iter().enumerate() {
         let range = i * per..(i + 1) * per;
-        let sheet = side_by_side(&input[range.clone()], &output[range], spec, inverted[i]);
-        let out = output_path(&args.output, path, "png", &mut taken);
-        let mut png = std::io::Cursor::new(Vec::new());
-        sheet.write_to(&mut png, ImageFormat::Png)?;
-        write_atomic(&out, &png.into_inner())?;
+        let result = at_file_size(&output[range.clone()], spec, inverted[i], sizes[i]);
+        let out = output_path(&args.output, path, ("denoised", "png"), &mut taken);
+        write_atomic(&out, &png(&result)?)?;
+        written.push(out);
+        let mut columns = vec![&clean[range.clone()]];
+        columns.extend(noisy.as_ref().map(|v| &v[range.clone()]));
+        columns.push(&output[range]);
+        let sheet = side_by_side(&columns, spec, inverted[i]);
+        let out = output_path(&args.output, path, ("compare", "png"), &mut taken);
+        write_atomic(&out, &png(&DynamicImage::ImageRgb8(sheet))?)?;
         written.push(out);
     }
     if let (Some(path), Some(format)) = (&args.grid, grid_format) {
-        let rows = [
-            GridRow { label: "input", images: &input },
-            GridRow { label: "denoised", images: &output },
-        ];
+        let mut rows = vec![GridRow { label: "input", images: &clean }];
+        rows.extend(noisy.as_ref().map(|v| GridRow { label: "+ noise", images: v }));
+        rows.push(GridRow { label: "denoised", images: &output });
         let title = format!("{} image(s) through {}", n, args.run.dir.display());
         let shape = super::image_shape(&loaded.manifest.model);
         write_atomic(path, &plot::image_grid(&rows, shape, &title, format)?)?;
@@ -100,16 +113,113 @@ pub fn run(args: DenoiseArgs) -> Result<()> {
     super::print(&list)
 }
 
-/// `OUT_DIR/<stem>-denoised.<ext>`, numbered when two inputs share a stem.
-fn output_path(dir: &Path, input: &Path, ext: &str, taken: &mut HashSet<String>) -> PathBuf {
+fn png(image: &DynamicImage) -> Result<Vec<u8>> {
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    image.write_to(&mut bytes, ImageFormat::Png)?;
+    Ok(bytes.into_inner())
+}
+
+/// A note when a file's shape is not the model's: it is stretched to the model's aspect
+/// ratio going in, and back to its own coming out.
+fn shape_note(path: &Path, size: Size, spec: ImageSpec) -> Option<String> {
+    let (w, h) = (size.width as f64, size.height as f64);
+    let aspect = (w / h) / (spec.width as f64 / spec.height as f64);
+    ((aspect - 1.0).abs() > 0.01).then(|| {
+        format!(
+            "note: {} is {size} (height x width) and the model takes {}x{}: it was \
+             stretched to that shape (aspect ratio not kept) and the result back to {size}; \
+             crop it to the model's shape first for an undistorted result",
+            path.display(),
+            spec.height,
+            spec.width
+        )
+    })
+}
+
+/// Share of the reference errors at or below the file's for `files` to be called unlike
+/// the training data.
+const UNLIKE_RANK: f64 = 0.99;
+
+/// Notes for the files whose own reconstruction error (the model given the clean file)
+/// is above `UNLIKE_RANK` of the run's test images: the model has not seen anything
+/// like them, so their result says little. Nothing when the test images cannot be read.
+fn unlike_training(
+    loaded: &super::LoadedRun,
+    files: &[PathBuf],
+    clean: &Tensor,
+    spec: ImageSpec,
+) -> Vec<String> {
+    let Ok(test) = loaded.rows(None, data::Split::Test) else {
+        return Vec::new();
+    };
+    let values = spec.values() as f64;
+    let errors = |x: &Tensor| -> Option<Vec<f64>> {
+        let err = metrics::sq_err_per_row(&metrics::reconstruct(&loaded.model, x), x);
+        Vec::<f64>::try_from(err.to_device(tch::Device::Cpu)).ok()
+    };
+    let (Some(mut reference), Some(own)) = (errors(&test.to_unit(loaded.device)), errors(clean))
+    else {
+        return Vec::new();
+    };
+    reference.sort_by(f64::total_cmp);
+    let median = reference[reference.len() / 2] / values;
+    files
+        .iter()
+        .zip(own)
+        .filter_map(|(path, e)| {
+            let rank = reference.partition_point(|&r| r <= e) as f64 / reference.len() as f64;
+            (rank > UNLIKE_RANK).then(|| {
+                format!(
+                    "note: {} looks unlike the run's training data: its reconstruction error \
+                     ({:.4} per value) is above {:.1}% of the run's {} test images (median \
+                     {median:.4}), so expect a poor result",
+                    path.display(),
+                    e / values,
+                    100.0 * rank,
+                    reference.len()
+                )
+            })
+        })
+        .collect()
+}
+
+/// The model's output as an image of the file's own size and polarity: gray for gray
+/// runs, RGB for colour ones, resized bilinearly.
+fn at_file_size(output: &[f32], spec: ImageSpec, inverted: bool, size: Size) -> DynamicImage {
+    let area = (spec.width * spec.height) as usize;
+    let level = |v: f32| if inverted { 255 - to_byte(v) } else { to_byte(v) };
+    let (w, h) = (spec.width as u32, spec.height as u32);
+    let image = match spec.color {
+        Color::Gray => DynamicImage::ImageLuma8(GrayImage::from_fn(w, h, |x, y| {
+            image::Luma([level(output[(y * w + x) as usize])])
+        })),
+        Color::Rgb => DynamicImage::ImageRgb8(RgbImage::from_fn(w, h, |x, y| {
+            let p = (y * w + x) as usize;
+            image::Rgb([level(output[p]), level(output[area + p]), level(output[2 * area + p])])
+        })),
+    };
+    if (size.width, size.height) == (w, h) {
+        image
+    } else {
+        image.resize_exact(size.width, size.height, FilterType::Triangle)
+    }
+}
+
+/// `OUT_DIR/<stem>-<what>.<ext>`, numbered when two inputs share a stem.
+fn output_path(
+    dir: &Path,
+    input: &Path,
+    (what, ext): (&str, &str),
+    taken: &mut HashSet<String>,
+) -> PathBuf {
     let stem = input
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "input".into());
-    let mut name = format!("{stem}-denoised.{ext}");
+    let mut name = format!("{stem}-{what}.{ext}");
     let mut k = 2;
     while !taken.insert(name.clone()) {
-        name = format!("{stem}-denoised-{k}.{ext}");
+        name = format!("{stem}-{what}-{k}.{ext}");
         k += 1;
     }
     dir.join(name)
@@ -161,7 +271,7 @@ fn denoise_vectors(loaded: &super::LoadedRun, spec: &VectorSpec, args: &DenoiseA
     let mut list = String::new();
     for (path, n, bytes) in done {
         let ext = path.extension().map_or("csv".into(), |e| e.to_string_lossy().to_lowercase());
-        let out = output_path(&args.output, path, &ext, &mut taken);
+        let out = output_path(&args.output, path, ("denoised", &ext), &mut taken);
         write_atomic(&out, &bytes)?;
         list += &format!("wrote {} ({n} rows)\n", out.display());
     }
@@ -193,24 +303,18 @@ fn replace_columns(bytes: &[u8], columns: &[String], values: &[f64]) -> Result<V
     Ok(out.into_inner()?)
 }
 
-/// `[input | denoised]` at `SCALE`× magnification, in the polarity of the user's file.
-fn side_by_side(input: &[f32], output: &[f32], spec: ImageSpec, inverted: bool) -> RgbImage {
+/// The images of `columns` (input, noisy input, denoised) side by side at `SCALE`×
+/// magnification, in the polarity of the user's file.
+fn side_by_side(columns: &[&[f32]], spec: ImageSpec, inverted: bool) -> RgbImage {
     let (w, h) = (spec.width as u32, spec.height as u32);
     let area = (w * h) as usize;
-    let level = |v: f32| {
-        let g = to_byte(v);
-        if inverted {
-            255 - g
-        } else {
-            g
-        }
-    };
+    let level = |v: f32| if inverted { 255 - to_byte(v) } else { to_byte(v) };
     // Gray images read their one plane for all three colours.
     let plane = |c: usize| if spec.color == Color::Gray { 0 } else { c * area };
-    RgbImage::from_fn(2 * w * SCALE, h * SCALE, |x, y| {
+    RgbImage::from_fn(columns.len() as u32 * w * SCALE, h * SCALE, |x, y| {
         let (px, py) = (x / SCALE, y / SCALE);
-        let (image, px) = if px < w { (input, px) } else { (output, px - w) };
-        let p = (py * w + px) as usize;
+        let image = columns[(px / w) as usize];
+        let p = (py * w + px % w) as usize;
         image::Rgb([
             level(image[plane(0) + p]),
             level(image[plane(1) + p]),

@@ -38,7 +38,7 @@ pub fn run(args: EncodeArgs) -> Result<()> {
         None => (codes.iter().map(|&v| v as f64).collect(), |v| (v as f32).to_string()),
     };
     let cols = k + 1 + labels.is_some() as usize;
-    let (id_name, ids) = images.ids();
+    let (ids, (key_names, keys)) = (images.ids().1, images.key_columns(input));
 
     let bytes = if npy {
         let mut out = Vec::with_capacity(n * cols);
@@ -52,10 +52,7 @@ pub fn run(args: EncodeArgs) -> Result<()> {
         npy::encode_f64(n, cols, &out)
     } else {
         let mut csv = csv::Writer::from_writer(Vec::new());
-        let mut header = vec![id_name.to_string()];
-        if labels.is_some() {
-            header.push("label".into());
-        }
+        let mut header: Vec<String> = key_names.iter().map(|s| s.to_string()).collect();
         match vector {
             Some(v) => header.extend(v.columns.iter().cloned()),
             None => {
@@ -64,17 +61,28 @@ pub fn run(args: EncodeArgs) -> Result<()> {
             }
         }
         csv.write_record(&header)?;
-        for (i, row) in values.chunks_exact(k).enumerate() {
-            let mut record = vec![ids[i].to_string()];
-            if let Some(l) = labels {
-                record.push(input.class_name(l[i]));
-            }
-            record.extend(row.iter().map(|&v| text(v)));
-            csv.write_record(&record)?;
+        for (key, row) in keys.into_iter().zip(values.chunks_exact(k)) {
+            csv.write_record(key.into_iter().chain(row.iter().map(|&v| text(v))))?;
         }
         csv.into_inner()?
     };
+    // A .npy holds numbers only: the files of an image folder go beside it, one per line
+    // in row order (the index column counts them from 0).
+    let listing = match (&images, npy) {
+        (data::Rows::Images(data::ImageSet { files: Some(files), .. }), true) => {
+            let list: String = files.iter().map(|f| format!("{}\n", f.display())).collect();
+            Some((args.output.with_extension("files.txt"), list))
+        }
+        _ => None,
+    };
+    if let Some((path, list)) = &listing {
+        write_atomic(path, list.as_bytes())?;
+    }
     write_atomic(&args.output, &bytes)?;
     let what = if args.decode { "reconstructions" } else { "codes" };
-    super::print(&format!("wrote {n} {what} of size {k} to {}\n", args.output.display()))
+    let mut message = format!("wrote {n} {what} of size {k} to {}\n", args.output.display());
+    if let Some((path, _)) = listing {
+        message += &format!("wrote the file of each row to {}\n", path.display());
+    }
+    super::print(&message)
 }

@@ -53,7 +53,7 @@ pub fn decode(path: &Path) -> Result<DynamicImage> {
 }
 
 /// The size an image file declares, read from its header alone.
-fn declared_size(path: &Path) -> Result<Size> {
+pub fn declared_size(path: &Path) -> Result<Size> {
     let (width, height) = reader(path)?
         .into_dimensions()
         .with_context(|| format!("{} is not a readable image", path.display()))?;
@@ -233,7 +233,7 @@ pub fn convert_gray_set(set: ImageSet, request: &ImageRequest) -> ImageSet {
         width: size.width as i64,
         background: request.background,
     };
-    ImageSet { pixels: assemble(converted, color), labels: set.labels, spec }
+    ImageSet { pixels: assemble(converted, color), labels: set.labels, spec, files: set.files }
 }
 
 /// True when `dir` holds at least one image file anywhere below it.
@@ -287,7 +287,9 @@ pub fn load_split(dir: &Path, which: Split, request: &ImageRequest) -> Result<Im
         None => common_size(dir, train_files.iter().chain(&test_files))?,
     };
     let (pixels, spec) = convert_files(chosen, &ImageRequest { size: Some(size), ..*request })?;
-    Ok(ImageSet { pixels, labels: labels(chosen, &base, &label_names(dir, &root)?), spec })
+    let labels = labels(chosen, &base, &label_names(dir, &root)?);
+    let files = chosen.iter().map(|f| f.strip_prefix(dir).unwrap_or(f).to_path_buf()).collect();
+    Ok(ImageSet { pixels, labels, spec, files: Some(files) })
 }
 
 /// Image files below `dir`, sorted; other files are skipped and listed on stderr, once per

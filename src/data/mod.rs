@@ -14,7 +14,7 @@ pub mod vectors;
 
 use crate::config::TrainConfig;
 use anyhow::{bail, Context, Result};
-use spec::{ImageRequest, ImageSpec};
+use spec::{DataSpec, ImageRequest, ImageSpec};
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
 
@@ -52,6 +52,8 @@ pub struct ImageSet {
     pub pixels: Vec<u8>,
     pub labels: Option<Vec<u8>>,
     pub spec: ImageSpec,
+    /// For images read from a folder: each image's file, relative to the data folder.
+    pub files: Option<Vec<PathBuf>>,
 }
 
 impl ImageSet {
@@ -59,7 +61,13 @@ impl ImageSet {
     pub fn concat(&self, other: &ImageSet) -> ImageSet {
         let mut pixels = self.pixels.clone();
         pixels.extend_from_slice(&other.pixels);
-        ImageSet { pixels, labels: join_labels(&self.labels, &other.labels), spec: self.spec }
+        let files = self.files.as_ref().zip(other.files.as_ref());
+        ImageSet {
+            pixels,
+            labels: join_labels(&self.labels, &other.labels),
+            spec: self.spec,
+            files: files.map(|(a, b)| a.iter().chain(b).cloned().collect()),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -83,7 +91,8 @@ impl ImageSet {
             pixels.extend_from_slice(&self.pixels[i * p..(i + 1) * p]);
         }
         let labels = self.labels.as_ref().map(|l| indices.iter().map(|&i| l[i]).collect());
-        ImageSet { pixels, labels, spec: self.spec }
+        let files = self.files.as_ref().map(|f| indices.iter().map(|&i| f[i].clone()).collect());
+        ImageSet { pixels, labels, spec: self.spec, files }
     }
 
     /// The first `n` images (all of them when there are fewer).
@@ -93,6 +102,7 @@ impl ImageSet {
             pixels: self.pixels[..n * self.image_len()].to_vec(),
             labels: self.labels.as_ref().map(|l| l[..n].to_vec()),
             spec: self.spec,
+            files: self.files.as_ref().map(|f| f[..n].to_vec()),
         }
     }
 
@@ -191,6 +201,30 @@ impl Rows {
             Rows::Images(s) => ("index", (0..s.len()).collect()),
             Rows::Vectors(s) => ("row", s.ids.clone()),
         }
+    }
+
+    /// The columns that open each line of a per-row output file: the id (see `ids`), the
+    /// image's file when the images came from a folder, and the label's name when there
+    /// are labels. Names, then one list of values per row.
+    pub fn key_columns(&self, input: &DataSpec) -> (Vec<&'static str>, Vec<Vec<String>>) {
+        let (id_name, ids) = self.ids();
+        let files = match self {
+            Rows::Images(s) => s.files.as_deref(),
+            Rows::Vectors(_) => None,
+        };
+        let labels = self.labels();
+        let mut names = vec![id_name];
+        names.extend(files.map(|_| "file"));
+        names.extend(labels.map(|_| "label"));
+        let rows = (0..self.len())
+            .map(|i| {
+                let mut row = vec![ids[i].to_string()];
+                row.extend(files.map(|f| f[i].display().to_string()));
+                row.extend(labels.map(|l| input.class_name(l[i])));
+                row
+            })
+            .collect();
+        (names, rows)
     }
 
     /// The network's values: `[N, D]` f32 on `device`.
@@ -326,6 +360,7 @@ pub fn load_split(dir: &Path, split: Split, request: &ImageRequest) -> Result<Im
     let stored = ImageSet {
         pixels: images.data,
         labels,
+        files: None,
         spec: ImageSpec {
             background: request.background,
             ..ImageSpec::gray(height as i64, width as i64)
@@ -357,6 +392,7 @@ mod tests {
             pixels: (0..n * 4).map(|i| i as u8).collect(),
             labels: Some((0..n as u8).collect()),
             spec: ImageSpec::gray(2, 2),
+            files: None,
         }
     }
 

@@ -148,7 +148,12 @@ fn colour_conv_on_emoji_trains_reloads_exports_and_draws_in_colour() {
     args.extend(files.iter().map(|f| s(f)));
     ae(d, &args).ok();
     let stem = files[0].file_stem().unwrap().to_str().unwrap();
-    assert!(coloured_pixels(&d.join("out").join(format!("{stem}-denoised.png"))) > 1000);
+    // The result at the file's own size (64x64, not the model's 32x32), in RGB; the
+    // comparison beside it in colour.
+    let result = d.join("out").join(format!("{stem}-denoised.png"));
+    assert_eq!(image::image_dimensions(&result).unwrap(), (64, 64));
+    assert_eq!(image::open(&result).unwrap().color(), image::ColorType::Rgb8);
+    assert!(coloured_pixels(&d.join("out").join(format!("{stem}-compare.png"))) > 1000);
     args.extend(["--invert", "yes"]);
     ae(d, &args).fails_with(&["--invert yes applies to grayscale runs", "rgb"]);
 }
@@ -170,6 +175,37 @@ fn colour_vae_on_an_mlp_samples_interpolates_and_maps_in_colour() {
     for png in ["samples.png", "path.png", "m.png"] {
         assert!(coloured_pixels(&d.join(png)) > 100, "{png} is not in colour");
     }
+
+    // Every code and score traces back to its image file (issue 19 item 7).
+    ae(d, &["encode", "--run", s(&run), "-o", "codes.csv"]).ok();
+    let csv = std::fs::read_to_string(d.join("codes.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("index,file,label,z_1,z_2"));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 406);
+    // test/<category>/<name>.png, and one label per category folder.
+    let mut label_of = std::collections::BTreeMap::new();
+    for row in &rows {
+        let file = Path::new(row[1]);
+        assert!(emoji().join(file).is_file(), "{}", row[1]);
+        let parts: Vec<_> = file.components().map(|c| c.as_os_str()).collect();
+        assert_eq!((parts.len(), parts[0]), (3, "test".as_ref()), "{}", row[1]);
+        assert_eq!(*label_of.entry(parts[1]).or_insert(row[2]), row[2], "{row:?}");
+    }
+    let labels: std::collections::BTreeSet<_> = label_of.values().collect();
+    assert!(label_of.len() > 5 && labels.len() == label_of.len(), "{label_of:?}");
+    let said = ae(d, &["encode", "--run", s(&run), "-o", "codes.npy"]).ok().stdout;
+    assert!(said.contains("codes.files.txt"), "{said}");
+    let listed = std::fs::read_to_string(d.join("codes.files.txt")).unwrap();
+    assert!(
+        listed.lines().eq(rows.iter().map(|r| r[1])),
+        "the .npy's file list is not in row order"
+    );
+    ae(d, &["anomaly", "--run", s(&run), "-o", "scores.csv", "--no-baselines"]).ok();
+    let scores = std::fs::read_to_string(d.join("scores.csv")).unwrap();
+    assert!(scores.starts_with("index,file,label,score,is_anomaly\n"), "{scores:.80}");
+    let second: Vec<&str> = scores.lines().nth(1).unwrap().split(',').collect();
+    assert_eq!(second[..3], rows[0][..3]);
 }
 
 /// A PNG that declares `w × h` pixels and holds no pixel data.

@@ -55,15 +55,69 @@ fn denoise_reads_png_and_jpeg_of_any_size_and_polarity() {
     ];
     let run = ae(dir.path(), &args).ok();
     assert!(run.stdout.contains("out/c-denoised.png"), "{}", run.stdout);
+    // Square files of another size are resized without a note; digits are not flagged.
+    assert!(!run.stderr.contains("note:"), "{}", run.stderr);
     for name in ["a", "b", "c"] {
+        // The result at the file's own size, in its own polarity: mostly white paper.
         let out = dir.path().join(format!("out/{name}-denoised.png"));
-        assert_eq!(dims(&out), (2 * 28 * 4, 28 * 4));
-        // Shown in the file's own polarity: mostly white paper.
-        let img = image::open(&out).unwrap().to_luma8();
-        let mean = img.as_raw().iter().map(|&v| v as f64).sum::<f64>() / img.as_raw().len() as f64;
-        assert!(mean > 150.0, "{name}: output should be dark-on-light like the input, mean {mean}");
+        assert_eq!(dims(&out), (56, 56));
+        assert!(mean(&out) > 150.0, "{name}: dark-on-light like the input, mean {}", mean(&out));
+        // Beside it the clean input, the noisy one and the result, magnified.
+        let compare = dir.path().join(format!("out/{name}-compare.png"));
+        assert_eq!(dims(&compare), (3 * 28 * 4, 28 * 4));
     }
-    assert_eq!(dims(&dir.path().join("g.png")), ae_tch::plot::GridLayout::new(2, 3, 28, 28).size());
+    assert_eq!(dims(&dir.path().join("g.png")), ae_tch::plot::GridLayout::new(3, 3, 28, 28).size());
+}
+
+fn mean(path: &Path) -> f64 {
+    let img = image::open(path).unwrap().to_luma8();
+    img.as_raw().iter().map(|&v| v as f64).sum::<f64>() / img.as_raw().len() as f64
+}
+
+/// Issue 19 items 1 and 8: transparency, a file of another shape, and a file unlike the
+/// training data.
+#[test]
+fn denoise_composites_transparency_keeps_the_file_shape_and_flags_unlike_inputs() {
+    let dir = tempdir();
+    let d = dir.path();
+    let (digit, _) = digits(1).remove(0);
+    // A black digit on a transparent background, as paint programs save it, and the same
+    // digit black on opaque white.
+    let ink = |x, y| 255 - digit.get_pixel(x, y).0[0];
+    let clear = image::RgbaImage::from_fn(28, 28, |x, y| image::Rgba([0, 0, 0, 255 - ink(x, y)]));
+    clear.save(d.join("clear.png")).unwrap();
+    GrayImage::from_fn(28, 28, |x, y| image::Luma([ink(x, y)])).save(d.join("paper.png")).unwrap();
+    // The same digit stretched to 84x56 (3:2), and uniform noise, like no digit.
+    imageops::resize(&digit, 84, 56, imageops::FilterType::Triangle)
+        .save(d.join("wide.png"))
+        .unwrap();
+    let mut state = 7u64;
+    let noise = GrayImage::from_fn(28, 28, |_, _| {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        image::Luma([(state >> 56) as u8])
+    });
+    noise.save(d.join("noise.png")).unwrap();
+
+    let r = shared_denoise_run().to_str().unwrap().to_string();
+    let files = ["clear.png", "paper.png", "wide.png", "noise.png"];
+    let mut args = vec!["denoise", "--run", &r, "-o", "out"];
+    args.extend(files);
+    let run = ae(d, &args).ok();
+    // Transparency is composited onto the run's background (white): the transparent file
+    // is the opaque one, bit for bit, not a black square.
+    let out = |name: &str| d.join("out").join(format!("{name}-denoised.png"));
+    let bytes = |p: &Path| image::open(p).unwrap().to_luma8().into_raw();
+    assert_eq!(bytes(&out("clear")), bytes(&out("paper")));
+    assert!(mean(&out("clear")) > 150.0, "mean {}", mean(&out("clear")));
+    // The 3:2 file is stretched with a note, and its result has its own size.
+    assert!(
+        run.stderr.contains("wide.png is 56x84") && run.stderr.contains("aspect ratio not kept")
+    );
+    assert_eq!(dims(&out("wide")), (84, 56));
+    // Only the noise is called unlike the training data.
+    let unlike: Vec<&str> = run.stderr.lines().filter(|l| l.contains("looks unlike")).collect();
+    assert_eq!(unlike.len(), 1, "{}", run.stderr);
+    assert!(unlike[0].contains("noise.png") && unlike[0].contains("test images"), "{}", unlike[0]);
 }
 
 #[test]
