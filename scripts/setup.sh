@@ -13,6 +13,11 @@
 #   .cache/gloo/      gloo's headers (Debian's libgloo-dev), for c10d's Gloo backend
 #   data/shuttle/     shuttle.csv: the anomaly version of Statlog Shuttle (49,097 rows, 9
 #                     features, 7.15% anomalies) from Debian's r-cran-mlbench, via rdata
+#   data/series/      time series with labelled anomalies, as CSV, unzipped from the PyPI
+#                     wheel aeon==1.6.0 (nothing of aeon is imported): the UCR anomaly
+#                     archive's InternalBleeding16 (heart rate, 7,501 points) and a
+#                     synthetic ECG (10,000 points, three anomalies)
+#   data/speech/      eight spoken words, mono 16-bit 48 kHz WAV, from Debian's alsa-utils
 # A second run checks and returns in about a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -217,5 +222,76 @@ else
     rm -rf "$stmp"
     # Only the vector tests and demo need it.
     say "WARNING: could not fetch r-cran-mlbench; data/shuttle is missing"
+  fi
+fi
+
+# --- data/series from the aeon wheel, data/speech from Debian's alsa-utils ---------------
+# check_sums DIR "SUM NAME"...: every NAME in DIR has its SHA-256 SUM.
+check_sums() {
+  local dir=$1 line; shift
+  for line in "$@"; do
+    [ "$(sha256sum "$dir/${line#* }" 2>/dev/null | cut -d' ' -f1)" = "${line%% *}" ] || return 1
+  done
+}
+AEON_VERSION=1.6.0
+series_sums=(
+  "fe26577b94896943e8205d04d56bf2511fe05c008df535a1ec3826adff3597e2 135_UCR_Anomaly_InternalBleeding16_TEST.csv"
+  "a531b6f4f556b17c0321d144c3f6b4a7bdf5e8464b2218566181702e77962c2b 135_UCR_Anomaly_InternalBleeding16_TRAIN.csv"
+  "39794565d99ccb4934f4955e45fc0fbe30397499ca38fd689f43a1d3e2518aec ecg-diff-count-3_TEST.csv"
+  "cb45388a065c2f8bd3dd745ad5f93d759d92d48aa9144dcbff5f4e2ffe1b7b73 ecg-diff-count-3_TRAIN_NA.csv"
+)
+if check_sums data/series "${series_sums[@]}"; then
+  say "data/series ready"
+else
+  say "unzipping time series from the PyPI wheel aeon==$AEON_VERSION into data/series (6 MB download)"
+  atmp=$(mktemp -d)
+  if "$py" -m pip download --quiet --no-deps --only-binary=:all: -d "$atmp" "aeon==$AEON_VERSION" >&2 2>/dev/null; then
+    unzip -q -o "$atmp"/aeon-*.whl 'aeon/datasets/data/KDD-TSAD_135/*' \
+      'aeon/datasets/data/UnitTest/ecg-diff-count-3_*' -d "$atmp/x"
+    mkdir -p data/series
+    for line in "${series_sums[@]}"; do
+      f=${line#* }
+      cp "$(find "$atmp/x" -name "$f" | head -n 1)" "data/series/$f.tmp"
+      mv "data/series/$f.tmp" "data/series/$f"
+    done
+    rm -rf "$atmp"
+    check_sums data/series "${series_sums[@]}" \
+      || { say "data/series does not match the expected checksums"; exit 1; }
+    say "data/series ready"
+  else
+    rm -rf "$atmp"
+    say "WARNING: could not fetch aeon==$AEON_VERSION; data/series is missing"
+  fi
+fi
+speech_sums=(
+  "0d61518bcd3f13b0c709a5298e939caf698b80d31d71d50475365ee0e5536cc9 Front_Center.wav"
+  "9f97e8458785da2f0aa0ec60bf9cc81520cbf80a4683e83eca9cb5f2958e9fef Front_Left.wav"
+  "1fdea4d7003f1f7d3e48d3521aaab0a112c4ac570b02ddf1813abacac3070f6f Front_Right.wav"
+  "9343207e3298813fdc4d26b7948e15a38533c37a9f232c3eff809b565398b330 Rear_Center.wav"
+  "1679e0557701864d55b742a0abd3fe5f50d95b1bfcb55ffad4b597dcc7e3c7b8 Rear_Left.wav"
+  "12828d125f692faa75c7445d52125dcc2c36f82c4f7a3ef49b8ae6afd74ada9d Rear_Right.wav"
+  "03dc7c641d7825417d2a261831715e945e95d87343fb037db910e7ce4f87a2a1 Side_Left.wav"
+  "ecdd0329945f355960796a56f8126d5080ed93fdd2437c7eaddbbbd56137d7e9 Side_Right.wav"
+)
+if check_sums data/speech "${speech_sums[@]}"; then
+  say "data/speech ready"
+else
+  say "fetching Debian's alsa-utils for its spoken-word WAVs into data/speech (1 MB)"
+  wtmp=$(mktemp -d)
+  if debian_unpack alsa-utils "$wtmp/x"; then
+    mkdir -p data/speech
+    for line in "${speech_sums[@]}"; do
+      f=${line#* }
+      cp "$wtmp/x/usr/share/sounds/alsa/$f" "data/speech/$f.tmp"
+      mv "data/speech/$f.tmp" "data/speech/$f"
+    done
+    cp "$wtmp/x/usr/share/doc/alsa-utils/copyright" data/speech/COPYRIGHT
+    rm -rf "$wtmp"
+    check_sums data/speech "${speech_sums[@]}" \
+      || { say "data/speech does not match the expected checksums"; exit 1; }
+    say "data/speech ready"
+  else
+    rm -rf "$wtmp"
+    say "WARNING: could not fetch alsa-utils; data/speech is missing"
   fi
 fi

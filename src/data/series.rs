@@ -1,0 +1,372 @@
+//! Long series (audio, sensor records) as windows, and back.
+//!
+//! A series is `len` time steps of `channels` values, stored time-major (the values of
+//! one step together, as a CSV row or an interleaved WAV frame). `frame` cuts it into
+//! windows of `window` steps every `hop` steps, each a row of `window × channels` values
+//! (channel-major inside the row: all of channel 0, then channel 1, so a row of a
+//! one-channel series is just its samples). The end is padded by repeating the last step,
+//! so every step lies in at least one window.
+//!
+//! `overlap_add` is the inverse: each step becomes the weighted mean of the values the
+//! windows covering it give it, with a taper that is largest mid-window (sin², never 0)
+//! and weights normalised by their own sum at every step. The weights therefore sum to
+//! one wherever windows overlap, for any hop, so windows that agree (a perfect model)
+//! give back the series itself, up to float rounding, and integer PCM exactly after
+//! rounding. `point_scores` turns one score per window into one per step the same way.
+//!
+//! `read_wav` and `write_wav` move series in and out of WAV files (hound).
+
+use anyhow::{bail, Context, Result};
+use std::path::Path;
+
+/// How a series is cut: `window` steps every `hop` steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Windowing {
+    pub window: usize,
+    pub hop: usize,
+}
+
+impl Windowing {
+    /// Checks the settings against a series of `len` steps (flag names in the errors).
+    pub fn check(self, len: usize) -> Result<()> {
+        if self.window == 0 {
+            bail!("--window must be at least 1");
+        }
+        if self.hop == 0 || self.hop > self.window {
+            bail!("--hop must be between 1 and the window ({}), got {}", self.window, self.hop);
+        }
+        if len < self.window {
+            bail!("--window {} is longer than the series ({len} steps)", self.window);
+        }
+        Ok(())
+    }
+
+    /// Windows needed to cover `len` steps (the last one padded).
+    pub fn count(self, len: usize) -> usize {
+        if len <= self.window {
+            1
+        } else {
+            (len - self.window).div_ceil(self.hop) + 1
+        }
+    }
+
+    /// The taper of `overlap_add`: sin²(π(k + ½)/window), positive at every k.
+    fn weight(self, k: usize) -> f64 {
+        let x = std::f64::consts::PI * (k as f64 + 0.5) / self.window as f64;
+        x.sin().powi(2)
+    }
+}
+
+/// Cuts `series` (`len × channels`, time-major) into `w.count(len)` windows of
+/// `w.window × channels` values each, channel-major inside a window.
+pub fn frame(series: &[f32], channels: usize, w: Windowing) -> Result<Vec<f32>> {
+    if channels == 0 || series.len() % channels != 0 {
+        bail!("a series of {} values does not split into {channels} channels", series.len());
+    }
+    let len = series.len() / channels;
+    w.check(len)?;
+    let count = w.count(len);
+    let mut out = Vec::with_capacity(count * w.window * channels);
+    for i in 0..count {
+        for c in 0..channels {
+            out.extend((0..w.window).map(|k| {
+                let t = (i * w.hop + k).min(len - 1); // the padding repeats the last step
+                series[t * channels + c]
+            }));
+        }
+    }
+    Ok(out)
+}
+
+/// The weighted mean, at each of `len` steps, of what the windows covering it say: the
+/// inverse of `frame` for windows that agree.
+pub fn overlap_add(windows: &[f32], len: usize, channels: usize, w: Windowing) -> Vec<f32> {
+    let count = w.count(len);
+    assert_eq!(windows.len(), count * w.window * channels, "windows of another series");
+    let mut sum = vec![0f64; len * channels];
+    let mut weight = vec![0f64; len];
+    for i in 0..count {
+        let row = &windows[i * w.window * channels..][..w.window * channels];
+        for k in 0..w.window {
+            let t = i * w.hop + k;
+            if t >= len {
+                break; // padding
+            }
+            let a = w.weight(k);
+            weight[t] += a;
+            for c in 0..channels {
+                sum[t * channels + c] += a * row[c * w.window + k] as f64;
+            }
+        }
+    }
+    sum.iter().enumerate().map(|(j, &s)| (s / weight[j / channels]) as f32).collect()
+}
+
+/// One score per step from one per window: the mean over the windows covering the step,
+/// weighted by the same taper as `overlap_add` (so a step counts most for the windows it
+/// is central in), or the largest of them.
+pub fn point_scores(window_scores: &[f64], len: usize, w: Windowing, max: bool) -> Vec<f64> {
+    assert_eq!(window_scores.len(), w.count(len), "scores of another series");
+    let mut sum = vec![0f64; len];
+    let mut weight = vec![0f64; len];
+    let mut top = vec![f64::NEG_INFINITY; len];
+    for (i, &s) in window_scores.iter().enumerate() {
+        for k in 0..w.window {
+            let t = i * w.hop + k;
+            if t >= len {
+                break;
+            }
+            let a = w.weight(k);
+            sum[t] += a * s;
+            weight[t] += a;
+            top[t] = top[t].max(s);
+        }
+    }
+    if max {
+        top
+    } else {
+        sum.iter().zip(&weight).map(|(s, a)| s / a).collect()
+    }
+}
+
+/// A WAV file's samples as one channel in [-1, 1] (integer PCM divided by 2^(bits−1)),
+/// with its sample rate and the stored form, to write the result back the same way.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Wav {
+    pub samples: Vec<f32>,
+    pub sample_rate: u32,
+    pub spec: hound::WavSpec,
+}
+
+/// Reads one channel of a WAV file: mono files as they are; for more channels,
+/// `channel` must say which (from 0).
+pub fn read_wav(path: &Path, channel: Option<usize>) -> Result<Wav> {
+    let what = || format!("{} is not a readable WAV file", path.display());
+    let mut reader = hound::WavReader::open(path).with_context(what)?;
+    let spec = reader.spec();
+    let channels = spec.channels as usize;
+    let pick = match (channels, channel) {
+        (1, None | Some(0)) => 0,
+        (_, Some(c)) if c < channels => c,
+        (_, Some(c)) => {
+            bail!("{}: --wav-channel {c}, but it has {channels} channel(s)", path.display())
+        }
+        (_, None) => bail!(
+            "{} has {channels} channels: choose one with --wav-channel N (0 to {})",
+            path.display(),
+            channels - 1
+        ),
+    };
+    let all: Vec<f32> = match spec.sample_format {
+        hound::SampleFormat::Float => reader.samples::<f32>().collect::<Result<_, _>>(),
+        hound::SampleFormat::Int => {
+            let scale = 1.0 / (1u64 << (spec.bits_per_sample - 1)) as f32;
+            reader.samples::<i32>().map(|s| s.map(|v| v as f32 * scale)).collect()
+        }
+    }
+    .with_context(what)?;
+    if all.len() % channels != 0 {
+        bail!("{}: the data stops in the middle of a frame", path.display());
+    }
+    let samples: Vec<f32> = all.iter().skip(pick).step_by(channels).copied().collect();
+    if samples.is_empty() {
+        bail!("{} holds no samples", path.display());
+    }
+    if let Some(bad) = samples.iter().find(|v| !v.is_finite()) {
+        bail!("{} holds a sample that is not a finite number ({bad})", path.display());
+    }
+    Ok(Wav { samples, sample_rate: spec.sample_rate, spec: hound::WavSpec { channels: 1, ..spec } })
+}
+
+/// `samples` in [-1, 1] as bytes of a mono WAV file in `spec`'s sample format: integer
+/// PCM rounded to the nearest step and clipped to its range.
+pub fn wav_bytes(samples: &[f32], spec: hound::WavSpec) -> Result<Vec<u8>> {
+    let spec = hound::WavSpec { channels: 1, ..spec };
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    let mut writer = hound::WavWriter::new(&mut bytes, spec)?;
+    match spec.sample_format {
+        hound::SampleFormat::Float => {
+            for &s in samples {
+                writer.write_sample(s)?;
+            }
+        }
+        hound::SampleFormat::Int => {
+            let full = (1u64 << (spec.bits_per_sample - 1)) as f64;
+            for &s in samples {
+                let v = (s as f64 * full).round().clamp(-full, full - 1.0);
+                writer.write_sample(v as i32)?;
+            }
+        }
+    }
+    writer.finalize()?;
+    Ok(bytes.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wave(len: usize, channels: usize) -> Vec<f32> {
+        (0..len * channels).map(|i| ((i as f32) * 0.37).sin() + (i % 7) as f32 * 0.1).collect()
+    }
+
+    #[test]
+    fn windows_cover_every_step_and_overlap_add_gives_the_series_back() {
+        // Lengths that fit the hop and that do not (padding), one and three channels,
+        // hops from 1 to the window.
+        for (len, channels, window, hop) in [
+            (100, 1, 16, 8),
+            (101, 1, 16, 8),
+            (57, 3, 10, 3),
+            (40, 2, 40, 40),
+            (33, 1, 5, 5),
+            (20, 1, 4, 1),
+        ] {
+            let w = Windowing { window, hop };
+            let series = wave(len, channels);
+            let windows = frame(&series, channels, w).unwrap();
+            let count = w.count(len);
+            assert_eq!(windows.len(), count * window * channels);
+            // The last window reaches the end; channel c of window i is the series' channel
+            // c from step i·hop.
+            assert!((count - 1) * hop + window >= len && (count - 1) * hop < len);
+            let (i, c, k) = (count / 2, channels - 1, window / 2);
+            assert_eq!(
+                windows[(i * channels + c) * window + k],
+                series[(i * hop + k) * channels + c]
+            );
+            let back = overlap_add(&windows, len, channels, w);
+            let err = back.iter().zip(&series).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(err <= 4.0 * f32::EPSILON, "{len} {channels} {window} {hop}: off by {err}");
+        }
+    }
+
+    #[test]
+    fn pcm_survives_windows_and_a_wav_round_trip_exactly() {
+        // 16-bit PCM through frame → overlap_add → WAV bytes → read: the same integers.
+        let ints: Vec<i32> =
+            (0..4800).map(|i| ((i as f64 * 0.05).sin() * 20000.0) as i32).collect();
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 48000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let x: Vec<f32> = ints.iter().map(|&v| v as f32 / 32768.0).collect();
+        let w = Windowing { window: 512, hop: 128 };
+        let back = overlap_add(&frame(&x, 1, w).unwrap(), x.len(), 1, w);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.wav");
+        std::fs::write(&path, wav_bytes(&back, spec).unwrap()).unwrap();
+        let read = read_wav(&path, None).unwrap();
+        assert_eq!((read.sample_rate, read.spec), (48000, spec));
+        let got: Vec<i32> = read.samples.iter().map(|&v| (v * 32768.0).round() as i32).collect();
+        assert_eq!(got, ints);
+        // Every stored form reads back to what was written (24-bit, 8-bit, float).
+        for (bits, format) in [
+            (24, hound::SampleFormat::Int),
+            (8, hound::SampleFormat::Int),
+            (32, hound::SampleFormat::Float),
+        ] {
+            let spec = hound::WavSpec { bits_per_sample: bits, sample_format: format, ..spec };
+            std::fs::write(&path, wav_bytes(&x, spec).unwrap()).unwrap();
+            let read = read_wav(&path, None).unwrap();
+            let step = if format == hound::SampleFormat::Float {
+                0.0
+            } else {
+                1.0 / (1u32 << (bits - 1)) as f32
+            };
+            let err = read.samples.iter().zip(&x).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(err <= step / 2.0 + 1e-7, "{bits}-bit: off by {err}");
+        }
+    }
+
+    #[test]
+    fn the_speech_wavs_read_as_their_data_chunk_says() {
+        // data/speech (setup.sh, from Debian's alsa-utils): checked against the file's own
+        // bytes, parsed by hand: the "data" chunk's length and its first 16-bit samples.
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/speech/Front_Center.wav");
+        let bytes = std::fs::read(&path).expect("data/speech is missing: run scripts/setup.sh");
+        let at = bytes.windows(4).position(|w| w == b"data").unwrap();
+        let size = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+        let first: Vec<f32> = bytes[at + 8..at + 8 + 2000]
+            .chunks_exact(2)
+            .map(|b| i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0)
+            .collect();
+        let wav = read_wav(&path, None).unwrap();
+        assert_eq!(
+            (wav.sample_rate, wav.spec.bits_per_sample, wav.samples.len()),
+            (48000, 16, size / 2)
+        );
+        assert_eq!(wav.samples[..1000], first[..]);
+        let peak = wav.samples.iter().fold(0f32, |m, v| m.max(v.abs()));
+        assert!(peak > 0.1, "speech, not silence: peak {peak}");
+    }
+
+    #[test]
+    fn point_scores_spread_window_scores_over_the_steps_they_cover() {
+        let w = Windowing { window: 4, hop: 2 };
+        // 10 steps: windows at 0, 2, 4, 6 (the last reaches step 9).
+        let scores = [0.0, 0.0, 8.0, 0.0];
+        let max = point_scores(&scores, 10, w, true);
+        assert_eq!(max, vec![0.0, 0.0, 0.0, 0.0, 8.0, 8.0, 8.0, 8.0, 0.0, 0.0]);
+        let mean = point_scores(&scores, 10, w, false);
+        // Steps 4–7 are the high window's; each shares it with one neighbour.
+        assert!(mean[..4].iter().chain(&mean[8..]).all(|&v| v == 0.0), "{mean:?}");
+        assert!(mean[4..8].iter().all(|&v| v > 0.0 && v < 8.0), "{mean:?}");
+        let flat = point_scores(&[3.0; 4], 10, w, false);
+        assert!(flat.iter().all(|v| (v - 3.0).abs() < 1e-12), "{flat:?}");
+    }
+
+    #[test]
+    fn bad_settings_and_bad_files_are_named() {
+        let w = |window, hop| Windowing { window, hop };
+        assert!(w(8, 0).check(100).unwrap_err().to_string().contains("--hop"));
+        assert!(w(8, 9).check(100).unwrap_err().to_string().contains("--hop"));
+        assert!(w(0, 1).check(100).unwrap_err().to_string().contains("--window"));
+        let long = w(200, 10).check(100).unwrap_err().to_string();
+        assert!(long.contains("longer than the series (100 steps)"), "{long}");
+        assert!(frame(&[1.0; 10], 3, w(2, 1)).is_err());
+
+        let dir = tempfile::tempdir().unwrap();
+        let spec = hound::WavSpec {
+            channels: 2,
+            sample_rate: 8000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let stereo = dir.path().join("stereo.wav");
+        let mut writer = hound::WavWriter::create(&stereo, spec).unwrap();
+        for i in 0..200 {
+            writer.write_sample(i as i16).unwrap();
+        }
+        writer.finalize().unwrap();
+        let err = read_wav(&stereo, None).unwrap_err().to_string();
+        assert!(
+            err.contains("stereo.wav has 2 channels") && err.contains("--wav-channel"),
+            "{err}"
+        );
+        let right = read_wav(&stereo, Some(1)).unwrap();
+        assert_eq!(right.samples.len(), 100);
+        assert_eq!(right.samples[3], 7.0 / 32768.0);
+        assert!(read_wav(&stereo, Some(2)).unwrap_err().to_string().contains("2 channel(s)"));
+
+        // No samples; a header that promises more data than the file holds; not a WAV.
+        let mono = hound::WavSpec { channels: 1, ..spec };
+        let empty = dir.path().join("empty.wav");
+        std::fs::write(&empty, wav_bytes(&[], mono).unwrap()).unwrap();
+        assert!(read_wav(&empty, None)
+            .unwrap_err()
+            .to_string()
+            .contains("empty.wav holds no samples"));
+        let mut bytes = wav_bytes(&[0.5; 100], mono).unwrap();
+        bytes.truncate(bytes.len() - 60);
+        let lying = dir.path().join("lying.wav");
+        std::fs::write(&lying, bytes).unwrap();
+        let err = format!("{:#}", read_wav(&lying, None).unwrap_err());
+        assert!(err.contains("lying.wav is not a readable WAV file"), "{err}");
+        let text = dir.path().join("notes.wav");
+        std::fs::write(&text, "not a wav").unwrap();
+        assert!(read_wav(&text, None).unwrap_err().to_string().contains("notes.wav"));
+    }
+}
