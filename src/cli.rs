@@ -230,6 +230,16 @@ pub struct VectorArgs {
     /// measured in these scaled units)
     #[arg(long, value_enum, default_value_t = ScaleKind::Standard)]
     pub scale: ScaleKind,
+    /// Read --data as one long series (a WAV file always is; a CSV then has one row per
+    /// time step) and cut it into windows of N steps: the rows the network sees
+    #[arg(long, value_name = "N")]
+    pub window: Option<usize>,
+    /// Steps between the starts of two windows [default: half the window]
+    #[arg(long, value_name = "H")]
+    pub hop: Option<usize>,
+    /// WAV files with several channels: the one to read, from 0
+    #[arg(long, value_name = "N")]
+    pub wav_channel: Option<usize>,
 }
 
 /// A trained run to load, and where to compute with it.

@@ -8,7 +8,7 @@ use crate::config::{
     self, Arch, ArchDefaults, Backbone, ConvLayers, Engine, Init, Layers, Mode, ModelConfig, Norm,
     Precision, TrainConfig,
 };
-use crate::data::spec::{DataSpec, ImageSpec, Size};
+use crate::data::spec::{DataSpec, ImageSpec, SeriesSpec, Size};
 use crate::data::vectors::{self, VectorRequest, VectorSource};
 use crate::data::{self, Rows, Split};
 use crate::dist::{self, Dist};
@@ -505,8 +505,18 @@ type Loaded = (DataSpec, Rows, Rows, Rows, Option<VectorSource>);
 
 /// Flags that apply to one kind of data only: refused with the other.
 const IMAGE_FLAGS: [&str; 3] = ["color", "resize", "background"];
-const VECTOR_FLAGS: [&str; 7] =
-    ["label_column", "columns", "missing", "labels", "test", "test_fraction", "scale"];
+const VECTOR_FLAGS: [&str; 10] = [
+    "label_column",
+    "columns",
+    "missing",
+    "labels",
+    "test",
+    "test_fraction",
+    "scale",
+    "window",
+    "hop",
+    "wav_channel",
+];
 
 /// A flag given where it would do nothing is refused (exit 2), never silently ignored.
 fn refuse_flags(given: &dyn Fn(&str) -> bool, flags: &[&str], why: &str) -> Result<()> {
@@ -587,11 +597,33 @@ fn fresh_vectors(
         test_fraction: v.test_fraction,
         missing: v.missing,
     };
+    let series = match v.window {
+        Some(window) => Some(SeriesSpec {
+            window,
+            hop: v.hop.unwrap_or((window / 2).max(1)),
+            channels: Vec::new(),
+            sample_rate: None,
+            wav_channel: v.wav_channel,
+        }),
+        None if vectors::is_wav(path) => {
+            return Err(config::Usage(format!(
+                "--data {} is a WAV file, a series: cut it into windows with --window N \
+                 (and --hop H)",
+                path.display()
+            ))
+            .into())
+        }
+        None => {
+            refuse_flags(given, &["hop", "wav_channel"], "needs --window (a series)")?;
+            None
+        }
+    };
     let req = VectorRequest {
         label_column: v.label_column.as_deref(),
         columns: v.columns.as_deref(),
         scale: v.scale,
         classes: args.classes.as_deref(),
+        series: series.as_ref(),
     };
     let sets = vectors::prepare(path, &source, &req, cfg)?;
     if sets.dropped > 0 {

@@ -87,6 +87,31 @@ pub struct VectorSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub classes: Vec<String>,
     pub scaling: Scaling,
+    /// Set when the rows are windows cut from a long series (`--window`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series: Option<SeriesSpec>,
+}
+
+/// How a long series became the rows of a run: `window` steps every `hop` steps of the
+/// value columns `channels` (a WAV file's one channel reads as `amplitude`). A row's
+/// columns are `<channel>@<k>`, channel by channel.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeriesSpec {
+    pub window: usize,
+    pub hop: usize,
+    pub channels: Vec<String>,
+    /// Samples per second, for WAV files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_rate: Option<u32>,
+    /// The WAV channel read (`--wav-channel`), for files with several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wav_channel: Option<usize>,
+}
+
+impl SeriesSpec {
+    pub fn windowing(&self) -> super::series::Windowing {
+        super::series::Windowing { window: self.window, hop: self.hop }
+    }
 }
 
 /// How raw feature values become the network's: `(x - offset) / scale` per column.
@@ -296,6 +321,7 @@ mod tests {
             label_column: None,
             classes: vec![],
             scaling: s,
+            series: None,
         });
         let text = serde_json::to_string(&spec).unwrap();
         assert!(

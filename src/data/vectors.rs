@@ -4,7 +4,8 @@
 //! training rows. Everything needed to rebuild the same sets is recorded (`VectorSource`
 //! in the run's data record, `VectorSpec` in model.json).
 
-use super::spec::{DataSpec, ScaleKind, Scaling, VectorSpec};
+use super::series::{self, Windowing};
+use super::spec::{DataSpec, ScaleKind, Scaling, SeriesSpec, VectorSpec};
 use super::split;
 use super::table::{self, CsvOptions, Missing, Table};
 use crate::config::TrainConfig;
@@ -29,9 +30,83 @@ pub struct VectorSource {
     pub missing: Missing,
 }
 
-/// Whether `path` names a vector file (by its extension) rather than an image folder.
+/// Whether `path` names a vector file (by its extension) rather than an image folder: a
+/// table (.csv, .npy) or a series (.wav, or a table read with `--window`).
 pub fn is_vector_file(path: &Path) -> bool {
-    matches!(extension(path).as_deref(), Some("csv" | "npy"))
+    matches!(extension(path).as_deref(), Some("csv" | "npy" | "wav"))
+}
+
+/// Whether `path` is a WAV file (always a series).
+pub fn is_wav(path: &Path) -> bool {
+    extension(path).as_deref() == Some("wav")
+}
+
+/// A series file's time steps as a table (one row per step, one column per channel) and
+/// its sample rate: a WAV file's one channel (`amplitude`), or a CSV/.npy read as a table.
+pub fn read_steps(
+    path: &Path,
+    label_column: Option<&str>,
+    columns: Option<&[String]>,
+    wav_channel: Option<usize>,
+    missing: Missing,
+) -> Result<(Table, Option<u32>)> {
+    if !is_wav(path) {
+        if wav_channel.is_some() {
+            bail!("--wav-channel is for WAV files; {} is a table", path.display());
+        }
+        let table = read(path, label_column, columns, None, missing)?;
+        if table.dropped > 0 {
+            bail!(
+                "{}: {} with missing values; a series cannot skip time steps: fill them in \
+                 first",
+                path.display(),
+                table::counted(table.dropped, "row")
+            );
+        }
+        return Ok((table, None));
+    }
+    if label_column.is_some() {
+        bail!("--label-column is for CSV series; {} is a WAV file", path.display());
+    }
+    let wav = series::read_wav(path, wav_channel)?;
+    let n = wav.samples.len();
+    let table = Table {
+        values: wav.samples,
+        columns: vec!["amplitude".into()],
+        labels: None,
+        ids: (0..n).collect(),
+        dropped: 0,
+    };
+    Ok((table, Some(wav.sample_rate)))
+}
+
+/// The rows of a series run: `steps` cut into windows (see `series::frame`), columns
+/// `<channel>@<k>`. A window's id is its first step's; its label, when the steps have
+/// labels, the highest among its steps (numerically when they are numbers), so a window
+/// that touches an anomaly labelled 1 is labelled 1.
+pub fn window_table(steps: &Table, w: Windowing, what: &dyn Fn() -> String) -> Result<Table> {
+    w.check(steps.rows()).with_context(what)?;
+    let values = series::frame(&steps.values, steps.width(), w)?;
+    let columns =
+        steps.columns.iter().flat_map(|c| (0..w.window).map(move |k| format!("{c}@{k}"))).collect();
+    let count = w.count(steps.rows());
+    let last = steps.rows() - 1;
+    let labels = steps.labels.as_ref().map(|labels| {
+        let rank = |l: &String| (l.parse::<f64>().unwrap_or(f64::NEG_INFINITY), l.clone());
+        (0..count)
+            .map(|i| {
+                let span = &labels[i * w.hop..=(i * w.hop + w.window - 1).min(last)];
+                span.iter().max_by(|a, b| rank(a).partial_cmp(&rank(b)).unwrap()).unwrap().clone()
+            })
+            .collect()
+    });
+    let ids = (0..count).map(|i| steps.ids[i * w.hop]).collect();
+    Ok(Table { values, columns, labels, ids, dropped: 0 })
+}
+
+/// Steps `range` of `steps`, in order.
+fn step_range(steps: &Table, range: std::ops::Range<usize>) -> Table {
+    steps.select(&range.collect::<Vec<_>>())
 }
 
 fn extension(path: &Path) -> Option<String> {
@@ -226,6 +301,7 @@ pub fn fit_spec(train: &Table, label_column: Option<String>, kind: ScaleKind) ->
         label_column,
         classes: Vec::new(),
         scaling: Scaling::fit(kind, &train.values, train.width()),
+        series: None,
     }
 }
 
@@ -238,6 +314,9 @@ pub struct VectorRequest<'a> {
     pub scale: ScaleKind,
     /// `--classes`: the names of the classes to train on.
     pub classes: Option<&'a [String]>,
+    /// `--window` and friends: the file is a series cut into windows (channel names and
+    /// sample rate are filled in from the file).
+    pub series: Option<&'a SeriesSpec>,
 }
 
 /// A vector run's rows: training, validation and test, scaled by `spec`.
@@ -275,8 +354,8 @@ pub fn prepare(
             path.display()
         );
     }
-    let (train, test, dropped) =
-        split_tables(path, source, req.label_column, req.columns, cfg.seed)?;
+    let (train, test, dropped, series) =
+        split_tables(path, source, req.label_column, req.columns, cfg.seed, req.series)?;
     let classes = class_list(&[&train, &test])?;
     let codes = req.classes.map(|names| class_codes(names, &classes, "--classes")).transpose()?;
     if codes.is_some() && train.labels.is_none() {
@@ -285,6 +364,7 @@ pub fn prepare(
     let kept = keep(&train, codes.as_deref(), &classes, cfg.limit)?;
     let mut spec = fit_spec(&kept, req.label_column.map(str::to_string), req.scale);
     spec.classes = classes;
+    spec.series = series;
     finish(&kept, &test, spec, codes, dropped, cfg)
 }
 
@@ -295,8 +375,18 @@ pub fn rebuild(
     spec: &VectorSpec,
     cfg: &TrainConfig,
 ) -> Result<VectorSets> {
-    let (train, test, dropped) =
-        split_tables(path, source, spec.label_column.as_deref(), Some(&spec.columns), cfg.seed)?;
+    let columns = match &spec.series {
+        Some(series) => &series.channels,
+        None => &spec.columns,
+    };
+    let (train, test, dropped, _) = split_tables(
+        path,
+        source,
+        spec.label_column.as_deref(),
+        Some(columns),
+        cfg.seed,
+        spec.series.as_ref(),
+    )?;
     let kept = keep(&train, cfg.classes.as_deref(), &spec.classes, cfg.limit)?;
     finish(&kept, &test, spec.clone(), cfg.classes.clone(), dropped, cfg)
 }
@@ -304,20 +394,40 @@ pub fn rebuild(
 /// Every row of another file, read the way the run reads its own (same columns, labels
 /// and scaling): for `eval --data` and friends.
 pub fn load_all(path: &Path, labels: Option<&Path>, spec: &VectorSpec) -> Result<VectorSet> {
-    let table =
-        read(path, spec.label_column.as_deref(), Some(&spec.columns), labels, Missing::Refuse)?;
+    let label_column = spec.label_column.as_deref();
+    let table = match &spec.series {
+        Some(series) => {
+            let (steps, _) = read_steps(
+                path,
+                label_column,
+                Some(&series.channels),
+                series.wav_channel,
+                Missing::Refuse,
+            )?;
+            window_table(&steps, series.windowing(), &|| path.display().to_string())?
+        }
+        None => read(path, label_column, Some(&spec.columns), labels, Missing::Refuse)?,
+    };
     VectorSet::new(&table, spec, &spec.classes)
         .with_context(|| format!("reading {}", path.display()))
 }
 
-/// The training part and test part of the data, and how many rows were dropped.
+/// The training part and test part of the data, and how many rows were dropped. For a
+/// series (`series` set), the parts are windows: of the training steps and the test
+/// steps, the test steps being `--test` or the last `test_fraction` of the series (time
+/// order kept: a shuffled split of overlapping windows would put the same steps on both
+/// sides); the returned spec then has the channel names and sample rate filled in.
 fn split_tables(
     path: &Path,
     source: &VectorSource,
     label_column: Option<&str>,
     columns: Option<&[String]>,
     seed: u64,
-) -> Result<(Table, Table, usize)> {
+    series: Option<&SeriesSpec>,
+) -> Result<(Table, Table, usize, Option<SeriesSpec>)> {
+    if let Some(series) = series {
+        return split_series(path, source, label_column, columns, series);
+    }
     let labels = source.labels.as_deref();
     let table = read(path, label_column, columns, labels, source.missing)?;
     let test = match &source.test {
@@ -338,7 +448,60 @@ fn split_tables(
         );
     }
     let (train, test) = split_rows(&table, test, source.test_fraction, seed);
-    Ok((train, test, dropped))
+    Ok((train, test, dropped, None))
+}
+
+fn split_series(
+    path: &Path,
+    source: &VectorSource,
+    label_column: Option<&str>,
+    columns: Option<&[String]>,
+    series: &SeriesSpec,
+) -> Result<(Table, Table, usize, Option<SeriesSpec>)> {
+    if source.labels.is_some() {
+        bail!("--labels is for .npy tables; a series takes its labels from --label-column");
+    }
+    let (w, channel) = (series.windowing(), series.wav_channel);
+    let (steps, rate) = read_steps(path, label_column, columns, channel, source.missing)?;
+    let n = steps.rows();
+    let (train, test) = match &source.test {
+        Some(t) => {
+            let (test, test_rate) =
+                read_steps(t, label_column, Some(&steps.columns), channel, source.missing)?;
+            if test_rate != rate {
+                bail!(
+                    "{} is sampled at {test_rate:?} Hz and {} at {rate:?} Hz",
+                    t.display(),
+                    path.display()
+                );
+            }
+            let what = || format!("the test series {}", t.display());
+            (
+                window_table(&steps, w, &|| path.display().to_string())?,
+                window_table(&test, w, &what)?,
+            )
+        }
+        None => {
+            let n_test = ((n as f64 * source.test_fraction).round() as usize).min(n);
+            let cut = n - n_test;
+            let train_what =
+                || format!("the training part of {} (its first {cut} steps)", path.display());
+            let test_what = || {
+                format!(
+                    "the test part of {} (its last {n_test} steps, --test-fraction {})",
+                    path.display(),
+                    source.test_fraction
+                )
+            };
+            (
+                window_table(&step_range(&steps, 0..cut), w, &train_what)?,
+                window_table(&step_range(&steps, cut..n), w, &test_what)?,
+            )
+        }
+    };
+    let filled =
+        SeriesSpec { channels: steps.columns.clone(), sample_rate: rate, ..series.clone() };
+    Ok((train, test, 0, Some(filled)))
 }
 
 /// The training rows of the classes `codes` (all without), cut to the first `limit`.
@@ -368,7 +531,14 @@ fn finish(
     cfg: &TrainConfig,
 ) -> Result<VectorSets> {
     let all = VectorSet::new(kept, &spec, &spec.classes)?;
-    let (train, val) = split::train_val(all.len(), cfg.val_fraction, cfg.seed);
+    let (train, val) = match &spec.series {
+        // Windows overlap: validation is the last share in time, not a shuffled draw.
+        Some(_) => {
+            let cut = all.len() - split::val_count(all.len(), cfg.val_fraction);
+            ((0..cut).collect(), (cut..all.len()).collect())
+        }
+        None => split::train_val(all.len(), cfg.val_fraction, cfg.seed),
+    };
     if train.len() < 2 {
         bail!(
             "{} left after the test split, --classes, --limit and --val-fraction; at \

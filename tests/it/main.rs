@@ -11,6 +11,7 @@ mod images;
 mod plots;
 mod quality;
 mod resume;
+mod series;
 mod tensorboard;
 mod torchscript;
 mod training;
