@@ -1,10 +1,13 @@
 //! `ae-tch denoise`: runs a trained model on the user's own files: images (PNG/JPEG) for
-//! image runs, CSV/.npy for vector runs (the same format out, in the file's own units).
+//! image runs, CSV/.npy for vector runs (the same format out, in the file's own units),
+//! WAV/CSV series for series runs (windowed, denoised, joined back by overlap-add).
 
 use crate::cli::{DenoiseArgs, Invert};
 use crate::config::NoiseKind;
-use crate::data::spec::{to_byte, Color, DataSpec, ImageSpec, Size, VectorSpec};
-use crate::data::{self, folder, noise, vectors};
+use crate::data::spec::{to_byte, Color, DataSpec, ImageSpec, SeriesSpec, Size, VectorSpec};
+use crate::data::table::Missing;
+use crate::data::vectors::VectorSet;
+use crate::data::{self, folder, noise, series, vectors};
 use crate::metrics;
 use crate::plot::{self, Format, GridRow};
 use crate::run_store::write_atomic;
@@ -235,6 +238,9 @@ fn denoise_vectors(loaded: &super::LoadedRun, spec: &VectorSpec, args: &DenoiseA
             args.run.dir.display()
         );
     }
+    if let Some(series) = &spec.series {
+        return denoise_series(loaded, spec, series, args);
+    }
     let mut done = Vec::new();
     for path in &args.inputs {
         if !vectors::is_vector_file(path) {
@@ -274,6 +280,86 @@ fn denoise_vectors(loaded: &super::LoadedRun, spec: &VectorSpec, args: &DenoiseA
         let out = output_path(&args.output, path, ("denoised", &ext), &mut taken);
         write_atomic(&out, &bytes)?;
         list += &format!("wrote {} ({n} rows)\n", out.display());
+    }
+    super::print(&list)
+}
+
+/// Series runs: each file cut into the run's windows, every window through the model,
+/// and the windows joined back by overlap-add (`series::overlap_add`), written in the
+/// file's own form: a WAV file as a WAV file of the same sample format and rate, a CSV
+/// with the run's value columns replaced step by step and every other column as written.
+fn denoise_series(
+    loaded: &super::LoadedRun,
+    spec: &VectorSpec,
+    series: &SeriesSpec,
+    args: &DenoiseArgs,
+) -> Result<()> {
+    let w = series.windowing();
+    let mut done = Vec::new();
+    for path in &args.inputs {
+        if !vectors::is_vector_file(path) {
+            bail!(
+                "{}: this run takes .wav, .csv or .npy series (it was trained on windows of one)",
+                path.display()
+            );
+        }
+        let (steps, rate) = vectors::read_steps(
+            path,
+            spec.label_column.as_deref(),
+            Some(&series.channels),
+            series.wav_channel,
+            Missing::Refuse,
+        )?;
+        if rate.is_some() && rate != series.sample_rate {
+            crate::note(format_args!(
+                "note: {} is sampled at {} Hz, the run's data at {} Hz",
+                path.display(),
+                rate.unwrap_or(0),
+                series.sample_rate.map_or("an unknown rate".into(), |r| r.to_string())
+            ));
+        }
+        let table = vectors::window_table(&steps, w, &|| path.display().to_string())?;
+        let rows = VectorSet::new(&table, spec, &spec.classes)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let clean = rows.to_device(loaded.device);
+        let input = match args.add_noise {
+            Some(sigma) => {
+                tch::manual_seed(metrics::EVAL_NOISE_SEED);
+                noise::corrupt(&clean, NoiseKind::Gaussian, sigma, false)
+            }
+            None => clean,
+        };
+        let windows = data::to_host_f32(&metrics::reconstruct(&loaded.model, &input))?;
+        let windows: Vec<f32> = spec.scaling.to_units(&windows).iter().map(|&v| v as f32).collect();
+        let (len, channels) = (steps.rows(), steps.width());
+        let values = series::overlap_add(&windows, len, channels, w);
+        let (ext, bytes) = if vectors::is_wav(path) {
+            let form = hound::WavReader::open(path)
+                .with_context(|| format!("{} is not a readable WAV file", path.display()))?
+                .spec();
+            ("wav".to_string(), series::wav_bytes(&values, form)?)
+        } else if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy")) {
+            let values: Vec<f64> = values.iter().map(|&v| v as f64).collect();
+            ("npy".to_string(), crate::npy::encode_f64(len, channels, &values))
+        } else {
+            let original =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let values: Vec<f64> = values.iter().map(|&v| v as f64).collect();
+            let bytes = replace_columns(&original, &series.channels, &values)
+                .with_context(|| format!("writing the denoised {}", path.display()))?;
+            ("csv".to_string(), bytes)
+        };
+        done.push((path, len, ext, bytes));
+    }
+    std::fs::create_dir_all(&args.output).with_context(|| {
+        format!("-o {}: cannot create the output folder", args.output.display())
+    })?;
+    let mut taken = HashSet::new();
+    let mut list = String::new();
+    for (path, n, ext, bytes) in done {
+        let out = output_path(&args.output, path, ("denoised", &ext), &mut taken);
+        write_atomic(&out, &bytes)?;
+        list += &format!("wrote {} ({n} steps)\n", out.display());
     }
     super::print(&list)
 }
