@@ -242,6 +242,13 @@ pub struct VectorArgs {
     pub wav_channel: Option<usize>,
 }
 
+/// How a series run turns window scores into scores per time step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PointScore {
+    Mean,
+    Max,
+}
+
 /// A trained run to load, and where to compute with it.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
@@ -508,6 +515,10 @@ pub struct AnomalyArgs {
     /// Per-row scores: index (images) or row (vectors), label, score, is_anomaly (CSV)
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Series runs: a time step's score from the windows that cover it, their taper-
+    /// weighted mean or their largest
+    #[arg(long, value_enum, default_value_t = PointScore::Mean)]
+    pub point_score: PointScore,
     /// Histograms of normal and anomalous scores with the threshold, .png or .svg
     #[arg(long, value_name = "FILE")]
     pub plot: Option<PathBuf>,

@@ -4,9 +4,11 @@
 //! the same k and an Isolation Forest on the same rows, and explanations of the rows that
 //! score highest.
 
-use crate::cli::AnomalyArgs;
-use crate::data::spec::DataSpec;
-use crate::data::vectors::resolve_classes;
+use crate::cli::{AnomalyArgs, PointScore};
+use crate::data::series;
+use crate::data::spec::{DataSpec, SeriesSpec, VectorSpec};
+use crate::data::table::Table;
+use crate::data::vectors::{self, resolve_classes};
 use crate::data::Rows;
 use crate::metrics::iforest::IsolationForest;
 use crate::metrics::{self, detection};
@@ -142,7 +144,30 @@ struct Summary {
     baselines: Option<Baselines>,
     #[serde(skip_serializing_if = "Option::is_none")]
     explained: Option<PathBuf>,
+    /// Series runs: the window scores spread over the time steps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    points: Option<Points>,
 }
+
+/// Scores per time step of a series (see `series::point_scores`), with point-wise
+/// detection figures and the UCR anomaly archive's rule (Wu & Keogh 2021: a hit when the
+/// highest-scoring step lies within `UCR_SLACK` steps of a labelled anomaly).
+#[derive(Debug, Serialize)]
+struct Points {
+    steps: usize,
+    flagged: usize,
+    /// The id (row number in its file) of the highest-scoring step.
+    top_step: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    roc_auc: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    average_precision: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ucr_hit: Option<bool>,
+}
+
+/// The UCR archive's tolerance around a labelled anomaly, in steps.
+pub const UCR_SLACK: usize = 100;
 
 pub fn run(args: AnomalyArgs) -> Result<()> {
     let rule = Rule::from_args(&args)?;
@@ -210,6 +235,7 @@ pub fn run(args: AnomalyArgs) -> Result<()> {
         recall: None,
         baselines: None,
         explained: explain_out.clone(),
+        points: None,
     };
     let truth = match (&normal, images.labels()) {
         (Some(classes), Some(labels)) => {
@@ -252,7 +278,45 @@ pub fn run(args: AnomalyArgs) -> Result<()> {
     if let Err(e) = write_atomic(&record, text.as_bytes()) {
         crate::note(format_args!("note: the threshold was not stored ({e:#})"));
     }
-    if let Some(path) = &args.output {
+    let steps = match input {
+        DataSpec::Vector(VectorSpec { series: Some(series), .. }) => {
+            series_steps(&loaded, series, args.data.as_deref(), args.split.into())?
+        }
+        _ => None,
+    };
+    if let (Some(steps), DataSpec::Vector(VectorSpec { series: Some(series), .. })) =
+        (&steps, input)
+    {
+        let max = args.point_score == PointScore::Max;
+        let point = series::point_scores(&scores, steps.rows(), series.windowing(), max);
+        let point_flags: Vec<bool> = point.iter().map(|&s| s > threshold).collect();
+        let truth = match (&normal, &steps.labels) {
+            (Some(normal), Some(labels)) => {
+                let classes = match input {
+                    DataSpec::Vector(v) => &v.classes,
+                    DataSpec::Image(_) => unreachable!("a series run"),
+                };
+                let codes = crate::data::vectors::codes(labels, classes)?;
+                Some(codes.iter().map(|c| !normal.contains(c)).collect::<Vec<bool>>())
+            }
+            _ => None,
+        };
+        let top = (0..point.len()).max_by(|&a, &b| point[a].total_cmp(&point[b])).unwrap_or(0);
+        summary.points = Some(Points {
+            steps: point.len(),
+            flagged: point_flags.iter().filter(|&&f| f).count(),
+            top_step: steps.ids[top],
+            roc_auc: truth.as_ref().and_then(|t| detection::roc_auc(&point, t)),
+            average_precision: truth.as_ref().and_then(|t| detection::average_precision(&point, t)),
+            ucr_hit: truth.as_ref().map(|t| {
+                let (lo, hi) = (top.saturating_sub(UCR_SLACK), (top + UCR_SLACK).min(t.len() - 1));
+                t[lo..=hi].iter().any(|&a| a)
+            }),
+        });
+        if let Some(path) = &args.output {
+            write_point_scores(path, steps, &point, &point_flags)?;
+        }
+    } else if let Some(path) = &args.output {
         write_scores(path, images.key_columns(input), &scores, &flagged)?;
     }
     if let (Some(path), Some(format)) = (&args.plot, plot_format) {
@@ -499,6 +563,58 @@ fn hot(t: f32) -> [f32; 3] {
     [t.min(1.0), (t - 1.0).clamp(0.0, 1.0), (t - 2.0).clamp(0.0, 1.0)]
 }
 
+/// The time steps of the series that `split` (or `data`) scores, when they are a series
+/// the windows were cut from in order: the run's test part or another file. `None` for
+/// the training split (its windows are the training and validation windows).
+fn series_steps(
+    loaded: &super::LoadedRun,
+    series: &SeriesSpec,
+    data: Option<&Path>,
+    split: crate::data::Split,
+) -> Result<Option<Table>> {
+    let spec = match &loaded.manifest.model.input {
+        DataSpec::Vector(v) => v,
+        DataSpec::Image(_) => return Ok(None),
+    };
+    let label_column = spec.label_column.as_deref();
+    let columns = Some(&series.channels[..]);
+    if let Some(path) = data {
+        let missing = crate::data::table::Missing::Refuse;
+        let (steps, _) =
+            vectors::read_steps(path, label_column, columns, series.wav_channel, missing)?;
+        return Ok(Some(steps));
+    }
+    if split != crate::data::Split::Test {
+        return Ok(None);
+    }
+    let record = &loaded.manifest.data;
+    let source = record.vectors.as_ref().context("the run's data record has no vector source")?;
+    Ok(Some(vectors::series_parts(&record.path, source, label_column, columns, series)?.test))
+}
+
+/// One row per time step: its id, its values, score, flag and label.
+fn write_point_scores(path: &Path, steps: &Table, scores: &[f64], flagged: &[bool]) -> Result<()> {
+    let mut csv = csv::Writer::from_writer(Vec::new());
+    let mut header = vec!["step".to_string()];
+    header.extend(steps.columns.iter().cloned());
+    header.extend(["score".into(), "is_anomaly".into()]);
+    if steps.labels.is_some() {
+        header.push("label".into());
+    }
+    csv.write_record(&header)?;
+    let width = steps.width();
+    for (i, (s, f)) in scores.iter().zip(flagged).enumerate() {
+        let mut row = vec![steps.ids[i].to_string()];
+        row.extend(steps.values[i * width..(i + 1) * width].iter().map(|v| v.to_string()));
+        row.extend([s.to_string(), (*f as u8).to_string()]);
+        if let Some(labels) = &steps.labels {
+            row.push(labels[i].clone());
+        }
+        csv.write_record(&row)?;
+    }
+    write_atomic(path, &csv.into_inner()?)
+}
+
 fn write_scores(
     path: &Path,
     (key_names, keys): (Vec<&str>, Vec<Vec<String>>),
@@ -547,6 +663,26 @@ fn table(s: &Summary) -> String {
                 out +=
                     &format!("{name:<20}{:>9}{:>15}\n", cell(d.roc_auc), cell(d.average_precision));
             }
+        }
+    }
+    if let Some(p) = &s.points {
+        out += &format!(
+            "\nper step    {} steps, {} flagged; highest score at step {}\n",
+            p.steps, p.flagged, p.top_step
+        );
+        if p.roc_auc.is_some() {
+            out += &format!(
+                "            roc-auc {}, avg precision {} (the autoencoder, point-wise)\n",
+                cell(p.roc_auc),
+                cell(p.average_precision)
+            );
+        }
+        if let Some(hit) = p.ucr_hit {
+            out += &format!(
+                "            UCR rule: {} (the highest step {} within {UCR_SLACK} steps of a labelled anomaly)\n",
+                if hit { "hit" } else { "miss" },
+                if hit { "lies" } else { "does not lie" }
+            );
         }
     }
     out

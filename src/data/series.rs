@@ -4,8 +4,9 @@
 //! one step together, as a CSV row or an interleaved WAV frame). `frame` cuts it into
 //! windows of `window` steps every `hop` steps, each a row of `window × channels` values
 //! (channel-major inside the row: all of channel 0, then channel 1, so a row of a
-//! one-channel series is just its samples). The end is padded by repeating the last step,
-//! so every step lies in at least one window.
+//! one-channel series is just its samples). The last window is moved back to end at the
+//! series' last step (it overlaps its neighbour more), so every step lies in a window and
+//! no window holds made-up padding, which would score as an anomaly at the end.
 //!
 //! `overlap_add` is the inverse: each step becomes the weighted mean of the values the
 //! windows covering it give it, with a taper that is largest mid-window (sin², never 0)
@@ -41,13 +42,18 @@ impl Windowing {
         Ok(())
     }
 
-    /// Windows needed to cover `len` steps (the last one padded).
+    /// Windows needed to cover `len` steps.
     pub fn count(self, len: usize) -> usize {
         if len <= self.window {
             1
         } else {
             (len - self.window).div_ceil(self.hop) + 1
         }
+    }
+
+    /// The first step of window `i` of a series of `len` (≥ window) steps.
+    pub fn start(self, i: usize, len: usize) -> usize {
+        (i * self.hop).min(len - self.window)
     }
 
     /// The taper of `overlap_add`: sin²(π(k + ½)/window), positive at every k.
@@ -68,11 +74,9 @@ pub fn frame(series: &[f32], channels: usize, w: Windowing) -> Result<Vec<f32>> 
     let count = w.count(len);
     let mut out = Vec::with_capacity(count * w.window * channels);
     for i in 0..count {
+        let start = w.start(i, len);
         for c in 0..channels {
-            out.extend((0..w.window).map(|k| {
-                let t = (i * w.hop + k).min(len - 1); // the padding repeats the last step
-                series[t * channels + c]
-            }));
+            out.extend((start..start + w.window).map(|t| series[t * channels + c]));
         }
     }
     Ok(out)
@@ -88,10 +92,7 @@ pub fn overlap_add(windows: &[f32], len: usize, channels: usize, w: Windowing) -
     for i in 0..count {
         let row = &windows[i * w.window * channels..][..w.window * channels];
         for k in 0..w.window {
-            let t = i * w.hop + k;
-            if t >= len {
-                break; // padding
-            }
+            let t = w.start(i, len) + k;
             let a = w.weight(k);
             weight[t] += a;
             for c in 0..channels {
@@ -112,10 +113,7 @@ pub fn point_scores(window_scores: &[f64], len: usize, w: Windowing, max: bool) 
     let mut top = vec![f64::NEG_INFINITY; len];
     for (i, &s) in window_scores.iter().enumerate() {
         for k in 0..w.window {
-            let t = i * w.hop + k;
-            if t >= len {
-                break;
-            }
+            let t = w.start(i, len) + k;
             let a = w.weight(k);
             sum[t] += a * s;
             weight[t] += a;
@@ -227,9 +225,10 @@ mod tests {
             let windows = frame(&series, channels, w).unwrap();
             let count = w.count(len);
             assert_eq!(windows.len(), count * window * channels);
-            // The last window reaches the end; channel c of window i is the series' channel
-            // c from step i·hop.
-            assert!((count - 1) * hop + window >= len && (count - 1) * hop < len);
+            // The last window ends at the last step, the one before it does not; channel c
+            // of window i is the series' channel c from step i·hop.
+            assert_eq!(w.start(count - 1, len) + window, len);
+            assert!(count == 1 || (count - 2) * hop + window < len);
             let (i, c, k) = (count / 2, channels - 1, window / 2);
             assert_eq!(
                 windows[(i * channels + c) * window + k],
@@ -306,7 +305,7 @@ mod tests {
     #[test]
     fn point_scores_spread_window_scores_over_the_steps_they_cover() {
         let w = Windowing { window: 4, hop: 2 };
-        // 10 steps: windows at 0, 2, 4, 6 (the last reaches step 9).
+        // 10 steps: windows at 0, 2, 4, 6 (the last ends at step 9).
         let scores = [0.0, 0.0, 8.0, 0.0];
         let max = point_scores(&scores, 10, w, true);
         assert_eq!(max, vec![0.0, 0.0, 0.0, 0.0, 8.0, 8.0, 8.0, 8.0, 0.0, 0.0]);

@@ -89,18 +89,17 @@ pub fn window_table(steps: &Table, w: Windowing, what: &dyn Fn() -> String) -> R
     let values = series::frame(&steps.values, steps.width(), w)?;
     let columns =
         steps.columns.iter().flat_map(|c| (0..w.window).map(move |k| format!("{c}@{k}"))).collect();
-    let count = w.count(steps.rows());
-    let last = steps.rows() - 1;
+    let (len, count) = (steps.rows(), w.count(steps.rows()));
     let labels = steps.labels.as_ref().map(|labels| {
         let rank = |l: &String| (l.parse::<f64>().unwrap_or(f64::NEG_INFINITY), l.clone());
         (0..count)
             .map(|i| {
-                let span = &labels[i * w.hop..=(i * w.hop + w.window - 1).min(last)];
+                let span = &labels[w.start(i, len)..][..w.window];
                 span.iter().max_by(|a, b| rank(a).partial_cmp(&rank(b)).unwrap()).unwrap().clone()
             })
             .collect()
     });
-    let ids = (0..count).map(|i| steps.ids[i * w.hop]).collect();
+    let ids = (0..count).map(|i| steps.ids[w.start(i, len)]).collect();
     Ok(Table { values, columns, labels, ids, dropped: 0 })
 }
 
@@ -458,50 +457,71 @@ fn split_series(
     columns: Option<&[String]>,
     series: &SeriesSpec,
 ) -> Result<(Table, Table, usize, Option<SeriesSpec>)> {
+    let w = series.windowing();
+    let parts = series_parts(path, source, label_column, columns, series)?;
+    let train = window_table(&parts.train, w, &|| parts.train_what.clone())?;
+    let test = window_table(&parts.test, w, &|| parts.test_what.clone())?;
+    let filled = SeriesSpec {
+        channels: parts.train.columns.clone(),
+        sample_rate: parts.rate,
+        ..series.clone()
+    };
+    Ok((train, test, 0, Some(filled)))
+}
+
+/// A series run's training and test steps (before windowing), with what to call them in
+/// errors and the sample rate.
+pub struct SeriesParts {
+    pub train: Table,
+    pub test: Table,
+    pub rate: Option<u32>,
+    train_what: String,
+    test_what: String,
+}
+
+/// The training steps and test steps of a series: `--test`'s steps, or the last
+/// `test_fraction` of the series (time order kept: a shuffled split of overlapping
+/// windows would put the same steps on both sides).
+pub fn series_parts(
+    path: &Path,
+    source: &VectorSource,
+    label_column: Option<&str>,
+    columns: Option<&[String]>,
+    series: &SeriesSpec,
+) -> Result<SeriesParts> {
     if source.labels.is_some() {
         bail!("--labels is for .npy tables; a series takes its labels from --label-column");
     }
-    let (w, channel) = (series.windowing(), series.wav_channel);
+    let channel = series.wav_channel;
     let (steps, rate) = read_steps(path, label_column, columns, channel, source.missing)?;
     let n = steps.rows();
-    let (train, test) = match &source.test {
-        Some(t) => {
-            let (test, test_rate) =
-                read_steps(t, label_column, Some(&steps.columns), channel, source.missing)?;
-            if test_rate != rate {
-                bail!(
-                    "{} is sampled at {test_rate:?} Hz and {} at {rate:?} Hz",
-                    t.display(),
-                    path.display()
-                );
-            }
-            let what = || format!("the test series {}", t.display());
-            (
-                window_table(&steps, w, &|| path.display().to_string())?,
-                window_table(&test, w, &what)?,
-            )
+    if let Some(t) = &source.test {
+        let (test, test_rate) =
+            read_steps(t, label_column, Some(&steps.columns), channel, source.missing)?;
+        if test_rate != rate {
+            bail!(
+                "{} is sampled at {test_rate:?} Hz and {} at {rate:?} Hz",
+                t.display(),
+                path.display()
+            );
         }
-        None => {
-            let n_test = ((n as f64 * source.test_fraction).round() as usize).min(n);
-            let cut = n - n_test;
-            let train_what =
-                || format!("the training part of {} (its first {cut} steps)", path.display());
-            let test_what = || {
-                format!(
-                    "the test part of {} (its last {n_test} steps, --test-fraction {})",
-                    path.display(),
-                    source.test_fraction
-                )
-            };
-            (
-                window_table(&step_range(&steps, 0..cut), w, &train_what)?,
-                window_table(&step_range(&steps, cut..n), w, &test_what)?,
-            )
-        }
-    };
-    let filled =
-        SeriesSpec { channels: steps.columns.clone(), sample_rate: rate, ..series.clone() };
-    Ok((train, test, 0, Some(filled)))
+        let (train_what, test_what) =
+            (path.display().to_string(), format!("the test series {}", t.display()));
+        return Ok(SeriesParts { train: steps, test, rate, train_what, test_what });
+    }
+    let n_test = ((n as f64 * source.test_fraction).round() as usize).min(n);
+    let cut = n - n_test;
+    Ok(SeriesParts {
+        train: step_range(&steps, 0..cut),
+        test: step_range(&steps, cut..n),
+        rate,
+        train_what: format!("the training part of {} (its first {cut} steps)", path.display()),
+        test_what: format!(
+            "the test part of {} (its last {n_test} steps, --test-fraction {})",
+            path.display(),
+            source.test_fraction
+        ),
+    })
 }
 
 /// The training rows of the classes `codes` (all without), cut to the first `limit`.

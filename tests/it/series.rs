@@ -51,16 +51,34 @@ fn a_heart_rate_series_trains_as_windows_split_in_time_order() {
     let eval = ae(d, &["eval", "--run", s(&run), "--json", "--threads", "1"]).ok().stdout;
     let eval: serde_json::Value = serde_json::from_str(&eval).unwrap();
     assert_eq!(eval["mse"], manifest["outcome"]["test"]["mse"]);
-    // Window scores: each row is a window, named by its first step; windows touching the
-    // labelled anomaly are labelled 1.
-    let out = ae(d, &["anomaly", "--run", s(&run), "--normal-classes", "0", "-o", "w.csv"]).ok();
-    assert!(out.stdout.contains("roc-auc"), "{}", out.stdout);
-    let rows = std::fs::read_to_string(d.join("w.csv")).unwrap();
-    let mut lines = rows.lines();
-    assert_eq!(lines.next(), Some("row,label,score,is_anomaly"));
-    let first: Vec<&str> = lines.next().unwrap().split(',').collect();
-    assert_eq!(first[..2], ["1200", "0"]);
-    assert!(rows.lines().filter(|l| l.split(',').nth(1) == Some("1")).count() >= 12);
+    // Window scores spread over the test part's 6,301 steps: one row per step, and the
+    // UCR rule and top step agree with the rows written.
+    for how in ["mean", "max"] {
+        let mut args = vec!["anomaly", "--run", s(&run), "--normal-classes", "0", "-o", "p.csv"];
+        args.extend(["--point-score", how, "--json"]);
+        let out = ae(d, &args).ok();
+        let summary: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        let points = &summary["points"];
+        assert_eq!(points["steps"], 6301);
+        let rows = std::fs::read_to_string(d.join("p.csv")).unwrap();
+        let mut lines = rows.lines();
+        assert_eq!(lines.next(), Some("step,value,score,is_anomaly,label"));
+        let rows: Vec<(usize, f64, bool)> = lines
+            .map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                (f[0].parse().unwrap(), f[2].parse().unwrap(), f[4] == "1")
+            })
+            .collect();
+        assert_eq!((rows.len(), rows[0].0, rows[6300].0), (6301, 1200, 7500));
+        assert_eq!(rows.iter().filter(|r| r.2).count(), 12, "the one labelled anomaly");
+        let top = (0..rows.len()).max_by(|&a, &b| rows[a].1.total_cmp(&rows[b].1)).unwrap();
+        assert_eq!(points["top_step"], rows[top].0);
+        let near = rows[top.saturating_sub(100)..(top + 101).min(rows.len())].iter().any(|r| r.2);
+        assert_eq!(points["ucr_hit"], near, "{how}");
+        let auc = points["roc_auc"].as_f64().unwrap();
+        eprintln!("{how}: point-wise ROC-AUC {auc:.4}, UCR hit {near}");
+        assert!(auc > 0.5, "{how}: point-wise ROC-AUC {auc}");
+    }
 
     // denoise on the CSV series: every step back, the value column replaced by the
     // overlap-added reconstruction, the other columns as written.
