@@ -51,6 +51,28 @@ pub fn eval_table(r: &EvalReport, train: &TrainConfig) -> String {
         );
         s += &row("ssim", opt(r.ssim, 4), "-".into(), r.noisy_ssim.map(|v| format!("{v:.4}")));
     }
+    if let Some(snr) = &r.snr {
+        let db = |v: Option<f64>| v.map(|v| format!("{v:.2}"));
+        s += &row(
+            "snr (dB)",
+            format!("{:.2}", snr.snr_db),
+            format!("{:.2}", snr.pca_snr_db),
+            db(snr.noisy_snr_db),
+        );
+        s += &row(
+            "segmental snr (dB)",
+            format!("{:.2}", snr.seg_snr_db),
+            format!("{:.2}", snr.pca_seg_snr_db),
+            db(snr.noisy_seg_snr_db),
+        );
+        if let Some(noisy) = snr.noisy_snr_db {
+            s += &format!(
+                "snr gain             {:+.2} dB over the noisy input (PCA {:+.2} dB)\n",
+                snr.snr_db - noisy,
+                snr.pca_snr_db - noisy
+            );
+        }
+    }
     if mode == Mode::Denoise {
         s += &format!("noise                {}\n", noise_label(train));
     }

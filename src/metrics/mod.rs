@@ -53,6 +53,37 @@ pub struct EvalReport {
     pub pca_sq_err_per_image: f64,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub pca_psnr_db: Option<f64>,
+    /// Series runs: signal-to-noise ratios in the file's units over the test windows.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub snr: Option<SnrReport>,
+}
+
+/// SNR = 10·log10(Σx² / Σ(x − y)²) over every value of the windows, and segmental SNR,
+/// the mean over windows of each window's SNR clamped to [−10, 35] dB (the usual speech
+/// convention, so silent windows do not dominate), in the file's own units: of the
+/// model's output, of PCA's and, for denoising runs, of the noisy input itself.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SnrReport {
+    pub snr_db: f64,
+    pub seg_snr_db: f64,
+    pub pca_snr_db: f64,
+    pub pca_seg_snr_db: f64,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub noisy_snr_db: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub noisy_seg_snr_db: Option<f64>,
+}
+
+/// (SNR, segmental SNR) of `y` against `x` (`[N, D]`, rows = windows), in dB.
+fn snr_db(x: &Tensor, y: &Tensor) -> (f64, f64) {
+    let signal = x.square().sum_dim_intlist(1, false, Kind::Double);
+    let error = sq_err_per_row(x, y);
+    let total = 10.0
+        * (signal.sum(Kind::Double).double_value(&[])
+            / error.sum(Kind::Double).double_value(&[]).max(1e-300))
+        .log10();
+    let per = (signal / error.clamp_min(1e-300)).log10() * 10.0;
+    (total, per.clamp(-10.0, 35.0).mean(Kind::Double).double_value(&[]))
 }
 
 /// Peak signal-to-noise ratio for signals in [0, 1].
@@ -137,7 +168,30 @@ pub fn evaluate(
     let pca_mse = mse(&batched(&inputs, |x| pca.reconstruct(x)), &clean);
     let image = config.input.bounded();
     let psnr = |m: f64| image.then(|| psnr(m));
+    let snr = match &config.input {
+        crate::data::spec::DataSpec::Vector(v) if v.series.is_some() => {
+            let (scale, offset) = (&v.scaling.scale, &v.scaling.offset);
+            let device = clean.device();
+            let scale = Tensor::from_slice(scale).to_kind(Kind::Double).to_device(device);
+            let offset = Tensor::from_slice(offset).to_kind(Kind::Double).to_device(device);
+            let units = |t: &Tensor| t.to_kind(Kind::Double) * &scale + &offset;
+            let x = units(&clean);
+            let (snr, seg) = snr_db(&x, &units(&output));
+            let (pca_snr, pca_seg) = snr_db(&x, &units(&batched(&inputs, |b| pca.reconstruct(b))));
+            let noisy_snr = noisy.map(|_| snr_db(&x, &units(&inputs)));
+            Some(SnrReport {
+                snr_db: snr,
+                seg_snr_db: seg,
+                pca_snr_db: pca_snr,
+                pca_seg_snr_db: pca_seg,
+                noisy_snr_db: noisy_snr.map(|s| s.0),
+                noisy_seg_snr_db: noisy_snr.map(|s| s.1),
+            })
+        }
+        _ => None,
+    };
     EvalReport {
+        snr,
         images: n as usize,
         mse: mse_model,
         sq_err_per_image: mse_model * d as f64,
@@ -195,6 +249,7 @@ mod tests {
             pca_mse: 0.02,
             pca_sq_err_per_image: 15.68,
             pca_psnr_db: Some(17.0),
+            snr: None,
         };
         let json = serde_json::to_string(&r).unwrap();
         assert!(!json.contains("noisy"), "{json}");

@@ -155,6 +155,18 @@ fn a_speech_denoiser_raises_the_snr_of_a_word_it_never_heard() {
     args.extend(["--hidden", "512,256", "--latent", "64", "--threads", "2", "--out", "dn"]);
     args.extend(["--no-tensorboard"]);
     ae(d, &args).ok();
+    // eval: SNR in the file's units on the test windows, beside PCA and the noisy input,
+    // the same figures training recorded.
+    let eval = ae(d, &["eval", "--run", "dn", "--json", "--threads", "2"]).ok().stdout;
+    let eval: serde_json::Value = serde_json::from_str(&eval).unwrap();
+    let snr = &eval["snr"];
+    assert_eq!(*snr, read_json(&d.join("dn/model.json"))["outcome"]["test"]["snr"]);
+    let db = |k: &str| snr[k].as_f64().unwrap();
+    eprintln!("test windows: {snr}");
+    assert!(db("snr_db") > db("noisy_snr_db") + 3.0, "{snr}");
+    assert!(db("seg_snr_db") > db("noisy_seg_snr_db"), "{snr}");
+    let table = ae(d, &["eval", "--run", "dn"]).ok().stdout;
+    assert!(table.contains("snr gain") && table.contains("segmental snr (dB)"), "{table}");
     ae(d, &["denoise", "--run", "dn", "noisy.wav", "-o", "out"]).ok();
     let out = read_wav(&d.join("out/noisy-denoised.wav"));
     assert_eq!(out.len(), clean.len());
