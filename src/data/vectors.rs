@@ -54,6 +54,23 @@ pub fn read_steps(
         if wav_channel.is_some() {
             bail!("--wav-channel is for WAV files; {} is a table", path.display());
         }
+        // A CSV's time column is checked, and is not a value column unless asked for.
+        let time = match extension(path).as_deref() {
+            Some("csv") => time_column(path)?,
+            _ => None,
+        };
+        let others: Vec<String>;
+        let columns = match (columns, &time) {
+            (None, Some((name, header))) => {
+                others = header
+                    .iter()
+                    .filter(|h| *h != name && Some(h.as_str()) != label_column)
+                    .cloned()
+                    .collect();
+                Some(&others[..])
+            }
+            _ => columns,
+        };
         let table = read(path, label_column, columns, None, missing)?;
         if table.dropped > 0 {
             bail!(
@@ -78,6 +95,52 @@ pub fn read_steps(
         dropped: 0,
     };
     Ok((table, Some(wav.sample_rate)))
+}
+
+/// A series CSV's time column: the first column named `timestamp` or `time` (any case),
+/// with the header. Its values must increase from row to row (as numbers when they all
+/// are, else as text, which orders ISO 8601 dates): an error names the first row that
+/// does not.
+fn time_column(path: &Path) -> Result<Option<(String, Vec<String>)>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(true)
+        .from_path(path)
+        .with_context(|| format!("reading {}", path.display()))?;
+    let header: Vec<String> = reader
+        .headers()
+        .with_context(|| format!("reading {}", path.display()))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    let Some(at) =
+        header.iter().position(|h| matches!(h.to_lowercase().as_str(), "timestamp" | "time"))
+    else {
+        return Ok(None);
+    };
+    let mut values = Vec::new();
+    for record in reader.records() {
+        let record = record.with_context(|| format!("reading {}", path.display()))?;
+        values.push(record.get(at).unwrap_or_default().to_string());
+    }
+    let numbers: Option<Vec<f64>> = values.iter().map(|v| v.parse().ok()).collect();
+    let later = |i: usize| match &numbers {
+        Some(n) => n[i] > n[i - 1],
+        None => values[i] > values[i - 1],
+    };
+    if let Some(i) = (1..values.len()).find(|&i| !later(i)) {
+        bail!(
+            "{}: the {} column must increase from row to row, but line {} ({}) does not come \
+             after line {} ({})",
+            path.display(),
+            header[at],
+            i + 2,
+            values[i],
+            i + 1,
+            values[i - 1]
+        );
+    }
+    Ok(Some((header[at].clone(), header)))
 }
 
 /// The rows of a series run: `steps` cut into windows (see `series::frame`), columns

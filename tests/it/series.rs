@@ -239,4 +239,18 @@ fn a_wav_file_trains_as_windows_and_bad_series_are_refused() {
     std::fs::write(&cut, bytes).unwrap();
     go(&cut, &[]).fails_with(&["cut.wav is not a readable WAV file"]);
     assert!(!d.join("y").exists(), "a refused series left a run folder");
+
+    // A CSV series: its time column is not a value by default, and must increase.
+    let mut text = String::from("timestamp,value,is_anomaly\n");
+    (0..300).for_each(|t| text += &format!("{t},{},0\n", (t as f64 * 0.1).sin()));
+    std::fs::write(d.join("ok.csv"), &text).unwrap();
+    let ok = d.join("ok.csv");
+    go(&ok, &["--label-column", "is_anomaly", "--epochs", "1", "--out", "z"]).ok();
+    let input = &read_json(&d.join("z/model.json"))["model"]["input"];
+    assert_eq!(input["series"]["channels"], serde_json::json!(["value"]));
+    std::fs::write(d.join("back.csv"), text.replace("\n151,", "\n149,")).unwrap();
+    go(&d.join("back.csv"), &["--label-column", "is_anomaly"]).fails_with(&[
+        "back.csv: the timestamp column must increase",
+        "line 153 (149) does not come after line 152 (150)",
+    ]);
 }
