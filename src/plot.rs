@@ -505,6 +505,145 @@ impl Figure for ScoreHistogram<'_> {
     }
 }
 
+/// A series and its scores per step: the values above (one line per channel), the
+/// scores below with the threshold, flagged steps shaded in both, labelled anomalies
+/// marked along the top.
+pub struct SeriesScores<'a> {
+    /// Step numbers (x axis).
+    pub steps: &'a [f64],
+    /// One list of values per channel, named.
+    pub channels: Vec<(&'a str, &'a [f64])>,
+    pub scores: &'a [f64],
+    pub threshold: f64,
+    pub flagged: &'a [bool],
+    /// Steps labelled anomalous, if the series has labels.
+    pub labelled: Option<&'a [bool]>,
+}
+
+pub fn series_scores(fig: &SeriesScores, format: Format) -> Result<Vec<u8>> {
+    if fig.steps.is_empty() || fig.scores.iter().all(|v| !v.is_finite()) {
+        bail!("nothing to plot: no finite scores");
+    }
+    render(fig, format)
+}
+
+/// Runs of consecutive `true` in `marks`, as (first, last) indices.
+fn runs(marks: &[bool]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, &m) in marks.iter().chain([&false]).enumerate() {
+        match (m, start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                out.push((s, i - 1));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+impl Figure for SeriesScores<'_> {
+    fn size(&self) -> (u32, u32) {
+        (1200, 600)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
+        root.fill(&WHITE).map_err(plot_err)?;
+        let (top, bottom) = root.split_vertically(330);
+        let x = self.steps[0]..self.steps[self.steps.len() - 1].max(self.steps[0] + 1.0);
+        let shade = Palette99::pick(0).to_rgba().mix(0.18);
+        let label_mark = Palette99::pick(0).to_rgba();
+        let panels: [(&DrawingArea<DB, Shift>, bool); 2] = [(&top, true), (&bottom, false)];
+        for (area, values) in panels {
+            let y = if values {
+                padded_range(self.channels.iter().flat_map(|(_, v)| v.iter().copied()))
+            } else {
+                padded_range(self.scores.iter().copied().chain([self.threshold]))
+            };
+            let mut chart = ChartBuilder::on(area)
+                .caption(
+                    if values {
+                        "the series (flagged steps shaded, labelled anomalies marked above)"
+                    } else {
+                        "score per step"
+                    },
+                    (FAMILY, 16),
+                )
+                .margin(10)
+                .x_label_area_size(30)
+                .y_label_area_size(60)
+                .build_cartesian_2d(x.clone(), y.clone())
+                .map_err(plot_err)?;
+            chart
+                .configure_mesh()
+                .x_desc("step")
+                .x_label_formatter(&|v| format!("{v:.0}"))
+                .label_style((FAMILY, 13))
+                .axis_desc_style((FAMILY, 14))
+                .draw()
+                .map_err(plot_err)?;
+            let at = |i: usize| self.steps[i];
+            chart
+                .draw_series(runs(self.flagged).into_iter().map(|(a, b)| {
+                    Rectangle::new([(at(a) - 0.5, y.start), (at(b) + 0.5, y.end)], shade.filled())
+                }))
+                .map_err(plot_err)?;
+            if values {
+                for (c, (name, v)) in self.channels.iter().enumerate() {
+                    let colour = Palette99::pick(4 + c).to_rgba();
+                    chart
+                        .draw_series(LineSeries::new(
+                            v.iter().enumerate().map(|(i, &v)| (at(i), v)),
+                            colour.stroke_width(1),
+                        ))
+                        .map_err(plot_err)?
+                        .label(*name)
+                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour));
+                }
+                if let Some(labelled) = self.labelled {
+                    let band = (y.end - y.start) * 0.04;
+                    chart
+                        .draw_series(runs(labelled).into_iter().map(|(a, b)| {
+                            Rectangle::new(
+                                [(at(a) - 0.5, y.end - band), (at(b) + 0.5, y.end)],
+                                label_mark.filled(),
+                            )
+                        }))
+                        .map_err(plot_err)?
+                        .label("labelled anomaly")
+                        .legend(move |(x, y)| {
+                            Rectangle::new([(x, y - 4), (x + 14, y + 4)], label_mark.filled())
+                        });
+                }
+            } else {
+                chart
+                    .draw_series(LineSeries::new(
+                        self.scores.iter().enumerate().map(|(i, &s)| (at(i), s)),
+                        BLACK.stroke_width(1),
+                    ))
+                    .map_err(plot_err)?
+                    .label("score")
+                    .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK));
+                let red = Palette99::pick(0).to_rgba();
+                chart
+                    .draw_series(LineSeries::new(
+                        [(x.start, self.threshold), (x.end, self.threshold)],
+                        red.stroke_width(2),
+                    ))
+                    .map_err(plot_err)?
+                    .label(format!("threshold {:.3}", self.threshold))
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], red.stroke_width(2))
+                    });
+            }
+            legend(&mut chart)?;
+        }
+        Ok(())
+    }
+}
+
 /// One labelled row of a grid: `images` holds `n` images of `C*H*W` values in [0, 1], each
 /// its channel planes one after another (gray: one plane; RGB: red, green, blue).
 #[derive(Clone, Debug)]

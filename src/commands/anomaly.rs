@@ -192,7 +192,8 @@ pub fn run(args: AnomalyArgs) -> Result<()> {
         Some(names) => Some(resolve_classes(names, input, "--normal-classes")?),
         None => loaded.manifest.train.classes.clone(),
     };
-    if args.plot.is_some() && (normal.is_none() || images.labels().is_none()) {
+    let is_series = matches!(input, DataSpec::Vector(VectorSpec { series: Some(_), .. }));
+    if args.plot.is_some() && !is_series && (normal.is_none() || images.labels().is_none()) {
         bail!("--plot needs labels and --normal-classes (or a run trained with --classes)");
     }
 
@@ -316,10 +317,32 @@ pub fn run(args: AnomalyArgs) -> Result<()> {
         if let Some(path) = &args.output {
             write_point_scores(path, steps, &point, &point_flags)?;
         }
+        if let (Some(path), Some(format)) = (&args.plot, plot_format) {
+            let x: Vec<f64> = steps.ids.iter().map(|&i| i as f64).collect();
+            let width = steps.width();
+            let values: Vec<Vec<f64>> = (0..width)
+                .map(|c| steps.values.iter().skip(c).step_by(width).map(|&v| v as f64).collect())
+                .collect();
+            let labelled = truth.as_deref();
+            let figure = plot::SeriesScores {
+                steps: &x,
+                channels: steps
+                    .columns
+                    .iter()
+                    .map(String::as_str)
+                    .zip(values.iter().map(Vec::as_slice))
+                    .collect(),
+                scores: &point,
+                threshold,
+                flagged: &point_flags,
+                labelled,
+            };
+            write_atomic(path, &plot::series_scores(&figure, format)?)?;
+        }
     } else if let Some(path) = &args.output {
         write_scores(path, images.key_columns(input), &scores, &flagged)?;
     }
-    if let (Some(path), Some(format)) = (&args.plot, plot_format) {
+    if let (Some(path), Some(format), false) = (&args.plot, plot_format, is_series) {
         let Some(truth) = &truth else {
             bail!("--plot needs labels and --normal-classes");
         };

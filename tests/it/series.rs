@@ -55,7 +55,7 @@ fn a_heart_rate_series_trains_as_windows_split_in_time_order() {
     // UCR rule and top step agree with the rows written.
     for how in ["mean", "max"] {
         let mut args = vec!["anomaly", "--run", s(&run), "--normal-classes", "0", "-o", "p.csv"];
-        args.extend(["--point-score", how, "--json"]);
+        args.extend(["--point-score", how, "--json", "--plot", "p.png"]);
         let out = ae(d, &args).ok();
         let summary: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
         let points = &summary["points"];
@@ -78,7 +78,11 @@ fn a_heart_rate_series_trains_as_windows_split_in_time_order() {
         let auc = points["roc_auc"].as_f64().unwrap();
         eprintln!("{how}: point-wise ROC-AUC {auc:.4}, UCR hit {near}");
         assert!(auc > 0.5, "{how}: point-wise ROC-AUC {auc}");
+        // The series above its scores, without labels needed.
+        assert_eq!(image::image_dimensions(d.join("p.png")).unwrap(), (1200, 600));
     }
+    ae(d, &["anomaly", "--run", s(&run), "--plot", "q.svg"]).ok();
+    assert!(std::fs::read_to_string(d.join("q.svg")).unwrap().contains("score per step"));
 
     // denoise on the CSV series: every step back, the value column replaced by the
     // overlap-added reconstruction, the other columns as written.
