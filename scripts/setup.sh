@@ -233,6 +233,19 @@ check_sums() {
     [ "$(sha256sum "$dir/${line#* }" 2>/dev/null | cut -d' ' -f1)" = "${line%% *}" ] || return 1
   done
 }
+# install_checked FROM DIR "SUM NAME"...: copies each NAME found below FROM into DIR
+# (temporary name, then rename) and checks every SUM; a mismatch stops setup.
+install_checked() {
+  local from=$1 dir=$2 line f; shift 2
+  mkdir -p "$dir"
+  for line in "$@"; do
+    f=${line#* }
+    cp "$(find "$from" -name "$f" | head -n 1)" "$dir/$f.tmp"
+    mv "$dir/$f.tmp" "$dir/$f"
+  done
+  check_sums "$dir" "$@" || { say "$dir does not match the expected checksums"; exit 1; }
+  say "$dir ready"
+}
 AEON_VERSION=1.6.0
 series_sums=(
   "fe26577b94896943e8205d04d56bf2511fe05c008df535a1ec3826adff3597e2 135_UCR_Anomaly_InternalBleeding16_TEST.csv"
@@ -248,16 +261,8 @@ else
   if "$py" -m pip download --quiet --no-deps --only-binary=:all: -d "$atmp" "aeon==$AEON_VERSION" >&2 2>/dev/null; then
     unzip -q -o "$atmp"/aeon-*.whl 'aeon/datasets/data/KDD-TSAD_135/*' \
       'aeon/datasets/data/UnitTest/ecg-diff-count-3_*' -d "$atmp/x"
-    mkdir -p data/series
-    for line in "${series_sums[@]}"; do
-      f=${line#* }
-      cp "$(find "$atmp/x" -name "$f" | head -n 1)" "data/series/$f.tmp"
-      mv "data/series/$f.tmp" "data/series/$f"
-    done
+    install_checked "$atmp/x" data/series "${series_sums[@]}"
     rm -rf "$atmp"
-    check_sums data/series "${series_sums[@]}" \
-      || { say "data/series does not match the expected checksums"; exit 1; }
-    say "data/series ready"
   else
     rm -rf "$atmp"
     say "WARNING: could not fetch aeon==$AEON_VERSION; data/series is missing"
@@ -279,17 +284,9 @@ else
   say "fetching Debian's alsa-utils for its spoken-word WAVs into data/speech (1 MB)"
   wtmp=$(mktemp -d)
   if debian_unpack alsa-utils "$wtmp/x"; then
-    mkdir -p data/speech
-    for line in "${speech_sums[@]}"; do
-      f=${line#* }
-      cp "$wtmp/x/usr/share/sounds/alsa/$f" "data/speech/$f.tmp"
-      mv "data/speech/$f.tmp" "data/speech/$f"
-    done
+    install_checked "$wtmp/x/usr/share/sounds/alsa" data/speech "${speech_sums[@]}"
     cp "$wtmp/x/usr/share/doc/alsa-utils/copyright" data/speech/COPYRIGHT
     rm -rf "$wtmp"
-    check_sums data/speech "${speech_sums[@]}" \
-      || { say "data/speech does not match the expected checksums"; exit 1; }
-    say "data/speech ready"
   else
     rm -rf "$wtmp"
     say "WARNING: could not fetch alsa-utils; data/speech is missing"

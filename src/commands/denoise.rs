@@ -250,36 +250,59 @@ fn denoise_vectors(loaded: &super::LoadedRun, spec: &VectorSpec, args: &DenoiseA
             );
         }
         let rows = vectors::load_all(path, None, spec)?;
-        let clean = rows.to_device(loaded.device);
-        let input = match args.add_noise {
-            Some(sigma) => {
-                tch::manual_seed(metrics::EVAL_NOISE_SEED);
-                noise::corrupt(&clean, NoiseKind::Gaussian, sigma, false)
-            }
-            None => clean,
-        };
-        let values = data::to_host_f32(&metrics::reconstruct(&loaded.model, &input))?;
-        let values = spec.scaling.to_units(&values);
-        let bytes = if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy")) {
-            crate::npy::encode_f64(rows.len(), spec.columns.len(), &values)
-        } else {
-            let original =
-                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            replace_columns(&original, &spec.columns, &values)
-                .with_context(|| format!("writing the denoised {}", path.display()))?
-        };
+        let values = through_model(loaded, &rows, args.add_noise)?;
+        let bytes = table_bytes(path, rows.len(), &spec.columns, &values)?;
         done.push((path, rows.len(), bytes));
     }
-    std::fs::create_dir_all(&args.output).with_context(|| {
-        format!("-o {}: cannot create the output folder", args.output.display())
-    })?;
+    write_results(&args.output, done, "rows")
+}
+
+/// `rows` (scaled) through the model, optionally after Gaussian noise of σ `add_noise`
+/// in scaled units (fixed seed): the output in the file's units.
+fn through_model(
+    loaded: &super::LoadedRun,
+    rows: &VectorSet,
+    add_noise: Option<f64>,
+) -> Result<Vec<f64>> {
+    let clean = rows.to_device(loaded.device);
+    let input = match add_noise {
+        Some(sigma) => {
+            tch::manual_seed(metrics::EVAL_NOISE_SEED);
+            noise::corrupt(&clean, NoiseKind::Gaussian, sigma, false)
+        }
+        None => clean,
+    };
+    let values = data::to_host_f32(&metrics::reconstruct(&loaded.model, &input))?;
+    let spec = match &loaded.manifest.model.input {
+        DataSpec::Vector(v) => v,
+        DataSpec::Image(_) => bail!("a vector run was expected"),
+    };
+    Ok(spec.scaling.to_units(&values))
+}
+
+/// `values` (`n × columns.len()`) in `path`'s own table format: a .npy array, or the CSV
+/// with `columns` replaced and every other cell as written.
+fn table_bytes(path: &Path, n: usize, columns: &[String], values: &[f64]) -> Result<Vec<u8>> {
+    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy")) {
+        return Ok(crate::npy::encode_f64(n, columns.len(), values));
+    }
+    let original = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    replace_columns(&original, columns, values)
+        .with_context(|| format!("writing the denoised {}", path.display()))
+}
+
+/// Writes each input's result as `OUT_DIR/<stem>-denoised.<its extension>`, once every
+/// input has been read, and lists them.
+fn write_results(dir: &Path, done: Vec<(&PathBuf, usize, Vec<u8>)>, unit: &str) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("-o {}: cannot create the output folder", dir.display()))?;
     let mut taken = HashSet::new();
     let mut list = String::new();
     for (path, n, bytes) in done {
         let ext = path.extension().map_or("csv".into(), |e| e.to_string_lossy().to_lowercase());
-        let out = output_path(&args.output, path, ("denoised", &ext), &mut taken);
+        let out = output_path(dir, path, ("denoised", &ext), &mut taken);
         write_atomic(&out, &bytes)?;
-        list += &format!("wrote {} ({n} rows)\n", out.display());
+        list += &format!("wrote {} ({n} {unit})\n", out.display());
     }
     super::print(&list)
 }
@@ -321,47 +344,22 @@ fn denoise_series(
         let table = vectors::window_table(&steps, w, &|| path.display().to_string())?;
         let rows = VectorSet::new(&table, spec, &spec.classes)
             .with_context(|| format!("reading {}", path.display()))?;
-        let clean = rows.to_device(loaded.device);
-        let input = match args.add_noise {
-            Some(sigma) => {
-                tch::manual_seed(metrics::EVAL_NOISE_SEED);
-                noise::corrupt(&clean, NoiseKind::Gaussian, sigma, false)
-            }
-            None => clean,
-        };
-        let windows = data::to_host_f32(&metrics::reconstruct(&loaded.model, &input))?;
-        let windows: Vec<f32> = spec.scaling.to_units(&windows).iter().map(|&v| v as f32).collect();
-        let (len, channels) = (steps.rows(), steps.width());
-        let values = series::overlap_add(&windows, len, channels, w);
-        let (ext, bytes) = if vectors::is_wav(path) {
+        let windows: Vec<f32> =
+            through_model(loaded, &rows, args.add_noise)?.iter().map(|&v| v as f32).collect();
+        let len = steps.rows();
+        let values = series::overlap_add(&windows, len, steps.width(), w);
+        let bytes = if vectors::is_wav(path) {
             let form = hound::WavReader::open(path)
                 .with_context(|| format!("{} is not a readable WAV file", path.display()))?
                 .spec();
-            ("wav".to_string(), series::wav_bytes(&values, form)?)
-        } else if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy")) {
-            let values: Vec<f64> = values.iter().map(|&v| v as f64).collect();
-            ("npy".to_string(), crate::npy::encode_f64(len, channels, &values))
+            series::wav_bytes(&values, form)?
         } else {
-            let original =
-                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
             let values: Vec<f64> = values.iter().map(|&v| v as f64).collect();
-            let bytes = replace_columns(&original, &series.channels, &values)
-                .with_context(|| format!("writing the denoised {}", path.display()))?;
-            ("csv".to_string(), bytes)
+            table_bytes(path, len, &series.channels, &values)?
         };
-        done.push((path, len, ext, bytes));
+        done.push((path, len, bytes));
     }
-    std::fs::create_dir_all(&args.output).with_context(|| {
-        format!("-o {}: cannot create the output folder", args.output.display())
-    })?;
-    let mut taken = HashSet::new();
-    let mut list = String::new();
-    for (path, n, ext, bytes) in done {
-        let out = output_path(&args.output, path, ("denoised", &ext), &mut taken);
-        write_atomic(&out, &bytes)?;
-        list += &format!("wrote {} ({n} steps)\n", out.display());
-    }
-    super::print(&list)
+    write_results(&args.output, done, "steps")
 }
 
 /// The CSV `bytes` with the cells of `columns` replaced, row by row, by `values`
