@@ -371,7 +371,7 @@ pub struct TrainArgs {
     pub l1_latent: f64,
     /// Leave this share of each batch's worst-reconstructed rows out of the loss: a
     /// trimmed loss that keeps anomalies in the training data from being learnt [default:
-    /// 0.2 for vector data trained without --classes, else 0]
+    /// 0.2 for tables trained without --classes, else 0 (series included)]
     #[arg(long, value_name = "F")]
     pub trim: Option<f64>,
     /// Stop after N epochs without a better validation loss and keep the best weights

@@ -25,28 +25,30 @@ fn a_heart_rate_series_trains_as_windows_split_in_time_order() {
     // training part, so the last 84% (6,301 points) is the test part.
     let csv = data(BLEEDING);
     let mut args = vec!["train", "--data", s(&csv), "--columns", "value"];
-    args.extend(["--label-column", "is_anomaly", "--window", "64", "--hop", "4"]);
-    args.extend(["--test-fraction", "0.84", "--epochs", "8", "--threads", "1", "--seed", "3"]);
+    args.extend(["--label-column", "is_anomaly", "--window", "64", "--hop", "1"]);
+    args.extend(["--test-fraction", "0.84", "--epochs", "40", "--threads", "1", "--seed", "3"]);
     args.extend(["--out", s(&run), "--no-tensorboard", "--lr", "0.003"]);
     ae(d, &args).ok();
     let manifest = read_json(&run.join("model.json"));
     assert_eq!(
         manifest["model"]["input"]["series"],
-        serde_json::json!({"window": 64, "hop": 4, "channels": ["value"]})
+        serde_json::json!({"window": 64, "hop": 1, "channels": ["value"]})
     );
-    // Windows of the first 1,200 steps: (1200 − 64)/4 + 1 = 285, the last 10% in time for
-    // validation; the test windows cover steps 1,200–7,500: ⌈(6301 − 64)/4⌉ + 1 = 1,561.
+    // Windows of the first 1,200 steps: 1200 − 64 + 1 = 1,137, the last 10% in time for
+    // validation; the test windows cover steps 1,200–7,500: 6301 − 64 + 1 = 6,238.
     let (train, val) =
         (manifest["data"]["train_images"].as_u64(), manifest["data"]["val_images"].as_u64());
-    assert_eq!((train, val), (Some(256), Some(29)));
-    assert_eq!(manifest["outcome"]["test"]["images"], 1561);
+    assert_eq!((train, val), (Some(1023), Some(114)));
+    assert_eq!(manifest["outcome"]["test"]["images"], 6238);
+    // Series are not trimmed by default (trimming drops their hardest windows).
+    assert_eq!(manifest["train"]["trim"].as_f64().unwrap_or(0.0), 0.0);
     let losses: Vec<f64> = std::fs::read_to_string(run.join("metrics.csv"))
         .unwrap()
         .lines()
         .skip(1)
         .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
         .collect();
-    assert!(losses[7] < 0.5 * losses[0], "the loss does not fall: {losses:?}");
+    assert!(losses[39] < 0.2 * losses[0], "the loss does not fall: {losses:?}");
     // Reloaded, the run evaluates its test windows to what training recorded.
     let eval = ae(d, &["eval", "--run", s(&run), "--json", "--threads", "1"]).ok().stdout;
     let eval: serde_json::Value = serde_json::from_str(&eval).unwrap();
@@ -77,7 +79,8 @@ fn a_heart_rate_series_trains_as_windows_split_in_time_order() {
         assert_eq!(points["ucr_hit"], near, "{how}");
         let auc = points["roc_auc"].as_f64().unwrap();
         eprintln!("{how}: point-wise ROC-AUC {auc:.4}, UCR hit {near}");
-        assert!(auc > 0.5, "{how}: point-wise ROC-AUC {auc}");
+        // The labelled anomaly is found (UCR rule) by both scorings; 5 of 5 seeds did.
+        assert!(near && auc > 0.95, "{how}: point-wise ROC-AUC {auc}, top step {}", rows[top].0);
         // The series above its scores, without labels needed.
         assert_eq!(image::image_dimensions(d.join("p.png")).unwrap(), (1200, 600));
     }
