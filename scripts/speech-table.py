@@ -63,9 +63,9 @@ def main():
                     "--hop", str(HOP), "--mode", "denoise", "--sigma", str(SIGMA), "--hidden", "512,256",
                     "--latent", str(K), "--epochs", str(EPOCHS), "--out", run, "--force",
                     "--no-tensorboard", "--quiet"], check=True, stdout=subprocess.DEVNULL)
-    # PCA on the same training windows as the run (its first 80% of steps: --test-fraction
-    # 0.2, the default), scaled the same way, k components.
-    cut = len(train) - int(round(len(train) * 0.2))
+    # PCA on the windows of the run's training part (its first 70% of steps: the default
+    # --test-fraction 0.3), scaled the same way, k components.
+    cut = len(train) - int(round(len(train) * 0.3))
     windows = frame(train[:cut] / 32768.0)
     mean, std = windows.mean(0), windows.std(0)
     std[std == 0] = 1

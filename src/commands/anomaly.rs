@@ -192,8 +192,12 @@ pub fn run(args: AnomalyArgs) -> Result<()> {
         Some(names) => Some(resolve_classes(names, input, "--normal-classes")?),
         None => loaded.manifest.train.classes.clone(),
     };
-    let is_series = matches!(input, DataSpec::Vector(VectorSpec { series: Some(_), .. }));
-    if args.plot.is_some() && !is_series && (normal.is_none() || images.labels().is_none()) {
+    // Series runs: the spec with its windowing (scores per step, the series plot).
+    let series = match input {
+        DataSpec::Vector(v) => v.series.as_ref().map(|s| (v, s)),
+        DataSpec::Image(_) => None,
+    };
+    if args.plot.is_some() && series.is_none() && (normal.is_none() || images.labels().is_none()) {
         bail!("--plot needs labels and --normal-classes (or a run trained with --classes)");
     }
 
@@ -279,25 +283,34 @@ pub fn run(args: AnomalyArgs) -> Result<()> {
     if let Err(e) = write_atomic(&record, text.as_bytes()) {
         crate::note(format_args!("note: the threshold was not stored ({e:#})"));
     }
-    let steps = match input {
-        DataSpec::Vector(VectorSpec { series: Some(series), .. }) => {
-            series_steps(&loaded, series, args.data.as_deref(), args.split.into())?
+    let steps = match series {
+        Some((spec, series)) => {
+            series_steps(&loaded, spec, series, args.data.as_deref(), args.split.into())?
         }
-        _ => None,
+        None => None,
     };
-    if let (Some(steps), DataSpec::Vector(VectorSpec { series: Some(series), .. })) =
-        (&steps, input)
-    {
+    if series.is_some() && steps.is_none() && args.plot.is_some() {
+        bail!(
+            "--plot on a series run draws one stretch of the series: the test part (--split \
+             test) or a --data file, not the training windows"
+        );
+    }
+    if let (Some(steps), Some((spec, series))) = (&steps, series) {
+        let w = series.windowing();
+        if scores.len() != w.count(steps.rows()) {
+            bail!(
+                "{} windows were scored, but {} steps make {}",
+                scores.len(),
+                steps.rows(),
+                w.count(steps.rows())
+            );
+        }
         let max = args.point_score == PointScore::Max;
-        let point = series::point_scores(&scores, steps.rows(), series.windowing(), max);
+        let point = series::point_scores(&scores, steps.rows(), w, max);
         let point_flags: Vec<bool> = point.iter().map(|&s| s > threshold).collect();
         let truth = match (&normal, &steps.labels) {
             (Some(normal), Some(labels)) => {
-                let classes = match input {
-                    DataSpec::Vector(v) => &v.classes,
-                    DataSpec::Image(_) => unreachable!("a series run"),
-                };
-                let codes = crate::data::vectors::codes(labels, classes)?;
+                let codes = vectors::codes(labels, &spec.classes)?;
                 Some(codes.iter().map(|c| !normal.contains(c)).collect::<Vec<bool>>())
             }
             _ => None,
@@ -342,7 +355,7 @@ pub fn run(args: AnomalyArgs) -> Result<()> {
     } else if let Some(path) = &args.output {
         write_scores(path, images.key_columns(input), &scores, &flagged)?;
     }
-    if let (Some(path), Some(format), false) = (&args.plot, plot_format, is_series) {
+    if let (Some(path), Some(format), None) = (&args.plot, plot_format, series) {
         let Some(truth) = &truth else {
             bail!("--plot needs labels and --normal-classes");
         };
@@ -591,14 +604,11 @@ fn hot(t: f32) -> [f32; 3] {
 /// the training split (its windows are the training and validation windows).
 fn series_steps(
     loaded: &super::LoadedRun,
+    spec: &VectorSpec,
     series: &SeriesSpec,
     data: Option<&Path>,
     split: crate::data::Split,
 ) -> Result<Option<Table>> {
-    let spec = match &loaded.manifest.model.input {
-        DataSpec::Vector(v) => v,
-        DataSpec::Image(_) => return Ok(None),
-    };
     let label_column = spec.label_column.as_deref();
     let columns = Some(&series.channels[..]);
     if let Some(path) = data {

@@ -4,7 +4,9 @@
 
 use crate::cli::{DenoiseArgs, Invert};
 use crate::config::NoiseKind;
-use crate::data::spec::{to_byte, Color, DataSpec, ImageSpec, SeriesSpec, Size, VectorSpec};
+use crate::data::spec::{
+    to_byte, Color, DataSpec, ImageSpec, Scaling, SeriesSpec, Size, VectorSpec,
+};
 use crate::data::table::Missing;
 use crate::data::vectors::VectorSet;
 use crate::data::{self, folder, noise, series, vectors};
@@ -250,7 +252,7 @@ fn denoise_vectors(loaded: &super::LoadedRun, spec: &VectorSpec, args: &DenoiseA
             );
         }
         let rows = vectors::load_all(path, None, spec)?;
-        let values = through_model(loaded, &rows, args.add_noise)?;
+        let values = through_model(loaded, &spec.scaling, &rows, args.add_noise)?;
         let bytes = table_bytes(path, rows.len(), &spec.columns, &values)?;
         done.push((path, rows.len(), bytes));
     }
@@ -261,6 +263,7 @@ fn denoise_vectors(loaded: &super::LoadedRun, spec: &VectorSpec, args: &DenoiseA
 /// in scaled units (fixed seed): the output in the file's units.
 fn through_model(
     loaded: &super::LoadedRun,
+    scaling: &Scaling,
     rows: &VectorSet,
     add_noise: Option<f64>,
 ) -> Result<Vec<f64>> {
@@ -273,11 +276,7 @@ fn through_model(
         None => clean,
     };
     let values = data::to_host_f32(&metrics::reconstruct(&loaded.model, &input))?;
-    let spec = match &loaded.manifest.model.input {
-        DataSpec::Vector(v) => v,
-        DataSpec::Image(_) => bail!("a vector run was expected"),
-    };
-    Ok(spec.scaling.to_units(&values))
+    Ok(scaling.to_units(&values))
 }
 
 /// `values` (`n × columns.len()`) in `path`'s own table format: a .npy array, or the CSV
@@ -326,13 +325,14 @@ fn denoise_series(
                 path.display()
             );
         }
-        let (steps, rate) = vectors::read_steps(
+        let (steps, form) = vectors::read_steps(
             path,
             spec.label_column.as_deref(),
             Some(&series.channels),
             series.wav_channel,
             Missing::Refuse,
         )?;
+        let rate = form.map(|f| f.sample_rate);
         if rate.is_some() && rate != series.sample_rate {
             crate::note(format_args!(
                 "note: {} is sampled at {} Hz, the run's data at {} Hz",
@@ -344,14 +344,13 @@ fn denoise_series(
         let table = vectors::window_table(&steps, w, &|| path.display().to_string())?;
         let rows = VectorSet::new(&table, spec, &spec.classes)
             .with_context(|| format!("reading {}", path.display()))?;
-        let windows: Vec<f32> =
-            through_model(loaded, &rows, args.add_noise)?.iter().map(|&v| v as f32).collect();
+        let windows: Vec<f32> = through_model(loaded, &spec.scaling, &rows, args.add_noise)?
+            .iter()
+            .map(|&v| v as f32)
+            .collect();
         let len = steps.rows();
         let values = series::overlap_add(&windows, len, steps.width(), w);
-        let bytes = if vectors::is_wav(path) {
-            let form = hound::WavReader::open(path)
-                .with_context(|| format!("{} is not a readable WAV file", path.display()))?
-                .spec();
+        let bytes = if let Some(form) = form {
             series::wav_bytes(&values, form)?
         } else {
             let values: Vec<f64> = values.iter().map(|&v| v as f64).collect();

@@ -15,7 +15,7 @@
 //! give back the series itself, up to float rounding, and integer PCM exactly after
 //! rounding. `point_scores` turns one score per window into one per step the same way.
 //!
-//! `read_wav` and `write_wav` move series in and out of WAV files (hound).
+//! `read_wav` and `wav_bytes` move series in and out of WAV files (hound).
 
 use anyhow::{bail, Context, Result};
 use std::path::Path;
@@ -143,6 +143,9 @@ pub fn read_wav(path: &Path, channel: Option<usize>) -> Result<Wav> {
     let mut reader = hound::WavReader::open(path).with_context(what)?;
     let spec = reader.spec();
     let channels = spec.channels as usize;
+    if spec.sample_format == hound::SampleFormat::Int && !(1..=32).contains(&spec.bits_per_sample) {
+        bail!("{}: {}-bit integer samples are not read", path.display(), spec.bits_per_sample);
+    }
     let pick = match (channels, channel) {
         (1, None | Some(0)) => 0,
         (_, Some(c)) if c < channels => c,
@@ -210,8 +213,8 @@ mod tests {
 
     #[test]
     fn windows_cover_every_step_and_overlap_add_gives_the_series_back() {
-        // Lengths that fit the hop and that do not (padding), one and three channels,
-        // hops from 1 to the window.
+        // Lengths that fit the hop and that do not (the last window moved back), one and
+        // three channels, hops from 1 to the window.
         for (len, channels, window, hop) in [
             (100, 1, 16, 8),
             (101, 1, 16, 8),

@@ -41,15 +41,16 @@ pub fn is_wav(path: &Path) -> bool {
     extension(path).as_deref() == Some("wav")
 }
 
-/// A series file's time steps as a table (one row per step, one column per channel) and
-/// its sample rate: a WAV file's one channel (`amplitude`), or a CSV/.npy read as a table.
+/// A series file's time steps as a table (one row per step, one column per channel) and,
+/// for a WAV file, its stored form (sample rate, sample format): a WAV file's one channel
+/// (`amplitude`), or a CSV/.npy read as a table.
 pub fn read_steps(
     path: &Path,
     label_column: Option<&str>,
     columns: Option<&[String]>,
     wav_channel: Option<usize>,
     missing: Missing,
-) -> Result<(Table, Option<u32>)> {
+) -> Result<(Table, Option<hound::WavSpec>)> {
     if !is_wav(path) {
         if wav_channel.is_some() {
             bail!("--wav-channel is for WAV files; {} is a table", path.display());
@@ -94,7 +95,7 @@ pub fn read_steps(
         ids: (0..n).collect(),
         dropped: 0,
     };
-    Ok((table, Some(wav.sample_rate)))
+    Ok((table, Some(wav.spec)))
 }
 
 /// A series CSV's time column: the first column named `timestamp` or `time` (any case),
@@ -556,11 +557,13 @@ pub fn series_parts(
         bail!("--labels is for .npy tables; a series takes its labels from --label-column");
     }
     let channel = series.wav_channel;
-    let (steps, rate) = read_steps(path, label_column, columns, channel, source.missing)?;
+    let (steps, form) = read_steps(path, label_column, columns, channel, source.missing)?;
+    let rate = form.map(|f| f.sample_rate);
     let n = steps.rows();
     if let Some(t) = &source.test {
-        let (test, test_rate) =
+        let (test, test_form) =
             read_steps(t, label_column, Some(&steps.columns), channel, source.missing)?;
+        let test_rate = test_form.map(|f| f.sample_rate);
         if test_rate != rate {
             bail!(
                 "{} is sampled at {test_rate:?} Hz and {} at {rate:?} Hz",

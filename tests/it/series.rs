@@ -86,6 +86,10 @@ fn a_heart_rate_series_trains_as_windows_split_in_time_order() {
     }
     ae(d, &["anomaly", "--run", s(&run), "--plot", "q.svg"]).ok();
     assert!(std::fs::read_to_string(d.join("q.svg")).unwrap().contains("score per step"));
+    // The training windows are not one stretch of the series: no plot, said so.
+    ae(d, &["anomaly", "--run", s(&run), "--split", "train", "--plot", "t.png"])
+        .fails_with(&["--plot on a series run draws one stretch"]);
+    assert!(!d.join("t.png").exists());
 
     // denoise on the CSV series: every step back, the value column replaced by the
     // overlap-added reconstruction, the other columns as written.
