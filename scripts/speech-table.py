@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The speech denoising table (issue 20): train ae-tch's denoiser on six of data/speech's
-spoken words, add white Gaussian noise at 0, 5 and 10 dB SNR to the two held-out words,
+spoken words (a folder, each word its own series), add white Gaussian noise at 0, 5 and 10 dB SNR to the two held-out words,
 and compare the SNR after `ae-tch denoise` with PCA on the same windows: the same
 windowing (the run's window and hop), the same per-position
 standard scaling fitted on the training windows, the same k, and the same sin²-tapered
@@ -56,17 +56,23 @@ def snr(clean, x):
 def main():
     binary, speech, out = sys.argv[1], sys.argv[2], sys.argv[3]
     os.makedirs(out, exist_ok=True)
-    train = np.concatenate([read(os.path.join(speech, w + ".wav")) for w in TRAIN])
-    write(os.path.join(out, "train.wav"), train)
+    # The run's data: a folder of the six training words (each its own series, no
+    # window crosses two) and a folder of the two held-out words as --test.
+    folders = {"train": TRAIN, "test": HELD_OUT}
+    for name, words in folders.items():
+        os.makedirs(os.path.join(out, name), exist_ok=True)
+        for w in words:
+            link = os.path.join(out, name, w + ".wav")
+            if not os.path.lexists(link):
+                os.symlink(os.path.abspath(os.path.join(speech, w + ".wav")), link)
     run = os.path.join(out, "run")
-    subprocess.run([binary, "train", "--data", os.path.join(out, "train.wav"), "--window", str(WINDOW),
-                    "--hop", str(HOP), "--mode", "denoise", "--sigma", str(SIGMA), "--hidden", "512,256",
-                    "--latent", str(K), "--epochs", str(EPOCHS), "--out", run, "--force",
+    subprocess.run([binary, "train", "--data", os.path.join(out, "train"), "--test", os.path.join(out, "test"),
+                    "--window", str(WINDOW), "--hop", str(HOP), "--mode", "denoise", "--sigma", str(SIGMA),
+                    "--hidden", "512,256", "--latent", str(K), "--epochs", str(EPOCHS), "--out", run, "--force",
                     "--no-tensorboard", "--quiet"], check=True, stdout=subprocess.DEVNULL)
-    # PCA on the windows of the run's training part (its first 70% of steps: the default
-    # --test-fraction 0.3), scaled the same way, k components.
-    cut = len(train) - int(round(len(train) * 0.3))
-    windows = frame(train[:cut] / 32768.0)
+    # PCA on the windows the run trained on (every training word's, validation included:
+    # the rows its scaling was fitted on), scaled the same way, k components.
+    windows = np.concatenate([frame(read(os.path.join(speech, w + ".wav")) / 32768.0) for w in TRAIN])
     mean, std = windows.mean(0), windows.std(0)
     std[std == 0] = 1
     _, _, vt = np.linalg.svd((windows - mean) / std, full_matrices=False)

@@ -219,11 +219,14 @@ pub struct VectorArgs {
     /// .npy: a 1-D integer array with one label per row of --data
     #[arg(long, value_name = "FILE.npy")]
     pub labels: Option<PathBuf>,
-    /// A separate test file in the same format as --data [default: hold out
-    /// --test-fraction of every class of --data, drawn with --seed]
+    /// A separate test file in the same format as --data (for series, a file or a folder
+    /// of them) [default: hold out --test-fraction of every class of --data, drawn with
+    /// --seed; for series, the last --test-fraction of the series, or of a folder's files
+    /// that share drawn whole]
     #[arg(long, value_name = "FILE")]
     pub test: Option<PathBuf>,
-    /// Share of every class held out as the test set when there is no --test file
+    /// Share of every class (of a series: of its steps, from the end; of a folder of
+    /// series: of its files) held out as the test set when there is no --test file
     #[arg(long, default_value_t = config::DEFAULT_TEST_FRACTION, value_name = "F")]
     pub test_fraction: f64,
     /// How features are scaled, fitted on the training rows only (reconstruction error is
@@ -231,7 +234,8 @@ pub struct VectorArgs {
     #[arg(long, value_enum, default_value_t = ScaleKind::Standard)]
     pub scale: ScaleKind,
     /// Read --data as one long series (a WAV file always is; a CSV then has one row per
-    /// time step) and cut it into windows of N steps: the rows the network sees
+    /// time step), or a folder as several, and cut each into windows of N steps: the rows
+    /// the network sees
     #[arg(long, value_name = "N")]
     pub window: Option<usize>,
     /// Steps between the starts of two windows [default: half the window]
@@ -278,8 +282,8 @@ pub struct RuntimeArgs {
 )]
 pub struct TrainArgs {
     /// Folder with train-/t10k- images and labels as IDX files, .gz or raw, a folder
-    /// of PNG/JPEG images, or numeric vectors: a CSV with a header row or a 2-D .npy
-    /// [default: data/mnist]
+    /// of PNG/JPEG images, numeric vectors (a CSV with a header row or a 2-D .npy), or
+    /// with --window a series (a WAV file, a CSV) or a folder of them [default: data/mnist]
     #[arg(long, value_name = "DIR|FILE")]
     pub data: Option<PathBuf>,
     /// Run folder to write [default: runs/<mode>-<date>-<time>]

@@ -156,7 +156,8 @@ struct Summary {
 struct Points {
     steps: usize,
     flagged: usize,
-    /// The id (row number in its file) of the highest-scoring step.
+    /// The id (row number in its file) of the highest-scoring step: the first of equal
+    /// scores, as NumPy's argmax (`max` scoring gives a window's steps one score).
     top_step: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     roc_auc: Option<f64>,
@@ -164,6 +165,12 @@ struct Points {
     average_precision: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     ucr_hit: Option<bool>,
+    /// Several series (a folder): the file of the highest-scoring step, and the UCR rule
+    /// applied to each series with a labelled anomaly (hits, such series).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ucr_hits: Option<(usize, usize)>,
 }
 
 /// The UCR archive's tolerance around a labelled anomaly, in steps.
@@ -283,30 +290,50 @@ pub fn run(args: AnomalyArgs) -> Result<()> {
     if let Err(e) = write_atomic(&record, text.as_bytes()) {
         crate::note(format_args!("note: the threshold was not stored ({e:#})"));
     }
-    let steps = match series {
+    let stretches = match series {
         Some((spec, series)) => {
             series_steps(&loaded, spec, series, args.data.as_deref(), args.split.into())?
         }
         None => None,
     };
-    if series.is_some() && steps.is_none() && args.plot.is_some() {
-        bail!(
-            "--plot on a series run draws one stretch of the series: the test part (--split \
-             test) or a --data file, not the training windows"
-        );
+    if series.is_some() && args.plot.is_some() {
+        match &stretches {
+            None => bail!(
+                "--plot on a series run draws one stretch of the series: the test part (--split \
+                 test) or a --data file, not the training windows"
+            ),
+            Some(s) if s.len() > 1 => bail!(
+                "--plot draws one series, and these data are {} series (a folder): pass one \
+                 of its files with --data",
+                s.len()
+            ),
+            Some(_) => {}
+        }
     }
-    if let (Some(steps), Some((spec, series))) = (&steps, series) {
+    if let (Some(stretches), Some((spec, series))) = (&stretches, series) {
         let w = series.windowing();
-        if scores.len() != w.count(steps.rows()) {
+        let counts: Vec<usize> = stretches.iter().map(|s| w.count(s.steps.rows())).collect();
+        if scores.len() != counts.iter().sum::<usize>() {
             bail!(
-                "{} windows were scored, but {} steps make {}",
+                "{} windows were scored, but the series make {}",
                 scores.len(),
-                steps.rows(),
-                w.count(steps.rows())
+                counts.iter().sum::<usize>()
             );
         }
         let max = args.point_score == PointScore::Max;
-        let point = series::point_scores(&scores, steps.rows(), w, max);
+        // Each series' windows spread over its own steps; the series then follow each other.
+        let mut point = Vec::new();
+        let mut first = 0;
+        for (s, &count) in stretches.iter().zip(&counts) {
+            point.extend(series::point_scores(
+                &scores[first..first + count],
+                s.steps.rows(),
+                w,
+                max,
+            ));
+            first += count;
+        }
+        let steps = vectors::steps_of(stretches);
         let point_flags: Vec<bool> = point.iter().map(|&s| s > threshold).collect();
         let truth = match (&normal, &steps.labels) {
             (Some(normal), Some(labels)) => {
@@ -315,20 +342,37 @@ pub fn run(args: AnomalyArgs) -> Result<()> {
             }
             _ => None,
         };
-        let top = (0..point.len()).max_by(|&a, &b| point[a].total_cmp(&point[b])).unwrap_or(0);
+        let top = highest(&point, 1).first().copied().unwrap_or(0);
+        // The UCR rule, series by series: each one's highest step near one of its anomalies.
+        let ucr = truth.as_ref().map(|t| {
+            let mut start = 0;
+            let mut hits = (0, 0);
+            for s in stretches {
+                let range = start..start + s.steps.rows();
+                start = range.end;
+                let (p, t) = (&point[range.clone()], &t[range]);
+                if !t.iter().any(|&a| a) {
+                    continue;
+                }
+                let top = highest(p, 1)[0];
+                let (lo, hi) = (top.saturating_sub(UCR_SLACK), (top + UCR_SLACK).min(t.len() - 1));
+                hits.0 += t[lo..=hi].iter().any(|&a| a) as usize;
+                hits.1 += 1;
+            }
+            hits
+        });
         summary.points = Some(Points {
             steps: point.len(),
             flagged: point_flags.iter().filter(|&&f| f).count(),
             top_step: steps.ids[top],
+            top_file: steps.files.as_ref().map(|f| f[top].display().to_string()),
             roc_auc: truth.as_ref().and_then(|t| detection::roc_auc(&point, t)),
             average_precision: truth.as_ref().and_then(|t| detection::average_precision(&point, t)),
-            ucr_hit: truth.as_ref().map(|t| {
-                let (lo, hi) = (top.saturating_sub(UCR_SLACK), (top + UCR_SLACK).min(t.len() - 1));
-                t[lo..=hi].iter().any(|&a| a)
-            }),
+            ucr_hit: ucr.filter(|&(_, n)| n == 1 && stretches.len() == 1).map(|(h, _)| h == 1),
+            ucr_hits: ucr.filter(|_| stretches.len() > 1),
         });
         if let Some(path) = &args.output {
-            write_point_scores(path, steps, &point, &point_flags)?;
+            write_point_scores(path, &steps, &point, &point_flags)?;
         }
         if let (Some(path), Some(format)) = (&args.plot, plot_format) {
             let x: Vec<f64> = steps.ids.iter().map(|&i| i as f64).collect();
@@ -599,36 +643,39 @@ fn hot(t: f32) -> [f32; 3] {
     [t.min(1.0), (t - 1.0).clamp(0.0, 1.0), (t - 2.0).clamp(0.0, 1.0)]
 }
 
-/// The time steps of the series that `split` (or `data`) scores, when they are a series
-/// the windows were cut from in order: the run's test part or another file. `None` for
-/// the training split (its windows are the training and validation windows).
+/// The series that `split` (or `data`) scores, when their windows were cut from them in
+/// order: the run's test series or another file (or folder). `None` for the training
+/// split (its windows are the training and validation windows).
 fn series_steps(
     loaded: &super::LoadedRun,
     spec: &VectorSpec,
     series: &SeriesSpec,
     data: Option<&Path>,
     split: crate::data::Split,
-) -> Result<Option<Table>> {
+) -> Result<Option<Vec<vectors::Stretch>>> {
     let label_column = spec.label_column.as_deref();
     let columns = Some(&series.channels[..]);
     if let Some(path) = data {
         let missing = crate::data::table::Missing::Refuse;
-        let (steps, _) =
-            vectors::read_steps(path, label_column, columns, series.wav_channel, missing)?;
-        return Ok(Some(steps));
+        let (stretches, _) =
+            vectors::read_series(path, label_column, columns, series.wav_channel, missing)?;
+        return Ok(Some(stretches));
     }
     if split != crate::data::Split::Test {
         return Ok(None);
     }
     let record = &loaded.manifest.data;
     let source = record.vectors.as_ref().context("the run's data record has no vector source")?;
-    Ok(Some(vectors::series_parts(&record.path, source, label_column, columns, series)?.test))
+    let seed = loaded.manifest.train.seed;
+    let parts = vectors::series_parts(&record.path, source, label_column, columns, series, seed)?;
+    Ok(Some(parts.test))
 }
 
 /// One row per time step: its id, its values, score, flag and label.
 fn write_point_scores(path: &Path, steps: &Table, scores: &[f64], flagged: &[bool]) -> Result<()> {
     let mut csv = csv::Writer::from_writer(Vec::new());
     let mut header = vec!["step".to_string()];
+    header.extend(steps.files.as_ref().map(|_| "file".to_string()));
     header.extend(steps.columns.iter().cloned());
     header.extend(["score".into(), "is_anomaly".into()]);
     if steps.labels.is_some() {
@@ -638,6 +685,7 @@ fn write_point_scores(path: &Path, steps: &Table, scores: &[f64], flagged: &[boo
     let width = steps.width();
     for (i, (s, f)) in scores.iter().zip(flagged).enumerate() {
         let mut row = vec![steps.ids[i].to_string()];
+        row.extend(steps.files.as_ref().map(|f| f[i].display().to_string()));
         row.extend(steps.values[i * width..(i + 1) * width].iter().map(|v| v.to_string()));
         row.extend([s.to_string(), (*f as u8).to_string()]);
         if let Some(labels) = &steps.labels {
@@ -700,14 +748,22 @@ fn table(s: &Summary) -> String {
     }
     if let Some(p) = &s.points {
         out += &format!(
-            "\nper step    {} steps, {} flagged; highest score at step {}\n",
-            p.steps, p.flagged, p.top_step
+            "\nper step    {} steps, {} flagged; highest score at step {}{}\n",
+            p.steps,
+            p.flagged,
+            p.top_step,
+            p.top_file.as_ref().map_or_else(String::new, |f| format!(" of {f}"))
         );
         if p.roc_auc.is_some() {
             out += &format!(
                 "            roc-auc {}, avg precision {} (the autoencoder, point-wise)\n",
                 cell(p.roc_auc),
                 cell(p.average_precision)
+            );
+        }
+        if let Some((hits, of)) = p.ucr_hits {
+            out += &format!(
+                "            UCR rule: hit in {hits} of the {of} series with a labelled anomaly\n"
             );
         }
         if let Some(hit) = p.ucr_hit {

@@ -459,7 +459,9 @@ fn fresh(args: &TrainArgs, given: &dyn Fn(&str) -> bool, scratch: Option<&Path>)
     cfg.validate().map_err(config::Usage)?;
     device::resolve(cfg.device)?;
     let data_dir = args.data.clone().unwrap_or_else(data::default_dir);
-    let loaded = if vectors::is_vector_file(&data_dir) {
+    // A folder with --window is a folder of series; otherwise a folder holds images.
+    let series_folder = args.vectors.window.is_some() && data_dir.is_dir();
+    let loaded = if series_folder || vectors::is_vector_file(&data_dir) {
         fresh_vectors(args, given, &data_dir, &mut cfg)?
     } else {
         fresh_images(args, given, &data_dir, &mut cfg)?
@@ -591,11 +593,12 @@ fn fresh_vectors(
     if !(v.test_fraction > 0.0 && v.test_fraction < 1.0) {
         bail!("--test-fraction must be between 0 and 1 (exclusive), got {}", v.test_fraction);
     }
-    let source = VectorSource {
+    let mut source = VectorSource {
         labels: v.labels.clone(),
         test: v.test.clone(),
         test_fraction: v.test_fraction,
         missing: v.missing,
+        held_out: Vec::new(),
     };
     let series = match v.window {
         Some(window) => Some(SeriesSpec {
@@ -631,6 +634,14 @@ fn fresh_vectors(
         crate::note(format_args!("--missing drop: dropped {rows} with a missing value"));
     }
     cfg.classes = sets.classes;
+    if !sets.held_out.is_empty() {
+        crate::note(format_args!(
+            "held out for testing (--test-fraction {} of the files): {}",
+            v.test_fraction,
+            sets.held_out.join(", ")
+        ));
+        source.held_out = sets.held_out;
+    }
     // Rows not named normal by --classes may hold anomalies: train robustly. Not for
     // windows of a series: trimming drops the hardest windows (a heartbeat's peak) every
     // batch, so the model never learns them and flags every one (UCR InternalBleeding16:

@@ -209,18 +209,20 @@ impl Rows {
     /// are labels. Names, then one list of values per row.
     pub fn key_columns(&self, input: &DataSpec) -> (Vec<&'static str>, Vec<Vec<String>>) {
         let (id_name, ids) = self.ids();
-        let files = match self {
-            Rows::Images(s) => s.files.as_deref(),
-            Rows::Vectors(_) => None,
+        // Each row's file, when the rows came from several files.
+        let file = |i: usize| match self {
+            Rows::Images(s) => s.files.as_ref().map(|f| f[i].display().to_string()),
+            Rows::Vectors(s) => s.files.as_ref().map(|f| f[i].display().to_string()),
         };
+        let files = !self.is_empty() && file(0).is_some();
         let labels = self.labels();
         let mut names = vec![id_name];
-        names.extend(files.map(|_| "file"));
+        names.extend(files.then_some("file"));
         names.extend(labels.map(|_| "label"));
         let rows = (0..self.len())
             .map(|i| {
                 let mut row = vec![ids[i].to_string()];
-                row.extend(files.map(|f| f[i].display().to_string()));
+                row.extend(file(i));
                 row.extend(labels.map(|l| input.class_name(l[i])));
                 row
             })

@@ -6,6 +6,8 @@
 use super::idx::MAX_PAYLOAD_BYTES;
 pub use crate::config::Missing;
 use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
 
 /// Rows of numeric features with optional labels.
 #[derive(Clone, Debug, PartialEq)]
@@ -21,6 +23,9 @@ pub struct Table {
     pub ids: Vec<usize>,
     /// Rows left out because a value was missing (`Missing::Drop`).
     pub dropped: usize,
+    /// Each row's file, for rows gathered from several (the windows of a folder of
+    /// series); `None` for rows of one file.
+    pub files: Option<Vec<Arc<Path>>>,
 }
 
 impl Table {
@@ -42,7 +47,8 @@ impl Table {
         }
         let labels = self.labels.as_ref().map(|l| indices.iter().map(|&i| l[i].clone()).collect());
         let ids = indices.iter().map(|&i| self.ids[i]).collect();
-        Table { values, columns: self.columns.clone(), labels, ids, dropped: 0 }
+        let files = self.files.as_ref().map(|f| indices.iter().map(|&i| f[i].clone()).collect());
+        Table { values, columns: self.columns.clone(), labels, ids, dropped: 0, files }
     }
 }
 
@@ -288,7 +294,7 @@ pub fn read_csv(bytes: &[u8], opts: &CsvOptions) -> Result<Table, TableError> {
         }
     }
     let columns = features.iter().map(|&i| names[i].clone()).collect();
-    Ok(Table { values, columns, labels, ids, dropped: missing_rows })
+    Ok(Table { values, columns, labels, ids, dropped: missing_rows, files: None })
 }
 
 fn csv_error(e: csv::Error, line: u64) -> TableError {
@@ -531,7 +537,8 @@ pub fn npy_table(data: NpyArray, labels: Option<NpyArray>) -> Result<Table, Tabl
         }
     };
     let columns = (0..cols).map(|i| format!("x{i}")).collect();
-    Ok(Table { values, columns, labels, ids: (0..rows as usize).collect(), dropped: 0 })
+    let ids = (0..rows as usize).collect();
+    Ok(Table { values, columns, labels, ids, dropped: 0, files: None })
 }
 
 #[cfg(test)]

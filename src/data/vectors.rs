@@ -12,6 +12,7 @@ use crate::config::TrainConfig;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use tch::{Device, Tensor};
 
 /// How a run's vector data were read and split, recorded so every later command rebuilds
@@ -28,6 +29,10 @@ pub struct VectorSource {
     pub test_fraction: f64,
     #[serde(default)]
     pub missing: Missing,
+    /// A folder of series without `--test`: the files held out whole for testing (their
+    /// names in the folder), drawn with the run's seed when the run was made.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held_out: Vec<String>,
 }
 
 /// Whether `path` names a vector file (by its extension) rather than an image folder: a
@@ -39,6 +44,138 @@ pub fn is_vector_file(path: &Path) -> bool {
 /// Whether `path` is a WAV file (always a series).
 pub fn is_wav(path: &Path) -> bool {
     extension(path).as_deref() == Some("wav")
+}
+
+/// The series files `path` names: itself, or the .wav, .csv or .npy files directly in a
+/// folder (all of one kind), in name order; each file is a series of its own.
+pub fn series_files(path: &Path) -> Result<Vec<PathBuf>> {
+    if !path.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(path).with_context(|| format!("reading {}", path.display()))? {
+        let file = entry.with_context(|| format!("reading {}", path.display()))?.path();
+        if file.is_file() && is_vector_file(&file) {
+            files.push(file);
+        }
+    }
+    files.sort();
+    let Some(first) = files.first() else {
+        bail!("{}: no .wav, .csv or .npy files in this folder", path.display());
+    };
+    if let Some(other) = files.iter().find(|f| extension(f) != extension(first)) {
+        bail!(
+            "{}: a folder of series holds files of one kind, but it has {} and {}",
+            path.display(),
+            file_name(first),
+            file_name(other)
+        );
+    }
+    Ok(files)
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into())
+}
+
+/// One series: a file's time steps or a stretch of them, what to call it in errors, and
+/// its file when the run's series come from a folder (so its windows name it).
+#[derive(Clone, Debug)]
+pub struct Stretch {
+    pub steps: Table,
+    pub file: Option<Arc<Path>>,
+    what: String,
+}
+
+impl Stretch {
+    /// The stretch cut into windows (see `window_table`), each naming the stretch's file.
+    pub fn windows(&self, w: Windowing) -> Result<Table> {
+        let mut table = window_table(&self.steps, w, &|| self.what.clone())?;
+        table.files = self.file.as_ref().map(|f| vec![f.clone(); table.rows()]);
+        Ok(table)
+    }
+}
+
+/// Every series `path` holds (a file, or a folder of them, see `series_files`), read with
+/// the same value columns (`columns`, else the first file's), and the sample rate they
+/// share (WAV files).
+pub fn read_series(
+    path: &Path,
+    label_column: Option<&str>,
+    columns: Option<&[String]>,
+    wav_channel: Option<usize>,
+    missing: Missing,
+) -> Result<(Vec<Stretch>, Option<u32>)> {
+    let folder = path.is_dir();
+    let mut stretches: Vec<Stretch> = Vec::new();
+    let mut rate = None;
+    for file in series_files(path)? {
+        let columns = stretches.first().map_or(columns, |s| Some(&s.steps.columns[..]));
+        let (steps, form) = read_steps(&file, label_column, columns, wav_channel, missing)?;
+        let file_rate = form.map(|f| f.sample_rate);
+        match stretches.first() {
+            None => rate = file_rate,
+            Some(first) if file_rate != rate => bail!(
+                "{} is sampled at {} and {} at {}: the series of a run share one rate",
+                file.display(),
+                hertz(file_rate),
+                first.what,
+                hertz(rate)
+            ),
+            Some(_) => {}
+        }
+        let what = file.display().to_string();
+        stretches.push(Stretch { steps, file: folder.then(|| Arc::from(file.as_path())), what });
+    }
+    Ok((stretches, rate))
+}
+
+fn hertz(rate: Option<u32>) -> String {
+    rate.map_or_else(|| "no sample rate (a table)".into(), |r| format!("{r} Hz"))
+}
+
+/// `parts`' rows one after another (labels kept when every part has them, files when
+/// every part names them).
+fn concat_tables(parts: Vec<Table>) -> Table {
+    let mut all = Table {
+        values: Vec::new(),
+        columns: parts.first().map(|t| t.columns.clone()).unwrap_or_default(),
+        labels: parts.iter().all(|t| t.labels.is_some()).then(Vec::new),
+        ids: Vec::new(),
+        dropped: 0,
+        files: parts.iter().all(|t| t.files.is_some()).then(Vec::new),
+    };
+    for t in parts {
+        all.values.extend(t.values);
+        all.ids.extend(t.ids);
+        all.dropped += t.dropped;
+        if let (Some(a), Some(l)) = (&mut all.labels, t.labels) {
+            a.extend(l);
+        }
+        if let (Some(a), Some(f)) = (&mut all.files, t.files) {
+            a.extend(f);
+        }
+    }
+    all
+}
+
+/// The steps of `stretches`, one after another, each naming its stretch's file (when
+/// the stretches come from a folder).
+pub fn steps_of(stretches: &[Stretch]) -> Table {
+    concat_tables(
+        stretches
+            .iter()
+            .map(|s| Table {
+                files: s.file.as_ref().map(|f| vec![f.clone(); s.steps.rows()]),
+                ..s.steps.clone()
+            })
+            .collect(),
+    )
+}
+
+/// The windows of `stretches`, one stretch after another (no window crosses two).
+pub fn windows_of(stretches: &[Stretch], w: Windowing) -> Result<Table> {
+    Ok(concat_tables(stretches.iter().map(|s| s.windows(w)).collect::<Result<_>>()?))
 }
 
 /// A series file's time steps as a table (one row per step, one column per channel) and,
@@ -94,6 +231,7 @@ pub fn read_steps(
         labels: None,
         ids: (0..n).collect(),
         dropped: 0,
+        files: None,
     };
     Ok((table, Some(wav.spec)))
 }
@@ -164,7 +302,7 @@ pub fn window_table(steps: &Table, w: Windowing, what: &dyn Fn() -> String) -> R
             .collect()
     });
     let ids = (0..count).map(|i| steps.ids[w.start(i, len)]).collect();
-    Ok(Table { values, columns, labels, ids, dropped: 0 })
+    Ok(Table { values, columns, labels, ids, dropped: 0, files: None })
 }
 
 /// Steps `range` of `steps`, in order.
@@ -263,6 +401,8 @@ pub struct VectorSet {
     /// Each row's place among the data rows of its file (`Table::ids`).
     pub ids: Vec<usize>,
     pub width: usize,
+    /// Each row's file, when the rows come from several (`Table::files`).
+    pub files: Option<Vec<Arc<Path>>>,
 }
 
 impl VectorSet {
@@ -274,7 +414,8 @@ impl VectorSet {
         let mut values = table.values.clone();
         spec.scaling.apply(&mut values);
         let labels = table.labels.as_ref().map(|l| codes(l, classes)).transpose()?;
-        Ok(VectorSet { values, labels, ids: table.ids.clone(), width: table.width() })
+        let (ids, files) = (table.ids.clone(), table.files.clone());
+        Ok(VectorSet { values, labels, ids, width: table.width(), files })
     }
 
     pub fn len(&self) -> usize {
@@ -294,7 +435,8 @@ impl VectorSet {
         }
         let labels = self.labels.as_ref().map(|l| indices.iter().map(|&i| l[i]).collect());
         let ids = indices.iter().map(|&i| self.ids[i]).collect();
-        VectorSet { values, labels, ids, width: d }
+        let files = self.files.as_ref().map(|f| indices.iter().map(|&i| f[i].clone()).collect());
+        VectorSet { values, labels, ids, width: d, files }
     }
 
     /// The first `n` rows (all of them when there are fewer).
@@ -308,7 +450,9 @@ impl VectorSet {
         values.extend_from_slice(&other.values);
         let labels = super::join_labels(&self.labels, &other.labels);
         let ids = self.ids.iter().chain(&other.ids).copied().collect();
-        VectorSet { values, labels, ids, width: self.width }
+        let files =
+            self.files.as_ref().zip(other.files.as_ref()).map(|(a, b)| [&a[..], b].concat());
+        VectorSet { values, labels, ids, width: self.width, files }
     }
 
     /// The rows as a `[N, D]` f32 tensor on `device`.
@@ -393,6 +537,8 @@ pub struct VectorSets {
     pub dropped: usize,
     /// `--classes` as codes into `spec.classes`.
     pub classes: Option<Vec<u8>>,
+    /// A folder of series: the files held out whole for testing (`VectorSource::held_out`).
+    pub held_out: Vec<String>,
 }
 
 impl VectorSets {
@@ -417,7 +563,7 @@ pub fn prepare(
             path.display()
         );
     }
-    let (train, test, dropped, series) =
+    let Parts { train, test, dropped, series, held_out } =
         split_tables(path, source, req.label_column, req.columns, cfg.seed, req.series)?;
     let classes = class_list(&[&train, &test])?;
     let codes = req.classes.map(|names| class_codes(names, &classes, "--classes")).transpose()?;
@@ -428,7 +574,8 @@ pub fn prepare(
     let mut spec = fit_spec(&kept, req.label_column.map(str::to_string), req.scale);
     spec.classes = classes;
     spec.series = series;
-    finish(&kept, &test, spec, codes, dropped, cfg)
+    let sets = finish(&kept, &test, spec, codes, dropped, cfg)?;
+    Ok(VectorSets { held_out, ..sets })
 }
 
 /// The same sets for a trained run, from its recorded source, spec and settings.
@@ -442,7 +589,7 @@ pub fn rebuild(
         Some(series) => &series.channels,
         None => &spec.columns,
     };
-    let (train, test, dropped, _) = split_tables(
+    let Parts { train, test, dropped, .. } = split_tables(
         path,
         source,
         spec.label_column.as_deref(),
@@ -460,14 +607,11 @@ pub fn load_all(path: &Path, labels: Option<&Path>, spec: &VectorSpec) -> Result
     let label_column = spec.label_column.as_deref();
     let table = match &spec.series {
         Some(series) => {
-            let (steps, _) = read_steps(
-                path,
-                label_column,
-                Some(&series.channels),
-                series.wav_channel,
-                Missing::Refuse,
-            )?;
-            window_table(&steps, series.windowing(), &|| path.display().to_string())?
+            let channels = Some(&series.channels[..]);
+            let missing = Missing::Refuse;
+            let (stretches, _) =
+                read_series(path, label_column, channels, series.wav_channel, missing)?;
+            windows_of(&stretches, series.windowing())?
         }
         None => read(path, label_column, Some(&spec.columns), labels, Missing::Refuse)?,
     };
@@ -475,11 +619,20 @@ pub fn load_all(path: &Path, labels: Option<&Path>, spec: &VectorSpec) -> Result
         .with_context(|| format!("reading {}", path.display()))
 }
 
+/// What `split_tables` gives: the training and test rows, how many rows were dropped,
+/// and for a series the spec filled in and the files held out.
+struct Parts {
+    train: Table,
+    test: Table,
+    dropped: usize,
+    series: Option<SeriesSpec>,
+    held_out: Vec<String>,
+}
+
 /// The training part and test part of the data, and how many rows were dropped. For a
-/// series (`series` set), the parts are windows: of the training steps and the test
-/// steps, the test steps being `--test` or the last `test_fraction` of the series (time
-/// order kept: a shuffled split of overlapping windows would put the same steps on both
-/// sides); the returned spec then has the channel names and sample rate filled in.
+/// series (`series` set), the parts are windows of the training and test series (see
+/// `series_parts`), and the spec (with the channel names and sample rate filled in) comes
+/// back with the files held out whole.
 fn split_tables(
     path: &Path,
     source: &VectorSource,
@@ -487,9 +640,9 @@ fn split_tables(
     columns: Option<&[String]>,
     seed: u64,
     series: Option<&SeriesSpec>,
-) -> Result<(Table, Table, usize, Option<SeriesSpec>)> {
+) -> Result<Parts> {
     if let Some(series) = series {
-        return split_series(path, source, label_column, columns, series);
+        return split_series(path, source, label_column, columns, series, seed);
     }
     let labels = source.labels.as_deref();
     let table = read(path, label_column, columns, labels, source.missing)?;
@@ -511,7 +664,7 @@ fn split_tables(
         );
     }
     let (train, test) = split_rows(&table, test, source.test_fraction, seed);
-    Ok((train, test, dropped, None))
+    Ok(Parts { train, test, dropped, series: None, held_out: Vec::new() })
 }
 
 fn split_series(
@@ -520,73 +673,111 @@ fn split_series(
     label_column: Option<&str>,
     columns: Option<&[String]>,
     series: &SeriesSpec,
-) -> Result<(Table, Table, usize, Option<SeriesSpec>)> {
+    seed: u64,
+) -> Result<Parts> {
     let w = series.windowing();
-    let parts = series_parts(path, source, label_column, columns, series)?;
-    let train = window_table(&parts.train, w, &|| parts.train_what.clone())?;
-    let test = window_table(&parts.test, w, &|| parts.test_what.clone())?;
+    let parts = series_parts(path, source, label_column, columns, series, seed)?;
+    let train = windows_of(&parts.train, w)?;
+    let test = windows_of(&parts.test, w)?;
     let filled = SeriesSpec {
-        channels: parts.train.columns.clone(),
+        channels: parts.train[0].steps.columns.clone(),
         sample_rate: parts.rate,
         ..series.clone()
     };
-    Ok((train, test, 0, Some(filled)))
+    Ok(Parts { train, test, dropped: 0, series: Some(filled), held_out: parts.held_out })
 }
 
-/// A series run's training and test steps (before windowing), with what to call them in
-/// errors and the sample rate.
+/// A series run's training and test series (before windowing), their sample rate, and
+/// the names of a folder's files held out whole for testing.
 pub struct SeriesParts {
-    pub train: Table,
-    pub test: Table,
+    pub train: Vec<Stretch>,
+    pub test: Vec<Stretch>,
     pub rate: Option<u32>,
-    train_what: String,
-    test_what: String,
+    pub held_out: Vec<String>,
 }
 
-/// The training steps and test steps of a series: `--test`'s steps, or the last
-/// `test_fraction` of the series (time order kept: a shuffled split of overlapping
-/// windows would put the same steps on both sides).
+/// The training and test series of a run: `--test`'s series against all of `path`'s;
+/// for a folder of several series, whole files held out (`source.held_out` as recorded,
+/// else `test_fraction` of them drawn with `seed`); for one series, its last
+/// `test_fraction` (time order kept: a shuffled split of overlapping windows would put
+/// the same steps on both sides).
 pub fn series_parts(
     path: &Path,
     source: &VectorSource,
     label_column: Option<&str>,
     columns: Option<&[String]>,
     series: &SeriesSpec,
+    seed: u64,
 ) -> Result<SeriesParts> {
     if source.labels.is_some() {
         bail!("--labels is for .npy tables; a series takes its labels from --label-column");
     }
-    let channel = series.wav_channel;
-    let (steps, form) = read_steps(path, label_column, columns, channel, source.missing)?;
-    let rate = form.map(|f| f.sample_rate);
-    let n = steps.rows();
+    let (channel, missing) = (series.wav_channel, source.missing);
+    let (mut data, rate) = read_series(path, label_column, columns, channel, missing)?;
     if let Some(t) = &source.test {
-        let (test, test_form) =
-            read_steps(t, label_column, Some(&steps.columns), channel, source.missing)?;
-        let test_rate = test_form.map(|f| f.sample_rate);
+        let columns = Some(&data[0].steps.columns[..]);
+        let (mut test, test_rate) = read_series(t, label_column, columns, channel, missing)?;
         if test_rate != rate {
             bail!(
-                "{} is sampled at {test_rate:?} Hz and {} at {rate:?} Hz",
+                "{} is sampled at {} and {} at {}",
                 t.display(),
-                path.display()
+                hertz(test_rate),
+                path.display(),
+                hertz(rate)
             );
         }
-        let (train_what, test_what) =
-            (path.display().to_string(), format!("the test series {}", t.display()));
-        return Ok(SeriesParts { train: steps, test, rate, train_what, test_what });
+        for s in &mut test {
+            s.what = format!("the test series {}", s.what);
+        }
+        return Ok(SeriesParts { train: data, test, rate, held_out: Vec::new() });
     }
+    if data.len() > 1 {
+        let names: Vec<String> =
+            data.iter().map(|s| s.file.as_deref().map(file_name).unwrap_or_default()).collect();
+        let held: Vec<usize> = if source.held_out.is_empty() {
+            split::train_val(data.len(), source.test_fraction, seed).1
+        } else {
+            let find = |name: &String| {
+                names.iter().position(|n| n == name).with_context(|| {
+                    format!(
+                        "{}: the run held out {name} for testing, and the folder no longer has it",
+                        path.display()
+                    )
+                })
+            };
+            source.held_out.iter().map(find).collect::<Result<_>>()?
+        };
+        let held_out = held.iter().map(|&i| names[i].clone()).collect();
+        let (mut train, mut test) = (Vec::new(), Vec::new());
+        for (i, s) in data.into_iter().enumerate() {
+            if held.contains(&i) {
+                test.push(Stretch { what: format!("the held-out test series {}", s.what), ..s });
+            } else {
+                train.push(s);
+            }
+        }
+        return Ok(SeriesParts { train, test, rate, held_out });
+    }
+    let Stretch { steps, file, what } = data.remove(0);
+    let n = steps.rows();
     let n_test = ((n as f64 * source.test_fraction).round() as usize).min(n);
     let cut = n - n_test;
+    let part = |range: std::ops::Range<usize>, what: String| Stretch {
+        steps: step_range(&steps, range),
+        file: file.clone(),
+        what,
+    };
     Ok(SeriesParts {
-        train: step_range(&steps, 0..cut),
-        test: step_range(&steps, cut..n),
+        train: vec![part(0..cut, format!("the training part of {what} (its first {cut} steps)"))],
+        test: vec![part(
+            cut..n,
+            format!(
+                "the test part of {what} (its last {n_test} steps, --test-fraction {})",
+                source.test_fraction
+            ),
+        )],
         rate,
-        train_what: format!("the training part of {} (its first {cut} steps)", path.display()),
-        test_what: format!(
-            "the test part of {} (its last {n_test} steps, --test-fraction {})",
-            path.display(),
-            source.test_fraction
-        ),
+        held_out: Vec::new(),
     })
 }
 
@@ -640,6 +831,7 @@ fn finish(
         spec,
         dropped,
         classes,
+        held_out: Vec::new(),
     })
 }
 
@@ -689,7 +881,7 @@ mod tests {
         let columns = vec!["a".to_string(), "b".to_string()];
         let labels = labels.map(|l| l.into_iter().map(str::to_string).collect());
         let ids = (0..values.len() / 2).collect();
-        Table { values, columns, labels, ids, dropped: 0 }
+        Table { values, columns, labels, ids, dropped: 0, files: None }
     }
 
     #[test]

@@ -73,7 +73,10 @@ fn a_heart_rate_series_trains_as_windows_split_in_time_order() {
             .collect();
         assert_eq!((rows.len(), rows[0].0, rows[6300].0), (6301, 1200, 7500));
         assert_eq!(rows.iter().filter(|r| r.2).count(), 12, "the one labelled anomaly");
-        let top = (0..rows.len()).max_by(|&a, &b| rows[a].1.total_cmp(&rows[b].1)).unwrap();
+        // The first of equal highest scores (NumPy's argmax): max-scoring ties by design.
+        let top = (0..rows.len())
+            .max_by(|&a, &b| rows[a].1.total_cmp(&rows[b].1).then(b.cmp(&a)))
+            .unwrap();
         assert_eq!(points["top_step"], rows[top].0);
         let near = rows[top.saturating_sub(100)..(top + 101).min(rows.len())].iter().any(|r| r.2);
         assert_eq!(points["ucr_hit"], near, "{how}");
@@ -138,12 +141,14 @@ fn snr_db(clean: &[f64], x: &[f64]) -> f64 {
 fn a_speech_denoiser_raises_the_snr_of_a_word_it_never_heard() {
     let dir = tempdir();
     let d = dir.path();
-    // Six spoken words to train on, one held out.
+    // A folder of six spoken words, each its own series: the run holds two of them out
+    // whole for testing; a seventh word is never seen.
     let words =
         ["Front_Center", "Front_Left", "Front_Right", "Rear_Center", "Side_Left", "Side_Right"];
-    let train: Vec<f64> =
-        words.iter().flat_map(|w| read_wav(&data(&format!("speech/{w}.wav")))).collect();
-    write_wav(&d.join("train.wav"), &train);
+    std::fs::create_dir(d.join("words")).unwrap();
+    for w in words {
+        std::fs::copy(data(&format!("speech/{w}.wav")), d.join(format!("words/{w}.wav"))).unwrap();
+    }
     let clean = read_wav(&data("speech/Rear_Left.wav"));
     // White Gaussian noise at 5 dB SNR (Box–Muller on a fixed LCG).
     let power = clean.iter().map(|c| c * c).sum::<f64>() / clean.len() as f64;
@@ -161,11 +166,59 @@ fn a_speech_denoiser_raises_the_snr_of_a_word_it_never_heard() {
         })
         .collect();
     write_wav(&d.join("noisy.wav"), &noisy);
-    let mut args = vec!["train", "--data", "train.wav", "--window", "256", "--hop", "32"];
+    let mut args = vec!["train", "--data", "words", "--window", "256", "--hop", "32"];
     args.extend(["--mode", "denoise", "--sigma", "0.6", "--trim", "0", "--epochs", "6"]);
     args.extend(["--hidden", "512,256", "--latent", "64", "--threads", "2", "--out", "dn"]);
     args.extend(["--no-tensorboard"]);
-    ae(d, &args).ok();
+    let said = ae(d, &args).ok().stderr;
+    // 30% of six files, rounded: two words held out whole, named in the run and said.
+    let manifest = read_json(&d.join("dn/model.json"));
+    let held: Vec<String> =
+        serde_json::from_value(manifest["data"]["vectors"]["held_out"].clone()).unwrap();
+    assert_eq!(held.len(), 2, "{held:?}");
+    assert!(
+        said.contains(&format!(
+            "held out for testing (--test-fraction 0.3 of the files): {}",
+            held.join(", ")
+        )),
+        "{said}"
+    );
+    // Windows never cross two files: each file's windows are counted on its own, and the
+    // test windows name their file and restart their step ids at 0.
+    let windows = |name: &str| {
+        let n = read_wav(&d.join("words").join(name)).len();
+        if n <= 256 {
+            1
+        } else {
+            (n - 256).div_ceil(32) + 1
+        }
+    };
+    let expect: usize = held.iter().map(|h| windows(h)).sum();
+    assert_eq!(manifest["outcome"]["test"]["images"], expect);
+    let training: usize = words
+        .iter()
+        .map(|w| format!("{w}.wav"))
+        .filter(|w| !held.contains(w))
+        .map(|w| windows(&w))
+        .sum();
+    let (t, v) =
+        (manifest["data"]["train_images"].as_u64(), manifest["data"]["val_images"].as_u64());
+    assert_eq!(t.unwrap() + v.unwrap(), training as u64);
+    ae(d, &["encode", "--run", "dn", "-o", "z.csv"]).ok();
+    let z = std::fs::read_to_string(d.join("z.csv")).unwrap();
+    let keys: Vec<(usize, String)> = z
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].parse().unwrap(), Path::new(f[1]).file_name().unwrap().to_string_lossy().into())
+        })
+        .collect();
+    assert!(z.starts_with("row,file,z_1,"));
+    assert_eq!(keys.len(), expect);
+    assert_eq!((keys[0].0, &keys[0].1), (0, &held[0]));
+    let second = keys.iter().position(|k| k.1 == held[1]).unwrap();
+    assert_eq!((second, keys[second].0), (windows(&held[0]), 0));
     // eval: SNR in the file's units on the test windows, beside PCA and the noisy input,
     // the same figures training recorded.
     let eval = ae(d, &["eval", "--run", "dn", "--json", "--threads", "2"]).ok().stdout;
@@ -185,6 +238,12 @@ fn a_speech_denoiser_raises_the_snr_of_a_word_it_never_heard() {
     eprintln!("held-out word at {before:.2} dB SNR: {after:.2} dB after denoising");
     assert!((before - 5.0).abs() < 0.2, "{before}");
     assert!(after > before + 5.0, "{before:.2} dB → {after:.2} dB");
+    // The run reads its held-out files by name: one gone from the folder is named.
+    std::fs::remove_file(d.join("words").join(&held[1])).unwrap();
+    ae(d, &["eval", "--run", "dn"]).fails_with(&[&format!(
+        "the run held out {} for testing, and the folder no longer has it",
+        held[1]
+    )]);
 }
 
 #[test]
@@ -259,6 +318,36 @@ fn a_wav_file_trains_as_windows_and_bad_series_are_refused() {
     go(&ok, &["--label-column", "is_anomaly", "--epochs", "1", "--out", "z"]).ok();
     let input = &read_json(&d.join("z/model.json"))["model"]["input"];
     assert_eq!(input["series"]["channels"], serde_json::json!(["value"]));
+    // Several value columns make a multichannel series: each window holds every
+    // channel's steps, and denoise writes both channels back in place.
+    let mut two = String::from("time,a,b\n");
+    let wave = |t: f64| ((t * 0.1).sin(), (t * 0.07).cos());
+    (0..4000).for_each(|t| two += &format!("{t},{},{}\n", wave(t as f64).0, wave(t as f64).1));
+    std::fs::write(d.join("two.csv"), &two).unwrap();
+    let args = ["--window", "32", "--hop", "8", "--epochs", "100", "--out", "m", "--threads", "1"];
+    go(&d.join("two.csv"), &args).ok();
+    let input = &read_json(&d.join("m/model.json"))["model"]["input"];
+    assert_eq!(input["series"]["channels"], serde_json::json!(["a", "b"]));
+    let (a31, b0) = (input["columns"][31].as_str(), input["columns"][32].as_str());
+    assert_eq!((a31, b0), (Some("a@31"), Some("b@0")));
+    ae(d, &["denoise", "--run", "m", "two.csv", "-o", "md"]).ok();
+    let back = std::fs::read_to_string(d.join("md/two-denoised.csv")).unwrap();
+    assert_eq!(back.lines().next(), Some("time,a,b"));
+    assert_eq!(back.lines().count(), 4001);
+    // Every step of both channels near the clean waves (0.19 at most here; 1.3 after 10
+    // epochs, so this fails for a model that has not learnt both channels).
+    for (i, line) in back.lines().skip(1).enumerate() {
+        let row: Vec<f64> = line.split(',').map(|v| v.parse().unwrap()).collect();
+        let (a, b) = wave(i as f64);
+        assert_eq!(row[0], i as f64);
+        assert!((row[1] - a).abs() < 0.35 && (row[2] - b).abs() < 0.35, "step {i}: {row:?}");
+    }
+    // A folder mixing kinds of series is refused by name.
+    std::fs::create_dir(d.join("mixed")).unwrap();
+    std::fs::copy(&wav, d.join("mixed/a.wav")).unwrap();
+    std::fs::copy(d.join("two.csv"), d.join("mixed/b.csv")).unwrap();
+    go(&d.join("mixed"), &[])
+        .fails_with(&["a folder of series holds files of one kind", "a.wav and b.csv"]);
     std::fs::write(d.join("back.csv"), text.replace("\n151,", "\n149,")).unwrap();
     go(&d.join("back.csv"), &["--label-column", "is_anomaly"]).fails_with(&[
         "back.csv: the timestamp column must increase",
