@@ -205,8 +205,9 @@ impl Rows {
     }
 
     /// The columns that open each line of a per-row output file: the id (see `ids`), the
-    /// image's file when the images came from a folder, and the label's name when there
-    /// are labels. Names, then one list of values per row.
+    /// row's file when the rows came from several (images of a folder, windows of a
+    /// folder of series), and the label's name when there are labels. Names, then one
+    /// list of values per row.
     pub fn key_columns(&self, input: &DataSpec) -> (Vec<&'static str>, Vec<Vec<String>>) {
         let (id_name, ids) = self.ids();
         // Each row's file, when the rows came from several files.

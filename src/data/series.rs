@@ -264,9 +264,11 @@ mod tests {
         assert_eq!((read.sample_rate, read.spec), (48000, spec));
         let got: Vec<i32> = read.samples.iter().map(|&v| (v * 32768.0).round() as i32).collect();
         assert_eq!(got, ints);
-        // Every stored form reads back to what was written (24-bit, 8-bit, float).
+        // Every stored form reads back to what was written (24-, 8- and 32-bit, float;
+        // 32-bit integers to f32's 24-bit precision).
         for (bits, format) in [
             (24, hound::SampleFormat::Int),
+            (32, hound::SampleFormat::Int),
             (8, hound::SampleFormat::Int),
             (32, hound::SampleFormat::Float),
         ] {

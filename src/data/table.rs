@@ -16,7 +16,7 @@ pub struct Table {
     pub values: Vec<f32>,
     /// The feature names, in order (for `.npy` data: `x0`, `x1`, ...).
     pub columns: Vec<String>,
-    /// One label per row, as written in the file (integer labels as decimal text).
+    /// One label per row, as written in the file (integers as decimal text, "1.0" as "1").
     pub labels: Option<Vec<String>>,
     /// Each row's place among the data rows of its file, from 0 (the header is not a
     /// data row; dropped rows keep their numbers), so results can be joined back.
@@ -261,7 +261,7 @@ pub fn read_csv(bytes: &[u8], opts: &CsvOptions) -> Result<Table, TableError> {
                     missing_here += 1;
                     first_missing.get_or_insert((line, names[i].clone()));
                 }
-                Some(t.to_string())
+                Some(label_text(t))
             }
             None => None,
         };
@@ -500,6 +500,17 @@ impl Header {
     }
 }
 
+/// A label cell as the table keeps it: an integer written in a float's form ("0.0",
+/// "1e0") as the integer ("0", "1"), so files that write the same class differently (a
+/// training file of 0.0 beside a test file of 0) agree; any other text as written.
+fn label_text(cell: &str) -> String {
+    let float_form = cell.contains(['.', 'e', 'E']);
+    match cell.parse::<f64>() {
+        Ok(v) if float_form && v.fract() == 0.0 && v.abs() < 9.0e15 => format!("{}", v as i64),
+        _ => cell.to_string(),
+    }
+}
+
 /// A 2-D `.npy` array as a table (columns `x0`, `x1`, ...), with labels from a 1-D
 /// integer array of the same length.
 pub fn npy_table(data: NpyArray, labels: Option<NpyArray>) -> Result<Table, TableError> {
@@ -570,6 +581,9 @@ mod tests {
         assert_eq!(t.values, [1.0, 2.5, -300.0, 4.0, 5.0, 6.0]);
         assert_eq!(t.labels.as_deref(), Some(&["x".to_string(), "y".to_string()][..]));
         assert_eq!(t.rows(), 2);
+        // Integers in a float's form are the integers; other text stays as written.
+        let t = with("v,l\n1,0.0\n2,1E0\n3,007\n4,0.5\n5,-2.00\n6,inf\n", Some("l"), None);
+        assert_eq!(t.unwrap().labels.unwrap(), ["0", "1", "007", "0.5", "-2", "inf"]);
         let t = with(text, Some("class"), Some(&["c", "a"])).unwrap();
         assert_eq!(t.values, [-300.0, 1.0, 6.0, 4.0]);
         // Quoted fields and CRLF line ends are CSV, too.

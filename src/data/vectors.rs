@@ -2,7 +2,9 @@
 //! coded by the run's recorded class list, split into training and test rows by a seeded
 //! stratified draw (or a separate test file), and scaled with the scaling fitted on the
 //! training rows. Everything needed to rebuild the same sets is recorded (`VectorSource`
-//! in the run's data record, `VectorSpec` in model.json).
+//! in the run's data record, `VectorSpec` in model.json). Long series (`--window`) are
+//! read here too: a file or a folder of them as `Stretch`es, split in time order or by
+//! whole files, and cut into the windows that are a series run's rows.
 
 use super::series::{self, Windowing};
 use super::spec::{DataSpec, ScaleKind, Scaling, SeriesSpec, VectorSpec};
@@ -61,7 +63,11 @@ pub fn series_files(path: &Path) -> Result<Vec<PathBuf>> {
     }
     files.sort();
     let Some(first) = files.first() else {
-        bail!("{}: no .wav, .csv or .npy files in this folder", path.display());
+        bail!(
+            "{}: no .wav, .csv or .npy files in this folder (with --window, --data is a series \
+             file or a folder of them)",
+            path.display()
+        );
     };
     if let Some(other) = files.iter().find(|f| extension(f) != extension(first)) {
         bail!(
