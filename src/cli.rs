@@ -718,7 +718,9 @@ pub struct DenoiseArgs {
     pub output: PathBuf,
     /// Corrupt the inputs with Gaussian noise of this σ first (fixed seed), to see the
     /// model at work on clean data; the comparison shows clean, noisy and denoised (for
-    /// vectors σ is in scaled units)
+    /// vectors σ is in scaled units; for series the noise goes on the steps, σ times the
+    /// channel's scale, the noisy series is written as <stem>-noisy too and both SNRs
+    /// are printed)
     #[arg(long, value_name = "SIGMA")]
     pub add_noise: Option<f64>,
     /// Flip brightness so strokes are light on dark, as in MNIST (grayscale runs only)

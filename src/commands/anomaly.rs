@@ -238,7 +238,7 @@ pub fn run(args: AnomalyArgs) -> Result<()> {
             _ => None,
         },
         threshold_images: reference_name,
-        noun: images.noun(),
+        noun: if series.is_some() { "windows" } else { images.noun() },
         flagged: flagged.iter().filter(|&&f| f).count(),
         normal_classes: None,
         roc_auc: None,

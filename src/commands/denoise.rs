@@ -254,7 +254,12 @@ fn denoise_vectors(loaded: &super::LoadedRun, spec: &VectorSpec, args: &DenoiseA
         let rows = vectors::load_all(path, None, spec)?;
         let values = through_model(loaded, &spec.scaling, &rows, args.add_noise)?;
         let bytes = table_bytes(path, rows.len(), &spec.columns, &values)?;
-        done.push((path, rows.len(), bytes));
+        done.push(Written {
+            input: path,
+            n: rows.len(),
+            files: vec![("denoised", bytes)],
+            said: None,
+        });
     }
     write_results(&args.output, done, "rows")
 }
@@ -290,18 +295,30 @@ fn table_bytes(path: &Path, n: usize, columns: &[String], values: &[f64]) -> Res
         .with_context(|| format!("writing the denoised {}", path.display()))
 }
 
-/// Writes each input's result as `OUT_DIR/<stem>-denoised.<its extension>`, once every
-/// input has been read, and lists them.
-fn write_results(dir: &Path, done: Vec<(&PathBuf, usize, Vec<u8>)>, unit: &str) -> Result<()> {
+/// One input's results: its path, how many rows or steps it has, the files to write
+/// (`<stem>-<what>.<its extension>`: "denoised", and for series with --add-noise "noisy"),
+/// and a line to print after them.
+struct Written<'a> {
+    input: &'a PathBuf,
+    n: usize,
+    files: Vec<(&'static str, Vec<u8>)>,
+    said: Option<String>,
+}
+
+/// Writes each input's results into `dir`, once every input has been read, and lists them.
+fn write_results(dir: &Path, done: Vec<Written>, unit: &str) -> Result<()> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("-o {}: cannot create the output folder", dir.display()))?;
     let mut taken = HashSet::new();
     let mut list = String::new();
-    for (path, n, bytes) in done {
-        let ext = path.extension().map_or("csv".into(), |e| e.to_string_lossy().to_lowercase());
-        let out = output_path(dir, path, ("denoised", &ext), &mut taken);
-        write_atomic(&out, &bytes)?;
-        list += &format!("wrote {} ({n} {unit})\n", out.display());
+    for Written { input, n, files, said } in done {
+        let ext = input.extension().map_or("csv".into(), |e| e.to_string_lossy().to_lowercase());
+        for (what, bytes) in files {
+            let out = output_path(dir, input, (what, &ext), &mut taken);
+            write_atomic(&out, &bytes)?;
+            list += &format!("wrote {} ({n} {unit})\n", out.display());
+        }
+        list.extend(said);
     }
     super::print(&list)
 }
@@ -341,24 +358,75 @@ fn denoise_series(
                 series.sample_rate.map_or("an unknown rate".into(), |r| r.to_string())
             ));
         }
+        // --add-noise: Gaussian noise on the steps themselves, in the file's units (σ times
+        // the channel's scale), so the noisy series is a file to listen to or plot.
+        let len = steps.rows();
+        let clean = steps.values.clone();
+        let mut steps = steps;
+        if let Some(sigma) = args.add_noise {
+            add_step_noise(&mut steps.values, &spec.scaling, series, sigma, form.is_some());
+        }
         let table = vectors::window_table(&steps, w, &|| path.display().to_string())?;
         let rows = VectorSet::new(&table, spec, &spec.classes)
             .with_context(|| format!("reading {}", path.display()))?;
-        let windows: Vec<f32> = through_model(loaded, &spec.scaling, &rows, args.add_noise)?
-            .iter()
-            .map(|&v| v as f32)
-            .collect();
-        let len = steps.rows();
+        let windows: Vec<f32> =
+            through_model(loaded, &spec.scaling, &rows, None)?.iter().map(|&v| v as f32).collect();
         let values = series::overlap_add(&windows, len, steps.width(), w);
-        let bytes = if let Some(form) = form {
-            series::wav_bytes(&values, form)?
-        } else {
-            let values: Vec<f64> = values.iter().map(|&v| v as f64).collect();
-            table_bytes(path, len, &series.channels, &values)?
+        let encode = |values: &[f32]| match form {
+            Some(form) => series::wav_bytes(values, form),
+            None => {
+                let values: Vec<f64> = values.iter().map(|&v| v as f64).collect();
+                table_bytes(path, len, &series.channels, &values)
+            }
         };
-        done.push((path, len, bytes));
+        let mut files = vec![("denoised", encode(&values)?)];
+        let mut said = None;
+        if let Some(sigma) = args.add_noise {
+            files.push(("noisy", encode(&steps.values)?));
+            let (noisy, denoised) = (snr_db(&clean, &steps.values), snr_db(&clean, &values));
+            said = Some(format!(
+                "{}: noise σ = {sigma} (scaled units): SNR {noisy:.2} dB, denoised {denoised:.2} dB \
+                 ({:+.2} dB)\n",
+                path.display(),
+                denoised - noisy
+            ));
+        }
+        done.push(Written { input: path, n: len, files, said });
     }
     write_results(&args.output, done, "steps")
+}
+
+/// Adds N(0, (σ·scale)²) to every step of `values` (steps × channels), where scale is
+/// the mean of the run's scale over the channel's window positions, drawn from a fixed
+/// seed; a WAV's samples stay in [-1, 1].
+fn add_step_noise(
+    values: &mut [f32],
+    scaling: &Scaling,
+    series: &SeriesSpec,
+    sigma: f64,
+    wav: bool,
+) {
+    use rand_xoshiro::rand_core::SeedableRng;
+    let (channels, window) = (series.channels.len().max(1), series.window);
+    let scale: Vec<f64> = (0..channels)
+        .map(|c| scaling.scale[c * window..(c + 1) * window].iter().sum::<f64>() / window as f64)
+        .collect();
+    let mut z = vec![0f32; values.len()];
+    let seed = metrics::EVAL_NOISE_SEED as u64;
+    data::normal::fill(&mut rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed), &mut z);
+    for (k, (v, z)) in values.iter_mut().zip(&z).enumerate() {
+        *v += (sigma * scale[k % channels]) as f32 * z;
+        if wav {
+            *v = v.clamp(-1.0, 1.0);
+        }
+    }
+}
+
+/// 10·log10(Σx² / Σ(x − y)²) of `y` against the reference `x`.
+fn snr_db(x: &[f32], y: &[f32]) -> f64 {
+    let signal: f64 = x.iter().map(|&v| (v as f64).powi(2)).sum();
+    let noise: f64 = x.iter().zip(y).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).sum();
+    10.0 * (signal / noise).log10()
 }
 
 /// The CSV `bytes` with the cells of `columns` replaced, row by row, by `values`

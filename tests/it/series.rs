@@ -238,6 +238,17 @@ fn a_speech_denoiser_raises_the_snr_of_a_word_it_never_heard() {
     eprintln!("held-out word at {before:.2} dB SNR: {after:.2} dB after denoising");
     assert!((before - 5.0).abs() < 0.2, "{before}");
     assert!(after > before + 5.0, "{before:.2} dB → {after:.2} dB");
+    // --add-noise on a series: the noisy series is written beside the denoised one, and
+    // the SNRs printed are those of the files against the clean word.
+    let clean_word = data("speech/Rear_Left.wav");
+    let out =
+        ae(d, &["denoise", "--run", "dn", s(&clean_word), "--add-noise", "0.6", "-o", "an"]).ok();
+    let noisy = read_wav(&d.join("an/Rear_Left-noisy.wav"));
+    let denoised = read_wav(&d.join("an/Rear_Left-denoised.wav"));
+    let (a, b) = (snr_db(&clean, &noisy), snr_db(&clean, &denoised));
+    let said = format!("SNR {a:.2} dB, denoised {b:.2} dB");
+    assert!(out.stdout.contains(&said), "{said} not in {}", out.stdout);
+    assert!(a > 3.0 && a < 8.0 && b > a + 5.0, "{said}");
     // The run reads its held-out files by name: one gone from the folder is named.
     std::fs::remove_file(d.join("words").join(&held[1])).unwrap();
     ae(d, &["eval", "--run", "dn"]).fails_with(&[&format!(
