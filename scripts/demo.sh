@@ -8,7 +8,8 @@
 #   scripts/demo.sh --signals the signals demo: the anomaly in a patient's heart-rate
 #                             series (UCR archive), found and plotted step by step, and a
 #                             speech denoiser on six spoken words cleaning two it never
-#                             heard, beside PCA (scripts/speech-table.sh; about 30 s)
+#                             heard, beside PCA (scripts/speech-table.sh; about 30 s);
+#                             extra arguments go to the heart-rate run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh

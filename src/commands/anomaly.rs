@@ -126,7 +126,7 @@ struct Summary {
     threshold_percentile: Option<f64>,
     /// Which of the run's rows the threshold was taken from.
     threshold_images: &'static str,
-    /// "images" or "rows".
+    /// "images", "rows" or (series runs) "windows".
     #[serde(skip)]
     noun: &'static str,
     flagged: usize,
@@ -369,7 +369,7 @@ pub fn run(args: AnomalyArgs) -> Result<()> {
             roc_auc: truth.as_ref().and_then(|t| detection::roc_auc(&point, t)),
             average_precision: truth.as_ref().and_then(|t| detection::average_precision(&point, t)),
             ucr_hit: ucr.filter(|&(_, n)| n == 1 && stretches.len() == 1).map(|(h, _)| h == 1),
-            ucr_hits: ucr.filter(|_| stretches.len() > 1),
+            ucr_hits: ucr.filter(|&(_, n)| stretches.len() > 1 && n > 0),
         });
         if let Some(path) = &args.output {
             write_point_scores(path, &steps, &point, &point_flags)?;
@@ -502,14 +502,14 @@ fn explain(
         DataSpec::Vector(spec) => {
             let (_, ids) = rows.ids();
             let labels = rows.labels();
+            // Each row's key: its number, its file (windows of a folder), its label.
+            let (key_names, keys) = rows.key_columns(input);
             let width = spec.columns.len();
             let (value, recon) = (spec.scaling.to_units(&x), spec.scaling.to_units(&xhat));
             let mut csv = csv::Writer::from_writer(Vec::new());
-            let mut header =
-                vec!["rank", "row", "score", "feature", "value", "reconstruction", "share"];
-            if labels.is_some() {
-                header.insert(2, "label");
-            }
+            let mut header = vec!["rank"];
+            header.extend(&key_names);
+            header.extend(["score", "feature", "value", "reconstruction", "share"]);
             csv.write_record(&header)?;
             let mut printed = String::new();
             for (rank, &i) in top.iter().enumerate() {
@@ -522,18 +522,15 @@ fn explain(
                 order.sort_by(|&a, &b| err[b].total_cmp(&err[a]).then(a.cmp(&b)));
                 let label = labels.map(|l| input.class_name(l[i]));
                 for &j in &order {
-                    let mut record = vec![
-                        (rank + 1).to_string(),
-                        ids[i].to_string(),
+                    let mut record = vec![(rank + 1).to_string()];
+                    record.extend(keys[i].iter().cloned());
+                    record.extend([
                         scores[i].to_string(),
                         spec.columns[j].clone(),
                         units(&value, j).to_string(),
                         units(&recon, j).to_string(),
                         format!("{:.6}", err[j] / total),
-                    ];
-                    if let Some(l) = &label {
-                        record.insert(2, l.clone());
-                    }
+                    ]);
                     csv.write_record(&record)?;
                 }
                 if rank < EXPLAIN_PRINTED {
@@ -666,7 +663,7 @@ fn series_steps(
     }
     let record = &loaded.manifest.data;
     let source = record.vectors.as_ref().context("the run's data record has no vector source")?;
-    let seed = loaded.manifest.train.seed;
+    let seed = loaded.manifest.train.data_selection().seed;
     let parts = vectors::series_parts(&record.path, source, label_column, columns, series, seed)?;
     Ok(Some(parts.test))
 }

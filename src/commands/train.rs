@@ -461,6 +461,17 @@ fn fresh(args: &TrainArgs, given: &dyn Fn(&str) -> bool, scratch: Option<&Path>)
     let data_dir = args.data.clone().unwrap_or_else(data::default_dir);
     // A folder with --window is a folder of series; otherwise a folder holds images.
     let series_folder = args.vectors.window.is_some() && data_dir.is_dir();
+    // A folder of WAV files is series whatever else it holds (a CSV could be a label list).
+    let wavs = data_dir.is_dir()
+        && vectors::series_files(&data_dir).is_ok_and(|f| f.iter().any(|f| vectors::is_wav(f)));
+    if wavs && !series_folder {
+        return Err(config::Usage(format!(
+            "--data {} holds WAV files, series: cut them into windows with --window N (and \
+             --hop H)",
+            data_dir.display()
+        ))
+        .into());
+    }
     let loaded = if series_folder || vectors::is_vector_file(&data_dir) {
         fresh_vectors(args, given, &data_dir, &mut cfg)?
     } else {
@@ -581,7 +592,7 @@ fn fresh_vectors(
     path: &Path,
     cfg: &mut TrainConfig,
 ) -> Result<Loaded> {
-    refuse_flags(given, &IMAGE_FLAGS, "is for images; --data is a vector file")?;
+    refuse_flags(given, &IMAGE_FLAGS, "is for images; --data holds vectors or series")?;
     if cfg.mode == crate::config::Mode::Denoise && cfg.noise == crate::config::NoiseKind::SaltPepper
     {
         bail!(
@@ -599,6 +610,7 @@ fn fresh_vectors(
         test_fraction: v.test_fraction,
         missing: v.missing,
         held_out: Vec::new(),
+        folder_files: vectors::folder_names(path)?,
     };
     let series = match v.window {
         Some(window) => Some(SeriesSpec {

@@ -500,13 +500,16 @@ impl Header {
     }
 }
 
-/// A label cell as the table keeps it: an integer written in a float's form ("0.0",
-/// "1e0") as the integer ("0", "1"), so files that write the same class differently (a
-/// training file of 0.0 beside a test file of 0) agree; any other text as written.
-fn label_text(cell: &str) -> String {
-    let float_form = cell.contains(['.', 'e', 'E']);
+/// A label cell as the table keeps it, and the key labels are matched by: a whole number
+/// written in another number's form ("0.0", "1e0", "+1", "250.00") as the plain integer
+/// ("0", "1", "1", "250"), so files that write the same class differently (a training
+/// file of 0.0 beside a test file of 0) agree; any other text, leading zeros included
+/// ("007"), as written.
+pub fn label_text(cell: &str) -> String {
+    let plain = cell.strip_prefix('-').unwrap_or(cell);
+    let integer = !plain.is_empty() && plain.bytes().all(|b| b.is_ascii_digit());
     match cell.parse::<f64>() {
-        Ok(v) if float_form && v.fract() == 0.0 && v.abs() < 9.0e15 => format!("{}", v as i64),
+        Ok(v) if !integer && v.fract() == 0.0 && v.abs() < 9.0e15 => format!("{}", v as i64),
         _ => cell.to_string(),
     }
 }
@@ -582,8 +585,9 @@ mod tests {
         assert_eq!(t.labels.as_deref(), Some(&["x".to_string(), "y".to_string()][..]));
         assert_eq!(t.rows(), 2);
         // Integers in a float's form are the integers; other text stays as written.
-        let t = with("v,l\n1,0.0\n2,1E0\n3,007\n4,0.5\n5,-2.00\n6,inf\n", Some("l"), None);
-        assert_eq!(t.unwrap().labels.unwrap(), ["0", "1", "007", "0.5", "-2", "inf"]);
+        let t = "v,l\n1,0.0\n2,1E0\n3,007\n4,0.5\n5,-2.00\n6,inf\n7,+1\n8,NaN\n9,-0.0\n";
+        let t = with(t, Some("l"), None).unwrap();
+        assert_eq!(t.labels.unwrap(), ["0", "1", "007", "0.5", "-2", "inf", "1", "NaN", "0"]);
         let t = with(text, Some("class"), Some(&["c", "a"])).unwrap();
         assert_eq!(t.values, [-300.0, 1.0, 6.0, 4.0]);
         // Quoted fields and CRLF line ends are CSV, too.

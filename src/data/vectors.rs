@@ -35,6 +35,10 @@ pub struct VectorSource {
     /// names in the folder), drawn with the run's seed when the run was made.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub held_out: Vec<String>,
+    /// A folder of series: the names of its files when the run was made; a later
+    /// command refuses the folder if they have changed (the sets would silently differ).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub folder_files: Vec<String>,
 }
 
 /// Whether `path` names a vector file (by its extension) rather than an image folder: a
@@ -57,17 +61,14 @@ pub fn series_files(path: &Path) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(path).with_context(|| format!("reading {}", path.display()))? {
         let file = entry.with_context(|| format!("reading {}", path.display()))?.path();
-        if file.is_file() && is_vector_file(&file) {
+        let hidden = file.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'));
+        if file.is_file() && is_vector_file(&file) && !hidden {
             files.push(file);
         }
     }
     files.sort();
     let Some(first) = files.first() else {
-        bail!(
-            "{}: no .wav, .csv or .npy files in this folder (with --window, --data is a series \
-             file or a folder of them)",
-            path.display()
-        );
+        bail!("{}: no .wav, .csv or .npy files in this folder of series", path.display());
     };
     if let Some(other) = files.iter().find(|f| extension(f) != extension(first)) {
         bail!(
@@ -78,6 +79,15 @@ pub fn series_files(path: &Path) -> Result<Vec<PathBuf>> {
         );
     }
     Ok(files)
+}
+
+/// The names of the series files in the folder `path` (see `series_files`); empty for a
+/// file.
+pub fn folder_names(path: &Path) -> Result<Vec<String>> {
+    if !path.is_dir() {
+        return Ok(Vec::new());
+    }
+    Ok(series_files(path)?.iter().map(|f| file_name(f)).collect())
 }
 
 fn file_name(path: &Path) -> String {
@@ -299,11 +309,16 @@ pub fn window_table(steps: &Table, w: Windowing, what: &dyn Fn() -> String) -> R
         steps.columns.iter().flat_map(|c| (0..w.window).map(move |k| format!("{c}@{k}"))).collect();
     let (len, count) = (steps.rows(), w.count(steps.rows()));
     let labels = steps.labels.as_ref().map(|labels| {
-        let rank = |l: &String| (l.parse::<f64>().unwrap_or(f64::NEG_INFINITY), l.clone());
+        // Numbers by value (text that is none, NaN included, below them), then as text.
+        let rank = |l: &String| match l.parse::<f64>() {
+            Ok(v) if !v.is_nan() => v,
+            _ => f64::NEG_INFINITY,
+        };
+        let order = |a: &&String, b: &&String| rank(a).total_cmp(&rank(b)).then(a.cmp(b));
         (0..count)
             .map(|i| {
                 let span = &labels[w.start(i, len)..][..w.window];
-                span.iter().max_by(|a, b| rank(a).partial_cmp(&rank(b)).unwrap()).unwrap().clone()
+                span.iter().max_by(order).unwrap().clone()
             })
             .collect()
     });
@@ -473,11 +488,21 @@ impl VectorSet {
 pub fn codes(labels: &[String], classes: &[String]) -> Result<Vec<u8>> {
     labels
         .iter()
-        .map(|l| match classes.iter().position(|c| c == l) {
+        .map(|l| match class_position(l, classes) {
             Some(i) => Ok(i as u8),
             None => bail!("label '{l}' is not one of the run's classes {classes:?}"),
         })
         .collect()
+}
+
+/// Where `label` is among `classes`, matched as the table keys labels (`label_text`: a
+/// run that recorded "0.0" still reads a file's "0"); the first match.
+fn class_position(label: &str, classes: &[String]) -> Option<usize> {
+    let key = table::label_text(label);
+    classes
+        .iter()
+        .position(|c| c == label)
+        .or_else(|| classes.iter().position(|c| table::label_text(c) == key))
 }
 
 /// The (training, test) rows of a fresh run: `table` split by `source` (stratified by
@@ -563,7 +588,8 @@ pub fn prepare(
     req: &VectorRequest,
     cfg: &TrainConfig,
 ) -> Result<VectorSets> {
-    if extension(path).as_deref() == Some("npy") && req.columns.is_some() {
+    let first = series_files(path)?.remove(0);
+    if extension(&first).as_deref() == Some("npy") && req.columns.is_some() {
         bail!(
             "{}: --columns is for CSV files; a .npy is used whole (slice it in NumPy)",
             path.display()
@@ -718,6 +744,21 @@ pub fn series_parts(
     if source.labels.is_some() {
         bail!("--labels is for .npy tables; a series takes its labels from --label-column");
     }
+    if !source.folder_files.is_empty() {
+        let now = folder_names(path)?;
+        let gone: Vec<&String> = source.folder_files.iter().filter(|f| !now.contains(f)).collect();
+        let new: Vec<&String> = now.iter().filter(|f| !source.folder_files.contains(f)).collect();
+        if !gone.is_empty() || !new.is_empty() {
+            let list = |l: &[&String]| l.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
+            bail!(
+                "{}: the folder has changed since the run was made (no longer there: {}; new: \
+                 {}); the run's sets come from the files it was made with",
+                path.display(),
+                if gone.is_empty() { "none".into() } else { list(&gone) },
+                if new.is_empty() { "none".into() } else { list(&new) }
+            );
+        }
+    }
     let (channel, missing) = (series.wav_channel, source.missing);
     let (mut data, rate) = read_series(path, label_column, columns, channel, missing)?;
     if let Some(t) = &source.test {
@@ -846,7 +887,7 @@ fn finish(
 pub fn class_codes(names: &[String], classes: &[String], flag: &str) -> Result<Vec<u8>> {
     names
         .iter()
-        .map(|n| match classes.iter().position(|c| c == n) {
+        .map(|n| match class_position(n, classes) {
             Some(i) => Ok(i as u8),
             None if classes.is_empty() => bail!("{flag} needs labels, and the data have none"),
             None => bail!("{flag}: unknown class '{n}'; the classes are {}", quoted(classes)),
@@ -903,6 +944,13 @@ mod tests {
         let ids: Vec<String> = (0..300).map(|i| i.to_string()).collect();
         let many = Table { labels: Some(ids), ..table(vec![0.0; 600], None) };
         assert!(class_list(&[&many]).unwrap_err().to_string().contains("300 distinct"));
+        // A run that recorded labels as written ("0.0") reads the normalised "0"; an exact
+        // match comes first (an older run with both "0" and "0.0").
+        let old: Vec<String> = vec!["0.0".into(), "1.0".into()];
+        assert_eq!(codes(&["1".into(), "0".into()], &old).unwrap(), [1, 0]);
+        assert_eq!(class_codes(&["0".into()], &old, "--normal-classes").unwrap(), [0]);
+        let both: Vec<String> = vec!["0".into(), "0.0".into(), "1".into()];
+        assert_eq!(class_codes(&["0.0".into(), "0".into()], &both, "--classes").unwrap(), [1, 0]);
     }
 
     #[test]

@@ -149,6 +149,10 @@ fn a_speech_denoiser_raises_the_snr_of_a_word_it_never_heard() {
     for w in words {
         std::fs::copy(data(&format!("speech/{w}.wav")), d.join(format!("words/{w}.wav"))).unwrap();
     }
+    // Without --window a folder of WAV files is not taken for images.
+    let run = ae(d, &["train", "--data", "words", "--out", "x"])
+        .fails_with(&["--data words holds WAV files, series", "--window N"]);
+    assert_eq!(run.code, Some(2));
     let clean = read_wav(&data("speech/Rear_Left.wav"));
     // White Gaussian noise at 5 dB SNR (Box–Muller on a fixed LCG).
     let power = clean.iter().map(|c| c * c).sum::<f64>() / clean.len() as f64;
@@ -363,5 +367,79 @@ fn a_wav_file_trains_as_windows_and_bad_series_are_refused() {
     go(&d.join("back.csv"), &["--label-column", "is_anomaly"]).fails_with(&[
         "back.csv: the timestamp column must increase",
         "line 153 (149) does not come after line 152 (150)",
+    ]);
+}
+
+#[test]
+fn several_series_score_each_on_its_own_and_the_folder_is_held_to_its_files() {
+    let dir = tempdir();
+    let d = dir.path();
+    // The heart-rate series cut into files: its anomaly-free first 1,200 steps to train
+    // on, and two test files, the anomaly (near step 4,200) in the second.
+    let text = std::fs::read_to_string(data(BLEEDING)).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let rows: Vec<&str> = lines.collect();
+    let write = |path: &str, range: std::ops::Range<usize>| {
+        let body: String = rows[range].iter().map(|r| format!("{r}\n")).collect();
+        std::fs::create_dir_all(d.join(path).parent().unwrap()).unwrap();
+        std::fs::write(d.join(path), format!("{header}\n{body}")).unwrap();
+    };
+    write("train/first.csv", 0..1200);
+    write("test/a.csv", 1200..4000);
+    write("test/b.csv", 4000..7501);
+    let mut args = vec!["train", "--data", "train", "--test", "test", "--columns", "value"];
+    args.extend(["--label-column", "is_anomaly", "--window", "64", "--hop", "1"]);
+    args.extend(["--epochs", "40", "--threads", "1", "--out", "r", "--no-tensorboard"]);
+    ae(d, &args).ok();
+    let manifest = read_json(&d.join("r/model.json"));
+    // Windows per file: 2800 − 63 and 3501 − 63.
+    assert_eq!(manifest["outcome"]["test"]["images"], 2737 + 3438);
+    assert_eq!(manifest["data"]["vectors"]["folder_files"], serde_json::json!(["first.csv"]));
+
+    let mut args = vec!["anomaly", "--run", "r", "--normal-classes", "0", "--json"];
+    args.extend(["-o", "all.csv", "--explain", "2"]);
+    let out = ae(d, &args).ok();
+    let summary: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let points = &summary["points"];
+    assert_eq!(points["steps"], 6301);
+    assert!(points["top_file"].as_str().unwrap().ends_with("b.csv"), "{points}");
+    // The UCR rule series by series: only b has a labelled anomaly, and it is found.
+    assert_eq!(points["ucr_hits"], serde_json::json!([1, 1]), "{points}");
+    assert!(points.get("ucr_hit").is_none());
+    let all = std::fs::read_to_string(d.join("all.csv")).unwrap();
+    assert!(all.starts_with("step,file,value,score,is_anomaly,label\n"));
+    let scores = |csv: &str, score_at: usize| -> Vec<(String, f64)> {
+        csv.lines()
+            .skip(1)
+            .map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                (f[0].to_string(), f[score_at].parse().unwrap())
+            })
+            .collect()
+    };
+    let all = scores(&all, 3);
+    assert_eq!((all[0].0.as_str(), all[2800].0.as_str(), all.len()), ("0", "0", 6301));
+    // Each file's step scores are what that file alone scores: no window crosses the two.
+    let mut alone = Vec::new();
+    for f in ["a", "b"] {
+        let csv = format!("{f}-points.csv");
+        let file = format!("test/{f}.csv");
+        ae(d, &["anomaly", "--run", "r", "--data", &file, "-o", &csv]).ok();
+        alone.extend(scores(&std::fs::read_to_string(d.join(&csv)).unwrap(), 2));
+    }
+    assert_eq!(alone, all);
+    // explain.csv names each window's file.
+    let explain = std::fs::read_to_string(d.join("r/explain.csv")).unwrap();
+    assert!(explain.starts_with("rank,row,file,label,score,feature,"), "{explain:.80}");
+    // One plot draws one series.
+    ae(d, &["anomaly", "--run", "r", "--plot", "p.png"])
+        .fails_with(&["--plot draws one series", "2 series"]);
+    assert!(!d.join("p.png").exists());
+    // The training folder gains a file: the run's sets would change, so it is refused.
+    write("train/second.csv", 1200..2000);
+    ae(d, &["eval", "--run", "r"]).fails_with(&[
+        "the folder has changed since the run was made",
+        "no longer there: none; new: second.csv",
     ]);
 }
