@@ -34,10 +34,10 @@ if [ "${1:-}" = "--signals" ]; then
   cat >&2 <<MSG
 demo: done in $((SECONDS - start)) s. Look at:
   $out/series.png    the heart-rate series above its score per step,
-                               flagged steps shaded, the labelled anomaly marked
+                                flagged steps shaded, the labelled anomaly marked
   $out/points.csv    one row per step: value, score, flag, label
-  runs/speech-table/denoised/  the held-out words with noise, cleaned (WAV; the
-                               noisy inputs are in runs/speech-table/)
+  runs/speech-table/denoised/   the held-out words with noise, cleaned (WAV; the
+                                noisy inputs are in runs/speech-table/)
 Then try: target/release/ae-tch eval --run runs/speech-table/run
 MSG
   exit 0
