@@ -342,7 +342,7 @@ pub fn run(args: AnomalyArgs) -> Result<()> {
             }
             _ => None,
         };
-        let top = highest(&point, 1).first().copied().unwrap_or(0);
+        let top = argmax(&point);
         // The UCR rule, series by series: each one's highest step near one of its anomalies.
         let ucr = truth.as_ref().map(|t| {
             let mut start = 0;
@@ -354,7 +354,7 @@ pub fn run(args: AnomalyArgs) -> Result<()> {
                 if !t.iter().any(|&a| a) {
                     continue;
                 }
-                let top = highest(p, 1)[0];
+                let top = argmax(p);
                 let (lo, hi) = (top.saturating_sub(UCR_SLACK), (top + UCR_SLACK).min(t.len() - 1));
                 hits.0 += t[lo..=hi].iter().any(|&a| a) as usize;
                 hits.1 += 1;
@@ -482,6 +482,12 @@ fn highest(scores: &[f64], n: usize) -> Vec<usize> {
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
     order.truncate(n);
     order
+}
+
+/// The position of the highest score, the first of equal ones (NumPy's argmax); 0 when
+/// there are none.
+fn argmax(scores: &[f64]) -> usize {
+    (0..scores.len()).fold(0, |best, i| if scores[i] > scores[best] { i } else { best })
 }
 
 /// Writes the explanation of the rows `top` to `path`; returns what to print.

@@ -361,11 +361,12 @@ fn denoise_series(
         // --add-noise: Gaussian noise on the steps themselves, in the file's units (σ times
         // the channel's scale), so the noisy series is a file to listen to or plot.
         let len = steps.rows();
-        let clean = steps.values.clone();
         let mut steps = steps;
-        if let Some(sigma) = args.add_noise {
+        let clean = args.add_noise.map(|sigma| {
+            let clean = steps.values.clone();
             add_step_noise(&mut steps.values, &spec.scaling, series, sigma, form.is_some());
-        }
+            clean
+        });
         let table = vectors::window_table(&steps, w, &|| path.display().to_string())?;
         let rows = VectorSet::new(&table, spec, &spec.classes)
             .with_context(|| format!("reading {}", path.display()))?;
@@ -381,7 +382,7 @@ fn denoise_series(
         };
         let mut files = vec![("denoised", encode(&values)?)];
         let mut said = None;
-        if let Some(sigma) = args.add_noise {
+        if let (Some(sigma), Some(clean)) = (args.add_noise, clean) {
             files.push(("noisy", encode(&steps.values)?));
             let (noisy, denoised) = (snr_db(&clean, &steps.values), snr_db(&clean, &values));
             said = Some(format!(

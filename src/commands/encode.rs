@@ -68,15 +68,7 @@ pub fn run(args: EncodeArgs) -> Result<()> {
     };
     // A .npy holds numbers only: the files of an image folder (or of a folder of series'
     // windows) go beside it, one per line in row order.
-    let files: Option<Vec<String>> = match (&images, npy) {
-        (data::Rows::Images(data::ImageSet { files: Some(f), .. }), true) => {
-            Some(f.iter().map(|f| f.display().to_string()).collect())
-        }
-        (data::Rows::Vectors(data::vectors::VectorSet { files: Some(f), .. }), true) => {
-            Some(f.iter().map(|f| f.display().to_string()).collect())
-        }
-        _ => None,
-    };
+    let files = if npy { images.files() } else { None };
     let listing = files.map(|l| (args.output.with_extension("files.txt"), l.join("\n") + "\n"));
     if let Some((path, list)) = &listing {
         write_atomic(path, list.as_bytes())?;

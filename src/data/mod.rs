@@ -204,26 +204,34 @@ impl Rows {
         }
     }
 
+    /// Each row's file, when the rows came from several (images of a folder, windows of
+    /// a folder of series).
+    pub fn files(&self) -> Option<Vec<String>> {
+        match self {
+            Rows::Images(s) => {
+                s.files.as_ref().map(|f| f.iter().map(|f| f.display().to_string()).collect())
+            }
+            Rows::Vectors(s) => {
+                s.files.as_ref().map(|f| f.iter().map(|f| f.display().to_string()).collect())
+            }
+        }
+    }
+
     /// The columns that open each line of a per-row output file: the id (see `ids`), the
     /// row's file when the rows came from several (images of a folder, windows of a
     /// folder of series), and the label's name when there are labels. Names, then one
     /// list of values per row.
     pub fn key_columns(&self, input: &DataSpec) -> (Vec<&'static str>, Vec<Vec<String>>) {
         let (id_name, ids) = self.ids();
-        // Each row's file, when the rows came from several files.
-        let file = |i: usize| match self {
-            Rows::Images(s) => s.files.as_ref().map(|f| f[i].display().to_string()),
-            Rows::Vectors(s) => s.files.as_ref().map(|f| f[i].display().to_string()),
-        };
-        let files = !self.is_empty() && file(0).is_some();
+        let files = self.files();
         let labels = self.labels();
         let mut names = vec![id_name];
-        names.extend(files.then_some("file"));
+        names.extend(files.as_ref().map(|_| "file"));
         names.extend(labels.map(|_| "label"));
         let rows = (0..self.len())
             .map(|i| {
                 let mut row = vec![ids[i].to_string()];
-                row.extend(file(i));
+                row.extend(files.as_ref().map(|f| f[i].clone()));
                 row.extend(labels.map(|l| input.class_name(l[i])));
                 row
             })

@@ -56,10 +56,11 @@ impl Windowing {
         (i * self.hop).min(len - self.window)
     }
 
-    /// The taper of `overlap_add`: sin²(π(k + ½)/window), positive at every k.
-    fn weight(self, k: usize) -> f64 {
-        let x = std::f64::consts::PI * (k as f64 + 0.5) / self.window as f64;
-        x.sin().powi(2)
+    /// The taper of `overlap_add`, one weight per window position:
+    /// sin²(π(k + ½)/window), positive at every k.
+    fn taper(self) -> Vec<f64> {
+        let x = |k: usize| std::f64::consts::PI * (k as f64 + 0.5) / self.window as f64;
+        (0..self.window).map(|k| x(k).sin().powi(2)).collect()
     }
 }
 
@@ -87,13 +88,13 @@ pub fn frame(series: &[f32], channels: usize, w: Windowing) -> Result<Vec<f32>> 
 pub fn overlap_add(windows: &[f32], len: usize, channels: usize, w: Windowing) -> Vec<f32> {
     let count = w.count(len);
     assert_eq!(windows.len(), count * w.window * channels, "windows of another series");
+    let taper = w.taper();
     let mut sum = vec![0f64; len * channels];
     let mut weight = vec![0f64; len];
     for i in 0..count {
         let row = &windows[i * w.window * channels..][..w.window * channels];
-        for k in 0..w.window {
+        for (k, &a) in taper.iter().enumerate() {
             let t = w.start(i, len) + k;
-            let a = w.weight(k);
             weight[t] += a;
             for c in 0..channels {
                 sum[t * channels + c] += a * row[c * w.window + k] as f64;
@@ -111,10 +112,10 @@ pub fn point_scores(window_scores: &[f64], len: usize, w: Windowing, max: bool) 
     let mut sum = vec![0f64; len];
     let mut weight = vec![0f64; len];
     let mut top = vec![f64::NEG_INFINITY; len];
+    let taper = w.taper();
     for (i, &s) in window_scores.iter().enumerate() {
-        for k in 0..w.window {
+        for (k, &a) in taper.iter().enumerate() {
             let t = w.start(i, len) + k;
-            let a = w.weight(k);
             sum[t] += a * s;
             weight[t] += a;
             top[t] = top[t].max(s);
