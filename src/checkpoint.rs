@@ -3,8 +3,9 @@
 //! a name.
 
 use crate::config::{ModelConfig, TrainConfig};
+use crate::data::record::DataRecord;
+use crate::format::{FORMAT_VERSION, OLDEST_UNMIGRATED};
 use crate::optim::OptimState;
-use crate::run_store::{DataRecord, FORMAT_VERSION, OLDEST_UNMIGRATED};
 use crate::train::TrainState;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -53,6 +54,31 @@ pub struct CheckpointMeta {
 
 fn one_rank() -> usize {
     1
+}
+
+impl CheckpointMeta {
+    /// The meta of a checkpoint written now, stamped with this version's format, for the
+    /// run of `model`, `train` and `data` trained on `threads` in a group of `world_size`.
+    pub fn new(
+        model: &ModelConfig,
+        train: &TrainConfig,
+        data: &DataRecord,
+        (threads, world_size): (i32, usize),
+        snap: &crate::train::Snapshot<'_>,
+    ) -> Self {
+        CheckpointMeta {
+            format_version: FORMAT_VERSION,
+            ae_tch_version: env!("CARGO_PKG_VERSION").to_string(),
+            config_hash: config_hash(model, train, &data.path),
+            model: model.clone(),
+            train: train.clone(),
+            data: data.clone(),
+            adam_step: snap.optim.step,
+            threads,
+            world_size,
+            state: snap.state.clone(),
+        }
+    }
 }
 
 /// FNV-1a (64-bit, hex) of what a resumed run must share with the run it continues: the

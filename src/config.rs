@@ -104,46 +104,6 @@ impl fmt::Display for NoiseKind {
     }
 }
 
-/// `--scale`: how features are scaled, fitted on the training rows only.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum ScaleKind {
-    /// zero mean and unit standard deviation per column (population σ)
-    #[default]
-    Standard,
-    /// each column's training range onto [0, 1]
-    Minmax,
-}
-
-impl fmt::Display for ScaleKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ScaleKind::Standard => "standard",
-            ScaleKind::Minmax => "minmax",
-        })
-    }
-}
-
-/// What to do with a row that lacks a value (`--missing`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Missing {
-    /// stop with a count of the missing values
-    #[default]
-    Refuse,
-    /// leave the rows out (and say how many)
-    Drop,
-}
-
-impl fmt::Display for Missing {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Missing::Refuse => "refuse",
-            Missing::Drop => "drop",
-        })
-    }
-}
-
 /// The reconstruction loss.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -281,78 +241,6 @@ pub enum Backbone {
 
 pub const DEFAULT_CHANNELS: &str = "32,64";
 pub const DEFAULT_BLOCKS: usize = 1;
-
-/// Colour of the images as the model sees them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Color {
-    /// one channel (luma, Rec. 709 weights)
-    Gray,
-    /// three channels: red, green, blue
-    Rgb,
-}
-
-impl Color {
-    pub fn channels(self) -> i64 {
-        match self {
-            Color::Gray => 1,
-            Color::Rgb => 3,
-        }
-    }
-}
-
-impl fmt::Display for Color {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Color::Gray => "gray",
-            Color::Rgb => "rgb",
-        })
-    }
-}
-
-/// What transparent pixels become.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Background {
-    /// composited onto white
-    #[default]
-    White,
-    /// composited onto black
-    Black,
-    /// the alpha channel is dropped, leaving the colour under it (runs made before
-    /// format_version 2 did this)
-    Ignore,
-}
-
-impl Background {
-    /// The 8-bit value transparent pixels blend towards, if any.
-    pub fn level(self) -> Option<u8> {
-        match self {
-            Background::White => Some(255),
-            Background::Black => Some(0),
-            Background::Ignore => None,
-        }
-    }
-}
-
-/// The colour a run asks for (`--color`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum ColorChoice {
-    /// RGB if any training image has colour, else gray
-    #[default]
-    Auto,
-    Gray,
-    Rgb,
-}
-
-impl From<Color> for ColorChoice {
-    fn from(c: Color) -> Self {
-        match c {
-            Color::Gray => ColorChoice::Gray,
-            Color::Rgb => ColorChoice::Rgb,
-        }
-    }
-}
 
 /// Where tensors live. Parsed from `auto`, `cpu`, `cuda` or `cuda:N`; resolved against
 /// what libtorch sees by `device::resolve`.
@@ -927,12 +815,6 @@ impl Default for TrainConfig {
             finetune: None,
         }
     }
-}
-
-/// Rows of a batch of `n` that count in a loss trimmed by `trim` (`--trim`): all but the
-/// worst `trim` share, at least one.
-pub fn kept_rows(n: i64, trim: f64) -> i64 {
-    (n - (n as f64 * trim).round() as i64).max(1)
 }
 
 impl TrainConfig {

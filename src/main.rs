@@ -9,7 +9,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     // Before libtorch starts its threads, which inherit the mode (see fpu.rs).
     ae_tch::fpu::flush_denormals();
-    match ae_tch::run() {
+    match ae_tch::commands::run() {
         Ok(()) => ExitCode::SUCCESS,
         // `ae-tch eval | head`: a closed pipe is not a failure.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,

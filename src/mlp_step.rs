@@ -54,7 +54,7 @@ pub struct MlpStep {
     code: usize,
     loss: Loss,
     l1_latent: f64,
-    /// `--trim` (see `config::kept_rows`).
+    /// `--trim` (see `loss::kept_rows`).
     trim: f64,
     /// The loss's upstream gradient, 1.
     one: Tensor,
@@ -212,9 +212,9 @@ impl MlpStep {
             if self.trim > 0.0 {
                 // The mean's gradient is ℓ'/(n·D) per value; the trimmed mean's is
                 // mask·ℓ'/(kept·D): scale each row by mask·n/kept.
-                let rows_loss = crate::train::row_losses(&output32, full_target, self.loss);
-                let kept = crate::config::kept_rows(len, self.trim);
-                let mask = crate::train::kept_mask(&rows_loss, kept);
+                let rows_loss = crate::loss::per_row(&output32, full_target, self.loss);
+                let kept = crate::loss::kept_rows(len, self.trim);
+                let mask = crate::loss::kept_mask(&rows_loss, kept);
                 let scale = (&mask * (len as f64 / kept as f64)).to_kind(d.kind()).unsqueeze(1);
                 let mut d = d.shallow_clone();
                 d *= scale;

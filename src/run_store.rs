@@ -11,25 +11,13 @@ use crate::train::EpochStats;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tch::{nn, Device, Tensor};
 
-/// Version of the `model.json` and checkpoint layout; bumped when a field changes
-/// meaning. 2: the model's input is a recorded data description (`model.input`) instead
-/// of `model.height`/`model.width`; version 1 model.json files are migrated on reading.
-/// 3: convolutional layers may have residual blocks, GroupNorm and resize upsampling, which
-/// an older ae-tch would silently drop; version 2 files read unchanged (as plain conv).
-/// 4: the input may be numeric vectors (`model.input.kind` "vector", with their scaling,
-/// and `data.vectors`, how the file was read and split), whose test metrics have no PSNR
-/// or SSIM; versions 2 and 3 read unchanged.
-/// 5: a run may be a classifier (`finetune`: `model.head`, `train.finetune`,
-/// `outcome.classification`, no `outcome.test`), which an older ae-tch would try to build
-/// as an autoencoder; versions 2 to 4 read unchanged.
-pub const FORMAT_VERSION: u32 = 5;
-/// The oldest version read without migration.
-pub const OLDEST_UNMIGRATED: u32 = 2;
+pub use crate::atomic::{sweep_temp_files, with_temp_file, write_atomic};
+pub use crate::data::record::DataRecord;
+pub use crate::format::{FORMAT_VERSION, OLDEST_UNMIGRATED};
 pub const MODEL_JSON: &str = "model.json";
 pub const WEIGHTS: &str = "model.ot";
 pub const WEIGHTS_SAFETENSORS: &str = "model.safetensors";
@@ -38,19 +26,6 @@ pub const LOSS_PNG: &str = "loss.png";
 pub const GRID_PNG: &str = "grid.png";
 /// Weights, optimiser state and progress of a run, to continue it (`train --resume`).
 pub const CHECKPOINT: &str = "checkpoint.ot";
-/// The data a run was trained on.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct DataRecord {
-    /// Absolute path of the data folder, or of the vector file.
-    pub path: PathBuf,
-    /// Training and validation rows (images or vectors).
-    pub train_images: usize,
-    pub val_images: usize,
-    /// Vector data: how the file was read and split (absent for images).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vectors: Option<crate::data::vectors::VectorSource>,
-}
-
 /// What a finished run reports about itself.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Outcome {
@@ -84,6 +59,27 @@ pub struct RunManifest {
     /// File name of the weights inside the run folder.
     pub weights: String,
     pub outcome: Option<Outcome>,
+}
+
+impl RunManifest {
+    /// The model.json of a run written now, stamped with this version's format.
+    pub fn new(
+        model: ModelConfig,
+        train: TrainConfig,
+        data: DataRecord,
+        weights: &str,
+        outcome: Option<Outcome>,
+    ) -> Self {
+        RunManifest {
+            format_version: crate::format::FORMAT_VERSION,
+            ae_tch_version: env!("CARGO_PKG_VERSION").to_string(),
+            model,
+            train,
+            data,
+            weights: weights.to_string(),
+            outcome,
+        }
+    }
 }
 
 /// A folder holding one training run.
@@ -453,110 +449,6 @@ pub fn load_weights(vs: &mut nn::VarStore, path: &Path) -> Result<()> {
     .with_context(|| format!("copying weights from {}", path.display()))
 }
 
-/// Writes `bytes` to `path` atomically (temp file in the same folder, fsync, rename).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    with_temp_file(path, |tmp| {
-        let mut f = std::fs::OpenOptions::new().write(true).truncate(true).open(tmp)?;
-        f.write_all(bytes)?;
-        Ok(())
-    })
-}
-
-/// Removes the temporary files [`with_temp_file`] left in `dir` when its process was
-/// killed: those for the targets in `names` (all when `None`) untouched for longer than
-/// `min_age` (a nonzero age spares the files of another process still writing them).
-pub fn sweep_temp_files(dir: &Path, names: Option<&[&str]>, min_age: Duration) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(target) = name.strip_prefix('.').filter(|_| name.ends_with(".tmp")) else {
-            continue;
-        };
-        let ours = names.is_none_or(|ns| ns.iter().any(|n| target.starts_with(&format!("{n}."))));
-        let age = || entry.metadata().and_then(|m| m.modified()).ok()?.elapsed().ok();
-        if ours && (min_age.is_zero() || age().is_some_and(|a| a > min_age)) {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
-}
-
-/// Lets `write` fill a temporary file next to `path`, then syncs it and renames it over
-/// `path`, and returns what `write` returned. On any error the temporary file is removed
-/// and `path` is untouched.
-pub fn with_temp_file<T>(path: &Path, write: impl FnOnce(&Path) -> Result<T>) -> Result<T> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    if !dir.is_dir() {
-        bail!("writing {}: folder {} does not exist", path.display(), dir.display());
-    }
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .with_context(|| {
-            format!("writing {}: cannot create a file in {}", path.display(), dir.display())
-        })?;
-    let fault = fault(&name);
-    if fault == Some(Fault::WriteError) {
-        let full = std::io::Error::from_raw_os_error(28); // ENOSPC
-        return Err(full).with_context(|| format!("writing {}", path.display()));
-    }
-    let written = write(tmp.path()).with_context(|| format!("writing {}", path.display()))?;
-    std::fs::File::open(tmp.path())
-        .and_then(|f| {
-            // tempfile creates files private (0600); artefacts are ordinary files.
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
-            }
-            f.sync_all()
-        })
-        .with_context(|| format!("writing {}", path.display()))?;
-    if fault == Some(Fault::Abort) {
-        std::process::abort();
-    }
-    tmp.persist(path).with_context(|| format!("writing {}", path.display()))?;
-    // The rename itself survives a power loss only once the folder is synced.
-    if let Ok(folder) = std::fs::File::open(dir) {
-        let _ = folder.sync_all();
-    }
-    Ok(written)
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Fault {
-    Abort,
-    WriteError,
-}
-
-/// Fault injection for the tests, from `AE_TCH_FAULT`: `abort:FILE:N` aborts the process
-/// (like kill -9) on the N-th write of FILE, after the temporary file is complete and
-/// synced and before it is renamed into place; `enospc:FILE` fails every write of FILE
-/// as a full disk would.
-fn fault(name: &str) -> Option<Fault> {
-    static WRITES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-    let spec = std::env::var("AE_TCH_FAULT").ok()?;
-    let mut parts = spec.split(':');
-    let (kind, file) = (parts.next()?, parts.next()?);
-    if file != name {
-        return None;
-    }
-    match kind {
-        "enospc" => Some(Fault::WriteError),
-        "abort" => {
-            let nth: usize = parts.next()?.parse().ok()?;
-            let mut writes = WRITES.lock().unwrap_or_else(|e| e.into_inner());
-            writes.push(name.to_string());
-            (writes.iter().filter(|w| *w == name).count() == nth).then_some(Fault::Abort)
-        }
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -677,43 +569,6 @@ mod tests {
             "{text}"
         );
         assert_eq!(serde_json::from_str::<Layers>(&text).unwrap(), Layers::Conv(rich));
-    }
-
-    #[test]
-    fn sweep_removes_only_the_named_and_stale_temp_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let files = [".a.gz.X1.tmp", ".ab.gz.X2.tmp", ".b.gz.X3.tmp", "a.gz", ".a.gz.keep"];
-        for f in files {
-            std::fs::write(dir.path().join(f), b"x").unwrap();
-        }
-        let left = || {
-            let mut v: Vec<String> = std::fs::read_dir(dir.path())
-                .unwrap()
-                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect();
-            v.sort();
-            v
-        };
-        // Just written: younger than the minimum age, so another process may own them.
-        sweep_temp_files(dir.path(), Some(&["a.gz"]), Duration::from_secs(600));
-        assert_eq!(left().len(), files.len());
-        sweep_temp_files(dir.path(), Some(&["a.gz"]), Duration::ZERO);
-        assert_eq!(left(), [".a.gz.keep", ".ab.gz.X2.tmp", ".b.gz.X3.tmp", "a.gz"]);
-        sweep_temp_files(dir.path(), None, Duration::ZERO);
-        assert_eq!(left(), [".a.gz.keep", "a.gz"]);
-    }
-
-    #[test]
-    fn atomic_write_replaces_whole_files_and_leaves_no_temp() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("a.txt");
-        write_atomic(&p, b"first").unwrap();
-        write_atomic(&p, b"second").unwrap();
-        assert_eq!(std::fs::read(&p).unwrap(), b"second");
-        let failed = with_temp_file(&p, |_| -> Result<()> { bail!("disk full") });
-        assert!(format!("{:#}", failed.unwrap_err()).contains("disk full"));
-        assert_eq!(std::fs::read(&p).unwrap(), b"second");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]

@@ -306,7 +306,7 @@ impl EventWriter {
         };
         let mut head = frame(&version.encode_to_vec());
         head.extend_from_slice(&kept);
-        crate::run_store::write_atomic(&path, &head)?;
+        crate::atomic::write_atomic(&path, &head)?;
         for p in old {
             std::fs::remove_file(&p).with_context(|| format!("removing {}", p.display()))?;
         }

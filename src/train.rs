@@ -6,10 +6,11 @@
 //! from a checkpoint therefore computes exactly what the uninterrupted run computes.
 
 use crate::config::ModelConfig;
-use crate::config::{Engine, Loss, LrSchedule, TrainConfig};
+use crate::config::{Engine, LrSchedule, TrainConfig};
 use crate::data::batch::{stream_seed, Batcher};
 use crate::data::{noise, to_unit_float};
 use crate::dist::{self, Dist};
+use crate::loss;
 use crate::metrics;
 use crate::mlp_step::MlpStep;
 use crate::model::{Autoencoder, Classifier};
@@ -19,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use tch::nn::{self, Module};
-use tch::{Device, Kind, Reduction, Tensor};
+use tch::{Device, Kind, Tensor};
 
 /// The running loss is read back from the device every this many steps (for the progress
 /// display and, off the CPU, the divergence check), not every step: each read is a host
@@ -207,38 +208,6 @@ pub struct Fit {
     pub exchanged: Option<(f64, usize)>,
 }
 
-/// The reconstruction loss of `output` against `target`, averaged over elements.
-pub fn reconstruction_loss(output: &Tensor, target: &Tensor, loss: Loss) -> Tensor {
-    match loss {
-        Loss::Mse => output.mse_loss(target, Reduction::Mean),
-        Loss::Bce => output.binary_cross_entropy::<Tensor>(target, None, Reduction::Mean),
-    }
-}
-
-/// Per-row reconstruction loss (mean over each row's values).
-pub fn row_losses(output: &Tensor, target: &Tensor, loss: Loss) -> Tensor {
-    let each = match loss {
-        Loss::Mse => output.mse_loss(target, Reduction::None),
-        Loss::Bce => output.binary_cross_entropy::<Tensor>(target, None, Reduction::None),
-    };
-    each.flatten(1, -1).mean_dim(1, false, Kind::Float)
-}
-
-/// The rows of a batch that count in the trimmed loss: the `kept` best reconstructed, as
-/// a 0/1 mask of the same shape as `row_losses`.
-pub fn kept_mask(row_losses: &Tensor, kept: i64) -> Tensor {
-    let (_, keep) = row_losses.detach().topk(kept, 0, false, false);
-    row_losses.detach().zeros_like().index_fill(0, &keep, 1.0)
-}
-
-/// The mean loss of the rows `kept_mask` keeps: the worst `--trim` share of the batch
-/// (by its own reconstruction error) neither counts nor trains.
-fn trimmed_loss(output: &Tensor, target: &Tensor, cfg: &TrainConfig) -> Tensor {
-    let rows = row_losses(output, target, cfg.loss);
-    let kept = crate::config::kept_rows(rows.size()[0], cfg.trim);
-    (rows.shallow_clone() * kept_mask(&rows, kept)).sum(Kind::Float) / kept as f64
-}
-
 /// The training objective of one batch through autograd, and a VAE's KL term.
 pub(crate) fn autograd_loss(
     model: &Autoencoder,
@@ -248,9 +217,9 @@ pub(crate) fn autograd_loss(
 ) -> (Tensor, Option<Tensor>) {
     let out = model.forward_train(input);
     let mut loss = if cfg.trim > 0.0 {
-        trimmed_loss(&out.reconstruction, x, cfg)
+        loss::trimmed(&out.reconstruction, x, cfg.loss, cfg.trim)
     } else {
-        reconstruction_loss(&out.reconstruction, x, cfg.loss)
+        loss::reconstruction(&out.reconstruction, x, cfg.loss)
     };
     if cfg.l1_latent > 0.0 {
         loss = &loss + out.z.abs().mean(Kind::Float) * cfg.l1_latent;

@@ -144,7 +144,7 @@ fn fetch_one(
             continue;
         }
         let url = fetch::file_url(base, spec.name);
-        let bar = super::progress_bar(
+        let bar = crate::session::progress_bar(
             ProgressBar::no_length(),
             "{prefix:28} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
         );

@@ -2,8 +2,9 @@
 
 use crate::cli::EvalArgs;
 use crate::config::ModelConfig;
-use crate::metrics;
-use anyhow::{bail, Result};
+use crate::run_store::RunDir;
+use crate::{device, metrics};
+use anyhow::{bail, Context, Result};
 use std::path::Path;
 use tch::nn::Module;
 use tch::{CModule, Device, Kind, Tensor};
@@ -57,7 +58,7 @@ impl Module for Script {
 
 pub fn run(args: EvalArgs) -> Result<()> {
     if crate::run_store::RunDir::open(&args.run.dir)?.read_manifest()?.model.head.is_some() {
-        return super::finetune::eval(&args);
+        return classifier(&args);
     }
     let loaded = super::open_run(&args.run)?;
     let images = loaded.test_rows(args.data.as_deref())?;
@@ -78,4 +79,23 @@ pub fn run(args: EvalArgs) -> Result<()> {
         super::report::eval_table(&report, train)
     };
     super::print(&text)
+}
+
+/// `eval` on a classifier run: accuracy and the confusion matrix on the test rows (of
+/// `data`, read the run's way, or of the run's own data).
+fn classifier(args: &EvalArgs) -> Result<()> {
+    device::set_threads(args.run.runtime.threads)?;
+    let device = device::resolve(args.run.runtime.device)?;
+    let run = RunDir::open(&args.run.dir)?;
+    let (manifest, _vs, model) = run.load_classifier(device)?;
+    let test = super::split_rows(&manifest, args.data.as_deref(), crate::data::Split::Test)
+        .with_context(|| super::data_needed(&manifest.data))?;
+    if test.labels().is_none() {
+        bail!("eval of a classifier needs labelled test rows, and these have none");
+    }
+    let report = super::classify(&model, &test, &manifest.model, device);
+    if args.json {
+        return super::print(&(serde_json::to_string(&report)? + "\n"));
+    }
+    super::print(&super::report::class_table(&report))
 }

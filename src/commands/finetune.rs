@@ -3,21 +3,21 @@
 //! loop as `train` with cross-entropy as its loss; and the evaluation of classifier runs
 //! that `eval` hands over.
 
-use super::train::{fit_into_run, Trained};
 use crate::checkpoint::Checkpoint;
 use crate::cli::FinetuneArgs;
 use crate::config::{Engine, Finetune, Head, Init, LrSchedule, Mode, ModelConfig, TrainConfig};
 use crate::data::Rows;
+use crate::device;
 use crate::metrics::probe::{self, ClassReport};
 use crate::model::Classifier;
 use crate::plot::{self, Format};
-use crate::run_store::{self, DataRecord, Outcome, RunDir, RunManifest, FORMAT_VERSION};
+use crate::run_store::{self, DataRecord, Outcome, RunDir, RunManifest};
+use crate::session::{self, fit_into_run, Trained};
 use crate::train::{Classification, Resume};
-use crate::{device, metrics};
 use anyhow::{bail, Context, Result};
 use std::path::Path;
-use tch::nn::{self, Module};
-use tch::{Device, Kind, Tensor};
+use tch::nn;
+use tch::{Device, Tensor};
 
 /// The confusion-matrix plot in a classifier run folder.
 pub const CONFUSION_PNG: &str = "confusion.png";
@@ -108,7 +108,7 @@ pub fn run(args: FinetuneArgs) -> Result<()> {
 
     let weights = run_store::weights_file(cfg.format);
     run.save_weights(&vs, weights)?;
-    let report = classify(&model, &sets.test, &model_cfg, device);
+    let report = super::classify(&model, &sets.test, &model_cfg, device);
     let history = &fit.history;
     super::report::write_loss_chart(
         &[super::report::loss_curve("cross-entropy", history)],
@@ -118,16 +118,9 @@ pub fn run(args: FinetuneArgs) -> Result<()> {
         Format::Png,
     )?;
     write_confusion(&report, &run.file(CONFUSION_PNG), Format::Png)?;
-    let outcome = super::train::outcome(&fit, train_seconds)?;
-    let manifest = RunManifest {
-        format_version: FORMAT_VERSION,
-        ae_tch_version: env!("CARGO_PKG_VERSION").to_string(),
-        model: model_cfg,
-        train: cfg,
-        data,
-        weights: weights.to_string(),
-        outcome: Some(Outcome { classification: Some(report.clone()), ..outcome }),
-    };
+    let outcome = session::outcome(&fit, train_seconds)?;
+    let outcome = Outcome { classification: Some(report.clone()), ..outcome };
+    let manifest = RunManifest::new(model_cfg, cfg, data, weights, Some(outcome));
     run.write_manifest(&manifest)?;
     if args.json {
         return super::print(&(serde_json::to_string_pretty(&manifest)? + "\n"));
@@ -137,7 +130,7 @@ pub fn run(args: FinetuneArgs) -> Result<()> {
         "trained {} epochs in {:.1} s\n\n{}\nrun folder  {dir}\nloss plot   {dir}/{}\nconfusion   {dir}/{CONFUSION_PNG}\n",
         history.len(),
         train_seconds,
-        class_table(&report),
+        super::report::class_table(&report),
         run_store::LOSS_PNG,
     ))
 }
@@ -194,7 +187,7 @@ fn fresh(args: &FinetuneArgs) -> Result<Setup> {
         device: args.runtime.device,
         finetune: Some(finetune),
         tensorboard: (!args.no_tensorboard)
-            .then(|| std::path::PathBuf::from(super::train::DEFAULT_TENSORBOARD)),
+            .then(|| std::path::PathBuf::from(session::tb_log::DEFAULT_DIR)),
         // The rows: those the autoencoder run was trained, validated and tested on.
         ..pre.train.clone()
     };
@@ -202,7 +195,7 @@ fn fresh(args: &FinetuneArgs) -> Result<Setup> {
     device::resolve(cfg.device)?;
     // Classes and their names come from the labels the data have.
     let (train, val, test) = super::run_rows(&pre.data, &pre.model.input, &cfg.data_selection())
-        .with_context(|| data_needed(&pre.data))?;
+        .with_context(|| super::data_needed(&pre.data))?;
     let no_labels = || {
         format!(
             "finetune needs labels, and the data of {} have none (a folder of images needs \
@@ -242,7 +235,7 @@ fn fresh(args: &FinetuneArgs) -> Result<Setup> {
 /// The classifier run in `dir`, continued from its checkpoint (`--epochs` may change).
 fn resumed(args: &FinetuneArgs, dir: &Path) -> Result<Setup> {
     let (run, Checkpoint { meta, optim, best, sums }) =
-        super::train::open_checkpoint(dir, true, args.runtime.threads)?;
+        session::open_checkpoint(dir, true, args.runtime.threads)?;
     let mut cfg = meta.train.clone();
     cfg.epochs = args.epochs.unwrap_or(meta.train.epochs);
     cfg.device = args.runtime.device;
@@ -268,17 +261,12 @@ fn resumed(args: &FinetuneArgs, dir: &Path) -> Result<Setup> {
     Ok(Setup { run, cfg, model_cfg: meta.model, data: meta.data, resume: Some(resume) })
 }
 
-/// What to say when a run's data cannot be read.
-fn data_needed(data: &DataRecord) -> String {
-    format!("finetune needs the autoencoder run's data where they were ({})", data.path.display())
-}
-
 /// The labelled rows of a classifier run, rebuilt from what it records: the autoencoder
 /// run's splits, and with `labels_per_class` N rows of each class from its training split
 /// (a seeded choice), a fifth of them (at least one) the validation slice.
 fn labelled_rows(data: &DataRecord, model: &ModelConfig, cfg: &TrainConfig) -> Result<Labelled> {
     let (train, val, test) = super::run_rows(data, &model.input, &cfg.data_selection())
-        .with_context(|| data_needed(data))?;
+        .with_context(|| super::data_needed(data))?;
     let Some(n) = cfg.finetune.as_ref().and_then(|f| f.labels_per_class) else {
         return Ok(Labelled { train, val, test });
     };
@@ -333,16 +321,6 @@ fn copy_encoder(vs: &nn::VarStore, source: &Path) -> Result<()> {
     })
 }
 
-/// The classifier's accuracy and confusion matrix on `rows`.
-fn classify(model: &Classifier, rows: &Rows, cfg: &ModelConfig, device: Device) -> ClassReport {
-    let x = rows.to_unit(device);
-    let predicted =
-        metrics::batched(&x, |b| model.forward(b).argmax(1, false)).to_device(Device::Cpu);
-    let truth: Vec<i64> = rows.labels().unwrap_or_default().iter().map(|&c| c as i64).collect();
-    let names = cfg.head.as_ref().map(|h| h.classes.clone()).unwrap_or_default();
-    ClassReport::new(&Tensor::from_slice(&truth), &predicted.to_kind(Kind::Int64), names)
-}
-
 fn write_confusion(report: &ClassReport, path: &Path, format: Format) -> Result<()> {
     let counts: Vec<u64> = report.confusion.iter().flatten().copied().collect();
     let title = format!("classifier on the test rows: accuracy {:.4}", report.accuracy);
@@ -350,43 +328,4 @@ fn write_confusion(report: &ClassReport, path: &Path, format: Format) -> Result<
         path,
         &plot::confusion_matrix(&counts, &report.classes, &title, format)?,
     )
-}
-
-/// Accuracy, then the confusion matrix as text (rows: true class, columns: predicted).
-pub fn class_table(r: &ClassReport) -> String {
-    let width = r.classes.iter().map(|c| c.chars().count()).max().unwrap_or(1).max(5) + 1;
-    let mut out =
-        format!("test accuracy  {:.4}  ({} rows)\n\ntrue \\ predicted\n", r.accuracy, r.rows);
-    out += &format!("{:>width$}", "");
-    for c in &r.classes {
-        out += &format!("{c:>width$}");
-    }
-    out += "\n";
-    for (name, row) in r.classes.iter().zip(&r.confusion) {
-        out += &format!("{name:>width$}");
-        for n in row {
-            out += &format!("{n:>width$}");
-        }
-        out += "\n";
-    }
-    out
-}
-
-/// `eval` on a classifier run: accuracy and the confusion matrix on the test rows (of
-/// `data`, read the run's way, or of the run's own data).
-pub fn eval(args: &crate::cli::EvalArgs) -> Result<()> {
-    device::set_threads(args.run.runtime.threads)?;
-    let device = device::resolve(args.run.runtime.device)?;
-    let run = RunDir::open(&args.run.dir)?;
-    let (manifest, _vs, model) = run.load_classifier(device)?;
-    let test = super::split_rows(&manifest, args.data.as_deref(), crate::data::Split::Test)
-        .with_context(|| data_needed(&manifest.data))?;
-    if test.labels().is_none() {
-        bail!("eval of a classifier needs labelled test rows, and these have none");
-    }
-    let report = classify(&model, &test, &manifest.model, device);
-    if args.json {
-        return super::print(&(serde_json::to_string(&report)? + "\n"));
-    }
-    super::print(&class_table(&report))
 }

@@ -16,7 +16,6 @@ pub mod plot_loss;
 pub mod probe;
 pub mod report;
 pub mod sample;
-mod tb_log;
 pub mod train;
 pub mod weights;
 
@@ -37,6 +36,15 @@ use tch::{nn, Device};
 
 /// Runs `command`; `matches` are the parsed arguments (to tell flags that were given from
 /// defaults).
+/// Parses the command line and runs the chosen subcommand.
+pub fn run() -> Result<()> {
+    use clap::FromArgMatches;
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    crate::log::set_quiet(cli.quiet);
+    dispatch(cli.command, &matches)
+}
+
 pub fn dispatch(command: Command, matches: &clap::ArgMatches) -> Result<()> {
     match command {
         Command::Train(args) => {
@@ -272,19 +280,33 @@ pub fn pca_baseline(train: &Rows, model: &ModelConfig, device: Device) -> Result
     Ok(pca)
 }
 
-/// Writes human-facing results to stdout; a closed pipe surfaces as an error that `main`
-/// treats as success.
-/// `bar` drawn with `template` on stderr: hidden under --quiet, and by indicatif itself
-/// when stderr is not a terminal.
-pub fn progress_bar(bar: indicatif::ProgressBar, template: &'static str) -> indicatif::ProgressBar {
-    if crate::QUIET.load(std::sync::atomic::Ordering::Relaxed) {
-        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
-    let style = indicatif::ProgressStyle::with_template(template).expect("static template");
-    bar.set_style(style.progress_chars("=> "));
-    bar
+/// The classifier's accuracy and confusion matrix on `rows`.
+pub fn classify(
+    model: &crate::model::Classifier,
+    rows: &Rows,
+    cfg: &ModelConfig,
+    device: Device,
+) -> crate::metrics::probe::ClassReport {
+    let x = rows.to_unit(device);
+    let predicted =
+        crate::metrics::batched(&x, |b| tch::nn::Module::forward(model, b).argmax(1, false))
+            .to_device(tch::Device::Cpu);
+    let truth: Vec<i64> = rows.labels().unwrap_or_default().iter().map(|&c| c as i64).collect();
+    let names = cfg.head.as_ref().map(|h| h.classes.clone()).unwrap_or_default();
+    crate::metrics::probe::ClassReport::new(
+        &tch::Tensor::from_slice(&truth),
+        &predicted.to_kind(tch::Kind::Int64),
+        names,
+    )
 }
 
+/// What to say when a run's data cannot be read.
+pub fn data_needed(data: &DataRecord) -> String {
+    format!("finetune needs the autoencoder run's data where they were ({})", data.path.display())
+}
+
+/// Writes human-facing results to stdout; a closed pipe surfaces as an error that `main`
+/// treats as success.
 pub fn print(text: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;

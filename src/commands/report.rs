@@ -187,6 +187,26 @@ pub fn write_loss_chart(
     write_atomic(path, &bytes)
 }
 
+/// Accuracy, then the confusion matrix as text (rows: true class, columns: predicted).
+pub fn class_table(r: &crate::metrics::probe::ClassReport) -> String {
+    let width = r.classes.iter().map(|c| c.chars().count()).max().unwrap_or(1).max(5) + 1;
+    let mut out =
+        format!("test accuracy  {:.4}  ({} rows)\n\ntrue \\ predicted\n", r.accuracy, r.rows);
+    out += &format!("{:>width$}", "");
+    for c in &r.classes {
+        out += &format!("{c:>width$}");
+    }
+    out += "\n";
+    for (name, row) in r.classes.iter().zip(&r.confusion) {
+        out += &format!("{name:>width$}");
+        for n in row {
+            out += &format!("{n:>width$}");
+        }
+        out += "\n";
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

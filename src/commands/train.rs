@@ -1,9 +1,8 @@
 //! `ae-tch train`: fills the configs from the flags, trains, and writes the run folder.
 
-use crate::checkpoint::{self, Checkpoint, CheckpointMeta};
+use crate::checkpoint::{self, Checkpoint};
 use crate::cli::TrainArgs;
 use crate::commands::report;
-use crate::commands::tb_log::{self, TbLog};
 use crate::config::{
     self, Arch, ArchDefaults, Backbone, ConvLayers, Engine, Init, Layers, Mode, ModelConfig, Norm,
     Precision, TrainConfig,
@@ -14,20 +13,16 @@ use crate::data::{self, Rows, Split};
 use crate::dist::{self, Dist};
 use crate::plot::Format;
 use crate::run_store::{self, RunDir};
-use crate::run_store::{DataRecord, Outcome, RunManifest, FORMAT_VERSION};
-use crate::train::{self, EpochStats, Event};
+use crate::run_store::{DataRecord, Outcome, RunManifest};
+use crate::session::{self, fit_into_run, open_checkpoint, tb_log, Trained};
+use crate::train;
 use crate::{device, metrics};
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
-use indicatif::ProgressBar;
 use std::path::Path;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
-use std::time::Instant;
 use tch::nn;
 
-/// The TensorBoard log's folder inside the run folder, unless --tensorboard names another.
-pub const DEFAULT_TENSORBOARD: &str = "tb";
 
 /// Images shown in the run's grid.png.
 const GRID_IMAGES: usize = 10;
@@ -146,16 +141,9 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
             Format::Png,
         )?;
     }
-    let outcome = Outcome { test: Some(report.clone()), ..outcome(&fit, train_seconds)? };
-    let manifest = RunManifest {
-        format_version: FORMAT_VERSION,
-        ae_tch_version: env!("CARGO_PKG_VERSION").to_string(),
-        model: model_cfg,
-        train: cfg.clone(),
-        data: data_record.clone(),
-        weights: weights.to_string(),
-        outcome: Some(outcome),
-    };
+    let outcome = Outcome { test: Some(report.clone()), ..session::outcome(&fit, train_seconds)? };
+    let manifest =
+        RunManifest::new(model_cfg, cfg.clone(), data_record.clone(), weights, Some(outcome));
     run.write_manifest(&manifest)?;
 
     if args.json {
@@ -228,173 +216,6 @@ fn view(
     Ok(tb_log::View { grid, codes })
 }
 
-/// What a finished fit records in model.json (the test figures are the caller's).
-pub(super) fn outcome(fit: &train::Fit, train_seconds: f64) -> Result<Outcome> {
-    let last = fit.history.last().context("training ran no epoch")?;
-    Ok(Outcome {
-        epochs_run: fit.history.len(),
-        best_epoch: fit.best.map(|b| b.0),
-        best_val_loss: fit.best.map(|b| b.1),
-        stopped_early: fit.stopped_early,
-        final_train_loss: last.train_loss,
-        final_val_loss: last.val_loss,
-        train_seconds,
-        test: None,
-        classification: None,
-    })
-}
-
-/// The run in `dir` and its checkpoint, to resume: temporary files of an interrupted
-/// write swept, the kind of run checked (`classifier` or an autoencoder; the other kind is
-/// pointed to its own command), and without `--threads` the thread count it trained on.
-pub(super) fn open_checkpoint(
-    dir: &Path,
-    classifier: bool,
-    threads: Option<usize>,
-) -> Result<(RunDir, Checkpoint)> {
-    let run = RunDir::open_dir(dir)?;
-    run.sweep_temp_files();
-    let checkpoint = run.read_checkpoint()?;
-    if checkpoint.meta.train.finetune.is_some() != classifier {
-        let (kind, command) = if classifier {
-            ("an autoencoder run", "train")
-        } else {
-            ("a classifier run", "finetune")
-        };
-        bail!(
-            "{} is {kind}: continue it with `ae-tch {command} --resume {}`",
-            dir.display(),
-            dir.display()
-        );
-    }
-    if threads.is_none() {
-        tch::set_num_threads(checkpoint.meta.threads.max(1));
-    }
-    Ok((run, checkpoint))
-}
-
-/// What a run trains, as its checkpoints record it.
-#[derive(Clone, Copy)]
-pub(super) struct Trained<'a> {
-    pub model: &'a ModelConfig,
-    pub cfg: &'a TrainConfig,
-    pub data: &'a DataRecord,
-    pub threads: i32,
-    /// The data-parallel group this process trains in, if any.
-    pub dist: Option<&'a Dist>,
-}
-
-/// Trains `net` (variables in `vs`) on `(train, validation)` rows on the training device
-/// and keeps `run` current meanwhile: metrics.csv after every epoch, checkpoint.ot when
-/// the loop asks for one; Ctrl-C stops with a checkpoint and says how to continue. The
-/// fit and the seconds it took.
-pub(super) fn fit_into_run(
-    run: &RunDir,
-    net: &dyn train::Objective,
-    vs: &nn::VarStore,
-    (train_t, val_t): (&tch::Tensor, Option<&tch::Tensor>),
-    what: Trained<'_>,
-    resume: Option<train::Resume>,
-    viewer: Option<tb_log::Viewer<'_>>,
-) -> Result<(train::Fit, f64)> {
-    let Trained { model: model_cfg, cfg, data: data_record, threads, dist } = what;
-    install_interrupt_handler(dist.is_some());
-    let rows_n = train_t.size()[0];
-    // Ranks other than 0 neither log nor show progress nor write the run.
-    let main = dist.is_none_or(|d| d.is_main());
-    let state = resume.as_ref().map(|r| &r.state);
-    let mut log =
-        if main { TbLog::open(run, (model_cfg, cfg), rows_n, state, viewer)? } else { None };
-    let started = Instant::now();
-    let mut rows: Vec<EpochStats> =
-        resume.as_ref().map(|r| r.state.history.clone()).unwrap_or_default();
-    let mut bar = Progress::new();
-    let world_size = dist.map_or(1, |d| d.world);
-    let fit = train::fit(net, vs, train_t, val_t, cfg, resume, dist, &mut |event| {
-        if !main {
-            return Ok(());
-        }
-        bar.on(&event);
-        if let Some(log) = log.as_mut() {
-            log.on(&event)?;
-        }
-        match event {
-            Event::EpochEnd(stats) => {
-                rows.push(stats.clone());
-                run.write_metrics(&rows)?;
-            }
-            Event::Checkpoint(snap) => {
-                let meta = CheckpointMeta {
-                    format_version: FORMAT_VERSION,
-                    ae_tch_version: env!("CARGO_PKG_VERSION").to_string(),
-                    config_hash: checkpoint::config_hash(model_cfg, cfg, &data_record.path),
-                    model: model_cfg.clone(),
-                    train: cfg.clone(),
-                    data: data_record.clone(),
-                    adam_step: snap.optim.step,
-                    threads,
-                    world_size,
-                    state: snap.state.clone(),
-                };
-                let (optim, best, sums) = (snap.optim, snap.best, snap.sums);
-                run.write_checkpoint(&Checkpoint { meta, optim, best, sums })?;
-            }
-            _ => {}
-        }
-        Ok(())
-    });
-    bar.finish();
-    if let Some(log) = log {
-        // An interrupted run is continued later: its session has not ended.
-        let interrupted = fit.as_ref().err().and_then(|e| e.downcast_ref::<train::Stopped>());
-        if !matches!(interrupted, Some(train::Stopped::Interrupted { .. })) {
-            // A log that cannot be ended must not hide why training stopped (a divergence
-            // keeps its exit code).
-            let ended = log.finish(fit.is_ok());
-            if fit.is_ok() {
-                ended?;
-            }
-        }
-    }
-    let fit = fit.map_err(|e| {
-        if e.downcast_ref::<train::Stopped>()
-            .is_some_and(|s| matches!(s, train::Stopped::Interrupted { .. }))
-        {
-            let again = if cfg.finetune.is_some() { "finetune" } else { "train" };
-            match dist {
-                Some(d) if !d.is_main() => e.context(format!(
-                    "rank {}: stopped with its group (rank 0 wrote the checkpoint)",
-                    d.rank
-                )),
-                Some(d) => e.context(format!(
-                    "continue with: torchrun --no-python --nproc-per-node {} {} {again} --resume {}",
-                    d.world,
-                    std::env::args().next().unwrap_or_else(|| "ae-tch".into()),
-                    run.path().display()
-                )),
-                None => e.context(format!(
-                    "continue with: ae-tch {again} --resume {}",
-                    run.path().display()
-                )),
-            }
-        } else {
-            e
-        }
-    })?;
-    if let Some((seconds, steps)) = fit.exchanged.filter(|e| e.1 > 0) {
-        let total = fit.history.iter().map(|e| e.seconds).sum::<f64>();
-        crate::note(format_args!(
-            "gradient exchange: {:.3} ms a step ({:.1}% of the training time)",
-            1e3 * seconds / steps as f64,
-            100.0 * seconds / total.max(1e-9)
-        ));
-    }
-    if let (true, Some((epoch, loss))) = (fit.stopped_early, fit.best) {
-        crate::note(format_args!("early stop after epoch {}: best validation loss {loss:.6} in epoch {epoch}, weights restored", fit.history.len()));
-    }
-    Ok((fit, started.elapsed().as_secs_f64()))
-}
-
 /// The training settings the flags ask for, with the network's defaults for the rest.
 fn train_config(args: &TrainArgs) -> TrainConfig {
     let defaults = ArchDefaults::for_layers(&layers(args, &ModelConfig::default().input));
@@ -427,7 +248,7 @@ fn train_config(args: &TrainArgs) -> TrainConfig {
         finetune: None,
         tensorboard: match (&args.tensorboard, args.no_tensorboard) {
             (_, true) => None,
-            (None, false) => Some(PathBuf::from(DEFAULT_TENSORBOARD)),
+            (None, false) => Some(PathBuf::from(tb_log::DEFAULT_DIR)),
             (Some(dir), false) => Some(std::path::absolute(dir).unwrap_or(dir.clone())),
         },
     }
@@ -856,42 +677,6 @@ fn compare_image_flags(
     }
 }
 
-/// The first Ctrl-C (or SIGTERM, SIGHUP) asks training to stop after its step with a
-/// checkpoint; a second one exits at once. In a data-parallel group the step may never
-/// finish (torchrun signals the survivors when a rank dies, and they may be waiting for
-/// it): after `DIST_GRACE` the process exits anyway, leaving the last checkpoint as it is
-/// (checkpoints are replaced by a rename, never rewritten in place).
-fn install_interrupt_handler(distributed: bool) {
-    let _ = ctrlc::set_handler(move || {
-        if train::INTERRUPT.swap(true, Ordering::SeqCst) {
-            if train::INTERRUPT_SAVED.load(Ordering::SeqCst) {
-                eprintln!("\ninterrupted again: exiting now (the checkpoint is already written)");
-            } else {
-                eprintln!(
-                    "\ninterrupted again: exiting without waiting for the checkpoint (the \
-                     previous one, if any, is kept)"
-                );
-            }
-            std::process::exit(130);
-        }
-        crate::note("\ninterrupt: finishing the step and writing a checkpoint (again to quit now)");
-        if distributed {
-            std::thread::spawn(|| {
-                std::thread::sleep(DIST_GRACE);
-                eprintln!(
-                    "interrupt: the other ranks did not finish the step within {} s; exiting \
-                     with the last checkpoint as it was",
-                    DIST_GRACE.as_secs()
-                );
-                std::process::exit(130);
-            });
-        }
-    });
-}
-
-/// How long a signalled rank waits for its group to finish the step and checkpoint.
-const DIST_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// Joins the data-parallel group torchrun describes, if it does.
 fn join_group(args: &TrainArgs) -> Result<Option<Dist>> {
     let Some(launch) = dist::Launch::from_env()? else { return Ok(None) };
@@ -911,7 +696,7 @@ fn join_group(args: &TrainArgs) -> Result<Option<Dist>> {
     ));
     if !d.is_main() {
         // Rank 0 speaks for the group; the others only report their errors.
-        crate::QUIET.store(true, Ordering::Relaxed);
+        crate::log::set_quiet(true);
     }
     Ok(Some(d))
 }
@@ -1007,58 +792,6 @@ fn utc_stamp(secs: u64) -> String {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     format!("{year:04}{month:02}{day:02}-{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
-/// The progress bar on stderr (hidden when stderr is not a terminal) plus one summary
-/// line per epoch, which is always printed.
-struct Progress {
-    bar: Option<ProgressBar>,
-}
-
-impl Progress {
-    fn new() -> Self {
-        Progress { bar: None }
-    }
-
-    fn on(&mut self, event: &Event<'_>) {
-        match *event {
-            Event::EpochStart { epoch, epochs, steps } => {
-                let bar = super::progress_bar(
-                    ProgressBar::new(steps as u64),
-                    "epoch {prefix} [{bar:30}] {pos}/{len} {msg}",
-                );
-                bar.set_prefix(format!("{epoch}/{epochs}"));
-                self.bar = Some(bar);
-            }
-            Event::Progress { step, loss } => {
-                if let Some(bar) = &self.bar {
-                    bar.set_position(step as u64);
-                    bar.set_message(format!("loss {loss:.5}"));
-                }
-            }
-            Event::Checkpoint(_) => {}
-            Event::EpochEnd(s) => {
-                let line = format!(
-                    "epoch {:>3}  train {:.6}  val {}  {:.2} s  {:.0} samples/s",
-                    s.epoch,
-                    s.train_loss,
-                    s.val_loss.map_or("-".to_string(), |v| format!("{v:.6}")),
-                    s.seconds,
-                    s.samples_per_s
-                );
-                if let Some(bar) = self.bar.take() {
-                    bar.finish_and_clear();
-                }
-                crate::note(line);
-            }
-        }
-    }
-
-    fn finish(&mut self) {
-        if let Some(bar) = self.bar.take() {
-            bar.finish_and_clear();
-        }
-    }
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@
 //! decompresses to).
 
 use super::idx::{self, IdxError};
-use crate::run_store::with_temp_file;
+use crate::atomic::with_temp_file;
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 use std::io::{BufReader, Read, Write};

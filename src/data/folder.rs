@@ -306,7 +306,7 @@ fn files(dir: &Path) -> Result<Vec<PathBuf>> {
         } else {
             String::new()
         };
-        crate::note(format_args!(
+        crate::log::note(format_args!(
             "note: skipped {} file(s) that are not .png/.jpg/.jpeg: {}{more}",
             skipped.len(),
             shown.join(", ")

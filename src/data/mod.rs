@@ -7,6 +7,7 @@ pub mod folder;
 pub mod idx;
 pub mod noise;
 pub mod normal;
+pub mod record;
 pub mod series;
 pub mod spec;
 pub mod split;

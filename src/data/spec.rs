@@ -3,7 +3,6 @@
 //! `model.input`), the model is built from it, and every later command converts the data
 //! it is given through it, so nothing infers the shape from the data a second time.
 
-pub use crate::config::{Background, Color, ColorChoice, ScaleKind};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -263,6 +262,118 @@ pub struct ImageRequest {
     /// Resize every image to this; `None`: the images' common size (mixed sizes refused).
     pub size: Option<Size>,
     pub background: Background,
+}
+
+/// Colour of the images as the model sees them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Color {
+    /// one channel (luma, Rec. 709 weights)
+    Gray,
+    /// three channels: red, green, blue
+    Rgb,
+}
+
+impl Color {
+    pub fn channels(self) -> i64 {
+        match self {
+            Color::Gray => 1,
+            Color::Rgb => 3,
+        }
+    }
+}
+
+impl fmt::Display for Color {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Color::Gray => "gray",
+            Color::Rgb => "rgb",
+        })
+    }
+}
+
+/// What transparent pixels become.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Background {
+    /// composited onto white
+    #[default]
+    White,
+    /// composited onto black
+    Black,
+    /// the alpha channel is dropped, leaving the colour under it (runs made before
+    /// format_version 2 did this)
+    Ignore,
+}
+
+impl Background {
+    /// The 8-bit value transparent pixels blend towards, if any.
+    pub fn level(self) -> Option<u8> {
+        match self {
+            Background::White => Some(255),
+            Background::Black => Some(0),
+            Background::Ignore => None,
+        }
+    }
+}
+
+/// The colour a run asks for (`--color`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ColorChoice {
+    /// RGB if any training image has colour, else gray
+    #[default]
+    Auto,
+    Gray,
+    Rgb,
+}
+
+impl From<Color> for ColorChoice {
+    fn from(c: Color) -> Self {
+        match c {
+            Color::Gray => ColorChoice::Gray,
+            Color::Rgb => ColorChoice::Rgb,
+        }
+    }
+}
+
+/// `--scale`: how features are scaled, fitted on the training rows only.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScaleKind {
+    /// zero mean and unit standard deviation per column (population σ)
+    #[default]
+    Standard,
+    /// each column's training range onto [0, 1]
+    Minmax,
+}
+
+impl fmt::Display for ScaleKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ScaleKind::Standard => "standard",
+            ScaleKind::Minmax => "minmax",
+        })
+    }
+}
+
+/// What to do with a row that lacks a value (`--missing`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Missing {
+    /// stop with a count of the missing values
+    #[default]
+    Refuse,
+    /// leave the rows out (and say how many)
+    Drop,
+}
+
+impl fmt::Display for Missing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Missing::Refuse => "refuse",
+            Missing::Drop => "drop",
+        })
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! the file).
 
 use super::idx::MAX_PAYLOAD_BYTES;
-pub use crate::config::Missing;
+pub use super::spec::Missing;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;

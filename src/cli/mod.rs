@@ -1,11 +1,13 @@
 //! Command-line types only (clap derive): one `*Args` struct per subcommand. Doc comments
 //! are the help text; defaults come from `config`.
 
+mod values;
+
 use crate::config::{
-    self, Activation, Arch, Backbone, DeviceSpec, Engine, Init, Loss, LrSchedule, Missing, Mode,
-    NoiseKind, Norm, Precision, ScaleKind, Upsample, WeightsFormat,
+    self, Activation, Arch, Backbone, DeviceSpec, Engine, Init, Loss, LrSchedule, Mode, NoiseKind,
+    Norm, Precision, Upsample, WeightsFormat,
 };
-use crate::data::spec::{Background, ColorChoice, ImageRequest, Size};
+use crate::data::spec::{Background, ColorChoice, ImageRequest, Missing, ScaleKind, Size};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 

@@ -15,17 +15,20 @@ use crate::train::{EpochStats, Event, TrainState};
 use anyhow::Result;
 use std::path::PathBuf;
 
+/// The TensorBoard log's folder inside the run folder, unless --tensorboard names another.
+pub const DEFAULT_DIR: &str = "tb";
+
 /// What the log shows of the model after an epoch: an image grid (PNG bytes, and its
 /// height, width and channels) and the validation codes.
-pub(super) struct View {
+pub struct View {
     pub grid: Option<(Vec<u8>, (u32, u32, u32))>,
     pub codes: Vec<f32>,
 }
 
 /// Draws the `View` of the model as it stands.
-pub(super) type Viewer<'a> = &'a dyn Fn() -> Result<View>;
+pub type Viewer<'a> = &'a dyn Fn() -> Result<View>;
 
-pub(super) struct TbLog<'a> {
+pub struct TbLog<'a> {
     writer: EventWriter,
     /// Optimiser steps per epoch.
     steps: i64,
@@ -39,7 +42,7 @@ pub(super) struct TbLog<'a> {
 }
 
 /// Where a run's log goes: the recorded folder, relative paths inside the run folder.
-pub(super) fn folder(run: &RunDir, cfg: &TrainConfig) -> Option<PathBuf> {
+pub fn folder(run: &RunDir, cfg: &TrainConfig) -> Option<PathBuf> {
     cfg.tensorboard.as_ref().map(|d| if d.is_relative() { run.path().join(d) } else { d.clone() })
 }
 
@@ -175,7 +178,7 @@ fn hparams(model: &ModelConfig, cfg: &TrainConfig) -> Vec<(String, HKind)> {
 }
 
 /// Height, width and channels of a PNG, from its header.
-pub(super) fn png_shape(png: &[u8]) -> Option<(u32, u32, u32)> {
+pub fn png_shape(png: &[u8]) -> Option<(u32, u32, u32)> {
     let be = |i: usize| png.get(i..i + 4).map(|b| u32::from_be_bytes(b.try_into().expect("4")));
     let channels = match png.get(25)? {
         0 => 1,

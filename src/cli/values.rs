@@ -1,0 +1,70 @@
+//! clap's `ValueEnum` for the plain enums of the data description (`data::spec`), which
+//! must not depend on clap: the command line offers them here, with their help, and the
+//! library receives the same values.
+
+use crate::data::spec::{Background, ColorChoice, Missing, ScaleKind};
+use clap::builder::PossibleValue;
+
+/// `impl clap::ValueEnum for T`: each variant's name on the command line and its help.
+macro_rules! value_enum {
+    ($ty:ident { $($variant:ident => $name:literal $(: $help:literal)?),+ $(,)? }) => {
+        impl clap::ValueEnum for $ty {
+            fn value_variants<'a>() -> &'a [Self] {
+                &[$($ty::$variant),+]
+            }
+
+            fn to_possible_value(&self) -> Option<PossibleValue> {
+                Some(match self {
+                    $($ty::$variant => PossibleValue::new($name)$(.help($help))?),+
+                })
+            }
+        }
+    };
+}
+
+value_enum!(ColorChoice {
+    Auto => "auto": "RGB if any training image has colour, else gray",
+    Gray => "gray",
+    Rgb => "rgb",
+});
+
+value_enum!(Background {
+    White => "white": "composited onto white",
+    Black => "black": "composited onto black",
+    Ignore => "ignore": "the alpha channel is dropped, leaving the colour under it (runs made \
+        before format_version 2 did this)",
+});
+
+value_enum!(Missing {
+    Refuse => "refuse": "stop with a count of the missing values",
+    Drop => "drop": "leave the rows out (and say how many)",
+});
+
+value_enum!(ScaleKind {
+    Standard => "standard": "zero mean and unit standard deviation per column (population σ)",
+    Minmax => "minmax": "each column's training range onto [0, 1]",
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::ValueEnum;
+
+    /// The names offered on the command line are the names written to model.json.
+    #[test]
+    fn command_line_names_are_the_recorded_names() {
+        fn check<T: ValueEnum + serde::Serialize>() {
+            for v in T::value_variants() {
+                let name = v.to_possible_value().unwrap().get_name().to_string();
+                assert_eq!(serde_json::to_value(v).unwrap(), serde_json::Value::from(name.clone()));
+                assert!(T::from_str(&name, false).is_ok());
+            }
+        }
+        check::<Background>();
+        check::<Missing>();
+        check::<ScaleKind>();
+        for (choice, name) in [(ColorChoice::Auto, "auto"), (ColorChoice::Rgb, "rgb")] {
+            assert_eq!(choice.to_possible_value().unwrap().get_name(), name);
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! Reconstruction losses on tensors: the mean loss, the loss of each row, and the trimmed
+//! loss (`--trim`) that leaves out a batch's worst rows; shared by the autograd step in
+//! `train` and the hand-written step in `mlp_step`.
+
+use crate::config::Loss;
+use tch::{Kind, Reduction, Tensor};
+
+/// The reconstruction loss of `output` against `target`, averaged over elements.
+pub fn reconstruction(output: &Tensor, target: &Tensor, loss: Loss) -> Tensor {
+    match loss {
+        Loss::Mse => output.mse_loss(target, Reduction::Mean),
+        Loss::Bce => output.binary_cross_entropy::<Tensor>(target, None, Reduction::Mean),
+    }
+}
+
+/// Per-row reconstruction loss (mean over each row's values).
+pub fn per_row(output: &Tensor, target: &Tensor, loss: Loss) -> Tensor {
+    let each = match loss {
+        Loss::Mse => output.mse_loss(target, Reduction::None),
+        Loss::Bce => output.binary_cross_entropy::<Tensor>(target, None, Reduction::None),
+    };
+    each.flatten(1, -1).mean_dim(1, false, Kind::Float)
+}
+
+/// The rows of a batch that count in the trimmed loss: the `kept` best reconstructed, as
+/// a 0/1 mask of the same shape as `row_losses`.
+pub fn kept_mask(row_losses: &Tensor, kept: i64) -> Tensor {
+    let (_, keep) = row_losses.detach().topk(kept, 0, false, false);
+    row_losses.detach().zeros_like().index_fill(0, &keep, 1.0)
+}
+
+/// The mean loss of the rows `kept_mask` keeps: the worst `--trim` share of the batch
+/// (by its own reconstruction error) neither counts nor trains.
+pub fn trimmed(output: &Tensor, target: &Tensor, loss: Loss, trim: f64) -> Tensor {
+    let rows = per_row(output, target, loss);
+    let kept = kept_rows(rows.size()[0], trim);
+    (rows.shallow_clone() * kept_mask(&rows, kept)).sum(Kind::Float) / kept as f64
+}
+
+/// Rows of a batch of `n` that count in a loss trimmed by `trim` (`--trim`): all but the
+/// worst `trim` share, at least one.
+pub fn kept_rows(n: i64, trim: f64) -> i64 {
+    (n - (n as f64 * trim).round() as i64).max(1)
+}
