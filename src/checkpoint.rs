@@ -17,20 +17,6 @@ use tch::{Device, Tensor};
 /// renamed into place in one step.
 const META: &str = "meta";
 
-/// Training settings a resumed run may change (with `--force`); every other setting, the
-/// model and the data must stay as they were.
-pub const RESUMABLE: [&str; 9] = [
-    "tensorboard",
-    "epochs",
-    "lr",
-    "early_stop",
-    "lr_schedule",
-    "grad_clip",
-    "device",
-    "engine",
-    "checkpoint_every",
-];
-
 /// The JSON part of checkpoint.ot.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CheckpointMeta {
@@ -86,7 +72,7 @@ impl CheckpointMeta {
 pub fn config_hash(model: &ModelConfig, train: &TrainConfig, data: &Path) -> String {
     let mut train = serde_json::to_value(train).expect("configs serialise");
     if let Some(fields) = train.as_object_mut() {
-        fields.retain(|k, _| !RESUMABLE.contains(&k.as_str()));
+        fields.retain(|k, _| !TrainConfig::RESUMABLE.contains(&k.as_str()));
     }
     fnv_hex(&serde_json::to_string(&(model, train, data)).expect("configs serialise"))
 }
@@ -198,19 +184,6 @@ fn check_version(version: u64) -> Result<()> {
 mod tests {
     use super::*;
 
-    /// `train --force`'s help names every setting a resume may change.
-    #[test]
-    fn the_force_help_lists_every_resumable_setting() {
-        use clap::CommandFactory;
-        let cli = crate::cli::Cli::command();
-        let train = cli.find_subcommand("train").unwrap();
-        let force = train.get_arguments().find(|a| a.get_id() == "force").unwrap();
-        let help = force.get_help().unwrap().to_string();
-        for key in RESUMABLE {
-            let flag = format!("--{}", key.replace('_', "-"));
-            assert!(help.contains(&flag), "--force's help lacks {flag}: {help}");
-        }
-    }
     use tch::Kind;
 
     #[test]

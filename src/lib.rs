@@ -24,6 +24,7 @@ pub mod plot;
 pub mod run_store;
 pub mod script;
 pub mod session;
+pub mod settings;
 pub mod tensorboard;
 pub mod train;
 

@@ -291,9 +291,8 @@ pub struct TrainArgs {
     /// Run folder to write [default: runs/<mode>-<date>-<time>]
     #[arg(long, value_name = "RUN_DIR")]
     pub out: Option<PathBuf>,
-    /// Overwrite a run folder that already holds a run; with --resume, accept new
-    /// --epochs, --lr, --early-stop, --lr-schedule, --grad-clip, --device, --engine,
-    /// --checkpoint-every or --tensorboard
+    /// Overwrite a run folder that already holds a run (the help that lists what a
+    /// resume may change is `settings::command`'s)
     #[arg(long)]
     pub force: bool,
     /// Continue the run in RUN_DIR from its checkpoint (with the flags it was started

@@ -69,36 +69,8 @@ pub fn run(args: FinetuneArgs) -> Result<()> {
     tch::manual_seed(cfg.seed as i64);
     let vs = nn::VarStore::new(device);
     let model = Classifier::new(&vs.root(), &model_cfg);
-    if resume.is_none() {
-        if cfg.init == Init::Torch {
-            crate::model::torch_init(&vs);
-        }
-        if !tune.from_scratch {
-            copy_encoder(&vs, &tune.run)?;
-        }
-    }
-    if tune.freeze_encoder {
-        for (name, t) in vs.variables() {
-            if name.starts_with("encoder.") {
-                let _ = t.set_requires_grad(false);
-            }
-        }
-    }
-    let label_tensor = |rows: &Rows| {
-        let codes: Vec<i64> = rows.labels().unwrap_or_default().iter().map(|&c| c as i64).collect();
-        Tensor::from_slice(&codes)
-    };
-    let objective = Classification {
-        model: &model,
-        train_labels: label_tensor(&sets.train),
-        val_labels: (!sets.val.is_empty()).then(|| label_tensor(&sets.val)),
-    };
-    // A small labelled set is repeated so that an epoch (one validation, one early-stopping
-    // count) is at least `EPOCH_ROWS` rows.
-    let reps = EPOCH_ROWS.div_ceil(sets.train.len().max(1)).max(1);
-    let tiled: Vec<usize> = (0..reps).flat_map(|_| 0..sets.train.len()).collect();
-    let train_rows = if reps > 1 { sets.train.select(&tiled) } else { sets.train.clone() };
-    let objective = Classification { train_labels: label_tensor(&train_rows), ..objective };
+    prepare_weights(&vs, &cfg, &tune, resume.is_none())?;
+    let (objective, train_rows) = objective(&model, &sets);
     let train_t = train_rows.to_device(device);
     let val_t = (!sets.val.is_empty()).then(|| sets.val.to_device(device));
     let what = Trained { model: &model_cfg, cfg: &cfg, data: &data, threads, dist: None };
@@ -106,22 +78,16 @@ pub fn run(args: FinetuneArgs) -> Result<()> {
         fit_into_run(&run, &objective, &vs, (&train_t, val_t.as_ref()), what, resume, None)?;
     drop((train_t, val_t));
 
-    let weights = run_store::weights_file(cfg.format);
-    run.save_weights(&vs, weights)?;
-    let report = super::classify(&model, &sets.test, &model_cfg, device);
-    let history = &fit.history;
-    super::report::write_loss_chart(
-        &[super::report::loss_curve("cross-entropy", history)],
-        &run.file(run_store::LOSS_PNG),
-        &super::report::loss_description(&model_cfg, &cfg),
-        false,
-        Format::Png,
+    let (manifest, report) = write_run(
+        &run,
+        &vs,
+        &model,
+        (model_cfg, cfg, data),
+        &sets.test,
+        (&fit, train_seconds),
+        device,
     )?;
-    write_confusion(&report, &run.file(CONFUSION_PNG), Format::Png)?;
-    let outcome = session::outcome(&fit, train_seconds)?;
-    let outcome = Outcome { classification: Some(report.clone()), ..outcome };
-    let manifest = RunManifest::new(model_cfg, cfg, data, weights, Some(outcome));
-    run.write_manifest(&manifest)?;
+    let history = &fit.history;
     if args.json {
         return super::print(&(serde_json::to_string_pretty(&manifest)? + "\n"));
     }
@@ -133,6 +99,81 @@ pub fn run(args: FinetuneArgs) -> Result<()> {
         super::report::class_table(&report),
         run_store::LOSS_PNG,
     ))
+}
+
+/// A new classifier's weights: initialised as the flags ask and with the autoencoder's
+/// encoder copied in (unless `--from-scratch`), or as the checkpoint left them; the
+/// encoder frozen with `--freeze-encoder`.
+fn prepare_weights(
+    vs: &nn::VarStore,
+    cfg: &TrainConfig,
+    tune: &Finetune,
+    fresh: bool,
+) -> Result<()> {
+    if fresh {
+        if cfg.init == Init::Torch {
+            crate::model::torch_init(vs);
+        }
+        if !tune.from_scratch {
+            copy_encoder(vs, &tune.run)?;
+        }
+    }
+    if tune.freeze_encoder {
+        for (name, t) in vs.variables() {
+            if name.starts_with("encoder.") {
+                let _ = t.set_requires_grad(false);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The classifier's objective and the training rows it sees: a small labelled set is
+/// repeated so that an epoch (one validation, one early-stopping count) is at least
+/// `EPOCH_ROWS` rows.
+fn objective<'m>(model: &'m Classifier, sets: &Labelled) -> (Classification<'m>, Rows) {
+    let label_tensor = |rows: &Rows| {
+        let codes: Vec<i64> = rows.labels().unwrap_or_default().iter().map(|&c| c as i64).collect();
+        Tensor::from_slice(&codes)
+    };
+    let reps = EPOCH_ROWS.div_ceil(sets.train.len().max(1)).max(1);
+    let tiled: Vec<usize> = (0..reps).flat_map(|_| 0..sets.train.len()).collect();
+    let train_rows = if reps > 1 { sets.train.select(&tiled) } else { sets.train.clone() };
+    let objective = Classification {
+        model,
+        train_labels: label_tensor(&train_rows),
+        val_labels: (!sets.val.is_empty()).then(|| label_tensor(&sets.val)),
+    };
+    (objective, train_rows)
+}
+
+/// Writes the trained classifier's run folder: weights, loss chart, confusion matrix on
+/// the test rows and model.json; model.json's contents and the test report.
+fn write_run(
+    run: &RunDir,
+    vs: &nn::VarStore,
+    model: &Classifier,
+    (model_cfg, cfg, data): (ModelConfig, TrainConfig, DataRecord),
+    test: &Rows,
+    (fit, train_seconds): (&crate::train::Fit, f64),
+    device: Device,
+) -> Result<(RunManifest, ClassReport)> {
+    let weights = run_store::weights_file(cfg.format);
+    run.save_weights(vs, weights)?;
+    let report = super::classify(model, test, &model_cfg, device);
+    super::report::write_loss_chart(
+        &[super::report::loss_curve("cross-entropy", &fit.history)],
+        &run.file(run_store::LOSS_PNG),
+        &super::report::loss_description(&model_cfg, &cfg),
+        false,
+        Format::Png,
+    )?;
+    write_confusion(&report, &run.file(CONFUSION_PNG), Format::Png)?;
+    let outcome = session::outcome(fit, train_seconds)?;
+    let outcome = Outcome { classification: Some(report.clone()), ..outcome };
+    let manifest = RunManifest::new(model_cfg, cfg, data, weights, Some(outcome));
+    run.write_manifest(&manifest)?;
+    Ok((manifest, report))
 }
 
 /// A new classifier run on the autoencoder run `args.run`.
@@ -147,6 +188,30 @@ fn fresh(args: &FinetuneArgs) -> Result<Setup> {
             source.display()
         );
     }
+    let cfg = finetune_config(args, source, &pre.train)?;
+    cfg.validate().map_err(crate::config::Usage)?;
+    device::resolve(cfg.device)?;
+    // Classes and their names come from the labels the data have.
+    let (train, val, test) = super::run_rows(&pre.data, &pre.model.input, &cfg.data_selection())
+        .with_context(|| super::data_needed(&pre.data))?;
+    let classes = class_count(source, [&train, &val, &test])?;
+    let names = (0..classes).map(|c| pre.model.input.class_name(c as u8)).collect();
+    let model_cfg = ModelConfig { head: Some(Head { classes: names }), ..pre.model.clone() };
+    model_cfg.validate().map_err(crate::config::Usage)?;
+    // Refuse an impossible --labels-per-class before creating anything.
+    labelled_rows(&pre.data, &model_cfg, &cfg)?;
+    let run = session::create_run(out, args.force)?;
+    Ok(Setup { run, cfg, model_cfg, data: pre.data, resume: None })
+}
+
+/// The training settings of a classifier on the autoencoder run `source` (trained with
+/// `trained`), from the flags: its rows are those the autoencoder run was trained,
+/// validated and tested on.
+fn finetune_config(
+    args: &FinetuneArgs,
+    source: &Path,
+    trained: &TrainConfig,
+) -> Result<TrainConfig> {
     if args.labels_per_class.is_some_and(|n| n < 2) {
         bail!("--labels-per-class must be at least 2 (a fifth, at least one, is the validation slice)");
     }
@@ -160,15 +225,15 @@ fn fresh(args: &FinetuneArgs) -> Result<Setup> {
     if !(args.weight_decay.is_finite() && args.weight_decay >= 0.0) {
         bail!("--weight-decay must be zero or more, got {}", args.weight_decay);
     }
-    let run_path = std::fs::canonicalize(source).unwrap_or(source.clone());
+    let run_path = std::fs::canonicalize(source).unwrap_or(source.to_path_buf());
     let finetune = Finetune {
         run: run_path,
         from_scratch: args.from_scratch,
         freeze_encoder: args.freeze_encoder,
         labels_per_class: args.labels_per_class,
-        split_seed: pre.train.seed,
+        split_seed: trained.seed,
     };
-    let cfg = TrainConfig {
+    Ok(TrainConfig {
         mode: Mode::Reconstruct,
         epochs,
         batch_size: args.batch_size,
@@ -188,14 +253,13 @@ fn fresh(args: &FinetuneArgs) -> Result<Setup> {
         finetune: Some(finetune),
         tensorboard: (!args.no_tensorboard)
             .then(|| std::path::PathBuf::from(session::tb_log::DEFAULT_DIR)),
-        // The rows: those the autoencoder run was trained, validated and tested on.
-        ..pre.train.clone()
-    };
-    cfg.validate().map_err(crate::config::Usage)?;
-    device::resolve(cfg.device)?;
-    // Classes and their names come from the labels the data have.
-    let (train, val, test) = super::run_rows(&pre.data, &pre.model.input, &cfg.data_selection())
-        .with_context(|| super::data_needed(&pre.data))?;
+        ..trained.clone()
+    })
+}
+
+/// The number of classes among the labels of the autoencoder run `source`'s rows (the
+/// largest code + 1); refused without labels or with fewer than two training classes.
+fn class_count(source: &Path, [train, val, test]: [&Rows; 3]) -> Result<usize> {
     let no_labels = || {
         format!(
             "finetune needs labels, and the data of {} have none (a folder of images needs \
@@ -204,7 +268,7 @@ fn fresh(args: &FinetuneArgs) -> Result<Setup> {
         )
     };
     let mut classes = 0;
-    for rows in [&train, &val, &test] {
+    for rows in [train, val, test] {
         let labels = rows.labels().with_context(no_labels)?;
         classes = classes.max(labels.iter().map(|&c| c as usize + 1).max().unwrap_or(0));
     }
@@ -217,19 +281,7 @@ fn fresh(args: &FinetuneArgs) -> Result<Setup> {
             seen.len()
         );
     }
-    let names = (0..classes).map(|c| pre.model.input.class_name(c as u8)).collect();
-    let model_cfg = ModelConfig { head: Some(Head { classes: names }), ..pre.model.clone() };
-    model_cfg.validate().map_err(crate::config::Usage)?;
-    // Refuse an impossible --labels-per-class before creating anything.
-    labelled_rows(&pre.data, &model_cfg, &cfg)?;
-    let run = RunDir::create(out, args.force)?;
-    match std::fs::remove_file(run.file(run_store::CHECKPOINT)) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(e).context("--force: removing the old checkpoint");
-        }
-        _ => {}
-    }
-    Ok(Setup { run, cfg, model_cfg, data: pre.data, resume: None })
+    Ok(classes)
 }
 
 /// The classifier run in `dir`, continued from its checkpoint (`--epochs` may change).

@@ -29,7 +29,6 @@ use crate::metrics::pca::Pca;
 use crate::model::Autoencoder;
 use crate::run_store::{DataRecord, RunDir, RunManifest};
 use anyhow::{bail, Context, Result};
-use clap::CommandFactory;
 use std::io::Write;
 use std::path::Path;
 use tch::{nn, Device};
@@ -39,7 +38,7 @@ use tch::{nn, Device};
 /// Parses the command line and runs the chosen subcommand.
 pub fn run() -> Result<()> {
     use clap::FromArgMatches;
-    let matches = Cli::command().get_matches();
+    let matches = crate::settings::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     crate::log::set_quiet(cli.quiet);
     dispatch(cli.command, &matches)
@@ -74,13 +73,18 @@ pub fn dispatch(command: Command, matches: &clap::ArgMatches) -> Result<()> {
         Command::Data(DataCommand::Info(args)) => data_info::run(args),
         Command::Completions(args) => {
             let mut out = Vec::new();
-            clap_complete::generate(args.shell, &mut Cli::command(), "ae-tch", &mut out);
+            clap_complete::generate(
+                args.shell,
+                &mut crate::settings::command(),
+                "ae-tch",
+                &mut out,
+            );
             print(&String::from_utf8_lossy(&out))
         }
         Command::Man(args) => match args.all {
             None => {
                 let mut out = Vec::new();
-                clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+                clap_mangen::Man::new(crate::settings::command()).render(&mut out)?;
                 print(&String::from_utf8_lossy(&out))
             }
             Some(dir) => {
@@ -106,7 +110,7 @@ fn write_man_pages(dir: &std::path::Path) -> Result<usize> {
     }
     std::fs::create_dir_all(dir)
         .with_context(|| format!("--all {}: cannot create the folder", dir.display()))?;
-    let mut cmd = Cli::command().disable_help_subcommand(true);
+    let mut cmd = crate::settings::command().disable_help_subcommand(true);
     cmd.build();
     let mut out = Vec::new();
     pages(cmd, &mut out)?;

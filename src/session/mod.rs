@@ -78,6 +78,18 @@ pub struct Trained<'a> {
     pub dist: Option<&'a Dist>,
 }
 
+/// A run folder for a new run at `out` (one that already holds a run only with `force`),
+/// without the checkpoint of an earlier run there, which must not be resumed into this one.
+pub fn create_run(out: &Path, force: bool) -> Result<RunDir> {
+    let run = RunDir::create(out, force)?;
+    match std::fs::remove_file(run.file(crate::run_store::CHECKPOINT)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).context("--force: removing the old checkpoint")
+        }
+        _ => Ok(run),
+    }
+}
+
 /// Trains `net` (variables in `vs`) on `(train, validation)` rows on the training device
 /// and keeps `run` current meanwhile: metrics.csv after every epoch, checkpoint.ot when
 /// the loop asks for one; Ctrl-C stops with a checkpoint and says how to continue. The

@@ -1,0 +1,228 @@
+//! How a network is trained, as model.json records it (`TrainConfig`), with what a
+//! resumed run may change and the values that cannot work.
+
+use super::model::is_default;
+use super::*;
+use serde::{Deserialize, Serialize};
+
+/// How a classifier run (`finetune`) started and chose its labelled rows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Finetune {
+    /// The autoencoder run whose architecture and data the classifier takes, and (unless
+    /// `from_scratch`) whose encoder weights it starts from.
+    pub run: std::path::PathBuf,
+    /// The encoder was freshly initialised instead (`--from-scratch`).
+    #[serde(default)]
+    pub from_scratch: bool,
+    /// Only the head trained; the encoder kept its starting weights.
+    #[serde(default)]
+    pub freeze_encoder: bool,
+    /// Labelled rows per class (`--labels-per-class`), a fifth of them (at least one) the
+    /// validation slice; absent: the run's whole training and validation splits.
+    #[serde(default)]
+    pub labels_per_class: Option<usize>,
+    /// The autoencoder run's seed, which drew its train/validation (and vector test)
+    /// split: the classifier sees the same rows in the same roles.
+    pub split_seed: u64,
+}
+
+/// How the network is trained. Recorded in model.json so a run can be explained and
+/// repeated.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub mode: Mode,
+    /// The corruption in denoise mode.
+    #[serde(default)]
+    pub noise: NoiseKind,
+    /// σ of Gaussian noise, or p of masking and salt-and-pepper noise.
+    #[serde(alias = "sigma")]
+    pub noise_level: f64,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub seed: u64,
+    /// Only the first N training images are used, when set.
+    pub limit: Option<usize>,
+    /// Fraction of the training images held out for per-epoch validation.
+    pub val_fraction: f64,
+    pub device: DeviceSpec,
+    /// Train only on images with these labels (e.g. the "normal" digits for anomaly
+    /// detection); all images when absent.
+    #[serde(default)]
+    pub classes: Option<Vec<u8>>,
+    #[serde(default)]
+    pub loss: Loss,
+    /// Decoupled weight decay (AdamW); 0 is plain Adam.
+    #[serde(default)]
+    pub weight_decay: f64,
+    /// λ of an L1 penalty on the code (a sparse autoencoder); 0 is none.
+    #[serde(default)]
+    pub l1_latent: f64,
+    /// Share of each batch's worst-reconstructed rows left out of the loss (a trimmed
+    /// loss, robust to anomalies in the training data); 0 is the plain mean.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub trim: f64,
+    /// Stop after this many epochs without a new best validation loss, keeping the best
+    /// weights.
+    #[serde(default)]
+    pub early_stop: Option<usize>,
+    #[serde(default)]
+    pub lr_schedule: LrSchedule,
+    /// Largest L2 norm of the gradient per step.
+    #[serde(default)]
+    pub grad_clip: Option<f64>,
+    /// VAE only: weight of the KL term (β-VAE when not 1).
+    #[serde(default)]
+    pub beta: Option<f64>,
+    #[serde(default)]
+    pub engine: Engine,
+    #[serde(default)]
+    pub init: Init,
+    #[serde(default)]
+    pub precision: Precision,
+    /// Write the run's checkpoint every this many epochs (and after the last).
+    #[serde(default = "one")]
+    pub checkpoint_every: usize,
+    /// Format of the saved weights.
+    #[serde(default)]
+    pub format: WeightsFormat,
+    /// Classifier runs: how the labelled rows were chosen and the encoder started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finetune: Option<Finetune>,
+    /// Folder of the TensorBoard event files written while training (a relative path is
+    /// inside the run folder); none: no log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tensorboard: Option<std::path::PathBuf>,
+}
+
+impl TrainConfig {
+    /// Training settings a resumed run may change (with `--force`); every other setting, the
+    /// model and the data must stay as they were (`checkpoint::config_hash` leaves these out).
+    pub const RESUMABLE: [&'static str; 9] = [
+        "epochs",
+        "lr",
+        "early_stop",
+        "lr_schedule",
+        "grad_clip",
+        "device",
+        "engine",
+        "checkpoint_every",
+        "tensorboard",
+    ];
+
+    /// The settings that choose a run's rows (split seed included): a classifier's are
+    /// its autoencoder run's.
+    pub fn data_selection(&self) -> TrainConfig {
+        match &self.finetune {
+            Some(f) => TrainConfig { seed: f.split_seed, finetune: None, ..self.clone() },
+            None => self.clone(),
+        }
+    }
+}
+
+fn one() -> usize {
+    1
+}
+
+/// The CLI's defaults for `ModelConfig::default()`'s network.
+impl Default for TrainConfig {
+    fn default() -> Self {
+        let arch = ArchDefaults::for_layers(&ModelConfig::default().layers);
+        TrainConfig {
+            mode: Mode::default(),
+            noise: NoiseKind::default(),
+            noise_level: DEFAULT_SIGMA,
+            epochs: DEFAULT_EPOCHS,
+            batch_size: arch.batch_size,
+            lr: arch.lr,
+            seed: DEFAULT_SEED,
+            limit: None,
+            val_fraction: DEFAULT_VAL_FRACTION,
+            device: DeviceSpec::default(),
+            classes: None,
+            loss: Loss::default(),
+            weight_decay: 0.0,
+            l1_latent: 0.0,
+            trim: 0.0,
+            early_stop: None,
+            lr_schedule: arch.lr_schedule,
+            grad_clip: None,
+            beta: None,
+            engine: Engine::Auto,
+            init: arch.init,
+            precision: Precision::Fp32,
+            checkpoint_every: 1,
+            tensorboard: None,
+            format: WeightsFormat::Ot,
+            finetune: None,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Rejects impossible values, naming the flag.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.epochs == 0 {
+            return Err("--epochs must be at least 1".into());
+        }
+        if !(1..=1 << 20).contains(&self.batch_size) {
+            return Err(format!(
+                "--batch-size must be between 1 and {}, got {}",
+                1 << 20,
+                self.batch_size
+            ));
+        }
+        if self.epochs > 1_000_000 {
+            return Err(format!("--epochs must be at most 1000000, got {}", self.epochs));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(format!("--lr must be a positive number, got {}", self.lr));
+        }
+        let level = self.noise_level;
+        if !(level.is_finite() && level >= 0.0) {
+            return Err(format!(
+                "--noise-level (--sigma) must be a non-negative number, got {level}"
+            ));
+        }
+        if self.noise != NoiseKind::Gaussian && level > 1.0 {
+            return Err(format!(
+                "--noise-level is a probability for {} noise: expected 0 to 1, got {level}",
+                self.noise
+            ));
+        }
+        let non_negative = [("--weight-decay", self.weight_decay), ("--l1-latent", self.l1_latent)];
+        if let Some((flag, v)) = non_negative.iter().find(|(_, v)| !(v.is_finite() && *v >= 0.0)) {
+            return Err(format!("{flag} must be a non-negative number, got {v}"));
+        }
+        if !(0.0..1.0).contains(&self.trim) {
+            return Err(format!("--trim must be in [0, 1), got {}", self.trim));
+        }
+        if let Some(c) = self.grad_clip.filter(|c| !(c.is_finite() && *c > 0.0)) {
+            return Err(format!("--grad-clip must be a positive number, got {c}"));
+        }
+        if let Some(b) = self.beta.filter(|b| !(b.is_finite() && *b >= 0.0)) {
+            return Err(format!("--beta must be a non-negative number, got {b}"));
+        }
+        if self.checkpoint_every == 0 {
+            return Err("--checkpoint-every must be at least 1 epoch".into());
+        }
+        if self.early_stop == Some(0) {
+            return Err("--early-stop must be at least 1 epoch".into());
+        }
+        if self.early_stop.is_some() && self.val_fraction == 0.0 {
+            return Err("--early-stop needs validation images: set --val-fraction above 0".into());
+        }
+        if self.limit == Some(0) {
+            return Err(
+                "--limit must be at least 1 (it is the number of training images used)".into()
+            );
+        }
+        if self.classes.as_ref().is_some_and(|c| c.is_empty()) {
+            return Err("--classes needs at least one class".into());
+        }
+        if !(0.0..1.0).contains(&self.val_fraction) {
+            return Err(format!("--val-fraction must be in [0, 1), got {}", self.val_fraction));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,216 @@
+//! The settings layer between the command line and the library (ripgrep's low and high
+//! arguments, uv's settings): the clap command with its generated help, the one place that
+//! spells a flag for a message (read from the clap definitions, so a renamed flag renames
+//! every message), which recorded settings a `--resume` compares with the flags given and
+//! which of them `--force` may change, and the rule that a flag which would do nothing is
+//! refused rather than ignored. The library takes plain values; only this layer and the
+//! commands know flags.
+
+use crate::cli::Cli;
+use crate::config::{self, TrainConfig};
+use anyhow::Result;
+use clap::CommandFactory;
+use serde_json::Value;
+use std::collections::BTreeSet;
+
+/// Recorded training settings (`TrainConfig`'s fields in model.json) that no flag sets.
+const NOT_FLAGS: [&str; 1] = ["finetune"];
+
+/// The command line, with the help that is generated from the settings below.
+pub fn command() -> clap::Command {
+    Cli::command()
+        .mut_subcommand("train", |train| train.mut_arg("force", |force| force.help(force_help())))
+}
+
+/// `train --force`'s help: what it overwrites, and every setting a resume may change.
+fn force_help() -> String {
+    let flags: Vec<String> = TrainConfig::RESUMABLE.iter().map(|k| flag("train", k)).collect();
+    let (last, rest) = flags.split_last().expect("settings a resume may change");
+    format!(
+        "Overwrite a run folder that already holds a run; with --resume, accept new {} or {last}",
+        rest.join(", ")
+    )
+}
+
+/// How a message spells the flag with clap id `id` of `subcommand`: `--noise-level
+/// (--sigma)` for one with a visible alias. An id that is no flag is spelled as its name.
+pub fn flag(subcommand: &str, id: &str) -> String {
+    let cli = Cli::command();
+    let arg = cli
+        .find_subcommand(subcommand)
+        .and_then(|c| c.get_arguments().find(|a| a.get_id() == id))
+        .and_then(|a| Some((a.get_long()?.to_string(), a.get_visible_aliases())));
+    match arg {
+        Some((long, Some(aliases))) if !aliases.is_empty() => {
+            let aliases: Vec<String> = aliases.iter().map(|a| format!("--{a}")).collect();
+            format!("--{long} ({})", aliases.join(", "))
+        }
+        Some((long, _)) => format!("--{long}"),
+        None => format!("--{}", id.replace('_', "-")),
+    }
+}
+
+/// What `--resume` makes of the flags given beside it: the changes `--force` accepts
+/// (`RESUMABLE` settings), those that cannot change mid-run, and the recorded training
+/// settings with the accepted changes applied.
+#[derive(Debug, Default)]
+pub struct Changes {
+    pub forced: Vec<String>,
+    pub refused: Vec<String>,
+    pub merged: Value,
+}
+
+impl Changes {
+    /// Compares each pair of (recorded, asked) settings, keyed by the clap id of the flag
+    /// that sets them, over the flags `given` on the command line; `merged` starts as the
+    /// recorded training settings `train`. A setting left out at its default counts as
+    /// null on either side.
+    pub fn between(
+        pairs: &[(Value, Value)],
+        train: Value,
+        given: &dyn Fn(&str) -> bool,
+    ) -> Changes {
+        let mut changes = Changes { merged: train, ..Default::default() };
+        for (recorded, asked) in pairs {
+            let (Some(recorded), Some(asked)) = (recorded.as_object(), asked.as_object()) else {
+                continue;
+            };
+            let keys: BTreeSet<&String> = recorded.keys().chain(asked.keys()).collect();
+            for key in keys {
+                let (old, new) = (
+                    recorded.get(key).unwrap_or(&Value::Null),
+                    asked.get(key).unwrap_or(&Value::Null),
+                );
+                if !given(key) || new == old {
+                    continue;
+                }
+                let change = format!("{} {new} (the run has {old})", flag("train", key));
+                if TrainConfig::RESUMABLE.contains(&key.as_str()) {
+                    changes.merged[key] = new.clone();
+                    changes.forced.push(change);
+                } else {
+                    changes.refused.push(change);
+                }
+            }
+        }
+        changes
+    }
+}
+
+/// Flags of `train` that apply to one kind of data only: refused with the other.
+pub const IMAGE_FLAGS: [&str; 3] = ["color", "resize", "background"];
+pub const VECTOR_FLAGS: [&str; 10] = [
+    "label_column",
+    "columns",
+    "missing",
+    "labels",
+    "test",
+    "test_fraction",
+    "scale",
+    "window",
+    "hop",
+    "wav_channel",
+];
+
+/// A flag of `train` given where it would do nothing is refused (exit 2), never silently
+/// ignored: the first of `flags` that was `given`, with `why`.
+pub fn refuse_flags(given: &dyn Fn(&str) -> bool, flags: &[&str], why: &str) -> Result<()> {
+    match flags.iter().find(|f| given(f)) {
+        Some(f) => Err(config::Usage(format!("{} {why}", flag("train", f))).into()),
+        None => Ok(()),
+    }
+}
+
+/// The same rule for the flags that apply to one mode or one architecture only, for a
+/// run of architecture `arch` with conv layers or not, denoising or not (a fresh run's
+/// flags, or the recorded run on `--resume`).
+pub fn refuse_inapplicable(
+    given: &dyn Fn(&str) -> bool,
+    arch: config::Arch,
+    conv: bool,
+    denoise: bool,
+) -> Result<()> {
+    let checks: [(&[&str], bool, &str); 5] = [
+        (&["noise", "noise_level"], !denoise, "applies to --mode denoise only"),
+        (&["hidden"], conv, "sets MLP layers; conv layers take --channels and --blocks"),
+        (
+            &["channels", "blocks", "norm", "upsample"],
+            !conv,
+            "sets conv layers: add --arch conv (or --arch vae --backbone conv)",
+        ),
+        (&["backbone", "beta"], arch != config::Arch::Vae, "applies to --arch vae only"),
+        (&["tied_weights"], arch != config::Arch::Mlp, "works with --arch mlp only"),
+    ];
+    for (flags, refused, why) in checks {
+        if refused {
+            refuse_flags(given, flags, why)?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether `id` names a flag of `train`.
+fn is_train_flag(id: &str) -> bool {
+    let cli = Cli::command();
+    let found =
+        cli.find_subcommand("train").is_some_and(|t| t.get_arguments().any(|a| a.get_id() == id));
+    found
+}
+
+/// Every recorded training setting is set by the flag whose clap id is its name, or is
+/// listed in `NOT_FLAGS`: the resume comparison relies on it.
+pub fn check_recorded_names() -> Result<(), String> {
+    let recorded = serde_json::to_value(TrainConfig::default()).map_err(|e| e.to_string())?;
+    let keys = recorded.as_object().map(|o| o.keys().cloned().collect()).unwrap_or(Vec::new());
+    let mut all: Vec<&str> = keys.iter().map(String::as_str).collect();
+    all.extend(TrainConfig::RESUMABLE);
+    all.extend(VECTOR_FLAGS.iter().chain(&IMAGE_FLAGS));
+    match all.iter().find(|k| !NOT_FLAGS.contains(k) && !is_train_flag(k)) {
+        Some(k) => Err(format!("the recorded setting {k} is no flag of train")),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_settings_are_named_as_their_flags() {
+        check_recorded_names().unwrap();
+        assert!(!is_train_flag("no_such_setting"));
+    }
+
+    /// `train --force`'s help names every setting a resume may change.
+    #[test]
+    fn the_force_help_lists_every_resumable_setting() {
+        let cli = command();
+        let train = cli.find_subcommand("train").unwrap();
+        let force = train.get_arguments().find(|a| a.get_id() == "force").unwrap();
+        let help = force.get_help().unwrap().to_string();
+        for key in TrainConfig::RESUMABLE {
+            let flag = format!("--{}", key.replace('_', "-"));
+            assert!(help.contains(&flag), "--force's help lacks {flag}: {help}");
+        }
+        assert!(help.ends_with("--checkpoint-every or --tensorboard"), "{help}");
+    }
+
+    #[test]
+    fn flags_are_spelled_as_clap_defines_them() {
+        assert_eq!(flag("train", "noise_level"), "--noise-level (--sigma)");
+        assert_eq!(flag("train", "lr_schedule"), "--lr-schedule");
+        assert_eq!(flag("train", "no_flag_here"), "--no-flag-here");
+    }
+
+    #[test]
+    fn a_resume_sorts_changes_into_forced_and_refused() {
+        let recorded = serde_json::json!({"epochs": 3, "lr": 0.1, "seed": 1, "trim": null});
+        let asked = serde_json::json!({"epochs": 5, "lr": 0.1, "seed": 2});
+        let given = |id: &str| id != "lr";
+        let c = Changes::between(&[(recorded.clone(), asked)], recorded, &given);
+        assert_eq!(c.forced, ["--epochs 5 (the run has 3)"]);
+        assert_eq!(c.refused, ["--seed 2 (the run has 1)"]);
+        assert_eq!(c.merged["epochs"], 5);
+        assert_eq!(c.merged["seed"], 1);
+    }
+}
