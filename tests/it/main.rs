@@ -7,6 +7,7 @@ mod dist;
 mod ecosystem;
 mod fetch;
 mod finetune;
+mod guide;
 mod images;
 mod plots;
 mod quality;
