@@ -151,120 +151,139 @@ impl MlpStep {
                 }
                 None => (target, (input.shallow_clone(), target.shallow_clone())),
             };
-            let target = &target;
-            let mut a = input.shallow_clone();
-            for l in &self.layers {
-                let out = rows(&l.out);
-                let wt = l.w.tr();
-                match (l.act, &l.pre) {
-                    (Act::Hidden(Activation::Gelu), Some(pre)) => {
-                        let pre = rows(pre);
-                        let _ = l.b.addmm_out(&pre, &a, &wt);
-                        let _ = pre.gelu_out(&out, "none");
-                    }
-                    (act, _) => {
-                        let mut o = l.b.addmm_out(&out, &a, &wt);
-                        let _ = match act {
-                            Act::Hidden(Activation::Relu) => o.relu_(),
-                            Act::Hidden(Activation::LeakyRelu) => o.leaky_relu_(),
-                            Act::Hidden(Activation::Tanh) => o.tanh_(),
-                            Act::Sigmoid => o.sigmoid_(),
-                            Act::Hidden(Activation::Gelu) | Act::Identity => o,
-                        };
-                    }
-                }
-                a = out;
-            }
-            let last = self.layers.last().expect("at least two layers");
-            let (output, d) = (rows(&last.out), rows(&last.delta));
-            let output32 = output.to_kind(Kind::Float);
-            // The default output (sigmoid, MSE) on the CPU in fp32: the loss and the
-            // gradient at the pre-activation in one pass instead of four.
-            let fused = matches!((last.act, self.loss), (Act::Sigmoid, Loss::Mse))
-                && self.trim == 0.0
-                && [&output, &d, target].iter().all(|t| host::is_host(t, Kind::Float));
-            let mut loss = match self.loss {
-                Loss::Mse if fused => {
-                    // SAFETY: three distinct buffers (the step's output and gradient, the
-                    // batch's target); no libtorch operation runs meanwhile.
-                    let sum = unsafe {
-                        let (y, t) = (host::f32_ref(&output), host::f32_ref(target));
-                        mse_after_sigmoid(y, t, host::f32_mut(&d))
-                    };
-                    Tensor::from((sum / output.numel() as f64) as f32)
-                }
-                Loss::Mse => {
-                    let _ =
-                        output.mse_loss_backward_grad_input(&d, &self.one, target, Reduction::Mean);
-                    output32.mse_loss(full_target, Reduction::Mean)
-                }
-                Loss::Bce => {
-                    let _ = output.binary_cross_entropy_backward_grad_input(
-                        &d,
-                        &self.one,
-                        target,
-                        None::<Tensor>,
-                        Reduction::Mean,
-                    );
-                    output32.binary_cross_entropy::<Tensor>(full_target, None, Reduction::Mean)
-                }
-            };
-            if self.trim > 0.0 {
-                // The mean's gradient is ℓ'/(n·D) per value; the trimmed mean's is
-                // mask·ℓ'/(kept·D): scale each row by mask·n/kept.
-                let rows_loss = crate::loss::per_row(&output32, full_target, self.loss);
-                let kept = crate::loss::kept_rows(len, self.trim);
-                let mask = crate::loss::kept_mask(&rows_loss, kept);
-                let scale = (&mask * (len as f64 / kept as f64)).to_kind(d.kind()).unsqueeze(1);
-                let mut d = d.shallow_clone();
-                d *= scale;
-                loss = (rows_loss * mask).sum(Kind::Float) / kept as f64;
-            }
-            for i in (0..self.layers.len()).rev() {
-                let l = &self.layers[i];
-                let (out, d) = (rows(&l.out), rows(&l.delta));
-                // d: ∂loss/∂output → ∂loss/∂pre-activation, in place.
-                let _ = match (l.act, &l.pre) {
-                    (Act::Sigmoid, _) if fused => d.shallow_clone(),
-                    (Act::Sigmoid, _) => Tensor::sigmoid_backward_grad_input(&d, &d, &out),
-                    (Act::Hidden(Activation::Relu), _) => {
-                        out.threshold_backward_grad_input(&d, &d, 0.0)
-                    }
-                    (Act::Hidden(Activation::LeakyRelu), _) => {
-                        out.leaky_relu_backward_grad_input(&d, &d, 0.01, true)
-                    }
-                    (Act::Hidden(Activation::Tanh), _) => {
-                        Tensor::tanh_backward_grad_input(&d, &d, &out)
-                    }
-                    (Act::Hidden(Activation::Gelu), Some(pre)) => {
-                        rows(pre).gelu_backward_grad_input(&d, &d, "none")
-                    }
-                    (Act::Hidden(Activation::Gelu), None) => unreachable!("GELU keeps its input"),
-                    (Act::Identity, _) => {
-                        if i == self.code && self.l1_latent > 0.0 {
-                            // λ·mean|z|: ∂/∂z = λ·sign(z) / numel.
-                            let scale = self.l1_latent / out.numel() as f64;
-                            let mut d = d.shallow_clone();
-                            d += out.sign() * scale;
-                            loss +=
-                                out.abs().to_kind(Kind::Float).mean(Kind::Float) * self.l1_latent;
-                        }
-                        d.shallow_clone()
-                    }
-                };
-                let input =
-                    if i == 0 { input.shallow_clone() } else { rows(&self.layers[i - 1].out) };
-                let _ = d.tr().mm_out(&l.gw, &input);
-                let _ = d.sum_intlist_out(&l.gb, [0i64].as_slice(), false, l.gb.kind());
-                if i > 0 {
-                    let _ = d.mm_out(&rows(&self.layers[i - 1].delta), &l.w);
-                }
-            }
+            self.forward(&input, len);
+            let (mut loss, fused) = self.output_gradient(&target, full_target, len);
+            self.backward(&input, len, fused, &mut loss);
             if let Some(low) = &self.low {
                 low.master_grad.shallow_clone().copy_(&low.grad);
             }
             loss
         })
+    }
+
+    /// Each layer's output (and a GELU layer's pre-activation) for the first `len` rows.
+    fn forward(&self, input: &Tensor, len: i64) {
+        let rows = |t: &Tensor| t.narrow(0, 0, len);
+        let mut a = input.shallow_clone();
+        for l in &self.layers {
+            let out = rows(&l.out);
+            let wt = l.w.tr();
+            match (l.act, &l.pre) {
+                (Act::Hidden(Activation::Gelu), Some(pre)) => {
+                    let pre = rows(pre);
+                    let _ = l.b.addmm_out(&pre, &a, &wt);
+                    let _ = pre.gelu_out(&out, "none");
+                }
+                (act, _) => {
+                    let mut o = l.b.addmm_out(&out, &a, &wt);
+                    let _ = match act {
+                        Act::Hidden(Activation::Relu) => o.relu_(),
+                        Act::Hidden(Activation::LeakyRelu) => o.leaky_relu_(),
+                        Act::Hidden(Activation::Tanh) => o.tanh_(),
+                        Act::Sigmoid => o.sigmoid_(),
+                        Act::Hidden(Activation::Gelu) | Act::Identity => o,
+                    };
+                }
+            }
+            a = out;
+        }
+    }
+
+    /// The loss of the last layer's output against `target` (the working-precision copy;
+    /// `full_target` the fp32 one), and its gradient at the output (at the pre-activation
+    /// when `fused`, the fp32 sigmoid+MSE pass on the CPU) in the last layer's delta;
+    /// trimmed with `--trim`. The loss, and whether the pass was fused.
+    fn output_gradient(&self, target: &Tensor, full_target: &Tensor, len: i64) -> (Tensor, bool) {
+        let rows = |t: &Tensor| t.narrow(0, 0, len);
+        let last = self.layers.last().expect("at least two layers");
+        let (output, d) = (rows(&last.out), rows(&last.delta));
+        let output32 = output.to_kind(Kind::Float);
+        // The default output (sigmoid, MSE) on the CPU in fp32: the loss and the
+        // gradient at the pre-activation in one pass instead of four.
+        let fused = matches!((last.act, self.loss), (Act::Sigmoid, Loss::Mse))
+            && self.trim == 0.0
+            && [&output, &d, target].iter().all(|t| host::is_host(t, Kind::Float));
+        let mut loss = match self.loss {
+            Loss::Mse if fused => {
+                // SAFETY: three distinct buffers (the step's output and gradient, the
+                // batch's target); no libtorch operation runs meanwhile.
+                let sum = unsafe {
+                    let (y, t) = (host::f32_ref(&output), host::f32_ref(target));
+                    mse_after_sigmoid(y, t, host::f32_mut(&d))
+                };
+                Tensor::from((sum / output.numel() as f64) as f32)
+            }
+            Loss::Mse => {
+                let _ = output.mse_loss_backward_grad_input(&d, &self.one, target, Reduction::Mean);
+                output32.mse_loss(full_target, Reduction::Mean)
+            }
+            Loss::Bce => {
+                let _ = output.binary_cross_entropy_backward_grad_input(
+                    &d,
+                    &self.one,
+                    target,
+                    None::<Tensor>,
+                    Reduction::Mean,
+                );
+                output32.binary_cross_entropy::<Tensor>(full_target, None, Reduction::Mean)
+            }
+        };
+        if self.trim > 0.0 {
+            // The mean's gradient is ℓ'/(n·D) per value; the trimmed mean's is
+            // mask·ℓ'/(kept·D): scale each row by mask·n/kept.
+            let rows_loss = crate::loss::per_row(&output32, full_target, self.loss);
+            let kept = crate::loss::kept_rows(len, self.trim);
+            let mask = crate::loss::kept_mask(&rows_loss, kept);
+            let scale = (&mask * (len as f64 / kept as f64)).to_kind(d.kind()).unsqueeze(1);
+            let mut d = d.shallow_clone();
+            d *= scale;
+            loss = (rows_loss * mask).sum(Kind::Float) / kept as f64;
+        }
+        (loss, fused)
+    }
+
+    /// Back through the layers from the last one's delta: each pre-activation's gradient
+    /// in place, the weight and bias gradients, the L1 term of the code (added to `loss`).
+    fn backward(&self, input: &Tensor, len: i64, fused: bool, loss: &mut Tensor) {
+        let rows = |t: &Tensor| t.narrow(0, 0, len);
+        for i in (0..self.layers.len()).rev() {
+            let l = &self.layers[i];
+            let (out, d) = (rows(&l.out), rows(&l.delta));
+            // d: ∂loss/∂output → ∂loss/∂pre-activation, in place.
+            let _ = match (l.act, &l.pre) {
+                (Act::Sigmoid, _) if fused => d.shallow_clone(),
+                (Act::Sigmoid, _) => Tensor::sigmoid_backward_grad_input(&d, &d, &out),
+                (Act::Hidden(Activation::Relu), _) => {
+                    out.threshold_backward_grad_input(&d, &d, 0.0)
+                }
+                (Act::Hidden(Activation::LeakyRelu), _) => {
+                    out.leaky_relu_backward_grad_input(&d, &d, 0.01, true)
+                }
+                (Act::Hidden(Activation::Tanh), _) => {
+                    Tensor::tanh_backward_grad_input(&d, &d, &out)
+                }
+                (Act::Hidden(Activation::Gelu), Some(pre)) => {
+                    rows(pre).gelu_backward_grad_input(&d, &d, "none")
+                }
+                (Act::Hidden(Activation::Gelu), None) => unreachable!("GELU keeps its input"),
+                (Act::Identity, _) => {
+                    if i == self.code && self.l1_latent > 0.0 {
+                        // λ·mean|z|: ∂/∂z = λ·sign(z) / numel.
+                        let scale = self.l1_latent / out.numel() as f64;
+                        let mut d = d.shallow_clone();
+                        d += out.sign() * scale;
+                        *loss += out.abs().to_kind(Kind::Float).mean(Kind::Float) * self.l1_latent;
+                    }
+                    d.shallow_clone()
+                }
+            };
+            let input = if i == 0 { input.shallow_clone() } else { rows(&self.layers[i - 1].out) };
+            let _ = d.tr().mm_out(&l.gw, &input);
+            let _ = d.sum_intlist_out(&l.gb, [0i64].as_slice(), false, l.gb.kind());
+            if i > 0 {
+                let _ = d.mm_out(&rows(&self.layers[i - 1].delta), &l.w);
+            }
+        }
     }
 }
 

@@ -134,6 +134,9 @@ impl Default for ModelConfig {
     }
 }
 
+/// The widest layer (and latent) a network may have.
+const MAX_LAYER_WIDTH: i64 = 1 << 16;
+
 impl ModelConfig {
     pub fn input_dim(&self) -> i64 {
         self.input.values()
@@ -299,8 +302,8 @@ impl ModelConfig {
         }
     }
 
-    /// Checks what the CLI or a hand-edited model.json could get wrong.
-    pub fn validate(&self) -> Result<(), String> {
+    /// The input's size and a vector input's scaling; conv layers need images.
+    fn validate_input(&self) -> Result<(), String> {
         const MAX_SIDE: i64 = 4096;
         const MAX_FEATURES: i64 = 1 << 20;
         match &self.input {
@@ -332,19 +335,18 @@ impl ModelConfig {
                 }
                 if matches!(self.layers, Layers::Conv(_)) {
                     return Err(format!(
-                        "--arch {} needs images; for vectors ({d} features) use --arch mlp or                          --arch vae (with the mlp backbone)",
+                        "--arch {} needs images; for vectors ({d} features) use --arch mlp or \
+                         --arch vae (with the mlp backbone)",
                         self.arch_name()
                     ));
                 }
             }
         }
-        if self.latent < 1 {
-            return Err(format!(
-                "the latent size (--latent) must be at least 1, got {}",
-                self.latent
-            ));
-        }
-        const MAX_WIDTH: i64 = 1 << 16;
+        Ok(())
+    }
+
+    /// The layers' widths, channels and blocks.
+    fn validate_layers(&self) -> Result<(), String> {
         match &self.layers {
             Layers::Mlp { hidden, tied_weights } => {
                 if let Some(w) = hidden.iter().find(|&&w| w < 1) {
@@ -353,9 +355,9 @@ impl ModelConfig {
                 if *tied_weights && self.variational {
                     return Err("--tied-weights works with --arch mlp only, not vae".into());
                 }
-                if let Some(w) = hidden.iter().find(|&&w| w > MAX_WIDTH) {
+                if let Some(w) = hidden.iter().find(|&&w| w > MAX_LAYER_WIDTH) {
                     return Err(format!(
-                        "layer width {w} is larger than the supported {MAX_WIDTH}"
+                        "layer width {w} is larger than the supported {MAX_LAYER_WIDTH}"
                     ));
                 }
             }
@@ -374,9 +376,22 @@ impl ModelConfig {
                 }
             }
         }
-        if self.latent > MAX_WIDTH {
+        Ok(())
+    }
+
+    /// Checks what the CLI or a hand-edited model.json could get wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        self.validate_input()?;
+        if self.latent < 1 {
             return Err(format!(
-                "layer width {} is larger than the supported {MAX_WIDTH}",
+                "the latent size (--latent) must be at least 1, got {}",
+                self.latent
+            ));
+        }
+        self.validate_layers()?;
+        if self.latent > MAX_LAYER_WIDTH {
+            return Err(format!(
+                "layer width {} is larger than the supported {MAX_LAYER_WIDTH}",
                 self.latent
             ));
         }

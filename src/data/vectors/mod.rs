@@ -6,7 +6,6 @@
 //! read here too: a file or a folder of them as `Stretch`es, split in time order or by
 //! whole files, and cut into the windows that are a series run's rows.
 
-use super::series::{self, Windowing};
 use super::spec::{DataSpec, ScaleKind, Scaling, SeriesSpec, VectorSpec};
 use super::split;
 use super::table::{self, CsvOptions, Missing, Table};
@@ -16,6 +15,12 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tch::{Device, Tensor};
+
+mod classes;
+mod series_io;
+
+pub use classes::*;
+pub use series_io::*;
 
 /// How a run's vector data were read and split, recorded so every later command rebuilds
 /// exactly the same rows.
@@ -45,290 +50,6 @@ pub struct VectorSource {
 /// table (.csv, .npy) or a series (.wav, or a table read with `--window`).
 pub fn is_vector_file(path: &Path) -> bool {
     matches!(extension(path).as_deref(), Some("csv" | "npy" | "wav"))
-}
-
-/// Whether `path` is a WAV file (always a series).
-pub fn is_wav(path: &Path) -> bool {
-    extension(path).as_deref() == Some("wav")
-}
-
-/// The series files `path` names: itself, or the .wav, .csv or .npy files directly in a
-/// folder (all of one kind), in name order; each file is a series of its own.
-pub fn series_files(path: &Path) -> Result<Vec<PathBuf>> {
-    if !path.is_dir() {
-        return Ok(vec![path.to_path_buf()]);
-    }
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(path).with_context(|| format!("reading {}", path.display()))? {
-        let file = entry.with_context(|| format!("reading {}", path.display()))?.path();
-        let hidden = file.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'));
-        if file.is_file() && is_vector_file(&file) && !hidden {
-            files.push(file);
-        }
-    }
-    files.sort();
-    let Some(first) = files.first() else {
-        bail!("{}: no .wav, .csv or .npy files in this folder of series", path.display());
-    };
-    if let Some(other) = files.iter().find(|f| extension(f) != extension(first)) {
-        bail!(
-            "{}: a folder of series holds files of one kind, but it has {} and {}",
-            path.display(),
-            file_name(first),
-            file_name(other)
-        );
-    }
-    Ok(files)
-}
-
-/// The names of the series files in the folder `path` (see `series_files`); empty for a
-/// file.
-pub fn folder_names(path: &Path) -> Result<Vec<String>> {
-    if !path.is_dir() {
-        return Ok(Vec::new());
-    }
-    Ok(series_files(path)?.iter().map(|f| file_name(f)).collect())
-}
-
-fn file_name(path: &Path) -> String {
-    path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into())
-}
-
-/// One series: a file's time steps or a stretch of them, what to call it in errors, and
-/// its file when the run's series come from a folder (so its windows name it).
-#[derive(Clone, Debug)]
-pub struct Stretch {
-    pub steps: Table,
-    pub file: Option<Arc<Path>>,
-    what: String,
-}
-
-impl Stretch {
-    /// The stretch cut into windows (see `window_table`), each naming the stretch's file.
-    pub fn windows(&self, w: Windowing) -> Result<Table> {
-        let mut table = window_table(&self.steps, w, &|| self.what.clone())?;
-        table.files = self.file.as_ref().map(|f| vec![f.clone(); table.rows()]);
-        Ok(table)
-    }
-}
-
-/// Every series `path` holds (a file, or a folder of them, see `series_files`), read with
-/// the same value columns (`columns`, else the first file's), and the sample rate they
-/// share (WAV files).
-pub fn read_series(
-    path: &Path,
-    label_column: Option<&str>,
-    columns: Option<&[String]>,
-    wav_channel: Option<usize>,
-    missing: Missing,
-) -> Result<(Vec<Stretch>, Option<u32>)> {
-    let folder = path.is_dir();
-    let mut stretches: Vec<Stretch> = Vec::new();
-    let mut rate = None;
-    for file in series_files(path)? {
-        let columns = stretches.first().map_or(columns, |s| Some(&s.steps.columns[..]));
-        let (steps, form) = read_steps(&file, label_column, columns, wav_channel, missing)?;
-        let file_rate = form.map(|f| f.sample_rate);
-        match stretches.first() {
-            None => rate = file_rate,
-            Some(first) if file_rate != rate => bail!(
-                "{} is sampled at {} and {} at {}: the series of a run share one rate",
-                file.display(),
-                hertz(file_rate),
-                first.what,
-                hertz(rate)
-            ),
-            Some(_) => {}
-        }
-        let what = file.display().to_string();
-        stretches.push(Stretch { steps, file: folder.then(|| Arc::from(file.as_path())), what });
-    }
-    Ok((stretches, rate))
-}
-
-fn hertz(rate: Option<u32>) -> String {
-    rate.map_or_else(|| "no sample rate (a table)".into(), |r| format!("{r} Hz"))
-}
-
-/// `parts`' rows one after another (labels kept when every part has them, files when
-/// every part names them).
-fn concat_tables(parts: Vec<Table>) -> Table {
-    let mut all = Table {
-        values: Vec::new(),
-        columns: parts.first().map(|t| t.columns.clone()).unwrap_or_default(),
-        labels: parts.iter().all(|t| t.labels.is_some()).then(Vec::new),
-        ids: Vec::new(),
-        dropped: 0,
-        files: parts.iter().all(|t| t.files.is_some()).then(Vec::new),
-    };
-    for t in parts {
-        all.values.extend(t.values);
-        all.ids.extend(t.ids);
-        all.dropped += t.dropped;
-        if let (Some(a), Some(l)) = (&mut all.labels, t.labels) {
-            a.extend(l);
-        }
-        if let (Some(a), Some(f)) = (&mut all.files, t.files) {
-            a.extend(f);
-        }
-    }
-    all
-}
-
-/// The steps of `stretches`, one after another, each naming its stretch's file (when
-/// the stretches come from a folder).
-pub fn steps_of(stretches: &[Stretch]) -> Table {
-    concat_tables(
-        stretches
-            .iter()
-            .map(|s| Table {
-                files: s.file.as_ref().map(|f| vec![f.clone(); s.steps.rows()]),
-                ..s.steps.clone()
-            })
-            .collect(),
-    )
-}
-
-/// The windows of `stretches`, one stretch after another (no window crosses two).
-pub fn windows_of(stretches: &[Stretch], w: Windowing) -> Result<Table> {
-    Ok(concat_tables(stretches.iter().map(|s| s.windows(w)).collect::<Result<_>>()?))
-}
-
-/// A series file's time steps as a table (one row per step, one column per channel) and,
-/// for a WAV file, its stored form (sample rate, sample format): a WAV file's one channel
-/// (`amplitude`), or a CSV/.npy read as a table.
-pub fn read_steps(
-    path: &Path,
-    label_column: Option<&str>,
-    columns: Option<&[String]>,
-    wav_channel: Option<usize>,
-    missing: Missing,
-) -> Result<(Table, Option<hound::WavSpec>)> {
-    if !is_wav(path) {
-        if wav_channel.is_some() {
-            bail!("--wav-channel is for WAV files; {} is a table", path.display());
-        }
-        // A CSV's time column is checked, and is not a value column unless asked for.
-        let time = match extension(path).as_deref() {
-            Some("csv") => time_column(path)?,
-            _ => None,
-        };
-        let others: Vec<String>;
-        let columns = match (columns, &time) {
-            (None, Some((name, header))) => {
-                others = header
-                    .iter()
-                    .filter(|h| *h != name && Some(h.as_str()) != label_column)
-                    .cloned()
-                    .collect();
-                Some(&others[..])
-            }
-            _ => columns,
-        };
-        let table = read(path, label_column, columns, None, missing)?;
-        if table.dropped > 0 {
-            bail!(
-                "{}: {} with missing values; a series cannot skip time steps: fill them in \
-                 first",
-                path.display(),
-                table::counted(table.dropped, "row")
-            );
-        }
-        return Ok((table, None));
-    }
-    if label_column.is_some() {
-        bail!("--label-column is for CSV series; {} is a WAV file", path.display());
-    }
-    let wav = series::read_wav(path, wav_channel)?;
-    let n = wav.samples.len();
-    let table = Table {
-        values: wav.samples,
-        columns: vec!["amplitude".into()],
-        labels: None,
-        ids: (0..n).collect(),
-        dropped: 0,
-        files: None,
-    };
-    Ok((table, Some(wav.spec)))
-}
-
-/// A series CSV's time column: the first column named `timestamp` or `time` (any case),
-/// with the header. Its values must increase from row to row (as numbers when they all
-/// are, else as text, which orders ISO 8601 dates): an error names the first row that
-/// does not.
-fn time_column(path: &Path) -> Result<Option<(String, Vec<String>)>> {
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .flexible(true)
-        .from_path(path)
-        .with_context(|| format!("reading {}", path.display()))?;
-    let header: Vec<String> = reader
-        .headers()
-        .with_context(|| format!("reading {}", path.display()))?
-        .iter()
-        .map(str::to_string)
-        .collect();
-    let Some(at) =
-        header.iter().position(|h| matches!(h.to_lowercase().as_str(), "timestamp" | "time"))
-    else {
-        return Ok(None);
-    };
-    let mut values = Vec::new();
-    for record in reader.records() {
-        let record = record.with_context(|| format!("reading {}", path.display()))?;
-        values.push(record.get(at).unwrap_or_default().to_string());
-    }
-    let numbers: Option<Vec<f64>> = values.iter().map(|v| v.parse().ok()).collect();
-    let later = |i: usize| match &numbers {
-        Some(n) => n[i] > n[i - 1],
-        None => values[i] > values[i - 1],
-    };
-    if let Some(i) = (1..values.len()).find(|&i| !later(i)) {
-        bail!(
-            "{}: the {} column must increase from row to row, but line {} ({}) does not come \
-             after line {} ({})",
-            path.display(),
-            header[at],
-            i + 2,
-            values[i],
-            i + 1,
-            values[i - 1]
-        );
-    }
-    Ok(Some((header[at].clone(), header)))
-}
-
-/// The rows of a series run: `steps` cut into windows (see `series::frame`), columns
-/// `<channel>@<k>`. A window's id is its first step's; its label, when the steps have
-/// labels, the highest among its steps (numerically when they are numbers), so a window
-/// that touches an anomaly labelled 1 is labelled 1.
-pub fn window_table(steps: &Table, w: Windowing, what: &dyn Fn() -> String) -> Result<Table> {
-    w.check(steps.rows()).with_context(what)?;
-    let values = series::frame(&steps.values, steps.width(), w)?;
-    let columns =
-        steps.columns.iter().flat_map(|c| (0..w.window).map(move |k| format!("{c}@{k}"))).collect();
-    let (len, count) = (steps.rows(), w.count(steps.rows()));
-    let labels = steps.labels.as_ref().map(|labels| {
-        // Numbers by value (text that is none, NaN included, below them), then as text.
-        let rank = |l: &String| match l.parse::<f64>() {
-            Ok(v) if !v.is_nan() => v,
-            _ => f64::NEG_INFINITY,
-        };
-        let order = |a: &&String, b: &&String| rank(a).total_cmp(&rank(b)).then(a.cmp(b));
-        (0..count)
-            .map(|i| {
-                let span = &labels[w.start(i, len)..][..w.window];
-                span.iter().max_by(order).unwrap().clone()
-            })
-            .collect()
-    });
-    let ids = (0..count).map(|i| steps.ids[w.start(i, len)]).collect();
-    Ok(Table { values, columns, labels, ids, dropped: 0, files: None })
-}
-
-/// Steps `range` of `steps`, in order.
-fn step_range(steps: &Table, range: std::ops::Range<usize>) -> Table {
-    steps.select(&range.collect::<Vec<_>>())
 }
 
 fn extension(path: &Path) -> Option<String> {
@@ -390,26 +111,6 @@ pub fn read(
     }
     .with_context(|| format!("reading {}", path.display()))?;
     Ok(table)
-}
-
-/// The distinct labels of `tables`, in order (numerically when every label is a number):
-/// a label's position is its code.
-pub fn class_list(tables: &[&Table]) -> Result<Vec<String>> {
-    let mut names: Vec<String> =
-        tables.iter().filter_map(|t| t.labels.as_ref()).flatten().cloned().collect();
-    names.sort_unstable();
-    names.dedup();
-    if names.iter().all(|n| n.parse::<f64>().is_ok()) {
-        names.sort_by(|a, b| a.parse::<f64>().unwrap_or(0.0).total_cmp(&b.parse().unwrap_or(0.0)));
-    }
-    if names.len() > 256 {
-        bail!(
-            "the labels have {} distinct values, more than the 256 classes ae-tch keeps apart; \
-             is the label column an identifier?",
-            names.len()
-        );
-    }
-    Ok(names)
 }
 
 /// Rows of scaled features with labels coded by the run's class list: the vector kind's
@@ -482,27 +183,6 @@ impl VectorSet {
             .view([self.len() as i64, self.width as i64])
             .to_device(device)
     }
-}
-
-/// Each label's position in `classes`; a label the list lacks is an error naming it.
-pub fn codes(labels: &[String], classes: &[String]) -> Result<Vec<u8>> {
-    labels
-        .iter()
-        .map(|l| match class_position(l, classes) {
-            Some(i) => Ok(i as u8),
-            None => bail!("label '{l}' is not one of the run's classes {classes:?}"),
-        })
-        .collect()
-}
-
-/// Where `label` is among `classes`, matched as the table keys labels (`label_text`: a
-/// run that recorded "0.0" still reads a file's "0"); the first match.
-fn class_position(label: &str, classes: &[String]) -> Option<usize> {
-    let key = table::label_text(label);
-    classes
-        .iter()
-        .position(|c| c == label)
-        .or_else(|| classes.iter().position(|c| table::label_text(c) == key))
 }
 
 /// The (training, test) rows of a fresh run: `table` split by `source` (stratified by
@@ -699,135 +379,6 @@ fn split_tables(
     Ok(Parts { train, test, dropped, series: None, held_out: Vec::new() })
 }
 
-fn split_series(
-    path: &Path,
-    source: &VectorSource,
-    label_column: Option<&str>,
-    columns: Option<&[String]>,
-    series: &SeriesSpec,
-    seed: u64,
-) -> Result<Parts> {
-    let w = series.windowing();
-    let parts = series_parts(path, source, label_column, columns, series, seed)?;
-    let train = windows_of(&parts.train, w)?;
-    let test = windows_of(&parts.test, w)?;
-    let filled = SeriesSpec {
-        channels: parts.train[0].steps.columns.clone(),
-        sample_rate: parts.rate,
-        ..series.clone()
-    };
-    Ok(Parts { train, test, dropped: 0, series: Some(filled), held_out: parts.held_out })
-}
-
-/// A series run's training and test series (before windowing), their sample rate, and
-/// the names of a folder's files held out whole for testing.
-pub struct SeriesParts {
-    pub train: Vec<Stretch>,
-    pub test: Vec<Stretch>,
-    pub rate: Option<u32>,
-    pub held_out: Vec<String>,
-}
-
-/// The training and test series of a run: `--test`'s series against all of `path`'s;
-/// for a folder of several series, whole files held out (`source.held_out` as recorded,
-/// else `test_fraction` of them drawn with `seed`); for one series, its last
-/// `test_fraction` (time order kept: a shuffled split of overlapping windows would put
-/// the same steps on both sides).
-pub fn series_parts(
-    path: &Path,
-    source: &VectorSource,
-    label_column: Option<&str>,
-    columns: Option<&[String]>,
-    series: &SeriesSpec,
-    seed: u64,
-) -> Result<SeriesParts> {
-    if source.labels.is_some() {
-        bail!("--labels is for .npy tables; a series takes its labels from --label-column");
-    }
-    if !source.folder_files.is_empty() {
-        let now = folder_names(path)?;
-        let gone: Vec<&String> = source.folder_files.iter().filter(|f| !now.contains(f)).collect();
-        let new: Vec<&String> = now.iter().filter(|f| !source.folder_files.contains(f)).collect();
-        if !gone.is_empty() || !new.is_empty() {
-            let list = |l: &[&String]| l.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
-            bail!(
-                "{}: the folder has changed since the run was made (no longer there: {}; new: \
-                 {}); the run's sets come from the files it was made with",
-                path.display(),
-                if gone.is_empty() { "none".into() } else { list(&gone) },
-                if new.is_empty() { "none".into() } else { list(&new) }
-            );
-        }
-    }
-    let (channel, missing) = (series.wav_channel, source.missing);
-    let (mut data, rate) = read_series(path, label_column, columns, channel, missing)?;
-    if let Some(t) = &source.test {
-        let columns = Some(&data[0].steps.columns[..]);
-        let (mut test, test_rate) = read_series(t, label_column, columns, channel, missing)?;
-        if test_rate != rate {
-            bail!(
-                "{} is sampled at {} and {} at {}",
-                t.display(),
-                hertz(test_rate),
-                path.display(),
-                hertz(rate)
-            );
-        }
-        for s in &mut test {
-            s.what = format!("the test series {}", s.what);
-        }
-        return Ok(SeriesParts { train: data, test, rate, held_out: Vec::new() });
-    }
-    if data.len() > 1 {
-        let names: Vec<String> =
-            data.iter().map(|s| s.file.as_deref().map(file_name).unwrap_or_default()).collect();
-        let held: Vec<usize> = if source.held_out.is_empty() {
-            split::train_val(data.len(), source.test_fraction, seed).1
-        } else {
-            let find = |name: &String| {
-                names.iter().position(|n| n == name).with_context(|| {
-                    format!(
-                        "{}: the run held out {name} for testing, and the folder no longer has it",
-                        path.display()
-                    )
-                })
-            };
-            source.held_out.iter().map(find).collect::<Result<_>>()?
-        };
-        let held_out = held.iter().map(|&i| names[i].clone()).collect();
-        let (mut train, mut test) = (Vec::new(), Vec::new());
-        for (i, s) in data.into_iter().enumerate() {
-            if held.contains(&i) {
-                test.push(Stretch { what: format!("the held-out test series {}", s.what), ..s });
-            } else {
-                train.push(s);
-            }
-        }
-        return Ok(SeriesParts { train, test, rate, held_out });
-    }
-    let Stretch { steps, file, what } = data.remove(0);
-    let n = steps.rows();
-    let n_test = ((n as f64 * source.test_fraction).round() as usize).min(n);
-    let cut = n - n_test;
-    let part = |range: std::ops::Range<usize>, what: String| Stretch {
-        steps: step_range(&steps, range),
-        file: file.clone(),
-        what,
-    };
-    Ok(SeriesParts {
-        train: vec![part(0..cut, format!("the training part of {what} (its first {cut} steps)"))],
-        test: vec![part(
-            cut..n,
-            format!(
-                "the test part of {what} (its last {n_test} steps, --test-fraction {})",
-                source.test_fraction
-            ),
-        )],
-        rate,
-        held_out: Vec::new(),
-    })
-}
-
 /// The training rows of the classes `codes` (all without), cut to the first `limit`.
 fn keep(
     train: &Table,
@@ -880,44 +431,6 @@ fn finish(
         classes,
         held_out: Vec::new(),
     })
-}
-
-/// The codes of the class names `names` (`--classes`, `--normal-classes`) among
-/// `classes`; an unknown name is an error listing the known ones.
-pub fn class_codes(names: &[String], classes: &[String], flag: &str) -> Result<Vec<u8>> {
-    names
-        .iter()
-        .map(|n| match class_position(n, classes) {
-            Some(i) => Ok(i as u8),
-            None if classes.is_empty() => bail!("{flag} needs labels, and the data have none"),
-            None => bail!("{flag}: unknown class '{n}'; the classes are {}", quoted(classes)),
-        })
-        .collect()
-}
-
-fn quoted(names: &[String]) -> String {
-    names.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ")
-}
-
-/// Class names as codes for either kind of data: image labels are numbers 0–255, vector
-/// labels the names recorded in the spec.
-pub fn resolve_classes(names: &[String], spec: &DataSpec, flag: &str) -> Result<Vec<u8>> {
-    match spec {
-        DataSpec::Vector(v) => class_codes(names, &v.classes, flag),
-        DataSpec::Image(_) => image_class_codes(names, flag),
-    }
-}
-
-/// Image labels are numbers 0–255.
-pub fn image_class_codes(names: &[String], flag: &str) -> Result<Vec<u8>> {
-    names
-        .iter()
-        .map(|n| {
-            n.trim().parse::<u8>().with_context(|| {
-                format!("{flag}: '{n}' is not an image label (a number from 0 to 255)")
-            })
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -1,0 +1,84 @@
+//! Class names and codes of vector data: the classes of a run's tables, labels to codes,
+//! and `--classes`/`--normal-classes` names resolved against the recorded classes.
+
+use super::*;
+use crate::data::table::Table;
+
+/// The distinct labels of `tables`, in order (numerically when every label is a number):
+/// a label's position is its code.
+pub fn class_list(tables: &[&Table]) -> Result<Vec<String>> {
+    let mut names: Vec<String> =
+        tables.iter().filter_map(|t| t.labels.as_ref()).flatten().cloned().collect();
+    names.sort_unstable();
+    names.dedup();
+    if names.iter().all(|n| n.parse::<f64>().is_ok()) {
+        names.sort_by(|a, b| a.parse::<f64>().unwrap_or(0.0).total_cmp(&b.parse().unwrap_or(0.0)));
+    }
+    if names.len() > 256 {
+        bail!(
+            "the labels have {} distinct values, more than the 256 classes ae-tch keeps apart; \
+             is the label column an identifier?",
+            names.len()
+        );
+    }
+    Ok(names)
+}
+
+/// Each label's position in `classes`; a label the list lacks is an error naming it.
+pub fn codes(labels: &[String], classes: &[String]) -> Result<Vec<u8>> {
+    labels
+        .iter()
+        .map(|l| match class_position(l, classes) {
+            Some(i) => Ok(i as u8),
+            None => bail!("label '{l}' is not one of the run's classes {classes:?}"),
+        })
+        .collect()
+}
+
+/// Where `label` is among `classes`, matched as the table keys labels (`label_text`: a
+/// run that recorded "0.0" still reads a file's "0"); the first match.
+fn class_position(label: &str, classes: &[String]) -> Option<usize> {
+    let key = table::label_text(label);
+    classes
+        .iter()
+        .position(|c| c == label)
+        .or_else(|| classes.iter().position(|c| table::label_text(c) == key))
+}
+
+/// The codes of the class names `names` (`--classes`, `--normal-classes`) among
+/// `classes`; an unknown name is an error listing the known ones.
+pub fn class_codes(names: &[String], classes: &[String], flag: &str) -> Result<Vec<u8>> {
+    names
+        .iter()
+        .map(|n| match class_position(n, classes) {
+            Some(i) => Ok(i as u8),
+            None if classes.is_empty() => bail!("{flag} needs labels, and the data have none"),
+            None => bail!("{flag}: unknown class '{n}'; the classes are {}", quoted(classes)),
+        })
+        .collect()
+}
+
+fn quoted(names: &[String]) -> String {
+    names.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ")
+}
+
+/// Class names as codes for either kind of data: image labels are numbers 0–255, vector
+/// labels the names recorded in the spec.
+pub fn resolve_classes(names: &[String], spec: &DataSpec, flag: &str) -> Result<Vec<u8>> {
+    match spec {
+        DataSpec::Vector(v) => class_codes(names, &v.classes, flag),
+        DataSpec::Image(_) => image_class_codes(names, flag),
+    }
+}
+
+/// Image labels are numbers 0–255.
+pub fn image_class_codes(names: &[String], flag: &str) -> Result<Vec<u8>> {
+    names
+        .iter()
+        .map(|n| {
+            n.trim().parse::<u8>().with_context(|| {
+                format!("{flag}: '{n}' is not an image label (a number from 0 to 255)")
+            })
+        })
+        .collect()
+}
