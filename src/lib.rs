@@ -37,7 +37,5 @@ pub(crate) fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-pub use log::note;
-
 #[cfg(test)]
 mod tidy;

@@ -125,17 +125,11 @@ fn fetch_one(
         error: None,
     };
     if dest.exists() {
-        match fetch::verify(&dest, spec, None) {
-            Ok(matched) => {
-                report.status = Status::Present;
-                report.bytes = std::fs::metadata(&dest).ok().map(|m| m.len());
-                report.matched = Some(matched);
-                return report;
-            }
-            Err(e) => crate::note(format!(
-                "{}: present but fails its check ({e:#}); downloading it again",
-                dest.display()
-            )),
+        if let Some(matched) = verify_present(&dest, spec) {
+            report.status = Status::Present;
+            report.bytes = std::fs::metadata(&dest).ok().map(|m| m.len());
+            report.matched = Some(matched);
+            return report;
         }
     }
     let mut errors = Vec::new();
@@ -144,19 +138,7 @@ fn fetch_one(
             continue;
         }
         let url = fetch::file_url(base, spec.name);
-        let bar = crate::session::progress_bar(
-            ProgressBar::no_length(),
-            "{prefix:28} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        );
-        bar.set_prefix(spec.name);
-        let result = fetch::download(agent, &url, &dest, spec, &mut |received, total| {
-            if let Some(total) = total {
-                bar.set_length(total);
-            }
-            bar.set_position(received);
-        });
-        bar.finish_and_clear();
-        match result {
+        match download(agent, &url, &dest, spec) {
             Ok((bytes, matched)) => {
                 report.status = Status::Downloaded;
                 report.bytes = Some(bytes);
@@ -170,7 +152,7 @@ fn fetch_one(
                     // Said once for the mirror, which is not asked for the other files.
                     Some(why) => {
                         if next {
-                            crate::note(format!(
+                            crate::log::note(format!(
                                 "{base}: no response ({why}); trying the next mirror"
                             ));
                         }
@@ -179,7 +161,7 @@ fn fetch_one(
                     None => {
                         let line = format!("{url}: {e:#}");
                         if next {
-                            crate::note(format!("{line}; trying the next mirror"));
+                            crate::log::note(format!("{line}; trying the next mirror"));
                         }
                         errors.push(line);
                     }
@@ -190,6 +172,43 @@ fn fetch_one(
     report.error =
         Some(if errors.is_empty() { UNREACHABLE.to_string() } else { errors.join("; ") });
     report
+}
+
+/// How a file already at `dest` verifies; `None`, with a note, when it fails its check
+/// (it is then downloaded again).
+fn verify_present(dest: &Path, spec: &FileSpec) -> Option<Matched> {
+    match fetch::verify(dest, spec, None) {
+        Ok(matched) => Some(matched),
+        Err(e) => {
+            crate::log::note(format!(
+                "{}: present but fails its check ({e:#}); downloading it again",
+                dest.display()
+            ));
+            None
+        }
+    }
+}
+
+/// Downloads `url` to `dest` and verifies it, with a progress bar while it runs.
+fn download(
+    agent: &ureq::Agent,
+    url: &str,
+    dest: &Path,
+    spec: &FileSpec,
+) -> Result<(u64, Matched)> {
+    let bar = crate::session::progress_bar(
+        ProgressBar::no_length(),
+        "{prefix:28} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    );
+    bar.set_prefix(spec.name);
+    let result = fetch::download(agent, url, dest, spec, &mut |received, total| {
+        if let Some(total) = total {
+            bar.set_length(total);
+        }
+        bar.set_position(received);
+    });
+    bar.finish_and_clear();
+    result
 }
 
 /// 9,912,422 bytes as "9.9 MB", 28,881 as "28.9 kB", 8 as "8 B".

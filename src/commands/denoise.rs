@@ -48,24 +48,7 @@ pub fn run(args: DenoiseArgs) -> Result<()> {
     let sizes: Vec<Size> =
         args.inputs.iter().map(|p| folder::declared_size(p)).collect::<Result<_>>()?;
     let per = spec.values() as usize;
-    let inverted: Vec<bool> = pixels
-        .chunks_exact_mut(per)
-        .map(|img| {
-            // A gray model saw light strokes on a dark ground (as in MNIST): flip
-            // dark-on-light input.
-            let mean = img.iter().map(|&v| v as f64).sum::<f64>() / per as f64 / 255.0;
-            let invert = spec.color == Color::Gray
-                && match args.invert {
-                    Invert::Auto => mean > 0.5,
-                    Invert::Yes => true,
-                    Invert::No => false,
-                };
-            if invert {
-                img.iter_mut().for_each(|v| *v = 255 - *v);
-            }
-            invert
-        })
-        .collect();
+    let inverted = flip_light_grounds(&mut pixels, per, spec.color, args.invert);
     let n = args.inputs.len() as i64;
     let clean = data::to_unit_float(
         &Tensor::from_slice(&pixels).view([n, per as i64]).to_device(loaded.device),
@@ -77,34 +60,17 @@ pub fn run(args: DenoiseArgs) -> Result<()> {
     let output = metrics::reconstruct(&loaded.model, noisy.as_ref().unwrap_or(&clean));
     for (path, size) in args.inputs.iter().zip(&sizes) {
         if let Some(note) = shape_note(path, *size, spec) {
-            crate::note(format_args!("{note}"));
+            crate::log::note(format_args!("{note}"));
         }
     }
     for note in unlike_training(&loaded, &args.inputs, &clean, spec) {
-        crate::note(format_args!("{note}"));
+        crate::log::note(format_args!("{note}"));
     }
     let noisy = noisy.as_ref().map(data::to_host_f32).transpose()?;
     let (clean, output) = (data::to_host_f32(&clean)?, data::to_host_f32(&output)?);
 
-    std::fs::create_dir_all(&args.output).with_context(|| {
-        format!("-o {}: cannot create the output folder", args.output.display())
-    })?;
-    let mut written = Vec::new();
-    let mut taken = HashSet::new();
-    for (i, path) in args.inputs.iter().enumerate() {
-        let range = i * per..(i + 1) * per;
-        let result = at_file_size(&output[range.clone()], spec, inverted[i], sizes[i]);
-        let out = output_path(&args.output, path, ("denoised", "png"), &mut taken);
-        write_atomic(&out, &png(&result)?)?;
-        written.push(out);
-        let mut columns = vec![&clean[range.clone()]];
-        columns.extend(noisy.as_ref().map(|v| &v[range.clone()]));
-        columns.push(&output[range]);
-        let sheet = side_by_side(&columns, spec, inverted[i]);
-        let out = output_path(&args.output, path, ("compare", "png"), &mut taken);
-        write_atomic(&out, &png(&DynamicImage::ImageRgb8(sheet))?)?;
-        written.push(out);
-    }
+    let images = Denoised { clean: &clean, noisy: noisy.as_deref(), output: &output, per };
+    let mut written = images.write_files(&args, spec, &inverted, &sizes)?;
     if let (Some(path), Some(format)) = (&args.grid, grid_format) {
         let mut rows = vec![GridRow { label: "input", images: &clean }];
         rows.extend(noisy.as_ref().map(|v| GridRow { label: "+ noise", images: v }));
@@ -118,6 +84,72 @@ pub fn run(args: DenoiseArgs) -> Result<()> {
     super::print(&list)
 }
 
+/// Flips the gray images of `per` values each in `pixels` that `invert` asks to: a gray
+/// model saw light strokes on a dark ground (as in MNIST), so `auto` flips mostly light
+/// (dark-on-light) images. Colour images are never flipped. Returns which were.
+fn flip_light_grounds(pixels: &mut [u8], per: usize, color: Color, invert: Invert) -> Vec<bool> {
+    pixels
+        .chunks_exact_mut(per)
+        .map(|img| {
+            let mean = img.iter().map(|&v| v as f64).sum::<f64>() / per as f64 / 255.0;
+            let flip = color == Color::Gray
+                && match invert {
+                    Invert::Auto => mean > 0.5,
+                    Invert::Yes => true,
+                    Invert::No => false,
+                };
+            if flip {
+                img.iter_mut().for_each(|v| *v = 255 - *v);
+            }
+            flip
+        })
+        .collect()
+}
+
+/// The images through the model, in [0, 1], `per` values each: the inputs, the noisy
+/// inputs (`--add-noise`) and the outputs.
+struct Denoised<'a> {
+    clean: &'a [f32],
+    noisy: Option<&'a [f32]>,
+    output: &'a [f32],
+    per: usize,
+}
+
+impl Denoised<'_> {
+    /// Writes, for each input file, `<stem>-denoised.png` (the output at the file's own
+    /// size and polarity) and `<stem>-compare.png` (input, noisy input, output side by
+    /// side) into `-o`; returns the files written.
+    fn write_files(
+        &self,
+        args: &DenoiseArgs,
+        spec: ImageSpec,
+        inverted: &[bool],
+        sizes: &[Size],
+    ) -> Result<Vec<PathBuf>> {
+        std::fs::create_dir_all(&args.output).with_context(|| {
+            format!("-o {}: cannot create the output folder", args.output.display())
+        })?;
+        let mut written = Vec::new();
+        let mut taken = HashSet::new();
+        for (i, path) in args.inputs.iter().enumerate() {
+            let range = i * self.per..(i + 1) * self.per;
+            let result = at_file_size(&self.output[range.clone()], spec, inverted[i], sizes[i]);
+            let out = output_path(&args.output, path, ("denoised", "png"), &mut taken);
+            write_atomic(&out, &png(&result)?)?;
+            written.push(out);
+            let mut columns = vec![&self.clean[range.clone()]];
+            columns.extend(self.noisy.map(|v| &v[range.clone()]));
+            columns.push(&self.output[range]);
+            let sheet = side_by_side(&columns, spec, inverted[i]);
+            let out = output_path(&args.output, path, ("compare", "png"), &mut taken);
+            write_atomic(&out, &png(&DynamicImage::ImageRgb8(sheet))?)?;
+            written.push(out);
+        }
+        Ok(written)
+    }
+}
+
+/// `image` encoded as PNG.
 fn png(image: &DynamicImage) -> Result<Vec<u8>> {
     let mut bytes = std::io::Cursor::new(Vec::new());
     image.write_to(&mut bytes, ImageFormat::Png)?;
@@ -351,7 +383,7 @@ fn denoise_series(
         )?;
         let rate = form.map(|f| f.sample_rate);
         if rate.is_some() && rate != series.sample_rate {
-            crate::note(format_args!(
+            crate::log::note(format_args!(
                 "note: {} is sampled at {} Hz, the run's data at {} Hz",
                 path.display(),
                 rate.unwrap_or(0),
@@ -473,4 +505,28 @@ fn side_by_side(columns: &[&[f32]], spec: ImageSpec, inverted: bool) -> RgbImage
             level(image[plane(2) + p]),
         ])
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gray_images_on_a_light_ground_are_flipped() {
+        // Two gray 1×2 images: mostly light, mostly dark.
+        let original = [255u8, 100, 0, 10];
+        let mut p = original;
+        assert_eq!(flip_light_grounds(&mut p, 2, Color::Gray, Invert::Auto), [true, false]);
+        assert_eq!(p, [0, 155, 0, 10]);
+        let mut p = original;
+        assert_eq!(flip_light_grounds(&mut p, 2, Color::Gray, Invert::Yes), [true, true]);
+        assert_eq!(p, [0, 155, 255, 245]);
+        let mut p = original;
+        assert_eq!(flip_light_grounds(&mut p, 2, Color::Gray, Invert::No), [false, false]);
+        assert_eq!(p, original);
+        // Colour images keep their colours, whatever is asked.
+        let mut p = original;
+        assert_eq!(flip_light_grounds(&mut p, 2, Color::Rgb, Invert::Yes), [false, false]);
+        assert_eq!(p, original);
+    }
 }

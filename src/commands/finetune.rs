@@ -52,7 +52,7 @@ pub fn run(args: FinetuneArgs) -> Result<()> {
     let sets = labelled_rows(&data, &model_cfg, &cfg)?;
     let device = device::resolve(cfg.device)?;
     let threads = tch::get_num_threads();
-    crate::note(format_args!(
+    crate::log::note(format_args!(
         "{} a classifier on the {} encoder {:?} of {} ({} train / {} validation labelled {}, \
          {} classes{}) on {:?}",
         if resume.is_some() { "resuming" } else { "training" },

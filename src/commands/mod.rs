@@ -272,7 +272,7 @@ pub fn pca_baseline(train: &Rows, model: &ModelConfig, device: Device) -> Result
     let pca = Pca::fit(&train.to_device(device), k)
         .with_context(|| format!("fitting the PCA baseline on the training {}", train.noun()))?;
     if pca.fitted_rows < train.len() as i64 {
-        crate::note(format_args!(
+        crate::log::note(format_args!(
             "note: the PCA baseline is fitted on {} of the {} training images (every {}th), \
              as {} values per image are too many for the full covariance",
             pca.fitted_rows,

@@ -40,53 +40,11 @@ pub fn run(args: PlotLatentArgs) -> Result<()> {
     let z = metrics::batched(&x, |b| loaded.model.encode(b));
     // t-SNE embeds a seeded sample of at most --points rows.
     let (z_shown, labels) = if tsne && k > 2 && images.len() > args.points {
-        let mut order = data::split::permutation(images.len(), args.seed);
-        order.truncate(args.points);
-        order.sort_unstable();
-        let index = Tensor::from_slice(&order.iter().map(|&i| i as i64).collect::<Vec<_>>());
-        let labels = images.labels().map(|l| order.iter().map(|&i| l[i]).collect::<Vec<u8>>());
-        (z.index_select(0, &index.to_device(z.device())), labels)
+        sample(&z, images.labels(), images.len(), &args)
     } else {
         (z.shallow_clone(), images.labels().map(|l| l.to_vec()))
     };
-
-    let (xy, axes, title) = if tsne && k > 2 {
-        let settings = Tsne {
-            perplexity: args.perplexity,
-            seed: args.seed,
-            angle: args.angle,
-            ..Default::default()
-        };
-        (
-            settings.embed(&z_shown).context("t-SNE of the codes")?,
-            ("t-SNE 1".to_string(), "t-SNE 2".to_string()),
-            format!(
-                "latent codes of {} test {} (k = {k}, t-SNE, perplexity {})",
-                z_shown.size()[0],
-                images.noun(),
-                args.perplexity
-            ),
-        )
-    } else if k == 2 {
-        (
-            z.shallow_clone(),
-            ("z₁".to_string(), "z₂".to_string()),
-            format!("latent codes of the test {}", images.noun()),
-        )
-    } else {
-        let pca = Pca::fit(&z, 2).context("projecting the codes to 2-D")?;
-        let var = Vec::<f64>::try_from(pca.variances.to_kind(Kind::Double).to_device(Device::Cpu))?;
-        let total = z.var_dim(0, true, false).sum(Kind::Double).double_value(&[]);
-        let share = |i: usize| 100.0 * var[i] / total.max(f64::MIN_POSITIVE);
-        (
-            pca.project(&z),
-            (
-                format!("PC 1 of z ({:.0}% of variance)", share(0)),
-                format!("PC 2 of z ({:.0}% of variance)", share(1)),
-            ),
-            format!("latent codes of the test {} (k = {k}, PCA to 2-D)", images.noun()),
-        )
-    };
+    let (xy, axes, title) = picture(&args, k, (&z, &z_shown), images.noun())?;
     let flat = data::to_host_f32(&xy)?;
     let points: Vec<(f64, f64)> =
         flat.chunks_exact(2).map(|p| (p[0] as f64, p[1] as f64)).collect();
@@ -110,6 +68,69 @@ pub fn run(args: PlotLatentArgs) -> Result<()> {
         report += &format!("wrote {}\n", path.display());
     }
     super::print(&report)
+}
+
+/// A seeded sample of `args.points` of the `n` codes `z` (in their order) and their
+/// labels, for t-SNE.
+fn sample(
+    z: &Tensor,
+    labels: Option<&[u8]>,
+    n: usize,
+    args: &PlotLatentArgs,
+) -> (Tensor, Option<Vec<u8>>) {
+    let mut order = data::split::permutation(n, args.seed);
+    order.truncate(args.points);
+    order.sort_unstable();
+    let index = Tensor::from_slice(&order.iter().map(|&i| i as i64).collect::<Vec<_>>());
+    let labels = labels.map(|l| order.iter().map(|&i| l[i]).collect::<Vec<u8>>());
+    (z.index_select(0, &index.to_device(z.device())), labels)
+}
+
+/// The codes in 2-D, the axes' names and the title: `z_shown` embedded by t-SNE (k > 2
+/// with `--method tsne`), the codes `z` as they are (k = 2), or `z` projected on its
+/// first two principal components. `k` is the code size, `noun` what a test row is.
+fn picture(
+    args: &PlotLatentArgs,
+    k: i64,
+    (z, z_shown): (&Tensor, &Tensor),
+    noun: &str,
+) -> Result<(Tensor, (String, String), String)> {
+    Ok(if args.method == LatentMethod::Tsne && k > 2 {
+        let settings = Tsne {
+            perplexity: args.perplexity,
+            seed: args.seed,
+            angle: args.angle,
+            ..Default::default()
+        };
+        (
+            settings.embed(z_shown).context("t-SNE of the codes")?,
+            ("t-SNE 1".to_string(), "t-SNE 2".to_string()),
+            format!(
+                "latent codes of {} test {noun} (k = {k}, t-SNE, perplexity {})",
+                z_shown.size()[0],
+                args.perplexity
+            ),
+        )
+    } else if k == 2 {
+        (
+            z.shallow_clone(),
+            ("z₁".to_string(), "z₂".to_string()),
+            format!("latent codes of the test {noun}"),
+        )
+    } else {
+        let pca = Pca::fit(z, 2).context("projecting the codes to 2-D")?;
+        let var = Vec::<f64>::try_from(pca.variances.to_kind(Kind::Double).to_device(Device::Cpu))?;
+        let total = z.var_dim(0, true, false).sum(Kind::Double).double_value(&[]);
+        let share = |i: usize| 100.0 * var[i] / total.max(f64::MIN_POSITIVE);
+        (
+            pca.project(z),
+            (
+                format!("PC 1 of z ({:.0}% of variance)", share(0)),
+                format!("PC 2 of z ({:.0}% of variance)", share(1)),
+            ),
+            format!("latent codes of the test {noun} (k = {k}, PCA to 2-D)"),
+        )
+    })
 }
 
 /// Decodes a `steps × steps` lattice spanning the 2nd–98th percentile of each code axis.

@@ -5,11 +5,13 @@
 use crate::cli::{ExportArgs, ImportArgs};
 use crate::config::{ModelConfig, TrainConfig, WeightsFormat};
 use crate::data;
+use crate::data::spec::DataSpec;
+use crate::data::vectors::VectorSource;
 use crate::model::Autoencoder;
-use crate::run_store::{self, DataRecord, RunDir, RunManifest, FORMAT_VERSION};
+use crate::run_store::{self, DataRecord, RunDir, RunManifest};
 use anyhow::{anyhow, Context, Result};
 use serde::Serialize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use tch::nn::Module;
 use tch::{nn, Device};
 
@@ -70,7 +72,7 @@ pub const SCRIPT_ATTRIBUTE: &str = "ae_tch";
 fn script_description(manifest: &RunManifest) -> Result<String> {
     let m = &manifest.model;
     let layout = match &m.input {
-        data::spec::DataSpec::Image(spec) => format!(
+        DataSpec::Image(spec) => format!(
             "forward and encode take float32 [N, {}]: images flattened channel-major from [N, {}, {}, {}], values in [0, 1] (bytes / 255); decode takes [N, {}]",
             spec.values(),
             spec.channels(),
@@ -78,7 +80,7 @@ fn script_description(manifest: &RunManifest) -> Result<String> {
             spec.width,
             m.latent
         ),
-        data::spec::DataSpec::Vector(_) => format!(
+        DataSpec::Vector(_) => format!(
             "forward and encode take float32 [N, {}]: the features in input.features order, scaled as input.scaling says; decode takes [N, {}] and returns scaled features",
             m.input_dim(),
             m.latent
@@ -144,84 +146,37 @@ fn dtype_name(kind: tch::Kind) -> String {
     }
 }
 
+/// What `import` reads from `--config`: a run's model.json (the model, its training
+/// settings and data record) or a bare model config (default settings, no record).
+struct ImportedConfig {
+    model: ModelConfig,
+    train: TrainConfig,
+    /// The recorded data path.
+    data: Option<PathBuf>,
+    /// Vector runs: the recorded file and split.
+    vectors: Option<VectorSource>,
+}
+
 pub fn import(args: ImportArgs) -> Result<()> {
     let format = run_store::weights_format(&args.from)?;
-    let text = std::fs::read_to_string(&args.config)
-        .with_context(|| format!("reading {}", args.config.display()))?;
-    let mut value: serde_json::Value = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not JSON", args.config.display()))?;
-    // A model.json, or a bare model config, from any version.
-    match value.get_mut("model") {
-        Some(m) => run_store::upgrade_model_config(m),
-        None => run_store::upgrade_model_config(&mut value),
-    }
-    let not_config = || format!("{}: no valid \"model\" description", args.config.display());
-    let (model, train, recorded_data, vector_source) = match value.get("model") {
-        Some(m) => (
-            serde_json::from_value::<ModelConfig>(m.clone()).with_context(not_config)?,
-            value
-                .get("train")
-                .and_then(|t| serde_json::from_value::<TrainConfig>(t.clone()).ok())
-                .unwrap_or_default(),
-            value.pointer("/data/path").and_then(|p| p.as_str()).map(std::path::PathBuf::from),
-            value.pointer("/data/vectors").and_then(|v| {
-                serde_json::from_value::<crate::data::vectors::VectorSource>(v.clone()).ok()
-            }),
-        ),
-        None => (
-            serde_json::from_value(value).with_context(not_config)?,
-            TrainConfig::default(),
-            None,
-            None,
-        ),
-    };
+    let ImportedConfig { model, train, data: recorded_data, vectors: vector_source } =
+        read_config(&args.config)?;
     model.validate().map_err(|e| anyhow!("{}: {e}", args.config.display()))?;
-    let (dir, train_rows, val_rows) = match &model.input {
-        crate::data::spec::DataSpec::Image(spec) => {
-            let dir = args.data.clone().or(recorded_data).unwrap_or_else(data::default_dir);
-            let (train_set, val_set) = data::training_sets(&dir, &train, &spec.request())
-                .with_context(|| {
-                    format!("the run's evaluation needs its data folder ({})", dir.display())
-                })?;
-            (dir, train_set.len(), val_set.len())
-        }
-        crate::data::spec::DataSpec::Vector(spec) => {
-            // The rows come from the file and split the run recorded (or --data, read the
-            // same way), so eval and anomaly rebuild the same test rows.
-            let source = vector_source.as_ref().with_context(|| {
-                format!(
-                    "{}: a vector model needs the run's model.json (its \"data\" record says \
-                     which file and split it was trained on), not a bare model description",
-                    args.config.display()
-                )
-            })?;
-            let path = args.data.clone().or(recorded_data).context("no data path recorded")?;
-            let sets = crate::data::vectors::rebuild(&path, source, spec, &train)
-                .with_context(|| format!("the run's evaluation needs {}", path.display()))?;
-            (path, sets.train.len(), sets.val.len())
-        }
-    };
+    let (dir, train_rows, val_rows) =
+        training_rows(&args, (&model, &train), recorded_data, vector_source.as_ref())?;
     let mut vs = nn::VarStore::new(Device::Cpu);
     let _ = Autoencoder::new(&vs.root(), &model);
     run_store::load_weights(&mut vs, &args.from)?;
-    let run = RunDir::create(&args.out, args.force)?;
-    let _ = std::fs::remove_file(run.file(run_store::CHECKPOINT));
+    let run = crate::session::create_run(&args.out, args.force)?;
     let weights = run_store::weights_file(format);
     run.save_weights(&vs, weights)?;
-    let manifest = RunManifest {
-        format_version: FORMAT_VERSION,
-        ae_tch_version: env!("CARGO_PKG_VERSION").to_string(),
-        model,
-        train,
-        data: DataRecord {
-            path: std::fs::canonicalize(&dir).unwrap_or(dir),
-            train_images: train_rows,
-            val_images: val_rows,
-            vectors: vector_source,
-        },
-        weights: weights.to_string(),
-        outcome: None,
+    let data = DataRecord {
+        path: std::fs::canonicalize(&dir).unwrap_or(dir),
+        train_images: train_rows,
+        val_images: val_rows,
+        vectors: vector_source,
     };
+    let manifest = RunManifest::new(model, train, data, weights, None);
     run.write_manifest(&manifest)?;
     if args.json {
         let report = serde_json::json!({
@@ -241,4 +196,74 @@ pub fn import(args: ImportArgs) -> Result<()> {
         if format == WeightsFormat::Safetensors { "safetensors" } else { "ot" },
         args.out.display()
     ))
+}
+
+/// Reads `--config` (a model.json or a bare model config, from any format version,
+/// upgraded to this one).
+fn read_config(path: &Path) -> Result<ImportedConfig> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut value: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    // A model.json, or a bare model config, from any version.
+    match value.get_mut("model") {
+        Some(m) => run_store::upgrade_model_config(m),
+        None => run_store::upgrade_model_config(&mut value),
+    }
+    let not_config = || format!("{}: no valid \"model\" description", path.display());
+    Ok(match value.get("model") {
+        Some(m) => ImportedConfig {
+            model: serde_json::from_value::<ModelConfig>(m.clone()).with_context(not_config)?,
+            train: value
+                .get("train")
+                .and_then(|t| serde_json::from_value::<TrainConfig>(t.clone()).ok())
+                .unwrap_or_default(),
+            data: value.pointer("/data/path").and_then(|p| p.as_str()).map(PathBuf::from),
+            vectors: value
+                .pointer("/data/vectors")
+                .and_then(|v| serde_json::from_value::<VectorSource>(v.clone()).ok()),
+        },
+        None => ImportedConfig {
+            model: serde_json::from_value(value).with_context(not_config)?,
+            train: TrainConfig::default(),
+            data: None,
+            vectors: None,
+        },
+    })
+}
+
+/// The imported run's data folder or file (`--data`, else the recorded one) and its
+/// training and validation row counts, rebuilt the way the run was trained so `eval`
+/// and `anomaly` find the same rows.
+fn training_rows(
+    args: &ImportArgs,
+    (model, train): (&ModelConfig, &TrainConfig),
+    recorded_data: Option<PathBuf>,
+    vector_source: Option<&VectorSource>,
+) -> Result<(PathBuf, usize, usize)> {
+    Ok(match &model.input {
+        DataSpec::Image(spec) => {
+            let dir = args.data.clone().or(recorded_data).unwrap_or_else(data::default_dir);
+            let (train_set, val_set) = data::training_sets(&dir, train, &spec.request())
+                .with_context(|| {
+                    format!("the run's evaluation needs its data folder ({})", dir.display())
+                })?;
+            (dir, train_set.len(), val_set.len())
+        }
+        DataSpec::Vector(spec) => {
+            // The rows come from the file and split the run recorded (or --data, read the
+            // same way), so eval and anomaly rebuild the same test rows.
+            let source = vector_source.with_context(|| {
+                format!(
+                    "{}: a vector model needs the run's model.json (its \"data\" record says \
+                     which file and split it was trained on), not a bare model description",
+                    args.config.display()
+                )
+            })?;
+            let path = args.data.clone().or(recorded_data).context("no data path recorded")?;
+            let sets = data::vectors::rebuild(&path, source, spec, train)
+                .with_context(|| format!("the run's evaluation needs {}", path.display()))?;
+            (path, sets.train.len(), sets.val.len())
+        }
+    })
 }

@@ -38,7 +38,6 @@ type OnEvent<'e> = dyn FnMut(Event<'_>) -> Result<()> + 'e;
 /// `Guard`), the schedule (`step_lr`, `TrainState::end_epoch`), the epoch's metrics row
 /// (`epoch_stats`) and the snapshot (`Loop::snapshot`, when `checkpoint_due`).
 #[allow(clippy::too_many_arguments)]
-#[allow(clippy::too_many_arguments)]
 pub fn fit(
     model: &dyn Objective,
     vs: &nn::VarStore,

@@ -133,11 +133,11 @@ fn fresh_vectors(
     let sets = vectors::prepare(path, &source, &req, cfg)?;
     if sets.dropped > 0 {
         let rows = crate::data::table::counted(sets.dropped, "row");
-        crate::note(format_args!("--missing drop: dropped {rows} with a missing value"));
+        crate::log::note(format_args!("--missing drop: dropped {rows} with a missing value"));
     }
     cfg.classes = sets.classes;
     if !sets.held_out.is_empty() {
-        crate::note(format_args!(
+        crate::log::note(format_args!(
             "held out for testing (--test-fraction {} of the files): {}",
             v.test_fraction,
             sets.held_out.join(", ")
@@ -188,7 +188,7 @@ fn series_request(
 fn default_trim(args: &TrainArgs, cfg: &mut TrainConfig, series: bool) {
     if args.trim.is_none() && cfg.classes.is_none() && !series {
         cfg.trim = crate::config::VECTOR_TRIM;
-        crate::note(format_args!(
+        crate::log::note(format_args!(
             "--trim {}: each batch's worst-reconstructed {:.0}% is left out of the loss, so \
              anomalies among the training rows are not learnt (--trim 0 for the plain mean)",
             cfg.trim,

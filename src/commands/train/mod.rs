@@ -248,7 +248,7 @@ fn join_group(args: &TrainArgs) -> Result<Option<Dist>> {
     }
     let timeout = std::time::Duration::from_secs_f64(args.dist_timeout);
     let d = Dist::join(&launch, timeout)?;
-    crate::note(format_args!(
+    crate::log::note(format_args!(
         "rank {} of {} (local rank {}), store at {}:{}{}",
         d.rank,
         d.world,

@@ -1,0 +1,268 @@
+//! `ae-tch anomaly`: reconstruction error as an anomaly score, a threshold from the run's
+//! own rows (a percentile or mean + kσ of the validation errors, or the expected share
+//! of anomalies among the training rows), ROC-AUC and average precision beside PCA with
+//! the same k and an Isolation Forest on the same rows, and explanations of the rows that
+//! score highest. This file runs the command and scores the rows; `rule` owns the
+//! threshold, `points` the per-step scores of series runs, `explain` the `--explain`
+//! output and `summary` what is printed.
+
+mod explain;
+mod points;
+mod rule;
+mod summary;
+
+use crate::cli::{AnomalyArgs, PointScore};
+use crate::data::spec::{DataSpec, SeriesSpec, VectorSpec};
+use crate::data::vectors::resolve_classes;
+use crate::data::Rows;
+use crate::metrics;
+use crate::metrics::iforest::IsolationForest;
+use crate::plot::{self, Format};
+use crate::run_store::write_atomic;
+use anyhow::{bail, Context, Result};
+pub use points::UCR_SLACK;
+use points::{Points, StepScores};
+use rule::Rule;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use summary::{Baselines, Detection, Summary};
+use tch::Device;
+
+/// Where the chosen threshold is stored in the run folder.
+pub const THRESHOLD_FILE: &str = "anomaly.json";
+
+/// Scores the rows `args` names, flags those above the run's threshold and reports how
+/// well the scores find the anomalies (see the module docs).
+pub fn run(args: AnomalyArgs) -> Result<()> {
+    let rule = Rule::from_args(&args)?;
+    let plot_format = args.plot.as_deref().map(Format::from_path).transpose()?;
+    if args.explain == Some(0) {
+        bail!("--explain needs at least 1 row");
+    }
+    let loaded = super::open_run(&args.run)?;
+    let input = &loaded.manifest.model.input;
+    let (explain_out, explain_format) = explain_target(&args, &loaded)?;
+    let images = loaded.rows(args.data.as_deref(), args.split.into())?;
+    // Normal classes: as given, else the classes the run was trained on.
+    let normal = match &args.normal_classes {
+        Some(names) => Some(resolve_classes(names, input, "--normal-classes")?),
+        None => loaded.manifest.train.classes.clone(),
+    };
+    let series = series_of(input);
+    if args.plot.is_some() && series.is_none() && (normal.is_none() || images.labels().is_none()) {
+        bail!("--plot needs labels and --normal-classes (or a run trained with --classes)");
+    }
+
+    let (train, val) = loaded.training_sets("the threshold")?;
+    let (reference, reference_name) = reference_rows(rule, &train, val);
+    let threshold = rule
+        .threshold(&scores(&loaded, &reference)?)
+        .with_context(|| format!("no reference {} for the threshold", reference.noun()))?;
+
+    let scores = scores(&loaded, &images)?;
+    let flagged: Vec<bool> = scores.iter().map(|&s| s > threshold).collect();
+    let noun = if series.is_some() { "windows" } else { images.noun() };
+    let mut summary =
+        Summary::new((rule, threshold, reference_name), &flagged, noun, explain_out.clone());
+    let truth = truth(normal.as_deref(), images.labels(), input)?;
+    if let (Some(truth), Some(classes)) = (&truth, &normal) {
+        summary.normal_classes = Some(classes.iter().map(|&c| input.class_value(c)).collect());
+        summary.add_detection(&scores, &flagged, truth);
+        if !args.no_baselines {
+            summary.baselines = Some(baselines(&loaded, &train, &images, truth)?);
+        }
+    }
+    let record = loaded.run.file(THRESHOLD_FILE);
+    rule::store(&record, rule, threshold, (reference_name, reference.len()))?;
+
+    summary.points = match series {
+        Some(series) => {
+            let per_step = (threshold, normal.as_deref(), plot_format);
+            step_scores(&args, &loaded, series, per_step, &scores)?
+        }
+        None => None,
+    };
+    if let (None, Some(path)) = (&summary.points, &args.output) {
+        write_scores(path, images.key_columns(input), &scores, &flagged)?;
+    }
+    if let (Some(path), Some(format), None) = (&args.plot, plot_format, series) {
+        let Some(truth) = &truth else {
+            bail!("--plot needs labels and --normal-classes");
+        };
+        write_atomic(path, &histogram(&scores, truth, threshold, format)?)?;
+    }
+    let mut text =
+        if args.json { serde_json::to_string(&summary)? + "\n" } else { summary.table() };
+    if let (Some(n), Some(path)) = (args.explain, &explain_out) {
+        let top = explain::highest(&scores, n);
+        let shown = explain::explain(&loaded, &images, &top, &scores, path, explain_format)?;
+        if !args.json {
+            text += &shown;
+        }
+    }
+    super::print(&text)
+}
+
+/// Series runs: the spec with its windowing (scores per step, the series plot).
+fn series_of(input: &DataSpec) -> Option<(&VectorSpec, &SeriesSpec)> {
+    match input {
+        DataSpec::Vector(v) => v.series.as_ref().map(|s| (v, s)),
+        DataSpec::Image(_) => None,
+    }
+}
+
+/// Series runs whose scored windows were cut from series in order (the test split or
+/// `--data`): the scores per step, after writing `-o`'s per-step file and `--plot`'s
+/// series plot; `None` for the training windows (refused with `--plot`).
+fn step_scores(
+    args: &AnomalyArgs,
+    loaded: &super::LoadedRun,
+    (spec, series): (&VectorSpec, &SeriesSpec),
+    (threshold, normal, plot_format): (f64, Option<&[u8]>, Option<Format>),
+    scores: &[f64],
+) -> Result<Option<Points>> {
+    let data = args.data.as_deref();
+    let stretches = points::series_steps(loaded, spec, series, data, args.split.into())?;
+    if args.plot.is_some() {
+        points::check_plot(stretches.as_deref())?;
+    }
+    let Some(stretches) = &stretches else {
+        return Ok(None);
+    };
+    let steps = StepScores {
+        spec,
+        series,
+        stretches,
+        threshold,
+        normal,
+        max: args.point_score == PointScore::Max,
+        output: args.output.as_deref(),
+        plot: args.plot.as_deref().zip(plot_format),
+    };
+    Ok(Some(steps.run(scores)?))
+}
+
+/// Where `--explain` writes (`--explain-out`, else `explain.csv` or `explain.png` in the
+/// run) and, for images, the figure's format; `None`s without `--explain`.
+fn explain_target(
+    args: &AnomalyArgs,
+    loaded: &super::LoadedRun,
+) -> Result<(Option<PathBuf>, Option<Format>)> {
+    let input = &loaded.manifest.model.input;
+    let out = args.explain.map(|_| match (&args.explain_out, input) {
+        (Some(path), _) => path.clone(),
+        (None, DataSpec::Vector(_)) => loaded.run.file("explain.csv"),
+        (None, DataSpec::Image(_)) => loaded.run.file("explain.png"),
+    });
+    let format = match (&out, input) {
+        (Some(path), DataSpec::Image(_)) => Some(Format::from_path(path)?),
+        _ => None,
+    };
+    Ok((out, format))
+}
+
+/// The rows the threshold comes from, and their name: the validation split (never
+/// trained on, normal by construction when the run was trained on normal classes), or
+/// for `--contamination` all the rows it was trained on; the training rows, with a
+/// note, when the run has no validation rows.
+fn reference_rows(rule: Rule, train: &Rows, val: Rows) -> (Rows, &'static str) {
+    match rule {
+        Rule::Contamination(_) => (join(train, &val), "training"),
+        _ if val.is_empty() => {
+            crate::log::note(format_args!(
+                "note: the run has no validation {}; the threshold uses its training {0}",
+                train.noun()
+            ));
+            (train.clone(), "training")
+        }
+        _ => (val, "validation"),
+    }
+}
+
+/// Which rows are anomalies: those whose label is not one of the `normal` classes;
+/// `None` without normal classes. A normal class that no row has is refused (a typo
+/// would make every row anomalous), as are normal classes without labels.
+fn truth(
+    normal: Option<&[u8]>,
+    labels: Option<&[u8]>,
+    input: &DataSpec,
+) -> Result<Option<Vec<bool>>> {
+    match (normal, labels) {
+        (Some(classes), Some(labels)) => {
+            let known: BTreeSet<u8> = labels.iter().copied().collect();
+            if let Some(&c) = classes.iter().find(|c| !known.contains(c)) {
+                let known: Vec<String> = known.iter().map(|&k| input.class_name(k)).collect();
+                bail!(
+                    "--normal-classes: unknown class {}: it does not occur in the data; the labels \
+                     are {known:?}",
+                    input.class_name(c)
+                );
+            }
+            Ok(Some(labels.iter().map(|l| !classes.contains(l)).collect()))
+        }
+        (Some(_), None) => bail!("--normal-classes needs labels, and the data has none"),
+        (None, _) => Ok(None),
+    }
+}
+
+/// The histogram of the normal and the anomalous rows' scores (`truth` says which is
+/// which) with the threshold.
+fn histogram(scores: &[f64], truth: &[bool], threshold: f64, format: Format) -> Result<Vec<u8>> {
+    let pick = |want: bool| -> Vec<f64> {
+        scores.iter().zip(truth).filter(|(_, &t)| t == want).map(|(&s, _)| s).collect()
+    };
+    plot::score_histogram(&pick(false), &pick(true), threshold, format)
+}
+
+/// The training and validation rows together.
+fn join(train: &Rows, val: &Rows) -> Rows {
+    match (train, val) {
+        (Rows::Vectors(t), Rows::Vectors(v)) => Rows::Vectors(t.concat(v)),
+        (Rows::Images(t), Rows::Images(v)) => Rows::Images(t.concat(v)),
+        _ => train.clone(),
+    }
+}
+
+/// Squared reconstruction error of each row (clean input, whatever the training mode).
+fn scores(loaded: &super::LoadedRun, images: &Rows) -> Result<Vec<f64>> {
+    let x = images.to_unit(loaded.device);
+    let errors = metrics::sq_err_per_row(&metrics::reconstruct(&loaded.model, &x), &x);
+    Ok(Vec::<f64>::try_from(errors.to_device(Device::Cpu))?)
+}
+
+/// PCA with the model's k and an Isolation Forest, both fitted on the run's training
+/// rows, scoring the same rows as the model.
+fn baselines(
+    loaded: &super::LoadedRun,
+    train: &Rows,
+    rows: &Rows,
+    truth: &[bool],
+) -> Result<Baselines> {
+    let pca = super::pca_baseline(train, &loaded.manifest.model, loaded.device)?;
+    let x = rows.to_unit(loaded.device);
+    let pca_scores = metrics::sq_err_per_row(&pca.reconstruct(&x), &x).to_device(Device::Cpu);
+    let pca_scores = Vec::<f64>::try_from(pca_scores)?;
+    let width = loaded.manifest.model.input_dim() as usize;
+    let host = |r: &Rows| crate::data::to_host_f32(&r.to_unit(Device::Cpu));
+    let forest = IsolationForest::fit(&host(train)?, width, loaded.manifest.train.seed);
+    let forest_scores = forest.score(&host(rows)?, width);
+    Ok(Baselines {
+        pca: Detection::of(&pca_scores, truth),
+        isolation_forest: Detection::of(&forest_scores, truth),
+    })
+}
+
+/// `-o` for rows (not steps): each row's key columns, its score and flag.
+fn write_scores(
+    path: &Path,
+    (key_names, keys): (Vec<&str>, Vec<Vec<String>>),
+    scores: &[f64],
+    flagged: &[bool],
+) -> Result<()> {
+    let mut csv = csv::Writer::from_writer(Vec::new());
+    csv.write_record(key_names.iter().chain(&["score", "is_anomaly"]))?;
+    for ((key, s), f) in keys.into_iter().zip(scores).zip(flagged) {
+        csv.write_record(key.into_iter().chain([s.to_string(), (*f as u8).to_string()]))?;
+    }
+    write_atomic(path, &csv.into_inner()?)
+}

@@ -1,0 +1,164 @@
+//! Numeric vectors from files: a CSV with a header row, or a 2-D `.npy` array (with an
+//! optional 1-D `.npy` of labels), read into a `Table` of f32 rows. Every cell and every
+//! size is checked before it is trusted; errors name the row and column (the caller adds
+//! the file). This file owns the `Table`, the errors and the label text; `csv_reader`
+//! and `npy` read the two formats.
+
+mod csv_reader;
+mod npy;
+
+pub use super::spec::Missing;
+pub use csv_reader::read_csv;
+pub use npy::{npy_table, read_npy, NpyArray};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Rows of numeric features with optional labels.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Table {
+    /// `rows × columns.len()` values, row-major.
+    pub values: Vec<f32>,
+    /// The feature names, in order (for `.npy` data: `x0`, `x1`, ...).
+    pub columns: Vec<String>,
+    /// One label per row, as written in the file (integers as decimal text, "1.0" as "1").
+    pub labels: Option<Vec<String>>,
+    /// Each row's place among the data rows of its file, from 0 (the header is not a
+    /// data row; dropped rows keep their numbers), so results can be joined back.
+    pub ids: Vec<usize>,
+    /// Rows left out because a value was missing (`Missing::Drop`).
+    pub dropped: usize,
+    /// Each row's file, for rows gathered from several (the windows of a folder of
+    /// series); `None` for rows of one file.
+    pub files: Option<Vec<Arc<Path>>>,
+}
+
+impl Table {
+    /// The number of rows.
+    pub fn rows(&self) -> usize {
+        self.values.len() / self.columns.len().max(1)
+    }
+
+    /// Features per row.
+    pub fn width(&self) -> usize {
+        self.columns.len()
+    }
+
+    /// The rows at `indices`, in that order.
+    pub fn select(&self, indices: &[usize]) -> Table {
+        let d = self.width();
+        let mut values = Vec::with_capacity(indices.len() * d);
+        for &i in indices {
+            values.extend_from_slice(&self.values[i * d..(i + 1) * d]);
+        }
+        let labels = self.labels.as_ref().map(|l| indices.iter().map(|&i| l[i].clone()).collect());
+        let ids = indices.iter().map(|&i| self.ids[i]).collect();
+        let files = self.files.as_ref().map(|f| indices.iter().map(|&i| f[i].clone()).collect());
+        Table { values, columns: self.columns.clone(), labels, ids, dropped: 0, files }
+    }
+}
+
+/// How a CSV is to be read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CsvOptions {
+    /// The column holding each row's label (any text); it is not a feature.
+    pub label_column: Option<String>,
+    /// The feature columns, in this order; `None`: every column but the label's.
+    pub columns: Option<Vec<String>>,
+    pub missing: Missing,
+}
+
+/// Why a file could not be read as a table.
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("the file is empty: expected a header row naming the columns")]
+    Empty,
+    #[error("the file has a header row but no data rows")]
+    NoRows,
+    #[error("line {line}: {source}")]
+    Csv { line: u64, source: csv::Error },
+    #[error("line {line}: not valid UTF-8 text")]
+    NotUtf8 { line: u64 },
+    #[error("the header names column '{0}' twice")]
+    DuplicateColumn(String),
+    #[error("the header has an empty column name (column {0})")]
+    EmptyColumnName(usize),
+    #[error("{flag}: no column named '{name}'; the columns are {}", list(.known))]
+    UnknownColumn { flag: &'static str, name: String, known: Vec<String> },
+    #[error("--columns names '{0}', which is the label column")]
+    LabelAsFeature(String),
+    #[error("no feature columns: the only column is the label column '{0}'")]
+    NoFeatures(String),
+    #[error("line {line}: {found} fields, the header has {expected}")]
+    Ragged { line: u64, found: usize, expected: usize },
+    #[error("line {line}, column '{column}': '{text}' is not {what}{hint}")]
+    BadCell { line: u64, column: String, text: String, what: &'static str, hint: String },
+    #[error(
+        "{} in {}, the first at line {line}, column '{column}'; pass --missing drop to \
+         leave those rows out",
+        counted(*.cells, "missing value"),
+        counted(*.rows, "row")
+    )]
+    MissingValues { cells: usize, rows: usize, line: u64, column: String },
+    #[error("every row has a missing value: nothing is left after --missing drop")]
+    AllDropped,
+    #[error("not a .npy file: it does not start with the bytes \\x93NUMPY")]
+    NotNpy,
+    #[error(".npy: unsupported format version {0}.{1}")]
+    NpyVersion(u8, u8),
+    #[error(".npy: the file ends inside its header")]
+    NpyTruncatedHeader,
+    #[error(".npy: cannot read the header: {0}")]
+    NpyHeader(String),
+    #[error(
+        ".npy: element type '{0}' is not supported; save a numeric array \
+         (float32/float64 or an integer type)"
+    )]
+    NpyType(String),
+    #[error(".npy: expected a {expected} array, the file holds shape {found:?}")]
+    NpyRank { expected: &'static str, found: Vec<u64> },
+    #[error(
+        ".npy: shape {shape:?} declares {bytes} bytes of data, more than the {limit}-byte limit"
+    )]
+    NpyTooLarge { shape: Vec<u64>, bytes: u128, limit: u64 },
+    #[error(".npy: shape {shape:?} needs {expected} bytes of data, the file holds {found}")]
+    NpyLength { shape: Vec<u64>, expected: u64, found: u64 },
+    #[error(".npy: row {row}, column {column}: {value} is not a finite float32 value")]
+    NpyNotFinite { row: usize, column: usize, value: f64 },
+    #[error(".npy: labels must be integers, element {index} is {value}")]
+    NpyLabel { index: usize, value: f64 },
+}
+
+/// "1 row", "3 rows": a count with its noun, for messages.
+pub fn counted(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// Column names quoted, for messages: the first 12, then how many there are in all.
+fn list(names: &[String]) -> String {
+    const SHOWN: usize = 12;
+    let mut out: Vec<String> = names.iter().take(SHOWN).map(|n| format!("'{n}'")).collect();
+    if names.len() > SHOWN {
+        out.push(format!("... ({} in all)", names.len()));
+    }
+    out.join(", ")
+}
+
+/// A label cell as the table keeps it, and the key labels are matched by: a whole number
+/// written in another number's form ("0.0", "1e0", "+1", "250.00") as the plain integer
+/// ("0", "1", "1", "250"), so files that write the same class differently (a training
+/// file of 0.0 beside a test file of 0) agree; any other text, leading zeros included
+/// ("007"), as written.
+pub fn label_text(cell: &str) -> String {
+    let plain = cell.strip_prefix('-').unwrap_or(cell);
+    let integer = !plain.is_empty() && plain.bytes().all(|b| b.is_ascii_digit());
+    match cell.parse::<f64>() {
+        Ok(v) if !integer && v.fract() == 0.0 && v.abs() < 9.0e15 => format!("{}", v as i64),
+        _ => cell.to_string(),
+    }
+}

@@ -1,0 +1,116 @@
+//! Histograms of anomaly scores: the normal and the anomalous rows overlaid, with the
+//! threshold.
+
+use super::figure::{legend, plot_err, render, Figure, Format, FAMILY};
+use anyhow::{bail, Result};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+/// Anomaly scores of the normal and the anomalous images, and the decision threshold.
+struct ScoreHistogram<'a> {
+    normal: &'a [f64],
+    anomalous: &'a [f64],
+    threshold: f64,
+    bins: usize,
+}
+
+/// Overlaid histograms (share of each group per bin) of the normal and anomalous scores,
+/// with the threshold as a vertical line.
+pub fn score_histogram(
+    normal: &[f64],
+    anomalous: &[f64],
+    threshold: f64,
+    format: Format,
+) -> Result<Vec<u8>> {
+    if normal.iter().chain(anomalous).all(|v| !v.is_finite()) {
+        bail!("nothing to plot: no finite scores");
+    }
+    render(&ScoreHistogram { normal, anomalous, threshold, bins: 40 }, format)
+}
+
+/// Shares of `values` in `bins` equal bins over `[lo, hi]`.
+pub fn histogram(values: &[f64], lo: f64, hi: f64, bins: usize) -> Vec<f64> {
+    let mut counts = vec![0.0; bins];
+    let width = (hi - lo) / bins as f64;
+    let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    for v in &finite {
+        let b = (((v - lo) / width).floor().max(0.0) as usize).min(bins - 1);
+        counts[b] += 1.0;
+    }
+    counts.iter().map(|c| c / finite.len().max(1) as f64).collect()
+}
+
+impl Figure for ScoreHistogram<'_> {
+    fn size(&self) -> (u32, u32) {
+        (800, 500)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
+        root.fill(&WHITE).map_err(plot_err)?;
+        let all = || self.normal.iter().chain(self.anomalous).copied().chain([self.threshold]);
+        let lo = all().filter(|v| v.is_finite()).fold(f64::MAX, f64::min);
+        let hi = all().filter(|v| v.is_finite()).fold(f64::MIN, f64::max).max(lo + 1e-9);
+        let width = (hi - lo) / self.bins as f64;
+        let groups = [
+            ("normal", self.normal, Palette99::pick(4).to_rgba()),
+            ("anomalous", self.anomalous, Palette99::pick(0).to_rgba()),
+        ];
+        let shares: Vec<Vec<f64>> =
+            groups.iter().map(|g| histogram(g.1, lo, hi, self.bins)).collect();
+        let top = shares.iter().flatten().copied().fold(0.0, f64::max).max(1e-9) * 1.1;
+        let mut chart = ChartBuilder::on(root)
+            .caption("anomaly scores: reconstruction error per image", (FAMILY, 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(lo..hi, 0.0..top)
+            .map_err(plot_err)?;
+        chart
+            .configure_mesh()
+            .x_desc("squared error per image")
+            .y_desc("share of the group")
+            .label_style((FAMILY, 14))
+            .axis_desc_style((FAMILY, 15))
+            .draw()
+            .map_err(plot_err)?;
+        for ((name, values, color), share) in groups.iter().zip(&shares) {
+            if values.is_empty() {
+                continue;
+            }
+            let color = *color;
+            chart
+                .draw_series(share.iter().enumerate().map(|(b, &s)| {
+                    let x0 = lo + b as f64 * width;
+                    Rectangle::new([(x0, 0.0), (x0 + width, s)], color.mix(0.45).filled())
+                }))
+                .map_err(plot_err)?
+                .label(format!("{name} ({})", values.len()))
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 14, y + 5)], color.mix(0.6).filled())
+                });
+        }
+        chart
+            .draw_series(LineSeries::new(
+                [(self.threshold, 0.0), (self.threshold, top)],
+                BLACK.stroke_width(2),
+            ))
+            .map_err(plot_err)?
+            .label(format!("threshold {:.2}", self.threshold))
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));
+        legend(&mut chart)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_shares_sum_to_one_and_clip_to_the_edges() {
+        let h = histogram(&[0.0, 0.1, 0.5, 0.99, 1.0, 7.0, f64::NAN], 0.0, 1.0, 4);
+        assert_eq!(h, vec![2.0 / 6.0, 0.0, 1.0 / 6.0, 3.0 / 6.0]);
+        let png = score_histogram(&[1.0, 2.0, 2.5], &[5.0, 6.0], 3.0, Format::Png).unwrap();
+        assert_eq!(image::load_from_memory(&png).unwrap().width(), 800);
+    }
+}
