@@ -4,9 +4,7 @@
 
 use crate::cli::{DenoiseArgs, Invert};
 use crate::config::NoiseKind;
-use crate::data::spec::{
-    to_byte, Color, DataSpec, ImageSpec, Scaling, SeriesSpec, Size, VectorSpec,
-};
+use crate::data::spec::{to_byte, Color, ImageSpec, Scaling, SeriesSpec, Size, VectorSpec};
 use crate::data::table::Missing;
 use crate::data::vectors::VectorSet;
 use crate::data::{self, folder, noise, series, vectors};
@@ -31,7 +29,7 @@ pub fn run(args: DenoiseArgs) -> Result<()> {
     }
     let grid_format = args.grid.as_deref().map(Format::from_path).transpose()?;
     let loaded = super::open_run(&args.run)?;
-    if let DataSpec::Vector(spec) = &loaded.manifest.model.input {
+    if let Some(spec) = loaded.manifest.model.input.vector() {
         return denoise_vectors(&loaded, spec, &args);
     }
     let spec = loaded.spec()?;

@@ -28,10 +28,7 @@ pub fn run(args: EncodeArgs) -> Result<()> {
     let labels = images.labels();
     let input = &loaded.manifest.model.input;
     // Reconstructed vectors go back to the file's units and carry its column names.
-    let vector = match input {
-        data::spec::DataSpec::Vector(v) if args.decode => Some(v),
-        _ => None,
-    };
+    let vector = input.vector().filter(|_| args.decode);
     // Codes as float32 text; vector reconstructions in the file's units.
     let (values, text): (Vec<f64>, fn(f64) -> String) = match vector {
         Some(v) => (v.scaling.to_units(&codes), |v| v.to_string()),

@@ -192,7 +192,10 @@ fn fresh(args: &FinetuneArgs) -> Result<Setup> {
     cfg.validate().map_err(crate::config::Usage)?;
     device::resolve(cfg.device)?;
     // Classes and their names come from the labels the data have.
-    let (train, val, test) = super::run_rows(&pre.data, &pre.model.input, &cfg.data_selection())
+    let (train, val, test) = pre
+        .model
+        .input
+        .rebuild(&pre.data, &cfg.data_selection())
         .with_context(|| super::data_needed(&pre.data))?;
     let classes = class_count(source, [&train, &val, &test])?;
     let names = (0..classes).map(|c| pre.model.input.class_name(c as u8)).collect();
@@ -317,7 +320,9 @@ fn resumed(args: &FinetuneArgs, dir: &Path) -> Result<Setup> {
 /// run's splits, and with `labels_per_class` N rows of each class from its training split
 /// (a seeded choice), a fifth of them (at least one) the validation slice.
 fn labelled_rows(data: &DataRecord, model: &ModelConfig, cfg: &TrainConfig) -> Result<Labelled> {
-    let (train, val, test) = super::run_rows(data, &model.input, &cfg.data_selection())
+    let (train, val, test) = model
+        .input
+        .rebuild(data, &cfg.data_selection())
         .with_context(|| super::data_needed(data))?;
     let Some(n) = cfg.finetune.as_ref().and_then(|f| f.labels_per_class) else {
         return Ok(Labelled { train, val, test });

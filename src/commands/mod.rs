@@ -20,15 +20,14 @@ pub mod train;
 pub mod weights;
 
 use crate::cli::{Cli, Command, DataCommand, RunArgs};
-use crate::config::{ModelConfig, TrainConfig};
-use crate::data::spec::{DataSpec, ImageSpec};
-use crate::data::vectors;
+use crate::config::ModelConfig;
+use crate::data::spec::ImageSpec;
 use crate::data::{self, ImageSet, Rows, Split};
 use crate::device;
 use crate::metrics::pca::Pca;
 use crate::model::Autoencoder;
 use crate::run_store::{DataRecord, RunDir, RunManifest};
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use std::io::Write;
 use std::path::Path;
 use tch::{nn, Device};
@@ -152,14 +151,14 @@ impl LoadedRun {
     /// The run's image description (colour, size, background); an error naming `what`
     /// for a run trained on vectors.
     pub fn spec(&self) -> Result<ImageSpec> {
-        match &self.manifest.model.input {
-            DataSpec::Image(spec) => Ok(*spec),
-            DataSpec::Vector(v) => bail!(
-                "this works on images, and {} was trained on vectors ({} features)",
+        let input = &self.manifest.model.input;
+        input.image().copied().with_context(|| {
+            format!(
+                "this works on images, and {} was trained on {}",
                 self.run.path().display(),
-                v.columns.len()
-            ),
-        }
+                input.describe_kind()
+            )
+        })
     }
 
     /// One split of `data` (or of the data the run was trained on): see `split_rows`.
@@ -175,9 +174,12 @@ impl LoadedRun {
 
     /// The run's training and validation rows, as it was trained on them.
     pub fn training_sets(&self, why: &str) -> Result<(Rows, Rows)> {
-        let (train, val, _) =
-            run_rows(&self.manifest.data, &self.manifest.model.input, &self.manifest.train)
-                .with_context(|| format!("{why} needs the run's training data"))?;
+        let (train, val, _) = self
+            .manifest
+            .model
+            .input
+            .rebuild(&self.manifest.data, &self.manifest.train)
+            .with_context(|| format!("{why} needs the run's training data"))?;
         Ok((train, val))
     }
 
@@ -188,54 +190,11 @@ impl LoadedRun {
     }
 }
 
-/// A run's training, validation and test rows, rebuilt from its record.
-pub fn run_rows(
-    record: &DataRecord,
-    input: &DataSpec,
-    cfg: &TrainConfig,
-) -> Result<(Rows, Rows, Rows)> {
-    match input {
-        DataSpec::Image(spec) => {
-            let request = spec.request();
-            let (train, val) = data::training_sets(&record.path, cfg, &request)?;
-            let test = data::load_split(&record.path, Split::Test, &request)?;
-            Ok((Rows::Images(train), Rows::Images(val), Rows::Images(test)))
-        }
-        DataSpec::Vector(spec) => {
-            let source =
-                record.vectors.as_ref().context("the run's data record has no vector source")?;
-            let sets = vectors::rebuild(&record.path, source, spec, cfg)?;
-            Ok((Rows::Vectors(sets.train), Rows::Vectors(sets.val), Rows::Vectors(sets.test)))
-        }
-    }
-}
-
 /// One split of `data` (or of the data the run was trained on), converted the way the
-/// run converts its own: images resized, colour converted, transparency flattened;
-/// vectors read with the run's columns and scaled with its scaling. Another vector
-/// file is read whole; the run's own file gives its held-out test rows (`Test`) or
-/// its training and validation rows (`Train`).
+/// run converts its own (`DataSpec::rows_of`).
 pub fn split_rows(manifest: &RunManifest, data: Option<&Path>, split: Split) -> Result<Rows> {
-    let record = &manifest.data;
-    match &manifest.model.input {
-        DataSpec::Image(spec) => {
-            let dir = data.unwrap_or(&record.path);
-            data::load_split(dir, split, &spec.request()).map(Rows::Images)
-        }
-        DataSpec::Vector(spec) => {
-            if let Some(path) = data {
-                return vectors::load_all(path, None, spec).map(Rows::Vectors);
-            }
-            let source =
-                record.vectors.as_ref().context("the run's data record has no vector source")?;
-            let sets =
-                vectors::rebuild(&record.path, source, spec, &manifest.train.data_selection())?;
-            Ok(Rows::Vectors(match split {
-                Split::Test => sets.test,
-                Split::Train => sets.training_rows(),
-            }))
-        }
-    }
+    let selection = manifest.train.data_selection();
+    manifest.model.input.rows_of(&manifest.data, &selection, data, split)
 }
 
 /// Decodes codes `z` (`[N, latent]`) and writes them as a grid of `cols` columns.

@@ -71,21 +71,13 @@ pub const SCRIPT_ATTRIBUTE: &str = "ae_tch";
 /// and how inputs and outputs are laid out.
 fn script_description(manifest: &RunManifest) -> Result<String> {
     let m = &manifest.model;
-    let layout = match &m.input {
-        DataSpec::Image(spec) => format!(
-            "forward and encode take float32 [N, {}]: images flattened channel-major from [N, {}, {}, {}], values in [0, 1] (bytes / 255); decode takes [N, {}]",
-            spec.values(),
-            spec.channels(),
-            spec.height,
-            spec.width,
-            m.latent
-        ),
-        DataSpec::Vector(_) => format!(
-            "forward and encode take float32 [N, {}]: the features in input.features order, scaled as input.scaling says; decode takes [N, {}] and returns scaled features",
-            m.input_dim(),
-            m.latent
-        ),
-    };
+    let output = if m.input.image().is_some() { "" } else { " and returns scaled features" };
+    let layout = format!(
+        "forward and encode take float32 [N, {}]: {}; decode takes [N, {}]{output}",
+        m.input_dim(),
+        m.input.row_layout(),
+        m.latent
+    );
     let about = serde_json::json!({
         "ae_tch_version": env!("CARGO_PKG_VERSION"),
         "layout": layout,

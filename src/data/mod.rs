@@ -5,6 +5,7 @@ pub mod batch;
 pub mod fetch;
 pub mod folder;
 pub mod idx;
+pub mod kind;
 pub mod noise;
 pub mod normal;
 pub mod record;
@@ -250,6 +251,15 @@ impl Rows {
         match self {
             Rows::Images(s) => Some(s),
             Rows::Vectors(_) => None,
+        }
+    }
+
+    /// These rows followed by `other`'s (of the same kind; a mismatch keeps these).
+    pub fn concat(&self, other: &Rows) -> Rows {
+        match (self, other) {
+            (Rows::Vectors(t), Rows::Vectors(v)) => Rows::Vectors(t.concat(v)),
+            (Rows::Images(t), Rows::Images(v)) => Rows::Images(t.concat(v)),
+            _ => self.clone(),
         }
     }
 

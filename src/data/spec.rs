@@ -38,6 +38,41 @@ impl DataSpec {
         }
     }
 
+    /// "vectors (9 features)", "images (28x28 gray)": what a run was trained on, in words.
+    pub fn describe_kind(&self) -> String {
+        match self {
+            DataSpec::Image(_) => format!("images ({})", self.describe()),
+            DataSpec::Vector(v) => format!("vectors ({} features)", v.columns.len()),
+        }
+    }
+
+    /// The vector spec, when the data are vectors (tables or windows of a series).
+    pub fn vector(&self) -> Option<&VectorSpec> {
+        match self {
+            DataSpec::Vector(v) => Some(v),
+            DataSpec::Image(_) => None,
+        }
+    }
+
+    /// The vector spec and its windowing, when the rows are windows cut from series.
+    pub fn series(&self) -> Option<(&VectorSpec, &SeriesSpec)> {
+        self.vector().and_then(|v| v.series.as_ref().map(|s| (v, s)))
+    }
+
+    /// How a row is laid out as the network's float32 input `[N, values]`, in words (the
+    /// TorchScript export's description).
+    pub fn row_layout(&self) -> String {
+        match self {
+            DataSpec::Image(s) => format!(
+                "images flattened channel-major from [N, {}, {}, {}], values in [0, 1] (bytes / 255)",
+                s.channels(),
+                s.height,
+                s.width
+            ),
+            DataSpec::Vector(_) => "the features in input.features order, scaled as input.scaling says".into(),
+        }
+    }
+
     /// The image spec, when the data are images.
     pub fn image(&self) -> Option<&ImageSpec> {
         match self {

@@ -50,14 +50,13 @@ pub fn explain(
     let (x, xhat) = (data::to_host_f32(&x)?, data::to_host_f32(&xhat)?);
     let rows = Explained { rows, top, scores, x, xhat };
     let input = &loaded.manifest.model.input;
-    match input {
-        DataSpec::Vector(spec) => rows.vectors(input, spec, path),
-        DataSpec::Image(spec) => {
-            let format = format.context("--explain-out needs a .png or .svg name for images")?;
-            let shape = crate::commands::image_shape(&loaded.manifest.model);
-            rows.images(spec, shape, path, format)
-        }
+    if let Some(spec) = input.vector() {
+        return rows.vectors(input, spec, path);
     }
+    let spec = loaded.spec()?;
+    let format = format.context("--explain-out needs a .png or .svg name for images")?;
+    let shape = crate::commands::image_shape(&loaded.manifest.model);
+    rows.images(&spec, shape, path, format)
 }
 
 /// One row's squared error per feature, the total (never 0, so shares are defined) and
@@ -171,16 +170,13 @@ impl Explained<'_> {
         );
         let bytes = plot::image_grid(&grid, (3, h, w), &title, format)?;
         write_atomic(path, &bytes)?;
-        let files = match self.rows {
-            Rows::Images(set) => set.files.as_deref(),
-            Rows::Vectors(_) => None,
-        };
+        let files = self.rows.files();
         let list: Vec<String> = self
             .top
             .iter()
             .take(EXPLAIN_PRINTED)
-            .map(|&i| match files {
-                Some(f) => format!("{i} {} ({:.3})", f[i].display(), self.scores[i]),
+            .map(|&i| match &files {
+                Some(f) => format!("{i} {} ({:.3})", f[i], self.scores[i]),
                 None => format!("{i} ({:.3})", self.scores[i]),
             })
             .collect();

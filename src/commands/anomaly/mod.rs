@@ -48,7 +48,7 @@ pub fn run(args: AnomalyArgs) -> Result<()> {
         Some(names) => Some(resolve_classes(names, input, "--normal-classes")?),
         None => loaded.manifest.train.classes.clone(),
     };
-    let series = series_of(input);
+    let series = input.series();
     if args.plot.is_some() && series.is_none() && (normal.is_none() || images.labels().is_none()) {
         bail!("--plot needs labels and --normal-classes (or a run trained with --classes)");
     }
@@ -103,14 +103,6 @@ pub fn run(args: AnomalyArgs) -> Result<()> {
     super::print(&text)
 }
 
-/// Series runs: the spec with its windowing (scores per step, the series plot).
-fn series_of(input: &DataSpec) -> Option<(&VectorSpec, &SeriesSpec)> {
-    match input {
-        DataSpec::Vector(v) => v.series.as_ref().map(|s| (v, s)),
-        DataSpec::Image(_) => None,
-    }
-}
-
 /// Series runs whose scored windows were cut from series in order (the test split or
 /// `--data`): the scores per step, after writing `-o`'s per-step file and `--plot`'s
 /// series plot; `None` for the training windows (refused with `--plot`).
@@ -149,13 +141,14 @@ fn explain_target(
     loaded: &super::LoadedRun,
 ) -> Result<(Option<PathBuf>, Option<Format>)> {
     let input = &loaded.manifest.model.input;
-    let out = args.explain.map(|_| match (&args.explain_out, input) {
-        (Some(path), _) => path.clone(),
-        (None, DataSpec::Vector(_)) => loaded.run.file("explain.csv"),
-        (None, DataSpec::Image(_)) => loaded.run.file("explain.png"),
+    // Images are explained as a picture, rows as a table.
+    let image = input.image().is_some();
+    let out = args.explain.map(|_| match &args.explain_out {
+        Some(path) => path.clone(),
+        None => loaded.run.file(if image { "explain.png" } else { "explain.csv" }),
     });
-    let format = match (&out, input) {
-        (Some(path), DataSpec::Image(_)) => Some(Format::from_path(path)?),
+    let format = match &out {
+        Some(path) if image => Some(Format::from_path(path)?),
         _ => None,
     };
     Ok((out, format))
@@ -167,7 +160,7 @@ fn explain_target(
 /// note, when the run has no validation rows.
 fn reference_rows(rule: Rule, train: &Rows, val: Rows) -> (Rows, &'static str) {
     match rule {
-        Rule::Contamination(_) => (join(train, &val), "training"),
+        Rule::Contamination(_) => (train.concat(&val), "training"),
         _ if val.is_empty() => {
             crate::log::note(format_args!(
                 "note: the run has no validation {}; the threshold uses its training {0}",
@@ -212,15 +205,6 @@ fn histogram(scores: &[f64], truth: &[bool], threshold: f64, format: Format) -> 
         scores.iter().zip(truth).filter(|(_, &t)| t == want).map(|(&s, _)| s).collect()
     };
     plot::score_histogram(&pick(false), &pick(true), threshold, format)
-}
-
-/// The training and validation rows together.
-fn join(train: &Rows, val: &Rows) -> Rows {
-    match (train, val) {
-        (Rows::Vectors(t), Rows::Vectors(v)) => Rows::Vectors(t.concat(v)),
-        (Rows::Images(t), Rows::Images(v)) => Rows::Images(t.concat(v)),
-        _ => train.clone(),
-    }
 }
 
 /// Squared reconstruction error of each row (clean input, whatever the training mode).

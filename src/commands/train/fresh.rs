@@ -5,6 +5,7 @@ use super::flags::{check_combination, layers, model_config, train_config};
 use super::{default_out, Setup};
 use crate::cli::TrainArgs;
 use crate::config::{self, Layers, Mode, ModelConfig, TrainConfig};
+use crate::data::kind::{Kind, KindError};
 use crate::data::record::DataRecord;
 use crate::data::spec::{DataSpec, SeriesSpec};
 use crate::data::vectors::{self, VectorRequest, VectorSource};
@@ -28,23 +29,16 @@ pub(super) fn fresh(
     cfg.validate().map_err(config::Usage)?;
     device::resolve(cfg.device)?;
     let data_dir = args.data.clone().unwrap_or_else(data::default_dir);
-    // A folder with --window is a folder of series; otherwise a folder holds images.
-    let series_folder = args.vectors.window.is_some() && data_dir.is_dir();
-    // A folder of WAV files is series whatever else it holds (a CSV could be a label list).
-    let wavs = data_dir.is_dir()
-        && vectors::series_files(&data_dir).is_ok_and(|f| f.iter().any(|f| vectors::is_wav(f)));
-    if wavs && !series_folder {
-        return Err(config::Usage(format!(
-            "--data {} holds WAV files, series: cut them into windows with --window N (and \
-             --hop H)",
-            data_dir.display()
-        ))
-        .into());
-    }
-    let loaded = if series_folder || vectors::is_vector_file(&data_dir) {
-        fresh_vectors(args, given, &data_dir, &mut cfg)?
-    } else {
-        fresh_images(args, given, &data_dir, &mut cfg)?
+    let kind = data::kind::sniff(&data_dir, args.vectors.window.is_some()).map_err(|e| {
+        let how = match e {
+            KindError::WavFile(_) => "cut it into windows with --window N (and --hop H)",
+            KindError::WavFolder(_) => "cut them into windows with --window N (and --hop H)",
+        };
+        config::Usage(format!("--data {e}: {how}"))
+    })?;
+    let loaded = match kind {
+        Kind::Images => fresh_images(args, given, &data_dir, &mut cfg)?,
+        Kind::Vectors | Kind::Series => fresh_vectors(args, given, &data_dir, &mut cfg)?,
     };
     let (input, train_set, val_set, test, source) = loaded;
     let model_cfg = model_config(args, input)?;
@@ -122,7 +116,7 @@ fn fresh_vectors(
         held_out: Vec::new(),
         folder_files: vectors::folder_names(path)?,
     };
-    let series = series_request(args, path, given)?;
+    let series = series_request(args, given)?;
     let req = VectorRequest {
         label_column: v.label_column.as_deref(),
         columns: v.columns.as_deref(),
@@ -150,13 +144,9 @@ fn fresh_vectors(
     Ok((DataSpec::Vector(sets.spec), train, val, test, Some(source)))
 }
 
-/// How `--window`, `--hop` and `--wav-channel` cut a series, if `--window` is given; a
-/// WAV file without it is a usage error, and so is `--hop` or `--wav-channel` alone.
-fn series_request(
-    args: &TrainArgs,
-    path: &Path,
-    given: &dyn Fn(&str) -> bool,
-) -> Result<Option<SeriesSpec>> {
+/// How `--window`, `--hop` and `--wav-channel` cut a series, if `--window` is given;
+/// `--hop` or `--wav-channel` alone is a usage error.
+fn series_request(args: &TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<Option<SeriesSpec>> {
     let v = &args.vectors;
     Ok(match v.window {
         Some(window) => Some(SeriesSpec {
@@ -166,14 +156,6 @@ fn series_request(
             sample_rate: None,
             wav_channel: v.wav_channel,
         }),
-        None if vectors::is_wav(path) => {
-            return Err(config::Usage(format!(
-                "--data {} is a WAV file, a series: cut it into windows with --window N \
-                 (and --hop H)",
-                path.display()
-            ))
-            .into())
-        }
         None => {
             refuse_flags(given, &["hop", "wav_channel"], "needs --window (a series)")?;
             None

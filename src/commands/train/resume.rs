@@ -6,7 +6,7 @@ use super::Setup;
 use crate::checkpoint::{Checkpoint, CheckpointMeta};
 use crate::cli::TrainArgs;
 use crate::config::{Arch, Layers, Mode, TrainConfig};
-use crate::data::spec::{DataSpec, ImageSpec, Size};
+use crate::data::spec::{ImageSpec, Size};
 use crate::data::vectors;
 use crate::run_store;
 use crate::session::open_checkpoint;
@@ -37,7 +37,10 @@ pub(super) fn resumed(args: &TrainArgs, dir: &Path, given: &dyn Fn(&str) -> bool
     }
     check_resumable(&cfg, &meta, &state, &run.file(run_store::MODEL_JSON), dir)?;
     device::resolve(cfg.device)?;
-    let (train_set, val_set, test) = crate::commands::run_rows(&meta.data, &meta.model.input, &cfg)
+    let (train_set, val_set, test) = meta
+        .model
+        .input
+        .rebuild(&meta.data, &cfg)
         .context("resuming needs the run's training data where they were")?;
     if train_set.len() != meta.data.train_images || val_set.len() != meta.data.val_images {
         bail!(
@@ -73,9 +76,9 @@ fn settings_to_resume(
         (serde_json::to_value(&meta.train)?, serde_json::to_value(&asked)?),
     ];
     let mut changes = Changes::between(&pairs, serde_json::to_value(&meta.train)?, given);
-    match input {
-        DataSpec::Image(spec) => compare_image_flags(args, spec, given, &mut changes.refused),
-        DataSpec::Vector(_) => {
+    match input.image() {
+        Some(spec) => compare_image_flags(args, spec, given, &mut changes.refused),
+        None => {
             for id in VECTOR_FLAGS.iter().chain(&IMAGE_FLAGS).filter(|f| given(f)) {
                 let flag = settings::flag("train", id);
                 changes.refused.push(format!("{flag} (the run's data are read as recorded)"));

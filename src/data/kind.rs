@@ -1,0 +1,134 @@
+//! The seam between a run and its kind of data: which kind a path holds (`sniff`), and for
+//! a trained run's recorded description, its rows rebuilt (`DataSpec::rebuild`) and other
+//! data read its way (`DataSpec::rows_of`). Commands call these instead of matching on the
+//! kind; a new kind adds its arm here and in `spec`.
+
+use super::record::DataRecord;
+use super::spec::DataSpec;
+use super::vectors;
+use super::{Rows, Split};
+use crate::config::TrainConfig;
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+
+/// What a `--data` path holds, for a new run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A folder of IDX files or of PNG/JPEG images.
+    Images,
+    /// A table of numeric rows (CSV, .npy).
+    Vectors,
+    /// A long series (WAV, CSV) or a folder of them, cut into windows.
+    Series,
+}
+
+/// A path whose kind needs a setting the run did not give.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum KindError {
+    /// WAV files are series, which need a window length.
+    #[error("{} is a WAV file, a series", .0.display())]
+    WavFile(PathBuf),
+    #[error("{} holds WAV files, series", .0.display())]
+    WavFolder(PathBuf),
+}
+
+/// The kind of data at `path`, for a run that asks for windows (`windowed`) or not: a
+/// folder is images unless windowed (a folder of series) or holding WAV files; a file is a
+/// table (CSV, .npy) or, windowed, a series (WAV, CSV); any other path is images.
+pub fn sniff(path: &Path, windowed: bool) -> Result<Kind, KindError> {
+    if path.is_dir() {
+        // A folder of WAV files is series whatever else it holds (a CSV could be labels).
+        let wavs = vectors::series_files(path).is_ok_and(|f| f.iter().any(|f| vectors::is_wav(f)));
+        return match (windowed, wavs) {
+            (true, _) => Ok(Kind::Series),
+            (false, true) => Err(KindError::WavFolder(path.to_path_buf())),
+            (false, false) => Ok(Kind::Images),
+        };
+    }
+    if !vectors::is_vector_file(path) {
+        return Ok(Kind::Images); // and the images' loader names what it cannot read
+    }
+    match (windowed, vectors::is_wav(path)) {
+        (true, _) => Ok(Kind::Series),
+        (false, true) => Err(KindError::WavFile(path.to_path_buf())),
+        (false, false) => Ok(Kind::Vectors),
+    }
+}
+
+impl DataSpec {
+    /// A trained run's training, validation and test rows, rebuilt from its `record` and
+    /// the training settings `cfg` (the split, classes and limit).
+    pub fn rebuild(&self, record: &DataRecord, cfg: &TrainConfig) -> Result<(Rows, Rows, Rows)> {
+        match self {
+            DataSpec::Image(spec) => {
+                let request = spec.request();
+                let (train, val) = super::training_sets(&record.path, cfg, &request)?;
+                let test = super::load_split(&record.path, Split::Test, &request)?;
+                Ok((Rows::Images(train), Rows::Images(val), Rows::Images(test)))
+            }
+            DataSpec::Vector(spec) => {
+                let source = record
+                    .vectors
+                    .as_ref()
+                    .context("the run's data record has no vector source")?;
+                let sets = vectors::rebuild(&record.path, source, spec, cfg)?;
+                Ok((Rows::Vectors(sets.train), Rows::Vectors(sets.val), Rows::Vectors(sets.test)))
+            }
+        }
+    }
+
+    /// One split of `data` (or of the run's own data in `record`), converted the way the
+    /// run converts its own: images resized, colour converted, transparency flattened;
+    /// vectors read with the run's columns and scaled with its scaling. Another vector
+    /// file is read whole; the run's own file gives its held-out test rows (`Test`) or
+    /// its training and validation rows (`Train`), chosen as `selection` chose them.
+    pub fn rows_of(
+        &self,
+        record: &DataRecord,
+        selection: &TrainConfig,
+        data: Option<&Path>,
+        split: Split,
+    ) -> Result<Rows> {
+        match self {
+            DataSpec::Image(spec) => {
+                let dir = data.unwrap_or(&record.path);
+                super::load_split(dir, split, &spec.request()).map(Rows::Images)
+            }
+            DataSpec::Vector(spec) => {
+                if let Some(path) = data {
+                    return vectors::load_all(path, None, spec).map(Rows::Vectors);
+                }
+                let source = record
+                    .vectors
+                    .as_ref()
+                    .context("the run's data record has no vector source")?;
+                let sets = vectors::rebuild(&record.path, source, spec, selection)?;
+                Ok(Rows::Vectors(match split {
+                    Split::Test => sets.test,
+                    Split::Train => sets.training_rows(),
+                }))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_sniffed_by_what_they_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("a.csv"), "x\n1\n").unwrap();
+        std::fs::write(d.join("b.wav"), b"RIFF").unwrap();
+        assert_eq!(sniff(&d.join("a.csv"), false), Ok(Kind::Vectors));
+        assert_eq!(sniff(&d.join("a.csv"), true), Ok(Kind::Series));
+        assert_eq!(sniff(&d.join("b.wav"), false), Err(KindError::WavFile(d.join("b.wav"))));
+        assert_eq!(sniff(d, false), Err(KindError::WavFolder(d.to_path_buf())));
+        assert_eq!(sniff(d, true), Ok(Kind::Series));
+        let images = d.join("images");
+        std::fs::create_dir(&images).unwrap();
+        assert_eq!(sniff(&images, false), Ok(Kind::Images));
+    }
+}
