@@ -70,7 +70,7 @@ pub struct CsvOptions {
 /// Why a file could not be read as a table.
 #[derive(Debug, thiserror::Error)]
 pub enum TableError {
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error("the file is empty: expected a header row naming the columns")]
     Empty,
