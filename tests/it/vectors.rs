@@ -310,6 +310,52 @@ np.save("x.npy", x); np.save("y.npy", y); np.save("other.npy", x[:50])
         .fails_with(&["--label-column"]);
 }
 
+/// A NumPy .npz archive trains as the same rows as its arrays saved as .npy files: the
+/// same model, losses and test metrics, bit for bit; its labels are the array y (or arr_1
+/// beside np.savez's arr_0), and an archive without features is refused by name.
+#[test]
+fn npz_archives_train_as_their_npy_arrays() {
+    let dir = tempdir();
+    let d = dir.path();
+    numpy(
+        d,
+        r#"
+import numpy as np
+r = np.random.default_rng(1)
+x = r.normal(size=(500, 5)).astype(np.float32)
+y = (x[:, 0] > 1.0).astype(np.int64)
+np.save("x.npy", x); np.save("y.npy", y)
+np.savez_compressed("named.npz", x=x, y=y)
+np.savez("positional.npz", x, y)
+np.savez("none.npz", a=np.arange(3), b=np.arange(4))
+"#,
+    );
+    let args = ["--epochs", "3", "--latent", "2", "--hidden", "8"];
+    let npy = d.join("npy");
+    ae(d, &vector_train(&d.join("x.npy"), &npy, &[&args[..], &["--labels", "y.npy"]].concat()))
+        .ok();
+    let recorded = read_json(&npy.join("model.json"));
+    for name in ["named", "positional"] {
+        let run = d.join(name);
+        ae(d, &vector_train(&d.join(format!("{name}.npz")), &run, &args)).ok();
+        let json = read_json(&run.join("model.json"));
+        assert_eq!(json["model"]["input"], recorded["model"]["input"], "{name}");
+        assert_eq!(json["outcome"]["test"], recorded["outcome"]["test"], "{name}");
+        let metrics = |r: &Path| std::fs::read_to_string(r.join("metrics.csv")).unwrap();
+        let losses = |r: &Path| -> Vec<String> {
+            metrics(r).lines().map(|l| l.split(',').take(3).collect::<Vec<_>>().join(",")).collect()
+        };
+        assert_eq!(losses(&run), losses(&npy), "{name}");
+    }
+    ae(d, &vector_train(&d.join("none.npz"), &d.join("x"), &[])).fails_with(&[
+        "none.npz",
+        "no features",
+        "[a, b]",
+    ]);
+    ae(d, &vector_train(&d.join("named.npz"), &d.join("x"), &["--labels", "y.npy"]))
+        .fails_with(&["named.npz", "names its labels itself"]);
+}
+
 /// Broken vector files: one clear message naming the file and the place, no run folder.
 #[test]
 fn broken_vector_files_are_refused_with_the_place() {

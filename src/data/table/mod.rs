@@ -9,7 +9,7 @@ mod npy;
 
 pub use super::spec::Missing;
 pub use csv_reader::read_csv;
-pub use npy::{npy_table, read_npy, NpyArray};
+pub use npy::{npy_table, read_npy, read_npz, NpyArray};
 use std::path::Path;
 use std::sync::Arc;
 

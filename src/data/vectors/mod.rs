@@ -49,7 +49,7 @@ pub struct VectorSource {
 /// Whether `path` names a vector file (by its extension) rather than an image folder: a
 /// table (.csv, .npy) or a series (.wav, or a table read with `--window`).
 pub fn is_vector_file(path: &Path) -> bool {
-    matches!(extension(path).as_deref(), Some("csv" | "npy" | "wav"))
+    matches!(extension(path).as_deref(), Some("csv" | "npy" | "npz" | "wav"))
 }
 
 fn extension(path: &Path) -> Option<String> {
@@ -107,7 +107,26 @@ pub fn read(
                 (table, _) => table,
             }
         }
-        _ => bail!("{}: expected a .csv or .npy file", path.display()),
+        Some("npz") => {
+            if label_column.is_some() || labels.is_some() {
+                bail!(
+                    "{}: a .npz names its labels itself (an array y, or arr_1 beside arr_0), \
+                     not with --label-column or --labels",
+                    path.display()
+                );
+            }
+            let table = table::read_npz(&bytes).and_then(|(x, y)| table::npy_table(x, y));
+            match (table, columns) {
+                (Ok(t), Some(want)) if t.columns.len() != want.len() => bail!(
+                    "{}: {} columns, but the run was trained on {}",
+                    path.display(),
+                    t.columns.len(),
+                    want.len()
+                ),
+                (table, _) => table,
+            }
+        }
+        _ => bail!("{}: expected a .csv, .npy or .npz file", path.display()),
     }
     .with_context(|| format!("reading {}", path.display()))?;
     Ok(table)
