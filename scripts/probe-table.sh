@@ -5,7 +5,7 @@
 # network from scratch, SEEDS seeds each, mean ± sd of test accuracy). Runs land in
 # runs/probe/. About 30 minutes on 2 cores (the probe's k-NN on raw pixels is most of it;
 # with one seed, 31 min while the test suite shared the cores, and the seed-1 figures are
-# the README's to every digit).
+# the guide's to every digit).
 #   scripts/probe-table.sh [SEEDS] [-- extra train flags]      (default: 3 seeds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +18,7 @@ bin=target/release/ae-tch
 out=runs/probe
 mkdir -p "$out"
 # The autoencoder: the default MLP (784-512-128-32), masking noise p = 0.3 (of the
-# corruptions tried, the codes the linear probe reads best; README, "Representation
+# corruptions tried, the codes the linear probe reads best; docs/guide/quality.md, "Representation
 # learning").
 dae_flags=(--data data/fashion-mnist --latent 32 --mode denoise --noise masking
   --noise-level 0.3 --epochs 20 "$@")

@@ -12,7 +12,7 @@ limit=${2:-20000}
 bin=target/release/ae-tch
 out=runs/zoo
 mkdir -p "$out"
-# The settings of the table in README (before issue 13's defaults): constant 1e-3, batch
+# The settings of the table in docs/guide/quality.md (before issue 13's defaults): constant 1e-3, batch
 # 128, the plain conv network; scripts/sweep.sh measures today's defaults.
 common=(--device cpu --epochs "$epochs" --batch-size 128 --lr 1e-3 --lr-schedule constant --force)
 

@@ -1,6 +1,6 @@
 //! ae-tch: train autoencoders on images with libtorch (through tch) and show what they
-//! learned. `main.rs` only parses the command line and calls `run`; everything else lives
-//! in the modules below (see ARCHITECTURE.md for the data flow and invariants).
+//! learned. `main.rs` only calls `commands::run` and maps its error to an exit code;
+//! everything else lives in the modules below (see ARCHITECTURE.md for the data flow and invariants).
 
 pub mod atomic;
 pub mod checkpoint;

@@ -90,7 +90,7 @@ pub struct DoctorArgs {
 }
 
 /// Write a run's weights for PyTorch: safetensors (or .ot) with the names of the
-/// equivalent `torch.nn.Sequential`s (`encoder.0.weight`, …; see README)
+/// equivalent `torch.nn.Sequential`s (`encoder.0.weight`, …; see docs/guide/export.md)
 #[derive(Debug, Args)]
 #[command(after_help = "Example:\n  ae-tch export --run runs/demo -o demo.safetensors")]
 pub struct ExportArgs {

@@ -134,7 +134,7 @@ pub enum Init {
 }
 
 /// The training settings that depend on the network, used where the flags do not set them.
-/// Chosen from `scripts/sweep.sh levers` (README, "Defaults and the sweep behind them").
+/// Chosen from `scripts/sweep.sh levers` (docs/guide/quality.md, "Defaults and the sweep behind them").
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ArchDefaults {
     pub lr: f64,

@@ -126,7 +126,7 @@ fn impossible_flags_are_named() {
         (vec!["--mode", "shout"], vec!["invalid value 'shout'"]),
     ];
     for (flags, needles) in cases {
-        // Bad usage, as clap's own errors: exit code 2 (the README's table).
+        // Bad usage, as clap's own errors: exit code 2 (docs/guide/run-folder.md, "Exit codes").
         let run = ae(dir.path(), &quick_train(&data, &out, &flags)).fails_with(&needles);
         let usage = !flags.contains(&"2"); // "--limit 2" is a data problem, not usage
         assert_eq!(run.code == Some(2), usage, "{flags:?}: exit {:?}", run.code);
