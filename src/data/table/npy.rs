@@ -240,6 +240,48 @@ pub fn npy_table(data: NpyArray, labels: Option<NpyArray>) -> Result<Table, Tabl
     Ok(Table { values, columns, labels, ids, dropped: 0, files: None })
 }
 
+/// A NumPy `.npz` archive (`np.savez`, `np.savez_compressed`: a zip of `.npy` members) as
+/// features and labels: the features are the member `x` (or `X`), else `arr_0` (the first
+/// array `np.savez` was given), else the only 2-D array; the labels are `y` (or `labels`),
+/// else `arr_1` beside `arr_0`, if present.
+pub fn read_npz(bytes: &[u8]) -> Result<(NpyArray, Option<NpyArray>), TableError> {
+    let bad = |what: String| TableError::Io(std::io::Error::other(what));
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes))
+        .map_err(|e| bad(format!("not a .npz (zip) archive: {e}")))?;
+    let mut arrays = Vec::new();
+    for i in 0..zip.len() {
+        let mut member = zip.by_index(i).map_err(|e| bad(format!("member {i}: {e}")))?;
+        let Some(name) = member.name().strip_suffix(".npy").map(str::to_string) else { continue };
+        if member.size() > MAX_PAYLOAD_BYTES {
+            return Err(bad(format!("member {name}.npy is {} bytes, too large", member.size())));
+        }
+        let mut data = Vec::with_capacity(member.size() as usize);
+        std::io::Read::read_to_end(&mut member, &mut data)
+            .map_err(|e| bad(format!("member {name}.npy: {e}")))?;
+        let array = read_npy(&data).map_err(|e| bad(format!("member {name}.npy: {e}")))?;
+        arrays.push((name, array));
+    }
+    let take = |arrays: &mut Vec<(String, NpyArray)>, names: &[&str]| {
+        let at = arrays.iter().position(|(n, _)| names.contains(&n.as_str()))?;
+        Some(arrays.remove(at))
+    };
+    let features = take(&mut arrays, &["x", "X", "arr_0"]).or_else(|| {
+        let two_d: Vec<usize> =
+            (0..arrays.len()).filter(|&i| arrays[i].1.shape.len() == 2).collect();
+        (two_d.len() == 1).then(|| arrays.remove(two_d[0]))
+    });
+    let Some((name, features)) = features else {
+        let names: Vec<&str> = arrays.iter().map(|(n, _)| n.as_str()).collect();
+        return Err(bad(format!(
+            "no features: expected an array named x (or arr_0, or a single 2-D array), found [{}]",
+            names.join(", ")
+        )));
+    };
+    let label_names: &[&str] =
+        if name == "arr_0" { &["y", "labels", "arr_1"] } else { &["y", "labels"] };
+    Ok((features, take(&mut arrays, label_names).map(|(_, l)| l)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,46 +361,4 @@ mod tests {
         let e = npy_table(ok, Some(half.unwrap())).unwrap_err().to_string();
         assert_eq!(e, ".npy: labels must be integers, element 0 is 0.5");
     }
-}
-
-/// A NumPy `.npz` archive (`np.savez`, `np.savez_compressed`: a zip of `.npy` members) as
-/// features and labels: the features are the member `x` (or `X`), else `arr_0` (the first
-/// array `np.savez` was given), else the only 2-D array; the labels are `y` (or `labels`),
-/// else `arr_1` beside `arr_0`, if present.
-pub fn read_npz(bytes: &[u8]) -> Result<(NpyArray, Option<NpyArray>), TableError> {
-    let bad = |what: String| TableError::Io(std::io::Error::other(what));
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes))
-        .map_err(|e| bad(format!("not a .npz (zip) archive: {e}")))?;
-    let mut arrays = Vec::new();
-    for i in 0..zip.len() {
-        let mut member = zip.by_index(i).map_err(|e| bad(format!("member {i}: {e}")))?;
-        let Some(name) = member.name().strip_suffix(".npy").map(str::to_string) else { continue };
-        if member.size() > MAX_PAYLOAD_BYTES as u64 {
-            return Err(bad(format!("member {name}.npy is {} bytes, too large", member.size())));
-        }
-        let mut data = Vec::with_capacity(member.size() as usize);
-        std::io::Read::read_to_end(&mut member, &mut data)
-            .map_err(|e| bad(format!("member {name}.npy: {e}")))?;
-        let array = read_npy(&data).map_err(|e| bad(format!("member {name}.npy: {e}")))?;
-        arrays.push((name, array));
-    }
-    let take = |arrays: &mut Vec<(String, NpyArray)>, names: &[&str]| {
-        let at = arrays.iter().position(|(n, _)| names.contains(&n.as_str()))?;
-        Some(arrays.remove(at))
-    };
-    let features = take(&mut arrays, &["x", "X", "arr_0"]).or_else(|| {
-        let two_d: Vec<usize> =
-            (0..arrays.len()).filter(|&i| arrays[i].1.shape.len() == 2).collect();
-        (two_d.len() == 1).then(|| arrays.remove(two_d[0]))
-    });
-    let Some((name, features)) = features else {
-        let names: Vec<&str> = arrays.iter().map(|(n, _)| n.as_str()).collect();
-        return Err(bad(format!(
-            "no features: expected an array named x (or arr_0, or a single 2-D array), found [{}]",
-            names.join(", ")
-        )));
-    };
-    let label_names: &[&str] =
-        if name == "arr_0" { &["y", "labels", "arr_1"] } else { &["y", "labels"] };
-    Ok((features, take(&mut arrays, label_names).map(|(_, l)| l)))
 }
