@@ -50,6 +50,12 @@ pub fn flag(subcommand: &str, id: &str) -> String {
     }
 }
 
+/// A setting that cannot work, as bad usage (exit 2) worded with the flags of
+/// `subcommand`.
+pub fn usage(subcommand: &str, e: config::Invalid) -> config::Usage {
+    config::Usage(e.words(|id| flag(subcommand, id)))
+}
+
 /// What `--resume` makes of the flags given beside it: the changes `--force` accepts
 /// (`RESUMABLE` settings), those that cannot change mid-run, and the recorded training
 /// settings with the accepted changes applied.
@@ -193,6 +199,16 @@ mod tests {
             assert!(help.contains(&flag), "--force's help lacks {flag}: {help}");
         }
         assert!(help.ends_with("--checkpoint-every or --tensorboard"), "{help}");
+    }
+
+    #[test]
+    fn invalid_settings_are_worded_with_their_flags() {
+        let cfg = TrainConfig { noise_level: -1.0, ..TrainConfig::default() };
+        let e = usage("train", cfg.validate().unwrap_err());
+        assert_eq!(e.0, "--noise-level (--sigma) must be a non-negative number, got -1");
+        let cfg = TrainConfig { early_stop: Some(2), val_fraction: 0.0, ..TrainConfig::default() };
+        let e = usage("train", cfg.validate().unwrap_err());
+        assert_eq!(e.0, "--early-stop needs validation images: set --val-fraction above 0");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::model::Classifier;
 use crate::plot::{self, Format};
 use crate::run_store::{self, DataRecord, Outcome, RunDir, RunManifest};
 use crate::session::{self, fit_into_run, Trained};
+use crate::settings;
 use crate::train::{Classification, Resume};
 use anyhow::{bail, Context, Result};
 use std::path::Path;
@@ -189,7 +190,7 @@ fn fresh(args: &FinetuneArgs) -> Result<Setup> {
         );
     }
     let cfg = finetune_config(args, source, &pre.train)?;
-    cfg.validate().map_err(crate::config::Usage)?;
+    cfg.validate().map_err(|e| settings::usage("finetune", e))?;
     device::resolve(cfg.device)?;
     // Classes and their names come from the labels the data have.
     let (train, val, test) = pre
@@ -200,7 +201,7 @@ fn fresh(args: &FinetuneArgs) -> Result<Setup> {
     let classes = class_count(source, [&train, &val, &test])?;
     let names = (0..classes).map(|c| pre.model.input.class_name(c as u8)).collect();
     let model_cfg = ModelConfig { head: Some(Head { classes: names }), ..pre.model.clone() };
-    model_cfg.validate().map_err(crate::config::Usage)?;
+    model_cfg.validate().map_err(|e| settings::usage("finetune", e))?;
     // Refuse an impossible --labels-per-class before creating anything.
     labelled_rows(&pre.data, &model_cfg, &cfg)?;
     let run = session::create_run(out, args.force)?;

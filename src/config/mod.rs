@@ -27,6 +27,46 @@ pub fn default_hidden(input: &DataSpec) -> Vec<i64> {
     }
 }
 
+/// A setting whose value cannot work, named as model.json records it (which is also the
+/// clap id of the flag that sets it): the command layer spells the flag
+/// (`settings::usage`), a reader of model.json names the field. `{id}` in `problem` names
+/// another setting the same way.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.words(|id| id.to_string()))]
+pub struct Invalid {
+    pub setting: Option<&'static str>,
+    pub problem: String,
+}
+
+impl Invalid {
+    /// `setting`'s value is wrong: `problem` says how ("must be at least 1, got 0").
+    pub fn of(setting: &'static str, problem: impl Into<String>) -> Self {
+        Invalid { setting: Some(setting), problem: problem.into() }
+    }
+
+    /// A problem of no one setting.
+    pub fn plain(problem: impl Into<String>) -> Self {
+        Invalid { setting: None, problem: problem.into() }
+    }
+
+    /// The message, each setting named by `name` (its flag, or its field).
+    pub fn words(&self, name: impl Fn(&str) -> String) -> String {
+        let mut text = String::new();
+        let mut rest = self.problem.as_str();
+        while let Some((before, after)) = rest.split_once('{') {
+            let Some((id, tail)) = after.split_once('}') else { break };
+            text += before;
+            text += &name(id);
+            rest = tail;
+        }
+        text += rest;
+        match self.setting {
+            Some(setting) => format!("{} {text}", name(setting)),
+            None => text,
+        }
+    }
+}
+
 /// A flag's value, or a combination of flags, that cannot work: bad usage, which the
 /// binary reports with exit code 2 as it does clap's own parse errors.
 #[derive(Debug, thiserror::Error)]
@@ -337,12 +377,14 @@ mod tests {
     #[test]
     fn validation_names_the_flag() {
         assert!(model().validate().is_ok());
-        assert!(ModelConfig { latent: 0, ..model() }.validate().unwrap_err().contains("latent"));
+        let latent = ModelConfig { latent: 0, ..model() }.validate().unwrap_err();
+        assert_eq!(latent.setting, Some("latent"));
+        assert_eq!(latent.to_string(), "latent must be at least 1, got 0");
         assert!(mlp(vec![0]).validate().is_err());
         let huge_image = DataSpec::Image(ImageSpec::gray(1 << 32, 1 << 32));
         assert!(ModelConfig { input: huge_image, ..model() }.validate().is_err());
         let huge = mlp(vec![65536, 65536]).validate().unwrap_err();
-        assert!(huge.contains("parameters"), "{huge}");
+        assert!(huge.to_string().contains("parameters"), "{huge}");
         // 784·512 + 512 + 512·128 + 128 + 128·16 + 16, and the mirror image.
         assert_eq!(
             model().parameter_count(),
@@ -357,7 +399,7 @@ mod tests {
             (TrainConfig { batch_size: usize::MAX, ..t.clone() }, "--batch-size"),
             (TrainConfig { epochs: usize::MAX, ..t.clone() }, "--epochs"),
             (TrainConfig { lr: f64::NAN, ..t.clone() }, "--lr"),
-            (TrainConfig { noise_level: -1.0, ..t.clone() }, "--sigma"),
+            (TrainConfig { noise_level: -1.0, ..t.clone() }, "--noise-level"),
             (
                 TrainConfig { noise: NoiseKind::Masking, noise_level: 1.5, ..t.clone() },
                 "probability",
@@ -368,8 +410,15 @@ mod tests {
             (TrainConfig { early_stop: Some(2), val_fraction: 0.0, ..t.clone() }, "--val-fraction"),
             (TrainConfig { val_fraction: 1.0, ..t.clone() }, "--val-fraction"),
         ];
-        for (cfg, flag) in cases {
-            assert!(cfg.validate().unwrap_err().contains(flag), "{flag}");
+        let flag = |id: &str| format!("--{}", id.replace('_', "-"));
+        for (cfg, want) in cases {
+            let words = cfg.validate().unwrap_err().words(flag);
+            assert!(words.contains(want), "{want}: {words}");
         }
+        let e = TrainConfig { early_stop: Some(2), val_fraction: 0.0, ..t.clone() };
+        assert_eq!(
+            e.validate().unwrap_err().words(flag),
+            "--early-stop needs validation images: set --val-fraction above 0"
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! the layers (a tagged architecture), the latent size, the activation, a classifier's
 //! head; its shape, parameter count and validation.
 
-use super::{Activation, DEFAULT_LATENT};
+use super::{Activation, Invalid, DEFAULT_LATENT};
 use crate::data::spec::{DataSpec, ImageSpec};
 use serde::{Deserialize, Serialize};
 
@@ -303,41 +303,48 @@ impl ModelConfig {
     }
 
     /// The input's size and a vector input's scaling; conv layers need images.
-    fn validate_input(&self) -> Result<(), String> {
+    fn validate_input(&self) -> Result<(), Invalid> {
         const MAX_SIDE: i64 = 4096;
         const MAX_FEATURES: i64 = 1 << 20;
         match &self.input {
             DataSpec::Image(s) => {
                 let (height, width) = (s.height, s.width);
                 if !(1..=MAX_SIDE).contains(&height) || !(1..=MAX_SIDE).contains(&width) {
-                    return Err(format!(
+                    return Err(Invalid::plain(format!(
                         "image size {height}x{width} must be between 1 and {MAX_SIDE} pixels a side"
-                    ));
+                    )));
                 }
             }
             DataSpec::Vector(v) => {
                 let d = v.columns.len() as i64;
                 if !(1..=MAX_FEATURES).contains(&d) {
-                    return Err(format!("vectors must have 1 to {MAX_FEATURES} features, got {d}"));
+                    return Err(Invalid::plain(format!(
+                        "vectors must have 1 to {MAX_FEATURES} features, got {d}"
+                    )));
                 }
                 let s = &v.scaling;
                 if s.offset.len() != v.columns.len() || s.scale.len() != v.columns.len() {
-                    return Err(format!(
+                    return Err(Invalid::plain(format!(
                         "the scaling has {} offsets and {} scales for {d} features",
                         s.offset.len(),
                         s.scale.len()
-                    ));
+                    )));
                 }
                 if s.offset.iter().chain(&s.scale).any(|x| !x.is_finite())
                     || s.scale.iter().any(|&x| x <= 0.0)
                 {
-                    return Err("the scaling holds a non-finite offset or a scale ≤ 0".into());
+                    return Err(Invalid::plain(
+                        "the scaling holds a non-finite offset or a scale ≤ 0",
+                    ));
                 }
                 if matches!(self.layers, Layers::Conv(_)) {
-                    return Err(format!(
-                        "--arch {} needs images; for vectors ({d} features) use --arch mlp or \
-                         --arch vae (with the mlp backbone)",
-                        self.arch_name()
+                    return Err(Invalid::of(
+                        "arch",
+                        format!(
+                            "{} needs images; for vectors ({d} features) use {{arch}} mlp or \
+                             {{arch}} vae (with the mlp backbone)",
+                            self.arch_name()
+                        ),
                     ));
                 }
             }
@@ -346,33 +353,40 @@ impl ModelConfig {
     }
 
     /// The layers' widths, channels and blocks.
-    fn validate_layers(&self) -> Result<(), String> {
+    fn validate_layers(&self) -> Result<(), Invalid> {
         match &self.layers {
             Layers::Mlp { hidden, tied_weights } => {
                 if let Some(w) = hidden.iter().find(|&&w| w < 1) {
-                    return Err(format!("hidden widths must be at least 1, got {w}"));
+                    return Err(Invalid::plain(format!(
+                        "hidden widths must be at least 1, got {w}"
+                    )));
                 }
                 if *tied_weights && self.variational {
-                    return Err("--tied-weights works with --arch mlp only, not vae".into());
+                    return Err(Invalid::of("tied_weights", "works with {arch} mlp only, not vae"));
                 }
                 if let Some(w) = hidden.iter().find(|&&w| w > MAX_LAYER_WIDTH) {
-                    return Err(format!(
+                    return Err(Invalid::plain(format!(
                         "layer width {w} is larger than the supported {MAX_LAYER_WIDTH}"
-                    ));
+                    )));
                 }
             }
             Layers::Conv(ConvLayers { channels, blocks, groups, .. }) => {
                 if *blocks > 16 {
-                    return Err(format!("--blocks must be at most 16, got {blocks}"));
+                    return Err(Invalid::of("blocks", format!("must be at most 16, got {blocks}")));
                 }
                 if *groups < 0 {
-                    return Err(format!("GroupNorm groups must be 0 or more, got {groups}"));
+                    return Err(Invalid::plain(format!(
+                        "GroupNorm groups must be 0 or more, got {groups}"
+                    )));
                 }
                 if channels.is_empty() {
-                    return Err("--channels needs at least one convolutional layer".into());
+                    return Err(Invalid::of("channels", "needs at least one convolutional layer"));
                 }
                 if let Some(c) = channels.iter().find(|&&c| !(1..=4096).contains(&c)) {
-                    return Err(format!("--channels must be between 1 and 4096, got {c}"));
+                    return Err(Invalid::of(
+                        "channels",
+                        format!("must be between 1 and 4096, got {c}"),
+                    ));
                 }
             }
         }
@@ -380,28 +394,25 @@ impl ModelConfig {
     }
 
     /// Checks what the CLI or a hand-edited model.json could get wrong.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         self.validate_input()?;
         if self.latent < 1 {
-            return Err(format!(
-                "the latent size (--latent) must be at least 1, got {}",
-                self.latent
-            ));
+            return Err(Invalid::of("latent", format!("must be at least 1, got {}", self.latent)));
         }
         self.validate_layers()?;
         if self.latent > MAX_LAYER_WIDTH {
-            return Err(format!(
+            return Err(Invalid::plain(format!(
                 "layer width {} is larger than the supported {MAX_LAYER_WIDTH}",
                 self.latent
-            ));
+            )));
         }
         // 2^28 parameters is 1 GiB of f32 weights, before Adam's two moments.
         const MAX_PARAMETERS: i64 = 1 << 28;
         let n = self.parameter_count();
         if n > MAX_PARAMETERS {
-            return Err(format!(
+            return Err(Invalid::plain(format!(
                 "the network would have {n} parameters, more than the supported {MAX_PARAMETERS}"
-            ));
+            )));
         }
         Ok(())
     }

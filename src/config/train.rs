@@ -160,68 +160,72 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
-    /// Rejects impossible values, naming the flag.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Rejects impossible values, naming the setting.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let bad = |setting, problem: String| Err(Invalid::of(setting, problem));
         if self.epochs == 0 {
-            return Err("--epochs must be at least 1".into());
+            return bad("epochs", "must be at least 1".into());
         }
         if !(1..=1 << 20).contains(&self.batch_size) {
-            return Err(format!(
-                "--batch-size must be between 1 and {}, got {}",
-                1 << 20,
-                self.batch_size
-            ));
+            let most = 1 << 20;
+            return bad(
+                "batch_size",
+                format!("must be between 1 and {most}, got {}", self.batch_size),
+            );
         }
         if self.epochs > 1_000_000 {
-            return Err(format!("--epochs must be at most 1000000, got {}", self.epochs));
+            return bad("epochs", format!("must be at most 1000000, got {}", self.epochs));
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(format!("--lr must be a positive number, got {}", self.lr));
+            return bad("lr", format!("must be a positive number, got {}", self.lr));
         }
         let level = self.noise_level;
         if !(level.is_finite() && level >= 0.0) {
-            return Err(format!(
-                "--noise-level (--sigma) must be a non-negative number, got {level}"
-            ));
+            return bad("noise_level", format!("must be a non-negative number, got {level}"));
         }
         if self.noise != NoiseKind::Gaussian && level > 1.0 {
-            return Err(format!(
-                "--noise-level is a probability for {} noise: expected 0 to 1, got {level}",
-                self.noise
-            ));
+            let problem =
+                format!("is a probability for {} noise: expected 0 to 1, got {level}", self.noise);
+            return bad("noise_level", problem);
         }
-        let non_negative = [("--weight-decay", self.weight_decay), ("--l1-latent", self.l1_latent)];
-        if let Some((flag, v)) = non_negative.iter().find(|(_, v)| !(v.is_finite() && *v >= 0.0)) {
-            return Err(format!("{flag} must be a non-negative number, got {v}"));
+        let non_negative = [("weight_decay", self.weight_decay), ("l1_latent", self.l1_latent)];
+        if let Some((setting, v)) = non_negative.iter().find(|(_, v)| !(v.is_finite() && *v >= 0.0))
+        {
+            return bad(setting, format!("must be a non-negative number, got {v}"));
         }
         if !(0.0..1.0).contains(&self.trim) {
-            return Err(format!("--trim must be in [0, 1), got {}", self.trim));
+            return bad("trim", format!("must be in [0, 1), got {}", self.trim));
         }
         if let Some(c) = self.grad_clip.filter(|c| !(c.is_finite() && *c > 0.0)) {
-            return Err(format!("--grad-clip must be a positive number, got {c}"));
+            return bad("grad_clip", format!("must be a positive number, got {c}"));
         }
         if let Some(b) = self.beta.filter(|b| !(b.is_finite() && *b >= 0.0)) {
-            return Err(format!("--beta must be a non-negative number, got {b}"));
+            return bad("beta", format!("must be a non-negative number, got {b}"));
         }
+        self.validate_counts()
+    }
+
+    /// The settings counted in epochs, rows or classes.
+    fn validate_counts(&self) -> Result<(), Invalid> {
+        let bad = |setting, problem: &str| Err(Invalid::of(setting, problem));
         if self.checkpoint_every == 0 {
-            return Err("--checkpoint-every must be at least 1 epoch".into());
+            return bad("checkpoint_every", "must be at least 1 epoch");
         }
         if self.early_stop == Some(0) {
-            return Err("--early-stop must be at least 1 epoch".into());
+            return bad("early_stop", "must be at least 1 epoch");
         }
         if self.early_stop.is_some() && self.val_fraction == 0.0 {
-            return Err("--early-stop needs validation images: set --val-fraction above 0".into());
+            return bad("early_stop", "needs validation images: set {val_fraction} above 0");
         }
         if self.limit == Some(0) {
-            return Err(
-                "--limit must be at least 1 (it is the number of training images used)".into()
-            );
+            return bad("limit", "must be at least 1 (it is the number of training images used)");
         }
         if self.classes.as_ref().is_some_and(|c| c.is_empty()) {
-            return Err("--classes needs at least one class".into());
+            return bad("classes", "needs at least one class");
         }
         if !(0.0..1.0).contains(&self.val_fraction) {
-            return Err(format!("--val-fraction must be in [0, 1), got {}", self.val_fraction));
+            let problem = format!("must be in [0, 1), got {}", self.val_fraction);
+            return Err(Invalid::of("val_fraction", problem));
         }
         Ok(())
     }

@@ -125,8 +125,12 @@ mod tests {
         assert_eq!(sniff(&d.join("a.csv"), false), Ok(Kind::Vectors));
         assert_eq!(sniff(&d.join("a.csv"), true), Ok(Kind::Series));
         assert_eq!(sniff(&d.join("b.wav"), false), Err(KindError::WavFile(d.join("b.wav"))));
-        assert_eq!(sniff(d, false), Err(KindError::WavFolder(d.to_path_buf())));
-        assert_eq!(sniff(d, true), Ok(Kind::Series));
+        // A folder of WAV files is series; with a window it is a folder of series.
+        let words = d.join("words");
+        std::fs::create_dir(&words).unwrap();
+        std::fs::write(words.join("w.wav"), b"RIFF").unwrap();
+        assert_eq!(sniff(&words, false), Err(KindError::WavFolder(words.clone())));
+        assert_eq!(sniff(&words, true), Ok(Kind::Series));
         let images = d.join("images");
         std::fs::create_dir(&images).unwrap();
         assert_eq!(sniff(&images, false), Ok(Kind::Images));

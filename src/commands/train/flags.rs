@@ -10,6 +10,7 @@ use crate::config::{
 };
 use crate::data::spec::DataSpec;
 use crate::session::tb_log;
+use crate::settings;
 use anyhow::{bail, Result};
 use std::path::PathBuf;
 
@@ -51,10 +52,9 @@ pub(super) fn train_config(args: &TrainArgs) -> TrainConfig {
     }
 }
 
-/// Checks that the model and training settings work together.
+/// Checks that the model is valid and works with the (valid) training settings.
 pub(super) fn check_combination(cfg: &TrainConfig, model_cfg: &ModelConfig) -> Result<()> {
-    cfg.validate().map_err(config::Usage)?;
-    model_cfg.validate().map_err(config::Usage)?;
+    model_cfg.validate().map_err(|e| settings::usage("train", e))?;
     if cfg.precision == Precision::Bf16 && !(model_cfg.is_plain_mlp() && cfg.engine == Engine::Auto)
     {
         bail!(

@@ -26,7 +26,7 @@ pub(super) fn fresh(
     let conv = matches!(layers(args, &ModelConfig::default().input), Layers::Conv(_));
     refuse_inapplicable(given, args.arch, conv, args.mode == Mode::Denoise)?;
     let mut cfg = train_config(args);
-    cfg.validate().map_err(config::Usage)?;
+    cfg.validate().map_err(|e| crate::settings::usage("train", e))?;
     device::resolve(cfg.device)?;
     let data_dir = args.data.clone().unwrap_or_else(data::default_dir);
     let kind = data::kind::sniff(&data_dir, args.vectors.window.is_some()).map_err(|e| {

@@ -30,6 +30,7 @@ pub(super) fn resumed(args: &TrainArgs, dir: &Path, given: &dyn Fn(&str) -> bool
     refuse_inapplicable(given, arch, conv, meta.train.mode == Mode::Denoise)?;
     let cfg = settings_to_resume(args, &meta, given, dir)?;
     let model_cfg = meta.model.clone();
+    cfg.validate().map_err(|e| settings::usage("train", e))?;
     check_combination(&cfg, &model_cfg)?;
     let mut state = meta.state.clone();
     if given("lr") && cfg.lr != meta.train.lr {
