@@ -263,9 +263,12 @@ pub fn classify(
     )
 }
 
-/// What to say when a run's data cannot be read.
+/// What to say when a classifier's rows cannot be rebuilt: its autoencoder run's data.
 pub fn data_needed(data: &DataRecord) -> String {
-    format!("finetune needs the autoencoder run's data where they were ({})", data.path.display())
+    format!(
+        "a classifier needs the autoencoder run's data where they were ({})",
+        data.path.display()
+    )
 }
 
 /// Writes human-facing results to stdout; a closed pipe surfaces as an error that `main`

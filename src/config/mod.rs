@@ -27,12 +27,12 @@ pub fn default_hidden(input: &DataSpec) -> Vec<i64> {
     }
 }
 
-/// A setting whose value cannot work, named as model.json records it (which is also the
-/// clap id of the flag that sets it): the command layer spells the flag
-/// (`settings::usage`), a reader of model.json names the field. `{id}` in `problem` names
-/// another setting the same way.
+/// A setting whose value cannot work, named by the clap id of the flag that sets it (also
+/// its name in model.json where it is recorded): the command layer spells the flag as clap
+/// defines it (`settings::usage`); shown on its own (a hand-edited model.json) it reads
+/// `--id-with-dashes`. `{id}` in `problem` names another setting the same way.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{}", self.words(|id| id.to_string()))]
+#[error("{}", self.words(|id| format!("--{}", id.replace('_', "-"))))]
 pub struct Invalid {
     pub setting: Option<&'static str>,
     pub problem: String,
@@ -379,7 +379,7 @@ mod tests {
         assert!(model().validate().is_ok());
         let latent = ModelConfig { latent: 0, ..model() }.validate().unwrap_err();
         assert_eq!(latent.setting, Some("latent"));
-        assert_eq!(latent.to_string(), "latent must be at least 1, got 0");
+        assert_eq!(latent.to_string(), "--latent must be at least 1, got 0");
         assert!(mlp(vec![0]).validate().is_err());
         let huge_image = DataSpec::Image(ImageSpec::gray(1 << 32, 1 << 32));
         assert!(ModelConfig { input: huge_image, ..model() }.validate().is_err());

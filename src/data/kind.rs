@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 pub enum Kind {
     /// A folder of IDX files or of PNG/JPEG images.
     Images,
-    /// A table of numeric rows (CSV, .npy).
+    /// A table of numeric rows (CSV, .npy, .npz).
     Vectors,
     /// A long series (WAV, CSV) or a folder of them, cut into windows.
     Series,
@@ -34,7 +34,7 @@ pub enum KindError {
 
 /// The kind of data at `path`, for a run that asks for windows (`windowed`) or not: a
 /// folder is images unless windowed (a folder of series) or holding WAV files; a file is a
-/// table (CSV, .npy) or, windowed, a series (WAV, CSV); any other path is images.
+/// table (CSV, .npy, .npz) or, windowed, a series (WAV, CSV); any other path is images.
 pub fn sniff(path: &Path, windowed: bool) -> Result<Kind, KindError> {
     if path.is_dir() {
         // A folder of WAV files is series whatever else it holds (a CSV could be labels).

@@ -34,8 +34,8 @@ type OnEvent<'e> = dyn FnMut(Event<'_>) -> Result<()> + 'e;
 ///
 /// This is the driver; the parts that each do one thing are below it: the set-up
 /// (`Loop::start`), an epoch (`Loop::run_epoch`), a step (`Loop::step`, `train_step`), the
-/// exchange between ranks (`Exchange`), the one divergence check (`Loop::diverged`, with
-/// `Guard`), the schedule (`step_lr`, `TrainState::end_epoch`), the epoch's metrics row
+/// exchange between ranks (`Exchange`), the divergence checks (`Loop::diverged` within an epoch, with
+/// `Guard`, and `end_epoch`'s check of its metrics row), the schedule (`step_lr`, `TrainState::end_epoch`), the epoch's metrics row
 /// (`epoch_stats`) and the snapshot (`Loop::snapshot`, when `checkpoint_due`).
 #[allow(clippy::too_many_arguments)]
 pub fn fit(

@@ -119,7 +119,7 @@ fn impossible_flags_are_named() {
         (vec!["--epochs", "0"], vec!["--epochs"]),
         (vec!["--lr=-1"], vec!["--lr must be a positive number"]),
         (vec!["--val-fraction", "1.5"], vec!["--val-fraction"]),
-        (vec!["--latent", "0"], vec!["--latent) must be at least 1"]),
+        (vec!["--latent", "0"], vec!["--latent must be at least 1, got 0"]),
         (vec!["--lr", "-1"], vec!["--lr must be a positive number, got -1"]),
         (vec!["--threads", "0"], vec!["--threads must be at least 1"]),
         (vec!["--device", "tpu"], vec!["unknown device 'tpu'"]),

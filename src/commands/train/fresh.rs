@@ -1,10 +1,8 @@
 //! A new run from `train`'s flags: the data read by their kind (images, or vectors and
 //! series), the flags that do not apply refused, the run folder made.
 
-use super::flags::{check_combination, layers, model_config, train_config};
 use super::{default_out, Setup};
-use crate::cli::TrainArgs;
-use crate::config::{self, Layers, Mode, ModelConfig, TrainConfig};
+use crate::config::{self, Mode, TrainConfig};
 use crate::data::kind::{Kind, KindError};
 use crate::data::record::DataRecord;
 use crate::data::spec::{DataSpec, SeriesSpec};
@@ -12,24 +10,20 @@ use crate::data::vectors::{self, VectorRequest, VectorSource};
 use crate::data::{self, Rows, Split};
 use crate::device;
 use crate::run_store;
-use crate::settings::{refuse_flags, refuse_inapplicable, IMAGE_FLAGS, VECTOR_FLAGS};
+use crate::settings::{check_combination, refuse_flags, refuse_inapplicable, TrainSettings};
+use crate::settings::{IMAGE_FLAGS, VECTOR_FLAGS};
 use anyhow::{bail, Result};
 use std::path::Path;
 
 /// A new run from the flags.
 /// `scratch`: the folder a data-parallel rank other than 0 writes instead of --out.
-pub(super) fn fresh(
-    args: &TrainArgs,
-    given: &dyn Fn(&str) -> bool,
-    scratch: Option<&Path>,
-) -> Result<Setup> {
-    let conv = matches!(layers(args, &ModelConfig::default().input), Layers::Conv(_));
-    refuse_inapplicable(given, args.arch, conv, args.mode == Mode::Denoise)?;
-    let mut cfg = train_config(args);
-    cfg.validate().map_err(|e| crate::settings::usage("train", e))?;
+pub(super) fn fresh(s: &TrainSettings, scratch: Option<&Path>) -> Result<Setup> {
+    let given = &|id: &str| s.given(id);
+    refuse_inapplicable(given, s.model.arch, s.model.conv(), s.train.mode == Mode::Denoise)?;
+    let mut cfg = s.checked_train()?;
     device::resolve(cfg.device)?;
-    let data_dir = args.data.clone().unwrap_or_else(data::default_dir);
-    let kind = data::kind::sniff(&data_dir, args.vectors.window.is_some()).map_err(|e| {
+    let data_dir = s.data.clone().unwrap_or_else(data::default_dir);
+    let kind = data::kind::sniff(&data_dir, s.vectors.window.is_some()).map_err(|e| {
         let how = match e {
             KindError::WavFile(_) => "cut it into windows with --window N (and --hop H)",
             KindError::WavFolder(_) => "cut them into windows with --window N (and --hop H)",
@@ -37,19 +31,19 @@ pub(super) fn fresh(
         config::Usage(format!("--data {e}: {how}"))
     })?;
     let loaded = match kind {
-        Kind::Images => fresh_images(args, given, &data_dir, &mut cfg)?,
-        Kind::Vectors | Kind::Series => fresh_vectors(args, given, &data_dir, &mut cfg)?,
+        Kind::Images => fresh_images(s, &data_dir, &mut cfg)?,
+        Kind::Vectors | Kind::Series => fresh_vectors(s, &data_dir, &mut cfg)?,
     };
     let (input, train_set, val_set, test, source) = loaded;
-    let model_cfg = model_config(args, input)?;
+    let model_cfg = s.model.build(input)?;
     check_combination(&cfg, &model_cfg)?;
     let out = match scratch {
         Some(dir) => dir.to_path_buf(),
-        None => args.out.clone().unwrap_or_else(|| default_out(&cfg)),
+        None => s.out.clone().unwrap_or_else(|| default_out(&cfg)),
     };
     let unfinished =
         out.join(run_store::CHECKPOINT).is_file() && !out.join(run_store::MODEL_JSON).is_file();
-    if unfinished && !args.force {
+    if unfinished && !s.force {
         bail!(
             "--out {} holds an unfinished run ({}): continue it with \
              `ae-tch train --resume {}`, or pass --force to start over",
@@ -58,7 +52,7 @@ pub(super) fn fresh(
             out.display()
         );
     }
-    let run = crate::session::create_run(&out, args.force)?;
+    let run = crate::session::create_run(&out, s.force)?;
     let data = DataRecord {
         path: std::fs::canonicalize(&data_dir).unwrap_or(data_dir.clone()),
         train_images: train_set.len(),
@@ -72,31 +66,25 @@ pub(super) fn fresh(
 /// and for vectors how the file was read.
 type Loaded = (DataSpec, Rows, Rows, Rows, Option<VectorSource>);
 
-fn fresh_images(
-    args: &TrainArgs,
-    given: &dyn Fn(&str) -> bool,
-    dir: &Path,
-    cfg: &mut TrainConfig,
-) -> Result<Loaded> {
-    refuse_flags(given, &VECTOR_FLAGS, "is for vector data (a .csv or .npy --data file)")?;
-    cfg.classes = args
+fn fresh_images(s: &TrainSettings, dir: &Path, cfg: &mut TrainConfig) -> Result<Loaded> {
+    refuse_flags(
+        &|id| s.given(id),
+        &VECTOR_FLAGS,
+        "is for vector data (a .csv or .npy --data file)",
+    )?;
+    cfg.classes = s
         .classes
         .as_ref()
         .map(|names| vectors::image_class_codes(names, "--classes"))
         .transpose()?;
-    let (train_set, val_set) = data::training_sets(dir, cfg, &args.image.request())?;
+    let (train_set, val_set) = data::training_sets(dir, cfg, &s.image)?;
     let test = data::load_split(dir, Split::Test, &train_set.spec.request())?;
     let input = DataSpec::Image(train_set.spec);
     Ok((input, Rows::Images(train_set), Rows::Images(val_set), Rows::Images(test), None))
 }
 
-fn fresh_vectors(
-    args: &TrainArgs,
-    given: &dyn Fn(&str) -> bool,
-    path: &Path,
-    cfg: &mut TrainConfig,
-) -> Result<Loaded> {
-    refuse_flags(given, &IMAGE_FLAGS, "is for images; --data holds vectors or series")?;
+fn fresh_vectors(s: &TrainSettings, path: &Path, cfg: &mut TrainConfig) -> Result<Loaded> {
+    refuse_flags(&|id| s.given(id), &IMAGE_FLAGS, "is for images; --data holds vectors or series")?;
     if cfg.mode == crate::config::Mode::Denoise && cfg.noise == crate::config::NoiseKind::SaltPepper
     {
         bail!(
@@ -104,7 +92,7 @@ fn fresh_vectors(
              features; use gaussian (σ in scaled units) or masking (a feature set to its mean)"
         );
     }
-    let v = &args.vectors;
+    let v = &s.vectors;
     if !(v.test_fraction > 0.0 && v.test_fraction < 1.0) {
         bail!("--test-fraction must be between 0 and 1 (exclusive), got {}", v.test_fraction);
     }
@@ -116,12 +104,12 @@ fn fresh_vectors(
         held_out: Vec::new(),
         folder_files: vectors::folder_names(path)?,
     };
-    let series = series_request(args, given)?;
+    let series = series_request(s)?;
     let req = VectorRequest {
         label_column: v.label_column.as_deref(),
         columns: v.columns.as_deref(),
         scale: v.scale,
-        classes: args.classes.as_deref(),
+        classes: s.classes.as_deref(),
         series: series.as_ref(),
     };
     let sets = vectors::prepare(path, &source, &req, cfg)?;
@@ -138,7 +126,7 @@ fn fresh_vectors(
         ));
         source.held_out = sets.held_out;
     }
-    default_trim(args, cfg, series.is_some());
+    default_trim(s, cfg, series.is_some());
     let (train, val, test) =
         (Rows::Vectors(sets.train), Rows::Vectors(sets.val), Rows::Vectors(sets.test));
     Ok((DataSpec::Vector(sets.spec), train, val, test, Some(source)))
@@ -146,8 +134,8 @@ fn fresh_vectors(
 
 /// How `--window`, `--hop` and `--wav-channel` cut a series, if `--window` is given;
 /// `--hop` or `--wav-channel` alone is a usage error.
-fn series_request(args: &TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<Option<SeriesSpec>> {
-    let v = &args.vectors;
+fn series_request(s: &TrainSettings) -> Result<Option<SeriesSpec>> {
+    let v = &s.vectors;
     Ok(match v.window {
         Some(window) => Some(SeriesSpec {
             window,
@@ -157,6 +145,7 @@ fn series_request(args: &TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<Opti
             wav_channel: v.wav_channel,
         }),
         None => {
+            let given = &|id: &str| s.given(id);
             refuse_flags(given, &["hop", "wav_channel"], "needs --window (a series)")?;
             None
         }
@@ -167,8 +156,8 @@ fn series_request(args: &TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<Opti
 /// robustly. Not windows of a series: trimming drops the hardest windows (a heartbeat's
 /// peak) every batch, so the model never learns them and flags every one (UCR
 /// InternalBleeding16: with 20% trimmed 3 of 5 seeds found the anomaly, untrimmed 5 of 5).
-fn default_trim(args: &TrainArgs, cfg: &mut TrainConfig, series: bool) {
-    if args.trim.is_none() && cfg.classes.is_none() && !series {
+fn default_trim(s: &TrainSettings, cfg: &mut TrainConfig, series: bool) {
+    if !s.trim_given && cfg.classes.is_none() && !series {
         cfg.trim = crate::config::VECTOR_TRIM;
         crate::log::note(format_args!(
             "--trim {}: each batch's worst-reconstructed {:.0}% is left out of the loss, so \

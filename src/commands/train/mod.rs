@@ -10,6 +10,7 @@ use crate::plot::Format;
 use crate::run_store::{self, RunDir};
 use crate::run_store::{DataRecord, Outcome, RunManifest};
 use crate::session::{self, fit_into_run, tb_log, Trained};
+use crate::settings::TrainSettings;
 use crate::train;
 use crate::{device, metrics};
 use anyhow::{bail, Context, Result};
@@ -19,7 +20,6 @@ use tch::nn;
 /// Images shown in the run's grid.png.
 const GRID_IMAGES: usize = 10;
 
-mod flags;
 mod fresh;
 mod resume;
 
@@ -38,13 +38,14 @@ pub(super) struct Setup {
 /// `given(id)`: whether the flag with clap id `id` was on the command line (with
 /// `--resume`, only those are compared with the recorded run).
 pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
-    device::set_threads(args.runtime.threads)?;
+    let s = TrainSettings::new(&args, given);
+    device::set_threads(s.threads)?;
     // Under torchrun this process is one rank of a data-parallel group.
-    let mut dist = join_group(&args)?;
+    let mut dist = join_group(s.dist_timeout)?;
     let scratch = dist.as_ref().and_then(|d| d.scratch());
-    let mut setup = match &args.resume {
-        None => fresh::fresh(&args, given, scratch)?,
-        Some(dir) => resume::resumed(&args, dir, given)?,
+    let mut setup = match &s.resume {
+        None => fresh::fresh(&s, scratch)?,
+        Some(dir) => resume::resumed(&s, dir)?,
     };
     let threads = tch::get_num_threads();
     let mut device = device::resolve(setup.cfg.device)?;
@@ -87,7 +88,7 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
     let trained =
         Finished { run, vs, model, model_cfg, cfg, data: data_record, fit, train_seconds };
     let manifest = trained.write(&train_set, &test, device)?;
-    if args.json {
+    if s.json {
         return super::print(&(serde_json::to_string_pretty(&manifest)? + "\n"));
     }
     let dir = trained.run.path().display();
@@ -241,12 +242,12 @@ fn view(
 }
 
 /// Joins the data-parallel group torchrun describes, if it does.
-fn join_group(args: &TrainArgs) -> Result<Option<Dist>> {
+fn join_group(dist_timeout: f64) -> Result<Option<Dist>> {
     let Some(launch) = dist::Launch::from_env()? else { return Ok(None) };
-    if !(args.dist_timeout > 0.0 && args.dist_timeout.is_finite()) {
-        bail!("--dist-timeout must be a positive number of seconds, got {}", args.dist_timeout);
+    if !(dist_timeout > 0.0 && dist_timeout.is_finite()) {
+        bail!("--dist-timeout must be a positive number of seconds, got {dist_timeout}");
     }
-    let timeout = std::time::Duration::from_secs_f64(args.dist_timeout);
+    let timeout = std::time::Duration::from_secs_f64(dist_timeout);
     let d = Dist::join(&launch, timeout)?;
     crate::log::note(format_args!(
         "rank {} of {} (local rank {}), store at {}:{}{}",

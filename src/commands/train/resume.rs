@@ -1,16 +1,15 @@
 //! A run continued from its checkpoint: the flags given beside `--resume` compared with
 //! the recorded run (`--force` accepts the resumable changes), the rows rebuilt and checked.
 
-use super::flags::{check_combination, model_config, model_flags, train_config};
 use super::Setup;
 use crate::checkpoint::{Checkpoint, CheckpointMeta};
-use crate::cli::TrainArgs;
 use crate::config::{Arch, Layers, Mode, TrainConfig};
 use crate::data::spec::{ImageSpec, Size};
 use crate::data::vectors;
 use crate::run_store;
 use crate::session::open_checkpoint;
-use crate::settings::{self, refuse_inapplicable, Changes, IMAGE_FLAGS, VECTOR_FLAGS};
+use crate::settings::{self, check_combination, model_flags, refuse_inapplicable, Changes};
+use crate::settings::{TrainSettings, IMAGE_FLAGS, VECTOR_FLAGS};
 use crate::{device, train};
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
@@ -18,9 +17,9 @@ use std::path::Path;
 
 /// The run in `dir`, continued from its checkpoint. Flags given on the command line must
 /// agree with the recorded run; `--force` lets the `RESUMABLE` ones change.
-pub(super) fn resumed(args: &TrainArgs, dir: &Path, given: &dyn Fn(&str) -> bool) -> Result<Setup> {
-    let (run, Checkpoint { meta, optim, best, sums }) =
-        open_checkpoint(dir, false, args.runtime.threads)?;
+pub(super) fn resumed(s: &TrainSettings, dir: &Path) -> Result<Setup> {
+    let given = &|id: &str| s.given(id);
+    let (run, Checkpoint { meta, optim, best, sums }) = open_checkpoint(dir, false, s.threads)?;
     let conv = matches!(meta.model.layers, Layers::Conv(_));
     let arch = match (meta.model.variational, conv) {
         (true, _) => Arch::Vae,
@@ -28,7 +27,7 @@ pub(super) fn resumed(args: &TrainArgs, dir: &Path, given: &dyn Fn(&str) -> bool
         (false, false) => Arch::Mlp,
     };
     refuse_inapplicable(given, arch, conv, meta.train.mode == Mode::Denoise)?;
-    let cfg = settings_to_resume(args, &meta, given, dir)?;
+    let cfg = settings_to_resume(s, &meta, dir)?;
     let model_cfg = meta.model.clone();
     cfg.validate().map_err(|e| settings::usage("train", e))?;
     check_combination(&cfg, &model_cfg)?;
@@ -61,24 +60,20 @@ pub(super) fn resumed(args: &TrainArgs, dir: &Path, given: &dyn Fn(&str) -> bool
 
 /// The recorded training settings with the changes the flags ask for: refused when a
 /// setting cannot change mid-run, accepted with `--force` when it may.
-fn settings_to_resume(
-    args: &TrainArgs,
-    meta: &CheckpointMeta,
-    given: &dyn Fn(&str) -> bool,
-    dir: &Path,
-) -> Result<TrainConfig> {
+fn settings_to_resume(s: &TrainSettings, meta: &CheckpointMeta, dir: &Path) -> Result<TrainConfig> {
+    let given = &|id: &str| s.given(id);
     let input = &meta.model.input;
-    let mut asked = train_config(args);
-    if let Some(names) = &args.classes {
+    let mut asked = s.train.clone();
+    if let Some(names) = &s.classes {
         asked.classes = Some(vectors::resolve_classes(names, input, "--classes")?);
     }
     let pairs = [
-        (model_flags(&meta.model), model_flags(&model_config(args, input.clone())?)),
+        (model_flags(&meta.model), model_flags(&s.model.build(input.clone())?)),
         (serde_json::to_value(&meta.train)?, serde_json::to_value(&asked)?),
     ];
     let mut changes = Changes::between(&pairs, serde_json::to_value(&meta.train)?, given);
     match input.image() {
-        Some(spec) => compare_image_flags(args, spec, given, &mut changes.refused),
+        Some(spec) => compare_image_flags(s, spec, &mut changes.refused),
         None => {
             for id in VECTOR_FLAGS.iter().chain(&IMAGE_FLAGS).filter(|f| given(f)) {
                 let flag = settings::flag("train", id);
@@ -86,7 +81,7 @@ fn settings_to_resume(
             }
         }
     }
-    if let Some(asked_dir) = &args.data {
+    if let Some(asked_dir) = &s.data {
         let asked_dir = std::fs::canonicalize(asked_dir).unwrap_or(asked_dir.clone());
         if asked_dir != meta.data.path {
             let had = meta.data.path.display();
@@ -103,7 +98,7 @@ fn settings_to_resume(
     if changes.forced.is_empty() {
         return Ok(meta.train.clone());
     }
-    if !args.force {
+    if !s.force {
         bail!(
             "resuming {} with changed settings: {}; pass --force to accept",
             dir.display(),
@@ -155,14 +150,9 @@ fn check_resumable(
 }
 
 /// Refuses image flags given on `--resume` that differ from the run's images.
-fn compare_image_flags(
-    args: &TrainArgs,
-    spec: &ImageSpec,
-    given: &dyn Fn(&str) -> bool,
-    refused: &mut Vec<String>,
-) {
+fn compare_image_flags(s: &TrainSettings, spec: &ImageSpec, refused: &mut Vec<String>) {
     let recorded = spec.request();
-    let asked_image = args.image.request();
+    let asked_image = s.image;
     let name = |v: &dyn Fn() -> Option<clap::builder::PossibleValue>| {
         v().map_or(String::new(), |p| p.get_name().to_string())
     };
@@ -171,18 +161,18 @@ fn compare_image_flags(
         (
             "color",
             asked_image.color != recorded.color,
-            name(&|| args.image.color.to_possible_value()),
+            name(&|| asked_image.color.to_possible_value()),
             spec.color.to_string(),
         ),
         ("resize", asked_image.size != recorded.size, size(asked_image.size), size(recorded.size)),
         (
             "background",
             asked_image.background != recorded.background,
-            name(&|| args.image.background.to_possible_value()),
+            name(&|| asked_image.background.to_possible_value()),
             name(&|| spec.background.to_possible_value()),
         ),
     ] {
-        if given(flag) && differs {
+        if s.given(flag) && differs {
             refused.push(format!("--{flag} {asked} (the run has {had})"));
         }
     }

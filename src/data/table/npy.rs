@@ -255,10 +255,18 @@ pub fn read_npz(bytes: &[u8]) -> Result<(NpyArray, Option<NpyArray>), TableError
         if member.size() > MAX_PAYLOAD_BYTES {
             return Err(bad(format!("member {name}.npy is {} bytes, too large", member.size())));
         }
+        // The declared size may lie: read at most one byte past the limit.
         let mut data = Vec::with_capacity(member.size() as usize);
-        std::io::Read::read_to_end(&mut member, &mut data)
+        let limit = MAX_PAYLOAD_BYTES + 1;
+        std::io::Read::read_to_end(&mut std::io::Read::take(&mut member, limit), &mut data)
             .map_err(|e| bad(format!("member {name}.npy: {e}")))?;
-        let array = read_npy(&data).map_err(|e| bad(format!("member {name}.npy: {e}")))?;
+        if data.len() as u64 > MAX_PAYLOAD_BYTES {
+            return Err(bad(format!("member {name}.npy expands past {MAX_PAYLOAD_BYTES} bytes")));
+        }
+        let array = read_npy(&data).map_err(|e| {
+            let e = e.to_string();
+            bad(format!("member {name}.npy: {}", e.strip_prefix(".npy: ").unwrap_or(&e)))
+        })?;
         arrays.push((name, array));
     }
     let take = |arrays: &mut Vec<(String, NpyArray)>, names: &[&str]| {

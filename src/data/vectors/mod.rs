@@ -56,7 +56,7 @@ fn extension(path: &Path) -> Option<String> {
     path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase())
 }
 
-/// Reads `path` (.csv or .npy) with the columns and labels `spec` names (for a fresh
+/// Reads `path` (.csv, .npy or .npz) with the columns and labels `spec` names (for a fresh
 /// run, the flags' choices: `columns` empty means all).
 pub fn read(
     path: &Path,

@@ -12,6 +12,13 @@ pub fn is_wav(path: &Path) -> bool {
     extension(path).as_deref() == Some("wav")
 }
 
+/// Whether `path` may be one series of a folder: a .wav, .csv or .npy file (an .npz
+/// archive is a table, never a series).
+fn is_series_file(path: &Path) -> bool {
+    let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
+    matches!(ext.as_deref(), Some("wav" | "csv" | "npy"))
+}
+
 /// The series files `path` names: itself, or the .wav, .csv or .npy files directly in a
 /// folder (all of one kind), in name order; each file is a series of its own.
 pub fn series_files(path: &Path) -> Result<Vec<PathBuf>> {
@@ -22,7 +29,7 @@ pub fn series_files(path: &Path) -> Result<Vec<PathBuf>> {
     for entry in std::fs::read_dir(path).with_context(|| format!("reading {}", path.display()))? {
         let file = entry.with_context(|| format!("reading {}", path.display()))?.path();
         let hidden = file.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'));
-        if file.is_file() && is_vector_file(&file) && !hidden {
+        if file.is_file() && is_series_file(&file) && !hidden {
             files.push(file);
         }
     }

@@ -6,6 +6,10 @@
 //! refused rather than ignored. The library takes plain values; only this layer and the
 //! commands know flags.
 
+mod train;
+
+pub use train::{check_combination, model_flags, ModelRequest, TrainSettings, VectorRequestFlags};
+
 use crate::cli::Cli;
 use crate::config::{self, TrainConfig};
 use anyhow::Result;
@@ -14,6 +18,7 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 
 /// Recorded training settings (`TrainConfig`'s fields in model.json) that no flag sets.
+#[cfg(test)]
 const NOT_FLAGS: [&str; 1] = ["finetune"];
 
 /// The command line, with the help that is generated from the settings below.
@@ -156,6 +161,7 @@ pub fn refuse_inapplicable(
 }
 
 /// Whether `id` names a flag of `train`.
+#[cfg(test)]
 fn is_train_flag(id: &str) -> bool {
     let cli = Cli::command();
     let found =
@@ -165,7 +171,8 @@ fn is_train_flag(id: &str) -> bool {
 
 /// Every recorded training setting is set by the flag whose clap id is its name, or is
 /// listed in `NOT_FLAGS`: the resume comparison relies on it.
-pub fn check_recorded_names() -> Result<(), String> {
+#[cfg(test)]
+fn check_recorded_names() -> Result<(), String> {
     let recorded = serde_json::to_value(TrainConfig::default()).map_err(|e| e.to_string())?;
     let keys = recorded.as_object().map(|o| o.keys().cloned().collect()).unwrap_or(Vec::new());
     let mut all: Vec<&str> = keys.iter().map(String::as_str).collect();

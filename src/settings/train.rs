@@ -1,0 +1,252 @@
+//! `train`'s flags resolved once into a clap-free value (ripgrep's high arguments): the
+//! training settings with the network's defaults for the rest, the model asked for (its
+//! layers resolved on the data's input), how images and vector files are to be read, and
+//! which flags were given; `commands::train` works from this value alone.
+
+use super::usage;
+use crate::cli::TrainArgs;
+use crate::config::{
+    self, Activation, Arch, ArchDefaults, Backbone, ConvLayers, Engine, Layers, ModelConfig, Norm,
+    Precision, TrainConfig,
+};
+use crate::data::spec::{DataSpec, ImageRequest, Missing, ScaleKind};
+use crate::session::tb_log;
+use anyhow::{bail, Result};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+/// `train`'s flags, resolved.
+#[derive(Clone, Debug)]
+pub struct TrainSettings {
+    /// The clap ids of the flags on the command line.
+    given: BTreeSet<String>,
+    pub data: Option<PathBuf>,
+    pub out: Option<PathBuf>,
+    pub resume: Option<PathBuf>,
+    pub force: bool,
+    pub json: bool,
+    pub threads: Option<usize>,
+    /// Seconds a data-parallel rank waits for the others.
+    pub dist_timeout: f64,
+    /// The training settings asked for, with the network's defaults for the rest; the
+    /// classes are resolved against the data once they are read.
+    pub train: TrainConfig,
+    /// `--trim` was given (else a vector run without `--classes` chooses it).
+    pub trim_given: bool,
+    pub model: ModelRequest,
+    pub image: ImageRequest,
+    pub vectors: VectorRequestFlags,
+    /// `--classes`, as named.
+    pub classes: Option<Vec<String>>,
+}
+
+/// The network the flags ask for, before the data's input is known.
+#[derive(Clone, Debug)]
+pub struct ModelRequest {
+    pub arch: Arch,
+    /// Conv layers (`--arch conv`, or `--arch vae --backbone conv`), else MLP ones.
+    conv: Option<ConvLayers>,
+    /// `--hidden` [default: by the input].
+    hidden: Option<Vec<i64>>,
+    tied_weights: bool,
+    latent: Option<i64>,
+    activation: Activation,
+}
+
+/// How a vector file or a series is to be read (`--label-column` … `--wav-channel`).
+#[derive(Clone, Debug)]
+pub struct VectorRequestFlags {
+    pub label_column: Option<String>,
+    pub columns: Option<Vec<String>>,
+    pub missing: Missing,
+    pub labels: Option<PathBuf>,
+    pub test: Option<PathBuf>,
+    pub test_fraction: f64,
+    pub scale: ScaleKind,
+    pub window: Option<usize>,
+    pub hop: Option<usize>,
+    pub wav_channel: Option<usize>,
+}
+
+impl TrainSettings {
+    /// The settings `args` ask for; `given(id)` says whether the flag with clap id `id` was
+    /// on the command line.
+    pub fn new(args: &TrainArgs, given: &dyn Fn(&str) -> bool) -> Self {
+        let ids = crate::settings::command()
+            .find_subcommand("train")
+            .map(|c| c.get_arguments().map(|a| a.get_id().to_string()).collect::<Vec<_>>())
+            .unwrap_or_default();
+        let model = ModelRequest::new(args);
+        let v = &args.vectors;
+        TrainSettings {
+            given: ids.into_iter().filter(|id| given(id)).collect(),
+            data: args.data.clone(),
+            out: args.out.clone(),
+            resume: args.resume.clone(),
+            force: args.force,
+            json: args.json,
+            threads: args.runtime.threads,
+            dist_timeout: args.dist_timeout,
+            train: train_config(args, &model),
+            trim_given: args.trim.is_some(),
+            model,
+            image: args.image.request(),
+            vectors: VectorRequestFlags {
+                label_column: v.label_column.clone(),
+                columns: v.columns.clone(),
+                missing: v.missing,
+                labels: v.labels.clone(),
+                test: v.test.clone(),
+                test_fraction: v.test_fraction,
+                scale: v.scale,
+                window: v.window,
+                hop: v.hop,
+                wav_channel: v.wav_channel,
+            },
+            classes: args.classes.clone(),
+        }
+    }
+
+    /// Whether the flag with clap id `id` was on the command line.
+    pub fn given(&self, id: &str) -> bool {
+        self.given.contains(id)
+    }
+
+    /// The training settings, checked (bad usage names the flag).
+    pub fn checked_train(&self) -> Result<TrainConfig> {
+        self.train.validate().map_err(|e| usage("train", e))?;
+        Ok(self.train.clone())
+    }
+}
+
+impl ModelRequest {
+    fn new(args: &TrainArgs) -> Self {
+        let conv =
+            args.arch == Arch::Conv || (args.arch == Arch::Vae && args.backbone == Backbone::Conv);
+        ModelRequest {
+            arch: args.arch,
+            conv: conv.then(|| ConvLayers {
+                channels: args.channels.clone(),
+                blocks: args.blocks,
+                groups: match args.norm {
+                    Norm::Group => config::NORM_GROUPS,
+                    Norm::None => 0,
+                },
+                upsample: args.upsample,
+            }),
+            hidden: args.hidden.clone(),
+            tied_weights: args.tied_weights,
+            latent: args.latent,
+            activation: args.activation,
+        }
+    }
+
+    /// Whether the network has conv layers.
+    pub fn conv(&self) -> bool {
+        self.conv.is_some()
+    }
+
+    /// The layers on `input` (MLP widths default by the kind of input).
+    pub fn layers(&self, input: &DataSpec) -> Layers {
+        match &self.conv {
+            Some(conv) => Layers::Conv(conv.clone()),
+            None => {
+                let hidden = self.hidden.clone().unwrap_or_else(|| config::default_hidden(input));
+                Layers::Mlp { hidden, tied_weights: self.tied_weights }
+            }
+        }
+    }
+
+    /// The model on `input`.
+    pub fn build(&self, input: DataSpec) -> Result<ModelConfig> {
+        let layers = self.layers(&input);
+        if self.tied_weights && self.arch != Arch::Mlp {
+            let arch = if self.conv() { "conv" } else { "vae" };
+            bail!("--tied-weights works with --arch mlp only, not {arch}");
+        }
+        Ok(ModelConfig {
+            latent: self.latent.unwrap_or_else(|| config::default_latent(&input)),
+            input,
+            layers,
+            activation: self.activation,
+            variational: self.arch == Arch::Vae,
+            head: None,
+        })
+    }
+}
+
+/// The training settings the flags ask for, with the network's defaults for the rest.
+fn train_config(args: &TrainArgs, model: &ModelRequest) -> TrainConfig {
+    let defaults = ArchDefaults::for_layers(&model.layers(&ModelConfig::default().input));
+    TrainConfig {
+        mode: args.mode,
+        noise: args.noise,
+        noise_level: args.noise_level,
+        epochs: args.epochs,
+        batch_size: args.batch_size.unwrap_or(defaults.batch_size),
+        lr: args.lr.unwrap_or(defaults.lr),
+        seed: args.seed,
+        limit: args.limit,
+        val_fraction: args.val_fraction,
+        device: args.runtime.device,
+        // Resolved against the data (image numbers or vector labels) once they are read.
+        classes: None,
+        loss: args.loss,
+        weight_decay: args.weight_decay,
+        l1_latent: args.l1_latent,
+        trim: args.trim.unwrap_or(0.0),
+        early_stop: args.early_stop,
+        lr_schedule: args.lr_schedule.unwrap_or(defaults.lr_schedule),
+        grad_clip: args.grad_clip,
+        beta: args.beta,
+        engine: args.engine,
+        init: args.init.unwrap_or(defaults.init),
+        precision: args.precision,
+        checkpoint_every: args.checkpoint_every,
+        format: args.format,
+        finetune: None,
+        tensorboard: match (&args.tensorboard, args.no_tensorboard) {
+            (_, true) => None,
+            (None, false) => Some(PathBuf::from(tb_log::DEFAULT_DIR)),
+            (Some(dir), false) => Some(std::path::absolute(dir).unwrap_or(dir.clone())),
+        },
+    }
+}
+
+/// Checks that the model is valid and works with the (valid) training settings.
+pub fn check_combination(cfg: &TrainConfig, model_cfg: &ModelConfig) -> Result<()> {
+    model_cfg.validate().map_err(|e| usage("train", e))?;
+    if cfg.precision == Precision::Bf16 && !(model_cfg.is_plain_mlp() && cfg.engine == Engine::Auto)
+    {
+        bail!(
+            "--precision bf16 is implemented in the hand-written MLP step: it needs --arch mlp \
+             without --tied-weights, and --engine auto"
+        );
+    }
+    if cfg.beta.is_some() && !model_cfg.variational {
+        bail!("--beta works with --arch vae only");
+    }
+    Ok(())
+}
+
+/// The model's settings under the names of the flags that set them (the layers a
+/// model does not use read as empty), to compare with the flags given on `--resume`.
+pub fn model_flags(m: &ModelConfig) -> serde_json::Value {
+    let plain = ConvLayers::plain(vec![]);
+    let (kind, hidden, conv, tied) = match &m.layers {
+        Layers::Mlp { hidden, tied_weights } => ("mlp", hidden.clone(), &plain, *tied_weights),
+        Layers::Conv(conv) => ("conv", vec![], conv, false),
+    };
+    serde_json::json!({
+        "arch": if m.variational { "vae" } else { kind },
+        "backbone": if m.variational { kind } else { "mlp" },
+        "hidden": hidden,
+        "channels": conv.channels,
+        "blocks": conv.blocks,
+        "norm": if conv.groups > 0 { "group" } else { "none" },
+        "upsample": conv.upsample,
+        "tied_weights": tied,
+        "latent": m.latent,
+        "activation": m.activation,
+    })
+}
