@@ -5,11 +5,10 @@
 use crate::cli::{ExportArgs, ImportArgs};
 use crate::config::{ModelConfig, TrainConfig, WeightsFormat};
 use crate::data;
-use crate::data::spec::DataSpec;
 use crate::data::vectors::VectorSource;
 use crate::model::Autoencoder;
 use crate::run_store::{self, DataRecord, RunDir, RunManifest};
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use tch::nn::Module;
@@ -233,29 +232,29 @@ fn training_rows(
     recorded_data: Option<PathBuf>,
     vector_source: Option<&VectorSource>,
 ) -> Result<(PathBuf, usize, usize)> {
-    Ok(match &model.input {
-        DataSpec::Image(spec) => {
-            let dir = args.data.clone().or(recorded_data).unwrap_or_else(data::default_dir);
-            let (train_set, val_set) = data::training_sets(&dir, train, &spec.request())
-                .with_context(|| {
-                    format!("the run's evaluation needs its data folder ({})", dir.display())
-                })?;
-            (dir, train_set.len(), val_set.len())
-        }
-        DataSpec::Vector(spec) => {
-            // The rows come from the file and split the run recorded (or --data, read the
-            // same way), so eval and anomaly rebuild the same test rows.
-            let source = vector_source.with_context(|| {
-                format!(
-                    "{}: a vector model needs the run's model.json (its \"data\" record says \
-                     which file and split it was trained on), not a bare model description",
-                    args.config.display()
-                )
-            })?;
-            let path = args.data.clone().or(recorded_data).context("no data path recorded")?;
-            let sets = data::vectors::rebuild(&path, source, spec, train)
-                .with_context(|| format!("the run's evaluation needs {}", path.display()))?;
-            (path, sets.train.len(), sets.val.len())
-        }
-    })
+    let image = model.input.image().is_some();
+    // A vector model's rows come from the file and split the run recorded (or --data, read
+    // the same way), so eval and anomaly rebuild the same test rows.
+    if !image && vector_source.is_none() {
+        bail!(
+            "{}: a vector model needs the run's model.json (its \"data\" record says which file \
+             and split it was trained on), not a bare model description",
+            args.config.display()
+        );
+    }
+    let path = match args.data.clone().or(recorded_data) {
+        Some(path) => path,
+        None if image => data::default_dir(),
+        None => bail!("no data path recorded"),
+    };
+    let record =
+        DataRecord { path, train_images: 0, val_images: 0, vectors: vector_source.cloned() };
+    let (train_rows, val_rows) =
+        model.input.training_rows(&record, train).with_context(|| match image {
+            true => {
+                format!("the run's evaluation needs its data folder ({})", record.path.display())
+            }
+            false => format!("the run's evaluation needs {}", record.path.display()),
+        })?;
+    Ok((record.path, train_rows.len(), val_rows.len()))
 }

@@ -77,6 +77,25 @@ impl DataSpec {
         }
     }
 
+    /// A trained run's training and validation rows alone (no test split is read), rebuilt
+    /// from `record` and `cfg`.
+    pub fn training_rows(&self, record: &DataRecord, cfg: &TrainConfig) -> Result<(Rows, Rows)> {
+        match self {
+            DataSpec::Image(spec) => {
+                let (train, val) = super::training_sets(&record.path, cfg, &spec.request())?;
+                Ok((Rows::Images(train), Rows::Images(val)))
+            }
+            DataSpec::Vector(spec) => {
+                let source = record
+                    .vectors
+                    .as_ref()
+                    .context("the run's data record has no vector source")?;
+                let sets = vectors::rebuild(&record.path, source, spec, cfg)?;
+                Ok((Rows::Vectors(sets.train), Rows::Vectors(sets.val)))
+            }
+        }
+    }
+
     /// One split of `data` (or of the run's own data in `record`), converted the way the
     /// run converts its own: images resized, colour converted, transparency flattened;
     /// vectors read with the run's columns and scaled with its scaling. Another vector
