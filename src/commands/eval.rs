@@ -89,7 +89,7 @@ fn classifier(args: &EvalArgs) -> Result<()> {
     let run = RunDir::open(&args.run.dir)?;
     let (manifest, _vs, model) = run.load_classifier(device)?;
     let test = super::split_rows(&manifest, args.data.as_deref(), crate::data::Split::Test)
-        .with_context(|| super::data_needed(&manifest.data))?;
+        .with_context(|| super::data_needed("eval of a classifier", &manifest.data))?;
     if test.labels().is_none() {
         bail!("eval of a classifier needs labelled test rows, and these have none");
     }

@@ -197,7 +197,7 @@ fn fresh(args: &FinetuneArgs) -> Result<Setup> {
         .model
         .input
         .rebuild(&pre.data, &cfg.data_selection())
-        .with_context(|| super::data_needed(&pre.data))?;
+        .with_context(|| super::data_needed("finetune", &pre.data))?;
     let classes = class_count(source, [&train, &val, &test])?;
     let names = (0..classes).map(|c| pre.model.input.class_name(c as u8)).collect();
     let model_cfg = ModelConfig { head: Some(Head { classes: names }), ..pre.model.clone() };
@@ -324,7 +324,7 @@ fn labelled_rows(data: &DataRecord, model: &ModelConfig, cfg: &TrainConfig) -> R
     let (train, val, test) = model
         .input
         .rebuild(data, &cfg.data_selection())
-        .with_context(|| super::data_needed(data))?;
+        .with_context(|| super::data_needed("finetune", data))?;
     let Some(n) = cfg.finetune.as_ref().and_then(|f| f.labels_per_class) else {
         return Ok(Labelled { train, val, test });
     };

@@ -263,12 +263,10 @@ pub fn classify(
     )
 }
 
-/// What to say when a classifier's rows cannot be rebuilt: its autoencoder run's data.
-pub fn data_needed(data: &DataRecord) -> String {
-    format!(
-        "a classifier needs the autoencoder run's data where they were ({})",
-        data.path.display()
-    )
+/// What to say when a classifier's rows cannot be rebuilt for `what` (a command): its
+/// autoencoder run's data.
+pub fn data_needed(what: &str, data: &DataRecord) -> String {
+    format!("{what} needs the autoencoder run's data where they were ({})", data.path.display())
 }
 
 /// Writes human-facing results to stdout; a closed pipe surfaces as an error that `main`
