@@ -223,7 +223,7 @@ pub struct TrainArgs {
     // Last: a heading applies to every argument after it.
     #[command(flatten, next_help_heading = "Images")]
     pub image: ImageArgs,
-    #[command(flatten, next_help_heading = "Vectors (CSV, .npy)")]
+    #[command(flatten, next_help_heading = "Vectors (CSV, .npy, .npz)")]
     pub vectors: VectorArgs,
 }
 

@@ -1,6 +1,7 @@
 //! The seam between a run and its kind of data: which kind a path holds (`sniff`), and for
-//! a trained run's recorded description, its rows rebuilt (`DataSpec::rebuild`) and other
-//! data read its way (`DataSpec::rows_of`). Commands call these instead of matching on the
+//! a trained run's recorded description, its rows rebuilt (`DataSpec::rebuild`, or the
+//! training and validation rows alone, `DataSpec::training_rows`) and other data read its
+//! way (`DataSpec::rows_of`). Commands call these instead of matching on the
 //! kind; a new kind adds its arm here and in `spec`.
 
 use super::record::DataRecord;
@@ -61,10 +62,9 @@ impl DataSpec {
     pub fn rebuild(&self, record: &DataRecord, cfg: &TrainConfig) -> Result<(Rows, Rows, Rows)> {
         match self {
             DataSpec::Image(spec) => {
-                let request = spec.request();
-                let (train, val) = super::training_sets(&record.path, cfg, &request)?;
-                let test = super::load_split(&record.path, Split::Test, &request)?;
-                Ok((Rows::Images(train), Rows::Images(val), Rows::Images(test)))
+                let (train, val) = self.training_rows(record, cfg)?;
+                let test = super::load_split(&record.path, Split::Test, &spec.request())?;
+                Ok((train, val, Rows::Images(test)))
             }
             DataSpec::Vector(spec) => {
                 let source = record

@@ -1,4 +1,5 @@
-//! `ae-tch train`: fills the configs from the flags, trains, and writes the run folder.
+//! `ae-tch train`: from the resolved flags (`settings::TrainSettings`) a new or resumed
+//! run, trained through the run session, evaluated, and its run folder written.
 
 use crate::checkpoint;
 use crate::cli::TrainArgs;
