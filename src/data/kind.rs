@@ -67,11 +67,7 @@ impl DataSpec {
                 Ok((train, val, Rows::Images(test)))
             }
             DataSpec::Vector(spec) => {
-                let source = record
-                    .vectors
-                    .as_ref()
-                    .context("the run's data record has no vector source")?;
-                let sets = vectors::rebuild(&record.path, source, spec, cfg)?;
+                let sets = vector_sets(record, spec, cfg)?;
                 Ok((Rows::Vectors(sets.train), Rows::Vectors(sets.val), Rows::Vectors(sets.test)))
             }
         }
@@ -86,11 +82,7 @@ impl DataSpec {
                 Ok((Rows::Images(train), Rows::Images(val)))
             }
             DataSpec::Vector(spec) => {
-                let source = record
-                    .vectors
-                    .as_ref()
-                    .context("the run's data record has no vector source")?;
-                let sets = vectors::rebuild(&record.path, source, spec, cfg)?;
+                let sets = vector_sets(record, spec, cfg)?;
                 Ok((Rows::Vectors(sets.train), Rows::Vectors(sets.val)))
             }
         }
@@ -117,11 +109,7 @@ impl DataSpec {
                 if let Some(path) = data {
                     return vectors::load_all(path, None, spec).map(Rows::Vectors);
                 }
-                let source = record
-                    .vectors
-                    .as_ref()
-                    .context("the run's data record has no vector source")?;
-                let sets = vectors::rebuild(&record.path, source, spec, selection)?;
+                let sets = vector_sets(record, spec, selection)?;
                 Ok(Rows::Vectors(match split {
                     Split::Test => sets.test,
                     Split::Train => sets.training_rows(),
@@ -129,6 +117,16 @@ impl DataSpec {
             }
         }
     }
+}
+
+/// A vector run's sets, rebuilt from the source its record keeps.
+fn vector_sets(
+    record: &DataRecord,
+    spec: &super::spec::VectorSpec,
+    cfg: &TrainConfig,
+) -> Result<vectors::VectorSets> {
+    let source = record.vectors.as_ref().context("the run's data record has no vector source")?;
+    vectors::rebuild(&record.path, source, spec, cfg)
 }
 
 #[cfg(test)]

@@ -56,6 +56,24 @@ fn extension(path: &Path) -> Option<String> {
     path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase())
 }
 
+/// A table read from an array (.npy, .npz), whose columns are its positions: the run's
+/// `columns`, when given, fix only the width.
+fn same_width(
+    table: Result<Table, table::TableError>,
+    columns: Option<&[String]>,
+    path: &Path,
+) -> Result<Result<Table, table::TableError>> {
+    match (table, columns) {
+        (Ok(t), Some(want)) if t.columns.len() != want.len() => bail!(
+            "{}: {} columns, but the run was trained on {}",
+            path.display(),
+            t.columns.len(),
+            want.len()
+        ),
+        (table, _) => Ok(table),
+    }
+}
+
 /// Reads `path` (.csv, .npy or .npz) with the columns and labels `spec` names (for a fresh
 /// run, the flags' choices: `columns` empty means all).
 pub fn read(
@@ -96,16 +114,7 @@ pub fn read(
                 }
             };
             let table = table::read_npy(&bytes).and_then(|d| table::npy_table(d, labels));
-            // A .npy's columns are its positions: the run's columns fix only the width.
-            match (table, columns) {
-                (Ok(t), Some(want)) if t.columns.len() != want.len() => bail!(
-                    "{}: {} columns, but the run was trained on {}",
-                    path.display(),
-                    t.columns.len(),
-                    want.len()
-                ),
-                (table, _) => table,
-            }
+            same_width(table, columns, path)?
         }
         Some("npz") => {
             if label_column.is_some() || labels.is_some() {
@@ -116,15 +125,7 @@ pub fn read(
                 );
             }
             let table = table::read_npz(&bytes).and_then(|(x, y)| table::npy_table(x, y));
-            match (table, columns) {
-                (Ok(t), Some(want)) if t.columns.len() != want.len() => bail!(
-                    "{}: {} columns, but the run was trained on {}",
-                    path.display(),
-                    t.columns.len(),
-                    want.len()
-                ),
-                (table, _) => table,
-            }
+            same_width(table, columns, path)?
         }
         _ => bail!("{}: expected a .csv, .npy or .npz file", path.display()),
     }
