@@ -15,9 +15,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tch::{nn, Device, Tensor};
 
-pub use crate::atomic::{sweep_temp_files, with_temp_file, write_atomic};
-pub use crate::data::record::DataRecord;
-pub use crate::format::{FORMAT_VERSION, OLDEST_UNMIGRATED};
+use crate::atomic::{sweep_temp_files, with_temp_file, write_atomic};
+use crate::data::record::DataRecord;
+use crate::format::{FORMAT_VERSION, OLDEST_UNMIGRATED};
+
 pub const MODEL_JSON: &str = "model.json";
 pub const WEIGHTS: &str = "model.ot";
 pub const WEIGHTS_SAFETENSORS: &str = "model.safetensors";

@@ -3,7 +3,6 @@
 
 use crate::cli::{DataFetchArgs, FetchDataset};
 use crate::data::fetch::{self, Dataset, FileSpec, Matched};
-use crate::run_store;
 use anyhow::{bail, Context, Result};
 use indicatif::ProgressBar;
 use serde::Serialize;
@@ -62,7 +61,7 @@ pub fn run(args: DataFetchArgs) -> Result<()> {
     // Partial downloads of a killed fetch; not those of a fetch running beside this one,
     // which keeps writing (a read stalls out after 60 s).
     let names = set.files.map(|f| f.name);
-    run_store::sweep_temp_files(&dir, Some(&names), Duration::from_secs(600));
+    crate::atomic::sweep_temp_files(&dir, Some(&names), Duration::from_secs(600));
 
     let agent = fetch::agent();
     // Why each mirror is unreachable, once it is: it is not asked for the other files.

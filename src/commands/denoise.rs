@@ -2,6 +2,7 @@
 //! image runs, CSV/.npy for vector runs (the same format out, in the file's own units),
 //! WAV/CSV series for series runs (windowed, denoised, joined back by overlap-add).
 
+use crate::atomic::write_atomic;
 use crate::cli::{DenoiseArgs, Invert};
 use crate::config::NoiseKind;
 use crate::data::spec::{to_byte, Color, ImageSpec, Scaling, SeriesSpec, Size, VectorSpec};
@@ -10,7 +11,6 @@ use crate::data::vectors::VectorSet;
 use crate::data::{self, folder, noise, series, vectors};
 use crate::metrics;
 use crate::plot::{self, Format, GridRow};
-use crate::run_store::write_atomic;
 use anyhow::{bail, Context, Result};
 use image::imageops::FilterType;
 use image::{DynamicImage, GrayImage, ImageFormat, RgbImage};

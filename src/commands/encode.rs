@@ -1,9 +1,9 @@
 //! `ae-tch encode`: the latent code z (or, with --decode, the reconstruction x̂) of every
 //! image of a split, as CSV or .npy.
 
+use crate::atomic::write_atomic;
 use crate::cli::EncodeArgs;
 use crate::data;
-use crate::run_store::write_atomic;
 use crate::{metrics, npy};
 use anyhow::Result;
 use tch::Device;

@@ -6,12 +6,13 @@
 use crate::checkpoint::Checkpoint;
 use crate::cli::FinetuneArgs;
 use crate::config::{Engine, Finetune, Head, Init, LrSchedule, Mode, ModelConfig, TrainConfig};
+use crate::data::record::DataRecord;
 use crate::data::Rows;
 use crate::device;
 use crate::metrics::probe::{self, ClassReport};
 use crate::model::Classifier;
 use crate::plot::{self, Format};
-use crate::run_store::{self, DataRecord, Outcome, RunDir, RunManifest};
+use crate::run_store::{self, Outcome, RunDir, RunManifest};
 use crate::session::{self, fit_into_run, Trained};
 use crate::settings;
 use crate::train::{Classification, Resume};
@@ -382,7 +383,7 @@ fn copy_encoder(vs: &nn::VarStore, source: &Path) -> Result<()> {
 fn write_confusion(report: &ClassReport, path: &Path, format: Format) -> Result<()> {
     let counts: Vec<u64> = report.confusion.iter().flatten().copied().collect();
     let title = format!("classifier on the test rows: accuracy {:.4}", report.accuracy);
-    run_store::write_atomic(
+    crate::atomic::write_atomic(
         path,
         &plot::confusion_matrix(&counts, &report.classes, &title, format)?,
     )

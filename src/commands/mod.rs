@@ -21,12 +21,13 @@ pub mod weights;
 
 use crate::cli::{Cli, Command, DataCommand, RunArgs};
 use crate::config::ModelConfig;
+use crate::data::record::DataRecord;
 use crate::data::spec::ImageSpec;
 use crate::data::{self, ImageSet, Rows, Split};
 use crate::device;
 use crate::metrics::pca::Pca;
 use crate::model::Autoencoder;
-use crate::run_store::{DataRecord, RunDir, RunManifest};
+use crate::run_store::{RunDir, RunManifest};
 use anyhow::{Context, Result};
 use std::io::Write;
 use std::path::Path;
@@ -114,7 +115,7 @@ fn write_man_pages(dir: &std::path::Path) -> Result<usize> {
     let mut out = Vec::new();
     pages(cmd, &mut out)?;
     for (name, bytes) in &out {
-        crate::run_store::write_atomic(&dir.join(name), bytes)?;
+        crate::atomic::write_atomic(&dir.join(name), bytes)?;
     }
     Ok(out.len())
 }
@@ -215,7 +216,7 @@ pub fn decode_grid(
     let rows: Vec<crate::plot::GridRow> =
         pixels.chunks(row).map(|images| crate::plot::GridRow { label: "", images }).collect();
     let bytes = crate::plot::image_grid(&rows, shape, title, format)?;
-    crate::run_store::write_atomic(path, &bytes)
+    crate::atomic::write_atomic(path, &bytes)
 }
 
 /// The model's input shape (channels, height, width) as `plot::image_grid` takes it.

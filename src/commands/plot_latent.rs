@@ -2,12 +2,12 @@
 //! t-SNE), coloured by label, with the 5-NN label agreement of the picture; for 2-D codes
 //! the decoded manifold.
 
+use crate::atomic::write_atomic;
 use crate::cli::{LatentMethod, PlotLatentArgs};
 use crate::data;
 use crate::metrics::tsne::{self, Tsne};
 use crate::metrics::{self, pca::Pca};
 use crate::plot::{self, Format, GridRow};
-use crate::run_store::write_atomic;
 use anyhow::{bail, Context, Result};
 use tch::{Device, Kind, Tensor};
 

@@ -2,11 +2,11 @@
 //! and k-NN fitted on the codes of the training split, scored on the test split — beside
 //! the same classifiers on the raw values and on PCA with the same k.
 
+use crate::atomic::write_atomic;
 use crate::cli::{ProbeArgs, ProbeMethod};
 use crate::data::{Rows, Split};
 use crate::metrics::probe::{self, ProbeData, Score};
 use crate::plot;
-use crate::run_store::write_atomic;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use tch::{Device, Kind, Tensor};

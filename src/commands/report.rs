@@ -1,12 +1,12 @@
 //! What `train` and the commands that report on a run show: the evaluation table, the
 //! image grid, the loss chart. Shared here so no command borrows from a sibling.
 
+use crate::atomic::write_atomic;
 use crate::config::{Loss, Mode, ModelConfig, NoiseKind, TrainConfig};
 use crate::data::{self, ImageSet};
 use crate::metrics::{self, EvalReport};
 use crate::model::Autoencoder;
 use crate::plot::{self, Format, GridRow, LossCurve};
-use crate::run_store::write_atomic;
 use crate::train::EpochStats;
 use anyhow::{Context, Result};
 use std::path::Path;

@@ -5,9 +5,10 @@
 use crate::cli::{ExportArgs, ImportArgs};
 use crate::config::{ModelConfig, TrainConfig, WeightsFormat};
 use crate::data;
+use crate::data::record::DataRecord;
 use crate::data::vectors::VectorSource;
 use crate::model::Autoencoder;
-use crate::run_store::{self, DataRecord, RunDir, RunManifest};
+use crate::run_store::{self, RunDir, RunManifest};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -109,7 +110,7 @@ fn export_torchscript(args: &ExportArgs) -> Result<()> {
         module.set_string(SCRIPT_ATTRIBUTE, &script_description(&manifest)?)?;
         module.to_bytes()
     })?;
-    run_store::write_atomic(&args.output, &bytes)?;
+    crate::atomic::write_atomic(&args.output, &bytes)?;
     if args.json {
         let report = serde_json::json!({
             "output": args.output,

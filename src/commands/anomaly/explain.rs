@@ -2,12 +2,12 @@
 //! each feature's share of the squared error (a CSV, the first rows printed); images get
 //! their input, reconstruction and error heat map side by side (a PNG or SVG grid).
 
+use crate::atomic::write_atomic;
 use crate::commands::LoadedRun;
 use crate::data::spec::{DataSpec, ImageSpec, VectorSpec};
 use crate::data::{self, Rows};
 use crate::metrics;
 use crate::plot::{self, Format};
-use crate::run_store::write_atomic;
 use anyhow::{Context, Result};
 use std::path::Path;
 use tch::{Device, Tensor};

@@ -11,6 +11,7 @@ mod points;
 mod rule;
 mod summary;
 
+use crate::atomic::write_atomic;
 use crate::cli::{AnomalyArgs, PointScore};
 use crate::data::spec::{DataSpec, SeriesSpec, VectorSpec};
 use crate::data::vectors::resolve_classes;
@@ -18,7 +19,6 @@ use crate::data::Rows;
 use crate::metrics;
 use crate::metrics::iforest::IsolationForest;
 use crate::plot::{self, Format};
-use crate::run_store::write_atomic;
 use anyhow::{bail, Context, Result};
 pub use points::UCR_SLACK;
 use points::{Points, StepScores};

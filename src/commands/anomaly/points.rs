@@ -2,6 +2,7 @@
 //! they were cut from, point-wise detection figures and the UCR rule, the per-step file
 //! of `-o` and the series plot of `--plot`.
 
+use crate::atomic::write_atomic;
 use crate::commands::LoadedRun;
 use crate::data::series::{self, Windowing};
 use crate::data::spec::{SeriesSpec, VectorSpec};
@@ -10,7 +11,6 @@ use crate::data::vectors::{self, Stretch};
 use crate::data::Split;
 use crate::metrics::detection;
 use crate::plot::{self, Format};
-use crate::run_store::write_atomic;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::path::Path;

@@ -1,9 +1,9 @@
 //! The threshold rule of `anomaly`: which flag chose it, its parameter checked, the
 //! threshold it puts on the reference rows' scores, and the record of it stored in the run.
 
+use crate::atomic::write_atomic;
 use crate::cli::AnomalyArgs;
 use crate::metrics::detection;
-use crate::run_store::write_atomic;
 use anyhow::{bail, Result};
 use serde::Serialize;
 
