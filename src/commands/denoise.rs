@@ -270,7 +270,7 @@ fn denoise_vectors(loaded: &super::LoadedRun, spec: &VectorSpec, args: &DenoiseA
             args.run.dir.display()
         );
     }
-    if let Some(series) = &spec.series {
+    if let Some((_, series)) = loaded.manifest.model.input.series() {
         return denoise_series(loaded, spec, series, args);
     }
     let mut done = Vec::new();
@@ -281,7 +281,7 @@ fn denoise_vectors(loaded: &super::LoadedRun, spec: &VectorSpec, args: &DenoiseA
                 path.display()
             );
         }
-        let rows = vectors::load_all(path, None, spec)?;
+        let rows = vectors::load_all(path, None, spec, None)?;
         let values = through_model(loaded, &spec.scaling, &rows, args.add_noise)?;
         let bytes = table_bytes(path, rows.len(), &spec.columns, &values)?;
         done.push(Written {

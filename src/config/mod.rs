@@ -23,7 +23,7 @@ pub const VECTOR_HIDDEN: [i64; 2] = [64, 32];
 pub fn default_hidden(input: &DataSpec) -> Vec<i64> {
     match input {
         DataSpec::Image(_) => DEFAULT_HIDDEN.split(',').filter_map(|w| w.parse().ok()).collect(),
-        DataSpec::Vector(_) => VECTOR_HIDDEN.to_vec(),
+        DataSpec::Vector(_) | DataSpec::Series(..) => VECTOR_HIDDEN.to_vec(),
     }
 }
 
@@ -79,7 +79,9 @@ pub struct Usage(pub String);
 pub fn default_latent(input: &DataSpec) -> i64 {
     match input {
         DataSpec::Image(_) => DEFAULT_LATENT,
-        DataSpec::Vector(v) => (v.columns.len() as i64 / 2).clamp(1, DEFAULT_LATENT),
+        DataSpec::Vector(v) | DataSpec::Series(v, _) => {
+            (v.columns.len() as i64 / 2).clamp(1, DEFAULT_LATENT)
+        }
     }
 }
 pub const DEFAULT_SIGMA: f64 = 0.3;

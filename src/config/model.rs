@@ -147,7 +147,7 @@ impl ModelConfig {
     pub fn image_shape(&self) -> (i64, i64, i64) {
         match &self.input {
             DataSpec::Image(s) => (s.channels(), s.height, s.width),
-            DataSpec::Vector(v) => (1, 1, v.columns.len() as i64),
+            DataSpec::Vector(v) | DataSpec::Series(v, _) => (1, 1, v.columns.len() as i64),
         }
     }
 
@@ -315,7 +315,7 @@ impl ModelConfig {
                     )));
                 }
             }
-            DataSpec::Vector(v) => {
+            DataSpec::Vector(v) | DataSpec::Series(v, _) => {
                 let d = v.columns.len() as i64;
                 if !(1..=MAX_FEATURES).contains(&d) {
                     return Err(Invalid::plain(format!(

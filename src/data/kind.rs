@@ -66,8 +66,8 @@ impl DataSpec {
                 let test = super::load_split(&record.path, Split::Test, &spec.request())?;
                 Ok((train, val, Rows::Images(test)))
             }
-            DataSpec::Vector(spec) => {
-                let sets = vector_sets(record, spec, cfg)?;
+            DataSpec::Vector(_) | DataSpec::Series(..) => {
+                let sets = self.vector_sets(record, cfg)?;
                 Ok((Rows::Vectors(sets.train), Rows::Vectors(sets.val), Rows::Vectors(sets.test)))
             }
         }
@@ -81,8 +81,8 @@ impl DataSpec {
                 let (train, val) = super::training_sets(&record.path, cfg, &spec.request())?;
                 Ok((Rows::Images(train), Rows::Images(val)))
             }
-            DataSpec::Vector(spec) => {
-                let sets = vector_sets(record, spec, cfg)?;
+            DataSpec::Vector(_) | DataSpec::Series(..) => {
+                let sets = self.vector_sets(record, cfg)?;
                 Ok((Rows::Vectors(sets.train), Rows::Vectors(sets.val)))
             }
         }
@@ -105,11 +105,12 @@ impl DataSpec {
                 let dir = data.unwrap_or(&record.path);
                 super::load_split(dir, split, &spec.request()).map(Rows::Images)
             }
-            DataSpec::Vector(spec) => {
+            DataSpec::Vector(spec) | DataSpec::Series(spec, _) => {
                 if let Some(path) = data {
-                    return vectors::load_all(path, None, spec).map(Rows::Vectors);
+                    let series = self.series().map(|(_, s)| s);
+                    return vectors::load_all(path, None, spec, series).map(Rows::Vectors);
                 }
-                let sets = vector_sets(record, spec, selection)?;
+                let sets = self.vector_sets(record, selection)?;
                 Ok(Rows::Vectors(match split {
                     Split::Test => sets.test,
                     Split::Train => sets.training_rows(),
@@ -117,16 +118,18 @@ impl DataSpec {
             }
         }
     }
-}
 
-/// A vector run's sets, rebuilt from the source its record keeps.
-fn vector_sets(
-    record: &DataRecord,
-    spec: &super::spec::VectorSpec,
-    cfg: &TrainConfig,
-) -> Result<vectors::VectorSets> {
-    let source = record.vectors.as_ref().context("the run's data record has no vector source")?;
-    vectors::rebuild(&record.path, source, spec, cfg)
+    /// A vector or series run's sets, rebuilt from the source its record keeps.
+    fn vector_sets(&self, record: &DataRecord, cfg: &TrainConfig) -> Result<vectors::VectorSets> {
+        let source =
+            record.vectors.as_ref().context("the run's data record has no vector source")?;
+        let (spec, series) = match self {
+            DataSpec::Vector(spec) => (spec, None),
+            DataSpec::Series(spec, series) => (spec, Some(series)),
+            DataSpec::Image(_) => anyhow::bail!("an image run has no vector sets"),
+        };
+        vectors::rebuild(&record.path, source, spec, series, cfg)
+    }
 }
 
 #[cfg(test)]

@@ -7,9 +7,10 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
-/// What the network's input is.
+/// What the network's input is. In model.json a series run is written as a vector run
+/// with a `series` entry (as every version has written it; see `StoredSpec`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
+#[serde(from = "StoredSpec", into = "StoredSpec")]
 pub enum DataSpec {
     /// C×H×W images of 8-bit values, scaled by 1/255 to [0, 1], channel planes one after
     /// another (PyTorch's layout).
@@ -17,14 +18,66 @@ pub enum DataSpec {
     /// Rows of numeric features (a CSV's columns or a 2-D .npy), scaled per column with
     /// statistics of the training rows.
     Vector(VectorSpec),
+    /// Windows cut from long series (WAV or CSV): each row is a window's steps, channel by
+    /// channel, as the features of the vector spec, scaled like a vector run's.
+    Series(VectorSpec, SeriesSpec),
+}
+
+/// How model.json writes a `DataSpec`: tagged by `kind`, a series run as a vector run whose
+/// `series` entry says how its windows were cut.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+enum StoredSpec {
+    Image(ImageSpec),
+    Vector(StoredVector),
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredVector {
+    #[serde(flatten)]
+    features: VectorSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    series: Option<SeriesSpec>,
+}
+
+impl From<StoredSpec> for DataSpec {
+    fn from(stored: StoredSpec) -> DataSpec {
+        match stored {
+            StoredSpec::Image(s) => DataSpec::Image(s),
+            StoredSpec::Vector(v) => DataSpec::vectors(v.features, v.series),
+        }
+    }
+}
+
+impl From<DataSpec> for StoredSpec {
+    fn from(spec: DataSpec) -> StoredSpec {
+        match spec {
+            DataSpec::Image(s) => StoredSpec::Image(s),
+            DataSpec::Vector(features) => {
+                StoredSpec::Vector(StoredVector { features, series: None })
+            }
+            DataSpec::Series(features, s) => {
+                StoredSpec::Vector(StoredVector { features, series: Some(s) })
+            }
+        }
+    }
 }
 
 impl DataSpec {
+    /// A vector run's description, or a series run's when `series` says how the windows
+    /// were cut.
+    pub fn vectors(features: VectorSpec, series: Option<SeriesSpec>) -> DataSpec {
+        match series {
+            Some(s) => DataSpec::Series(features, s),
+            None => DataSpec::Vector(features),
+        }
+    }
+
     /// Values per item: the width of the network's input.
     pub fn values(&self) -> i64 {
         match self {
             DataSpec::Image(s) => s.values(),
-            DataSpec::Vector(v) => v.columns.len() as i64,
+            DataSpec::Vector(v) | DataSpec::Series(v, _) => v.columns.len() as i64,
         }
     }
 
@@ -32,7 +85,7 @@ impl DataSpec {
     pub fn describe(&self) -> String {
         match self {
             DataSpec::Image(s) => format!("{}x{} {}", s.height, s.width, s.color),
-            DataSpec::Vector(v) => {
+            DataSpec::Vector(v) | DataSpec::Series(v, _) => {
                 format!("{} features, {} scaling", v.columns.len(), v.scaling.kind)
             }
         }
@@ -42,21 +95,27 @@ impl DataSpec {
     pub fn describe_kind(&self) -> String {
         match self {
             DataSpec::Image(_) => format!("images ({})", self.describe()),
-            DataSpec::Vector(v) => format!("vectors ({} features)", v.columns.len()),
+            DataSpec::Vector(v) | DataSpec::Series(v, _) => {
+                format!("vectors ({} features)", v.columns.len())
+            }
         }
     }
 
-    /// The vector spec, when the data are vectors (tables or windows of a series).
+    /// The vector spec, when the rows are numeric features (a table's rows or windows of a
+    /// series).
     pub fn vector(&self) -> Option<&VectorSpec> {
         match self {
-            DataSpec::Vector(v) => Some(v),
+            DataSpec::Vector(v) | DataSpec::Series(v, _) => Some(v),
             DataSpec::Image(_) => None,
         }
     }
 
     /// The vector spec and its windowing, when the rows are windows cut from series.
     pub fn series(&self) -> Option<(&VectorSpec, &SeriesSpec)> {
-        self.vector().and_then(|v| v.series.as_ref().map(|s| (v, s)))
+        match self {
+            DataSpec::Series(v, s) => Some((v, s)),
+            DataSpec::Image(_) | DataSpec::Vector(_) => None,
+        }
     }
 
     /// How a row is laid out as the network's float32 input `[N, values]`, in words (the
@@ -69,7 +128,9 @@ impl DataSpec {
                 s.height,
                 s.width
             ),
-            DataSpec::Vector(_) => "the features in input.features order, scaled as input.scaling says".into(),
+            DataSpec::Vector(_) | DataSpec::Series(..) => {
+                "the features in input.features order, scaled as input.scaling says".into()
+            }
         }
     }
 
@@ -77,7 +138,7 @@ impl DataSpec {
     pub fn image(&self) -> Option<&ImageSpec> {
         match self {
             DataSpec::Image(s) => Some(s),
-            DataSpec::Vector(_) => None,
+            DataSpec::Vector(_) | DataSpec::Series(..) => None,
         }
     }
 
@@ -85,7 +146,7 @@ impl DataSpec {
     /// for vectors.
     pub fn class_name(&self, code: u8) -> String {
         match self {
-            DataSpec::Vector(v) if (code as usize) < v.classes.len() => {
+            DataSpec::Vector(v) | DataSpec::Series(v, _) if (code as usize) < v.classes.len() => {
                 v.classes[code as usize].clone()
             }
             _ => code.to_string(),
@@ -96,7 +157,7 @@ impl DataSpec {
     /// class is its name from the label column.
     pub fn class_value(&self, code: u8) -> serde_json::Value {
         match self {
-            DataSpec::Vector(_) => self.class_name(code).into(),
+            DataSpec::Vector(_) | DataSpec::Series(..) => self.class_name(code).into(),
             DataSpec::Image(_) => code.into(),
         }
     }
@@ -121,9 +182,6 @@ pub struct VectorSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub classes: Vec<String>,
     pub scaling: Scaling,
-    /// Set when the rows are windows cut from a long series (`--window`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub series: Option<SeriesSpec>,
 }
 
 /// How a long series became the rows of a run: `window` steps every `hop` steps of the
@@ -467,7 +525,6 @@ mod tests {
             label_column: None,
             classes: vec![],
             scaling: s,
-            series: None,
         });
         let text = serde_json::to_string(&spec).unwrap();
         assert!(
@@ -477,5 +534,28 @@ mod tests {
         assert_eq!(serde_json::from_str::<DataSpec>(&text).unwrap(), spec);
         assert_eq!((spec.values(), spec.describe()), (3, "3 features, standard scaling".into()));
         assert!(!spec.bounded() && spec.image().is_none());
+        // A series run is written as every version wrote it: a vector run with a `series`
+        // entry after its scaling; it reads back as its own kind.
+        let DataSpec::Vector(features) = spec else { unreachable!() };
+        let windows = SeriesSpec {
+            window: 4,
+            hop: 2,
+            channels: vec!["amplitude".into()],
+            sample_rate: Some(8000),
+            wav_channel: None,
+        };
+        let series = DataSpec::vectors(features.clone(), Some(windows.clone()));
+        let text = serde_json::to_string(&series).unwrap();
+        assert!(text.starts_with(r#"{"kind":"vector","columns":["#), "{text}");
+        assert!(
+            text.ends_with(
+                r#"]},"series":{"window":4,"hop":2,"channels":["amplitude"],"sample_rate":8000}}"#
+            ),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<DataSpec>(&text).unwrap(), series);
+        assert_eq!(series.series(), Some((&features, &windows)));
+        assert_eq!(series.vector(), Some(&features));
+        assert_eq!(DataSpec::vectors(features.clone(), None).series(), None);
     }
 }

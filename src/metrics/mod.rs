@@ -168,8 +168,8 @@ pub fn evaluate(
     let pca_mse = mse(&batched(&inputs, |x| pca.reconstruct(x)), &clean);
     let image = config.input.bounded();
     let psnr = |m: f64| image.then(|| psnr(m));
-    let snr = match &config.input {
-        crate::data::spec::DataSpec::Vector(v) if v.series.is_some() => {
+    let snr = match config.input.series() {
+        Some((v, _)) => {
             let (scale, offset) = (&v.scaling.scale, &v.scaling.offset);
             let device = clean.device();
             let scale = Tensor::from_slice(scale).to_kind(Kind::Double).to_device(device);
@@ -188,7 +188,7 @@ pub fn evaluate(
                 noisy_seg_snr_db: noisy_snr.map(|s| s.1),
             })
         }
-        _ => None,
+        None => None,
     };
     EvalReport {
         snr,

@@ -113,6 +113,7 @@ fn fresh_vectors(s: &TrainSettings, path: &Path, cfg: &mut TrainConfig) -> Resul
         series: series.as_ref(),
     };
     let sets = vectors::prepare(path, &source, &req, cfg)?;
+    let input = sets.input();
     if sets.dropped > 0 {
         let rows = crate::data::table::counted(sets.dropped, "row");
         crate::log::note(format_args!("--missing drop: dropped {rows} with a missing value"));
@@ -129,7 +130,7 @@ fn fresh_vectors(s: &TrainSettings, path: &Path, cfg: &mut TrainConfig) -> Resul
     default_trim(s, cfg, series.is_some());
     let (train, val, test) =
         (Rows::Vectors(sets.train), Rows::Vectors(sets.val), Rows::Vectors(sets.test));
-    Ok((DataSpec::Vector(sets.spec), train, val, test, Some(source)))
+    Ok((input, train, val, test, Some(source)))
 }
 
 /// How `--window`, `--hop` and `--wav-channel` cut a series, if `--window` is given;

@@ -66,7 +66,7 @@ fn quoted(names: &[String]) -> String {
 /// labels the names recorded in the spec.
 pub fn resolve_classes(names: &[String], spec: &DataSpec, flag: &str) -> Result<Vec<u8>> {
     match spec {
-        DataSpec::Vector(v) => class_codes(names, &v.classes, flag),
+        DataSpec::Vector(v) | DataSpec::Series(v, _) => class_codes(names, &v.classes, flag),
         DataSpec::Image(_) => image_class_codes(names, flag),
     }
 }

@@ -239,7 +239,6 @@ pub fn fit_spec(train: &Table, label_column: Option<String>, kind: ScaleKind) ->
         label_column,
         classes: Vec::new(),
         scaling: Scaling::fit(kind, &train.values, train.width()),
-        series: None,
     }
 }
 
@@ -261,6 +260,9 @@ pub struct VectorRequest<'a> {
 #[derive(Debug)]
 pub struct VectorSets {
     pub spec: VectorSpec,
+    /// For windows of series: how they were cut (the channel names and sample rate filled
+    /// in from the files).
+    pub series: Option<SeriesSpec>,
     pub train: VectorSet,
     pub val: VectorSet,
     pub test: VectorSet,
@@ -277,6 +279,11 @@ impl VectorSets {
     /// `--classes` and `--limit`).
     pub fn training_rows(&self) -> VectorSet {
         self.train.concat(&self.val)
+    }
+
+    /// The run's description of its input: vectors, or windows of series.
+    pub fn input(&self) -> DataSpec {
+        DataSpec::vectors(self.spec.clone(), self.series.clone())
     }
 }
 
@@ -305,39 +312,41 @@ pub fn prepare(
     let kept = keep(&train, codes.as_deref(), &classes, cfg.limit)?;
     let mut spec = fit_spec(&kept, req.label_column.map(str::to_string), req.scale);
     spec.classes = classes;
-    spec.series = series;
-    let sets = finish(&kept, &test, spec, codes, dropped, cfg)?;
-    Ok(VectorSets { held_out, ..sets })
+    let sets = finish(&kept, &test, spec, series.as_ref(), codes, dropped, cfg)?;
+    Ok(VectorSets { held_out, series, ..sets })
 }
 
-/// The same sets for a trained run, from its recorded source, spec and settings.
+/// The same sets for a trained run, from its recorded source, spec (and windowing, for a
+/// series run) and settings.
 pub fn rebuild(
     path: &Path,
     source: &VectorSource,
     spec: &VectorSpec,
+    series: Option<&SeriesSpec>,
     cfg: &TrainConfig,
 ) -> Result<VectorSets> {
-    let columns = match &spec.series {
+    let columns = match series {
         Some(series) => &series.channels,
         None => &spec.columns,
     };
-    let Parts { train, test, dropped, .. } = split_tables(
-        path,
-        source,
-        spec.label_column.as_deref(),
-        Some(columns),
-        cfg.seed,
-        spec.series.as_ref(),
-    )?;
+    let label_column = spec.label_column.as_deref();
+    let Parts { train, test, dropped, .. } =
+        split_tables(path, source, label_column, Some(columns), cfg.seed, series)?;
     let kept = keep(&train, cfg.classes.as_deref(), &spec.classes, cfg.limit)?;
-    finish(&kept, &test, spec.clone(), cfg.classes.clone(), dropped, cfg)
+    let sets = finish(&kept, &test, spec.clone(), series, cfg.classes.clone(), dropped, cfg)?;
+    Ok(VectorSets { series: series.cloned(), ..sets })
 }
 
 /// Every row of another file, read the way the run reads its own (same columns, labels
-/// and scaling): for `eval --data` and friends.
-pub fn load_all(path: &Path, labels: Option<&Path>, spec: &VectorSpec) -> Result<VectorSet> {
+/// and scaling, and windowing for a series run): for `eval --data` and friends.
+pub fn load_all(
+    path: &Path,
+    labels: Option<&Path>,
+    spec: &VectorSpec,
+    series: Option<&SeriesSpec>,
+) -> Result<VectorSet> {
     let label_column = spec.label_column.as_deref();
-    let table = match &spec.series {
+    let table = match series {
         Some(series) => {
             let channels = Some(&series.channels[..]);
             let missing = Missing::Refuse;
@@ -421,12 +430,13 @@ fn finish(
     kept: &Table,
     test: &Table,
     spec: VectorSpec,
+    series: Option<&SeriesSpec>,
     classes: Option<Vec<u8>>,
     dropped: usize,
     cfg: &TrainConfig,
 ) -> Result<VectorSets> {
     let all = VectorSet::new(kept, &spec, &spec.classes)?;
-    let (train, val) = match &spec.series {
+    let (train, val) = match series {
         // Windows overlap: validation is the last share in time, not a shuffled draw.
         Some(_) => {
             let cut = all.len() - split::val_count(all.len(), cfg.val_fraction);
@@ -447,6 +457,7 @@ fn finish(
         val: all.select(&val),
         test,
         spec,
+        series: None,
         dropped,
         classes,
         held_out: Vec::new(),
