@@ -11,6 +11,7 @@
 //! Failure is never a hang: joining, every collective and every store call are bounded by
 //! `--dist-timeout`, and a failed collective names the rank that is gone.
 
+use crate::invalid::Invalid;
 use anyhow::{anyhow, bail, Context, Result};
 use std::ffi::{c_char, c_int, c_longlong, c_void, CStr, CString};
 use std::time::{Duration, Instant};
@@ -154,12 +155,13 @@ impl Dist {
                 break;
             }
             if Instant::now() >= deadline {
-                bail!(
-                    "{} of {world} did not join within {} s (--dist-timeout): was every rank \
+                let problem = format!(
+                    "{} of {world} did not join within {} s ({{dist_timeout}}): was every rank \
                      started, with the same MASTER_ADDR:MASTER_PORT ({addr})?",
                     ranks_phrase(&missing),
                     timeout.as_secs_f64()
                 );
+                return Err(Invalid::plain(problem).into());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -172,11 +174,12 @@ impl Dist {
         match device {
             tch::Device::Cuda(index) => {
                 if !has_nccl() {
-                    bail!(
+                    let problem = format!(
                         "data-parallel training on {device:?} needs c10d's NCCL backend, which \
                          this build lacks (the CUDA and NCCL headers were missing at build \
-                         time: run scripts/setup.sh and rebuild), or pass --device cpu"
+                         time: run scripts/setup.sh and rebuild), or pass {{device}} cpu"
                     );
+                    return Err(Invalid::plain(problem).into());
                 }
                 imp::call(|| unsafe {
                     imp::aet_dist_group_nccl(self.group, rank, world, index as c_int)
@@ -274,13 +277,13 @@ impl Dist {
                        agent does not): rank 0 stopped"
                 .into(),
         };
-        anyhow!(
-            "rank {} of {}: {who}; the exchange of gradients failed (limit --dist-timeout {} s): \
-             {reason}",
+        anyhow::Error::new(Invalid::plain(format!(
+            "rank {} of {}: {who}; the exchange of gradients failed (limit {{dist_timeout}} {} \
+             s): {reason}",
             self.rank,
             self.world,
             self.timeout.as_secs_f64()
-        )
+        )))
     }
 
     /// The ranks whose `{what}/{rank}` key is not in the store.

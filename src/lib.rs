@@ -13,6 +13,7 @@ pub mod dist;
 pub mod format;
 pub mod fpu;
 pub mod host;
+pub mod invalid;
 pub mod log;
 pub mod loss;
 pub mod metrics;

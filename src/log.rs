@@ -1,10 +1,33 @@
-//! The log sink: progress and notes on stderr, silenced by `--quiet`. At the bottom of the
-//! crate, so that the library's lower floors (data reading) can note what they skip without
-//! reaching up to the command layer, which sets the sink once per process.
+//! The log sink: progress and notes, silenced by `--quiet`. At the bottom of the crate, so
+//! that the library's lower floors (data reading) can note what they skip without reaching
+//! up to the command layer. The command layer passes the sink in once per process
+//! (`install`: the binary's is stderr); until one is installed, lines go to stderr.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::RwLock;
 
+/// Where log lines go.
+pub trait Sink: Send + Sync {
+    fn line(&self, line: &str);
+}
+
+/// Lines on stderr, as the binary shows them.
+pub struct Stderr;
+
+impl Sink for Stderr {
+    fn line(&self, line: &str) {
+        eprintln!("{line}");
+    }
+}
+
+static SINK: RwLock<Option<Box<dyn Sink>>> = RwLock::new(None);
 static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// Sends every later log line to `sink` (the command layer's choice); the sink it replaces.
+pub fn install(sink: Box<dyn Sink>) -> Option<Box<dyn Sink>> {
+    let mut slot = SINK.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+    slot.replace(sink)
+}
 
 /// Silences (or restores) every later log line: `--quiet`, or a data-parallel rank other
 /// than 0.
@@ -17,9 +40,43 @@ pub fn quiet() -> bool {
     QUIET.load(Ordering::Relaxed)
 }
 
-/// A log line on stderr (progress, notes), unless silenced.
+/// A log line (progress, notes) to the installed sink, unless silenced.
 pub fn note(line: impl std::fmt::Display) {
-    if !quiet() {
-        eprintln!("{line}");
+    if quiet() {
+        return;
+    }
+    let slot = SINK.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+    match slot.as_deref() {
+        Some(sink) => sink.line(&line.to_string()),
+        None => Stderr.line(&line.to_string()),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// A sink that keeps its lines, for tests of what the library notes.
+    #[derive(Clone, Default)]
+    pub(crate) struct Kept(pub Arc<Mutex<Vec<String>>>);
+
+    impl Sink for Kept {
+        fn line(&self, line: &str) {
+            self.0.lock().unwrap().push(line.to_string());
+        }
+    }
+
+    /// The lines `f` notes (and any other test's meanwhile), through a sink installed for it.
+    pub(crate) fn lines_of(f: impl FnOnce()) -> Vec<String> {
+        let kept = Kept::default();
+        let before = install(Box::new(kept.clone()));
+        f();
+        match before {
+            Some(sink) => install(sink),
+            None => SINK.write().unwrap().take(),
+        };
+        let lines = kept.0.lock().unwrap().clone();
+        lines
     }
 }

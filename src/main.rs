@@ -1,5 +1,6 @@
 //! The `ae-tch` binary: run the library, print the error chain, set the exit code:
-//! 0 success, 1 error, 2 bad usage (clap's parse errors and `config::Usage`: a flag value
+//! 0 success, 1 error, 2 bad usage (clap's parse errors, `config::Usage` and an
+//! `invalid::Invalid` marked as usage: a flag value
 //! or combination that cannot work), 3 training diverged, 130 interrupted (a checkpoint
 //! was written).
 
@@ -12,10 +13,15 @@ fn main() -> ExitCode {
     match ae_tch::commands::run() {
         Ok(()) => ExitCode::SUCCESS,
         // `ae-tch eval | head`: a closed pipe is not a failure.
-        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            if e.chain().any(|c| c.is::<ae_tch::config::Usage>()) {
+        Err(failure) if is_broken_pipe(&failure.error) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("error: {}", failure.message());
+            let e = failure.error;
+            let usage = |c: &(dyn std::error::Error + 'static)| {
+                c.is::<ae_tch::config::Usage>()
+                    || c.downcast_ref::<ae_tch::invalid::Invalid>().is_some_and(|i| i.usage)
+            };
+            if e.chain().any(usage) {
                 return ExitCode::from(2);
             }
             match e.chain().find_map(|c| c.downcast_ref::<Stopped>()) {

@@ -18,6 +18,7 @@ use tch::{nn, Device, Tensor};
 use crate::atomic::{sweep_temp_files, with_temp_file, write_atomic};
 use crate::data::record::DataRecord;
 use crate::format::{FORMAT_VERSION, OLDEST_UNMIGRATED};
+use crate::invalid::Invalid;
 
 pub const MODEL_JSON: &str = "model.json";
 pub const WEIGHTS: &str = "model.ot";
@@ -93,25 +94,26 @@ impl RunDir {
     /// Creates (or reuses) `path` for a new run. A folder that already holds a run is
     /// refused unless `overwrite` is set.
     pub fn create(path: &Path, overwrite: bool) -> Result<Self> {
+        // "--out PATH<problem>"
+        let out = |problem: String| Invalid::of("out", format!("{}{problem}", path.display()));
         if path.exists() && !path.is_dir() {
-            bail!("--out {} exists and is not a folder", path.display());
+            return Err(out(" exists and is not a folder".into()).into());
         }
         std::fs::create_dir_all(path)
-            .with_context(|| format!("--out {}: cannot create the run folder", path.display()))?;
+            .map_err(|e| out(format!(": cannot create the run folder: {e}")))?;
         let run = RunDir { root: path.to_path_buf() };
         if run.file(MODEL_JSON).exists() && !overwrite {
-            bail!(
-                "--out {} already holds a run (model.json); choose another folder or pass --force",
-                path.display()
-            );
+            let problem =
+                " already holds a run (model.json); choose another folder or pass {force}";
+            return Err(out(problem.into()).into());
         }
         // A run that fails part-way must not leave the old model.json describing new files.
         if overwrite {
             match std::fs::remove_file(run.file(MODEL_JSON)) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(e).with_context(|| {
-                        format!("--force: removing the old {}", run.file(MODEL_JSON).display())
-                    });
+                    let old = run.file(MODEL_JSON);
+                    let problem = format!(": removing the old {}: {e}", old.display());
+                    return Err(Invalid::plain(format!("{{force}}{problem}")).into());
                 }
                 _ => {}
             }
@@ -119,7 +121,7 @@ impl RunDir {
         run.sweep_temp_files();
         // Fail now, not after training, if the folder cannot be written.
         tempfile::NamedTempFile::new_in(path)
-            .with_context(|| format!("--out {}: folder is not writable", path.display()))?;
+            .map_err(|e| out(format!(": folder is not writable: {e}")))?;
         Ok(run)
     }
 
@@ -137,18 +139,21 @@ impl RunDir {
             bail!("run folder {} does not exist", path.display());
         }
         if !path.is_dir() {
-            bail!("--run {} is a file; give the run folder that holds it", path.display());
+            let problem =
+                format!("{} is a file; give the run folder that holds it", path.display());
+            return Err(Invalid::of("run", problem).into());
         }
         let run = RunDir { root: path.to_path_buf() };
         if !run.file(MODEL_JSON).is_file() {
             if run.file(CHECKPOINT).is_file() {
-                bail!(
+                let problem = format!(
                     "{} holds an unfinished run ({CHECKPOINT}, no model.json yet): finish it \
-                     with `ae-tch train --resume {}` (`ae-tch finetune --resume` for a \
+                     with `ae-tch train {{resume}} {}` (`ae-tch finetune {{resume}}` for a \
                      classifier), then use it",
                     path.display(),
                     path.display()
                 );
+                return Err(Invalid::plain(problem).into());
             }
             bail!("{} is not a run folder: it has no model.json", path.display());
         }

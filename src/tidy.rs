@@ -176,6 +176,23 @@ fn uses(code: &str, krate: &str) -> bool {
         .any(|(i, _)| !code[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_' || c == ':'))
 }
 
+/// The flags that `code` spells (`--name` outside comments: in library code, only inside a
+/// message), other tools' flags (`cargo build --release`) aside.
+fn flag_spellings(code: &str) -> Vec<String> {
+    const OTHER_TOOLS: [&str; 1] = ["release"];
+    code.match_indices("--")
+        .filter(|(i, _)| !code[..*i].ends_with('-'))
+        .map(|(i, _)| {
+            let rest = &code[i + 2..];
+            let end =
+                rest.find(|c: char| !(c.is_ascii_lowercase() || c == '-')).unwrap_or(rest.len());
+            &rest[..end]
+        })
+        .filter(|f| f.starts_with(|c: char| c.is_ascii_lowercase()) && !OTHER_TOOLS.contains(f))
+        .map(|f| format!("--{f}"))
+        .collect()
+}
+
 /// Files of `commands/` that serve every command rather than being one.
 const COMMAND_SHARED: [&str; 2] = ["report", "shared"];
 
@@ -209,6 +226,9 @@ pub(crate) fn violations(src: &Path) -> Vec<String> {
         "plot",
     ];
     let above = ["run_store", "commands", "cli", "session", "settings"];
+    // The library below the settings layer names a setting by its id (`invalid::Invalid`);
+    // only the command side spells flags.
+    let flag_free = [&lower[..], &["config", "invalid", "run_store", "checkpoint"]].concat();
     let command = |m: &Module| {
         top(m) == "commands" && m.len() > 1 && !COMMAND_SHARED.contains(&m[1].as_str())
     };
@@ -235,6 +255,11 @@ pub(crate) fn violations(src: &Path) -> Vec<String> {
         }
         if (t == "data" || t == "model") && rule("clap") {
             found.push(format!("{} uses clap", name(module)));
+        }
+        if flag_free.contains(&t) {
+            for flag in flag_spellings(code) {
+                found.push(format!("{} spells the flag {flag}", name(module)));
+            }
         }
     }
     found
@@ -275,7 +300,11 @@ mod tests {
             "pub mod a; pub mod data; pub mod commands; pub mod plot; pub fn note() {}",
         );
         write("a.rs", "use crate::data::spec::X;\n// crate::commands::train is a comment");
-        write("data/mod.rs", "pub mod spec; use crate::note; use clap::Parser;");
+        write(
+            "data/mod.rs",
+            "pub mod spec; use crate::note; use clap::Parser;\n\
+             fn f() { bail!(\"pass --resize or {resize}\") } // a --comment is fine",
+        );
         write("data/spec.rs", "use crate::{a::Y, data};\n#[cfg(test)]\nuse crate::commands::x;");
         write("commands/mod.rs", "pub mod train; pub mod eval; pub mod report;");
         write("commands/train.rs", "use crate::commands::{report, eval::f};");
@@ -291,11 +320,16 @@ mod tests {
                 "a command imports another command: commands::train imports commands::eval",
                 "a lower floor reaches up: data imports the crate root",
                 "cli uses tch",
+                "data spells the flag --resize",
                 "data uses clap",
                 "import circle: a <-> data::spec",
                 "plot takes plain values and imports nothing else of the crate: plot imports data::spec",
             ]
         );
         assert!(uses("x: tch::Tensor", "tch") && !uses("data::fetch::run", "tch"));
+        assert_eq!(
+            flag_spellings("\"--wav-channel N, ---, cargo build --release\""),
+            ["--wav-channel"]
+        );
     }
 }

@@ -27,14 +27,14 @@ pub fn run(args: DataInfoArgs) -> Result<()> {
     let mut request = args.image.request();
     for (split, name) in [(Split::Train, "train"), (Split::Test, "test")] {
         let set = data::load_split(&args.dir, split, &request)?;
-        request = set.spec.request();
+        request = set.shape.request();
         let (mut sum, mut sq) = (0f64, 0f64);
-        for &p in &set.pixels {
+        for &p in &set.values {
             let v = crate::data::spec::unit(p) as f64;
             sum += v;
             sq += v * v;
         }
-        let n = set.pixels.len().max(1) as f64;
+        let n = set.values.len().max(1) as f64;
         let mean = sum / n;
         let labels = set.labels.as_ref().map(|l| {
             let mut h = BTreeMap::new();
@@ -46,9 +46,9 @@ pub fn run(args: DataInfoArgs) -> Result<()> {
         splits.push(SplitInfo {
             split: name,
             images: set.len(),
-            channels: set.spec.channels(),
-            height: set.spec.height,
-            width: set.spec.width,
+            channels: set.shape.channels(),
+            height: set.shape.height,
+            width: set.shape.width,
             labels,
             pixel_mean: mean,
             pixel_std: (sq / n - mean * mean).max(0.0).sqrt(),

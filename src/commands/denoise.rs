@@ -5,9 +5,9 @@
 use crate::atomic::write_atomic;
 use crate::cli::{DenoiseArgs, Invert};
 use crate::config::NoiseKind;
+use crate::data::rows::VectorSet;
 use crate::data::spec::{to_byte, Color, ImageSpec, Scaling, SeriesSpec, Size, VectorSpec};
 use crate::data::table::Missing;
-use crate::data::vectors::VectorSet;
 use crate::data::{self, folder, noise, series, vectors};
 use crate::metrics;
 use crate::plot::{self, Format, GridRow};
@@ -398,7 +398,7 @@ fn denoise_series(
             clean
         });
         let table = vectors::window_table(&steps, w, &|| path.display().to_string())?;
-        let rows = VectorSet::new(&table, spec, &spec.classes)
+        let rows = vectors::vector_set(&table, spec, &spec.classes)
             .with_context(|| format!("reading {}", path.display()))?;
         let windows: Vec<f32> =
             through_model(loaded, &spec.scaling, &rows, None)?.iter().map(|&v| v as f32).collect();

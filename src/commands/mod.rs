@@ -33,17 +33,34 @@ use std::io::Write;
 use std::path::Path;
 use tch::{nn, Device};
 
-/// Runs `command`; `matches` are the parsed arguments (to tell flags that were given from
-/// defaults).
+/// A subcommand that failed: its error, and which subcommand it was (the flags its
+/// message names are that subcommand's).
+#[derive(Debug)]
+pub struct Failure {
+    pub error: anyhow::Error,
+    pub subcommand: Option<String>,
+}
+
+impl Failure {
+    /// The error chain in words, settings named by the subcommand's flags.
+    pub fn message(&self) -> String {
+        crate::settings::message(&self.error, self.subcommand.as_deref())
+    }
+}
+
 /// Parses the command line and runs the chosen subcommand.
-pub fn run() -> Result<()> {
+pub fn run() -> Result<(), Failure> {
     use clap::FromArgMatches;
     let matches = crate::settings::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    crate::log::install(Box::new(crate::log::Stderr));
     crate::log::set_quiet(cli.quiet);
-    dispatch(cli.command, &matches)
+    let subcommand = matches.subcommand_name().map(str::to_string);
+    dispatch(cli.command, &matches).map_err(|error| Failure { error, subcommand })
 }
 
+/// Runs `command`; `matches` are the parsed arguments (to tell flags that were given from
+/// defaults).
 pub fn dispatch(command: Command, matches: &clap::ArgMatches) -> Result<()> {
     match command {
         Command::Train(args) => {

@@ -3,6 +3,7 @@
 //! the model from them.
 
 use crate::data::spec::DataSpec;
+use crate::invalid::Invalid;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -24,46 +25,6 @@ pub fn default_hidden(input: &DataSpec) -> Vec<i64> {
     match input {
         DataSpec::Image(_) => DEFAULT_HIDDEN.split(',').filter_map(|w| w.parse().ok()).collect(),
         DataSpec::Vector(_) | DataSpec::Series(..) => VECTOR_HIDDEN.to_vec(),
-    }
-}
-
-/// A setting whose value cannot work, named by the clap id of the flag that sets it (also
-/// its name in model.json where it is recorded): the command layer spells the flag as clap
-/// defines it (`settings::usage`); shown on its own (a hand-edited model.json) it reads
-/// `--id-with-dashes`. `{id}` in `problem` names another setting the same way.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{}", self.words(|id| format!("--{}", id.replace('_', "-"))))]
-pub struct Invalid {
-    pub setting: Option<&'static str>,
-    pub problem: String,
-}
-
-impl Invalid {
-    /// `setting`'s value is wrong: `problem` says how ("must be at least 1, got 0").
-    pub fn of(setting: &'static str, problem: impl Into<String>) -> Self {
-        Invalid { setting: Some(setting), problem: problem.into() }
-    }
-
-    /// A problem of no one setting.
-    pub fn plain(problem: impl Into<String>) -> Self {
-        Invalid { setting: None, problem: problem.into() }
-    }
-
-    /// The message, each setting named by `name` (its flag, or its field).
-    pub fn words(&self, name: impl Fn(&str) -> String) -> String {
-        let mut text = String::new();
-        let mut rest = self.problem.as_str();
-        while let Some((before, after)) = rest.split_once('{') {
-            let Some((id, tail)) = after.split_once('}') else { break };
-            text += before;
-            text += &name(id);
-            rest = tail;
-        }
-        text += rest;
-        match self.setting {
-            Some(setting) => format!("{} {text}", name(setting)),
-            None => text,
-        }
     }
 }
 
@@ -414,12 +375,12 @@ mod tests {
         ];
         let flag = |id: &str| format!("--{}", id.replace('_', "-"));
         for (cfg, want) in cases {
-            let words = cfg.validate().unwrap_err().words(flag);
+            let words = cfg.validate().unwrap_err().words(&flag);
             assert!(words.contains(want), "{want}: {words}");
         }
         let e = TrainConfig { early_stop: Some(2), val_fraction: 0.0, ..t.clone() };
         assert_eq!(
-            e.validate().unwrap_err().words(flag),
+            e.validate().unwrap_err().words(&flag),
             "--early-stop needs validation images: set --val-fraction above 0"
         );
     }

@@ -2,8 +2,9 @@
 //! the layers (a tagged architecture), the latent size, the activation, a classifier's
 //! head; its shape, parameter count and validation.
 
-use super::{Activation, Invalid, DEFAULT_LATENT};
+use super::{Activation, DEFAULT_LATENT};
 use crate::data::spec::{DataSpec, ImageSpec};
+use crate::invalid::Invalid;
 use serde::{Deserialize, Serialize};
 
 /// The layers between the input and the code, each kind with only the settings it uses.

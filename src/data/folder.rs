@@ -12,6 +12,7 @@
 
 use super::spec::{Background, Color, ColorChoice, ImageRequest, ImageSpec, Size};
 use super::{split, ImageSet, Split};
+use crate::invalid::Invalid;
 use anyhow::{bail, Context, Result};
 use image::imageops::FilterType;
 use image::{DynamicImage, GrayImage, ImageReader, Limits, RgbImage};
@@ -85,14 +86,15 @@ fn common_size<'a>(dir: &Path, files: impl Iterator<Item = &'a PathBuf>) -> Resu
                 .take(5)
                 .map(|(s, n, f)| format!("{s}: {n} (e.g. {})", f.display()))
                 .collect();
-            bail!(
-                "{} holds images of {} sizes (height x width: {}{}); pass --resize {most} to \
+            let problem = format!(
+                "{} holds images of {} sizes (height x width: {}{}); pass {{resize}} {most} to \
                  convert them all to one size",
                 dir.display(),
                 by_count.len(),
                 listed.join(", "),
                 if by_count.len() > 5 { ", ..." } else { "" }
-            )
+            );
+            Err(Invalid::plain(problem).into())
         }
     }
 }
@@ -210,7 +212,7 @@ pub fn convert_files(files: &[PathBuf], request: &ImageRequest) -> Result<(Vec<u
 /// Converts grayscale images (an IDX split) as `request` asks: unchanged when the size
 /// and colour already fit, else resized and, for RGB, the gray plane repeated.
 pub fn convert_gray_set(set: ImageSet, request: &ImageRequest) -> ImageSet {
-    let spec = set.spec;
+    let spec = set.shape;
     let size =
         request.size.unwrap_or(Size { height: spec.height as u32, width: spec.width as u32 });
     let same_size = (size.height as i64, size.width as i64) == (spec.height, spec.width);
@@ -220,8 +222,8 @@ pub fn convert_gray_set(set: ImageSet, request: &ImageRequest) -> ImageSet {
     }
     let (w, h) = (spec.width as u32, spec.height as u32);
     let converted = set
-        .pixels
-        .chunks_exact(set.image_len())
+        .values
+        .chunks_exact(set.width())
         .map(|image| {
             let gray = GrayImage::from_raw(w, h, image.to_vec()).expect("sizes agree");
             Converted { gray: resize(gray, size).into_raw(), rgb: None }
@@ -233,7 +235,8 @@ pub fn convert_gray_set(set: ImageSet, request: &ImageRequest) -> ImageSet {
         width: size.width as i64,
         background: request.background,
     };
-    ImageSet { pixels: assemble(converted, color), labels: set.labels, spec, files: set.files }
+    let values = assemble(converted, color);
+    ImageSet { values, shape: spec, labels: set.labels, ids: None, files: set.files }
 }
 
 /// True when `dir` holds at least one image file anywhere below it.
@@ -288,8 +291,8 @@ pub fn load_split(dir: &Path, which: Split, request: &ImageRequest) -> Result<Im
     };
     let (pixels, spec) = convert_files(chosen, &ImageRequest { size: Some(size), ..*request })?;
     let labels = labels(chosen, &base, &label_names(dir, &root)?);
-    let files = chosen.iter().map(|f| f.strip_prefix(dir).unwrap_or(f).to_path_buf()).collect();
-    Ok(ImageSet { pixels, labels, spec, files: Some(files) })
+    let files = chosen.iter().map(|f| f.strip_prefix(dir).unwrap_or(f).into()).collect();
+    Ok(ImageSet { values: pixels, shape: spec, labels, ids: None, files: Some(files) })
 }
 
 /// Image files below `dir`, sorted; other files are skipped and listed on stderr, once per
@@ -408,7 +411,15 @@ mod tests {
             png(&dir.path().join(format!("a{i}.png")), if i < 7 { 8 } else { 12 }, 8, 10 * i as u8);
         }
         std::fs::write(dir.path().join("notes.txt"), "x").unwrap();
-        let err = load(dir.path(), Split::Train, ImageRequest::default()).unwrap_err().to_string();
+        let mut err = String::new();
+        let lines = crate::log::tests::lines_of(|| {
+            let e = load(dir.path(), Split::Train, ImageRequest::default()).unwrap_err();
+            err = e.to_string();
+        });
+        // The file that is no image is noted, once, through the installed sink.
+        let skipped = "note: skipped 1 file(s) that are not .png/.jpg/.jpeg: ";
+        let noted = lines.iter().filter(|l| l.starts_with(skipped) && l.ends_with("notes.txt"));
+        assert_eq!(noted.count(), 1, "{lines:?}");
         assert!(
             err.contains("2 sizes") && err.contains("8x8: 7") && err.contains("8x12: 3"),
             "{err}"
@@ -419,8 +430,8 @@ mod tests {
         let train = load(dir.path(), Split::Train, resized).unwrap();
         let test = load(dir.path(), Split::Test, resized).unwrap();
         assert_eq!((train.len(), test.len()), (8, 2));
-        assert_eq!((train.spec.height, train.spec.width, train.spec.color), (6, 5, Color::Gray));
-        assert_eq!(test.pixels.len(), 2 * 30);
+        assert_eq!((train.shape.height, train.shape.width, train.shape.color), (6, 5, Color::Gray));
+        assert_eq!(test.values.len(), 2 * 30);
         assert_eq!(train.labels, None);
     }
 
@@ -437,24 +448,24 @@ mod tests {
         rgba(&dir.path().join("train/b.png"), 2, 2, [0, 0, 0, 128]);
         png(&dir.path().join("test/c.png"), 2, 2, 77);
         let auto = load(dir.path(), Split::Train, ImageRequest::default()).unwrap();
-        assert_eq!(auto.spec.color, Color::Rgb);
+        assert_eq!(auto.shape.color, Color::Rgb);
         // Planes: RRRR GGGG BBBB, then the flattened gray image repeated in each plane.
         let mut want = [[200u8; 4], [10; 4], [0; 4]].concat();
         want.extend([127u8; 12]); // (0·128 + 255·127 + 127) / 255
-        assert_eq!(auto.pixels, want);
+        assert_eq!(auto.values, want);
         // The test split follows the training spec: gray files become three equal planes.
-        let test = load(dir.path(), Split::Test, auto.spec.request()).unwrap();
-        assert_eq!((test.spec, test.pixels.clone()), (auto.spec, vec![77; 12]));
-        let black = ImageRequest { background: Background::Black, ..auto.spec.request() };
+        let test = load(dir.path(), Split::Test, auto.shape.request()).unwrap();
+        assert_eq!((test.shape, test.values.clone()), (auto.shape, vec![77; 12]));
+        let black = ImageRequest { background: Background::Black, ..auto.shape.request() };
         let on_black = load(dir.path(), Split::Train, black).unwrap();
-        assert_eq!(&on_black.pixels[12..], &[0u8; 12]);
-        let ignore = ImageRequest { background: Background::Ignore, ..auto.spec.request() };
-        assert_eq!(&load(dir.path(), Split::Train, ignore).unwrap().pixels[12..], &[0u8; 12]);
+        assert_eq!(&on_black.values[12..], &[0u8; 12]);
+        let ignore = ImageRequest { background: Background::Ignore, ..auto.shape.request() };
+        assert_eq!(&load(dir.path(), Split::Train, ignore).unwrap().values[12..], &[0u8; 12]);
         // Gray: Rec. 709 luma of (200, 10, 0) = 42.5 + 7.2 → 50.
         let gray = ImageRequest { color: ColorChoice::Gray, ..Default::default() };
         let gray = load(dir.path(), Split::Train, gray).unwrap();
-        assert_eq!(gray.spec.color, Color::Gray);
-        assert_eq!(gray.pixels, [[50u8; 4], [127; 4]].concat());
+        assert_eq!(gray.shape.color, Color::Gray);
+        assert_eq!(gray.values, [[50u8; 4], [127; 4]].concat());
     }
 
     #[test]
@@ -470,7 +481,7 @@ mod tests {
         let gray = ImageRequest { color: ColorChoice::Gray, ..Default::default() };
         let (train, test) = (Split::Train, Split::Test);
         let got = load(dir.path(), train, gray).or_else(|_| load(dir.path(), test, gray));
-        assert_eq!(got.unwrap().pixels, want);
+        assert_eq!(got.unwrap().values, want);
     }
 
     #[test]

@@ -1,12 +1,13 @@
-//! The seam between a run and its kind of data: which kind a path holds (`sniff`), and for
-//! a trained run's recorded description, its rows rebuilt (`DataSpec::rebuild`, or the
-//! training and validation rows alone, `DataSpec::training_rows`) and other data read its
-//! way (`DataSpec::rows_of`). Commands call these instead of matching on the
-//! kind; a new kind adds its arm here and in `spec`.
+//! The seam between a run and its kind of data: which kind a path holds (`sniff`), a new
+//! run's data read and described (`Kind::prepare`), and for a trained run's recorded
+//! description, its rows rebuilt (`DataSpec::rebuild`, or the training and validation rows
+//! alone, `DataSpec::training_rows`) and other data read its way (`DataSpec::rows_of`).
+//! Commands call these instead of matching on the kind; a new kind adds its arm here and
+//! in `spec`.
 
 use super::record::DataRecord;
-use super::spec::DataSpec;
-use super::vectors;
+use super::spec::{DataSpec, ImageRequest};
+use super::vectors::{self, VectorRequest, VectorSource};
 use super::{Rows, Split};
 use crate::config::TrainConfig;
 use anyhow::{Context, Result};
@@ -53,6 +54,75 @@ pub fn sniff(path: &Path, windowed: bool) -> Result<Kind, KindError> {
         (true, _) => Ok(Kind::Series),
         (false, true) => Err(KindError::WavFile(path.to_path_buf())),
         (false, false) => Ok(Kind::Vectors),
+    }
+}
+
+/// What a new run asks of its data, as plain values (the settings layer fills it in from
+/// the flags; each kind reads the part that concerns it).
+#[derive(Clone, Copy, Debug)]
+pub struct NewRun<'a> {
+    /// How image files become the run's images.
+    pub image: &'a ImageRequest,
+    /// How a vector file or series is read and split (`held_out` and `folder_files` are
+    /// filled in here).
+    pub source: &'a VectorSource,
+    /// Which columns, how scaled, which classes, how a series is cut.
+    pub vectors: VectorRequest<'a>,
+}
+
+/// A new run's data: the description the model is built from, its training, validation
+/// and test rows, how a vector file was read (recorded in the run's data record), the
+/// classes to train on as codes (the data's own labels resolve their names), and the rows
+/// left out for missing values.
+#[derive(Debug)]
+pub struct Prepared {
+    pub input: DataSpec,
+    pub train: Rows,
+    pub val: Rows,
+    pub test: Rows,
+    pub source: Option<VectorSource>,
+    pub classes: Option<Vec<u8>>,
+    pub dropped: usize,
+}
+
+impl Kind {
+    /// Reads `path` for a new run as `new` asks, with the split, limit and seed of `cfg`.
+    pub fn prepare(self, path: &Path, new: &NewRun, cfg: &TrainConfig) -> Result<Prepared> {
+        match self {
+            Kind::Images => {
+                let names = new.vectors.classes;
+                let classes =
+                    names.map(|names| vectors::image_class_codes(names, "classes")).transpose()?;
+                let cfg = TrainConfig { classes: classes.clone(), ..cfg.clone() };
+                let (train, val) = super::training_sets(path, &cfg, new.image)?;
+                let test = super::load_split(path, Split::Test, &train.shape.request())?;
+                Ok(Prepared {
+                    input: DataSpec::Image(train.shape),
+                    train: Rows::Images(train),
+                    val: Rows::Images(val),
+                    test: Rows::Images(test),
+                    source: None,
+                    classes,
+                    dropped: 0,
+                })
+            }
+            Kind::Vectors | Kind::Series => {
+                let source = VectorSource {
+                    folder_files: vectors::folder_names(path)?,
+                    ..new.source.clone()
+                };
+                let sets = vectors::prepare(path, &source, &new.vectors, cfg)?;
+                Ok(Prepared {
+                    input: sets.input(),
+                    train: Rows::Vectors(sets.train),
+                    val: Rows::Vectors(sets.val),
+                    test: Rows::Vectors(sets.test),
+                    source: Some(VectorSource { held_out: sets.held_out, ..source }),
+                    classes: sets.classes,
+                    dropped: sets.dropped,
+                })
+            }
+        }
     }
 }
 

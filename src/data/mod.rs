@@ -1,5 +1,6 @@
-//! Datasets: IDX folders on disk become `ImageSet`s (bytes in host memory), which become
-//! u8 tensors on the training device and are scaled to [0, 1] a batch at a time.
+//! Datasets: IDX folders and image folders on disk become `ImageSet`s, vector files
+//! `VectorSet`s (both `rows::RowSet`s in host memory), which become tensors on the
+//! training device; images are scaled to [0, 1] a batch at a time.
 
 pub mod batch;
 pub mod fetch;
@@ -9,6 +10,7 @@ pub mod kind;
 pub mod noise;
 pub mod normal;
 pub mod record;
+pub mod rows;
 pub mod series;
 pub mod spec;
 pub mod split;
@@ -16,10 +18,12 @@ pub mod table;
 pub mod vectors;
 
 use crate::config::TrainConfig;
+use crate::invalid::Invalid;
 use anyhow::{bail, Context, Result};
-use spec::{DataSpec, ImageRequest, ImageSpec};
+pub use rows::{to_unit_float, ImageSet, Rows};
+use spec::{ImageRequest, ImageSpec};
 use std::path::{Path, PathBuf};
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
 /// The four files of an MNIST-style folder, without the optional `.gz`.
 pub const IDX_FILES: [&str; 4] = [
@@ -44,241 +48,6 @@ impl Split {
             Split::Train => "train",
             Split::Test => "t10k",
         }
-    }
-}
-
-/// Images of one spec (size, colour), each stored as its channel planes of bytes one
-/// after another (C×H×W, PyTorch's layout), with optional labels.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ImageSet {
-    /// `len() * spec.values()` bytes.
-    pub pixels: Vec<u8>,
-    pub labels: Option<Vec<u8>>,
-    pub spec: ImageSpec,
-    /// For images read from a folder: each image's file, relative to the data folder.
-    pub files: Option<Vec<PathBuf>>,
-}
-
-impl ImageSet {
-    /// These images, then `other`'s (same spec; labels kept only when both have them).
-    pub fn concat(&self, other: &ImageSet) -> ImageSet {
-        let mut pixels = self.pixels.clone();
-        pixels.extend_from_slice(&other.pixels);
-        let files = self.files.as_ref().zip(other.files.as_ref());
-        ImageSet {
-            pixels,
-            labels: join_labels(&self.labels, &other.labels),
-            spec: self.spec,
-            files: files.map(|(a, b)| a.iter().chain(b).cloned().collect()),
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        self.pixels.len() / self.image_len().max(1)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Bytes per image: C·H·W.
-    pub fn image_len(&self) -> usize {
-        self.spec.values() as usize
-    }
-
-    /// The images at `indices`, in that order.
-    pub fn select(&self, indices: &[usize]) -> ImageSet {
-        let p = self.image_len();
-        let mut pixels = Vec::with_capacity(indices.len() * p);
-        for &i in indices {
-            pixels.extend_from_slice(&self.pixels[i * p..(i + 1) * p]);
-        }
-        let labels = self.labels.as_ref().map(|l| indices.iter().map(|&i| l[i]).collect());
-        let files = self.files.as_ref().map(|f| indices.iter().map(|&i| f[i].clone()).collect());
-        ImageSet { pixels, labels, spec: self.spec, files }
-    }
-
-    /// The first `n` images (all of them when there are fewer).
-    pub fn take(&self, n: usize) -> ImageSet {
-        let n = n.min(self.len());
-        ImageSet {
-            pixels: self.pixels[..n * self.image_len()].to_vec(),
-            labels: self.labels.as_ref().map(|l| l[..n].to_vec()),
-            spec: self.spec,
-            files: self.files.as_ref().map(|f| f[..n].to_vec()),
-        }
-    }
-
-    /// The images whose label is in `classes`. Fails when there are no labels or a class
-    /// never occurs.
-    pub fn with_classes(&self, classes: &[u8], source: &Path) -> Result<ImageSet> {
-        let Some(labels) = &self.labels else {
-            bail!("--classes needs labels, but {} has no labels file", source.display());
-        };
-        let mut present = [false; 256];
-        labels.iter().for_each(|&l| present[l as usize] = true);
-        if let Some(c) = classes.iter().find(|&&c| !present[c as usize]) {
-            let known: Vec<usize> = (0..256).filter(|&l| present[l]).collect();
-            bail!("--classes: unknown class {c}; the labels in {} are {known:?}", source.display());
-        }
-        let keep: Vec<usize> =
-            (0..labels.len()).filter(|&i| classes.contains(&labels[i])).collect();
-        Ok(self.select(&keep))
-    }
-
-    /// The images as a `[N, C*H*W]` f32 tensor in [0, 1] on `device`.
-    pub fn to_unit(&self, device: Device) -> Tensor {
-        to_unit_float(&self.to_device(device))
-    }
-
-    /// The images as a `[N, C*H*W]` u8 tensor on `device`.
-    pub fn to_device(&self, device: Device) -> Tensor {
-        Tensor::from_slice(&self.pixels)
-            .view([self.len() as i64, self.image_len() as i64])
-            .to_device(device)
-    }
-}
-
-/// Two sets' labels one after the other; none when either set has none.
-pub fn join_labels(a: &Option<Vec<u8>>, b: &Option<Vec<u8>>) -> Option<Vec<u8>> {
-    a.as_ref().zip(b.as_ref()).map(|(a, b)| a.iter().chain(b).copied().collect())
-}
-
-/// A run's rows, whichever kind of data it trains on.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Rows {
-    Images(ImageSet),
-    Vectors(vectors::VectorSet),
-}
-
-impl Rows {
-    pub fn len(&self) -> usize {
-        match self {
-            Rows::Images(s) => s.len(),
-            Rows::Vectors(s) => s.len(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Each row's label code, when the data have labels.
-    pub fn labels(&self) -> Option<&[u8]> {
-        match self {
-            Rows::Images(s) => s.labels.as_deref(),
-            Rows::Vectors(s) => s.labels.as_deref(),
-        }
-    }
-
-    /// The rows at `indices`, in that order.
-    pub fn select(&self, indices: &[usize]) -> Rows {
-        match self {
-            Rows::Images(s) => Rows::Images(s.select(indices)),
-            Rows::Vectors(s) => Rows::Vectors(s.select(indices)),
-        }
-    }
-
-    /// The first `n` rows (all of them when there are fewer).
-    pub fn take(&self, n: usize) -> Rows {
-        match self {
-            Rows::Images(s) => Rows::Images(s.take(n)),
-            Rows::Vectors(s) => Rows::Vectors(s.take(n)),
-        }
-    }
-
-    /// The stored rows as an `[N, D]` tensor on `device` (u8 images, f32 scaled vectors);
-    /// `to_unit_float` turns either into the network's values.
-    pub fn to_device(&self, device: Device) -> Tensor {
-        match self {
-            Rows::Images(s) => s.to_device(device),
-            Rows::Vectors(s) => s.to_device(device),
-        }
-    }
-
-    /// The first column of per-row output files: images are numbered by their place in
-    /// the split ("index"); vectors by their data row in the file ("row", from 0), so a
-    /// result joins back to the record it came from.
-    pub fn ids(&self) -> (&'static str, Vec<usize>) {
-        match self {
-            Rows::Images(s) => ("index", (0..s.len()).collect()),
-            Rows::Vectors(s) => ("row", s.ids.clone()),
-        }
-    }
-
-    /// Each row's file, when the rows came from several (images of a folder, windows of
-    /// a folder of series).
-    pub fn files(&self) -> Option<Vec<String>> {
-        match self {
-            Rows::Images(s) => {
-                s.files.as_ref().map(|f| f.iter().map(|f| f.display().to_string()).collect())
-            }
-            Rows::Vectors(s) => {
-                s.files.as_ref().map(|f| f.iter().map(|f| f.display().to_string()).collect())
-            }
-        }
-    }
-
-    /// The columns that open each line of a per-row output file: the id (see `ids`), the
-    /// row's file when the rows came from several (images of a folder, windows of a
-    /// folder of series), and the label's name when there are labels. Names, then one
-    /// list of values per row.
-    pub fn key_columns(&self, input: &DataSpec) -> (Vec<&'static str>, Vec<Vec<String>>) {
-        let (id_name, ids) = self.ids();
-        let files = self.files();
-        let labels = self.labels();
-        let mut names = vec![id_name];
-        names.extend(files.as_ref().map(|_| "file"));
-        names.extend(labels.map(|_| "label"));
-        let rows = (0..self.len())
-            .map(|i| {
-                let mut row = vec![ids[i].to_string()];
-                row.extend(files.as_ref().map(|f| f[i].clone()));
-                row.extend(labels.map(|l| input.class_name(l[i])));
-                row
-            })
-            .collect();
-        (names, rows)
-    }
-
-    /// The network's values: `[N, D]` f32 on `device`.
-    pub fn to_unit(&self, device: Device) -> Tensor {
-        to_unit_float(&self.to_device(device))
-    }
-
-    /// The images, for what only images have (grids, image files).
-    pub fn images(&self) -> Option<&ImageSet> {
-        match self {
-            Rows::Images(s) => Some(s),
-            Rows::Vectors(_) => None,
-        }
-    }
-
-    /// These rows followed by `other`'s (of the same kind; a mismatch keeps these).
-    pub fn concat(&self, other: &Rows) -> Rows {
-        match (self, other) {
-            (Rows::Vectors(t), Rows::Vectors(v)) => Rows::Vectors(t.concat(v)),
-            (Rows::Images(t), Rows::Images(v)) => Rows::Images(t.concat(v)),
-            _ => self.clone(),
-        }
-    }
-
-    /// "images" or "rows", for messages.
-    pub fn noun(&self) -> &'static str {
-        match self {
-            Rows::Images(_) => "images",
-            Rows::Vectors(_) => "rows",
-        }
-    }
-}
-
-/// The network's values of stored rows: `[N, D]` u8 images → f32 in [0, 1] (the one
-/// scaling of 8-bit values, on tensors); vectors are stored already scaled (f32) and come
-/// back as they are.
-pub fn to_unit_float(rows: &Tensor) -> Tensor {
-    match rows.kind() {
-        Kind::Uint8 => rows.to_kind(Kind::Float) / 255.0,
-        _ => rows.shallow_clone(),
     }
 }
 
@@ -321,11 +90,13 @@ pub fn training_sets(
     }
     let (train, val) = split::train_val(all.len(), cfg.val_fraction, cfg.seed);
     if train.len() < 2 {
-        bail!(
-            "{} leaves {} training image(s) after --classes, --limit and --val-fraction; at least 2 are needed",
+        let problem = format!(
+            "{} leaves {} training image(s) after {{classes}}, {{limit}} and {{val_fraction}}; \
+             at least 2 are needed",
             dir.display(),
             train.len()
         );
+        return Err(Invalid::plain(problem).into());
     }
     Ok((all.select(&train), all.select(&val)))
 }
@@ -381,13 +152,14 @@ pub fn load_split(dir: &Path, split: Split, request: &ImageRequest) -> Result<Im
         }
     };
     let stored = ImageSet {
-        pixels: images.data,
-        labels,
-        files: None,
-        spec: ImageSpec {
+        values: images.data,
+        shape: ImageSpec {
             background: request.background,
             ..ImageSpec::gray(height as i64, width as i64)
         },
+        labels,
+        ids: None,
+        files: None,
     };
     Ok(folder::convert_gray_set(stored, request))
 }
@@ -409,46 +181,6 @@ fn find(dir: &Path, prefix: &str, stem: &str) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn set(n: usize) -> ImageSet {
-        ImageSet {
-            pixels: (0..n * 4).map(|i| i as u8).collect(),
-            labels: Some((0..n as u8).collect()),
-            spec: ImageSpec::gray(2, 2),
-            files: None,
-        }
-    }
-
-    #[test]
-    fn select_and_take_keep_images_and_labels_together() {
-        let s = set(5);
-        let picked = s.select(&[4, 1]);
-        assert_eq!(picked.pixels, vec![16, 17, 18, 19, 4, 5, 6, 7]);
-        assert_eq!(picked.labels, Some(vec![4, 1]));
-        assert_eq!(s.take(2).len(), 2);
-        assert_eq!(s.take(99).len(), 5);
-    }
-
-    #[test]
-    fn class_filter_keeps_only_the_listed_labels() {
-        let s = set(6);
-        let kept = s.with_classes(&[1, 4], Path::new("d")).unwrap();
-        assert_eq!(kept.labels, Some(vec![1, 4]));
-        let err = s.with_classes(&[9], Path::new("d")).unwrap_err().to_string();
-        assert!(err.contains("unknown class 9") && err.contains("[0, 1, 2, 3, 4, 5]"), "{err}");
-        let unlabelled = ImageSet { labels: None, ..s };
-        assert!(unlabelled.with_classes(&[1], Path::new("d")).is_err());
-    }
-
-    #[test]
-    fn tensors_have_the_documented_shape_and_scale() {
-        let t = set(3).to_device(Device::Cpu);
-        assert_eq!(t.size(), vec![3, 4]);
-        assert_eq!(t.kind(), Kind::Uint8);
-        let f = to_unit_float(&t);
-        assert_eq!(f.kind(), Kind::Float);
-        assert!((f.double_value(&[2, 3]) - 11.0 / 255.0).abs() < 1e-7);
-    }
 
     #[test]
     fn missing_folder_and_files_are_named() {

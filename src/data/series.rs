@@ -17,6 +17,7 @@
 //!
 //! `read_wav` and `wav_bytes` move series in and out of WAV files (hound).
 
+use crate::invalid::Invalid;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 
@@ -28,16 +29,20 @@ pub struct Windowing {
 }
 
 impl Windowing {
-    /// Checks the settings against a series of `len` steps (flag names in the errors).
-    pub fn check(self, len: usize) -> Result<()> {
-        if self.window == 0 {
-            bail!("--window must be at least 1");
+    /// Checks the settings against a series of `len` steps (the settings named in the
+    /// errors).
+    pub fn check(self, len: usize) -> Result<(), Invalid> {
+        let (window, hop) = (self.window, self.hop);
+        if window == 0 {
+            return Err(Invalid::of("window", "must be at least 1"));
         }
-        if self.hop == 0 || self.hop > self.window {
-            bail!("--hop must be between 1 and the window ({}), got {}", self.window, self.hop);
+        if hop == 0 || hop > window {
+            let problem = format!("must be between 1 and the window ({window}), got {hop}");
+            return Err(Invalid::of("hop", problem));
         }
-        if len < self.window {
-            bail!("--window {} is longer than the series ({len} steps)", self.window);
+        if len < window {
+            let problem = format!("{window} is longer than the series ({len} steps)");
+            return Err(Invalid::of("window", problem));
         }
         Ok(())
     }
@@ -151,13 +156,17 @@ pub fn read_wav(path: &Path, channel: Option<usize>) -> Result<Wav> {
         (1, None | Some(0)) => 0,
         (_, Some(c)) if c < channels => c,
         (_, Some(c)) => {
-            bail!("{}: --wav-channel {c}, but it has {channels} channel(s)", path.display())
+            let problem = format!("{{wav_channel}} {c}, but it has {channels} channel(s)");
+            return Err(Invalid::plain(problem)).context(path.display().to_string());
         }
-        (_, None) => bail!(
-            "{} has {channels} channels: choose one with --wav-channel N (0 to {})",
-            path.display(),
-            channels - 1
-        ),
+        (_, None) => {
+            let problem = format!(
+                "{} has {channels} channels: choose one with {{wav_channel}} N (0 to {})",
+                path.display(),
+                channels - 1
+            );
+            return Err(Invalid::plain(problem).into());
+        }
     };
     let all: Vec<f32> = match spec.sample_format {
         hound::SampleFormat::Float => reader.samples::<f32>().collect::<Result<_, _>>(),
@@ -354,7 +363,8 @@ mod tests {
         let right = read_wav(&stereo, Some(1)).unwrap();
         assert_eq!(right.samples.len(), 100);
         assert_eq!(right.samples[3], 7.0 / 32768.0);
-        assert!(read_wav(&stereo, Some(2)).unwrap_err().to_string().contains("2 channel(s)"));
+        let err = format!("{:#}", read_wav(&stereo, Some(2)).unwrap_err());
+        assert!(err.ends_with("stereo.wav: --wav-channel 2, but it has 2 channel(s)"), "{err}");
 
         // No samples; a header that promises more data than the file holds; not a WAV.
         let mono = hound::WavSpec { channels: 1, ..spec };

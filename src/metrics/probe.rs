@@ -4,7 +4,8 @@
 //! them; both are deterministic on the CPU.
 
 use crate::data::split;
-use anyhow::{bail, Result};
+use crate::invalid::Invalid;
+use anyhow::Result;
 use std::collections::VecDeque;
 use tch::{Device, Kind, Tensor};
 
@@ -292,10 +293,11 @@ pub fn labels_per_class(labels: &[u8], per_class: usize, seed: u64) -> Result<Ve
     let mut kept = Vec::new();
     for (class, rows) in by_class {
         if rows.len() < per_class {
-            bail!(
-                "--labels-per-class {per_class}: class {class} has only {} training rows",
+            let problem = format!(
+                "{{labels_per_class}} {per_class}: class {class} has only {} training rows",
                 rows.len()
             );
+            return Err(Invalid::plain(problem).into());
         }
         let perm = split::permutation(rows.len(), split::mix64(seed) ^ class as u64);
         kept.extend(perm[..per_class].iter().map(|&k| rows[k]));

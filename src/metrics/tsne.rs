@@ -14,6 +14,7 @@
 //! "auto"). Deterministic on the CPU for a given seed; Barnes–Hut's sums are also the same
 //! whatever the thread count.
 
+use crate::invalid::Invalid;
 use anyhow::{bail, Result};
 use tch::{Device, Kind, Tensor};
 
@@ -60,14 +61,16 @@ impl Tsne {
             bail!("t-SNE needs at least 4 points, got {n}");
         }
         if !(self.perplexity >= 1.0 && self.perplexity < (n - 1) as f64 / 3.0) {
-            bail!(
-                "--perplexity must be at least 1 and below a third of the points ({}), got {}",
+            let problem = format!(
+                "must be at least 1 and below a third of the points ({}), got {}",
                 (n - 1) / 3,
                 self.perplexity
             );
+            return Err(Invalid::of("perplexity", problem).into());
         }
         if !(0.0..=MAX_ANGLE).contains(&self.angle) {
-            bail!("--angle must be between 0 (exact) and {MAX_ANGLE}, got {}", self.angle);
+            let problem = format!("must be between 0 (exact) and {MAX_ANGLE}, got {}", self.angle);
+            return Err(Invalid::of("angle", problem).into());
         }
         let _guard = tch::no_grad_guard();
         let x = x.to_device(Device::Cpu).to_kind(Kind::Double);

@@ -6,26 +6,30 @@ use anyhow::{bail, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-/// Anomaly scores of the normal and the anomalous images, and the decision threshold.
+/// Anomaly scores of the normal and the anomalous items (images, rows), and the decision
+/// threshold.
 struct ScoreHistogram<'a> {
     normal: &'a [f64],
     anomalous: &'a [f64],
     threshold: f64,
     bins: usize,
+    item: &'a str,
 }
 
 /// Overlaid histograms (share of each group per bin) of the normal and anomalous scores,
-/// with the threshold as a vertical line.
+/// each the squared error of one `item` ("image", "row"), with the threshold as a
+/// vertical line.
 pub fn score_histogram(
     normal: &[f64],
     anomalous: &[f64],
     threshold: f64,
+    item: &str,
     format: Format,
 ) -> Result<Vec<u8>> {
     if normal.iter().chain(anomalous).all(|v| !v.is_finite()) {
         bail!("nothing to plot: no finite scores");
     }
-    render(&ScoreHistogram { normal, anomalous, threshold, bins: 40 }, format)
+    render(&ScoreHistogram { normal, anomalous, threshold, bins: 40, item }, format)
 }
 
 /// Shares of `values` in `bins` equal bins over `[lo, hi]`.
@@ -59,7 +63,10 @@ impl Figure for ScoreHistogram<'_> {
             groups.iter().map(|g| histogram(g.1, lo, hi, self.bins)).collect();
         let top = shares.iter().flatten().copied().fold(0.0, f64::max).max(1e-9) * 1.1;
         let mut chart = ChartBuilder::on(root)
-            .caption("anomaly scores: reconstruction error per image", (FAMILY, 20))
+            .caption(
+                format!("anomaly scores: reconstruction error per {}", self.item),
+                (FAMILY, 20),
+            )
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(60)
@@ -67,7 +74,7 @@ impl Figure for ScoreHistogram<'_> {
             .map_err(plot_err)?;
         chart
             .configure_mesh()
-            .x_desc("squared error per image")
+            .x_desc(format!("squared error per {}", self.item))
             .y_desc("share of the group")
             .label_style((FAMILY, 14))
             .axis_desc_style((FAMILY, 15))
@@ -110,7 +117,7 @@ mod tests {
     fn histogram_shares_sum_to_one_and_clip_to_the_edges() {
         let h = histogram(&[0.0, 0.1, 0.5, 0.99, 1.0, 7.0, f64::NAN], 0.0, 1.0, 4);
         assert_eq!(h, vec![2.0 / 6.0, 0.0, 1.0 / 6.0, 3.0 / 6.0]);
-        let png = score_histogram(&[1.0, 2.0, 2.5], &[5.0, 6.0], 3.0, Format::Png).unwrap();
+        let png = score_histogram(&[1.0, 2.0, 2.5], &[5.0, 6.0], 3.0, "row", Format::Png).unwrap();
         assert_eq!(image::load_from_memory(&png).unwrap().width(), 800);
     }
 }

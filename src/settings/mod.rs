@@ -55,10 +55,32 @@ pub fn flag(subcommand: &str, id: &str) -> String {
     }
 }
 
+/// An error chain as the binary prints it (each link after the one before, joined by
+/// ": ", as anyhow's `{:#}` does), with every setting a library error names (`Invalid`,
+/// and the errors that carry one) spelled as the flag of `subcommand` that sets it.
+pub fn message(e: &anyhow::Error, subcommand: Option<&str>) -> String {
+    let name = |id: &str| match subcommand {
+        Some(sub) => flag(sub, id),
+        None => crate::invalid::dashed(id),
+    };
+    let link = |c: &(dyn std::error::Error + 'static)| {
+        if let Some(invalid) = c.downcast_ref::<crate::invalid::Invalid>() {
+            invalid.words(&name)
+        } else if let Some(table) = c.downcast_ref::<crate::data::table::TableError>() {
+            table.words(&name)
+        } else if let Some(stopped) = c.downcast_ref::<crate::train::Stopped>() {
+            stopped.words(&name)
+        } else {
+            c.to_string()
+        }
+    };
+    e.chain().map(link).collect::<Vec<_>>().join(": ")
+}
+
 /// A setting that cannot work, as bad usage (exit 2) worded with the flags of
 /// `subcommand`.
-pub fn usage(subcommand: &str, e: config::Invalid) -> config::Usage {
-    config::Usage(e.words(|id| flag(subcommand, id)))
+pub fn usage(subcommand: &str, e: crate::invalid::Invalid) -> config::Usage {
+    config::Usage(e.words(&|id| flag(subcommand, id)))
 }
 
 /// What `--resume` makes of the flags given beside it: the changes `--force` accepts
@@ -223,6 +245,42 @@ mod tests {
         assert_eq!(flag("train", "noise_level"), "--noise-level (--sigma)");
         assert_eq!(flag("train", "lr_schedule"), "--lr-schedule");
         assert_eq!(flag("train", "no_flag_here"), "--no-flag-here");
+    }
+
+    #[test]
+    fn library_errors_are_worded_with_the_failing_commands_flags() {
+        use crate::invalid::{name_settings, Invalid};
+        // A refusal deep in the library, under context, names the command's flag.
+        let e = anyhow::Error::new(Invalid::of("noise_level", "must be at least 0"))
+            .context("reading data/x.csv");
+        assert_eq!(
+            message(&e, Some("train")),
+            "reading data/x.csv: --noise-level (--sigma) must be at least 0"
+        );
+        assert_eq!(format!("{e:#}"), "reading data/x.csv: --noise-level must be at least 0");
+        // Typed errors that carry a setting: a table's, and a divergence's advice.
+        let table = crate::data::table::TableError::UnknownColumn {
+            setting: "label_column",
+            name: "y".into(),
+            known: vec!["a".into()],
+        };
+        let e = anyhow::Error::new(table);
+        assert_eq!(message(&e, None), "--label-column: no column named 'y'; the columns are 'a'");
+        let stopped = crate::train::Stopped::Diverged {
+            epoch: 2,
+            step: 7,
+            what: "loss is NaN".into(),
+            last_good: None,
+            checkpoint: Some(1),
+            lr: 0.000123456789,
+            clipped: false,
+        };
+        let text = message(&anyhow::Error::new(stopped), Some("train"));
+        assert!(text.ends_with("try a lower --lr (now 0.0001235) or --grad-clip"), "{text}");
+        // Braces that hold no setting id (a path, a column) are kept as written.
+        let name = |id: &str| format!("<{id}>");
+        assert_eq!(name_settings("{a_b} {Data} {1x} {x y} {", &name), "<a_b> {Data} {1x} {x y} {");
+        assert!(Invalid::of("threads", "must be at least 1").as_usage().usage);
     }
 
     #[test]

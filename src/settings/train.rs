@@ -9,7 +9,8 @@ use crate::config::{
     self, Activation, Arch, ArchDefaults, Backbone, ConvLayers, Engine, Layers, ModelConfig, Norm,
     Precision, TrainConfig,
 };
-use crate::data::spec::{DataSpec, ImageRequest, Missing, ScaleKind};
+use crate::data::spec::{DataSpec, ImageRequest, Missing, ScaleKind, SeriesSpec};
+use crate::data::vectors::VectorRequest;
 use crate::session::tb_log;
 use anyhow::{bail, Result};
 use std::collections::BTreeSet;
@@ -66,6 +67,24 @@ pub struct VectorRequestFlags {
     pub window: Option<usize>,
     pub hop: Option<usize>,
     pub wav_channel: Option<usize>,
+}
+
+impl VectorRequestFlags {
+    /// What a new run asks of a vector file: these flags, the classes to train on and, for
+    /// a series, how it is cut.
+    pub fn request<'a>(
+        &'a self,
+        classes: Option<&'a [String]>,
+        series: Option<&'a SeriesSpec>,
+    ) -> VectorRequest<'a> {
+        VectorRequest {
+            label_column: self.label_column.as_deref(),
+            columns: self.columns.as_deref(),
+            scale: self.scale,
+            classes,
+            series,
+        }
+    }
 }
 
 impl TrainSettings {

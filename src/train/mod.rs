@@ -45,13 +45,7 @@ pub static INTERRUPT_SAVED: AtomicBool = AtomicBool::new(false);
 /// binary maps them to distinct exit codes).
 #[derive(Debug, thiserror::Error)]
 pub enum Stopped {
-    #[error(
-        "training diverged in epoch {epoch}, step {step}: {what}{}; {}; try a lower --lr (now {lr}){}",
-        last_good.map_or(String::new(), |l| format!(" (last finite loss {l:.6})")),
-        checkpoint.map_or("no checkpoint was written yet".to_string(),
-            |e| format!("the checkpoint after epoch {e} is kept")),
-        if *clipped { "" } else { " or --grad-clip" }
-    )]
+    #[error("{}", self.words(&crate::invalid::dashed))]
     Diverged {
         epoch: usize,
         step: usize,
@@ -63,6 +57,28 @@ pub enum Stopped {
     },
     #[error("interrupted in epoch {epoch} after step {step} of {steps}; a checkpoint was written")]
     Interrupted { epoch: usize, step: usize, steps: usize },
+}
+
+impl Stopped {
+    /// The message, the settings it suggests named by `name` (the command's flags).
+    pub fn words(&self, name: &dyn Fn(&str) -> String) -> String {
+        let Stopped::Diverged { epoch, step, what, last_good, checkpoint, lr, clipped } = self
+        else {
+            return self.to_string();
+        };
+        let last = last_good.map_or(String::new(), |l| format!(" (last finite loss {l:.6})"));
+        let kept = checkpoint.map_or("no checkpoint was written yet".to_string(), |e| {
+            format!("the checkpoint after epoch {e} is kept")
+        });
+        // Four significant digits: a warm-up's rate is no round number.
+        let lr: f64 = format!("{lr:.3e}").parse().unwrap_or(*lr);
+        let clip = if *clipped { String::new() } else { format!(" or {}", name("grad_clip")) };
+        format!(
+            "training diverged in epoch {epoch}, step {step}: {what}{last}; {kept}; try a \
+             lower {} (now {lr}){clip}",
+            name("lr")
+        )
+    }
 }
 
 /// One row of metrics.csv.

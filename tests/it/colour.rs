@@ -47,7 +47,7 @@ fn pytorch_round_trip(d: &Path, run: &Path, exported: &Path) {
     let spec = *spec.image().expect("an image run");
     let test =
         ae_tch::data::load_split(&emoji(), ae_tch::data::Split::Test, &spec.request()).unwrap();
-    let values: Vec<f64> = test.pixels.iter().map(|&v| v as f64 / 255.0).collect();
+    let values: Vec<f64> = test.values.iter().map(|&v| v as f64 / 255.0).collect();
     std::fs::write(
         d.join("inputs.npy"),
         ae_tch::npy::encode_f64(test.len(), spec.values() as usize, &values),

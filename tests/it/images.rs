@@ -11,7 +11,7 @@ fn digits(n: usize) -> Vec<(GrayImage, u8)> {
     let labels = test.labels.clone().unwrap();
     (0..n)
         .map(|i| {
-            let px = test.pixels[i * 784..(i + 1) * 784].to_vec();
+            let px = test.values[i * 784..(i + 1) * 784].to_vec();
             (GrayImage::from_raw(28, 28, px).unwrap(), labels[i])
         })
         .collect()

@@ -99,7 +99,7 @@ fn early_stopping_stops_and_restores_the_best_weights() {
     };
     let (train_set, val_set) = data::training_sets(&mnist(), &cfg, &Default::default()).unwrap();
     let model_cfg = ModelConfig {
-        input: ae_tch::data::spec::DataSpec::Image(train_set.spec),
+        input: ae_tch::data::spec::DataSpec::Image(train_set.shape),
         layers: Layers::Mlp { hidden: vec![512], tied_weights: false },
         latent: 64,
         activation: Activation::Relu,
@@ -264,7 +264,7 @@ fn conv_trains_on_a_folder_of_non_28_images() {
         ae_tch::data::load_split(&mnist(), ae_tch::data::Split::Test, &Default::default()).unwrap();
     std::fs::create_dir_all(&data).unwrap();
     for i in 0..400 {
-        let img = image::GrayImage::from_raw(28, 28, test.pixels[i * 784..(i + 1) * 784].to_vec())
+        let img = image::GrayImage::from_raw(28, 28, test.values[i * 784..(i + 1) * 784].to_vec())
             .unwrap();
         let small = image::imageops::resize(&img, 18, 18, image::imageops::FilterType::Triangle);
         small.save(data.join(format!("{i:03}.png"))).unwrap();

@@ -45,7 +45,7 @@ pub fn run(args: AnomalyArgs) -> Result<()> {
     let images = loaded.rows(args.data.as_deref(), args.split.into())?;
     // Normal classes: as given, else the classes the run was trained on.
     let normal = match &args.normal_classes {
-        Some(names) => Some(resolve_classes(names, input, "--normal-classes")?),
+        Some(names) => Some(resolve_classes(names, input, "normal_classes")?),
         None => loaded.manifest.train.classes.clone(),
     };
     let series = input.series();
@@ -89,7 +89,8 @@ pub fn run(args: AnomalyArgs) -> Result<()> {
         let Some(truth) = &truth else {
             bail!("--plot needs labels and --normal-classes");
         };
-        write_atomic(path, &histogram(&scores, truth, threshold, format)?)?;
+        let item = if images.images().is_some() { "image" } else { "row" };
+        write_atomic(path, &histogram(&scores, truth, threshold, item, format)?)?;
     }
     let mut text =
         if args.json { serde_json::to_string(&summary)? + "\n" } else { summary.table() };
@@ -200,11 +201,17 @@ fn truth(
 
 /// The histogram of the normal and the anomalous rows' scores (`truth` says which is
 /// which) with the threshold.
-fn histogram(scores: &[f64], truth: &[bool], threshold: f64, format: Format) -> Result<Vec<u8>> {
+fn histogram(
+    scores: &[f64],
+    truth: &[bool],
+    threshold: f64,
+    item: &str,
+    format: Format,
+) -> Result<Vec<u8>> {
     let pick = |want: bool| -> Vec<f64> {
         scores.iter().zip(truth).filter(|(_, &t)| t == want).map(|(&s, _)| s).collect()
     };
-    plot::score_histogram(&pick(false), &pick(true), threshold, format)
+    plot::score_histogram(&pick(false), &pick(true), threshold, item, format)
 }
 
 /// Squared reconstruction error of each row (clean input, whatever the training mode).

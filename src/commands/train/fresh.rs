@@ -3,11 +3,11 @@
 
 use super::{default_out, Setup};
 use crate::config::{self, Mode, TrainConfig};
-use crate::data::kind::{Kind, KindError};
+use crate::data;
+use crate::data::kind::{Kind, KindError, NewRun, Prepared};
 use crate::data::record::DataRecord;
-use crate::data::spec::{DataSpec, SeriesSpec};
-use crate::data::vectors::{self, VectorRequest, VectorSource};
-use crate::data::{self, Rows, Split};
+use crate::data::spec::SeriesSpec;
+use crate::data::vectors::VectorSource;
 use crate::device;
 use crate::run_store;
 use crate::settings::{check_combination, refuse_flags, refuse_inapplicable, TrainSettings};
@@ -30,11 +30,15 @@ pub(super) fn fresh(s: &TrainSettings, scratch: Option<&Path>) -> Result<Setup> 
         };
         config::Usage(format!("--data {e}: {how}"))
     })?;
-    let loaded = match kind {
-        Kind::Images => fresh_images(s, &data_dir, &mut cfg)?,
-        Kind::Vectors | Kind::Series => fresh_vectors(s, &data_dir, &mut cfg)?,
-    };
-    let (input, train_set, val_set, test, source) = loaded;
+    let (series, source) = check_kind(s, kind, &cfg)?;
+    default_trim(s, &mut cfg, kind);
+    let vectors = s.vectors.request(s.classes.as_deref(), series.as_ref());
+    let new = NewRun { image: &s.image, source: &source, vectors };
+    let prepared = kind.prepare(&data_dir, &new, &cfg)?;
+    say_what_was_left_out(&prepared, s.vectors.test_fraction);
+    // The classes to train on, as codes: the data's labels resolve their names.
+    cfg.classes = prepared.classes;
+    let Prepared { input, train: train_set, val: val_set, test, source, .. } = prepared;
     let model_cfg = s.model.build(input)?;
     check_combination(&cfg, &model_cfg)?;
     let out = match scratch {
@@ -62,75 +66,55 @@ pub(super) fn fresh(s: &TrainSettings, scratch: Option<&Path>) -> Result<Setup> 
     Ok(Setup { run, cfg, model_cfg, data, train_set, val_set, test, resume: None })
 }
 
-/// What a fresh run reads: the input description, training, validation and test rows,
-/// and for vectors how the file was read.
-type Loaded = (DataSpec, Rows, Rows, Rows, Option<VectorSource>);
-
-fn fresh_images(s: &TrainSettings, dir: &Path, cfg: &mut TrainConfig) -> Result<Loaded> {
-    refuse_flags(
-        &|id| s.given(id),
-        &VECTOR_FLAGS,
-        "is for vector data (a .csv or .npy --data file)",
-    )?;
-    cfg.classes = s
-        .classes
-        .as_ref()
-        .map(|names| vectors::image_class_codes(names, "--classes"))
-        .transpose()?;
-    let (train_set, val_set) = data::training_sets(dir, cfg, &s.image)?;
-    let test = data::load_split(dir, Split::Test, &train_set.spec.request())?;
-    let input = DataSpec::Image(train_set.spec);
-    Ok((input, Rows::Images(train_set), Rows::Images(val_set), Rows::Images(test), None))
-}
-
-fn fresh_vectors(s: &TrainSettings, path: &Path, cfg: &mut TrainConfig) -> Result<Loaded> {
-    refuse_flags(&|id| s.given(id), &IMAGE_FLAGS, "is for images; --data holds vectors or series")?;
-    if cfg.mode == crate::config::Mode::Denoise && cfg.noise == crate::config::NoiseKind::SaltPepper
-    {
-        bail!(
-            "--noise salt-pepper sets values to 0 or 1, which has no meaning for scaled \
-             features; use gaussian (σ in scaled units) or masking (a feature set to its mean)"
-        );
-    }
+/// Refuses the flags that do not apply to `kind` and the settings that cannot work on it;
+/// for vectors and series, how a series is cut and how the file is to be read and split.
+fn check_kind(
+    s: &TrainSettings,
+    kind: Kind,
+    cfg: &TrainConfig,
+) -> Result<(Option<SeriesSpec>, VectorSource)> {
+    let given = &|id: &str| s.given(id);
     let v = &s.vectors;
-    if !(v.test_fraction > 0.0 && v.test_fraction < 1.0) {
-        bail!("--test-fraction must be between 0 and 1 (exclusive), got {}", v.test_fraction);
+    if kind == Kind::Images {
+        refuse_flags(given, &VECTOR_FLAGS, "is for vector data (a .csv or .npy --data file)")?;
+    } else {
+        refuse_flags(given, &IMAGE_FLAGS, "is for images; --data holds vectors or series")?;
+        if cfg.mode == Mode::Denoise && cfg.noise == crate::config::NoiseKind::SaltPepper {
+            bail!(
+                "--noise salt-pepper sets values to 0 or 1, which has no meaning for scaled \
+                 features; use gaussian (σ in scaled units) or masking (a feature set to its \
+                 mean)"
+            );
+        }
+        if !(v.test_fraction > 0.0 && v.test_fraction < 1.0) {
+            bail!("--test-fraction must be between 0 and 1 (exclusive), got {}", v.test_fraction);
+        }
     }
-    let mut source = VectorSource {
+    let source = VectorSource {
         labels: v.labels.clone(),
         test: v.test.clone(),
         test_fraction: v.test_fraction,
         missing: v.missing,
         held_out: Vec::new(),
-        folder_files: vectors::folder_names(path)?,
+        folder_files: Vec::new(),
     };
-    let series = series_request(s)?;
-    let req = VectorRequest {
-        label_column: v.label_column.as_deref(),
-        columns: v.columns.as_deref(),
-        scale: v.scale,
-        classes: s.classes.as_deref(),
-        series: series.as_ref(),
-    };
-    let sets = vectors::prepare(path, &source, &req, cfg)?;
-    let input = sets.input();
-    if sets.dropped > 0 {
-        let rows = crate::data::table::counted(sets.dropped, "row");
+    Ok((series_request(s)?, source))
+}
+
+/// What reading the data left out of a new run, said once: rows with a missing value
+/// (`--missing drop`), the files of a folder of series held out for testing.
+fn say_what_was_left_out(prepared: &Prepared, test_fraction: f64) {
+    if prepared.dropped > 0 {
+        let rows = crate::data::table::counted(prepared.dropped, "row");
         crate::log::note(format_args!("--missing drop: dropped {rows} with a missing value"));
     }
-    cfg.classes = sets.classes;
-    if !sets.held_out.is_empty() {
+    let held_out = prepared.source.as_ref().map_or(&[][..], |s| &s.held_out[..]);
+    if !held_out.is_empty() {
         crate::log::note(format_args!(
-            "held out for testing (--test-fraction {} of the files): {}",
-            v.test_fraction,
-            sets.held_out.join(", ")
+            "held out for testing (--test-fraction {test_fraction} of the files): {}",
+            held_out.join(", ")
         ));
-        source.held_out = sets.held_out;
     }
-    default_trim(s, cfg, series.is_some());
-    let (train, val, test) =
-        (Rows::Vectors(sets.train), Rows::Vectors(sets.val), Rows::Vectors(sets.test));
-    Ok((input, train, val, test, Some(source)))
 }
 
 /// How `--window`, `--hop` and `--wav-channel` cut a series, if `--window` is given;
@@ -157,8 +141,8 @@ fn series_request(s: &TrainSettings) -> Result<Option<SeriesSpec>> {
 /// robustly. Not windows of a series: trimming drops the hardest windows (a heartbeat's
 /// peak) every batch, so the model never learns them and flags every one (UCR
 /// InternalBleeding16: with 20% trimmed 3 of 5 seeds found the anomaly, untrimmed 5 of 5).
-fn default_trim(s: &TrainSettings, cfg: &mut TrainConfig, series: bool) {
-    if !s.trim_given && cfg.classes.is_none() && !series {
+fn default_trim(s: &TrainSettings, cfg: &mut TrainConfig, kind: Kind) {
+    if !s.trim_given && s.classes.is_none() && kind == Kind::Vectors {
         cfg.trim = crate::config::VECTOR_TRIM;
         crate::log::note(format_args!(
             "--trim {}: each batch's worst-reconstructed {:.0}% is left out of the loss, so \

@@ -65,7 +65,7 @@ fn settings_to_resume(s: &TrainSettings, meta: &CheckpointMeta, dir: &Path) -> R
     let input = &meta.model.input;
     let mut asked = s.train.clone();
     if let Some(names) = &s.classes {
-        asked.classes = Some(vectors::resolve_classes(names, input, "--classes")?);
+        asked.classes = Some(vectors::resolve_classes(names, input, "classes")?);
     }
     let pairs = [
         (model_flags(&meta.model), model_flags(&s.model.build(input.clone())?)),

@@ -77,18 +77,18 @@ impl Columns {
                 return Err(TableError::DuplicateColumn(name.clone()));
             }
         }
-        let find = |flag, name: &str| {
+        let find = |setting, name: &str| {
             index.get(name).copied().ok_or_else(|| TableError::UnknownColumn {
-                flag,
+                setting,
                 name: name.to_string(),
                 known: names.clone(),
             })
         };
-        let label = opts.label_column.as_deref().map(|n| find("--label-column", n)).transpose()?;
+        let label = opts.label_column.as_deref().map(|n| find("label_column", n)).transpose()?;
         let features: Vec<usize> = match &opts.columns {
             Some(wanted) => wanted
                 .iter()
-                .map(|n| match find("--columns", n)? {
+                .map(|n| match find("columns", n)? {
                     i if Some(i) == label => Err(TableError::LabelAsFeature(n.clone())),
                     i => Ok(i),
                 })
@@ -224,7 +224,7 @@ fn bad_cell(
 ) -> TableError {
     let name = &columns.names[i];
     let hint = if first_row && columns.hint_labels && what == "a number" {
-        format!("; if '{name}' holds labels, pass --label-column {name}")
+        format!("; if '{name}' holds labels, pass {{label_column}} {name}")
     } else {
         String::new()
     };

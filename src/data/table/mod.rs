@@ -84,24 +84,21 @@ pub enum TableError {
     DuplicateColumn(String),
     #[error("the header has an empty column name (column {0})")]
     EmptyColumnName(usize),
-    #[error("{flag}: no column named '{name}'; the columns are {}", list(.known))]
-    UnknownColumn { flag: &'static str, name: String, known: Vec<String> },
-    #[error("--columns names '{0}', which is the label column")]
+    /// `setting` (the id of the flag that names columns) names a column the file lacks.
+    #[error("{}", self.words(&crate::invalid::dashed))]
+    UnknownColumn { setting: &'static str, name: String, known: Vec<String> },
+    #[error("{}", self.words(&crate::invalid::dashed))]
     LabelAsFeature(String),
     #[error("no feature columns: the only column is the label column '{0}'")]
     NoFeatures(String),
     #[error("line {line}: {found} fields, the header has {expected}")]
     Ragged { line: u64, found: usize, expected: usize },
-    #[error("line {line}, column '{column}': '{text}' is not {what}{hint}")]
+    /// `hint` may name a setting as `{id}` (see `words`).
+    #[error("{}", self.words(&crate::invalid::dashed))]
     BadCell { line: u64, column: String, text: String, what: &'static str, hint: String },
-    #[error(
-        "{} in {}, the first at line {line}, column '{column}'; pass --missing drop to \
-         leave those rows out",
-        counted(*.cells, "missing value"),
-        counted(*.rows, "row")
-    )]
+    #[error("{}", self.words(&crate::invalid::dashed))]
     MissingValues { cells: usize, rows: usize, line: u64, column: String },
-    #[error("every row has a missing value: nothing is left after --missing drop")]
+    #[error("{}", self.words(&crate::invalid::dashed))]
     AllDropped,
     #[error("not a .npy file: it does not start with the bytes \\x93NUMPY")]
     NotNpy,
@@ -128,6 +125,41 @@ pub enum TableError {
     NpyNotFinite { row: usize, column: usize, value: f64 },
     #[error(".npy: labels must be integers, element {index} is {value}")]
     NpyLabel { index: usize, value: f64 },
+}
+
+impl TableError {
+    /// The message, each setting it names (which column flag, `--missing`) worded by
+    /// `name`: the command's flags when a command prints it.
+    pub fn words(&self, name: &dyn Fn(&str) -> String) -> String {
+        match self {
+            TableError::UnknownColumn { setting, name: column, known } => {
+                format!(
+                    "{}: no column named '{column}'; the columns are {}",
+                    name(setting),
+                    list(known)
+                )
+            }
+            TableError::LabelAsFeature(column) => {
+                format!("{} names '{column}', which is the label column", name("columns"))
+            }
+            TableError::BadCell { line, column, text, what, hint } => {
+                let hint = crate::invalid::name_settings(hint, name);
+                format!("line {line}, column '{column}': '{text}' is not {what}{hint}")
+            }
+            TableError::MissingValues { cells, rows, line, column } => format!(
+                "{} in {}, the first at line {line}, column '{column}'; pass {} drop to leave \
+                 those rows out",
+                counted(*cells, "missing value"),
+                counted(*rows, "row"),
+                name("missing")
+            ),
+            TableError::AllDropped => format!(
+                "every row has a missing value: nothing is left after {} drop",
+                name("missing")
+            ),
+            other => other.to_string(),
+        }
+    }
 }
 
 /// "1 row", "3 rows": a count with its noun, for messages.

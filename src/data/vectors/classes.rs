@@ -1,8 +1,10 @@
 //! Class names and codes of vector data: the classes of a run's tables, labels to codes,
-//! and `--classes`/`--normal-classes` names resolved against the recorded classes.
+//! and the names a setting gives (`classes`, `normal_classes`) resolved against the
+//! recorded classes.
 
 use super::*;
 use crate::data::table::Table;
+use crate::invalid::Invalid;
 
 /// The distinct labels of `tables`, in order (numerically when every label is a number):
 /// a label's position is its code.
@@ -45,15 +47,23 @@ fn class_position(label: &str, classes: &[String]) -> Option<usize> {
         .or_else(|| classes.iter().position(|c| table::label_text(c) == key))
 }
 
-/// The codes of the class names `names` (`--classes`, `--normal-classes`) among
-/// `classes`; an unknown name is an error listing the known ones.
-pub fn class_codes(names: &[String], classes: &[String], flag: &str) -> Result<Vec<u8>> {
+/// The codes of the class names `names` that `setting` gives (the id of `classes` or
+/// `normal_classes`) among `classes`; an unknown name is an error listing the known ones.
+pub fn class_codes(names: &[String], classes: &[String], setting: &'static str) -> Result<Vec<u8>> {
     names
         .iter()
         .map(|n| match class_position(n, classes) {
             Some(i) => Ok(i as u8),
-            None if classes.is_empty() => bail!("{flag} needs labels, and the data have none"),
-            None => bail!("{flag}: unknown class '{n}'; the classes are {}", quoted(classes)),
+            None if classes.is_empty() => {
+                Err(Invalid::of(setting, "needs labels, and the data have none").into())
+            }
+            None => {
+                let problem = format!(
+                    "{{{setting}}}: unknown class '{n}'; the classes are {}",
+                    quoted(classes)
+                );
+                Err(Invalid::plain(problem).into())
+            }
         })
         .collect()
 }
@@ -64,21 +74,28 @@ fn quoted(names: &[String]) -> String {
 
 /// Class names as codes for either kind of data: image labels are numbers 0–255, vector
 /// labels the names recorded in the spec.
-pub fn resolve_classes(names: &[String], spec: &DataSpec, flag: &str) -> Result<Vec<u8>> {
+pub fn resolve_classes(
+    names: &[String],
+    spec: &DataSpec,
+    setting: &'static str,
+) -> Result<Vec<u8>> {
     match spec {
-        DataSpec::Vector(v) | DataSpec::Series(v, _) => class_codes(names, &v.classes, flag),
-        DataSpec::Image(_) => image_class_codes(names, flag),
+        DataSpec::Vector(v) | DataSpec::Series(v, _) => class_codes(names, &v.classes, setting),
+        DataSpec::Image(_) => image_class_codes(names, setting),
     }
 }
 
 /// Image labels are numbers 0–255.
-pub fn image_class_codes(names: &[String], flag: &str) -> Result<Vec<u8>> {
+pub fn image_class_codes(names: &[String], setting: &'static str) -> Result<Vec<u8>> {
     names
         .iter()
-        .map(|n| {
-            n.trim().parse::<u8>().with_context(|| {
-                format!("{flag}: '{n}' is not an image label (a number from 0 to 255)")
-            })
+        .map(|n| match n.trim().parse::<u8>() {
+            Ok(code) => Ok(code),
+            Err(_) => {
+                let problem =
+                    format!("{{{setting}}}: '{n}' is not an image label (a number from 0 to 255)");
+                Err(Invalid::plain(problem).into())
+            }
         })
         .collect()
 }

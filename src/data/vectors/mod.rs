@@ -6,15 +6,16 @@
 //! read here too: a file or a folder of them as `Stretch`es, split in time order or by
 //! whole files, and cut into the windows that are a series run's rows.
 
+use super::rows::{Features, VectorSet};
 use super::spec::{DataSpec, ScaleKind, Scaling, SeriesSpec, VectorSpec};
 use super::split;
 use super::table::{self, CsvOptions, Missing, Table};
 use crate::config::TrainConfig;
+use crate::invalid::Invalid;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tch::{Device, Tensor};
 
 mod classes;
 mod series_io;
@@ -87,9 +88,8 @@ pub fn read(
     let table = match extension(path).as_deref() {
         Some("csv") => {
             if labels.is_some() {
-                bail!(
-                    "--labels is for .npy data; a CSV names its label column with --label-column"
-                );
+                let problem = "is for .npy data; a CSV names its label column with {label_column}";
+                return Err(Invalid::of("labels", problem).into());
             }
             let opts = CsvOptions {
                 label_column: label_column.map(str::to_string),
@@ -100,11 +100,10 @@ pub fn read(
         }
         Some("npy") => {
             if label_column.is_some() {
-                bail!(
-                    "{}: --label-column is for CSV files; a .npy holds only features (labels \
-                     come from --labels FILE.npy)",
-                    path.display()
-                );
+                let problem = "is for CSV files; a .npy holds only features (labels come from \
+                               {labels} FILE.npy)";
+                return Err(Invalid::of("label_column", problem))
+                    .context(path.display().to_string());
             }
             let labels = match labels {
                 None => None,
@@ -118,11 +117,9 @@ pub fn read(
         }
         Some("npz") => {
             if label_column.is_some() || labels.is_some() {
-                bail!(
-                    "{}: a .npz names its labels itself (an array y, or arr_1 beside arr_0), \
-                     not with --label-column or --labels",
-                    path.display()
-                );
+                let problem = "a .npz names its labels itself (an array y, or arr_1 beside \
+                               arr_0), not with {label_column} or {labels}";
+                return Err(Invalid::plain(problem)).context(path.display().to_string());
             }
             let table = table::read_npz(&bytes).and_then(|(x, y)| table::npy_table(x, y));
             same_width(table, columns, path)?
@@ -133,76 +130,21 @@ pub fn read(
     Ok(table)
 }
 
-/// Rows of scaled features with labels coded by the run's class list: the vector kind's
-/// counterpart of `ImageSet`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct VectorSet {
-    /// `len() * width` scaled values, row-major.
-    pub values: Vec<f32>,
-    pub labels: Option<Vec<u8>>,
-    /// Each row's place among the data rows of its file (`Table::ids`).
-    pub ids: Vec<usize>,
-    pub width: usize,
-    /// Each row's file, when the rows come from several (`Table::files`).
-    pub files: Option<Vec<Arc<Path>>>,
-}
-
-impl VectorSet {
-    /// Scales `table`'s rows with `spec` and codes its labels by `classes`.
-    pub fn new(table: &Table, spec: &VectorSpec, classes: &[String]) -> Result<VectorSet> {
-        if table.columns != spec.columns {
-            bail!("the columns {:?} are not the run's {:?}", table.columns, spec.columns);
-        }
-        let mut values = table.values.clone();
-        spec.scaling.apply(&mut values);
-        let labels = table.labels.as_ref().map(|l| codes(l, classes)).transpose()?;
-        let (ids, files) = (table.ids.clone(), table.files.clone());
-        Ok(VectorSet { values, labels, ids, width: table.width(), files })
+/// Scales `table`'s rows with `spec` and codes its labels by `classes`.
+pub fn vector_set(table: &Table, spec: &VectorSpec, classes: &[String]) -> Result<VectorSet> {
+    if table.columns != spec.columns {
+        bail!("the columns {:?} are not the run's {:?}", table.columns, spec.columns);
     }
-
-    pub fn len(&self) -> usize {
-        self.values.len() / self.width.max(1)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The rows at `indices`, in that order.
-    pub fn select(&self, indices: &[usize]) -> VectorSet {
-        let d = self.width;
-        let mut values = Vec::with_capacity(indices.len() * d);
-        for &i in indices {
-            values.extend_from_slice(&self.values[i * d..(i + 1) * d]);
-        }
-        let labels = self.labels.as_ref().map(|l| indices.iter().map(|&i| l[i]).collect());
-        let ids = indices.iter().map(|&i| self.ids[i]).collect();
-        let files = self.files.as_ref().map(|f| indices.iter().map(|&i| f[i].clone()).collect());
-        VectorSet { values, labels, ids, width: d, files }
-    }
-
-    /// The first `n` rows (all of them when there are fewer).
-    pub fn take(&self, n: usize) -> VectorSet {
-        self.select(&(0..n.min(self.len())).collect::<Vec<_>>())
-    }
-
-    /// These rows, then `other`'s (labels kept only when both have them).
-    pub fn concat(&self, other: &VectorSet) -> VectorSet {
-        let mut values = self.values.clone();
-        values.extend_from_slice(&other.values);
-        let labels = super::join_labels(&self.labels, &other.labels);
-        let ids = self.ids.iter().chain(&other.ids).copied().collect();
-        let files =
-            self.files.as_ref().zip(other.files.as_ref()).map(|(a, b)| [&a[..], b].concat());
-        VectorSet { values, labels, ids, width: self.width, files }
-    }
-
-    /// The rows as a `[N, D]` f32 tensor on `device`.
-    pub fn to_device(&self, device: Device) -> Tensor {
-        Tensor::from_slice(&self.values)
-            .view([self.len() as i64, self.width as i64])
-            .to_device(device)
-    }
+    let mut values = table.values.clone();
+    spec.scaling.apply(&mut values);
+    let labels = table.labels.as_ref().map(|l| codes(l, classes)).transpose()?;
+    Ok(VectorSet {
+        values,
+        shape: Features(table.width()),
+        labels,
+        ids: Some(table.ids.clone()),
+        files: table.files.clone(),
+    })
 }
 
 /// The (training, test) rows of a fresh run: `table` split by `source` (stratified by
@@ -297,17 +239,17 @@ pub fn prepare(
 ) -> Result<VectorSets> {
     let first = series_files(path)?.remove(0);
     if extension(&first).as_deref() == Some("npy") && req.columns.is_some() {
-        bail!(
-            "{}: --columns is for CSV files; a .npy is used whole (slice it in NumPy)",
-            path.display()
-        );
+        let problem = "is for CSV files; a .npy is used whole (slice it in NumPy)";
+        return Err(Invalid::of("columns", problem)).context(path.display().to_string());
     }
     let Parts { train, test, dropped, series, held_out } =
         split_tables(path, source, req.label_column, req.columns, cfg.seed, req.series)?;
     let classes = class_list(&[&train, &test])?;
-    let codes = req.classes.map(|names| class_codes(names, &classes, "--classes")).transpose()?;
+    let codes = req.classes.map(|names| class_codes(names, &classes, "classes")).transpose()?;
     if codes.is_some() && train.labels.is_none() {
-        bail!("--classes needs labels: name the label column with --label-column (CSV) or pass --labels (.npy)");
+        let problem = "needs labels: name the label column with {label_column} (CSV) or pass \
+                       {labels} (.npy)";
+        return Err(Invalid::of("classes", problem).into());
     }
     let kept = keep(&train, codes.as_deref(), &classes, cfg.limit)?;
     let mut spec = fit_spec(&kept, req.label_column.map(str::to_string), req.scale);
@@ -356,8 +298,7 @@ pub fn load_all(
         }
         None => read(path, label_column, Some(&spec.columns), labels, Missing::Refuse)?,
     };
-    VectorSet::new(&table, spec, &spec.classes)
-        .with_context(|| format!("reading {}", path.display()))
+    vector_set(&table, spec, &spec.classes).with_context(|| format!("reading {}", path.display()))
 }
 
 /// What `split_tables` gives: the training and test rows, how many rows were dropped,
@@ -390,7 +331,9 @@ fn split_tables(
     let test = match &source.test {
         Some(t) => {
             if labels.is_some() {
-                bail!("--test with .npy data would need its own labels file; split one file with --test-fraction instead");
+                let problem = "with .npy data would need its own labels file; split one file \
+                               with {test_fraction} instead";
+                return Err(Invalid::of("test", problem).into());
             }
             Some(read(t, label_column, Some(&table.columns), None, source.missing)?)
         }
@@ -435,7 +378,7 @@ fn finish(
     dropped: usize,
     cfg: &TrainConfig,
 ) -> Result<VectorSets> {
-    let all = VectorSet::new(kept, &spec, &spec.classes)?;
+    let all = vector_set(kept, &spec, &spec.classes)?;
     let (train, val) = match series {
         // Windows overlap: validation is the last share in time, not a shuffled draw.
         Some(_) => {
@@ -445,13 +388,14 @@ fn finish(
         None => split::train_val(all.len(), cfg.val_fraction, cfg.seed),
     };
     if train.len() < 2 {
-        bail!(
-            "{} left after the test split, --classes, --limit and --val-fraction; at \
+        let problem = format!(
+            "{} left after the test split, {{classes}}, {{limit}} and {{val_fraction}}; at \
              least 2 are needed",
             super::table::counted(train.len(), "training row")
         );
+        return Err(Invalid::plain(problem).into());
     }
-    let test = VectorSet::new(test, &spec, &spec.classes)?;
+    let test = vector_set(test, &spec, &spec.classes)?;
     Ok(VectorSets {
         train: all.select(&train),
         val: all.select(&val),
@@ -492,9 +436,9 @@ mod tests {
         // match comes first (an older run with both "0" and "0.0").
         let old: Vec<String> = vec!["0.0".into(), "1.0".into()];
         assert_eq!(codes(&["1".into(), "0".into()], &old).unwrap(), [1, 0]);
-        assert_eq!(class_codes(&["0".into()], &old, "--normal-classes").unwrap(), [0]);
+        assert_eq!(class_codes(&["0".into()], &old, "normal_classes").unwrap(), [0]);
         let both: Vec<String> = vec!["0".into(), "0.0".into(), "1".into()];
-        assert_eq!(class_codes(&["0.0".into(), "0".into()], &both, "--classes").unwrap(), [1, 0]);
+        assert_eq!(class_codes(&["0.0".into(), "0".into()], &both, "classes").unwrap(), [1, 0]);
     }
 
     #[test]
@@ -508,13 +452,13 @@ mod tests {
         assert_eq!((anomalies(&train), anomalies(&test)), (2, 1));
         let spec = fit_spec(&train, Some("class".into()), ScaleKind::Standard);
         let classes = class_list(&[&train, &test]).unwrap();
-        let set = VectorSet::new(&train, &spec, &classes).unwrap();
+        let set = vector_set(&train, &spec, &classes).unwrap();
         let mean: f32 = set.values.iter().step_by(2).sum::<f32>() / 7.0;
         assert!(mean.abs() < 1e-6, "training columns are centred: {mean}");
-        assert_eq!(set.to_device(Device::Cpu).size(), [7, 2]);
+        assert_eq!(set.to_device(tch::Device::Cpu).size(), [7, 2]);
         assert_eq!(set.take(2).values, set.values[..4]);
         assert_eq!(set.select(&[1]).labels, Some(vec![set.labels.as_ref().unwrap()[1]]));
         let other = Table { columns: vec!["a".into(), "c".into()], ..train.clone() };
-        assert!(VectorSet::new(&other, &spec, &classes).is_err());
+        assert!(vector_set(&other, &spec, &classes).is_err());
     }
 }

@@ -173,7 +173,8 @@ pub fn read_steps(
 ) -> Result<(Table, Option<hound::WavSpec>)> {
     if !is_wav(path) {
         if wav_channel.is_some() {
-            bail!("--wav-channel is for WAV files; {} is a table", path.display());
+            let problem = format!("is for WAV files; {} is a table", path.display());
+            return Err(Invalid::of("wav_channel", problem).into());
         }
         // A CSV's time column is checked, and is not a value column unless asked for.
         let time = match extension(path).as_deref() {
@@ -204,7 +205,8 @@ pub fn read_steps(
         return Ok((table, None));
     }
     if label_column.is_some() {
-        bail!("--label-column is for CSV series; {} is a WAV file", path.display());
+        let problem = format!("is for CSV series; {} is a WAV file", path.display());
+        return Err(Invalid::of("label_column", problem).into());
     }
     let wav = series::read_wav(path, wav_channel)?;
     let n = wav.samples.len();
@@ -341,7 +343,8 @@ pub fn series_parts(
     seed: u64,
 ) -> Result<SeriesParts> {
     if source.labels.is_some() {
-        bail!("--labels is for .npy tables; a series takes its labels from --label-column");
+        let problem = "is for .npy tables; a series takes its labels from {label_column}";
+        return Err(Invalid::of("labels", problem).into());
     }
     check_folder_unchanged(path, &source.folder_files)?;
     let (channel, missing) = (series.wav_channel, source.missing);
@@ -380,7 +383,7 @@ pub fn series_parts(
         test: vec![part(
             cut..n,
             format!(
-                "the test part of {what} (its last {n_test} steps, --test-fraction {})",
+                "the test part of {what} (its last {n_test} steps, a {} share)",
                 source.test_fraction
             ),
         )],
