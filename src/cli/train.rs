@@ -3,7 +3,7 @@
 use super::RuntimeArgs;
 use crate::config::{
     self, Activation, Arch, Backbone, Engine, Init, Loss, LrSchedule, Mode, NoiseKind, Norm,
-    Precision, Upsample, WeightsFormat,
+    Precision, Start, Upsample, WeightsFormat,
 };
 use crate::data::spec::{Background, ColorChoice, ImageRequest, Missing, ScaleKind, Size};
 use clap::Args;
@@ -178,6 +178,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "F")]
     pub trim: Option<f64>,
     /// Stop after N epochs without a better validation loss and keep the best weights
+    /// (0: off, train every epoch)
     #[arg(long, value_name = "PATIENCE")]
     pub early_stop: Option<usize>,
     /// Learning-rate schedule [default: warmup-cosine]
@@ -193,6 +194,11 @@ pub struct TrainArgs {
     /// convolutional ones: what trains best on each]
     #[arg(long, value_enum)]
     pub init: Option<Init>,
+    /// What the untrained network puts out: the training rows' mean (the output layer's
+    /// weights at zero, its bias at the mean) or what the initialisation gives [default:
+    /// mean for fully connected networks, random for convolutional ones]
+    #[arg(long, value_enum)]
+    pub start: Option<Start>,
     /// How gradients are computed (the result is the same to rounding)
     #[arg(long, value_enum, default_value_t = Engine::Auto)]
     pub engine: Engine,

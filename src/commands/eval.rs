@@ -76,7 +76,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let text = if args.json {
         serde_json::to_string(&report)? + "\n"
     } else {
-        super::report::eval_table(&report, train)
+        super::report::eval_table(&report, &manifest.model, train)
     };
     super::print(&text)
 }

@@ -252,6 +252,8 @@ fn finetune_config(
         grad_clip: None,
         beta: None,
         engine: Engine::Autograd,
+        // A classifier's head is not started at a mean.
+        start: crate::config::Start::Random,
         precision: crate::config::Precision::Fp32,
         checkpoint_every: 1,
         device: args.runtime.device,

@@ -13,8 +13,9 @@ use std::path::Path;
 use tch::nn::Module;
 use tch::Device;
 
-/// The human-readable form of a report.
-pub fn eval_table(r: &EvalReport, train: &TrainConfig) -> String {
+/// The human-readable form of a report of `model`'s run, with the line `shortfall` adds
+/// when the model does worse than its baseline.
+pub fn eval_table(r: &EvalReport, model: &ModelConfig, train: &TrainConfig) -> String {
     let mode = train.mode;
     let row = |name: &str, model: String, pca: String, noisy: Option<String>| {
         let noisy = noisy.map(|n| format!("  {n:>11}")).unwrap_or_default();
@@ -76,7 +77,61 @@ pub fn eval_table(r: &EvalReport, train: &TrainConfig) -> String {
     if mode == Mode::Denoise {
         s += &format!("noise                {}\n", noise_label(train));
     }
+    if let Some(line) = shortfall(r, model, train) {
+        s += &format!("\n{line}\n");
+    }
     s
+}
+
+/// One plain line when the model does worse than the baseline it is shown beside — the
+/// noisy input it was given (denoising), else PCA with as many components — by how much,
+/// and the likeliest remedy for the run. A trimmed loss (`--trim`) leaves the hardest rows
+/// out on purpose, to rank anomalies rather than reconstruct every row, so PCA is not its
+/// yardstick and the line is left out for it.
+pub fn shortfall(r: &EvalReport, model: &ModelConfig, train: &TrainConfig) -> Option<String> {
+    let item = if r.psnr_db.is_some() { "image" } else { "row" };
+    let (baseline, theirs) = if r.worse_than_noisy == Some(true) {
+        ("the noisy input it was given".to_string(), r.noisy_sq_err_per_image?)
+    } else if r.worse_than_pca && train.trim == 0.0 {
+        (format!("PCA with the same k = {}", model.latent), r.pca_sq_err_per_image)
+    } else {
+        return None;
+    };
+    let ratio = r.sq_err_per_image / theirs.max(f64::MIN_POSITIVE);
+    Some(format!(
+        "warning: the model reconstructs the test {item}s worse than {baseline} ({:.3} \
+         against {theirs:.3} squared error per {item}, {ratio:.2}x); {}",
+        r.sq_err_per_image,
+        remedy(model, train)
+    ))
+}
+
+/// What most likely makes `model`'s run do better: a rate far below the network's default
+/// or a handful of epochs first (the run did not train), then another family on images, a
+/// lighter KL weight for a VAE, else more training or a gentler step.
+fn remedy(model: &ModelConfig, train: &TrainConfig) -> String {
+    use crate::config::{ArchDefaults, Layers};
+    let image = model.input.image().is_some();
+    let default_lr = ArchDefaults::for_layers(&model.layers).lr;
+    if train.lr < default_lr / 10.0 {
+        return format!(
+            "--lr {} is far below the default {default_lr}: the network barely moved",
+            train.lr
+        );
+    }
+    if train.epochs < 5 {
+        return format!("{} epoch(s) are few: try more --epochs", train.epochs);
+    }
+    match (&model.layers, model.variational) {
+        (_, true) => format!(
+            "a VAE trades reconstruction for a smooth code: try a lower --beta (now {})",
+            train.beta.unwrap_or(1.0)
+        ),
+        (Layers::Mlp { .. }, false) if image => {
+            "a convolutional network usually does better on images: try --arch conv".into()
+        }
+        _ => format!("try more --epochs (now {}) or a lower --lr (now {})", train.epochs, train.lr),
+    }
 }
 
 /// "σ = 0.3" or "masking, p = 0.2".
@@ -227,5 +282,54 @@ mod tests {
             split_seed: 0,
         });
         assert_eq!(loss_description(&model, &cfg), "cross-entropy");
+    }
+
+    #[test]
+    fn a_model_worse_than_its_baseline_is_said_to_be_with_a_remedy() {
+        let (model, mut cfg) = (ModelConfig::default(), TrainConfig::default());
+        let report = |mse: f64, noisy: Option<f64>| EvalReport {
+            images: 10,
+            mse,
+            sq_err_per_image: mse * 784.0,
+            psnr_db: Some(20.0),
+            ssim: None,
+            noisy_mse: noisy,
+            noisy_sq_err_per_image: noisy.map(|n| n * 784.0),
+            noisy_psnr_db: None,
+            noisy_ssim: None,
+            pca_mse: 0.02,
+            pca_sq_err_per_image: 0.02 * 784.0,
+            pca_psnr_db: Some(17.0),
+            snr: None,
+            worse_than_pca: mse > 0.02,
+            worse_than_noisy: noisy.map(|n| mse > n),
+        };
+        assert_eq!(shortfall(&report(0.01, None), &model, &cfg), None);
+        let line = shortfall(&report(0.03, None), &model, &cfg).unwrap();
+        assert_eq!(
+            line,
+            "warning: the model reconstructs the test images worse than PCA with the same k = \
+             16 (23.520 against 15.680 squared error per image, 1.50x); a convolutional \
+             network usually does better on images: try --arch conv"
+        );
+        let slow = TrainConfig { lr: 1e-5, ..cfg.clone() };
+        let line = shortfall(&report(0.03, None), &model, &slow).unwrap();
+        assert!(
+            line.ends_with("--lr 0.00001 is far below the default 0.003: the network barely moved")
+        );
+        let short = TrainConfig { epochs: 2, ..cfg.clone() };
+        let line = shortfall(&report(0.03, None), &model, &short).unwrap();
+        assert!(line.ends_with("2 epoch(s) are few: try more --epochs"), "{line}");
+        let line = shortfall(&report(0.03, None), &model, &cfg).unwrap();
+        assert!(eval_table(&report(0.03, None), &model, &cfg).ends_with(&format!("\n{line}\n")));
+        // Denoising: the noisy input is the first yardstick.
+        let line = shortfall(&report(0.01, Some(0.005)), &model, &cfg).unwrap();
+        assert!(line.contains("worse than the noisy input it was given (7.840 against 3.920"));
+        // A trimmed loss ranks anomalies: PCA is not its yardstick.
+        cfg.trim = 0.2;
+        assert_eq!(shortfall(&report(0.03, None), &model, &cfg), None);
+        let vae = ModelConfig { variational: true, ..model };
+        cfg.trim = 0.0;
+        assert!(shortfall(&report(0.03, None), &vae, &cfg).unwrap().ends_with("(now 1)"));
     }
 }

@@ -78,6 +78,9 @@ pub struct TrainConfig {
     pub engine: Engine,
     #[serde(default)]
     pub init: Init,
+    /// Runs made before it existed started at random: absent means that.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub start: Start,
     #[serde(default)]
     pub precision: Precision,
     /// Write the run's checkpoint every this many epochs (and after the last).
@@ -150,6 +153,7 @@ impl Default for TrainConfig {
             beta: None,
             engine: Engine::Auto,
             init: arch.init,
+            start: arch.start,
             precision: Precision::Fp32,
             checkpoint_every: 1,
             tensorboard: None,

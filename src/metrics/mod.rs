@@ -56,6 +56,14 @@ pub struct EvalReport {
     /// Series runs: signal-to-noise ratios in the file's units over the test windows.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub snr: Option<SnrReport>,
+    /// Whether the model's squared error is above PCA's with the same k: a network that
+    /// does worse than the linear baseline has not learnt what it could.
+    #[serde(default)]
+    pub worse_than_pca: bool,
+    /// Denoising runs: whether the output is further from the clean rows than the noisy
+    /// input the model was given.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub worse_than_noisy: Option<bool>,
 }
 
 /// SNR = 10·log10(Σx² / Σ(x − y)²) over every value of the windows, and segmental SNR,
@@ -204,6 +212,8 @@ pub fn evaluate(
         pca_mse,
         pca_sq_err_per_image: pca_mse * d as f64,
         pca_psnr_db: psnr(pca_mse),
+        worse_than_pca: mse_model > pca_mse,
+        worse_than_noisy: noisy.map(|noisy| mse_model > noisy),
     }
 }
 
@@ -250,6 +260,8 @@ mod tests {
             pca_sq_err_per_image: 15.68,
             pca_psnr_db: Some(17.0),
             snr: None,
+            worse_than_pca: false,
+            worse_than_noisy: None,
         };
         let json = serde_json::to_string(&r).unwrap();
         assert!(!json.contains("noisy"), "{json}");

@@ -113,7 +113,7 @@ pub fn fit_into_run(
         false => None,
     };
     let history = resume.as_ref().map(|r| r.state.history.clone()).unwrap_or_default();
-    let mut keeper = Keeper { run, what, log, history, bar: Progress::new() };
+    let mut keeper = Keeper { run, what, log, history, bar: Progress::new(), warned: false };
     let started = Instant::now();
     let fit = train::fit(net, vs, train_t, val_t, what.cfg, resume, what.dist, &mut |event| {
         if main {
@@ -138,6 +138,8 @@ struct Keeper<'a> {
     log: Option<TbLog<'a>>,
     history: Vec<EpochStats>,
     bar: Progress,
+    /// The rising loss was reported (once a run).
+    warned: bool,
 }
 
 impl Keeper<'_> {
@@ -149,6 +151,10 @@ impl Keeper<'_> {
         match event {
             Event::EpochEnd(stats) => {
                 self.history.push(stats.clone());
+                if let (false, Some(rise)) = (self.warned, rising(&self.history)) {
+                    self.warned = true;
+                    crate::log::note(rise.words(self.what.cfg));
+                }
                 self.run.write_metrics(&self.history)
             }
             Event::Checkpoint(snap) => {
@@ -161,6 +167,54 @@ impl Keeper<'_> {
             _ => Ok(()),
         }
     }
+}
+
+/// Epochs in a row whose loss rose, after warm-up, before training says so.
+const RISING_EPOCHS: usize = 3;
+
+/// A loss that kept rising: which one, from which epoch and value to which.
+#[derive(Debug, PartialEq)]
+struct Rise {
+    what: &'static str,
+    from: (usize, f64),
+    to: (usize, f64),
+}
+
+impl Rise {
+    fn words(&self, cfg: &TrainConfig) -> String {
+        let stop = match cfg.early_stop {
+            Some(_) => String::new(),
+            None => ", or --early-stop N to keep the best epoch's weights".into(),
+        };
+        format!(
+            "note: the {} has risen for {} epochs in a row ({:.6} after epoch {}, {:.6} \
+             after epoch {}): the steps are likely too large; try a lower --lr (now {}){stop}",
+            self.what,
+            self.to.0 - self.from.0,
+            self.from.1,
+            self.from.0,
+            self.to.1,
+            self.to.0,
+            cfg.lr
+        )
+    }
+}
+
+/// The validation loss (the training loss without validation rows) when it rose in each
+/// of the last `RISING_EPOCHS` epochs, none of them in the warm-up (while the learning
+/// rate still climbs).
+fn rising(history: &[EpochStats]) -> Option<Rise> {
+    let n = history.len();
+    let last = history.get(n.checked_sub(RISING_EPOCHS + 1)?..)?;
+    let warming = last.windows(2).any(|w| w[1].lr > w[0].lr);
+    let loss = |e: &EpochStats| e.val_loss.unwrap_or(e.train_loss);
+    let rose = last.windows(2).all(|w| loss(&w[1]) > loss(&w[0]));
+    if warming || !rose {
+        return None;
+    }
+    let what = if last[0].val_loss.is_some() { "validation loss" } else { "training loss" };
+    let (first, end) = (&last[0], &last[RISING_EPOCHS]);
+    Some(Rise { what, from: (first.epoch, loss(first)), to: (end.epoch, loss(end)) })
 }
 
 /// Ends the TensorBoard session, unless the run was interrupted (it is continued later).
@@ -258,3 +312,51 @@ fn install_interrupt_handler(distributed: bool) {
 
 /// How long a signalled rank waits for its group to finish the step and checkpoint.
 const DIST_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn epochs(losses: &[(f64, Option<f64>)], lrs: &[f64]) -> Vec<EpochStats> {
+        losses
+            .iter()
+            .zip(lrs)
+            .enumerate()
+            .map(|(i, (&(train_loss, val_loss), &lr))| EpochStats {
+                epoch: i + 1,
+                train_loss,
+                val_loss,
+                seconds: 1.0,
+                samples_per_s: 1.0,
+                lr,
+                train_reconstruction: None,
+                train_kl: None,
+                val_accuracy: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_loss_that_keeps_rising_after_warm_up_is_named_once_it_has_for_three_epochs() {
+        let val = |v: &[f64]| v.iter().map(|&v| (0.5, Some(v))).collect::<Vec<_>>();
+        let flat = [1e-3; 6];
+        // Falling, or rising for only two epochs: nothing to say.
+        assert_eq!(rising(&epochs(&val(&[0.5, 0.4, 0.3, 0.2]), &flat)), None);
+        assert_eq!(rising(&epochs(&val(&[0.5, 0.1, 0.2, 0.3]), &flat)), None);
+        let rise = rising(&epochs(&val(&[0.5, 0.1, 0.2, 0.3, 0.4]), &flat)).unwrap();
+        assert_eq!(rise, Rise { what: "validation loss", from: (2, 0.1), to: (5, 0.4) });
+        let cfg = TrainConfig { lr: 0.01, early_stop: None, ..Default::default() };
+        assert_eq!(
+            rise.words(&cfg),
+            "note: the validation loss has risen for 3 epochs in a row (0.100000 after epoch \
+             2, 0.400000 after epoch 5): the steps are likely too large; try a lower --lr \
+             (now 0.01), or --early-stop N to keep the best epoch's weights"
+        );
+        // While the learning rate still climbs (warm-up), a rise is expected.
+        let warm = [1e-4, 2e-4, 3e-4, 4e-4, 5e-4];
+        assert_eq!(rising(&epochs(&val(&[0.5, 0.1, 0.2, 0.3, 0.4]), &warm)), None);
+        // Without validation rows the training loss is watched.
+        let train: Vec<_> = [0.1, 0.2, 0.3, 0.4].iter().map(|&t| (t, None)).collect();
+        assert_eq!(rising(&epochs(&train, &flat)).unwrap().what, "training loss");
+    }
+}

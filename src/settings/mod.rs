@@ -238,6 +238,16 @@ mod tests {
         let cfg = TrainConfig { early_stop: Some(2), val_fraction: 0.0, ..TrainConfig::default() };
         let e = usage("train", cfg.validate().unwrap_err());
         assert_eq!(e.0, "--early-stop needs validation images: set --val-fraction above 0");
+        // Off is expressible: --early-stop 0 is no early stopping, and then no validation
+        // rows are needed.
+        let argv = ["ae-tch", "train", "--early-stop", "0", "--val-fraction", "0"];
+        use clap::Parser;
+        let crate::cli::Command::Train(args) = Cli::try_parse_from(argv).unwrap().command else {
+            unreachable!()
+        };
+        let s = TrainSettings::new(&args, &|id| ["early_stop", "val_fraction"].contains(&id));
+        let cfg = s.checked_train().unwrap();
+        assert_eq!((cfg.early_stop, cfg.val_fraction), (None, 0.0));
     }
 
     #[test]

@@ -196,7 +196,8 @@ impl ModelRequest {
 
 /// The training settings the flags ask for, with the network's defaults for the rest.
 fn train_config(args: &TrainArgs, model: &ModelRequest) -> TrainConfig {
-    let defaults = ArchDefaults::for_layers(&model.layers(&ModelConfig::default().input));
+    let layers = model.layers(&ModelConfig::default().input);
+    let defaults = ArchDefaults::for_network(&layers, model.arch == Arch::Vae);
     TrainConfig {
         mode: args.mode,
         noise: args.noise,
@@ -214,12 +215,14 @@ fn train_config(args: &TrainArgs, model: &ModelRequest) -> TrainConfig {
         weight_decay: args.weight_decay,
         l1_latent: args.l1_latent,
         trim: args.trim.unwrap_or(0.0),
-        early_stop: args.early_stop,
+        // 0 says "off", as leaving the flag out does.
+        early_stop: args.early_stop.filter(|&n| n > 0),
         lr_schedule: args.lr_schedule.unwrap_or(defaults.lr_schedule),
         grad_clip: args.grad_clip,
         beta: args.beta,
         engine: args.engine,
         init: args.init.unwrap_or(defaults.init),
+        start: args.start.unwrap_or(defaults.start),
         precision: args.precision,
         checkpoint_every: args.checkpoint_every,
         format: args.format,

@@ -76,6 +76,9 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
         crate::model::torch_init(&vs);
     }
     let train_t = train_set.to_device(device);
+    if resume.is_none() && cfg.start == config::Start::Mean {
+        crate::model::start_at_the_mean(&vs, &model_cfg, &train_t);
+    }
     let val_t = (!val_set.is_empty()).then(|| val_set.to_device(device));
     let what =
         Trained { model: &model_cfg, cfg: &cfg, data: &data_record, threads, dist: dist.as_ref() };
@@ -102,7 +105,7 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
     super::print(&format!(
         "{}\n\n{}\nrun folder  {dir}\nloss plot   {dir}/{}\n{grid}",
         trained_line(done_before, trained.fit.history.len(), trained.train_seconds),
-        report::eval_table(report, &trained.cfg),
+        report::eval_table(report, &manifest.model, &trained.cfg),
         run_store::LOSS_PNG,
     ))
 }
