@@ -376,6 +376,16 @@ mod tests {
         assert!(ModelConfig { input: huge_image, ..model() }.validate().is_err());
         let huge = mlp(vec![65536, 65536]).validate().unwrap_err();
         assert!(huge.to_string().contains("parameters"), "{huge}");
+        // Photos at 512x512 need 805 million parameters in the default MLP: the message
+        // names a size that works, and that size validates.
+        let photos =
+            ImageSpec { color: crate::data::spec::Color::Rgb, ..ImageSpec::gray(512, 384) };
+        let big = ModelConfig { input: DataSpec::Image(photos), ..model() };
+        let e = big.validate().unwrap_err().to_string();
+        assert!(e.ends_with("; pass --resize 128x96 (37922064 parameters)"), "{e}");
+        let fits = ImageSpec { height: 128, width: 96, ..photos };
+        let fits = ModelConfig { input: DataSpec::Image(fits), ..model() };
+        assert_eq!((fits.validate(), fits.parameter_count()), (Ok(()), 37922064));
         // 784·512 + 512 + 512·128 + 128 + 128·16 + 16, and the mirror image.
         assert_eq!(
             model().parameter_count(),

@@ -412,9 +412,28 @@ impl ModelConfig {
         let n = self.parameter_count();
         if n > MAX_PARAMETERS {
             return Err(Invalid::plain(format!(
-                "the network would have {n} parameters, more than the supported {MAX_PARAMETERS}"
+                "the network would have {n} parameters, more than the supported \
+                 {MAX_PARAMETERS}{}",
+                self.smaller_input(MAX_PARAMETERS)
             )));
         }
         Ok(())
+    }
+
+    /// For an image input too large for the network: "; pass {resize} HxW (N parameters)"
+    /// naming a size (longer side at most `PRACTICAL_SIDE`) whose network stays within
+    /// `limit`; empty when none does or the input is no image.
+    fn smaller_input(&self, limit: i64) -> String {
+        use crate::data::spec::{Size, PRACTICAL_SIDE};
+        let Some(spec) = self.input.image() else { return String::new() };
+        let size = Size { height: spec.height as u32, width: spec.width as u32 };
+        let smaller = size.within(PRACTICAL_SIDE);
+        let (height, width) = (smaller.height as i64, smaller.width as i64);
+        let input = DataSpec::Image(crate::data::spec::ImageSpec { height, width, ..*spec });
+        let n = ModelConfig { input, ..self.clone() }.parameter_count();
+        match n <= limit && smaller != size {
+            true => format!("; pass {{resize}} {smaller} ({n} parameters)"),
+            false => String::new(),
+        }
     }
 }

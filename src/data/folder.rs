@@ -86,9 +86,17 @@ fn common_size<'a>(dir: &Path, files: impl Iterator<Item = &'a PathBuf>) -> Resu
                 .take(5)
                 .map(|(s, n, f)| format!("{s}: {n} (e.g. {})", f.display()))
                 .collect();
+            // The most common size, unless it is too large to train on here.
+            let suggested = most.within(super::spec::PRACTICAL_SIDE);
+            let why = match suggested == *most {
+                true => String::new(),
+                false => {
+                    format!(" (the most common, {most}, makes a large network that trains slowly)")
+                }
+            };
             let problem = format!(
-                "{} holds images of {} sizes (height x width: {}{}); pass {{resize}} {most} to \
-                 convert them all to one size",
+                "{} holds images of {} sizes (height x width: {}{}); pass {{resize}} \
+                 {suggested} to convert them all to one size{why}",
                 dir.display(),
                 by_count.len(),
                 listed.join(", "),
@@ -425,6 +433,19 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("--resize 8x8"), "{err}");
+        // Photos: the suggestion is a size a network trains on, not the most common one.
+        let photos = tempfile::tempdir().unwrap();
+        for (i, w) in [384, 384, 300].into_iter().enumerate() {
+            png(&photos.path().join(format!("p{i}.png")), w, 512, 0);
+        }
+        let err = load(photos.path(), Split::Train, ImageRequest::default()).unwrap_err();
+        assert!(
+            err.to_string().ends_with(
+                "pass --resize 128x96 to convert them all to one size (the most common, \
+                 512x384, makes a large network that trains slowly)"
+            ),
+            "{err}"
+        );
         let resized =
             ImageRequest { size: Some(Size { height: 6, width: 5 }), ..Default::default() };
         let train = load(dir.path(), Split::Train, resized).unwrap();
