@@ -270,11 +270,15 @@ pub fn start_at_the_mean(vs: &nn::VarStore, config: &ModelConfig, rows: &Tensor)
     let unit = crate::data::to_unit_float(rows).to_kind(tch::Kind::Float);
     let mean = unit.mean_dim(Some([0i64].as_slice()), false, tch::Kind::Float);
     let vars = vs.variables();
-    let last = vars
-        .keys()
-        .filter(|n| n.starts_with("decoder.") && n.ends_with(".bias"))
-        .max_by_key(|n| n.split('.').nth(1).and_then(|i| i.parse::<usize>().ok()).unwrap_or(0));
-    let Some(name) = last else { return };
+    // The output layer is the decoder's last numbered layer with a bias of its own
+    // (`decoder.<i>.bias`, as torch.nn.Sequential names it; a residual block's biases sit
+    // one level deeper).
+    let index = |n: &str| match n.split('.').collect::<Vec<_>>()[..] {
+        ["decoder", i, "bias"] => i.parse::<usize>().ok(),
+        _ => None,
+    };
+    let last = vars.keys().filter_map(|n| Some((index(n)?, n))).max();
+    let Some((_, name)) = last else { return };
     let bias = &vars[name];
     let target = if bias.size()[0] == mean.size()[0] {
         mean
@@ -488,6 +492,21 @@ mod tests {
                 assert!(gap < 1e-5, "untrained output off the mean by {gap}");
             }
             assert!(vs.variables()["encoder.0.weight"].equal(&encoder_first), "tied: {tied}");
+        }
+        // A convolutional decoder puts out each channel's mean, whatever its blocks.
+        let input = DataSpec::Image(ImageSpec { color: Color::Rgb, ..ImageSpec::gray(8, 8) });
+        let rows = Tensor::randint(256, [20, 192], (tch::Kind::Uint8, Device::Cpu));
+        for cfg in [conv(vec![8, 16]), residual(vec![8, 16], Upsample::Resize)] {
+            let cfg = ModelConfig { input: input.clone(), ..cfg };
+            let vs = nn::VarStore::new(Device::Cpu);
+            let ae = Autoencoder::new(&vs.root(), &cfg);
+            start_at_the_mean(&vs, &cfg, &rows);
+            let out = tch::no_grad(|| ae.forward(&crate::data::to_unit_float(&rows)));
+            let unit = crate::data::to_unit_float(&rows).view([20, 3, 64]);
+            let want = unit.mean_dim(Some([0i64, 2].as_slice()), false, tch::Kind::Float);
+            let got = out.view([20, 3, 64]);
+            let gap = (got - want.view([1, 3, 1])).abs().max().double_value(&[]);
+            assert!(gap < 1e-5, "{}: off the channel means by {gap}", cfg.arch_name());
         }
         // Scaled features: no sigmoid, the bias is the mean itself.
         let input = DataSpec::Vector(crate::data::spec::VectorSpec {
