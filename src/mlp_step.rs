@@ -98,7 +98,7 @@ impl MlpStep {
         for (part, i) in
             (0..depth).map(|i| ("encoder", i)).chain((0..depth).map(|i| ("decoder", i)))
         {
-            // Linear layers sit at even positions of the Sequential (see model.rs).
+            // Linear layers sit at even positions of the Sequential (see model/mod.rs).
             let name = |v: &str| format!("{part}.{}.{v}", 2 * i);
             let (w, b) = (vars.get(&name("weight"))?, vars.get(&name("bias"))?);
             covered += w.numel() + b.numel();

@@ -114,7 +114,7 @@ fn prepare_weights(
 ) -> Result<()> {
     if fresh {
         if cfg.init == Init::Torch {
-            crate::model::torch_init(vs);
+            crate::model::init::torch_init(vs);
         }
         if !tune.from_scratch {
             copy_encoder(vs, &tune.run)?;

@@ -73,11 +73,11 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
         device
     ));
     if cfg.init == Init::Torch && resume.is_none() {
-        crate::model::torch_init(&vs);
+        crate::model::init::torch_init(&vs);
     }
     let train_t = train_set.to_device(device);
     if resume.is_none() && cfg.start == config::Start::Mean {
-        crate::model::start_at_the_mean(&vs, &model_cfg, &train_t);
+        crate::model::init::start_at_the_mean(&vs, &model_cfg, &train_t);
     }
     let val_t = (!val_set.is_empty()).then(|| val_set.to_device(device));
     let what =
