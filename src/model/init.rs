@@ -32,8 +32,13 @@ pub fn torch_init(vs: &nn::VarStore) {
 /// Makes the untrained network put out the mean of the training rows `rows` (`[N, D]` as
 /// stored): the decoder's output layer gets zero weights (a tied decoder keeps the
 /// encoder's) and as bias the mean — its logit under a sigmoid, per channel for a
-/// convolutional decoder.
-pub fn start_at_the_mean(vs: &nn::VarStore, config: &ModelConfig, rows: &Tensor) {
+/// convolutional decoder. A decoder whose output layer is not found so (no architecture
+/// today) is an error rather than a start that silently stays random.
+pub fn start_at_the_mean(
+    vs: &nn::VarStore,
+    config: &ModelConfig,
+    rows: &Tensor,
+) -> anyhow::Result<()> {
     let unit = crate::data::to_unit_float(rows).to_kind(tch::Kind::Float);
     let mean = unit.mean_dim(Some([0i64].as_slice()), false, tch::Kind::Float);
     let vars = vs.variables();
@@ -45,16 +50,22 @@ pub fn start_at_the_mean(vs: &nn::VarStore, config: &ModelConfig, rows: &Tensor)
         _ => None,
     };
     let last = vars.keys().filter_map(|n| Some((index(n)?, n))).max();
-    let Some((_, name)) = last else { return };
-    let bias = &vars[name];
-    let target = if bias.size()[0] == mean.size()[0] {
-        mean
-    } else {
-        let (c, h, w) = config.image_shape();
-        if bias.size()[0] != c {
-            return;
+    let (c, h, w) = config.image_shape();
+    let bias = last.map(|(_, name)| (name, &vars[name]));
+    let (name, bias, target) = match bias {
+        Some((name, b)) if b.size() == mean.size() => (name, b, mean),
+        Some((name, b)) if b.size() == [c] => {
+            let per_channel =
+                mean.view([c, h * w]).mean_dim(Some([1i64].as_slice()), false, tch::Kind::Float);
+            (name, b, per_channel)
         }
-        mean.view([c, h * w]).mean_dim(Some([1i64].as_slice()), false, tch::Kind::Float)
+        _ => {
+            let problem = format!(
+                "mean: the {} decoder has no output layer to start at the mean",
+                config.arch_name()
+            );
+            return Err(crate::invalid::Invalid::of("start", problem).into());
+        }
     };
     let target = if config.input.bounded() {
         let p = target.clamp(1e-3, 1.0 - 1e-3);
@@ -69,6 +80,7 @@ pub fn start_at_the_mean(vs: &nn::VarStore, config: &ModelConfig, rows: &Tensor)
             let _ = weight.shallow_clone().zero_();
         }
     });
+    Ok(())
 }
 
 #[cfg(test)]
@@ -97,7 +109,7 @@ mod tests {
             let ae = Autoencoder::new(&vs.root(), &cfg);
             let before = vs.variables();
             let encoder_first = before["encoder.0.weight"].copy();
-            start_at_the_mean(&vs, &cfg, &rows);
+            start_at_the_mean(&vs, &cfg, &rows).unwrap();
             let out = tch::no_grad(|| ae.forward(&crate::data::to_unit_float(&rows)));
             let gap = (&out - mean.unsqueeze(0)).abs().max().double_value(&[]);
             // The mean's logit, clamped to [1e-3, 1 - 1e-3], back through the sigmoid; a
@@ -114,7 +126,7 @@ mod tests {
             let cfg = ModelConfig { input: input.clone(), ..cfg };
             let vs = nn::VarStore::new(Device::Cpu);
             let ae = Autoencoder::new(&vs.root(), &cfg);
-            start_at_the_mean(&vs, &cfg, &rows);
+            start_at_the_mean(&vs, &cfg, &rows).unwrap();
             let out = tch::no_grad(|| ae.forward(&crate::data::to_unit_float(&rows)));
             let unit = crate::data::to_unit_float(&rows).view([20, 3, 64]);
             let want = unit.mean_dim(Some([0i64, 2].as_slice()), false, tch::Kind::Float);
@@ -122,6 +134,10 @@ mod tests {
             let gap = (got - want.view([1, 3, 1])).abs().max().double_value(&[]);
             assert!(gap < 1e-5, "{}: off the channel means by {gap}", cfg.arch_name());
         }
+        // A decoder without a numbered output layer is refused, not left at random.
+        let bare = nn::VarStore::new(Device::Cpu);
+        let e = start_at_the_mean(&bare, &config(vec![4]), &rows).unwrap_err().to_string();
+        assert_eq!(e, "--start mean: the mlp decoder has no output layer to start at the mean");
         // Scaled features: no sigmoid, the bias is the mean itself.
         let input = DataSpec::Vector(crate::data::spec::VectorSpec {
             columns: (0..6).map(|i| format!("x{i}")).collect(),
@@ -139,7 +155,7 @@ mod tests {
         let rows =
             Tensor::from_slice(&[1.0f32, -2.0, 0.5, 3.0, 0.0, 1.0, 3.0, 2.0, 0.5, -1.0, 2.0, 1.0])
                 .view([2, 6]);
-        start_at_the_mean(&vs, &cfg, &rows);
+        start_at_the_mean(&vs, &cfg, &rows).unwrap();
         let out = tch::no_grad(|| ae.forward(&rows));
         let want = Tensor::from_slice(&[2.0f32, 0.0, 0.5, 1.0, 1.0, 1.0]);
         assert!(out.get(1).allclose(&want, 1e-6, 1e-6, false), "{out}");

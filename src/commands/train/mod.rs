@@ -77,7 +77,7 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
     }
     let train_t = train_set.to_device(device);
     if resume.is_none() && cfg.start == config::Start::Mean {
-        crate::model::init::start_at_the_mean(&vs, &model_cfg, &train_t);
+        crate::model::init::start_at_the_mean(&vs, &model_cfg, &train_t)?;
     }
     let val_t = (!val_set.is_empty()).then(|| val_set.to_device(device));
     let what =
