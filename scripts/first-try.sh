@@ -20,14 +20,15 @@ sets=(
   "fashion-mnist|--data data/fashion-mnist"
   "emoji|--data data/emoji"
   "emoji-640|--data data/emoji --limit 640"
+  "emoji-mlp|--data data/emoji --arch mlp"
   "shuttle|--data data/shuttle/shuttle.csv --label-column class --trim 0"
   "series|--data data/series/135_UCR_Anomaly_InternalBleeding16_TEST.csv --columns value --label-column is_anomaly --window 64"
   "speech|--data data/speech --window 256"
 )
 wanted=("$@")
 
-echo "| set | family | epochs | time (s) | model | PCA, same k | model / PCA | beats PCA by 10% |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| set | family | batch, loss, augment | epochs | time (s) | model | PCA, same k | model / PCA | beats PCA by 10% |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for entry in "${sets[@]}"; do
   name=${entry%%|*}
   read -r -a args <<<"${entry#*|}"
@@ -45,14 +46,17 @@ m = json.load(open(sys.argv[1]))
 t, o = m["outcome"]["test"], m["outcome"]
 layers = m["model"]["layers"]
 family = ("vae on " if m["model"].get("variational") else "") + layers["kind"]
-epochs = o.get("epochs_run", m["train"]["epochs"])
+tr = m["train"]
+epochs = f'{o.get("epochs_run", tr["epochs"])} of {tr["epochs"]}'
+chose = f'{tr["batch_size"]}, {tr.get("loss", "mse")}, {tr.get("augment", "none")}'
+
 seconds = o.get("train_seconds", float("nan"))
 if "snr" in t:  # series: signal-to-noise ratio in the file's units (higher is better)
     model, pca = f'{t["snr"]["snr_db"]:.2f} dB SNR', f'{t["snr"]["pca_snr_db"]:.2f} dB SNR'
 else:
     model, pca = f'{t["sq_err_per_image"]:.3f}', f'{t["pca_sq_err_per_image"]:.3f}'
 ratio = t["sq_err_per_image"] / t["pca_sq_err_per_image"]
-print(f'| {sys.argv[2]} | {family} | {epochs} | {seconds:.0f} | {model} | {pca} | {ratio:.2f} | '
+print(f'| {sys.argv[2]} | {family} | {chose} | {epochs} | {seconds:.0f} | {model} | {pca} | {ratio:.2f} | '
       f'{"yes" if ratio <= 0.9 else "no"} |')
 PY
 done

@@ -9,15 +9,26 @@ use tch::{Kind, Reduction, Tensor};
 pub fn reconstruction(output: &Tensor, target: &Tensor, loss: Loss) -> Tensor {
     match loss {
         Loss::Mse => output.mse_loss(target, Reduction::Mean),
-        Loss::Bce => output.binary_cross_entropy::<Tensor>(target, None, Reduction::Mean),
+        Loss::Bce => cross_entropy(output, target).mean(output.kind()),
     }
+}
+
+/// The binary cross-entropy of each value, with each log clamped at −100 as torch's
+/// `binary_cross_entropy` does; written out rather than called because libtorch's kernel
+/// fails on outputs outside [0, 1], which a diverging run's NaNs are, where this gives NaN
+/// for the divergence guard to report.
+fn cross_entropy(output: &Tensor, target: &Tensor) -> Tensor {
+    let log = |t: &Tensor| t.log().clamp_min(-100.0);
+    let ones: Tensor = target * log(output);
+    let zeros: Tensor = (1.0 - target) * log(&(1.0 - output));
+    -(ones + zeros)
 }
 
 /// Per-row reconstruction loss (mean over each row's values).
 pub fn per_row(output: &Tensor, target: &Tensor, loss: Loss) -> Tensor {
     let each = match loss {
         Loss::Mse => output.mse_loss(target, Reduction::None),
-        Loss::Bce => output.binary_cross_entropy::<Tensor>(target, None, Reduction::None),
+        Loss::Bce => cross_entropy(output, target),
     };
     each.flatten(1, -1).mean_dim(1, false, Kind::Float)
 }
@@ -41,4 +52,24 @@ pub fn trimmed(output: &Tensor, target: &Tensor, loss: Loss, trim: f64) -> Tenso
 /// worst `trim` share, at least one.
 pub fn kept_rows(n: i64, trim: f64) -> i64 {
     (n - (n as f64 * trim).round() as i64).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cross_entropy_is_torchs_and_a_nan_output_gives_a_nan_loss() {
+        let output = Tensor::from_slice(&[0.0f32, 0.2, 0.5, 0.9, 1.0, 1e-30]).view([2, 3]);
+        let target = Tensor::from_slice(&[0.0f32, 1.0, 0.3, 0.9, 0.0, 1.0]).view([2, 3]);
+        let torch = output.binary_cross_entropy::<Tensor>(&target, None, Reduction::None);
+        let ours = cross_entropy(&output, &target);
+        assert!(ours.allclose(&torch, 1e-5, 1e-6, false), "{ours} against {torch}");
+        let mean = reconstruction(&output, &target, Loss::Bce);
+        let torch_mean = output.binary_cross_entropy::<Tensor>(&target, None, Reduction::Mean);
+        assert!(mean.allclose(&torch_mean, 1e-5, 1e-6, false));
+        let nan = Tensor::from_slice(&[f32::NAN, 0.5]);
+        let loss = reconstruction(&nan, &Tensor::from_slice(&[0.5f32, 0.5]), Loss::Bce);
+        assert!(loss.double_value(&[]).is_nan());
+    }
 }

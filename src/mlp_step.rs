@@ -225,7 +225,7 @@ impl MlpStep {
                     None::<Tensor>,
                     Reduction::Mean,
                 );
-                output32.binary_cross_entropy::<Tensor>(full_target, None, Reduction::Mean)
+                crate::loss::reconstruction(&output32, full_target, Loss::Bce)
             }
         };
         if self.trim > 0.0 {

@@ -159,8 +159,20 @@ mod tests {
             config::DEFAULT_HIDDEN,
             config::VECTOR_HIDDEN.map(|w| w.to_string()).join(",")
         )));
-        assert!(help("lr").ends_with(&format!("[default: {:e}]", config::DEFAULT_LR)));
-        assert!(help("batch_size").ends_with(&format!("[default: {}]", config::DEFAULT_BATCH_SIZE)));
+        assert!(help("lr").contains(&format!(
+            "[default: {:e}; an MLP on more than {}",
+            config::DEFAULT_LR,
+            "1,024"
+        )));
+        assert_eq!(config::RATE_WIDTH, 1024);
+        assert!(help("batch_size").contains(&format!("[default: {};", config::DEFAULT_BATCH_SIZE)));
+        assert!(help("batch_size").contains(&format!("down to {}", config::SMALLEST_BATCH)));
+        assert!(help("epochs").contains(&format!("[default: {};", config::DEFAULT_EPOCHS)));
+        assert!(help("epochs").contains(&format!("{} steps", "1,500")));
+        assert_eq!(config::LEAST_STEPS, 1500);
+        assert!(help("early_stop").contains(&format!("[default: {};", config::PATIENCE)));
+        assert!(help("augment").contains(&format!("{} colour training images", "5,000")));
+        assert_eq!(config::FLIP_BELOW, 5000);
         assert_eq!((t.lr, t.batch_size, t.lr_schedule), (None, None, None));
         assert_eq!((t.latent, t.noise_level, t.mode), (None, 0.3, Mode::Reconstruct));
         let cli = Cli::try_parse_from(["ae-tch", "train", "--sigma", "0.5"]).unwrap();

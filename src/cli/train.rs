@@ -2,8 +2,8 @@
 
 use super::RuntimeArgs;
 use crate::config::{
-    self, Activation, Arch, Backbone, Engine, Init, Loss, LrSchedule, Mode, NoiseKind, Norm,
-    Precision, Start, Upsample, WeightsFormat,
+    self, Activation, Arch, Augment, Backbone, Engine, Init, Loss, LrSchedule, Mode, NoiseKind,
+    Norm, Precision, Start, Upsample, WeightsFormat,
 };
 use crate::data::spec::{Background, ColorChoice, ImageRequest, Missing, ScaleKind, Size};
 use clap::Args;
@@ -129,9 +129,10 @@ pub struct TrainArgs {
     /// Noise strength: σ for gaussian, the probability p for masking and salt-pepper
     #[arg(long, allow_negative_numbers = true, visible_alias = "sigma", default_value_t = config::DEFAULT_SIGMA, value_name = "F")]
     pub noise_level: f64,
-    /// Network family
-    #[arg(long, value_enum, default_value_t = Arch::Mlp)]
-    pub arch: Arch,
+    /// Network family [default: conv for images, mlp for vectors and series; mlp when
+    /// --hidden or --tied-weights is given]
+    #[arg(long, value_enum)]
+    pub arch: Option<Arch>,
     /// Layers under --arch vae
     #[arg(long, value_enum, default_value_t = Backbone::Mlp)]
     pub backbone: Backbone,
@@ -163,8 +164,8 @@ pub struct TrainArgs {
     /// Non-linearity between layers
     #[arg(long, value_enum, default_value_t = Activation::Relu)]
     pub activation: Activation,
-    /// Reconstruction loss
-    #[arg(long, value_enum, default_value_t = Loss::Mse)]
+    /// Reconstruction loss [default: bce for images, mse for vectors and series]
+    #[arg(long, value_enum, default_value_t = Loss::Mse, hide_default_value = true)]
     pub loss: Loss,
     /// Decoupled weight decay (AdamW)
     #[arg(long, allow_negative_numbers = true, default_value_t = 0.0, value_name = "F")]
@@ -178,7 +179,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "F")]
     pub trim: Option<f64>,
     /// Stop after N epochs without a better validation loss and keep the best weights
-    /// (0: off, train every epoch)
+    /// (0: off, train every epoch) [default: 5; off with --val-fraction 0]
     #[arg(long, value_name = "PATIENCE")]
     pub early_stop: Option<usize>,
     /// Learning-rate schedule [default: warmup-cosine]
@@ -199,16 +200,25 @@ pub struct TrainArgs {
     /// mean for fully connected networks, random for convolutional ones]
     #[arg(long, value_enum)]
     pub start: Option<Start>,
+    /// What each training batch's images go through: as they are, or each mirrored left
+    /// to right with probability 1/2 [default: flip for fewer than 5,000 colour training
+    /// images without --classes, else none]
+    #[arg(long, value_enum)]
+    pub augment: Option<Augment>,
     /// How gradients are computed (the result is the same to rounding)
     #[arg(long, value_enum, default_value_t = Engine::Auto)]
     pub engine: Engine,
-    /// Passes over the training images
-    #[arg(long, default_value_t = config::DEFAULT_EPOCHS, value_name = "N")]
+    /// Passes over the training images [default: 20; more for a small set, to take 1,500
+    /// steps; fewer where they would pass about 3e12 multiply-adds (some 3 minutes on 2
+    /// CPU cores), which the first line says]
+    #[arg(long, default_value_t = config::DEFAULT_EPOCHS, value_name = "N", hide_default_value = true)]
     pub epochs: usize,
-    /// Images per optimisation step [default: 64]
+    /// Images per optimisation step [default: 64; for a convolutional network on a small set,
+    /// down to 16 so that an epoch takes 64 steps]
     #[arg(long, value_name = "N")]
     pub batch_size: Option<usize>,
-    /// Adam learning rate, the peak of the schedule [default: 3e-3]
+    /// Adam learning rate, the peak of the schedule [default: 3e-3; an MLP on more than 1,024
+    /// input values takes 3e-3 · 1,024 / their number]
     #[arg(long, allow_negative_numbers = true, value_name = "F")]
     pub lr: Option<f64>,
     /// Seed for initialisation, shuffling, noise and the validation split

@@ -9,9 +9,11 @@ use std::fmt;
 use std::str::FromStr;
 
 mod model;
+mod sized;
 mod train;
 
 pub use model::*;
+pub use sized::*;
 pub use train::*;
 
 /// Encoder widths, as the `--hidden` flag spells them.
@@ -146,6 +148,18 @@ pub enum Start {
     /// the training rows' mean: the output layer's weights start at zero and its bias at
     /// the mean (its logit under a sigmoid; per channel for a convolutional decoder)
     Mean,
+}
+
+/// What each training batch's images go through before the network sees them (the
+/// validation and test images never do).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Augment {
+    /// the images as they are (every run before `--augment` existed)
+    #[default]
+    None,
+    /// each image mirrored left to right with probability 1/2, drawn per step from the seed
+    Flip,
 }
 
 /// The training settings that depend on the network, used where the flags do not set them.
@@ -339,6 +353,28 @@ mod tests {
 
     fn mlp(hidden: Vec<i64>) -> ModelConfig {
         ModelConfig { layers: Layers::Mlp { hidden, tied_weights: false }, ..model() }
+    }
+
+    #[test]
+    fn multiply_adds_count_every_layer_at_its_size() {
+        // MNIST's MLP: each weight once on each side.
+        let w = 784 * 512 + 512 * 128 + 128 * 16;
+        assert_eq!(mlp(vec![512, 128]).multiply_adds(), 2.0 * w as f64);
+        // The conv default on 28×28: 3×3 kernels, 14×14 then 7×7, one residual block of two
+        // convolutions a level on each side, transposed convolutions reading the small map,
+        // and the dense layers to and from 64×7×7.
+        let upsample = Upsample::Transpose;
+        let conv = ConvLayers { channels: vec![32, 64], blocks: 1, groups: 8, upsample };
+        let m = ModelConfig { layers: Layers::Conv(conv.clone()), ..model() };
+        let level1 = 9 * 32 * 196 + 4 * 9 * 32 * 32 * 196 + 9 * 32 * 196;
+        let level2 = 9 * 32 * 64 * 49 + 4 * 9 * 64 * 64 * 49 + 9 * 64 * 32 * 49;
+        assert_eq!(m.multiply_adds(), (level1 + level2 + 2 * 3136 * 16) as f64);
+        assert_eq!(m.multiply_adds(), 16_470_272.0);
+        // Resizing up works at the large map: 4× the transposed convolutions' work.
+        let resize = ConvLayers { upsample: Upsample::Resize, ..conv };
+        let r = ModelConfig { layers: Layers::Conv(resize), ..model() };
+        let more = 3.0 * (9 * 32 * 196 + 9 * 64 * 32 * 49) as f64;
+        assert_eq!(r.multiply_adds(), m.multiply_adds() + more);
     }
 
     #[test]

@@ -251,6 +251,41 @@ impl ModelConfig {
         }
     }
 
+    /// Multiply-adds of one item's forward pass through encoder and decoder (convolutions
+    /// and dense layers; norms and activations left out): what sizes a run's work.
+    pub fn multiply_adds(&self) -> f64 {
+        let dense = |i: i64, o: i64| (i * o) as f64;
+        match &self.layers {
+            Layers::Conv(conv) => {
+                let n = conv.channels.len();
+                let sizes = self.conv_sizes(n);
+                let mut chans = vec![self.image_shape().0];
+                chans.extend(&conv.channels);
+                let at = |(h, w): (i64, i64)| (h * w) as f64;
+                let conv3 = |i: i64, o: i64, size: f64| 9.0 * (i * o) as f64 * size;
+                let levels: f64 = (0..n)
+                    .map(|l| {
+                        let (c0, c1, small) = (chans[l], chans[l + 1], at(sizes[l + 1]));
+                        // Up: a transposed convolution reads the small map; a resize and
+                        // convolution work at the large one.
+                        let up = match conv.upsample {
+                            Upsample::Transpose => conv3(c1, c0, small),
+                            Upsample::Resize => conv3(c1, c0, at(sizes[l])),
+                        };
+                        let blocks = 2.0 * 2.0 * conv.blocks as f64 * conv3(c1, c1, small);
+                        conv3(c0, c1, small) + blocks + up
+                    })
+                    .sum();
+                let flat = chans[n] * sizes[n].0 * sizes[n].1;
+                levels + dense(flat, self.encoder_out()) + dense(self.latent, flat)
+            }
+            Layers::Mlp { .. } => {
+                let w = self.encoder_widths();
+                2.0 * w.windows(2).map(|p| dense(p[0], p[1])).sum::<f64>()
+            }
+        }
+    }
+
     /// Parameters of the encoder and of the decoder.
     fn part_counts(&self) -> (i64, i64) {
         let dense = |i: i64, o: i64| i * o + o;

@@ -81,6 +81,9 @@ pub struct TrainConfig {
     /// Runs made before it existed started at random: absent means that.
     #[serde(default, skip_serializing_if = "is_default")]
     pub start: Start,
+    /// Runs made before it existed trained on the images as they are: absent means that.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub augment: Augment,
     #[serde(default)]
     pub precision: Precision,
     /// Write the run's checkpoint every this many epochs (and after the last).
@@ -154,6 +157,7 @@ impl Default for TrainConfig {
             engine: Engine::Auto,
             init: arch.init,
             start: arch.start,
+            augment: Augment::None,
             precision: Precision::Fp32,
             checkpoint_every: 1,
             tensorboard: None,

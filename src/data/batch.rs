@@ -18,6 +18,8 @@ use tch::{Device, Kind, Tensor};
 
 /// The step index under which an epoch's shuffle is drawn.
 const SHUFFLE: u64 = u64::MAX;
+/// Mixed into a step's seed for its mirroring draws, apart from its noise.
+const FLIP: u64 = 0x6d69_7272_6f72;
 
 /// The seed of the draws of `step` in `epoch` (1-based) of a run seeded with `seed`.
 pub fn stream_seed(seed: u64, epoch: usize, step: u64) -> u64 {
@@ -40,6 +42,9 @@ pub struct Batcher {
     buffers: Option<(Tensor, Tensor)>,
     /// The random words of a step's Gaussian noise (CPU path only).
     words: Vec<u64>,
+    /// `--augment flip`: the images' (channels, height, width), each row of a batch
+    /// mirrored left to right or not by a draw from the step's seed.
+    flip: Option<(i64, i64, i64)>,
 }
 
 impl Batcher {
@@ -66,7 +71,22 @@ impl Batcher {
             order_t: None,
             buffers,
             words: Vec::new(),
+            flip: None,
         }
+    }
+
+    /// Mirrors each training image of shape (channels, height, width) left to right with
+    /// probability 1/2, drawn from the step's seed (so a replayed step mirrors the same
+    /// rows).
+    pub fn flipping(self, shape: (i64, i64, i64)) -> Batcher {
+        Batcher { flip: Some(shape), ..self }
+    }
+
+    /// Which rows of a batch of `len` drawn with `seed` are mirrored.
+    fn mirrored(&self, seed: u64, len: usize) -> Option<Vec<bool>> {
+        self.flip?;
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed ^ FLIP);
+        Some((0..len).map(|_| rng.next_u32() & 1 == 1).collect())
     }
 
     /// Images per batch (the last batch of an epoch may hold fewer).
@@ -109,6 +129,7 @@ impl Batcher {
         }
         let first = step * self.batch as usize;
         let len = (self.batch as usize).min(self.order.len() - first);
+        let mirrored = self.mirrored(seed, len);
         match &self.buffers {
             Some((clean, input)) => {
                 let (clean, input) =
@@ -120,6 +141,8 @@ impl Batcher {
                 unsafe {
                     let (clean, input) = (host::f32_mut(&clean), host::f32_mut(&input));
                     let src = host::u8_ref(&self.data);
+                    let width = self.flip.map_or(1, |(_, _, w)| w as usize);
+                    let rows = Rows { rows, mirrored: mirrored.as_deref(), width };
                     assemble(src, rows, clean, input, self.corruption, seed, &mut self.words);
                 }
                 let input = if self.corruption.is_some() { input } else { clean.shallow_clone() };
@@ -128,7 +151,12 @@ impl Batcher {
             None => {
                 let order = self.order_t.as_ref().expect("start_epoch sets the order");
                 let idx = order.narrow(0, first as i64, len as i64);
-                let clean = to_unit_float(&self.data.index_select(0, &idx));
+                let mut clean = to_unit_float(&self.data.index_select(0, &idx));
+                if let (Some(m), Some((c, h, w))) = (&mirrored, self.flip) {
+                    let mask = Tensor::from_slice(m).to_device(clean.device()).view([-1, 1]);
+                    let flipped = clean.view([-1, c, h, w]).flip([3]).view([-1, c * h * w]);
+                    clean = flipped.where_self(&mask, &clean);
+                }
                 let input = match self.corruption {
                     // u8 data are images in [0, 1]; f32 data are scaled vector features.
                     Some((kind, level)) => {
@@ -142,14 +170,24 @@ impl Batcher {
     }
 }
 
+/// The rows of a batch: their positions in the training set and, with `--augment flip`,
+/// which are mirrored along image rows of `width` values.
+#[derive(Clone, Copy)]
+struct Rows<'a> {
+    rows: &'a [usize],
+    mirrored: Option<&'a [bool]>,
+    width: usize,
+}
+
 /// Rows `rows` of the u8 images `src` (`[N, D]`) in [0, 1] into `clean`
-/// (`[rows.len(), D]`), as `to_unit_float` computes them, and the model input into `input`
+/// (`[rows.len(), D]`), as `to_unit_float` computes them (mirrored where the rows say),
+/// and the model input into `input`
 /// when there is a corruption, with draws seeded by `seed`. Split over libtorch's threads
 /// at whole noise blocks; Gaussian noise takes its words from one stream drawn first, so
 /// the batch is the same whatever the split.
 fn assemble(
     src: &[u8],
-    rows: &[usize],
+    rows: Rows<'_>,
     clean: &mut [f32],
     input: &mut [f32],
     corruption: Option<(NoiseKind, f32)>,
@@ -158,7 +196,7 @@ fn assemble(
 ) {
     // 64 blocks (8,192 values, 32 KiB of output) per range at least.
     const GRAIN: usize = 64;
-    let (n, d) = (clean.len(), clean.len() / rows.len().max(1));
+    let (n, d) = (clean.len(), clean.len() / rows.rows.len().max(1));
     let gaussian = match corruption {
         Some((NoiseKind::Gaussian, level)) => {
             normal::draw_words(&mut Xoshiro256PlusPlus::seed_from_u64(seed), n, words);
@@ -202,14 +240,24 @@ fn assemble(
 
 /// Values `first..first + dst.len()` of the `[rows.len(), D]` batch of rows `rows` of the
 /// u8 images `src`, in [0, 1].
-fn gather(src: &[u8], rows: &[usize], d: usize, first: usize, dst: &mut [f32]) {
+fn gather(src: &[u8], rows: Rows<'_>, d: usize, first: usize, dst: &mut [f32]) {
     let (mut at, mut rest) = (first, dst);
     while !rest.is_empty() {
         let (row, col) = (at / d, at % d);
         let take = (d - col).min(rest.len());
-        let from = &src[rows[row] * d + col..][..take];
+        let image = &src[rows.rows[row] * d..][..d];
         let (out, tail) = rest.split_at_mut(take);
-        out.iter_mut().zip(from).for_each(|(o, &p)| *o = super::spec::unit(p));
+        if rows.mirrored.is_some_and(|m| m[row]) {
+            // Value x of an image row of width w comes from value w − 1 − x.
+            let w = rows.width;
+            out.iter_mut().enumerate().for_each(|(i, o)| {
+                let j = col + i;
+                *o = super::spec::unit(image[j - j % w + (w - 1 - j % w)]);
+            });
+        } else {
+            let from = &image[col..][..take];
+            out.iter_mut().zip(from).for_each(|(o, &p)| *o = super::spec::unit(p));
+        }
         (rest, at) = (tail, at + take);
     }
 }
@@ -313,7 +361,8 @@ mod tests {
         for threads in [1, 2, 3] {
             tch::set_num_threads(threads);
             let gaussian = Some((NoiseKind::Gaussian, level));
-            assemble(&src, &rows, &mut clean, &mut input, gaussian, 5, &mut words);
+            let batch = Rows { rows: &rows, mirrored: None, width: 1 };
+            assemble(&src, batch, &mut clean, &mut input, gaussian, 5, &mut words);
             assert!(clean == expected_clean && input == expected, "{threads} threads");
             // The ranges are real: a split at GRAIN blocks puts work on other threads.
             let seen = std::sync::Mutex::new(std::collections::HashSet::new());
@@ -343,6 +392,41 @@ mod tests {
             assert!(!di.equal(&dc) && !hi.equal(&hc), "both corrupt");
             assert!(di.min().double_value(&[]) >= 0.0 && di.max().double_value(&[]) <= 1.0);
         }
+    }
+
+    #[test]
+    fn flipping_mirrors_about_half_the_rows_the_same_way_on_both_paths() {
+        let _rng = crate::rng_lock();
+        // 40 colour images of 3×2×5, values that differ everywhere.
+        let (n, shape) = (40, (3i64, 2i64, 5i64));
+        let d = shape.0 * shape.1 * shape.2;
+        let data = images(n, d);
+        let strided = data.tr().contiguous().tr();
+        let c = cfg(Mode::Denoise, NoiseKind::Masking, 0.0);
+        let mut host_b = Batcher::new(&data, 16, &c, false).flipping(shape);
+        let mut dev_b = Batcher::new(&strided, 16, &c, false).flipping(shape);
+        let mut plain = Batcher::new(&data, 16, &c, false);
+        let mut mirrored = 0;
+        for b in [&mut host_b, &mut dev_b, &mut plain] {
+            b.start_epoch(2);
+        }
+        for step in 0..3 {
+            let (hc, hi) = host_b.get(step);
+            let (hc, hi) = (hc.copy(), hi.copy());
+            assert!(hi.equal(&hc), "the input is the mirrored image too");
+            assert!(dev_b.get(step).0.equal(&hc), "step {step}: the tensor path mirrors alike");
+            assert!(host_b.get(step).0.equal(&hc), "a replayed step mirrors the same rows");
+            let as_is = plain.get(step).0;
+            let flipped = as_is.view([-1, shape.0, shape.1, shape.2]).flip([3]).view([-1, d]);
+            for r in 0..hc.size()[0] {
+                let row = hc.get(r);
+                let same = row.equal(&as_is.get(r));
+                assert!(same || row.equal(&flipped.get(r)), "row {r}: as is or mirrored");
+                mirrored += usize::from(!same);
+            }
+        }
+        // 40 rows, each mirrored with probability 1/2.
+        assert!((10..=30).contains(&mirrored), "{mirrored} of 40 mirrored");
     }
 
     #[test]

@@ -129,14 +129,8 @@ pub fn mean_loss(model: &Autoencoder, inputs: &Tensor, targets: &Tensor, loss: L
     match loss {
         Loss::Mse => mse(&output, targets),
         Loss::Bce => tch::no_grad(|| {
-            output
-                .to_kind(Kind::Double)
-                .binary_cross_entropy::<Tensor>(
-                    &targets.to_kind(Kind::Double),
-                    None,
-                    tch::Reduction::Mean,
-                )
-                .double_value(&[])
+            let (o, t) = (output.to_kind(Kind::Double), targets.to_kind(Kind::Double));
+            crate::loss::reconstruction(&o, &t, Loss::Bce).double_value(&[])
         }),
     }
 }

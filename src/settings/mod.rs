@@ -131,7 +131,7 @@ impl Changes {
 }
 
 /// Flags of `train` that apply to one kind of data only: refused with the other.
-pub const IMAGE_FLAGS: [&str; 3] = ["color", "resize", "background"];
+pub const IMAGE_FLAGS: [&str; 4] = ["color", "resize", "background", "augment"];
 pub const VECTOR_FLAGS: [&str; 10] = [
     "label_column",
     "columns",

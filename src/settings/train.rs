@@ -39,6 +39,10 @@ pub struct TrainSettings {
     pub vectors: VectorRequestFlags,
     /// `--classes`, as named.
     pub classes: Option<Vec<String>>,
+    /// The network and its training settings when the data turn out to be images, where
+    /// they differ: `--arch` left to the data (and no MLP-only flag given) means the
+    /// convolutional family.
+    for_images: Option<Box<(ModelRequest, TrainConfig)>>,
 }
 
 /// The network the flags ask for, before the data's input is known.
@@ -95,7 +99,13 @@ impl TrainSettings {
             .find_subcommand("train")
             .map(|c| c.get_arguments().map(|a| a.get_id().to_string()).collect::<Vec<_>>())
             .unwrap_or_default();
-        let model = ModelRequest::new(args);
+        // The family the data choose when --arch is not given: the MLP's own flags ask for it.
+        let chosen = args.arch.is_none() && !given("hidden") && !given("tied_weights");
+        let model = ModelRequest::new(args, args.arch.unwrap_or(Arch::Mlp));
+        let for_images = chosen.then(|| {
+            let conv = ModelRequest::new(args, Arch::Conv);
+            Box::new((conv.clone(), train_config(args, &conv)))
+        });
         let v = &args.vectors;
         TrainSettings {
             given: ids.into_iter().filter(|id| given(id)).collect(),
@@ -123,7 +133,30 @@ impl TrainSettings {
                 wav_channel: v.wav_channel,
             },
             classes: args.classes.clone(),
+            for_images,
         }
+    }
+
+    /// The settings for data that are images (`images`) or not: with `--arch` left to the
+    /// data, images get the convolutional family and its training defaults.
+    pub fn for_kind(&self, images: bool) -> std::borrow::Cow<'_, TrainSettings> {
+        match (&self.for_images, images) {
+            (Some(pair), true) => {
+                let (model, train) = (**pair).clone();
+                std::borrow::Cow::Owned(TrainSettings {
+                    model,
+                    train,
+                    for_images: None,
+                    ..self.clone()
+                })
+            }
+            _ => std::borrow::Cow::Borrowed(self),
+        }
+    }
+
+    /// Whether the network family was left to the data (no `--arch`, no MLP-only flag).
+    pub fn family_from_data(&self) -> bool {
+        self.for_images.is_some() || (!self.given("arch") && self.model.arch == Arch::Conv)
     }
 
     /// Whether the flag with clap id `id` was on the command line.
@@ -139,11 +172,10 @@ impl TrainSettings {
 }
 
 impl ModelRequest {
-    fn new(args: &TrainArgs) -> Self {
-        let conv =
-            args.arch == Arch::Conv || (args.arch == Arch::Vae && args.backbone == Backbone::Conv);
+    fn new(args: &TrainArgs, arch: Arch) -> Self {
+        let conv = arch == Arch::Conv || (arch == Arch::Vae && args.backbone == Backbone::Conv);
         ModelRequest {
-            arch: args.arch,
+            arch,
             conv: conv.then(|| ConvLayers {
                 channels: args.channels.clone(),
                 blocks: args.blocks,
@@ -223,6 +255,7 @@ fn train_config(args: &TrainArgs, model: &ModelRequest) -> TrainConfig {
         engine: args.engine,
         init: args.init.unwrap_or(defaults.init),
         start: args.start.unwrap_or(defaults.start),
+        augment: args.augment.unwrap_or_default(),
         precision: args.precision,
         checkpoint_every: args.checkpoint_every,
         format: args.format,

@@ -7,7 +7,7 @@ use super::{
     EpochStats, Event, Fit, Objective, Resume, Snapshot, Stopped, TrainState, INTERRUPT_SAVED,
     SYNC_EVERY, VALIDATION_DRAW,
 };
-use crate::config::{Engine, LrSchedule, TrainConfig};
+use crate::config::{Augment, Engine, LrSchedule, TrainConfig};
 use crate::data::batch::{stream_seed, Batcher};
 use crate::data::{noise, to_unit_float};
 use crate::dist::Dist;
@@ -104,7 +104,10 @@ impl<'a> Loop<'a> {
         resume: Option<Resume>,
         dist: Option<&'a Dist>,
     ) -> Result<Self> {
-        let batches = Batcher::new(train, cfg.batch_size as i64, cfg, model.variational());
+        let mut batches = Batcher::new(train, cfg.batch_size as i64, cfg, model.variational());
+        if cfg.augment == Augment::Flip {
+            batches = batches.flipping(model.config().image_shape());
+        }
         let mut opt = FlatAdam::new(vs, cfg.lr, cfg.weight_decay);
         if let Some(frozen) = frozen_parameters(vs) {
             opt.freeze_first(frozen);

@@ -299,3 +299,52 @@ fn awkward_image_files_are_converted_or_refused_by_name() {
     info(&[]).fails_with(&["huge.png", "declares 100000x100000"]);
     info(&["--resize", "12x12"]).fails_with(&["huge.png", "exceeds limit", "8192 pixels a side"]);
 }
+
+/// Issue 34: with `--arch` and the training settings left out, the data choose them, the
+/// first line says what was chosen and model.json records it; an MLP flag keeps the MLP;
+/// no validation set means no early stopping; a flag for images is refused on a table.
+#[test]
+fn the_data_choose_the_family_and_the_settings_and_the_first_line_says_so() {
+    let dir = tempdir();
+    let d = dir.path();
+    let base = ["train", "--threads", "1", "--limit", "200", "--epochs", "1", "--resize", "16x16"];
+    let data = emoji();
+    let with = |extra: &[&str], out: &str| {
+        let mut args: Vec<&str> = base.to_vec();
+        args.extend(["--data", s(&data), "--out", out]);
+        args.extend(extra);
+        args.iter().map(|a| a.to_string()).collect::<Vec<_>>()
+    };
+    let run = ae(d, &with(&[], "auto")).ok();
+    let first = run.stderr.lines().find(|l| l.starts_with("training")).unwrap();
+    let chosen = "chosen by the data: --arch conv, --batch-size 16, --early-stop 5, --loss bce, \
+                  --augment flip";
+    assert!(first.starts_with("training reconstruct autoencoder: conv 3×16×16"), "{first}");
+    assert!(first.ends_with(chosen), "{first}");
+    let m = read_json(&d.join("auto/model.json"));
+    assert_eq!(m["model"]["layers"]["kind"], "conv");
+    let t = &m["train"];
+    let recorded = (&t["batch_size"], &t["early_stop"], &t["loss"], &t["augment"]);
+    assert_eq!(recorded, (&16.into(), &5.into(), &"bce".into(), &"flip".into()));
+    // --hidden asks for the MLP; flags given stand; no validation rows, no early stop.
+    let given = ["--hidden", "32", "--loss", "mse", "--val-fraction", "0", "--augment", "none"];
+    let run = ae(d, &with(&given, "mlp")).ok();
+    let first = run.stderr.lines().find(|l| l.starts_with("training")).unwrap();
+    assert!(first.contains(": mlp 768-32-16") && !first.contains("chosen"), "{first}");
+    let m = read_json(&d.join("mlp/model.json"));
+    assert_eq!(m["model"]["layers"]["kind"], "mlp");
+    let t = &m["train"];
+    assert_eq!(
+        (&t["early_stop"], &t["loss"], t.get("augment")),
+        (&json_null(), &"mse".into(), None)
+    );
+    // An image setting on a table is refused by name, before anything is written.
+    std::fs::write(d.join("t.csv"), "a,b\n1,2\n3,4\n5,6\n7,8\n").unwrap();
+    let args = ["train", "--data", "t.csv", "--augment", "flip", "--out", "v"];
+    ae(d, &args).fails_with(&["--augment", "is for images"]);
+    assert!(!d.join("v").exists());
+}
+
+fn json_null() -> serde_json::Value {
+    serde_json::Value::Null
+}

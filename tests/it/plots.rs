@@ -83,7 +83,7 @@ fn plot_loss_overlays_runs_and_rejects_bad_csv() {
     // folder without one is named.
     ae(dir.path(), &["plot-loss", run.to_str().unwrap(), "-o", "run.svg"]).ok();
     let svg = std::fs::read_to_string(dir.path().join("run.svg")).unwrap();
-    assert!(svg.contains("loss (MSE per value)"), "the axis names the loss");
+    assert!(svg.contains("loss (BCE per value)"), "the axis names the loss (images: BCE)");
     // Runs whose folders share a name are told apart by their paths, or by --label.
     let (a_dn, b_dn) = (dir.path().join("a/dn"), dir.path().join("b/dn"));
     copy_dir(run, &a_dn);

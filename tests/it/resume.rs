@@ -12,8 +12,18 @@ fn args(out: &Path, epochs: &str) -> Vec<String> {
         &mnist(),
         out,
         &[
-            "--epochs", epochs, "--limit", "2000", "--hidden", "64", "--latent", "8", "--mode",
+            "--epochs",
+            epochs,
+            "--limit",
+            "2000",
+            "--hidden",
+            "64",
+            "--latent",
+            "8",
+            "--mode",
             "denoise",
+            "--early-stop",
+            "0",
         ],
     )
 }

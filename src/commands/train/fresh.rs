@@ -2,7 +2,7 @@
 //! series), the flags that do not apply refused, the run folder made.
 
 use super::{default_out, Setup};
-use crate::config::{self, Mode, TrainConfig};
+use crate::config::{self, Augment, Mode, Sized, TrainConfig};
 use crate::data;
 use crate::data::kind::{Kind, KindError, NewRun, Prepared};
 use crate::data::record::DataRecord;
@@ -13,15 +13,12 @@ use crate::run_store;
 use crate::settings::{check_combination, refuse_flags, refuse_inapplicable, TrainSettings};
 use crate::settings::{IMAGE_FLAGS, VECTOR_FLAGS};
 use anyhow::{bail, Result};
+use clap::ValueEnum;
 use std::path::Path;
 
 /// A new run from the flags.
 /// `scratch`: the folder a data-parallel rank other than 0 writes instead of --out.
 pub(super) fn fresh(s: &TrainSettings, scratch: Option<&Path>) -> Result<Setup> {
-    let given = &|id: &str| s.given(id);
-    refuse_inapplicable(given, s.model.arch, s.model.conv(), s.train.mode == Mode::Denoise)?;
-    let mut cfg = s.checked_train()?;
-    device::resolve(cfg.device)?;
     let data_dir = s.data.clone().unwrap_or_else(data::default_dir);
     let kind = data::kind::sniff(&data_dir, s.vectors.window.is_some()).map_err(|e| {
         let how = match e {
@@ -30,6 +27,11 @@ pub(super) fn fresh(s: &TrainSettings, scratch: Option<&Path>) -> Result<Setup> 
         };
         config::Usage(format!("--data {e}: {how}"))
     })?;
+    let s = &*s.for_kind(kind == Kind::Images);
+    let given = &|id: &str| s.given(id);
+    refuse_inapplicable(given, s.model.arch, s.model.conv(), s.train.mode == Mode::Denoise)?;
+    let mut cfg = s.checked_train()?;
+    device::resolve(cfg.device)?;
     let (series, source) = check_kind(s, kind, &cfg)?;
     default_trim(s, &mut cfg, kind);
     let vectors = s.vectors.request(s.classes.as_deref(), series.as_ref());
@@ -41,6 +43,9 @@ pub(super) fn fresh(s: &TrainSettings, scratch: Option<&Path>) -> Result<Setup> 
     let Prepared { input, train: train_set, val: val_set, test, source, .. } = prepared;
     let model_cfg = s.model.build(input)?;
     check_combination(&cfg, &model_cfg)?;
+    let sized = Sized::choose(&model_cfg, train_set.len(), val_set.len(), given, &cfg);
+    sized.apply(&mut cfg);
+    let chosen = chosen_words(s, &sized);
     let out = match scratch {
         Some(dir) => dir.to_path_buf(),
         None => s.out.clone().unwrap_or_else(|| default_out(&cfg)),
@@ -63,7 +68,42 @@ pub(super) fn fresh(s: &TrainSettings, scratch: Option<&Path>) -> Result<Setup> 
         val_images: val_set.len(),
         vectors: source,
     };
-    Ok(Setup { run, cfg, model_cfg, data, train_set, val_set, test, resume: None })
+    Ok(Setup { run, cfg, model_cfg, data, train_set, val_set, test, resume: None, chosen })
+}
+
+/// The settings the data chose, as the flags that would choose them, and a note when the
+/// work budget capped the epochs.
+fn chosen_words(s: &TrainSettings, sized: &Sized) -> Option<String> {
+    let mut words = Vec::new();
+    if s.family_from_data() {
+        let arch = s.model.arch.to_possible_value().map(|v| v.get_name().to_string());
+        words.push(format!("--arch {}", arch.unwrap_or_default()));
+    }
+    if let Some(b) = sized.batch_size.filter(|&b| b != config::DEFAULT_BATCH_SIZE) {
+        words.push(format!("--batch-size {b}"));
+    }
+    if let Some(lr) = sized.lr {
+        words.push(format!("--lr {lr:.1e} (lower for a wide input)"));
+    }
+    match (sized.epochs, sized.capped_from) {
+        (Some(e), Some(wanted)) => words.push(format!(
+            "--epochs {e} (not {wanted}: the defaults keep a run near {:.0e} multiply-adds, some \
+             3 minutes on 2 CPU cores; give --epochs to train longer)",
+            config::WORK
+        )),
+        (Some(e), None) if e != config::DEFAULT_EPOCHS => words.push(format!("--epochs {e}")),
+        _ => {}
+    }
+    if let Some(Some(p)) = sized.early_stop {
+        words.push(format!("--early-stop {p}"));
+    }
+    if sized.loss == Some(config::Loss::Bce) {
+        words.push("--loss bce".into());
+    }
+    if sized.augment == Some(Augment::Flip) {
+        words.push("--augment flip".into());
+    }
+    (!words.is_empty()).then(|| words.join(", "))
 }
 
 /// Refuses the flags that do not apply to `kind` and the settings that cannot work on it;

@@ -35,6 +35,8 @@ pub(super) struct Setup {
     val_set: Rows,
     test: Rows,
     resume: Option<train::Resume>,
+    /// The settings the data chose, in flag words, for the first line (new runs).
+    chosen: Option<String>,
 }
 
 /// `given(id)`: whether the flag with clap id `id` was on the command line (with
@@ -54,13 +56,14 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
     if let Some(d) = dist.as_mut() {
         device = start_group(d, device, &mut setup)?;
     }
-    let Setup { run, cfg, model_cfg, data: data_record, train_set, val_set, test, resume } = setup;
+    let Setup { run, cfg, model_cfg, data: data_record, train_set, val_set, test, resume, chosen } =
+        setup;
     tch::manual_seed(cfg.seed as i64);
     let vs = nn::VarStore::new(device);
     let model = crate::model::Autoencoder::new(&vs.root(), &model_cfg);
     let parameters: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
     crate::log::note(format_args!(
-        "{} {} autoencoder: {}, {} parameters, on {} ({} train / {} validation {}, {}) on {:?}",
+        "{} {} autoencoder: {}, {} parameters, on {} ({} train / {} validation {}, {}) on {:?}{}",
         if resume.is_some() { "resuming" } else { "training" },
         cfg.mode,
         model_cfg.shape_summary(),
@@ -70,7 +73,8 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
         val_set.len(),
         train_set.noun(),
         model_cfg.input.describe(),
-        device
+        device,
+        chosen.map_or(String::new(), |c| format!("; chosen by the data: {c}"))
     ));
     if cfg.init == Init::Torch && resume.is_none() {
         crate::model::init::torch_init(&vs);

@@ -18,8 +18,9 @@ use std::path::Path;
 /// The run in `dir`, continued from its checkpoint. Flags given on the command line must
 /// agree with the recorded run; `--force` lets the `RESUMABLE` ones change.
 pub(super) fn resumed(s: &TrainSettings, dir: &Path) -> Result<Setup> {
-    let given = &|id: &str| s.given(id);
     let (run, Checkpoint { meta, optim, best, sums }) = open_checkpoint(dir, false, s.threads)?;
+    let s = &*s.for_kind(meta.model.input.image().is_some());
+    let given = &|id: &str| s.given(id);
     let conv = matches!(meta.model.layers, Layers::Conv(_));
     let arch = match (meta.model.variational, conv) {
         (true, _) => Arch::Vae,
@@ -55,7 +56,8 @@ pub(super) fn resumed(s: &TrainSettings, dir: &Path) -> Result<Setup> {
     }
     let resume = train::Resume { state, optim, best, sums, world_size: meta.world_size };
     let data = meta.data;
-    Ok(Setup { run, cfg, model_cfg, data, train_set, val_set, test, resume: Some(resume) })
+    let resume = Some(resume);
+    Ok(Setup { run, cfg, model_cfg, data, train_set, val_set, test, resume, chosen: None })
 }
 
 /// The recorded training settings with the changes the flags ask for: refused when a
