@@ -9,26 +9,25 @@ use tch::{Kind, Reduction, Tensor};
 pub fn reconstruction(output: &Tensor, target: &Tensor, loss: Loss) -> Tensor {
     match loss {
         Loss::Mse => output.mse_loss(target, Reduction::Mean),
-        Loss::Bce => cross_entropy(output, target).mean(output.kind()),
+        Loss::Bce => cross_entropy(output, target, Reduction::Mean),
     }
 }
 
-/// The binary cross-entropy of each value, with each log clamped at −100 as torch's
-/// `binary_cross_entropy` does; written out rather than called because libtorch's kernel
-/// fails on outputs outside [0, 1], which a diverging run's NaNs are, where this gives NaN
-/// for the divergence guard to report.
-fn cross_entropy(output: &Tensor, target: &Tensor) -> Tensor {
-    let log = |t: &Tensor| t.log().clamp_min(-100.0);
-    let ones: Tensor = target * log(output);
-    let zeros: Tensor = (1.0 - target) * log(&(1.0 - output));
-    -(ones + zeros)
+/// torch's binary cross-entropy of each value (`reduction`), fed only values in [0, 1]:
+/// libtorch's kernel fails on anything else, which a diverging run's NaN outputs are. Those
+/// are replaced for the kernel, and the loss is made NaN by adding 0 · the outputs' sum,
+/// so the divergence guard reports it; the gradient is torch's wherever the outputs are.
+fn cross_entropy(output: &Tensor, target: &Tensor, reduction: Reduction) -> Tensor {
+    let kernel_safe = output.nan_to_num(0.5, 1.0, 0.0).clamp(0.0, 1.0);
+    let nan_if_any = output.sum(output.kind()) * 0.0;
+    kernel_safe.binary_cross_entropy::<Tensor>(target, None, reduction) + nan_if_any
 }
 
 /// Per-row reconstruction loss (mean over each row's values).
 pub fn per_row(output: &Tensor, target: &Tensor, loss: Loss) -> Tensor {
     let each = match loss {
         Loss::Mse => output.mse_loss(target, Reduction::None),
-        Loss::Bce => cross_entropy(output, target),
+        Loss::Bce => cross_entropy(output, target, Reduction::None),
     };
     each.flatten(1, -1).mean_dim(1, false, Kind::Float)
 }
@@ -63,13 +62,28 @@ mod tests {
         let output = Tensor::from_slice(&[0.0f32, 0.2, 0.5, 0.9, 1.0, 1e-30]).view([2, 3]);
         let target = Tensor::from_slice(&[0.0f32, 1.0, 0.3, 0.9, 0.0, 1.0]).view([2, 3]);
         let torch = output.binary_cross_entropy::<Tensor>(&target, None, Reduction::None);
-        let ours = cross_entropy(&output, &target);
-        assert!(ours.allclose(&torch, 1e-5, 1e-6, false), "{ours} against {torch}");
+        let ours = per_row(&output, &target, Loss::Bce);
+        assert!(ours.allclose(&torch.mean_dim(1, false, Kind::Float), 1e-6, 1e-6, false));
         let mean = reconstruction(&output, &target, Loss::Bce);
         let torch_mean = output.binary_cross_entropy::<Tensor>(&target, None, Reduction::Mean);
-        assert!(mean.allclose(&torch_mean, 1e-5, 1e-6, false));
+        assert!(mean.allclose(&torch_mean, 1e-6, 1e-6, false), "{mean} against {torch_mean}");
+        // The same gradient as torch's.
+        let a = output.copy().set_requires_grad(true);
+        reconstruction(&a, &target, Loss::Bce).backward();
+        let b = output.copy().set_requires_grad(true);
+        b.binary_cross_entropy::<Tensor>(&target, None, Reduction::Mean).backward();
+        assert!(
+            a.grad().allclose(&b.grad(), 1e-6, 1e-6, false),
+            "{} against {}",
+            a.grad(),
+            b.grad()
+        );
+        // Where torch's kernel would fail, a NaN loss.
         let nan = Tensor::from_slice(&[f32::NAN, 0.5]);
         let loss = reconstruction(&nan, &Tensor::from_slice(&[0.5f32, 0.5]), Loss::Bce);
         assert!(loss.double_value(&[]).is_nan());
+        let rows =
+            per_row(&nan.view([1, 2]), &Tensor::from_slice(&[0.5f32, 0.5]).view([1, 2]), Loss::Bce);
+        assert!(rows.double_value(&[0]).is_nan());
     }
 }
