@@ -91,12 +91,13 @@ impl Sized {
         let lr = (!given("lr") && matches!(model.layers, Layers::Mlp { .. }) && width > RATE_WIDTH)
             .then(|| cfg.lr * RATE_WIDTH as f64 / width as f64);
         let early_stop = (!given("early_stop")).then_some((val_rows > 0).then_some(PATIENCE));
-        let image = model.input.image();
-        let colour = image.is_some_and(|s| s.channels() > 1);
+        let (image, colour) = match model.input.image() {
+            Some(spec) => (true, spec.channels() > 1),
+            None => (false, false),
+        };
         let flip = colour && rows < FLIP_BELOW && cfg.classes.is_none();
         let augment =
             (!given("augment")).then_some(if flip { Augment::Flip } else { Augment::None });
-        let image = image.is_some();
         let loss = (!given("loss")).then_some(if image { IMAGE_LOSS } else { Loss::Mse });
         Sized {
             loss,

@@ -43,6 +43,8 @@ pub struct TrainSettings {
     /// they differ: `--arch` left to the data (and no MLP-only flag given) means the
     /// convolutional family.
     for_images: Option<Box<(ModelRequest, TrainConfig)>>,
+    /// The network family is left to the data (no `--arch`, no MLP-only flag).
+    pub family_from_data: bool,
 }
 
 /// The network the flags ask for, before the data's input is known.
@@ -134,6 +136,7 @@ impl TrainSettings {
             },
             classes: args.classes.clone(),
             for_images,
+            family_from_data: chosen,
         }
     }
 
@@ -152,11 +155,6 @@ impl TrainSettings {
             }
             _ => std::borrow::Cow::Borrowed(self),
         }
-    }
-
-    /// Whether the network family was left to the data (no `--arch`, no MLP-only flag).
-    pub fn family_from_data(&self) -> bool {
-        self.for_images.is_some() || (!self.given("arch") && self.model.arch == Arch::Conv)
     }
 
     /// Whether the flag with clap id `id` was on the command line.

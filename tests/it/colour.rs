@@ -336,15 +336,11 @@ fn the_data_choose_the_family_and_the_settings_and_the_first_line_says_so() {
     let t = &m["train"];
     assert_eq!(
         (&t["early_stop"], &t["loss"], t.get("augment")),
-        (&json_null(), &"mse".into(), None)
+        (&serde_json::Value::Null, &"mse".into(), None)
     );
     // An image setting on a table is refused by name, before anything is written.
     std::fs::write(d.join("t.csv"), "a,b\n1,2\n3,4\n5,6\n7,8\n").unwrap();
     let args = ["train", "--data", "t.csv", "--augment", "flip", "--out", "v"];
     ae(d, &args).fails_with(&["--augment", "is for images"]);
     assert!(!d.join("v").exists());
-}
-
-fn json_null() -> serde_json::Value {
-    serde_json::Value::Null
 }

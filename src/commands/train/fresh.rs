@@ -71,11 +71,11 @@ pub(super) fn fresh(s: &TrainSettings, scratch: Option<&Path>) -> Result<Setup> 
     Ok(Setup { run, cfg, model_cfg, data, train_set, val_set, test, resume: None, chosen })
 }
 
-/// The settings the data chose, as the flags that would choose them, and a note when the
-/// work budget capped the epochs.
+/// The settings the data chose, as the flags that would choose them (a capped number of
+/// epochs with what the steps asked for).
 fn chosen_words(s: &TrainSettings, sized: &Sized) -> Option<String> {
     let mut words = Vec::new();
-    if s.family_from_data() {
+    if s.family_from_data {
         let arch = s.model.arch.to_possible_value().map(|v| v.get_name().to_string());
         words.push(format!("--arch {}", arch.unwrap_or_default()));
     }
