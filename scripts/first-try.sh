@@ -46,6 +46,8 @@ m = json.load(open(sys.argv[1]))
 t, o = m["outcome"]["test"], m["outcome"]
 layers = m["model"]["layers"]
 family = ("vae on " if m["model"].get("variational") else "") + layers["kind"]
+if layers["kind"] == "conv" and not layers.get("groups"):
+    family += ", no norm"
 tr = m["train"]
 epochs = f'{o.get("epochs_run", tr["epochs"])} of {tr["epochs"]}'
 chose = f'{tr["batch_size"]}, {tr.get("loss", "mse")}, {tr.get("augment", "none")}'

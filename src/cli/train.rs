@@ -142,9 +142,11 @@ pub struct TrainArgs {
     /// Conv: residual blocks (two 3x3 convolutions and a skip) at each level, on both sides
     #[arg(long, default_value_t = config::DEFAULT_BLOCKS, value_name = "N")]
     pub blocks: usize,
-    /// Conv: normalisation after each hidden convolution
-    #[arg(long, value_enum, default_value_t = Norm::Group)]
-    pub norm: Norm,
+    /// Conv: normalisation after each hidden convolution [default: none for colour images,
+    /// whose per-image colour and brightness a per-image norm would wash out; group
+    /// otherwise]
+    #[arg(long, value_enum)]
+    pub norm: Option<Norm>,
     /// Conv: how the decoder doubles its resolution
     #[arg(long, value_enum, default_value_t = Upsample::Transpose)]
     pub upsample: Upsample,

@@ -250,6 +250,31 @@ mod tests {
         assert_eq!((cfg.early_stop, cfg.val_fraction), (None, 0.0));
     }
 
+    /// `--norm` left out: colour images train without a norm, grayscale ones with GroupNorm;
+    /// given, it stands on either.
+    #[test]
+    fn the_norm_is_chosen_by_the_images_colour_unless_given() {
+        use crate::data::spec::{Color, DataSpec, ImageSpec};
+        use clap::Parser;
+        let groups = |extra: &[&str], color: Color| {
+            let argv = [&["ae-tch", "train", "--arch", "conv"], extra].concat();
+            let crate::cli::Command::Train(args) = Cli::try_parse_from(argv).unwrap().command
+            else {
+                unreachable!()
+            };
+            let s = TrainSettings::new(&args, &|id| id == "arch" || extra.contains(&"--norm"));
+            let input = DataSpec::Image(ImageSpec { color, ..ImageSpec::gray(32, 32) });
+            match s.model.layers(&input) {
+                crate::config::Layers::Conv(conv) => conv.groups,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(groups(&[], Color::Rgb), 0);
+        assert_eq!(groups(&[], Color::Gray), crate::config::NORM_GROUPS);
+        assert_eq!(groups(&["--norm", "group"], Color::Rgb), crate::config::NORM_GROUPS);
+        assert_eq!(groups(&["--norm", "none"], Color::Gray), 0);
+    }
+
     #[test]
     fn flags_are_spelled_as_clap_defines_them() {
         assert_eq!(flag("train", "noise_level"), "--noise-level (--sigma)");

@@ -58,6 +58,8 @@ pub struct ModelRequest {
     tied_weights: bool,
     latent: Option<i64>,
     activation: Activation,
+    /// `--norm` [default: by the input].
+    norm: Option<Norm>,
 }
 
 /// How a vector file or a series is to be read (`--label-column` … `--wav-channel`).
@@ -174,15 +176,14 @@ impl ModelRequest {
         let conv = arch == Arch::Conv || (arch == Arch::Vae && args.backbone == Backbone::Conv);
         ModelRequest {
             arch,
+            // The groups are resolved on the input (`layers`): `norm` says which.
             conv: conv.then(|| ConvLayers {
                 channels: args.channels.clone(),
                 blocks: args.blocks,
-                groups: match args.norm {
-                    Norm::Group => config::NORM_GROUPS,
-                    Norm::None => 0,
-                },
+                groups: 0,
                 upsample: args.upsample,
             }),
+            norm: args.norm,
             hidden: args.hidden.clone(),
             tied_weights: args.tied_weights,
             latent: args.latent,
@@ -198,7 +199,13 @@ impl ModelRequest {
     /// The layers on `input` (MLP widths default by the kind of input).
     pub fn layers(&self, input: &DataSpec) -> Layers {
         match &self.conv {
-            Some(conv) => Layers::Conv(conv.clone()),
+            Some(conv) => {
+                let groups = match self.norm.unwrap_or_else(|| config::default_norm(input)) {
+                    Norm::Group => config::NORM_GROUPS,
+                    Norm::None => 0,
+                };
+                Layers::Conv(ConvLayers { groups, ..conv.clone() })
+            }
             None => {
                 let hidden = self.hidden.clone().unwrap_or_else(|| config::default_hidden(input));
                 Layers::Mlp { hidden, tied_weights: self.tied_weights }

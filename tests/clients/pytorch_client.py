@@ -113,7 +113,8 @@ def conv(cfg, act, c, h, w):
         return [torch.nn.GroupNorm(math.gcd(groups, ch), ch)] if groups else []
 
     def res(ch):
-        return [ResBlock(ch, math.gcd(groups, ch), act) for _ in range(blocks)]
+        # gcd(0, ch) is ch: without a norm (groups 0) the blocks get none.
+        return [ResBlock(ch, math.gcd(groups, ch) if groups else 0, act) for _ in range(blocks)]
 
     sizes = [(h, w)]
     for _ in chans:

@@ -77,7 +77,8 @@ fn conv_options_build_for_odd_sizes_in_colour_and_round_trip_with_pytorch() {
     let dir = tempdir();
     let d = dir.path();
     let run = d.join("res");
-    let mut extra = vec!["--arch", "conv", "--channels", "6,12", "--blocks", "2"];
+    let mut extra =
+        vec!["--arch", "conv", "--channels", "6,12", "--blocks", "2", "--norm", "group"];
     extra.extend(["--upsample", "resize", "--resize", "15x21", "--latent", "8"]);
     extra.extend(["--epochs", "1", "--limit", "64"]);
     ae(d, &train_args(&emoji(), &run, &extra)).ok();
@@ -317,12 +318,13 @@ fn the_data_choose_the_family_and_the_settings_and_the_first_line_says_so() {
     };
     let run = ae(d, &with(&[], "auto")).ok();
     let first = run.stderr.lines().find(|l| l.starts_with("training")).unwrap();
-    let chosen = "chosen by the data: --arch conv, --batch-size 16, --early-stop 5, --loss bce, \
-                  --augment flip";
+    let chosen = "chosen by the data: --arch conv, --norm none, --batch-size 16, --early-stop 5, \
+                  --loss bce, --augment flip";
     assert!(first.starts_with("training reconstruct autoencoder: conv 3×16×16"), "{first}");
     assert!(first.ends_with(chosen), "{first}");
     let m = read_json(&d.join("auto/model.json"));
     assert_eq!(m["model"]["layers"]["kind"], "conv");
+    assert_eq!(m["model"]["layers"].get("groups"), None, "colour images train without a norm");
     let t = &m["train"];
     let recorded = (&t["batch_size"], &t["early_stop"], &t["loss"], &t["augment"]);
     assert_eq!(recorded, (&16.into(), &5.into(), &"bce".into(), &"flip".into()));

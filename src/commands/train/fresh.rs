@@ -2,7 +2,7 @@
 //! series), the flags that do not apply refused, the run folder made.
 
 use super::{default_out, Setup};
-use crate::config::{self, Augment, Mode, Sized, TrainConfig};
+use crate::config::{self, Augment, Mode, ModelConfig, Norm, Sized, TrainConfig};
 use crate::data;
 use crate::data::kind::{Kind, KindError, NewRun, Prepared};
 use crate::data::record::DataRecord;
@@ -45,7 +45,7 @@ pub(super) fn fresh(s: &TrainSettings, scratch: Option<&Path>) -> Result<Setup> 
     check_combination(&cfg, &model_cfg)?;
     let sized = Sized::choose(&model_cfg, train_set.len(), val_set.len(), given, &cfg);
     sized.apply(&mut cfg);
-    let chosen = chosen_words(s, &sized);
+    let chosen = chosen_words(s, &model_cfg, &sized);
     let out = match scratch {
         Some(dir) => dir.to_path_buf(),
         None => s.out.clone().unwrap_or_else(|| default_out(&cfg)),
@@ -73,11 +73,14 @@ pub(super) fn fresh(s: &TrainSettings, scratch: Option<&Path>) -> Result<Setup> 
 
 /// The settings the data chose, as the flags that would choose them (a capped number of
 /// epochs with what the steps asked for).
-fn chosen_words(s: &TrainSettings, sized: &Sized) -> Option<String> {
+fn chosen_words(s: &TrainSettings, model: &ModelConfig, sized: &Sized) -> Option<String> {
     let mut words = Vec::new();
     if s.family_from_data {
         let arch = s.model.arch.to_possible_value().map(|v| v.get_name().to_string());
         words.push(format!("--arch {}", arch.unwrap_or_default()));
+    }
+    if s.model.conv() && !s.given("norm") && config::default_norm(&model.input) == Norm::None {
+        words.push("--norm none".into());
     }
     if let Some(b) = sized.batch_size.filter(|&b| b != config::DEFAULT_BATCH_SIZE) {
         words.push(format!("--batch-size {b}"));
