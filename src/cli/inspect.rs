@@ -89,7 +89,8 @@ pub struct AnomalyArgs {
     /// weighted mean or their largest
     #[arg(long, value_enum, default_value_t = PointScore::Mean)]
     pub point_score: PointScore,
-    /// Histograms of normal and anomalous scores with the threshold, .png or .svg
+    /// Histograms of normal and anomalous scores with the threshold (one of every row's
+    /// score without labels), .png or .svg; a series run draws the series above its scores
     #[arg(long, value_name = "FILE")]
     pub plot: Option<PathBuf>,
     /// Explain the N highest-scoring rows: for vectors each feature's value, reconstruction

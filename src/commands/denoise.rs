@@ -374,7 +374,7 @@ fn denoise_series(
         }
         let (steps, form) = vectors::read_steps(
             path,
-            spec.label_column.as_deref(),
+            vectors::label_in(path, spec),
             Some(&series.channels),
             series.wav_channel,
             Missing::Refuse,

@@ -5,6 +5,7 @@ pub mod detection;
 pub mod iforest;
 pub mod pca;
 pub mod probe;
+pub mod reference;
 pub mod ssim;
 pub mod tsne;
 

@@ -1,35 +1,32 @@
-//! Histograms of anomaly scores: the normal and the anomalous rows overlaid, with the
-//! threshold.
+//! Histograms of anomaly scores: the normal and the anomalous rows overlaid (or, without
+//! labels, every row as one group), with the threshold.
 
 use super::figure::{legend, plot_err, render, Figure, Format, FAMILY};
 use anyhow::{bail, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-/// Anomaly scores of the normal and the anomalous items (images, rows), and the decision
-/// threshold.
+/// Anomaly scores of the items (images, rows) in named groups, and the decision threshold.
 struct ScoreHistogram<'a> {
-    normal: &'a [f64],
-    anomalous: &'a [f64],
+    groups: &'a [(&'a str, &'a [f64])],
     threshold: f64,
     bins: usize,
     item: &'a str,
 }
 
-/// Overlaid histograms (share of each group per bin) of the normal and anomalous scores,
-/// each the squared error of one `item` ("image", "row"), with the threshold as a
-/// vertical line.
+/// Overlaid histograms (share of each group per bin) of the `groups`' scores — normal and
+/// anomalous, or every item as one group when there are no labels — each the squared error
+/// of one `item` ("image", "row"), with the threshold as a vertical line.
 pub fn score_histogram(
-    normal: &[f64],
-    anomalous: &[f64],
+    groups: &[(&str, &[f64])],
     threshold: f64,
     item: &str,
     format: Format,
 ) -> Result<Vec<u8>> {
-    if normal.iter().chain(anomalous).all(|v| !v.is_finite()) {
+    if groups.iter().flat_map(|g| g.1).all(|v| !v.is_finite()) {
         bail!("nothing to plot: no finite scores");
     }
-    render(&ScoreHistogram { normal, anomalous, threshold, bins: 40, item }, format)
+    render(&ScoreHistogram { groups, threshold, bins: 40, item }, format)
 }
 
 /// Shares of `values` in `bins` equal bins over `[lo, hi]`.
@@ -51,14 +48,14 @@ impl Figure for ScoreHistogram<'_> {
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
         root.fill(&WHITE).map_err(plot_err)?;
-        let all = || self.normal.iter().chain(self.anomalous).copied().chain([self.threshold]);
+        let all = || self.groups.iter().flat_map(|g| g.1).copied().chain([self.threshold]);
         let lo = all().filter(|v| v.is_finite()).fold(f64::MAX, f64::min);
         let hi = all().filter(|v| v.is_finite()).fold(f64::MIN, f64::max).max(lo + 1e-9);
         let width = (hi - lo) / self.bins as f64;
-        let groups = [
-            ("normal", self.normal, Palette99::pick(4).to_rgba()),
-            ("anomalous", self.anomalous, Palette99::pick(0).to_rgba()),
-        ];
+        // Normal (or unlabelled) rows in blue, anomalous ones in red.
+        let colours = [Palette99::pick(4).to_rgba(), Palette99::pick(0).to_rgba()];
+        let groups: Vec<_> =
+            self.groups.iter().zip(colours.iter().cycle()).map(|(g, &c)| (g.0, g.1, c)).collect();
         let shares: Vec<Vec<f64>> =
             groups.iter().map(|g| histogram(g.1, lo, hi, self.bins)).collect();
         let top = shares.iter().flatten().copied().fold(0.0, f64::max).max(1e-9) * 1.1;
@@ -70,7 +67,8 @@ impl Figure for ScoreHistogram<'_> {
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(60)
-            .build_cartesian_2d(lo..hi, 0.0..top)
+            // Half a bin of room on the right, so the last bar is not drawn on the frame.
+            .build_cartesian_2d(lo..hi + width / 2.0, 0.0..top)
             .map_err(plot_err)?;
         chart
             .configure_mesh()
@@ -117,7 +115,9 @@ mod tests {
     fn histogram_shares_sum_to_one_and_clip_to_the_edges() {
         let h = histogram(&[0.0, 0.1, 0.5, 0.99, 1.0, 7.0, f64::NAN], 0.0, 1.0, 4);
         assert_eq!(h, vec![2.0 / 6.0, 0.0, 1.0 / 6.0, 3.0 / 6.0]);
-        let png = score_histogram(&[1.0, 2.0, 2.5], &[5.0, 6.0], 3.0, "row", Format::Png).unwrap();
+        let groups: [(&str, &[f64]); 2] =
+            [("normal", &[1.0, 2.0, 2.5]), ("anomalous", &[5.0, 6.0])];
+        let png = score_histogram(&groups, 3.0, "row", Format::Png).unwrap();
         assert_eq!(image::load_from_memory(&png).unwrap().width(), 800);
     }
 }

@@ -89,6 +89,25 @@ fn a_heart_rate_series_trains_as_windows_split_in_time_order() {
     }
     ae(d, &["anomaly", "--run", s(&run), "--plot", "q.svg"]).ok();
     assert!(std::fs::read_to_string(d.join("q.svg")).unwrap().contains("score per step"));
+    // A new stretch without the label column (issue 35) is scored, flagged, plotted and
+    // denoised; its steps score as the same steps with labels do.
+    let original = std::fs::read_to_string(&csv).unwrap();
+    let head: Vec<&str> = original.lines().take(601).collect();
+    let unlabelled: String =
+        head.iter().map(|l| l.rsplit_once(',').unwrap().0.to_string() + "\n").collect();
+    std::fs::write(d.join("new.csv"), &unlabelled).unwrap();
+    std::fs::write(d.join("labelled.csv"), head.join("\n") + "\n").unwrap();
+    let scores = |file: &str| {
+        let args = ["anomaly", "--run", s(&run), "--data", file, "-o", "n.csv", "--plot", "n.png"];
+        ae(d, &args).ok();
+        let rows = std::fs::read_to_string(d.join("n.csv")).unwrap();
+        rows.lines().map(|l| l.split(',').nth(2).unwrap().to_string()).collect::<Vec<_>>()
+    };
+    let (new, labelled) = (scores("new.csv"), scores("labelled.csv"));
+    assert_eq!((new.len(), &new[0]), (601, &"score".to_string()));
+    assert_eq!(new, labelled);
+    ae(d, &["denoise", "--run", s(&run), "new.csv", "-o", "dn-new"]).ok();
+    assert!(d.join("dn-new/new-denoised.csv").is_file());
     // The training windows are not one stretch of the series: no plot, said so.
     ae(d, &["anomaly", "--run", s(&run), "--split", "train", "--plot", "t.png"])
         .fails_with(&["--plot on a series run draws one stretch"]);

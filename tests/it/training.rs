@@ -16,7 +16,8 @@ fn validation_loss_falls_and_run_folder_is_complete() {
     let out = dir.path().join("run");
     let run = ae(dir.path(), &quick_train(&mnist(), &out, &[])).ok();
     assert!(run.stdout.contains("psnr"), "{}", run.stdout);
-    for f in ["model.ot", "model.json", "metrics.csv", "loss.png", "grid.png", "checkpoint.ot"] {
+    let files = ["model.ot", "model.json", "metrics.csv", "loss.png", "grid.png", "checkpoint.ot"];
+    for f in files.iter().chain(&["reference-scores.json"]) {
         assert!(out.join(f).is_file(), "{f} missing");
     }
     assert!(out.join("tb").is_dir(), "the TensorBoard log");
@@ -25,7 +26,7 @@ fn validation_loss_falls_and_run_folder_is_complete() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names.len(), 7, "{names:?}");
+    assert_eq!(names.len(), 8, "{names:?}");
 
     let rows = metrics(&out.join("metrics.csv"));
     assert_eq!(rows[0][..6], ["epoch", "train_loss", "val_loss", "seconds", "samples_per_s", "lr"]);

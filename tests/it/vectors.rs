@@ -230,6 +230,65 @@ fn training_on_named_classes_makes_them_the_normal_ones() {
     assert_eq!(a["rule"], "sigma");
     assert!(a["precision"].as_f64().unwrap() > 0.5, "{a}");
 
+    // New rows without the label column (issue 35): scored, flagged, plotted, encoded and
+    // denoised; their scores are those of the same rows with labels, and no detection
+    // figures are claimed. Normal classes asked for by name still need labels.
+    let text = std::fs::read_to_string(shuttle()).unwrap();
+    let head: Vec<&str> = text.lines().take(201).collect();
+    let unlabelled: String =
+        head.iter().map(|l| l.rsplit_once(',').unwrap().0.to_string() + "\n").collect();
+    assert!(unlabelled.starts_with("V1,V2,V3,V4,V5,V6,V7,V8,V9\n"), "{}", &unlabelled[..40]);
+    std::fs::write(d.join("new.csv"), &unlabelled).unwrap();
+    std::fs::write(d.join("labelled.csv"), head.join("\n") + "\n").unwrap();
+    let scored = |file: &str| {
+        let args = ["anomaly", "--run", s(&run), "--data", file, "-o", "sc.csv", "--json"];
+        let out = ae(d, &[&args[..], &["--plot", "sc.png"]].concat()).ok();
+        let summary: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+        (summary, std::fs::read_to_string(d.join("sc.csv")).unwrap())
+    };
+    let ((new, new_rows), (labelled, labelled_rows)) = (scored("new.csv"), scored("labelled.csv"));
+    // The labelled file's rows carry their label beside the row number; nothing else differs.
+    let unlabel = |row: &str| {
+        let f: Vec<&str> = row.split(',').collect();
+        [f[0], f[2], f[3]].join(",")
+    };
+    assert_eq!(labelled_rows.lines().next(), Some("row,label,score,is_anomaly"));
+    assert_eq!(new_rows.lines().next(), Some("row,score,is_anomaly"));
+    let labelled_rows: Vec<String> = labelled_rows.lines().skip(1).map(unlabel).collect();
+    let new_rows: Vec<&str> = new_rows.lines().skip(1).collect();
+    assert!(new_rows == labelled_rows && new_rows.len() == 200, "{new_rows:?}");
+    assert_eq!(new["flagged"], labelled["flagged"]);
+    assert!(new.get("roc_auc").is_none() && labelled["roc_auc"].is_number(), "{new}");
+    assert_eq!(image::image_dimensions(d.join("sc.png")).unwrap(), (800, 500));
+    ae(d, &["encode", "--run", s(&run), "--data", "new.csv", "-o", "z.csv"]).ok();
+    assert_eq!(std::fs::read_to_string(d.join("z.csv")).unwrap().lines().count(), 201);
+    ae(d, &["denoise", "--run", s(&run), "new.csv", "-o", "dn"]).ok();
+    assert!(d.join("dn/new-denoised.csv").is_file());
+    let args = ["anomaly", "--run", s(&run), "--data", "new.csv", "--normal-classes", "Rad.Flow"];
+    ae(d, &args).fails_with(&["--normal-classes needs labels, and the data has none"]);
+
+    // The threshold comes from the scores training recorded, so a run whose training file
+    // is gone still scores new files; without the record (a run made before it), the rows
+    // are read and scored again, to the same threshold.
+    assert_eq!(new["threshold_recorded"], true);
+    let gone = d.join("gone");
+    copy_dir(&run, &gone);
+    let mut manifest = read_json(&gone.join("model.json"));
+    manifest["data"]["path"] = d.join("moved-away.csv").to_str().unwrap().into();
+    std::fs::write(gone.join("model.json"), manifest.to_string()).unwrap();
+    let args = ["anomaly", "--run", s(&gone), "--data", "new.csv"];
+    let out = ae(d, &args).ok().stdout;
+    assert!(out.contains("(p99 of the validation rows' errors, scored when the run was trained)"));
+    std::fs::remove_file(gone.join("reference-scores.json")).unwrap();
+    ae(d, &args).fails_with(&["the threshold needs the run's training data", "moved-away.csv"]);
+    std::fs::remove_file(run.join("reference-scores.json")).unwrap();
+    let args = ["anomaly", "--run", s(&run), "--data", "new.csv", "--json"];
+    let rescored: serde_json::Value =
+        serde_json::from_str(ae(d, &args).ok().stdout.trim()).unwrap();
+    assert_eq!(rescored["threshold_recorded"], false);
+    let (a, b) = (rescored["threshold"].as_f64().unwrap(), new["threshold"].as_f64().unwrap());
+    assert!((a - b).abs() <= 1e-9 * b, "rescored {a}, recorded {b}");
+
     // Export → PyTorch (linear output layer) on the scaled test rows; PyTorch's own
     // weights → import → ae-tch's reconstructions are PyTorch's.
     let r = s(&run);

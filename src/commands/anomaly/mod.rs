@@ -18,6 +18,7 @@ use crate::data::vectors::resolve_classes;
 use crate::data::Rows;
 use crate::metrics;
 use crate::metrics::iforest::IsolationForest;
+use crate::metrics::reference::{self, row_errors, ReferenceScores};
 use crate::plot::{self, Format};
 use anyhow::{bail, Context, Result};
 pub use points::UCR_SLACK;
@@ -43,32 +44,31 @@ pub fn run(args: AnomalyArgs) -> Result<()> {
     let input = &loaded.manifest.model.input;
     let (explain_out, explain_format) = explain_target(&args, &loaded)?;
     let images = loaded.rows(args.data.as_deref(), args.split.into())?;
-    // Normal classes: as given, else the classes the run was trained on.
+    // Normal classes: as given, else — when the rows have labels — the classes the run was
+    // trained on. New rows without labels are scored and flagged, not measured.
     let normal = match &args.normal_classes {
         Some(names) => Some(resolve_classes(names, input, "normal_classes")?),
-        None => loaded.manifest.train.classes.clone(),
+        None => loaded.manifest.train.classes.clone().filter(|_| images.labels().is_some()),
     };
     let series = input.series();
-    if args.plot.is_some() && series.is_none() && (normal.is_none() || images.labels().is_none()) {
-        bail!("--plot needs labels and --normal-classes (or a run trained with --classes)");
-    }
 
-    let (train, val) = loaded.training_sets("the threshold")?;
-    let (reference, reference_name) = reference_rows(rule, &train, val);
+    let (reference, reference_name, recorded) = reference_scores(rule, &loaded, images.noun())?;
     let threshold = rule
-        .threshold(&scores(&loaded, &reference)?)
-        .with_context(|| format!("no reference {} for the threshold", reference.noun()))?;
+        .threshold(&reference)
+        .with_context(|| format!("no reference {} for the threshold", images.noun()))?;
 
-    let scores = scores(&loaded, &images)?;
+    let scores = row_errors(&loaded.model, &images, loaded.device)?;
     let flagged: Vec<bool> = scores.iter().map(|&s| s > threshold).collect();
     let noun = if series.is_some() { "windows" } else { images.noun() };
     let mut summary =
         Summary::new((rule, threshold, reference_name), &flagged, noun, explain_out.clone());
+    summary.threshold_recorded = recorded;
     let truth = truth(normal.as_deref(), images.labels(), input)?;
     if let (Some(truth), Some(classes)) = (&truth, &normal) {
         summary.normal_classes = Some(classes.iter().map(|&c| input.class_value(c)).collect());
         summary.add_detection(&scores, &flagged, truth);
         if !args.no_baselines {
+            let (train, _) = loaded.training_sets("the baselines (--no-baselines skips them)")?;
             summary.baselines = Some(baselines(&loaded, &train, &images, truth)?);
         }
     }
@@ -86,10 +86,8 @@ pub fn run(args: AnomalyArgs) -> Result<()> {
         write_scores(path, images.key_columns(input), &scores, &flagged)?;
     }
     if let (Some(path), Some(format), None) = (&args.plot, plot_format, series) {
-        let Some(truth) = &truth else {
-            bail!("--plot needs labels and --normal-classes");
-        };
         let item = if images.images().is_some() { "image" } else { "row" };
+        let truth = truth.as_deref();
         write_atomic(path, &histogram(&scores, truth, threshold, item, format)?)?;
     }
     let mut text =
@@ -155,22 +153,37 @@ fn explain_target(
     Ok((out, format))
 }
 
-/// The rows the threshold comes from, and their name: the validation split (never
-/// trained on, normal by construction when the run was trained on normal classes), or
-/// for `--contamination` all the rows it was trained on; the training rows, with a
-/// note, when the run has no validation rows.
-fn reference_rows(rule: Rule, train: &Rows, val: Rows) -> (Rows, &'static str) {
-    match rule {
-        Rule::Contamination(_) => (train.concat(&val), "training"),
-        _ if val.is_empty() => {
-            crate::log::note(format_args!(
-                "note: the run has no validation {}; the threshold uses its training {0}",
-                train.noun()
-            ));
-            (train.clone(), "training")
+/// The scores the threshold comes from, and the name of their rows: the validation split
+/// (never trained on, normal by construction when the run was trained on normal classes),
+/// or for `--contamination` all the rows it was trained on; the training rows, with a
+/// note, when the run has no validation rows (`noun`: what a row is). They are the scores
+/// training recorded (`metrics::reference`); a run made before that has its rows read and
+/// scored again (the flag says which).
+fn reference_scores(
+    rule: Rule,
+    loaded: &super::LoadedRun,
+    noun: &str,
+) -> Result<(Vec<f64>, &'static str, bool)> {
+    let recorded = ReferenceScores::read(&loaded.run.file(reference::FILE))?;
+    let was_recorded = recorded.is_some();
+    let ReferenceScores { training, validation } = match recorded {
+        Some(scores) => scores,
+        None => {
+            let (train, val) = loaded.training_sets("the threshold")?;
+            ReferenceScores::of(&loaded.model, &train, &val, loaded.device)?
         }
-        _ => (val, "validation"),
-    }
+    };
+    let (scores, name) = match rule {
+        Rule::Contamination(_) => ([training, validation].concat(), "training"),
+        _ if validation.is_empty() => {
+            crate::log::note(format_args!(
+                "note: the run has no validation {noun}; the threshold uses its training {noun}"
+            ));
+            (training, "training")
+        }
+        _ => (validation, "validation"),
+    };
+    Ok((scores, name, was_recorded))
 }
 
 /// Which rows are anomalies: those whose label is not one of the `normal` classes;
@@ -203,22 +216,22 @@ fn truth(
 /// which) with the threshold.
 fn histogram(
     scores: &[f64],
-    truth: &[bool],
+    truth: Option<&[bool]>,
     threshold: f64,
     item: &str,
     format: Format,
 ) -> Result<Vec<u8>> {
+    let Some(truth) = truth else {
+        // No labels, or no normal classes to read them by: every row as one group.
+        let every = format!("every {item}");
+        return plot::score_histogram(&[(&every, scores)], threshold, item, format);
+    };
     let pick = |want: bool| -> Vec<f64> {
         scores.iter().zip(truth).filter(|(_, &t)| t == want).map(|(&s, _)| s).collect()
     };
-    plot::score_histogram(&pick(false), &pick(true), threshold, item, format)
-}
-
-/// Squared reconstruction error of each row (clean input, whatever the training mode).
-fn scores(loaded: &super::LoadedRun, images: &Rows) -> Result<Vec<f64>> {
-    let x = images.to_unit(loaded.device);
-    let errors = metrics::sq_err_per_row(&metrics::reconstruct(&loaded.model, &x), &x);
-    Ok(Vec::<f64>::try_from(errors.to_device(Device::Cpu))?)
+    let (normal, anomalous) = (pick(false), pick(true));
+    let groups: [(&str, &[f64]); 2] = [("normal", &normal), ("anomalous", &anomalous)];
+    plot::score_histogram(&groups, threshold, item, format)
 }
 
 /// PCA with the model's k and an Isolation Forest, both fitted on the run's training

@@ -56,6 +56,7 @@ pub fn series_steps(
     let columns = Some(&series.channels[..]);
     if let Some(path) = data {
         let missing = Missing::Refuse;
+        let label_column = vectors::label_in(path, spec);
         let (stretches, _) =
             vectors::read_series(path, label_column, columns, series.wav_channel, missing)?;
         return Ok(Some(stretches));

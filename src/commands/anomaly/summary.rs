@@ -42,6 +42,9 @@ pub struct Summary {
     threshold_percentile: Option<f64>,
     /// Which of the run's rows the threshold was taken from.
     threshold_images: &'static str,
+    /// Their scores were the ones recorded when the run was trained (else its rows were read
+    /// and scored again: a run made before they were recorded).
+    pub threshold_recorded: bool,
     /// "images", "rows" or (series runs) "windows".
     #[serde(skip)]
     noun: &'static str,
@@ -81,6 +84,7 @@ impl Summary {
             rule,
             threshold_percentile: rule.percentile(),
             threshold_images: reference,
+            threshold_recorded: false,
             noun,
             flagged: flagged.iter().filter(|&&f| f).count(),
             normal_classes: None,
@@ -107,11 +111,12 @@ impl Summary {
     pub fn table(&self) -> String {
         let s = self;
         let mut out = format!(
-            "{:<12}{}\nthreshold   {:.3} ({})\nflagged     {} ({:.1}%)\n",
+            "{:<12}{}\nthreshold   {:.3} ({}{})\nflagged     {} ({:.1}%)\n",
             s.noun,
             s.images,
             s.threshold,
             s.rule.describe(s.threshold_images, s.noun),
+            if s.threshold_recorded { ", scored when the run was trained" } else { "" },
             s.flagged,
             100.0 * s.flagged as f64 / s.images.max(1) as f64
         );

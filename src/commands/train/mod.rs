@@ -8,6 +8,7 @@ use crate::config::{self, Init, ModelConfig, TrainConfig};
 use crate::data::record::DataRecord;
 use crate::data::{self, Rows};
 use crate::dist::{self, Dist};
+use crate::metrics::reference::{self, ReferenceScores};
 use crate::plot::Format;
 use crate::run_store::{self, RunDir};
 use crate::run_store::{Outcome, RunManifest};
@@ -96,7 +97,7 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
     drop((train_t, val_t));
     let trained =
         Finished { run, vs, model, model_cfg, cfg, data: data_record, fit, train_seconds };
-    let manifest = trained.write(&train_set, &test, device)?;
+    let manifest = trained.write((&train_set, &val_set), &test, device)?;
     if s.json {
         return super::print(&(serde_json::to_string_pretty(&manifest)? + "\n"));
     }
@@ -162,12 +163,20 @@ struct Finished {
 }
 
 impl Finished {
-    /// Writes the weights, the loss chart, the test grid and model.json with the test
-    /// metrics (beside the PCA baseline fitted on `train_set`); model.json's contents.
-    fn write(&self, train_set: &Rows, test: &Rows, device: tch::Device) -> Result<RunManifest> {
+    /// Writes the weights, the training and validation rows' anomaly scores, the loss
+    /// chart, the test grid and model.json with the test metrics (beside the PCA baseline
+    /// fitted on the training rows); model.json's contents.
+    fn write(
+        &self,
+        (train_set, val_set): (&Rows, &Rows),
+        test: &Rows,
+        device: tch::Device,
+    ) -> Result<RunManifest> {
         let (run, cfg, model_cfg) = (&self.run, &self.cfg, &self.model_cfg);
         let weights = run_store::weights_file(cfg.format);
         run.save_weights(&self.vs, weights)?;
+        let scores = ReferenceScores::of(&self.model, train_set, val_set, device)?;
+        scores.write(&run.file(reference::FILE))?;
         let pca = super::pca_baseline(train_set, model_cfg, device)?;
         let report = metrics::evaluate(&self.model, model_cfg, cfg, &test.to_device(device), &pca);
         report::write_loss_chart(

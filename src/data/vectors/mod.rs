@@ -279,15 +279,16 @@ pub fn rebuild(
     Ok(VectorSets { series: series.cloned(), ..sets })
 }
 
-/// Every row of another file, read the way the run reads its own (same columns, labels
-/// and scaling, and windowing for a series run): for `eval --data` and friends.
+/// Every row of another file, read the way the run reads its own (same columns and
+/// scaling, and windowing for a series run): for `eval --data` and friends. The run's label
+/// column is read when the file has it; new data to score need not carry labels.
 pub fn load_all(
     path: &Path,
     labels: Option<&Path>,
     spec: &VectorSpec,
     series: Option<&SeriesSpec>,
 ) -> Result<VectorSet> {
-    let label_column = spec.label_column.as_deref();
+    let label_column = label_in(path, spec);
     let table = match series {
         Some(series) => {
             let channels = Some(&series.channels[..]);
@@ -299,6 +300,32 @@ pub fn load_all(
         None => read(path, label_column, Some(&spec.columns), labels, Missing::Refuse)?,
     };
     vector_set(&table, spec, &spec.classes).with_context(|| format!("reading {}", path.display()))
+}
+
+/// The run's label column, when the file (or folder of series) `path` has it: another file
+/// read the way the run reads its own — new data to score — need not carry labels.
+pub fn label_in<'a>(path: &Path, spec: &'a VectorSpec) -> Option<&'a str> {
+    spec.label_column.as_deref().filter(|&name| has_column(path, name))
+}
+
+/// Whether the CSV file `path` (or any CSV file of the folder of series `path`) names the
+/// column `name` in its header. A file that is not a CSV, or cannot be read, says yes, so
+/// that reading it proper reports what is wrong with it.
+fn has_column(path: &Path, name: &str) -> bool {
+    let header_has = |file: &Path| {
+        if extension(file).as_deref() != Some("csv") {
+            return true;
+        }
+        let reader = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(true).from_path(file);
+        match reader.and_then(|mut r| r.headers().cloned()) {
+            Ok(header) => header.iter().any(|h| h == name),
+            Err(_) => true,
+        }
+    };
+    match series_files(path) {
+        Ok(files) => files.iter().any(|f| header_has(f)),
+        Err(_) => true,
+    }
 }
 
 /// What `split_tables` gives: the training and test rows, how many rows were dropped,

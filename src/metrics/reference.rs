@@ -1,0 +1,63 @@
+//! The anomaly scores of a run's own rows — the squared reconstruction error of each
+//! training and validation row — recorded when training ends, so that `anomaly` puts its
+//! threshold on new data from the run folder alone (the training file may be gone).
+
+use super::{reconstruct, sq_err_per_row};
+use crate::atomic::write_atomic;
+use crate::data::rows::Rows;
+use crate::model::Autoencoder;
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use tch::Device;
+
+/// Where a run keeps them.
+pub const FILE: &str = "reference-scores.json";
+
+/// Each training and validation row's score, in the order the run reads its rows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReferenceScores {
+    pub training: Vec<f64>,
+    pub validation: Vec<f64>,
+}
+
+/// The squared reconstruction error of each of `rows` (clean input, whatever the mode).
+pub fn row_errors(model: &Autoencoder, rows: &Rows, device: Device) -> Result<Vec<f64>> {
+    if rows.is_empty() {
+        return Ok(Vec::new()); // no validation rows (--val-fraction 0, a tiny set)
+    }
+    let x = rows.to_unit(device);
+    let errors = sq_err_per_row(&reconstruct(model, &x), &x);
+    Ok(Vec::<f64>::try_from(errors.to_device(Device::Cpu))?)
+}
+
+impl ReferenceScores {
+    /// The scores of the run's `training` and `validation` rows under `model`.
+    pub fn of(
+        model: &Autoencoder,
+        training: &Rows,
+        validation: &Rows,
+        device: Device,
+    ) -> Result<Self> {
+        Ok(ReferenceScores {
+            training: row_errors(model, training, device)?,
+            validation: row_errors(model, validation, device)?,
+        })
+    }
+
+    /// Writes them to `path` whole or not at all.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        write_atomic(path, &serde_json::to_vec(self)?)
+    }
+
+    /// The scores a run recorded at `path`; `None` for a run made before they were.
+    pub fn read(path: &Path) -> Result<Option<Self>> {
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let scores = serde_json::from_slice(&text)
+            .with_context(|| format!("{}: not the scores a run records", path.display()))?;
+        Ok(Some(scores))
+    }
+}
