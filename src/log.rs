@@ -52,6 +52,15 @@ pub fn note(line: impl std::fmt::Display) {
     }
 }
 
+/// "1 row", "3 rows": a count with its noun, for messages.
+pub fn counted(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -203,7 +203,7 @@ pub enum Invert {
     No,
 }
 
-/// Denoise your own image files (PNG, JPEG) with a trained run: each is converted as the
+/// Denoise your own image files (PNG, JPEG, WebP, BMP, TIFF) with a trained run: each is converted as the
 /// run's images were (colour, transparency) and resized to the model's input size; the
 /// output shows it beside the result.
 #[derive(Debug, Args)]

@@ -59,11 +59,14 @@ pub struct DataFetchArgs {
 #[derive(Debug, Args)]
 #[command(after_help = "Example:\n  ae-tch data info data/fashion-mnist")]
 pub struct DataInfoArgs {
-    /// IDX folder or folder of images
-    #[arg(value_name = "DIR")]
+    /// IDX folder or folder of images, or a table (.csv, .npy, .npz)
+    #[arg(value_name = "DIR|FILE")]
     pub dir: PathBuf,
     #[command(flatten)]
     pub image: ImageArgs,
+    /// A table's column of labels (any text): counted per label, not summed as a number
+    #[arg(long, value_name = "NAME")]
+    pub label_column: Option<String>,
     /// Print the figures as JSON
     #[arg(long)]
     pub json: bool,

@@ -82,8 +82,8 @@ pub struct VectorArgs {
 )]
 pub struct TrainArgs {
     /// Folder with train-/t10k- images and labels as IDX files, .gz or raw, a folder
-    /// of PNG/JPEG images, numeric vectors (a CSV with a header row or a 2-D .npy), or
-    /// with --window a series (a WAV file, a CSV) or a folder of them [default: data/mnist]
+    /// of PNG/JPEG/WebP/BMP/TIFF images, numeric vectors (a CSV with a header row or a
+    /// 2-D .npy), or with --window a series (a WAV file, a CSV) or a folder of them [default: data/mnist]
     #[arg(long, value_name = "DIR|FILE")]
     pub data: Option<PathBuf>,
     /// Run folder to write [default: runs/<mode>-<date>-<time>]

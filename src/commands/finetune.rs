@@ -9,6 +9,7 @@ use crate::config::{Engine, Finetune, Head, Init, LrSchedule, Mode, ModelConfig,
 use crate::data::record::DataRecord;
 use crate::data::Rows;
 use crate::device;
+use crate::log::counted;
 use crate::metrics::probe::{self, ClassReport};
 use crate::model::Classifier;
 use crate::plot::{self, Format};
@@ -95,8 +96,8 @@ pub fn run(args: FinetuneArgs) -> Result<()> {
     }
     let dir = run.path().display();
     super::print(&format!(
-        "trained {} epochs in {:.1} s\n\n{}\nrun folder  {dir}\nloss plot   {dir}/{}\nconfusion   {dir}/{CONFUSION_PNG}\n",
-        history.len(),
+        "trained {} in {:.1} s\n\n{}\nrun folder  {dir}\nloss plot   {dir}/{}\nconfusion   {dir}/{CONFUSION_PNG}\n",
+        counted(history.len(), "epoch"),
         train_seconds,
         super::report::class_table(&report),
         run_store::LOSS_PNG,

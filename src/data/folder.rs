@@ -20,7 +20,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// File extensions read as images.
-pub const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg"];
+pub const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff"];
+
+/// The extensions as a message names them: ".png/.jpg/…".
+pub fn extensions_named() -> String {
+    IMAGE_EXTENSIONS.iter().map(|e| format!(".{e}")).collect::<Vec<_>>().join("/")
+}
 /// Largest side a decoded image may have, and the decoder's memory budget.
 pub const MAX_SIDE: u32 = 8192;
 const MAX_DECODE_BYTES: u64 = 256 << 20;
@@ -318,8 +323,9 @@ fn files(dir: &Path) -> Result<Vec<PathBuf>> {
             String::new()
         };
         crate::log::note(format_args!(
-            "note: skipped {} file(s) that are not .png/.jpg/.jpeg: {}{more}",
+            "note: skipped {} file(s) that are not {}: {}{more}",
             skipped.len(),
+            extensions_named(),
             shown.join(", ")
         ));
     }
@@ -425,7 +431,8 @@ mod tests {
             err = e.to_string();
         });
         // The file that is no image is noted, once, through the installed sink.
-        let skipped = "note: skipped 1 file(s) that are not .png/.jpg/.jpeg: ";
+        let skipped =
+            "note: skipped 1 file(s) that are not .png/.jpg/.jpeg/.webp/.bmp/.tif/.tiff: ";
         let noted = lines.iter().filter(|l| l.starts_with(skipped) && l.ends_with("notes.txt"));
         assert_eq!(noted.count(), 1, "{lines:?}");
         assert!(

@@ -125,8 +125,9 @@ pub fn load_split(dir: &Path, split: Split, request: &ImageRequest) -> Result<Im
     let images_path = find(dir, prefix, "images-idx3-ubyte").with_context(|| {
         format!(
             "no {prefix} images in {}: expected {prefix}-images-idx3-ubyte.gz or {prefix}-images-idx3-ubyte \
-             (or a folder of .png/.jpg images)",
-            dir.display()
+             (or a folder of {} images)",
+            dir.display(),
+            folder::extensions_named()
         )
     })?;
     let images = idx::read_file(&images_path, 3)

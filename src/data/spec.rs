@@ -3,6 +3,7 @@
 //! `model.input`), the model is built from it, and every later command converts the data
 //! it is given through it, so nothing infers the shape from the data a second time.
 
+use crate::log::counted;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -86,7 +87,7 @@ impl DataSpec {
         match self {
             DataSpec::Image(s) => format!("{}x{} {}", s.height, s.width, s.color),
             DataSpec::Vector(v) | DataSpec::Series(v, _) => {
-                format!("{} features, {} scaling", v.columns.len(), v.scaling.kind)
+                format!("{}, {} scaling", counted(v.columns.len(), "feature"), v.scaling.kind)
             }
         }
     }
@@ -96,7 +97,7 @@ impl DataSpec {
         match self {
             DataSpec::Image(_) => format!("images ({})", self.describe()),
             DataSpec::Vector(v) | DataSpec::Series(v, _) => {
-                format!("vectors ({} features)", v.columns.len())
+                format!("vectors ({})", counted(v.columns.len(), "feature"))
             }
         }
     }
@@ -559,6 +560,9 @@ mod tests {
         );
         assert_eq!(serde_json::from_str::<DataSpec>(&text).unwrap(), spec);
         assert_eq!((spec.values(), spec.describe()), (3, "3 features, standard scaling".into()));
+        let DataSpec::Vector(v) = &spec else { unreachable!() };
+        let one = DataSpec::Vector(VectorSpec { columns: vec!["a".into()], ..v.clone() });
+        assert_eq!(one.describe_kind(), "vectors (1 feature)");
         assert!(!spec.bounded() && spec.image().is_none());
         // A series run is written as every version wrote it: a vector run with a `series`
         // entry after its scaling; it reads back as its own kind.

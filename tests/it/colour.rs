@@ -346,3 +346,33 @@ fn the_data_choose_the_family_and_the_settings_and_the_first_line_says_so() {
     ae(d, &args).fails_with(&["--augment", "is for images"]);
     assert!(!d.join("v").exists());
 }
+
+/// WebP, BMP and TIFF files are read like PNGs (issue 35): one picture saved in all four
+/// formats gives four identical codes; nothing is skipped.
+#[test]
+fn webp_bmp_and_tiff_files_read_as_the_same_pixels() {
+    let dir = tempdir();
+    let d = dir.path();
+    let picture =
+        image::RgbImage::from_fn(12, 12, |x, y| image::Rgb([(x * 20) as u8, (y * 20) as u8, 90]));
+    for split in ["train", "test"] {
+        let folder = d.join("formats").join(split).join("all");
+        std::fs::create_dir_all(&folder).unwrap();
+        for ext in ["png", "webp", "bmp", "tiff"] {
+            picture.save(folder.join(format!("p.{ext}"))).unwrap();
+        }
+    }
+    let args = ["--epochs", "1", "--hidden", "8", "--latent", "2", "--out", "run"];
+    let run = ae(d, &[&["train", "--data", "formats", "--threads", "1"], &args[..]].concat()).ok();
+    assert!(!run.stderr.contains("skipped"), "{}", run.stderr);
+    ae(d, &["encode", "--run", "run", "--split", "test", "-o", "codes.csv"]).ok();
+    let codes = std::fs::read_to_string(d.join("codes.csv")).unwrap();
+    let rows: Vec<&str> = codes.lines().skip(1).collect();
+    assert_eq!(rows.len(), 4, "{codes}");
+    for ext in ["png", "webp", "bmp", "tiff"] {
+        assert!(codes.contains(&format!("p.{ext}")), "{codes}");
+    }
+    // The last two fields are the code (k = 2).
+    let code = |row: &str| row.rsplitn(3, ',').take(2).map(String::from).collect::<Vec<_>>();
+    assert!(rows.iter().all(|r| code(r) == code(rows[0])), "{codes}");
+}

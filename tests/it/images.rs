@@ -203,6 +203,8 @@ fn a_folder_of_images_trains_and_evaluates_at_its_own_size() {
     let empty = dir.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
     std::fs::write(empty.join("a.txt"), "x").unwrap();
-    ae(dir.path(), &quick_train(&empty, &dir.path().join("r2"), &[]))
-        .fails_with(&["no train images in", "or a folder of .png/.jpg images"]);
+    ae(dir.path(), &quick_train(&empty, &dir.path().join("r2"), &[])).fails_with(&[
+        "no train images in",
+        "or a folder of .png/.jpg/.jpeg/.webp/.bmp/.tif/.tiff images",
+    ]);
 }

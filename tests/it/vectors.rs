@@ -41,6 +41,32 @@ fn shuttle_csv_has_the_odds_counts() {
     assert_eq!(classes.len(), 49_097);
     assert_eq!(classes.iter().filter(|&&c| c != "Rad.Flow").count(), 3_511);
     assert!(!classes.contains(&"High"));
+
+    // `data info` on the table: its rows, labels and columns, as NumPy computes them.
+    let (d, file) = (tempdir(), shuttle());
+    let args = ["data", "info", s(&file), "--label-column", "class", "--json"];
+    let info: serde_json::Value = serde_json::from_str(&ae(d.path(), &args).ok().stdout).unwrap();
+    assert_eq!(
+        (info["rows"].as_u64(), info["labels"]["Rad.Flow"].as_u64()),
+        (Some(49_097), Some(45_586))
+    );
+    let v6 = &info["columns"][5];
+    let code = format!(
+        "import numpy as np; x = np.loadtxt({:?}, delimiter=',', skiprows=1, usecols=5); \
+         print(x.mean(), x.std(), x.min(), x.max())",
+        s(&shuttle())
+    );
+    let numpy: Vec<f64> = numpy(d.path(), &code).split(' ').map(|v| v.parse().unwrap()).collect();
+    for (key, want) in ["mean", "std", "min", "max"].iter().zip(&numpy) {
+        let got = v6[key].as_f64().unwrap();
+        assert!(
+            (got - want).abs() <= 1e-9 * want.abs().max(1.0),
+            "V6 {key}: {got} against NumPy's {want}"
+        );
+    }
+    // Without the label column named, the text column's error names a flag `data info` has.
+    let args = ["data", "info", s(&file)];
+    ae(d.path(), &args).fails_with(&["'Fpv.Close' is not a number", "pass --label-column class"]);
 }
 
 /// Unsupervised, as ADBench measures it: train on the training split anomalies and all,

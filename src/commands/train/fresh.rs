@@ -148,7 +148,7 @@ fn check_kind(
 /// (`--missing drop`), the files of a folder of series held out for testing.
 fn say_what_was_left_out(prepared: &Prepared, test_fraction: f64) {
     if prepared.dropped > 0 {
-        let rows = crate::data::table::counted(prepared.dropped, "row");
+        let rows = crate::log::counted(prepared.dropped, "row");
         crate::log::note(format_args!("--missing drop: dropped {rows} with a missing value"));
     }
     let held_out = prepared.source.as_ref().map_or(&[][..], |s| &s.held_out[..]);

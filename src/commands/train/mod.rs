@@ -8,6 +8,7 @@ use crate::config::{self, Init, ModelConfig, TrainConfig};
 use crate::data::record::DataRecord;
 use crate::data::{self, Rows};
 use crate::dist::{self, Dist};
+use crate::log::counted;
 use crate::metrics::reference::{self, ReferenceScores};
 use crate::plot::Format;
 use crate::run_store::{self, RunDir};
@@ -224,7 +225,7 @@ fn thousands(n: i64) -> String {
 /// "trained 6 epochs in 4.2 s", or for a resumed run what this session trained.
 fn trained_line(done_before: usize, total: usize, seconds: f64) -> String {
     match total.saturating_sub(done_before) {
-        _ if done_before == 0 => format!("trained {total} epochs in {seconds:.1} s"),
+        _ if done_before == 0 => format!("trained {} in {seconds:.1} s", counted(total, "epoch")),
         0 => format!("resumed after epoch {done_before}: no epochs left to train"),
         1 => format!("trained epoch {total} in {seconds:.1} s (resumed after epoch {done_before})"),
         _ => format!(
@@ -331,6 +332,8 @@ mod tests {
             ("0".into(), "999".into(), "1,000".into())
         );
         assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(trained_line(0, 1, 2.0), "trained 1 epoch in 2.0 s");
+        assert_eq!(trained_line(0, 3, 2.0), "trained 3 epochs in 2.0 s");
         let mlp = ModelConfig::default();
         assert_eq!(mlp.shape_summary(), format!("mlp 784-512-128-{}", mlp.latent));
         let conv = ModelConfig {

@@ -149,8 +149,8 @@ impl TableError {
             TableError::MissingValues { cells, rows, line, column } => format!(
                 "{} in {}, the first at line {line}, column '{column}'; pass {} drop to leave \
                  those rows out",
-                counted(*cells, "missing value"),
-                counted(*rows, "row"),
+                crate::log::counted(*cells, "missing value"),
+                crate::log::counted(*rows, "row"),
                 name("missing")
             ),
             TableError::AllDropped => format!(
@@ -159,15 +159,6 @@ impl TableError {
             ),
             other => other.to_string(),
         }
-    }
-}
-
-/// "1 row", "3 rows": a count with its noun, for messages.
-pub fn counted(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
     }
 }
 

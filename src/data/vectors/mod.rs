@@ -371,7 +371,7 @@ fn split_tables(
         bail!(
             "{} has {}; at least 2 are needed to hold out a test set",
             path.display(),
-            super::table::counted(table.rows(), "row")
+            crate::log::counted(table.rows(), "row")
         );
     }
     let (train, test) = split_rows(&table, test, source.test_fraction, seed);
@@ -418,7 +418,7 @@ fn finish(
         let problem = format!(
             "{} left after the test split, {{classes}}, {{limit}} and {{val_fraction}}; at \
              least 2 are needed",
-            super::table::counted(train.len(), "training row")
+            crate::log::counted(train.len(), "training row")
         );
         return Err(Invalid::plain(problem).into());
     }

@@ -5,7 +5,7 @@
 
 use super::*;
 use crate::data::series::{self, Windowing};
-use crate::data::table::{self, Table};
+use crate::data::table::Table;
 
 /// Whether `path` is a WAV file (always a series).
 pub fn is_wav(path: &Path) -> bool {
@@ -199,7 +199,7 @@ pub fn read_steps(
                 "{}: {} with missing values; a series cannot skip time steps: fill them in \
                  first",
                 path.display(),
-                table::counted(table.dropped, "row")
+                crate::log::counted(table.dropped, "row")
             );
         }
         return Ok((table, None));
