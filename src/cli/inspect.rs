@@ -22,6 +22,8 @@ pub struct EvalArgs {
     /// Data folder or vector file [default: the one the run was trained on]
     #[arg(long, value_name = "DIR|FILE")]
     pub data: Option<PathBuf>,
+    #[command(flatten)]
+    pub read: super::ReadArgs,
     /// Evaluate this TorchScript file (from `export -o FILE.pt`) in place of the run's
     /// weights: its forward on the run's test rows, beside the same baselines
     #[arg(long, value_name = "FILE.pt")]
@@ -41,6 +43,8 @@ pub struct EncodeArgs {
     /// Data folder or vector file [default: the one the run was trained on]
     #[arg(long, value_name = "DIR|FILE")]
     pub data: Option<PathBuf>,
+    #[command(flatten)]
+    pub read: super::ReadArgs,
     #[arg(long, value_enum, default_value_t = SplitArg::Test)]
     pub split: SplitArg,
     /// Output file, .csv or .npy
@@ -66,6 +70,8 @@ pub struct AnomalyArgs {
     /// Data folder or vector file [default: the one the run was trained on]
     #[arg(long, value_name = "DIR|FILE")]
     pub data: Option<PathBuf>,
+    #[command(flatten)]
+    pub read: super::ReadArgs,
     #[arg(long, value_enum, default_value_t = SplitArg::Test)]
     pub split: SplitArg,
     /// Threshold: this percentile of the validation rows' errors [default: 99, unless
@@ -132,6 +138,8 @@ pub struct ProbeArgs {
     /// Data folder or vector file [default: the one the run was trained on]
     #[arg(long, value_name = "DIR|FILE")]
     pub data: Option<PathBuf>,
+    #[command(flatten)]
+    pub read: super::ReadArgs,
     #[arg(long, value_enum, default_value_t = ProbeMethod::Both)]
     pub method: ProbeMethod,
     /// Fit on only this many labelled training rows of each class (a seeded choice)
@@ -159,6 +167,8 @@ pub struct PlotLatentArgs {
     /// Data folder or vector file [default: the one the run was trained on]
     #[arg(long, value_name = "DIR|FILE")]
     pub data: Option<PathBuf>,
+    #[command(flatten)]
+    pub read: super::ReadArgs,
     /// Scatter plot, .png or .svg
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
@@ -234,6 +244,8 @@ pub struct DenoiseArgs {
     /// Also write one sheet with every input and result, .png or .svg
     #[arg(long, value_name = "FILE")]
     pub grid: Option<PathBuf>,
+    #[command(flatten)]
+    pub read: super::ReadArgs,
 }
 
 /// Draw codes from a VAE's prior N(0, I) and decode them into a grid of images.

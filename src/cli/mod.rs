@@ -59,6 +59,25 @@ pub enum Command {
     Man(ManArgs),
 }
 
+/// How table and series files are read. `train` records these; a later command reads
+/// every file the same way unless they are given to it (for the files it is given).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ReadArgs {
+    /// Cells with a missing value (empty, NA, NaN, null, ?; NaN in a .npy) [default:
+    /// refuse; after train: what the run recorded]
+    #[arg(long, value_enum)]
+    pub missing: Option<crate::data::spec::Missing>,
+    /// WAV files with several channels: the one to read, from 0 [after train: the run's]
+    #[arg(long, value_name = "N")]
+    pub wav_channel: Option<usize>,
+}
+
+impl ReadArgs {
+    pub fn reading(&self) -> crate::data::spec::Reading {
+        crate::data::spec::Reading { missing: self.missing, wav_channel: self.wav_channel }
+    }
+}
+
 /// A trained run to load, and where to compute with it.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {

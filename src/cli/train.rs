@@ -5,7 +5,7 @@ use crate::config::{
     self, Activation, Arch, Augment, Backbone, Engine, Init, Loss, LrSchedule, Mode, NoiseKind,
     Norm, Precision, Start, Upsample, WeightsFormat,
 };
-use crate::data::spec::{Background, ColorChoice, ImageRequest, Missing, ScaleKind, Size};
+use crate::data::spec::{Background, ColorChoice, ImageRequest, ScaleKind, Size};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -41,9 +41,8 @@ pub struct VectorArgs {
     /// CSV: the feature columns, in order [default: every column but the label's]
     #[arg(long, value_delimiter = ',', value_name = "A,B,..")]
     pub columns: Option<Vec<String>>,
-    /// CSV: rows with a missing value (empty, NA, NaN, null, ?)
-    #[arg(long, value_enum, default_value_t = Missing::Refuse)]
-    pub missing: Missing,
+    #[command(flatten)]
+    pub read: super::ReadArgs,
     /// .npy: a 1-D integer array with one label per row of --data
     #[arg(long, value_name = "FILE.npy")]
     pub labels: Option<PathBuf>,
@@ -69,9 +68,6 @@ pub struct VectorArgs {
     /// Steps between the starts of two windows [default: half the window]
     #[arg(long, value_name = "H")]
     pub hop: Option<usize>,
-    /// WAV files with several channels: the one to read, from 0
-    #[arg(long, value_name = "N")]
-    pub wav_channel: Option<usize>,
 }
 
 /// Train an autoencoder and write a run folder (model.ot, model.json, metrics.csv,

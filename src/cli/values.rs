@@ -37,7 +37,9 @@ value_enum!(Background {
 
 value_enum!(Missing {
     Refuse => "refuse": "stop with a count of the missing values",
-    Drop => "drop": "leave the rows out (and say how many)",
+    Drop => "drop": "leave the rows out (and say how many); tables",
+    Interpolate => "interpolate": "fill each gap linearly from the steps on either side; \
+        series, whose steps cannot be left out",
 });
 
 value_enum!(ScaleKind {

@@ -6,8 +6,8 @@ use crate::atomic::write_atomic;
 use crate::cli::{DenoiseArgs, Invert};
 use crate::config::NoiseKind;
 use crate::data::rows::VectorSet;
+use crate::data::spec::Reading;
 use crate::data::spec::{to_byte, Color, ImageSpec, Scaling, SeriesSpec, Size, VectorSpec};
-use crate::data::table::Missing;
 use crate::data::{self, folder, noise, series, vectors};
 use crate::metrics;
 use crate::plot::{self, Format, GridRow};
@@ -184,7 +184,7 @@ fn unlike_training(
     clean: &Tensor,
     spec: ImageSpec,
 ) -> Vec<String> {
-    let Ok(test) = loaded.rows(None, data::Split::Test) else {
+    let Ok(test) = loaded.rows((None, Reading::default()), data::Split::Test) else {
         return Vec::new();
     };
     let values = spec.values() as f64;
@@ -281,9 +281,11 @@ fn denoise_vectors(loaded: &super::LoadedRun, spec: &VectorSpec, args: &DenoiseA
                 path.display()
             );
         }
-        let rows = vectors::load_all(path, None, spec, None)?;
+        let rows = vectors::load_all(path, spec, None, loaded.reading(args.read.reading()))?;
         let values = through_model(loaded, &spec.scaling, &rows, args.add_noise)?;
-        let bytes = table_bytes(path, rows.len(), &spec.columns, &values)?;
+        let all: Vec<usize> = (0..rows.len()).collect();
+        let ids = rows.ids.as_deref().unwrap_or(&all);
+        let bytes = table_bytes(path, ids, &spec.columns, &values)?;
         done.push(Written {
             input: path,
             n: rows.len(),
@@ -316,13 +318,21 @@ fn through_model(
 
 /// `values` (`n × columns.len()`) in `path`'s own table format: a .npy array, or the CSV
 /// with `columns` replaced and every other cell as written.
-fn table_bytes(path: &Path, n: usize, columns: &[String], values: &[f64]) -> Result<Vec<u8>> {
-    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy")) {
-        return Ok(crate::npy::encode_f64(n, columns.len(), values));
-    }
+fn table_bytes(path: &Path, ids: &[usize], columns: &[String], values: &[f64]) -> Result<Vec<u8>> {
     let original = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    replace_columns(&original, columns, values)
-        .with_context(|| format!("writing the denoised {}", path.display()))
+    let written = if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy")) {
+        // Every row of the array: those read replaced, those left out (NaN) as they were.
+        crate::data::table::read_npy(&original).map_err(anyhow::Error::from).map(|mut array| {
+            let d = columns.len();
+            for (row, &id) in values.chunks_exact(d.max(1)).zip(ids) {
+                array.values[id * d..(id + 1) * d].copy_from_slice(row);
+            }
+            crate::npy::encode_f64(array.values.len() / d.max(1), d, &array.values)
+        })
+    } else {
+        replace_columns(&original, columns, values, ids)
+    };
+    written.with_context(|| format!("writing the denoised {}", path.display()))
 }
 
 /// One input's results: its path, how many rows or steps it has, the files to write
@@ -376,8 +386,7 @@ fn denoise_series(
             path,
             vectors::label_in(path, spec),
             Some(&series.channels),
-            series.wav_channel,
-            Missing::Refuse,
+            loaded.reading(args.read.reading()),
         )?;
         let rate = form.map(|f| f.sample_rate);
         if rate.is_some() && rate != series.sample_rate {
@@ -407,7 +416,7 @@ fn denoise_series(
             Some(form) => series::wav_bytes(values, form),
             None => {
                 let values: Vec<f64> = values.iter().map(|&v| v as f64).collect();
-                table_bytes(path, len, &series.channels, &values)
+                table_bytes(path, &steps.ids, &series.channels, &values)
             }
         };
         let mut files = vec![("denoised", encode(&values)?)];
@@ -461,9 +470,15 @@ fn snr_db(x: &[f32], y: &[f32]) -> f64 {
 }
 
 /// The CSV `bytes` with the cells of `columns` replaced, row by row, by `values`
-/// (`rows × columns.len()`, row-major) and every other cell kept as written. The rows
-/// are all the file's data rows, as `vectors::load_all` read them.
-fn replace_columns(bytes: &[u8], columns: &[String], values: &[f64]) -> Result<Vec<u8>> {
+/// (`rows × columns.len()`, row-major) and every other cell kept as written. `ids` are the
+/// data rows `values` hold, as `vectors::load_all` read them; a row left out (a missing
+/// value, `--missing drop`) is written as it was.
+fn replace_columns(
+    bytes: &[u8],
+    columns: &[String],
+    values: &[f64],
+    ids: &[usize],
+) -> Result<Vec<u8>> {
     let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(bytes);
     let header = reader.headers()?.clone();
     let at = columns
@@ -472,15 +487,19 @@ fn replace_columns(bytes: &[u8], columns: &[String], values: &[f64]) -> Result<V
         .collect::<Result<Vec<_>>>()?;
     let mut out = csv::Writer::from_writer(Vec::new());
     out.write_record(&header)?;
-    let mut rows = values.chunks_exact(columns.len().max(1));
-    for record in reader.records() {
+    let mut rows = values.chunks_exact(columns.len().max(1)).zip(ids).peekable();
+    for (index, record) in reader.records().enumerate() {
         let record = record?;
-        let row = rows.next().context("more CSV records than rows read")?;
         let mut cells: Vec<String> = record.iter().map(str::to_string).collect();
-        for (&i, v) in at.iter().zip(row) {
-            cells[i] = v.to_string();
+        if let Some((row, _)) = rows.next_if(|(_, &id)| id == index) {
+            for (&i, v) in at.iter().zip(row) {
+                cells[i] = v.to_string();
+            }
         }
         out.write_record(&cells)?;
+    }
+    if rows.next().is_some() {
+        bail!("more rows read than CSV records");
     }
     Ok(out.into_inner()?)
 }

@@ -15,7 +15,7 @@ pub fn run(args: EncodeArgs) -> Result<()> {
         _ => anyhow::bail!("{}: expected a .csv or .npy file name", args.output.display()),
     };
     let loaded = super::open_run(&args.run)?;
-    let images = loaded.rows(args.data.as_deref(), args.split.into())?;
+    let images = loaded.rows((args.data.as_deref(), args.read.reading()), args.split.into())?;
     let x = images.to_unit(loaded.device);
     let z = if args.decode {
         metrics::reconstruct(&loaded.model, &x)

@@ -61,7 +61,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         return classifier(&args);
     }
     let loaded = super::open_run(&args.run)?;
-    let images = loaded.test_rows(args.data.as_deref())?;
+    let images = loaded.test_rows((args.data.as_deref(), args.read.reading()))?;
     let (manifest, device) = (&loaded.manifest, loaded.device);
     let pca = loaded.pca_baseline()?;
     let script =
@@ -88,8 +88,12 @@ fn classifier(args: &EvalArgs) -> Result<()> {
     let device = device::resolve(args.run.runtime.device)?;
     let run = RunDir::open(&args.run.dir)?;
     let (manifest, _vs, model) = run.load_classifier(device)?;
-    let test = super::split_rows(&manifest, args.data.as_deref(), crate::data::Split::Test)
-        .with_context(|| super::data_needed("eval of a classifier", &manifest.data))?;
+    let test = super::split_rows(
+        &manifest,
+        (args.data.as_deref(), args.read.reading()),
+        crate::data::Split::Test,
+    )
+    .with_context(|| super::data_needed("eval of a classifier", &manifest.data))?;
     if test.labels().is_none() {
         bail!("eval of a classifier needs labelled test rows, and these have none");
     }

@@ -271,7 +271,7 @@ fn class_count(source: &Path, [train, val, test]: [&Rows; 3]) -> Result<usize> {
     let no_labels = || {
         format!(
             "finetune needs labels, and the data of {} have none (a folder of images needs \
-             label folders; a vector file --label-column or --labels)",
+             label folders; a vector file, train with --label-column or --labels)",
             source.display()
         )
     };

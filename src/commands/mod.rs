@@ -22,7 +22,7 @@ pub mod weights;
 use crate::cli::{Cli, Command, DataCommand, RunArgs};
 use crate::config::ModelConfig;
 use crate::data::record::DataRecord;
-use crate::data::spec::ImageSpec;
+use crate::data::spec::{ImageSpec, Reading};
 use crate::data::{self, ImageSet, Rows, Split};
 use crate::device;
 use crate::metrics::pca::Pca;
@@ -156,9 +156,16 @@ pub fn open_run(args: &RunArgs) -> Result<LoadedRun> {
 }
 
 impl LoadedRun {
-    /// The test split of `data` (or of the data the run was trained on).
-    pub fn test_rows(&self, data: Option<&Path>) -> Result<Rows> {
+    /// The test split of `data` (or of the data the run was trained on), read with the
+    /// run's recorded reading and the command's flags over it.
+    pub fn test_rows(&self, data: (Option<&Path>, Reading)) -> Result<Rows> {
         self.rows(data, Split::Test)
+    }
+
+    /// How this command reads another file: the run's recorded reading with the flags
+    /// `given` over it.
+    pub fn reading(&self, given: Reading) -> Reading {
+        given.over(self.manifest.model.input.recorded_reading(&self.manifest.data))
     }
 
     /// The test images, for commands that work on images only.
@@ -180,7 +187,7 @@ impl LoadedRun {
     }
 
     /// One split of `data` (or of the data the run was trained on): see `split_rows`.
-    pub fn rows(&self, data: Option<&Path>, split: Split) -> Result<Rows> {
+    pub fn rows(&self, data: (Option<&Path>, Reading), split: Split) -> Result<Rows> {
         split_rows(&self.manifest, data, split)
     }
 
@@ -210,7 +217,11 @@ impl LoadedRun {
 
 /// One split of `data` (or of the data the run was trained on), converted the way the
 /// run converts its own (`DataSpec::rows_of`).
-pub fn split_rows(manifest: &RunManifest, data: Option<&Path>, split: Split) -> Result<Rows> {
+pub fn split_rows(
+    manifest: &RunManifest,
+    data: (Option<&Path>, Reading),
+    split: Split,
+) -> Result<Rows> {
     let selection = manifest.train.data_selection();
     manifest.model.input.rows_of(&manifest.data, &selection, data, split)
 }

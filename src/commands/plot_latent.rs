@@ -35,7 +35,7 @@ pub fn run(args: PlotLatentArgs) -> Result<()> {
     if tsne && args.points < 4 {
         bail!("--points must be at least 4, got {}", args.points);
     }
-    let images = loaded.test_rows(args.data.as_deref())?;
+    let images = loaded.test_rows((args.data.as_deref(), args.read.reading()))?;
     let x = images.to_unit(loaded.device);
     let z = metrics::batched(&x, |b| loaded.model.encode(b));
     // t-SNE embeds a seeded sample of at most --points rows.

@@ -35,8 +35,8 @@ struct Report {
 
 pub fn run(args: ProbeArgs) -> Result<()> {
     let loaded = super::open_run(&args.run)?;
-    let train = loaded.rows(args.data.as_deref(), Split::Train)?;
-    let test = loaded.rows(args.data.as_deref(), Split::Test)?;
+    let train = loaded.rows((args.data.as_deref(), args.read.reading()), Split::Train)?;
+    let test = loaded.rows((args.data.as_deref(), args.read.reading()), Split::Test)?;
     let (train_labels, test_labels) = labels_of(&args, &train, &test)?;
     let kept = match args.labels_per_class {
         Some(0) => bail!("--labels-per-class must be at least 1"),
@@ -100,7 +100,7 @@ fn labels_of(args: &ProbeArgs, train: &Rows, test: &Rows) -> Result<(Vec<u8>, Ve
     let no_labels = || {
         format!(
             "probe needs labels, and the data of {} have none (a folder of images needs \
-             label folders; a vector file --label-column or --labels)",
+             label folders; a vector file, train with --label-column or --labels)",
             args.run.dir.display()
         )
     };

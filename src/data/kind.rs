@@ -6,10 +6,11 @@
 //! in `spec`.
 
 use super::record::DataRecord;
-use super::spec::{DataSpec, ImageRequest};
+use super::spec::{DataSpec, ImageRequest, Reading};
 use super::vectors::{self, VectorRequest, VectorSource};
 use super::{Rows, Split};
 use crate::config::TrainConfig;
+use crate::invalid::Invalid;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -163,13 +164,28 @@ impl DataSpec {
     /// vectors read with the run's columns and scaled with its scaling. Another vector
     /// file is read whole; the run's own file gives its held-out test rows (`Test`) or
     /// its training and validation rows (`Train`), chosen as `selection` chose them.
+    /// `given` (a command's `--missing`, `--wav-channel`) goes over the run's recorded
+    /// reading for another file; the run's own file is read as it was recorded.
     pub fn rows_of(
         &self,
         record: &DataRecord,
         selection: &TrainConfig,
-        data: Option<&Path>,
+        (data, given): (Option<&Path>, Reading),
         split: Split,
     ) -> Result<Rows> {
+        if let Some(id) = given.first_given() {
+            let problem = match (self.image(), data) {
+                (Some(_), _) => Some("is for tables and series; this run was trained on images"),
+                (None, None) => Some(
+                    "applies to the files given with {data}; the run's own data are read as it \
+                     recorded",
+                ),
+                (None, Some(_)) => None,
+            };
+            if let Some(problem) = problem {
+                return Err(Invalid::of(id, problem).as_usage().into());
+            }
+        }
         match self {
             DataSpec::Image(spec) => {
                 let dir = data.unwrap_or(&record.path);
@@ -178,7 +194,8 @@ impl DataSpec {
             DataSpec::Vector(spec) | DataSpec::Series(spec, _) => {
                 if let Some(path) = data {
                     let series = self.series().map(|(_, s)| s);
-                    return vectors::load_all(path, None, spec, series).map(Rows::Vectors);
+                    let reading = given.over(self.recorded_reading(record));
+                    return vectors::load_all(path, spec, series, reading).map(Rows::Vectors);
                 }
                 let sets = self.vector_sets(record, selection)?;
                 Ok(Rows::Vectors(match split {
@@ -186,6 +203,15 @@ impl DataSpec {
                     Split::Train => sets.training_rows(),
                 }))
             }
+        }
+    }
+
+    /// How the run read its own files (missing values, WAV channel): how it reads others
+    /// unless a command's flags say otherwise.
+    pub fn recorded_reading(&self, record: &DataRecord) -> Reading {
+        Reading {
+            missing: record.vectors.as_ref().map(|v| v.missing),
+            wav_channel: self.series().and_then(|(_, s)| s.wav_channel),
         }
     }
 

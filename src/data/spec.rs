@@ -477,6 +477,42 @@ pub enum Missing {
     Refuse,
     /// leave the rows out (and say how many)
     Drop,
+    /// series: fill each gap from the steps on either side of it (a table reader keeps
+    /// the gaps as NaN for the series reader to fill)
+    Interpolate,
+}
+
+/// How a file's values are read beyond its columns: what a run recorded (its `--missing`
+/// and WAV channel), or what a later command's flags put over that for the files it reads.
+/// `None`: not given (the run's, or the default).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reading {
+    pub missing: Option<Missing>,
+    pub wav_channel: Option<usize>,
+}
+
+impl Reading {
+    /// These choices, with `recorded`'s where none is given.
+    pub fn over(self, recorded: Reading) -> Reading {
+        Reading {
+            missing: self.missing.or(recorded.missing),
+            wav_channel: self.wav_channel.or(recorded.wav_channel),
+        }
+    }
+
+    /// The id of the first setting given, if any (for a message refusing it).
+    pub fn first_given(&self) -> Option<&'static str> {
+        if self.missing.is_some() {
+            Some("missing")
+        } else {
+            self.wav_channel.map(|_| "wav_channel")
+        }
+    }
+
+    /// The missing-value policy (refuse when none is given).
+    pub fn missing(&self) -> Missing {
+        self.missing.unwrap_or_default()
+    }
 }
 
 impl fmt::Display for Missing {
@@ -484,6 +520,7 @@ impl fmt::Display for Missing {
         f.write_str(match self {
             Missing::Refuse => "refuse",
             Missing::Drop => "drop",
+            Missing::Interpolate => "interpolate",
         })
     }
 }

@@ -62,7 +62,7 @@ impl<'a> TbLog<'a> {
             // One folder is one run to TensorBoard; another run's log is not ours to replace.
             anyhow::bail!(
                 "--tensorboard {} already holds a TensorBoard log: give each run its own \
-                 folder (TensorBoard shows the folders under --logdir side by side), or \
+                 folder (TensorBoard shows the folders under one log folder side by side), or \
                  remove that one",
                 dir.display()
             );

@@ -20,7 +20,12 @@ fn check_in_pytorch(d: &Path, run: &Path) -> serde_json::Value {
     ae(d, &["export", "--run", s(run), "-o", s(&pt)]).ok();
     let dir = RunDir::open(run).unwrap();
     let (manifest, _vs, model) = dir.load_model(Device::Cpu).unwrap();
-    let rows = ae_tch::commands::split_rows(&manifest, None, ae_tch::data::Split::Test).unwrap();
+    let rows = ae_tch::commands::split_rows(
+        &manifest,
+        (None, Default::default()),
+        ae_tch::data::Split::Test,
+    )
+    .unwrap();
     let x = rows.to_unit(Device::Cpu).narrow(0, 0, 64);
     let (y, z) = tch::no_grad(|| (model.forward(&x), model.encode(&x)));
     let dec = tch::no_grad(|| model.decode(&z));

@@ -24,6 +24,8 @@ pub struct Run {
     pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
+    /// The subcommand it ran (`ae` fills it in), whose flags a failure's hints must name.
+    pub subcommand: Option<String>,
 }
 
 impl Run {
@@ -50,8 +52,52 @@ impl Run {
         for needle in needles {
             assert!(self.stderr.contains(needle), "stderr lacks {needle:?}:\n{}", self.stderr);
         }
+        if let Some(sub) = &self.subcommand {
+            let wrong = unknown_flags(sub, &self.stderr);
+            assert!(wrong.is_empty(), "`{sub}` has no {wrong:?}, which it names:\n{}", self.stderr);
+        }
         self
     }
+}
+
+/// The flags `text` (a message of `ae-tch SUBCOMMAND`) names that the command they belong
+/// to lacks: each `--flag` belongs to the subcommand named last before it in the text
+/// (`ae-tch train --resume R`, "train with --latent 2"), else to `subcommand`. A hint must name a flag that exists
+/// where it points.
+pub fn unknown_flags(subcommand: &str, text: &str) -> Vec<String> {
+    use clap::CommandFactory;
+    let cli = ae_tch::cli::Cli::command();
+    let longs = |sub: &str| -> Vec<String> {
+        let mut out = vec!["help".to_string(), "version".into()];
+        for a in cli.get_arguments().chain(cli.find_subcommand(sub).into_iter().flat_map(|c| {
+            c.get_arguments().chain(c.get_subcommands().flat_map(|s| s.get_arguments()))
+        })) {
+            out.extend(a.get_long().map(str::to_string));
+            out.extend(a.get_all_aliases().into_iter().flatten().map(str::to_string));
+        }
+        out
+    };
+    let subs: Vec<String> = cli.get_subcommands().map(|c| c.get_name().to_string()).collect();
+    let mut wrong = Vec::new();
+    let mut owner = subcommand.to_string();
+    let words: Vec<&str> =
+        text.split(|c: char| c.is_whitespace() || "(),;:'\"`[]".contains(c)).collect();
+    for (i, word) in words.iter().enumerate() {
+        // "ae-tch train --x" and "train with --x" name another command's flag.
+        let named = (i > 0 && words[i - 1] == "ae-tch")
+            || words.get(i + 1).is_some_and(|next| *next == "with");
+        if named && subs.iter().any(|s| s == word) {
+            owner = word.to_string();
+        }
+        let Some(flag) = word.strip_prefix("--") else { continue };
+        let flag = flag.split('=').next().unwrap_or(flag).trim_end_matches('.');
+        let is_flag = !flag.is_empty()
+            && flag.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if is_flag && !longs(&owner).iter().any(|l| l == flag) {
+            wrong.push(format!("--{flag}"));
+        }
+    }
+    wrong
 }
 
 impl From<Output> for Run {
@@ -60,13 +106,17 @@ impl From<Output> for Run {
             code: o.status.code(),
             stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+            subcommand: None,
         }
     }
 }
 
 /// Runs `ae-tch ARGS` in `cwd`.
 pub fn ae<S: AsRef<std::ffi::OsStr>>(cwd: &Path, args: &[S]) -> Run {
-    Command::new(bin()).args(args).current_dir(cwd).output().expect("spawn ae-tch").into()
+    let run: Run =
+        Command::new(bin()).args(args).current_dir(cwd).output().expect("spawn ae-tch").into();
+    let first = args.iter().map(|a| a.as_ref().to_string_lossy()).find(|a| !a.starts_with('-'));
+    Run { subcommand: first.map(|s| s.into_owned()), ..run }
 }
 
 /// Short, deterministic training flags used across the tests: one thread, a subset of

@@ -504,6 +504,101 @@ fn broken_vector_files_are_refused_with_the_place() {
     fails("short.npy", &npy("<f8", "(10, 3)", &[0; 64]), &[], &["240 bytes", "64"]);
 }
 
+/// Every hint about reading a file names a flag of the command that prints it, and taking
+/// the hint works: `--missing` on each command that reads new rows (tables: drop; series:
+/// interpolate, which the run records and applies to later files by itself) and
+/// `--wav-channel` on `denoise`. (`fails_with` checks every flag a failure names against
+/// the clap definition of its command, across the whole suite.)
+#[test]
+fn hints_name_flags_that_work_where_they_are_given() {
+    let dir = tempdir();
+    let d = dir.path();
+    let mut table = String::from("a,b,c\n");
+    let mut series = String::from("time,value\n");
+    for i in 0..240 {
+        let x = (i as f32 * 0.37).sin();
+        table += &format!("{x},{},{}\n", 2.0 * x, (i % 7) as f32 / 7.0);
+        let gap = (100..103).contains(&i);
+        series += &format!("{i},{}\n", if gap { "NA".into() } else { x.to_string() });
+    }
+    std::fs::write(d.join("t.csv"), &table).unwrap();
+    std::fs::write(d.join("new.csv"), "a,b,c\n0.1,0.2,0.3\n0.5,NA,0.1\n-0.3,-0.6,0.9\n").unwrap();
+    std::fs::write(d.join("s.csv"), &series).unwrap();
+    ae(d, &vector_train(&d.join("t.csv"), &d.join("rt"), &["--epochs", "2"])).ok();
+
+    // A table: each command that reads a new file points at its own --missing, which works.
+    let cases: [&[&str]; 4] = [
+        &["anomaly", "--run", "rt", "--data", "new.csv", "--no-baselines"],
+        &["encode", "--run", "rt", "--data", "new.csv", "-o", "codes.csv"],
+        &["eval", "--run", "rt", "--data", "new.csv"],
+        &["denoise", "--run", "rt", "new.csv", "-o", "den"],
+    ];
+    for args in cases {
+        ae(d, args).fails_with(&[
+            "new.csv: 1 missing value in 1 row, the first at line 3, column 'b'; pass --missing \
+             drop to leave those rows out",
+        ]);
+        let run = ae(d, &[args, &["--missing", "drop"]].concat()).ok();
+        assert!(run.stderr.contains("1 row left out of new.csv for missing values"), "{args:?}");
+    }
+    // The denoised file keeps every row; the one left out is written as it was.
+    let denoised = std::fs::read_to_string(d.join("den/new-denoised.csv")).unwrap();
+    let lines: Vec<&str> = denoised.lines().collect();
+    assert_eq!((lines.len(), lines[2]), (4, "0.5,NA,0.1"), "{denoised}");
+    let codes = std::fs::read_to_string(d.join("codes.csv")).unwrap();
+    assert_eq!(codes.lines().count(), 3, "a header and the two complete rows:\n{codes}");
+    ae(d, &["anomaly", "--run", "rt", "--missing", "drop"]).fails_with(&[
+        "--missing applies to the files given with --data; the run's own data are read as it \
+         recorded",
+    ]);
+    ae(d, &vector_train(&d.join("t.csv"), &d.join("ri"), &["--missing", "interpolate"]))
+        .fails_with(&["--missing interpolate is for series", "--missing drop"]);
+
+    // A series cannot drop steps: both refusals point at interpolate, which fills the gap
+    // linearly, is recorded, and reads a later file with gaps by itself.
+    let series_train = |extra: &[&str]| {
+        let flags = [&["--window", "16", "--epochs", "2"], extra].concat();
+        ae(d, &vector_train(&d.join("s.csv"), &d.join("rs"), &flags))
+    };
+    let fill = "pass --missing interpolate to fill each gap from the steps on either side";
+    series_train(&[]).fails_with(&["3 missing values, the first in data row 101", fill]);
+    series_train(&["--missing", "drop"]).fails_with(&["so drop does not apply", fill]);
+    let run = series_train(&["--missing", "interpolate"]).ok();
+    assert!(
+        run.stderr.contains("filled 3 missing values by linear interpolation"),
+        "{}",
+        run.stderr
+    );
+    let out = d.join("steps.csv");
+    ae(d, &["anomaly", "--run", "rs", "--data", "s.csv", "--no-baselines", "-o", s(&out)]).ok();
+    assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 241);
+
+    // A stereo WAV: denoise names its own --wav-channel, and reads the channel it is given.
+    let wav = |name: &str, channels: u16| {
+        let spec = hound::WavSpec {
+            channels,
+            sample_rate: 8000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(d.join(name), spec).unwrap();
+        for i in 0..4000 {
+            for c in 0..channels {
+                w.write_sample(((i as f32 / (5.0 + c as f32)).sin() * 9000.0) as i16).unwrap();
+            }
+        }
+        w.finalize().unwrap();
+    };
+    wav("mono.wav", 1);
+    wav("stereo.wav", 2);
+    ae(d, &vector_train(&d.join("mono.wav"), &d.join("rw"), &["--window", "32", "--epochs", "1"]))
+        .ok();
+    let denoise = ["denoise", "--run", "rw", "stereo.wav", "-o", "clean"];
+    ae(d, &denoise).fails_with(&["stereo.wav has 2 channels: choose one with --wav-channel N"]);
+    ae(d, &[&denoise[..], &["--wav-channel", "1"]].concat()).ok();
+    assert!(d.join("clean/stereo-denoised.wav").is_file());
+}
+
 /// A vector run is deterministic (same seed → the same losses and weights) and one killed
 /// mid-checkpoint resumes to the uninterrupted run, bit for bit: in denoise mode, so the
 /// per-step Gaussian noise (unclamped for scaled features) and the trimmed loss are part

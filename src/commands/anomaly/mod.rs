@@ -43,7 +43,7 @@ pub fn run(args: AnomalyArgs) -> Result<()> {
     let loaded = super::open_run(&args.run)?;
     let input = &loaded.manifest.model.input;
     let (explain_out, explain_format) = explain_target(&args, &loaded)?;
-    let images = loaded.rows(args.data.as_deref(), args.split.into())?;
+    let images = loaded.rows((args.data.as_deref(), args.read.reading()), args.split.into())?;
     // Normal classes: as given, else — when the rows have labels — the classes the run was
     // trained on. New rows without labels are scored and flagged, not measured.
     let normal = match &args.normal_classes {
@@ -112,7 +112,7 @@ fn step_scores(
     (threshold, normal, plot_format): (f64, Option<&[u8]>, Option<Format>),
     scores: &[f64],
 ) -> Result<Option<Points>> {
-    let data = args.data.as_deref();
+    let data = (args.data.as_deref(), args.read.reading());
     let stretches = points::series_steps(loaded, spec, series, data, args.split.into())?;
     if args.plot.is_some() {
         points::check_plot(stretches.as_deref())?;

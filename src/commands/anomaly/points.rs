@@ -5,8 +5,8 @@
 use crate::atomic::write_atomic;
 use crate::commands::LoadedRun;
 use crate::data::series::{self, Windowing};
-use crate::data::spec::{SeriesSpec, VectorSpec};
-use crate::data::table::{Missing, Table};
+use crate::data::spec::{Reading, SeriesSpec, VectorSpec};
+use crate::data::table::Table;
 use crate::data::vectors::{self, Stretch};
 use crate::data::Split;
 use crate::metrics::detection;
@@ -49,16 +49,15 @@ pub fn series_steps(
     loaded: &LoadedRun,
     spec: &VectorSpec,
     series: &SeriesSpec,
-    data: Option<&Path>,
+    (data, given): (Option<&Path>, Reading),
     split: Split,
 ) -> Result<Option<Vec<Stretch>>> {
     let label_column = spec.label_column.as_deref();
     let columns = Some(&series.channels[..]);
     if let Some(path) = data {
-        let missing = Missing::Refuse;
         let label_column = vectors::label_in(path, spec);
-        let (stretches, _) =
-            vectors::read_series(path, label_column, columns, series.wav_channel, missing)?;
+        let reading = loaded.reading(given);
+        let (stretches, _) = vectors::read_series(path, label_column, columns, reading)?;
         return Ok(Some(stretches));
     }
     if split != Split::Test {

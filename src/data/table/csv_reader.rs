@@ -40,7 +40,7 @@ pub fn read_csv(bytes: &[u8], opts: &CsvOptions) -> Result<Table, TableError> {
             Err(e) => return Err(csv_error(e, line)),
         }
         let line = record.position().map_or(line, |p| p.line());
-        rows.push(&record, line, &columns)?;
+        rows.push(&record, line, &columns, opts.missing)?;
     }
     rows.finish(columns, opts.missing)
 }
@@ -139,6 +139,7 @@ impl Rows {
         record: &csv::ByteRecord,
         line: u64,
         columns: &Columns,
+        missing: Missing,
     ) -> Result<(), TableError> {
         let names = &columns.names;
         self.data_rows += 1;
@@ -155,6 +156,7 @@ impl Rows {
             if is_missing(t) {
                 missing_here += 1;
                 self.first_missing.get_or_insert((line, names[i].clone()));
+                self.row_values.push(f32::NAN);
                 continue;
             }
             let first_row = self.data_rows == 1;
@@ -172,7 +174,10 @@ impl Rows {
             }
             None => None,
         };
-        if missing_here > 0 {
+        // Under `Interpolate` gaps in the values stay in as NaN for the series reader to
+        // fill; a row without its label is still missing.
+        let label_gap = row_label.as_deref() == Some("");
+        if missing_here > 0 && (missing != Missing::Interpolate || label_gap) {
             self.missing_cells += missing_here;
             self.missing_rows += 1;
             return Ok(());
@@ -193,14 +198,14 @@ impl Rows {
         }
         if let Some((line, column)) = self.first_missing {
             match missing {
-                Missing::Refuse => {
+                Missing::Refuse | Missing::Interpolate if self.missing_rows > 0 => {
                     return Err(TableError::MissingValues {
                         cells: self.missing_cells,
                         rows: self.missing_rows,
-                        line,
-                        column,
+                        at: format!("line {line}, column '{column}'"),
                     })
                 }
+                Missing::Refuse | Missing::Interpolate => {}
                 Missing::Drop if self.values.is_empty() => return Err(TableError::AllDropped),
                 Missing::Drop => {}
             }

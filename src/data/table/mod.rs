@@ -97,7 +97,7 @@ pub enum TableError {
     #[error("{}", self.words(&crate::invalid::dashed))]
     BadCell { line: u64, column: String, text: String, what: &'static str, hint: String },
     #[error("{}", self.words(&crate::invalid::dashed))]
-    MissingValues { cells: usize, rows: usize, line: u64, column: String },
+    MissingValues { cells: usize, rows: usize, at: String },
     #[error("{}", self.words(&crate::invalid::dashed))]
     AllDropped,
     #[error("not a .npy file: it does not start with the bytes \\x93NUMPY")]
@@ -146,9 +146,8 @@ impl TableError {
                 let hint = crate::invalid::name_settings(hint, name);
                 format!("line {line}, column '{column}': '{text}' is not {what}{hint}")
             }
-            TableError::MissingValues { cells, rows, line, column } => format!(
-                "{} in {}, the first at line {line}, column '{column}'; pass {} drop to leave \
-                 those rows out",
+            TableError::MissingValues { cells, rows, at } => format!(
+                "{} in {}, the first at {at}; pass {} drop to leave those rows out",
                 crate::log::counted(*cells, "missing value"),
                 crate::log::counted(*rows, "row"),
                 name("missing")

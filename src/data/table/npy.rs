@@ -1,7 +1,7 @@
 //! `.npy` arrays (NumPy's format 1.0–3.0, every numeric dtype, either byte order, C or
 //! Fortran order) and a 2-D array with its 1-D labels as a `Table`.
 
-use super::{Table, TableError};
+use super::{Missing, Table, TableError};
 use crate::data::idx::MAX_PAYLOAD_BYTES;
 
 /// A `.npy` array of numbers: its shape and its values in row-major order.
@@ -200,8 +200,13 @@ impl Header {
 }
 
 /// A 2-D `.npy` array as a table (columns `x0`, `x1`, ...), with labels from a 1-D
-/// integer array of the same length.
-pub fn npy_table(data: NpyArray, labels: Option<NpyArray>) -> Result<Table, TableError> {
+/// integer array of the same length. NaN is a missing value, under the `missing` policy
+/// as in a CSV; infinities are refused.
+pub fn npy_table(
+    data: NpyArray,
+    labels: Option<NpyArray>,
+    missing: Missing,
+) -> Result<Table, TableError> {
     let [rows, cols] = data.shape[..] else {
         return Err(TableError::NpyRank { expected: "2-D (rows × features)", found: data.shape });
     };
@@ -210,11 +215,14 @@ pub fn npy_table(data: NpyArray, labels: Option<NpyArray>) -> Result<Table, Tabl
     }
     let mut values = Vec::with_capacity(data.values.len());
     for (k, &v) in data.values.iter().enumerate() {
-        if !v.is_finite() || v.abs() > f32::MAX as f64 {
+        if v.is_nan() {
+            values.push(f32::NAN);
+        } else if !v.is_finite() || v.abs() > f32::MAX as f64 {
             let (row, column) = (k / cols as usize, k % cols as usize);
             return Err(TableError::NpyNotFinite { row, column, value: v });
+        } else {
+            values.push(v as f32);
         }
-        values.push(v as f32);
     }
     let labels = match labels {
         None => None,
@@ -237,7 +245,32 @@ pub fn npy_table(data: NpyArray, labels: Option<NpyArray>) -> Result<Table, Tabl
     };
     let columns = (0..cols).map(|i| format!("x{i}")).collect();
     let ids = (0..rows as usize).collect();
-    Ok(Table { values, columns, labels, ids, dropped: 0, files: None })
+    without_gaps(Table { values, columns, labels, ids, dropped: 0, files: None }, missing)
+}
+
+/// `table` after the `missing` policy for its NaN values: refused with a count, their rows
+/// dropped, or (for a series to fill) kept.
+fn without_gaps(table: Table, missing: Missing) -> Result<Table, TableError> {
+    let d = table.width();
+    let gap_rows: Vec<usize> = (0..table.rows())
+        .filter(|&r| table.values[r * d..(r + 1) * d].iter().any(|v| v.is_nan()))
+        .collect();
+    let Some(&first) = gap_rows.first() else { return Ok(table) };
+    match missing {
+        Missing::Interpolate => Ok(table),
+        Missing::Refuse => {
+            let cells = table.values.iter().filter(|v| v.is_nan()).count();
+            let column = table.values[first * d..].iter().position(|v| v.is_nan()).unwrap_or(0);
+            let at = format!("row {first}, column 'x{column}' (NaN)");
+            Err(TableError::MissingValues { cells, rows: gap_rows.len(), at })
+        }
+        Missing::Drop if gap_rows.len() == table.rows() => Err(TableError::AllDropped),
+        Missing::Drop => {
+            let kept: Vec<usize> =
+                (0..table.rows()).filter(|r| gap_rows.binary_search(r).is_err()).collect();
+            Ok(Table { dropped: gap_rows.len(), ..table.select(&kept) })
+        }
+    }
 }
 
 /// A NumPy `.npz` archive (`np.savez`, `np.savez_compressed`: a zip of `.npy` members) as
@@ -333,7 +366,12 @@ mod tests {
         assert_eq!(read_npy(&npy("<i8", false, "(2,)", &i8s)).unwrap().values, [-5.0, 9.0]);
         let h = bytes(&[0x3c00u16, 0xc000], u16::to_le_bytes); // 1.0, -2.0 in float16
         assert_eq!(read_npy(&npy("<f2", false, "(2,)", &h)).unwrap().values, [1.0, -2.0]);
-        let t = npy_table(a, Some(read_npy(&npy("|u1", false, "(2,)", &[3, 1])).unwrap())).unwrap();
+        let t = npy_table(
+            a,
+            Some(read_npy(&npy("|u1", false, "(2,)", &[3, 1])).unwrap()),
+            Missing::Refuse,
+        )
+        .unwrap();
         assert_eq!(t.columns, ["x0", "x1", "x2"]);
         assert_eq!(t.labels.unwrap(), ["3", "1"]);
     }
@@ -353,20 +391,37 @@ mod tests {
         cut.truncate(20);
         assert_eq!(err(cut), ".npy: the file ends inside its header");
         let one_d = read_npy(&npy("<f4", false, "(2,)", &f4)).unwrap();
-        let e = npy_table(one_d.clone(), None).unwrap_err().to_string();
+        let e = npy_table(one_d.clone(), None, Missing::Refuse).unwrap_err().to_string();
         assert!(
             e.contains("expected a 2-D (rows × features) array, the file holds shape [2]"),
             "{e}"
         );
-        let nan = bytes(&[1.0f32, f32::NAN], f32::to_le_bytes);
-        let two = read_npy(&npy("<f4", false, "(1, 2)", &nan)).unwrap();
-        let e = npy_table(two, None).unwrap_err().to_string();
-        assert_eq!(e, ".npy: row 0, column 1: NaN is not a finite float32 value");
+        // NaN is a missing value: counted and refused, its rows dropped, or kept for a
+        // series to fill; an infinity is refused whatever the policy.
+        let nan = bytes(&[1.0f32, 2.0, 3.0, f32::NAN, 5.0, 6.0], f32::to_le_bytes);
+        let three = read_npy(&npy("<f4", false, "(3, 2)", &nan)).unwrap();
+        let e = npy_table(three.clone(), None, Missing::Refuse).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "1 missing value in 1 row, the first at row 1, column 'x1' (NaN); pass --missing \
+             drop to leave those rows out"
+        );
+        let kept = npy_table(three.clone(), None, Missing::Drop).unwrap();
+        assert_eq!(
+            (kept.values, kept.ids, kept.dropped),
+            (vec![1.0, 2.0, 5.0, 6.0], vec![0, 2], 1)
+        );
+        let gaps = npy_table(three, None, Missing::Interpolate).unwrap();
+        assert!(gaps.values[3].is_nan() && gaps.rows() == 3);
+        let inf = bytes(&[1.0f32, f32::INFINITY], f32::to_le_bytes);
+        let two = read_npy(&npy("<f4", false, "(1, 2)", &inf)).unwrap();
+        let e = npy_table(two, None, Missing::Drop).unwrap_err().to_string();
+        assert_eq!(e, ".npy: row 0, column 1: inf is not a finite float32 value");
         let ok = read_npy(&npy("<f4", false, "(1, 2)", &f4)).unwrap();
-        let e = npy_table(ok.clone(), Some(one_d)).unwrap_err().to_string();
+        let e = npy_table(ok.clone(), Some(one_d), Missing::Refuse).unwrap_err().to_string();
         assert!(e.contains("one label per data row"), "{e}");
         let half = read_npy(&npy("<f4", false, "(1,)", &bytes(&[0.5f32], f32::to_le_bytes)));
-        let e = npy_table(ok, Some(half.unwrap())).unwrap_err().to_string();
+        let e = npy_table(ok, Some(half.unwrap()), Missing::Refuse).unwrap_err().to_string();
         assert_eq!(e, ".npy: labels must be integers, element 0 is 0.5");
     }
 }

@@ -7,7 +7,7 @@
 //! whole files, and cut into the windows that are a series run's rows.
 
 use super::rows::{Features, VectorSet};
-use super::spec::{DataSpec, ScaleKind, Scaling, SeriesSpec, VectorSpec};
+use super::spec::{DataSpec, Reading, ScaleKind, Scaling, SeriesSpec, VectorSpec};
 use super::split;
 use super::table::{self, CsvOptions, Missing, Table};
 use crate::config::TrainConfig;
@@ -76,8 +76,25 @@ fn same_width(
 }
 
 /// Reads `path` (.csv, .npy or .npz) with the columns and labels `spec` names (for a fresh
-/// run, the flags' choices: `columns` empty means all).
+/// run, the flags' choices: `columns` empty means all). A table's rows are not in time
+/// order: `Missing::Interpolate` is refused (it is for series, see `read_steps`).
 pub fn read(
+    path: &Path,
+    label_column: Option<&str>,
+    columns: Option<&[String]>,
+    labels: Option<&Path>,
+    missing: Missing,
+) -> Result<Table> {
+    if missing == Missing::Interpolate {
+        let problem = "interpolate is for series ({window}), whose steps are in time order; \
+                       the rows of a table with a missing value can be left out with {missing} drop";
+        return Err(Invalid::of("missing", problem)).context(path.display().to_string());
+    }
+    read_gaps(path, label_column, columns, labels, missing)
+}
+
+/// `read`, where `Missing::Interpolate` keeps each missing value as NaN.
+fn read_gaps(
     path: &Path,
     label_column: Option<&str>,
     columns: Option<&[String]>,
@@ -112,7 +129,7 @@ pub fn read(
                     Some(table::read_npy(&b).with_context(|| format!("reading {}", l.display()))?)
                 }
             };
-            let table = table::read_npy(&bytes).and_then(|d| table::npy_table(d, labels));
+            let table = table::read_npy(&bytes).and_then(|d| table::npy_table(d, labels, missing));
             same_width(table, columns, path)?
         }
         Some("npz") => {
@@ -121,7 +138,7 @@ pub fn read(
                                arr_0), not with {label_column} or {labels}";
                 return Err(Invalid::plain(problem)).context(path.display().to_string());
             }
-            let table = table::read_npz(&bytes).and_then(|(x, y)| table::npy_table(x, y));
+            let table = table::read_npz(&bytes).and_then(|(x, y)| table::npy_table(x, y, missing));
             same_width(table, columns, path)?
         }
         _ => bail!("{}: expected a .csv, .npy or .npz file", path.display()),
@@ -282,23 +299,36 @@ pub fn rebuild(
 /// Every row of another file, read the way the run reads its own (same columns and
 /// scaling, and windowing for a series run): for `eval --data` and friends. The run's label
 /// column is read when the file has it; new data to score need not carry labels.
+/// `reading` is the run's recorded reading with the command's flags over it.
 pub fn load_all(
     path: &Path,
-    labels: Option<&Path>,
     spec: &VectorSpec,
     series: Option<&SeriesSpec>,
+    reading: Reading,
 ) -> Result<VectorSet> {
     let label_column = label_in(path, spec);
     let table = match series {
         Some(series) => {
             let channels = Some(&series.channels[..]);
-            let missing = Missing::Refuse;
-            let (stretches, _) =
-                read_series(path, label_column, channels, series.wav_channel, missing)?;
+            let (stretches, _) = read_series(path, label_column, channels, reading)?;
             windows_of(&stretches, series.windowing())?
         }
-        None => read(path, label_column, Some(&spec.columns), labels, Missing::Refuse)?,
+        None => {
+            if reading.wav_channel.is_some() {
+                let problem = "is for WAV series; this run was trained on a table";
+                return Err(Invalid::of("wav_channel", problem).into());
+            }
+            let columns = Some(&spec.columns[..]);
+            read(path, label_column, columns, None, reading.missing())?
+        }
     };
+    if table.dropped > 0 {
+        crate::log::note(format_args!(
+            "note: {} left out of {} for missing values",
+            crate::log::counted(table.dropped, "row"),
+            path.display()
+        ));
+    }
     vector_set(&table, spec, &spec.classes).with_context(|| format!("reading {}", path.display()))
 }
 

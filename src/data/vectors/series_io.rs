@@ -86,15 +86,14 @@ pub fn read_series(
     path: &Path,
     label_column: Option<&str>,
     columns: Option<&[String]>,
-    wav_channel: Option<usize>,
-    missing: Missing,
+    reading: Reading,
 ) -> Result<(Vec<Stretch>, Option<u32>)> {
     let folder = path.is_dir();
     let mut stretches: Vec<Stretch> = Vec::new();
     let mut rate = None;
     for file in series_files(path)? {
         let columns = stretches.first().map_or(columns, |s| Some(&s.steps.columns[..]));
-        let (steps, form) = read_steps(&file, label_column, columns, wav_channel, missing)?;
+        let (steps, form) = read_steps(&file, label_column, columns, reading)?;
         let file_rate = form.map(|f| f.sample_rate);
         match stretches.first() {
             None => rate = file_rate,
@@ -168,11 +167,10 @@ pub fn read_steps(
     path: &Path,
     label_column: Option<&str>,
     columns: Option<&[String]>,
-    wav_channel: Option<usize>,
-    missing: Missing,
+    reading: Reading,
 ) -> Result<(Table, Option<hound::WavSpec>)> {
     if !is_wav(path) {
-        if wav_channel.is_some() {
+        if reading.wav_channel.is_some() {
             let problem = format!("is for WAV files; {} is a table", path.display());
             return Err(Invalid::of("wav_channel", problem).into());
         }
@@ -193,22 +191,16 @@ pub fn read_steps(
             }
             _ => columns,
         };
-        let table = read(path, label_column, columns, None, missing)?;
-        if table.dropped > 0 {
-            bail!(
-                "{}: {} with missing values; a series cannot skip time steps: fill them in \
-                 first",
-                path.display(),
-                crate::log::counted(table.dropped, "row")
-            );
-        }
+        let mut table = read_gaps(path, label_column, columns, None, Missing::Interpolate)?;
+        fill_gaps(&mut table, reading.missing())
+            .with_context(|| format!("reading {}", path.display()))?;
         return Ok((table, None));
     }
     if label_column.is_some() {
         let problem = format!("is for CSV series; {} is a WAV file", path.display());
         return Err(Invalid::of("label_column", problem).into());
     }
-    let wav = series::read_wav(path, wav_channel)?;
+    let wav = series::read_wav(path, reading.wav_channel)?;
     let n = wav.samples.len();
     let table = Table {
         values: wav.samples,
@@ -219,6 +211,64 @@ pub fn read_steps(
         files: None,
     };
     Ok((table, Some(wav.spec)))
+}
+
+/// The missing values of a series' steps (NaN, as `read_gaps` keeps them) under the
+/// `missing` policy: refused with a count and the first place, or filled linearly from the
+/// steps on either side (a gap at either end takes the nearest value). A series cannot
+/// leave steps out, so `Missing::Drop` is refused as well.
+pub fn fill_gaps(table: &mut Table, missing: Missing) -> Result<()> {
+    let (d, n) = (table.width(), table.rows());
+    let cells = table.values.iter().filter(|v| v.is_nan()).count();
+    let Some(first) = table.values.iter().position(|v| v.is_nan()) else { return Ok(()) };
+    if missing != Missing::Interpolate {
+        let (row, column) = (table.ids[first / d] + 1, &table.columns[first % d]);
+        let drop = if missing == Missing::Drop {
+            " (a series cannot leave time steps out, so drop does not apply)"
+        } else {
+            ""
+        };
+        let problem = format!(
+            "{}, the first in data row {row}, column '{column}'{drop}; pass {{missing}} \
+             interpolate to fill each gap from the steps on either side",
+            crate::log::counted(cells, "missing value"),
+        );
+        return Err(Invalid::plain(problem).into());
+    }
+    for c in 0..d {
+        let known: Vec<usize> = (0..n).filter(|&r| !table.values[r * d + c].is_nan()).collect();
+        let (Some(&lo), Some(&hi)) = (known.first(), known.last()) else {
+            let problem = format!("column '{}' has no values at all", table.columns[c]);
+            return Err(Invalid::plain(problem).into());
+        };
+        let at = |r: usize| table.values[r * d + c];
+        let mut filled = Vec::new();
+        for r in 0..n {
+            if !at(r).is_nan() {
+                continue;
+            }
+            let value = if r < lo {
+                at(lo)
+            } else if r > hi {
+                at(hi)
+            } else {
+                // The known steps on either side: the last before r and the first after it.
+                let after = known[known.partition_point(|&k| k < r)];
+                let before = known[known.partition_point(|&k| k < r) - 1];
+                let t = (r - before) as f32 / (after - before) as f32;
+                at(before) + t * (at(after) - at(before))
+            };
+            filled.push((r, value));
+        }
+        for (r, value) in filled {
+            table.values[r * d + c] = value;
+        }
+    }
+    crate::log::note(format_args!(
+        "note: filled {} by linear interpolation between the steps on either side",
+        crate::log::counted(cells, "missing value")
+    ));
+    Ok(())
 }
 
 /// A series CSV's time column: the first column named `timestamp` or `time` (any case),
@@ -347,11 +397,11 @@ pub fn series_parts(
         return Err(Invalid::of("labels", problem).into());
     }
     check_folder_unchanged(path, &source.folder_files)?;
-    let (channel, missing) = (series.wav_channel, source.missing);
-    let (mut data, rate) = read_series(path, label_column, columns, channel, missing)?;
+    let reading = Reading { missing: Some(source.missing), wav_channel: series.wav_channel };
+    let (mut data, rate) = read_series(path, label_column, columns, reading)?;
     if let Some(t) = &source.test {
         let columns = Some(&data[0].steps.columns[..]);
-        let (mut test, test_rate) = read_series(t, label_column, columns, channel, missing)?;
+        let (mut test, test_rate) = read_series(t, label_column, columns, reading)?;
         if test_rate != rate {
             bail!(
                 "{} is sampled at {} and {} at {}",
