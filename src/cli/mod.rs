@@ -70,11 +70,29 @@ pub struct ReadArgs {
     /// WAV files with several channels: the one to read, from 0 [after train: the run's]
     #[arg(long, value_name = "N")]
     pub wav_channel: Option<usize>,
+    /// CSV: the character between fields: comma, semicolon, tab, space, or any one ASCII
+    /// character [default: sniffed from the file's first lines]
+    #[arg(long, value_name = "C", value_parser = values::delimiter)]
+    pub delimiter: Option<char>,
+    /// CSV: the file has no header line; its columns are named x0, x1, ... [after train:
+    /// the run's]
+    #[arg(long)]
+    pub no_header: bool,
+    /// CSV: lines to pass over before the header (or the first data row) [default: 0;
+    /// after train: the run's]
+    #[arg(long, value_name = "N")]
+    pub skip_rows: Option<usize>,
 }
 
 impl ReadArgs {
     pub fn reading(&self) -> crate::data::spec::Reading {
-        crate::data::spec::Reading { missing: self.missing, wav_channel: self.wav_channel }
+        crate::data::spec::Reading {
+            missing: self.missing,
+            wav_channel: self.wav_channel,
+            delimiter: self.delimiter,
+            no_header: self.no_header.then_some(true),
+            skip_rows: self.skip_rows,
+        }
     }
 }
 

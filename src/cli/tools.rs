@@ -67,6 +67,8 @@ pub struct DataInfoArgs {
     /// A table's column of labels (any text): counted per label, not summed as a number
     #[arg(long, value_name = "NAME")]
     pub label_column: Option<String>,
+    #[command(flatten)]
+    pub read: super::ReadArgs,
     /// Print the figures as JSON
     #[arg(long)]
     pub json: bool,

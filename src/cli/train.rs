@@ -35,12 +35,18 @@ impl ImageArgs {
 /// commands read and split the file the same way).
 #[derive(Debug, Clone, Args)]
 pub struct VectorArgs {
-    /// CSV: the column that holds each row's label (any text; it is not a feature)
+    /// CSV: the column that holds each row's label (any text; it is not a feature); none:
+    /// no labels [default: a column named label, class, target, y, is_anomaly, anomaly or
+    /// outlier (any case), when --columns is not given]
     #[arg(long, value_name = "NAME")]
     pub label_column: Option<String>,
-    /// CSV: the feature columns, in order [default: every column but the label's]
+    /// CSV: the feature columns, in order [default: every column but the label's, less a
+    /// column named id or index that holds distinct integers]
     #[arg(long, value_delimiter = ',', value_name = "A,B,..")]
     pub columns: Option<Vec<String>>,
+    /// CSV: columns to leave out of the features (the others are used)
+    #[arg(long, value_delimiter = ',', value_name = "A,B,..", conflicts_with = "columns")]
+    pub ignore_columns: Option<Vec<String>>,
     #[command(flatten)]
     pub read: super::ReadArgs,
     /// .npy: a 1-D integer array with one label per row of --data

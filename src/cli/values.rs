@@ -42,6 +42,26 @@ value_enum!(Missing {
         series, whose steps cannot be left out",
 });
 
+/// `--delimiter`: a name (comma, semicolon, tab, space) or one ASCII character.
+pub fn delimiter(text: &str) -> Result<char, String> {
+    let c = match text.to_ascii_lowercase().as_str() {
+        "comma" => ',',
+        "semicolon" => ';',
+        "tab" | "\\t" => '\t',
+        "space" => ' ',
+        _ => match text.chars().collect::<Vec<_>>()[..] {
+            [c] if c.is_ascii() && c != '"' && c != '\n' && c != '\r' => c,
+            _ => {
+                return Err(format!(
+                    "'{text}' is not a delimiter: comma, semicolon, tab, space or one ASCII \
+                     character (not a quote or a line break)"
+                ))
+            }
+        },
+    };
+    Ok(c)
+}
+
 value_enum!(ScaleKind {
     Standard => "standard": "zero mean and unit standard deviation per column (population σ)",
     Minmax => "minmax": "each column's training range onto [0, 1]",

@@ -3,6 +3,7 @@
 //! (.csv, .npy, .npz) holds: its rows and each column's mean, spread and range.
 
 use crate::cli::DataInfoArgs;
+use crate::data::spec::Reading;
 use crate::data::table::Missing;
 use crate::data::vectors;
 use crate::data::{self, Split};
@@ -120,7 +121,10 @@ fn table_info(args: &DataInfoArgs) -> Result<()> {
             path.display()
         );
     }
-    let table = vectors::read(path, args.label_column.as_deref(), None, None, Missing::Drop)?;
+    // Rows with a missing value are counted apart unless --missing says otherwise.
+    let given = args.read.reading();
+    let reading = Reading { missing: Some(given.missing.unwrap_or(Missing::Drop)), ..given };
+    let table = vectors::read(path, args.label_column.as_deref(), None, None, &reading)?;
     let width = table.columns.len();
     let rows = table.rows();
     let columns = table

@@ -382,12 +382,10 @@ fn denoise_series(
                 path.display()
             );
         }
-        let (steps, form) = vectors::read_steps(
-            path,
-            vectors::label_in(path, spec),
-            Some(&series.channels),
-            loaded.reading(args.read.reading()),
-        )?;
+        let reading = loaded.reading(args.read.reading());
+        let label_column = vectors::label_in(path, spec, &reading);
+        let (steps, form) =
+            vectors::read_steps(path, label_column, Some(&series.channels), reading)?;
         let rate = form.map(|f| f.sample_rate);
         if rate.is_some() && rate != series.sample_rate {
             crate::log::note(format_args!(

@@ -108,8 +108,11 @@ impl Kind {
                 })
             }
             Kind::Vectors | Kind::Series => {
+                let first = vectors::series_files(path)?.remove(0);
+                let reading = new.source.reading(None);
                 let source = VectorSource {
                     folder_files: vectors::folder_names(path)?,
+                    delimiter: vectors::delimiter_of(&first, &reading),
                     ..new.source.clone()
                 };
                 let sets = vectors::prepare(path, &source, &new.vectors, cfg)?;
@@ -206,12 +209,14 @@ impl DataSpec {
         }
     }
 
-    /// How the run read its own files (missing values, WAV channel): how it reads others
-    /// unless a command's flags say otherwise.
+    /// How the run read its own files (missing values, WAV channel, header and skipped
+    /// lines): how it reads others unless a command's flags say otherwise. The delimiter
+    /// is left out: each other file's is sniffed.
     pub fn recorded_reading(&self, record: &DataRecord) -> Reading {
-        Reading {
-            missing: record.vectors.as_ref().map(|v| v.missing),
-            wav_channel: self.series().and_then(|(_, s)| s.wav_channel),
+        let wav_channel = self.series().and_then(|(_, s)| s.wav_channel);
+        match &record.vectors {
+            Some(source) => Reading { delimiter: None, ..source.reading(wav_channel) },
+            None => Reading { wav_channel, ..Reading::default() },
         }
     }
 

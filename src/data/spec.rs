@@ -489,6 +489,12 @@ pub enum Missing {
 pub struct Reading {
     pub missing: Option<Missing>,
     pub wav_channel: Option<usize>,
+    /// CSV: the delimiter (`None`: sniffed from each file).
+    pub delimiter: Option<char>,
+    /// CSV: `Some(true)`: no header line; the columns are `x0`, `x1`, ...
+    pub no_header: Option<bool>,
+    /// CSV: lines before the header (or the first data row) to pass over.
+    pub skip_rows: Option<usize>,
 }
 
 impl Reading {
@@ -497,16 +503,23 @@ impl Reading {
         Reading {
             missing: self.missing.or(recorded.missing),
             wav_channel: self.wav_channel.or(recorded.wav_channel),
+            delimiter: self.delimiter.or(recorded.delimiter),
+            no_header: self.no_header.or(recorded.no_header),
+            skip_rows: self.skip_rows.or(recorded.skip_rows),
         }
     }
 
     /// The id of the first setting given, if any (for a message refusing it).
     pub fn first_given(&self) -> Option<&'static str> {
-        if self.missing.is_some() {
-            Some("missing")
-        } else {
-            self.wav_channel.map(|_| "wav_channel")
-        }
+        [
+            (self.missing.is_some(), "missing"),
+            (self.wav_channel.is_some(), "wav_channel"),
+            (self.delimiter.is_some(), "delimiter"),
+            (self.no_header.is_some(), "no_header"),
+            (self.skip_rows.is_some(), "skip_rows"),
+        ]
+        .into_iter()
+        .find_map(|(given, id)| given.then_some(id))
     }
 
     /// The missing-value policy (refuse when none is given).

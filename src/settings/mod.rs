@@ -132,10 +132,14 @@ impl Changes {
 
 /// Flags of `train` that apply to one kind of data only: refused with the other.
 pub const IMAGE_FLAGS: [&str; 4] = ["color", "resize", "background", "augment"];
-pub const VECTOR_FLAGS: [&str; 10] = [
+pub const VECTOR_FLAGS: [&str; 14] = [
     "label_column",
     "columns",
+    "ignore_columns",
     "missing",
+    "delimiter",
+    "no_header",
+    "skip_rows",
     "labels",
     "test",
     "test_fraction",

@@ -67,7 +67,11 @@ pub struct ModelRequest {
 pub struct VectorRequestFlags {
     pub label_column: Option<String>,
     pub columns: Option<Vec<String>>,
+    pub ignore_columns: Option<Vec<String>>,
     pub missing: Missing,
+    pub delimiter: Option<char>,
+    pub no_header: bool,
+    pub skip_rows: usize,
     pub labels: Option<PathBuf>,
     pub test: Option<PathBuf>,
     pub test_fraction: f64,
@@ -88,6 +92,7 @@ impl VectorRequestFlags {
         VectorRequest {
             label_column: self.label_column.as_deref(),
             columns: self.columns.as_deref(),
+            ignore_columns: self.ignore_columns.as_deref(),
             scale: self.scale,
             classes,
             series,
@@ -127,7 +132,11 @@ impl TrainSettings {
             vectors: VectorRequestFlags {
                 label_column: v.label_column.clone(),
                 columns: v.columns.clone(),
+                ignore_columns: v.ignore_columns.clone(),
                 missing: v.read.missing.unwrap_or_default(),
+                delimiter: v.read.delimiter,
+                no_header: v.read.no_header,
+                skip_rows: v.read.skip_rows.unwrap_or(0),
                 labels: v.labels.clone(),
                 test: v.test.clone(),
                 test_fraction: v.test_fraction,

@@ -599,6 +599,119 @@ fn hints_name_flags_that_work_where_they_are_given() {
     assert!(d.join("clean/stereo-denoised.wav").is_file());
 }
 
+/// CSV files as people have them train without editing: semicolons with decimal commas and
+/// spaces (sniffed and recorded), a preamble line (scikit-learn's iris.csv) or a header
+/// that is data, an id column, a label column named as labels are, a text column to leave
+/// out, a .npy with NaN, and one column.
+#[test]
+fn csv_files_as_people_have_them() {
+    let dir = tempdir();
+    let d = dir.path();
+    let (mut semi, mut spaced, mut iris, mut ids) = (
+        String::from("sepal length;sepal width;kind\n"),
+        String::new(),
+        String::new(),
+        String::new(),
+    );
+    spaced += "Chins Situps Jumps\n";
+    iris += "150,4,setosa,versicolor,virginica\n";
+    ids += "ID,a,b,colour,Class\n";
+    for i in 0..150 {
+        let x = (i as f32 * 0.7).sin();
+        semi +=
+            &format!("{};{};{}\n", format!("{:.2}", 5.0 + x).replace('.', ","), 3 - i % 3, i % 3);
+        spaced += &format!("{} {} {}\n", 5 + i % 4, 100 + i, 60 + i % 9);
+        iris += &format!("{:.1},{:.1},{:.1},{:.1},{}\n", 5.0 + x, 3.0 - x, 1.5 * x, 0.2, i % 3);
+        let class = if i % 10 == 0 { "odd" } else { "ok" };
+        ids += &format!("{},{x},{},{},{class}\n", 1000 + i, 2.0 * x, ["red", "blue"][i % 2]);
+    }
+    for (name, text) in
+        [("semi.csv", &semi), ("spaced.csv", &spaced), ("iris.csv", &iris), ("ids.csv", &ids)]
+    {
+        std::fs::write(d.join(name), text).unwrap();
+    }
+    let train = |data: &str, out: &str, extra: &[&str]| {
+        let flags = [&["--epochs", "1"], extra].concat();
+        ae(d, &vector_train(&d.join(data), &d.join(out), &flags))
+    };
+    let features =
+        |out: &str| read_json(&d.join(out).join("model.json"))["model"]["input"]["columns"].clone();
+
+    // Sniffed delimiters, recorded; a comma beside semicolons is the decimal point.
+    let run = train("semi.csv", "semi", &[]).ok();
+    assert!(
+        run.stderr
+            .contains("semi.csv is read as semicolon-separated (sniffed; --delimiter chooses)"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(features("semi"), serde_json::json!(["sepal length", "sepal width", "kind"]));
+    assert_eq!(read_json(&d.join("semi/model.json"))["data"]["vectors"]["delimiter"], ";");
+    let run = train("spaced.csv", "spaced", &[]).ok();
+    assert!(run.stderr.contains("read as space-separated"), "{}", run.stderr);
+    assert_eq!(features("spaced"), serde_json::json!(["Chins", "Situps", "Jumps"]));
+    train("spaced.csv", "forced", &["--delimiter", "comma"])
+        .fails_with(&["line 2, column 'Chins Situps Jumps': '5 100 60' is not a number"]);
+
+    // A header of numbers gets a note naming the options; with them the file reads, and
+    // later files of the run are read the same way without them.
+    let run = train("iris.csv", "iris-as-is", &[]).ok();
+    assert!(
+        run.stderr.contains(
+            "iris.csv: line 1, read as the header, names columns with numbers ('150', …): if that \
+         line is data, pass --no-header; if it comes before the header, --skip-rows 1"
+        ),
+        "{}",
+        run.stderr
+    );
+    train("iris.csv", "iris", &["--skip-rows", "1", "--no-header", "--label-column", "x4"]).ok();
+    assert_eq!(features("iris"), serde_json::json!(["x0", "x1", "x2", "x3"]));
+    let out = d.join("iris-scores.csv");
+    ae(d, &["anomaly", "--run", "iris", "--data", "iris.csv", "--no-baselines", "-o", s(&out)])
+        .ok();
+    assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 151);
+
+    // An id column is left out, a column named Class is the labels, a text column can be
+    // left out by name; --ignore-columns with --columns is bad usage.
+    let run = train("ids.csv", "ids", &["--ignore-columns", "colour"]).ok();
+    for note in [
+        "column 'Class' of",
+        "is taken as the labels, not a feature (--label-column none reads it as a feature)",
+        "column 'ID' of",
+        "is left out: distinct integers, a row identifier (--columns chooses the columns)",
+    ] {
+        assert!(run.stderr.contains(note), "{note}:\n{}", run.stderr);
+    }
+    assert_eq!(features("ids"), serde_json::json!(["a", "b"]));
+    train("ids.csv", "ids2", &[]).fails_with(&["column 'colour': 'red' is not a number"]);
+    train("ids.csv", "ids3", &["--ignore-columns", "color"]).fails_with(&[
+        "--ignore-columns no column named 'color'; the columns are 'ID', 'a', 'b', 'colour'",
+    ]);
+    let both = train("ids.csv", "ids4", &["--ignore-columns", "colour", "--columns", "a"]);
+    assert_eq!(both.fails_with(&["--ignore-columns", "--columns"]).code, Some(2));
+
+    // .npy NaN follows --missing; one feature column gets a note.
+    let npy = numpy(
+        d,
+        "import numpy as np; x = np.random.default_rng(0).normal(size=(60, 2)).astype('f4'); \
+        x[5, 1] = np.nan; np.save('gaps.npy', x); np.save('one.npy', x[:, :1]); print('ok')",
+    );
+    assert_eq!(npy, "ok");
+    train("gaps.npy", "gaps", &[]).fails_with(&[
+        "1 missing value in 1 row, the first at row 5, column 'x1' (NaN)",
+        "--missing drop",
+    ]);
+    let run = train("gaps.npy", "gaps", &["--missing", "drop"]).ok();
+    assert!(run.stderr.contains("dropped 1 row"), "{}", run.stderr);
+    std::fs::write(d.join("one.csv"), "v\n1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n").unwrap();
+    let run = train("one.csv", "one", &[]).ok();
+    assert!(
+        run.stderr.contains("has one feature column ('v'): a code of k = 1 can hold it whole"),
+        "{}",
+        run.stderr
+    );
+}
+
 /// A vector run is deterministic (same seed → the same losses and weights) and one killed
 /// mid-checkpoint resumes to the uninterrupted run, bit for bit: in denoise mode, so the
 /// per-step Gaussian noise (unclamped for scaled features) and the trimmed loss are part

@@ -55,8 +55,8 @@ pub fn series_steps(
     let label_column = spec.label_column.as_deref();
     let columns = Some(&series.channels[..]);
     if let Some(path) = data {
-        let label_column = vectors::label_in(path, spec);
         let reading = loaded.reading(given);
+        let label_column = vectors::label_in(path, spec, &reading);
         let (stretches, _) = vectors::read_series(path, label_column, columns, reading)?;
         return Ok(Some(stretches));
     }

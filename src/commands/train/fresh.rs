@@ -138,6 +138,9 @@ fn check_kind(
         test: v.test.clone(),
         test_fraction: v.test_fraction,
         missing: v.missing,
+        delimiter: v.delimiter,
+        no_header: v.no_header,
+        skip_rows: v.skip_rows,
         held_out: Vec::new(),
         folder_files: Vec::new(),
     };

@@ -11,8 +11,17 @@ fn is_missing(text: &str) -> bool {
         || ["na", "nan", "n/a", "null", "none", "?"].iter().any(|m| text.eq_ignore_ascii_case(m))
 }
 
-/// A cell as a finite f32; `Err` says what it is not.
-fn number(text: &str) -> Result<f32, &'static str> {
+/// A cell as a finite f32; `Err` says what it is not. With `decimal_comma` (a file whose
+/// fields are not separated by commas) one comma may stand for the decimal point, as
+/// spreadsheets write numbers in much of Europe: `1,5` is 1.5.
+fn number(text: &str, decimal_comma: bool) -> Result<f32, &'static str> {
+    let pointed;
+    let text = if decimal_comma && text.matches(',').count() == 1 && !text.contains('.') {
+        pointed = text.replace(',', ".");
+        &pointed
+    } else {
+        text
+    };
     match text.parse::<f64>() {
         Err(_) => Err("a number"),
         Ok(v) if !v.is_finite() => Err("a finite number"),
@@ -21,25 +30,119 @@ fn number(text: &str) -> Result<f32, &'static str> {
     }
 }
 
-/// Reads a CSV whose first row names the columns.
-pub fn read_csv(bytes: &[u8], opts: &CsvOptions) -> Result<Table, TableError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
+/// How a CSV's text is laid out: the delimiter (`None`: sniffed), whether a header line
+/// names the columns (without one they are `x0`, `x1`, ...), and how many lines come
+/// before the header (or the first data row).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CsvFormat {
+    pub delimiter: Option<u8>,
+    pub no_header: bool,
+    pub skip_rows: usize,
+}
+
+/// The delimiters sniffed, in the order a tie is broken.
+const DELIMITERS: [u8; 5] = [b',', b';', b'\t', b'|', b' '];
+
+/// The bytes after the first `n` lines.
+fn after_lines(bytes: &[u8], n: usize) -> &[u8] {
+    let mut rest = bytes;
+    for _ in 0..n {
+        rest = rest.iter().position(|&b| b == b'\n').map_or(&[][..], |i| &rest[i + 1..]);
+    }
+    rest
+}
+
+/// The delimiter of `bytes` (a CSV's lines from its header on), as Python's `csv.Sniffer`
+/// finds one: the candidate that splits the first lines (up to 20, quotes respected) into
+/// the same number of fields, more than one, the most fields winning and ties going to
+/// the earlier of comma, semicolon, tab, bar and space; comma when none does.
+pub fn sniff_delimiter(bytes: &[u8]) -> u8 {
+    let counts = |delimiter: u8| -> Vec<usize> {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .delimiter(delimiter)
+            .from_reader(bytes);
+        reader.byte_records().take(20).map_while(Result::ok).map(|r| r.len()).collect()
+    };
+    let mut best = (b',', 1);
+    for delimiter in DELIMITERS {
+        let n = counts(delimiter);
+        let fields = n.first().copied().unwrap_or(0);
+        if fields > best.1 && n.iter().all(|&c| c == fields) {
+            best = (delimiter, fields);
+        }
+    }
+    best.0
+}
+
+/// A reader of `bytes` laid out as `format` says (its delimiter resolved; every line a
+/// record, the header too), and the number of lines skipped before what it reads.
+pub fn csv_reader<'a>(bytes: &'a [u8], format: &CsvFormat) -> (csv::Reader<&'a [u8]>, u64, u8) {
+    let text = after_lines(bytes, format.skip_rows);
+    let delimiter = format.delimiter.unwrap_or_else(|| sniff_delimiter(text));
+    let reader = csv::ReaderBuilder::new()
+        .has_headers(false)
         .flexible(true)
         .trim(csv::Trim::All)
-        .from_reader(bytes);
-    let header = reader.byte_headers().map_err(|e| csv_error(e, 1))?.clone();
-    let columns = Columns::from_header(&header, opts)?;
-    let mut rows = Rows::new(&columns);
+        .delimiter(delimiter)
+        .from_reader(text);
+    (reader, format.skip_rows as u64, delimiter)
+}
+
+/// The column names of a CSV laid out as `format` says: its header line, or `x0`, `x1`,
+/// ... for as many fields as the first line has.
+pub fn csv_header(bytes: &[u8], format: &CsvFormat) -> Result<Vec<String>, TableError> {
+    let (mut reader, skipped, _) = csv_reader(bytes, format);
+    let mut first = csv::ByteRecord::new();
+    match reader.read_byte_record(&mut first) {
+        Ok(true) => names_of(&first, format, skipped),
+        Ok(false) => Err(TableError::Empty),
+        Err(e) => Err(csv_error(e, 1, skipped)),
+    }
+}
+
+/// The names of the columns, from the first record read: the header's, or numbered.
+fn names_of(
+    first: &csv::ByteRecord,
+    format: &CsvFormat,
+    skipped: u64,
+) -> Result<Vec<String>, TableError> {
+    if format.no_header {
+        return Ok((0..first.len()).map(|i| format!("x{i}")).collect());
+    }
+    first
+        .iter()
+        .map(|f| std::str::from_utf8(f).map(str::to_string))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| TableError::NotUtf8 { line: 1 + skipped })
+}
+
+/// Reads a CSV laid out as `opts.format` says.
+pub fn read_csv(bytes: &[u8], opts: &CsvOptions) -> Result<Table, TableError> {
+    let (mut reader, skipped, delimiter) = csv_reader(bytes, &opts.format);
     let mut record = csv::ByteRecord::new();
+    let mut header = csv::ByteRecord::new();
+    match reader.read_byte_record(&mut header) {
+        Ok(true) => {}
+        Ok(false) => return Err(TableError::Empty),
+        Err(e) => return Err(csv_error(e, 1, skipped)),
+    }
+    let names = names_of(&header, &opts.format, skipped)?;
+    let mut columns = Columns::from_header(names, opts)?;
+    columns.decimal_comma = delimiter != b',';
+    let mut rows = Rows::new(&columns);
+    if opts.format.no_header {
+        rows.push(&header, 1 + skipped, &columns, opts.missing)?;
+    }
     loop {
         let line = reader.position().line();
         match reader.read_byte_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {}
-            Err(e) => return Err(csv_error(e, line)),
+            Err(e) => return Err(csv_error(e, line + skipped, skipped)),
         }
-        let line = record.position().map_or(line, |p| p.line());
+        let line = record.position().map_or(line, |p| p.line()) + skipped;
         rows.push(&record, line, &columns, opts.missing)?;
     }
     rows.finish(columns, opts.missing)
@@ -53,21 +156,18 @@ struct Columns {
     /// No column was chosen (no `--label-column`, no `--columns`): text in a feature
     /// column of the first row is most often a label, and the error says so.
     hint_labels: bool,
+    /// A cell may write its decimal point as a comma (see `number`).
+    decimal_comma: bool,
 }
 
 impl Columns {
     /// Checks the header (text, no empty or repeated names) and finds the columns `opts`
     /// names: the label's, and the features (`--columns`, else every column but the
     /// label's).
-    fn from_header(header: &csv::ByteRecord, opts: &CsvOptions) -> Result<Columns, TableError> {
-        if header.is_empty() {
+    fn from_header(names: Vec<String>, opts: &CsvOptions) -> Result<Columns, TableError> {
+        if names.is_empty() {
             return Err(TableError::Empty);
         }
-        let names = header
-            .iter()
-            .map(|f| std::str::from_utf8(f).map(str::to_string))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| TableError::NotUtf8 { line: 1 })?;
         let mut index = HashMap::new();
         for (i, name) in names.iter().enumerate() {
             if name.is_empty() && names.len() > 1 {
@@ -99,7 +199,7 @@ impl Columns {
             return Err(TableError::NoFeatures(names[label.unwrap_or(0)].clone()));
         }
         let hint_labels = label.is_none() && opts.columns.is_none();
-        Ok(Columns { names, label, features, hint_labels })
+        Ok(Columns { names, label, features, hint_labels, decimal_comma: false })
     }
 }
 
@@ -145,7 +245,8 @@ impl Rows {
         self.data_rows += 1;
         if record.len() != names.len() {
             // A blank line in the middle is one empty field; csv skips blank lines itself.
-            return Err(TableError::Ragged { line, found: record.len(), expected: names.len() });
+            let (found, expected, first) = (record.len(), names.len(), self.data_rows == 1);
+            return Err(TableError::Ragged { line, found, expected, first });
         }
         let text =
             |i: usize| std::str::from_utf8(&record[i]).map_err(|_| TableError::NotUtf8 { line });
@@ -160,8 +261,10 @@ impl Rows {
                 continue;
             }
             let first_row = self.data_rows == 1;
-            self.row_values
-                .push(number(t).map_err(|what| bad_cell(columns, i, t, what, line, first_row))?);
+            self.row_values.push(
+                number(t, columns.decimal_comma)
+                    .map_err(|what| bad_cell(columns, i, t, what, line, first_row))?,
+            );
         }
         let row_label = match columns.label {
             Some(i) => {
@@ -236,9 +339,9 @@ fn bad_cell(
     TableError::BadCell { line, column: name.clone(), text: text.to_string(), what, hint }
 }
 
-/// A csv error at `line` (or the line it names) as ours.
-fn csv_error(e: csv::Error, line: u64) -> TableError {
-    let line = e.position().map_or(line, |p| p.line());
+/// A csv error at `line` (or the line it names, after `skipped` lines) as ours.
+fn csv_error(e: csv::Error, line: u64, skipped: u64) -> TableError {
+    let line = e.position().map_or(line, |p| p.line() + skipped);
     match e.kind() {
         csv::ErrorKind::Utf8 { .. } => TableError::NotUtf8 { line },
         _ => TableError::Csv { line, source: e },
@@ -262,6 +365,7 @@ mod tests {
             label_column: label.map(str::to_string),
             columns: columns.map(|c| c.iter().map(|s| s.to_string()).collect()),
             missing: Missing::Refuse,
+            format: CsvFormat::default(),
         };
         read_csv(text.as_bytes(), &opts)
     }
@@ -297,7 +401,7 @@ mod tests {
         let e = csv("a,b\n1,2\n3\n").unwrap_err().to_string();
         assert_eq!(e, "line 3: 1 fields, the header has 2");
         let e = csv("a,b\n1,2,3\n").unwrap_err().to_string();
-        assert_eq!(e, "line 2: 3 fields, the header has 2");
+        assert!(e.starts_with("line 2: 3 fields, the header has 2; if the line above"), "{e}");
         assert!(matches!(csv(""), Err(TableError::Empty)));
         assert!(matches!(csv("a,b\n"), Err(TableError::NoRows)));
         assert!(matches!(csv("a,a\n1,2\n"), Err(TableError::DuplicateColumn(c)) if c == "a"));
@@ -346,5 +450,52 @@ mod tests {
         assert_eq!(t.labels.unwrap(), ["x", "w"]);
         let opts = CsvOptions { missing: Missing::Drop, ..Default::default() };
         assert!(matches!(read_csv(b"a\n?\n", &opts), Err(TableError::AllDropped)));
+    }
+
+    #[test]
+    fn layouts_are_sniffed_and_read_as_told() {
+        // The delimiter: the candidate that splits every sampled line alike, quotes kept.
+        assert_eq!(sniff_delimiter(b"a;b;c\n1,5;2;3\n4;5;6\n"), b';');
+        assert_eq!(sniff_delimiter(b"Chins Situps Jumps\n5 162 60\n"), b' ');
+        assert_eq!(sniff_delimiter(b"a\tb\n1\t2\n"), b'\t');
+        assert_eq!(sniff_delimiter(b"\"x;y\",b\n\"1;2\",3\n"), b',');
+        assert_eq!(sniff_delimiter(b"one column\n1\n"), b',');
+        let read = |text: &str, format: CsvFormat| {
+            read_csv(text.as_bytes(), &CsvOptions { format, ..Default::default() })
+        };
+        let semi = CsvFormat { delimiter: Some(b';'), ..Default::default() };
+        // Beside semicolons a comma may be the decimal point (never beside commas).
+        assert_eq!(read("a;b\n1,5;-2\n", semi).unwrap().values, [1.5, -2.0]);
+        let e = read("a;b\n1,5,0;2\n", semi).unwrap_err().to_string();
+        assert!(e.starts_with("line 2, column 'a': '1,5,0' is not a number"), "{e}");
+        // No header: the columns are numbered and the first line is data; skipped lines
+        // count in the line numbers of errors.
+        let bare = CsvFormat { no_header: true, skip_rows: 1, ..Default::default() };
+        let t = read("150,4,setosa\n5.1,3.5,0\n4.9,3.0,1\n", bare).unwrap();
+        assert_eq!(
+            (t.columns, t.values.len(), t.ids),
+            (vec!["x0".into(), "x1".into(), "x2".into()], 6, vec![0, 1])
+        );
+        let e = read("150,4,setosa\n5.1,3.5,0\n4.9,x,1\n", bare).unwrap_err().to_string();
+        assert_eq!(e, "line 3, column 'x1': 'x' is not a number");
+        assert_eq!(
+            csv_header(
+                b"# made by hand\nu v\n1 2\n",
+                &CsvFormat { skip_rows: 1, ..Default::default() }
+            )
+            .unwrap(),
+            ["u", "v"]
+        );
+        // A first data row longer than the header: the header is likely a preamble.
+        let e = csv("178,13,class_0\n1,2,3,4\n").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "line 2: 4 fields, the header has 3; if the line above it is not the header, pass \
+             --skip-rows 1 (and --no-header if the file has no header)"
+        );
+        assert_eq!(
+            csv("a,b\n1,2\n1\n").unwrap_err().to_string(),
+            "line 3: 1 fields, the header has 2"
+        );
     }
 }

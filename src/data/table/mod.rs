@@ -8,7 +8,7 @@ mod csv_reader;
 mod npy;
 
 pub use super::spec::Missing;
-pub use csv_reader::read_csv;
+pub use csv_reader::{csv_header, csv_reader, read_csv, sniff_delimiter, CsvFormat};
 pub use npy::{npy_table, read_npy, read_npz, NpyArray};
 use std::path::Path;
 use std::sync::Arc;
@@ -57,6 +57,18 @@ impl Table {
     }
 }
 
+impl Table {
+    /// The table without the columns at `drop`.
+    pub fn without_columns(&self, drop: &[usize]) -> Table {
+        let d = self.width();
+        let keep: Vec<usize> = (0..d).filter(|j| !drop.contains(j)).collect();
+        let values =
+            self.values.chunks(d.max(1)).flat_map(|row| keep.iter().map(|&j| row[j])).collect();
+        let columns = keep.iter().map(|&j| self.columns[j].clone()).collect();
+        Table { values, columns, ..self.clone() }
+    }
+}
+
 /// How a CSV is to be read.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CsvOptions {
@@ -65,6 +77,7 @@ pub struct CsvOptions {
     /// The feature columns, in this order; `None`: every column but the label's.
     pub columns: Option<Vec<String>>,
     pub missing: Missing,
+    pub format: CsvFormat,
 }
 
 /// Why a file could not be read as a table.
@@ -91,8 +104,9 @@ pub enum TableError {
     LabelAsFeature(String),
     #[error("no feature columns: the only column is the label column '{0}'")]
     NoFeatures(String),
-    #[error("line {line}: {found} fields, the header has {expected}")]
-    Ragged { line: u64, found: usize, expected: usize },
+    /// `first`: the first data row, where a header that is not one shows.
+    #[error("{}", self.words(&crate::invalid::dashed))]
+    Ragged { line: u64, found: usize, expected: usize, first: bool },
     /// `hint` may name a setting as `{id}` (see `words`).
     #[error("{}", self.words(&crate::invalid::dashed))]
     BadCell { line: u64, column: String, text: String, what: &'static str, hint: String },
@@ -152,6 +166,19 @@ impl TableError {
                 crate::log::counted(*rows, "row"),
                 name("missing")
             ),
+            TableError::Ragged { line, found, expected, first } => {
+                let hint = if *first {
+                    format!(
+                        "; if the line above it is not the header, pass {} 1 (and {} if the \
+                         file has no header)",
+                        name("skip_rows"),
+                        name("no_header")
+                    )
+                } else {
+                    String::new()
+                };
+                format!("line {line}: {found} fields, the header has {expected}{hint}")
+            }
             TableError::AllDropped => format!(
                 "every row has a missing value: nothing is left after {} drop",
                 name("missing")

@@ -37,6 +37,16 @@ pub struct VectorSource {
     pub test_fraction: f64,
     #[serde(default)]
     pub missing: Missing,
+    /// CSV: the delimiter the run's file was read with (given, or sniffed when the run
+    /// was made); absent: a comma. Other files are sniffed unless a command is given one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delimiter: Option<char>,
+    /// CSV: the file has no header line (`--no-header`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_header: bool,
+    /// CSV: lines passed over before the header (`--skip-rows`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skip_rows: usize,
     /// A folder of series without `--test`: the files held out whole for testing (their
     /// names in the folder), drawn with the run's seed when the run was made.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -45,6 +55,59 @@ pub struct VectorSource {
     /// command refuses the folder if they have changed (the sets would silently differ).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub folder_files: Vec<String>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+impl VectorSource {
+    /// How the run read its own file(s), for a series with the WAV channel `wav_channel`.
+    pub fn reading(&self, wav_channel: Option<usize>) -> Reading {
+        Reading {
+            missing: Some(self.missing),
+            wav_channel,
+            delimiter: self.delimiter,
+            no_header: Some(self.no_header),
+            skip_rows: Some(self.skip_rows),
+        }
+    }
+}
+
+/// The CSV layout `reading` gives (the delimiter left to sniffing when it names none).
+fn csv_format(reading: &Reading) -> table::CsvFormat {
+    table::CsvFormat {
+        delimiter: reading.delimiter.map(|c| c as u8),
+        no_header: reading.no_header.unwrap_or(false),
+        skip_rows: reading.skip_rows.unwrap_or(0),
+    }
+}
+
+/// The delimiter of the CSV `path` under `reading`: the one it names, else sniffed (see
+/// `table::sniff_delimiter`), with a note when that is not a comma. `None` for a file that
+/// is not a CSV or cannot be read (reading it proper says what is wrong).
+pub fn delimiter_of(path: &Path, reading: &Reading) -> Option<char> {
+    if reading.delimiter.is_some() || extension(path).as_deref() != Some("csv") {
+        return reading.delimiter;
+    }
+    let bytes = std::fs::read(path).ok()?;
+    let format = csv_format(reading);
+    let text = bytes.splitn(format.skip_rows + 1, |&b| b == b'\n').last().unwrap_or(&[]);
+    let sniffed = table::sniff_delimiter(text) as char;
+    if sniffed != ',' {
+        let name = match sniffed {
+            ';' => "semicolon".to_string(),
+            '\t' => "tab".into(),
+            ' ' => "space".into(),
+            c => format!("'{c}'"),
+        };
+        crate::log::note(format_args!(
+            "note: {} is read as {name}-separated (sniffed; {} chooses)",
+            path.display(),
+            crate::invalid::dashed("delimiter")
+        ));
+    }
+    Some(sniffed)
 }
 
 /// Whether `path` names a vector file (by its extension) rather than an image folder: a
@@ -83,14 +146,14 @@ pub fn read(
     label_column: Option<&str>,
     columns: Option<&[String]>,
     labels: Option<&Path>,
-    missing: Missing,
+    reading: &Reading,
 ) -> Result<Table> {
-    if missing == Missing::Interpolate {
+    if reading.missing() == Missing::Interpolate {
         let problem = "interpolate is for series ({window}), whose steps are in time order; \
                        the rows of a table with a missing value can be left out with {missing} drop";
         return Err(Invalid::of("missing", problem)).context(path.display().to_string());
     }
-    read_gaps(path, label_column, columns, labels, missing)
+    read_gaps(path, label_column, columns, labels, reading)
 }
 
 /// `read`, where `Missing::Interpolate` keeps each missing value as NaN.
@@ -99,8 +162,9 @@ fn read_gaps(
     label_column: Option<&str>,
     columns: Option<&[String]>,
     labels: Option<&Path>,
-    missing: Missing,
+    reading: &Reading,
 ) -> Result<Table> {
+    let missing = reading.missing();
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let table = match extension(path).as_deref() {
         Some("csv") => {
@@ -108,10 +172,14 @@ fn read_gaps(
                 let problem = "is for .npy data; a CSV names its label column with {label_column}";
                 return Err(Invalid::of("labels", problem).into());
             }
+            let delimiter = delimiter_of(path, reading);
+            let format = csv_format(&Reading { delimiter, ..*reading });
+            note_numeric_header(path, &bytes, &format);
             let opts = CsvOptions {
                 label_column: label_column.map(str::to_string),
                 columns: columns.map(<[String]>::to_vec),
                 missing,
+                format,
             };
             table::read_csv(&bytes, &opts)
         }
@@ -145,6 +213,28 @@ fn read_gaps(
     }
     .with_context(|| format!("reading {}", path.display()))?;
     Ok(table)
+}
+
+/// A note when the header line of the CSV `bytes` has a name that is a number (a first
+/// line of data, or a preamble such as scikit-learn's `150,4,setosa,...`): it names the
+/// options that read such files.
+fn note_numeric_header(path: &Path, bytes: &[u8], format: &table::CsvFormat) {
+    if format.no_header {
+        return;
+    }
+    let Ok(names) = table::csv_header(bytes, format) else { return };
+    let numbers: Vec<&String> = names.iter().filter(|n| n.parse::<f64>().is_ok()).collect();
+    if let Some(first) = numbers.first() {
+        let line = 1 + format.skip_rows;
+        crate::log::note(format_args!(
+            "note: {}: line {line}, read as the header, names columns with numbers ('{first}'{}): \
+             if that line is data, pass {}; if it comes before the header, {} {line}",
+            path.display(),
+            if numbers.len() > 1 { ", …" } else { "" },
+            crate::invalid::dashed("no_header"),
+            crate::invalid::dashed("skip_rows"),
+        ));
+    }
 }
 
 /// Scales `table`'s rows with `spec` and codes its labels by `classes`.
@@ -207,6 +297,8 @@ pub struct VectorRequest<'a> {
     pub label_column: Option<&'a str>,
     /// `None`: every column but the label's.
     pub columns: Option<&'a [String]>,
+    /// `--ignore-columns`: columns left out of the features.
+    pub ignore_columns: Option<&'a [String]>,
     pub scale: ScaleKind,
     /// `--classes`: the names of the classes to train on.
     pub classes: Option<&'a [String]>,
@@ -259,8 +351,19 @@ pub fn prepare(
         let problem = "is for CSV files; a .npy is used whole (slice it in NumPy)";
         return Err(Invalid::of("columns", problem)).context(path.display().to_string());
     }
+    let label_column = label_column_of(&first, req, &source.reading(None));
+    let label = label_column.as_deref();
+    let columns = Columns { chosen: req.columns, ignored: req.ignore_columns.unwrap_or(&[]) };
     let Parts { train, test, dropped, series, held_out } =
-        split_tables(path, source, req.label_column, req.columns, cfg.seed, req.series)?;
+        split_tables(path, source, label, columns, cfg.seed, req.series)?;
+    if train.width() == 1 && series.is_none() {
+        crate::log::note(format_args!(
+            "note: {} has one feature column ('{}'): a code of k = 1 can hold it whole, so \
+             reconstruction errors measure only what the network fails to copy",
+            path.display(),
+            train.columns[0]
+        ));
+    }
     let classes = class_list(&[&train, &test])?;
     let codes = req.classes.map(|names| class_codes(names, &classes, "classes")).transpose()?;
     if codes.is_some() && train.labels.is_none() {
@@ -269,7 +372,7 @@ pub fn prepare(
         return Err(Invalid::of("classes", problem).into());
     }
     let kept = keep(&train, codes.as_deref(), &classes, cfg.limit)?;
-    let mut spec = fit_spec(&kept, req.label_column.map(str::to_string), req.scale);
+    let mut spec = fit_spec(&kept, label_column, req.scale);
     spec.classes = classes;
     let sets = finish(&kept, &test, spec, series.as_ref(), codes, dropped, cfg)?;
     Ok(VectorSets { held_out, series, ..sets })
@@ -289,8 +392,9 @@ pub fn rebuild(
         None => &spec.columns,
     };
     let label_column = spec.label_column.as_deref();
+    let columns = Columns { chosen: Some(columns), ignored: &[] };
     let Parts { train, test, dropped, .. } =
-        split_tables(path, source, label_column, Some(columns), cfg.seed, series)?;
+        split_tables(path, source, label_column, columns, cfg.seed, series)?;
     let kept = keep(&train, cfg.classes.as_deref(), &spec.classes, cfg.limit)?;
     let sets = finish(&kept, &test, spec.clone(), series, cfg.classes.clone(), dropped, cfg)?;
     Ok(VectorSets { series: series.cloned(), ..sets })
@@ -306,7 +410,7 @@ pub fn load_all(
     series: Option<&SeriesSpec>,
     reading: Reading,
 ) -> Result<VectorSet> {
-    let label_column = label_in(path, spec);
+    let label_column = label_in(path, spec, &reading);
     let table = match series {
         Some(series) => {
             let channels = Some(&series.channels[..]);
@@ -319,7 +423,7 @@ pub fn load_all(
                 return Err(Invalid::of("wav_channel", problem).into());
             }
             let columns = Some(&spec.columns[..]);
-            read(path, label_column, columns, None, reading.missing())?
+            read(path, label_column, columns, None, &reading)?
         }
     };
     if table.dropped > 0 {
@@ -334,20 +438,21 @@ pub fn load_all(
 
 /// The run's label column, when the file (or folder of series) `path` has it: another file
 /// read the way the run reads its own — new data to score — need not carry labels.
-pub fn label_in<'a>(path: &Path, spec: &'a VectorSpec) -> Option<&'a str> {
-    spec.label_column.as_deref().filter(|&name| has_column(path, name))
+pub fn label_in<'a>(path: &Path, spec: &'a VectorSpec, reading: &Reading) -> Option<&'a str> {
+    spec.label_column.as_deref().filter(|&name| has_column(path, name, reading))
 }
 
 /// Whether the CSV file `path` (or any CSV file of the folder of series `path`) names the
 /// column `name` in its header. A file that is not a CSV, or cannot be read, says yes, so
 /// that reading it proper reports what is wrong with it.
-fn has_column(path: &Path, name: &str) -> bool {
+fn has_column(path: &Path, name: &str, reading: &Reading) -> bool {
     let header_has = |file: &Path| {
         if extension(file).as_deref() != Some("csv") {
             return true;
         }
-        let reader = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(true).from_path(file);
-        match reader.and_then(|mut r| r.headers().cloned()) {
+        let Ok(bytes) = std::fs::read(file) else { return true };
+        let format = csv_format(reading);
+        match table::csv_header(&bytes, &format) {
             Ok(header) => header.iter().any(|h| h == name),
             Err(_) => true,
         }
@@ -356,6 +461,108 @@ fn has_column(path: &Path, name: &str) -> bool {
         Ok(files) => files.iter().any(|f| header_has(f)),
         Err(_) => true,
     }
+}
+
+/// Names that mark a column of labels when `--label-column` is not given (any case).
+const LABEL_NAMES: [&str; 7] =
+    ["label", "class", "target", "y", "is_anomaly", "anomaly", "outlier"];
+
+/// The label column of a new run on the file `first`: the one `req` names (`none`: no
+/// labels), else, when no columns are chosen, the CSV's first column named as labels are
+/// (`LABEL_NAMES`), with a note.
+fn label_column_of(first: &Path, req: &VectorRequest, reading: &Reading) -> Option<String> {
+    match req.label_column {
+        Some(name) if name.eq_ignore_ascii_case("none") => return None,
+        Some(name) => return Some(name.to_string()),
+        None if req.columns.is_some() || extension(first).as_deref() != Some("csv") => return None,
+        None => {}
+    }
+    let bytes = std::fs::read(first).ok()?;
+    let header = table::csv_header(&bytes, &csv_format(reading)).ok()?;
+    let name = header.into_iter().find(|h| LABEL_NAMES.contains(&h.to_lowercase().as_str()))?;
+    crate::log::note(format_args!(
+        "note: column '{name}' of {} is taken as the labels, not a feature ({} none reads it \
+         as a feature)",
+        first.display(),
+        crate::invalid::dashed("label_column")
+    ));
+    Some(name)
+}
+
+/// The feature columns asked for: `chosen` (`None`: every column but the label's), less
+/// those `ignored` and, when none are chosen, an identifier column (see `without_ids`).
+#[derive(Clone, Copy)]
+struct Columns<'a> {
+    chosen: Option<&'a [String]>,
+    ignored: &'a [String],
+}
+
+/// `table` without the columns `ignored` (each must be one of its columns) and, when the
+/// columns were not chosen, without a column named id or index (any case) whose values are
+/// distinct integers, with a note: a row number is no feature.
+fn without_ids(table: Table, columns: Columns, path: &Path) -> Result<Table> {
+    check_ignored(&table.columns, columns.ignored, path)?;
+    let n = table.rows();
+    let is_id = |j: usize| {
+        let mut seen: Vec<f32> = (0..n).map(|r| table.values[r * table.width() + j]).collect();
+        seen.sort_by(f32::total_cmp);
+        let integers = seen.iter().all(|v| v.fract() == 0.0);
+        integers && seen.windows(2).all(|w| w[0] != w[1])
+    };
+    let mut drop: Vec<usize> =
+        (0..table.width()).filter(|&j| columns.ignored.contains(&table.columns[j])).collect();
+    if columns.chosen.is_none() {
+        for j in 0..table.width() {
+            let name = table.columns[j].to_lowercase();
+            if (name == "id" || name == "index") && !drop.contains(&j) && is_id(j) {
+                crate::log::note(format_args!(
+                    "note: column '{}' of {} is left out: distinct integers, a row identifier \
+                     ({} chooses the columns)",
+                    table.columns[j],
+                    path.display(),
+                    crate::invalid::dashed("columns")
+                ));
+                drop.push(j);
+            }
+        }
+    }
+    if drop.len() == table.width() {
+        let problem = "leaves no feature column";
+        return Err(Invalid::of("ignore_columns", problem)).context(path.display().to_string());
+    }
+    Ok(table.without_columns(&drop))
+}
+
+/// Refuses a name in `ignored` that is none of the `known` columns.
+fn check_ignored(known: &[String], ignored: &[String], path: &Path) -> Result<()> {
+    match ignored.iter().find(|name| !known.contains(name)) {
+        Some(name) => {
+            let known: Vec<String> = known.iter().map(|c| format!("'{c}'")).collect();
+            let problem = format!("no column named '{name}'; the columns are {}", known.join(", "));
+            Err(Invalid::of("ignore_columns", problem)).context(path.display().to_string())
+        }
+        None => Ok(()),
+    }
+}
+
+/// The feature columns of the CSV `path` when `ignored` are left out: every column of its
+/// header but the label's and those (read so, a text column left out is never parsed).
+fn features_without(
+    path: &Path,
+    reading: &Reading,
+    label_column: Option<&str>,
+    ignored: &[String],
+) -> Result<Vec<String>> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let delimiter = delimiter_of(path, reading);
+    let format = csv_format(&Reading { delimiter, ..*reading });
+    let header = table::csv_header(&bytes, &format)
+        .with_context(|| format!("reading {}", path.display()))?;
+    check_ignored(&header, ignored, path)?;
+    Ok(header
+        .into_iter()
+        .filter(|h| Some(h.as_str()) != label_column && !ignored.contains(h))
+        .collect())
 }
 
 /// What `split_tables` gives: the training and test rows, how many rows were dropped,
@@ -376,15 +583,28 @@ fn split_tables(
     path: &Path,
     source: &VectorSource,
     label_column: Option<&str>,
-    columns: Option<&[String]>,
+    columns: Columns,
     seed: u64,
     series: Option<&SeriesSpec>,
 ) -> Result<Parts> {
     if let Some(series) = series {
-        return split_series(path, source, label_column, columns, series, seed);
+        if !columns.ignored.is_empty() {
+            let problem = "is for tables; a series takes its value columns from {columns}";
+            return Err(Invalid::of("ignore_columns", problem).into());
+        }
+        return split_series(path, source, label_column, columns.chosen, series, seed);
     }
     let labels = source.labels.as_deref();
-    let table = read(path, label_column, columns, labels, source.missing)?;
+    let reading = source.reading(None);
+    let csv = extension(path).as_deref() == Some("csv");
+    let table = if csv && columns.chosen.is_none() && !columns.ignored.is_empty() {
+        let kept = features_without(path, &reading, label_column, columns.ignored)?;
+        let table = read(path, label_column, Some(&kept), labels, &reading)?;
+        without_ids(table, Columns { ignored: &[], ..columns }, path)?
+    } else {
+        let table = read(path, label_column, columns.chosen, labels, &reading)?;
+        without_ids(table, columns, path)?
+    };
     let test = match &source.test {
         Some(t) => {
             if labels.is_some() {
@@ -392,7 +612,8 @@ fn split_tables(
                                with {test_fraction} instead";
                 return Err(Invalid::of("test", problem).into());
             }
-            Some(read(t, label_column, Some(&table.columns), None, source.missing)?)
+            let reading = Reading { delimiter: None, ..reading };
+            Some(read(t, label_column, Some(&table.columns), None, &reading)?)
         }
         None => None,
     };

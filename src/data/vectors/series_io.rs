@@ -5,7 +5,7 @@
 
 use super::*;
 use crate::data::series::{self, Windowing};
-use crate::data::table::Table;
+use crate::data::table::{self, Table};
 
 /// Whether `path` is a WAV file (always a series).
 pub fn is_wav(path: &Path) -> bool {
@@ -174,9 +174,10 @@ pub fn read_steps(
             let problem = format!("is for WAV files; {} is a table", path.display());
             return Err(Invalid::of("wav_channel", problem).into());
         }
+        let reading = Reading { delimiter: delimiter_of(path, &reading), ..reading };
         // A CSV's time column is checked, and is not a value column unless asked for.
         let time = match extension(path).as_deref() {
-            Some("csv") => time_column(path)?,
+            Some("csv") => time_column(path, &reading)?,
             _ => None,
         };
         let others: Vec<String>;
@@ -191,7 +192,8 @@ pub fn read_steps(
             }
             _ => columns,
         };
-        let mut table = read_gaps(path, label_column, columns, None, Missing::Interpolate)?;
+        let gaps = Reading { missing: Some(Missing::Interpolate), ..reading };
+        let mut table = read_gaps(path, label_column, columns, None, &gaps)?;
         fill_gaps(&mut table, reading.missing())
             .with_context(|| format!("reading {}", path.display()))?;
         return Ok((table, None));
@@ -275,25 +277,28 @@ pub fn fill_gaps(table: &mut Table, missing: Missing) -> Result<()> {
 /// with the header. Its values must increase from row to row (as numbers when they all
 /// are, else as text, which orders ISO 8601 dates): an error names the first row that
 /// does not.
-fn time_column(path: &Path) -> Result<Option<(String, Vec<String>)>> {
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .flexible(true)
-        .from_path(path)
-        .with_context(|| format!("reading {}", path.display()))?;
-    let header: Vec<String> = reader
-        .headers()
-        .with_context(|| format!("reading {}", path.display()))?
-        .iter()
-        .map(str::to_string)
-        .collect();
+fn time_column(path: &Path, reading: &Reading) -> Result<Option<(String, Vec<String>)>> {
+    let format = csv_format(reading);
+    if format.no_header {
+        return Ok(None);
+    }
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let (mut reader, skipped, _) = table::csv_reader(&bytes, &format);
+    let mut records = reader.records();
+    let header: Vec<String> = match records.next() {
+        Some(header) => header.with_context(|| format!("reading {}", path.display()))?,
+        None => return Ok(None),
+    }
+    .iter()
+    .map(str::to_string)
+    .collect();
     let Some(at) =
         header.iter().position(|h| matches!(h.to_lowercase().as_str(), "timestamp" | "time"))
     else {
         return Ok(None);
     };
     let mut values = Vec::new();
-    for record in reader.records() {
+    for record in records {
         let record = record.with_context(|| format!("reading {}", path.display()))?;
         values.push(record.get(at).unwrap_or_default().to_string());
     }
@@ -308,9 +313,9 @@ fn time_column(path: &Path) -> Result<Option<(String, Vec<String>)>> {
              after line {} ({})",
             path.display(),
             header[at],
-            i + 2,
+            i + 2 + skipped as usize,
             values[i],
-            i + 1,
+            i + 1 + skipped as usize,
             values[i - 1]
         );
     }
@@ -397,7 +402,7 @@ pub fn series_parts(
         return Err(Invalid::of("labels", problem).into());
     }
     check_folder_unchanged(path, &source.folder_files)?;
-    let reading = Reading { missing: Some(source.missing), wav_channel: series.wav_channel };
+    let reading = source.reading(series.wav_channel);
     let (mut data, rate) = read_series(path, label_column, columns, reading)?;
     if let Some(t) = &source.test {
         let columns = Some(&data[0].steps.columns[..]);
