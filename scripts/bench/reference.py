@@ -56,8 +56,8 @@ def model_from_json(path):
     exporter's client so the layers are the ones ae-tch trains."""
     import os
     import sys
-    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tests", "clients"))
-    from pytorch_client import Autoencoder
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "python"))
+    from ae_tch_torch import Autoencoder
     return Autoencoder(json.load(open(path))["model"])
 
 

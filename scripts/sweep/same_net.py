@@ -5,7 +5,7 @@ the reference every default in scripts/sweep.sh is held against.
   same_net.py RUN_DIR [--threads N]
 
 Builds the run's network from its model.json with torch.nn (the exporter's client,
-tests/clients/pytorch_client.py, so the layers are the ones ae-tch trains) with torch's own
+python/ae_tch_torch.py, so the layers are the ones ae-tch trains) with torch's own
 initialisation, and trains it with the run's mode, noise, epochs, batch size, learning rate
 and schedule: Adam, MSE, data pre-loaded as one tensor, randperm batches, flush-denormal on
 (the best CPU loop a user can write). Trains on the same number of images as the run (its
@@ -24,8 +24,8 @@ import time
 
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tests", "clients"))
-from pytorch_client import Autoencoder  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "python"))
+from ae_tch_torch import Autoencoder  # noqa: E402
 
 
 def images(path, limit=None):

@@ -12,8 +12,9 @@ pub enum PointScore {
     Max,
 }
 
-/// Evaluate a trained run on the test split (t10k files): MSE, squared error per image,
-/// PSNR and SSIM, beside PCA with the same k and, for denoising runs, the noisy input.
+/// Evaluate a trained run on its test rows: MSE and squared error per image or row (for
+/// images PSNR and SSIM too), beside PCA with the same k and, for
+/// denoising runs, the noisy input.
 #[derive(Debug, Args)]
 #[command(after_help = "Example:\n  ae-tch eval --run runs/denoise --json")]
 pub struct EvalArgs {
@@ -33,8 +34,8 @@ pub struct EvalArgs {
     pub json: bool,
 }
 
-/// Write the latent code z of every image: one row per image with index, label (when the
-/// data has labels) and z_1..z_k; CSV, or NumPy .npy by extension.
+/// Write the latent code z of every image or row: one line each with its index (or row),
+/// label (when the data has labels) and z_1..z_k; CSV, or NumPy .npy by extension.
 #[derive(Debug, Args)]
 #[command(after_help = "Example:\n  ae-tch encode --run runs/demo --split test -o codes.npy")]
 pub struct EncodeArgs {
@@ -156,8 +157,8 @@ pub struct ProbeArgs {
     pub json: bool,
 }
 
-/// Scatter the test images' latent codes, coloured by label (PCA to 2-D when k > 2); for
-/// k = 2 also decode a lattice of codes into images (`--manifold`).
+/// Scatter the test rows' latent codes, coloured by label (PCA or t-SNE to 2-D when k > 2);
+/// for an image run with k = 2 also decode a lattice of codes into images (`--manifold`).
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  ae-tch plot-latent --run runs/demo -o latent.png\n  \
     ae-tch train --latent 2 --out runs/k2 && ae-tch plot-latent --run runs/k2 -o z.png --manifold m.png")]
@@ -213,9 +214,10 @@ pub enum Invert {
     No,
 }
 
-/// Denoise your own image files (PNG, JPEG, WebP, BMP, TIFF) with a trained run: each is converted as the
-/// run's images were (colour, transparency) and resized to the model's input size; the
-/// output shows it beside the result.
+/// Denoise your own files with a trained run: images (PNG, JPEG, WebP, BMP, TIFF) converted
+/// as the run's images were (colour, transparency), resized to the model's input size and
+/// shown beside the result; for a vector run CSV or .npy rows, for a series run WAV or CSV
+/// series, written back in the file's own form.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Example:\n  ae-tch denoise --run runs/demo scans/*.png -o cleaned --add-noise 0.3 --grid sheet.png"

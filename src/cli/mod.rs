@@ -120,9 +120,9 @@ pub struct RuntimeArgs {
 /// Which files of a data folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SplitArg {
-    /// train-* files
+    /// the rows the run trained on (training and validation)
     Train,
-    /// t10k-* files
+    /// the rows held out for testing (an IDX folder's t10k-* files)
     Test,
 }
 

@@ -165,7 +165,7 @@ fn write_run(
     run.save_weights(vs, weights)?;
     let report = super::classify(model, test, &model_cfg, device);
     super::report::write_loss_chart(
-        &[super::report::loss_curve("cross-entropy", &fit.history)],
+        &[super::report::loss_curve("cross-entropy", &fit.history, 0.0)],
         &run.file(run_store::LOSS_PNG),
         &super::report::loss_description(&model_cfg, &cfg),
         false,

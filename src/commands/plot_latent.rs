@@ -32,6 +32,11 @@ pub fn run(args: PlotLatentArgs) -> Result<()> {
         bail!("--manifold needs a 2-D latent space (train with --latent 2); this run has k = {k}");
     }
     let tsne = args.method == LatentMethod::Tsne;
+    if tsne && k <= 2 {
+        crate::log::note(format_args!(
+            "note: --method tsne is not used: the codes have k = {k} and are drawn as they are"
+        ));
+    }
     if tsne && args.points < 4 {
         bail!("--points must be at least 4, got {}", args.points);
     }

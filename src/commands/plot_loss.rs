@@ -29,9 +29,10 @@ pub fn run(args: PlotLossArgs) -> Result<()> {
                 run_store::METRICS_CSV
             );
         }
-        curves.push(super::report::loss_curve(name, &run_store::read_metrics(&path)?));
         // What the loss is, from the run's model.json when there is one beside it.
         let manifest = path.parent().and_then(|dir| RunDir::open(dir).ok()?.read_manifest().ok());
+        let trimmed = manifest.as_ref().map_or(0.0, |m| m.train.trim);
+        curves.push(super::report::loss_curve(name, &run_store::read_metrics(&path)?, trimmed));
         losses.insert(manifest.map(|m| super::report::loss_description(&m.model, &m.train)));
     }
     let loss = match (losses.len(), losses.first()) {

@@ -201,10 +201,12 @@ pub const GRID_COLUMNS: usize = 20;
 /// The most images `grid` draws.
 pub const GRID_MAX: usize = 200;
 
-/// The curve of one run's metrics.
-pub fn loss_curve(label: &str, rows: &[EpochStats]) -> LossCurve {
+/// The curve of one run's metrics, whose training loss left out the `trimmed` share of
+/// each batch (`--trim`; 0 for none).
+pub fn loss_curve(label: &str, rows: &[EpochStats], trimmed: f64) -> LossCurve {
     LossCurve {
         label: label.to_string(),
+        trimmed,
         epochs: rows.iter().map(|r| r.epoch as f64).collect(),
         train: rows.iter().map(|r| r.train_loss).collect(),
         val: rows.iter().map(|r| r.val_loss).collect(),

@@ -308,14 +308,19 @@ pub fn load_split(dir: &Path, which: Split, request: &ImageRequest) -> Result<Im
     Ok(ImageSet { values: pixels, shape: spec, labels, ids: None, files: Some(files) })
 }
 
-/// Image files below `dir`, sorted; other files are skipped and listed on stderr, once per
-/// folder however often it is read. Hidden files and folders (`.DS_Store`, `.git`) are
-/// skipped without a word.
+/// Image files below `dir`, sorted. Other files are passed over here without a word:
+/// `train` names them once (`skipped_files`) and lists them in the run folder. Hidden files
+/// and folders (`.DS_Store`, `.git`) are passed over as well.
 fn files(dir: &Path) -> Result<Vec<PathBuf>> {
-    static NOTED: std::sync::Mutex<BTreeSet<PathBuf>> = std::sync::Mutex::new(BTreeSet::new());
-    let (images, skipped) = walk(dir).with_context(|| format!("listing {}", dir.display()))?;
-    let first_time = NOTED.lock().map(|mut noted| noted.insert(dir.to_path_buf())).unwrap_or(true);
-    if !skipped.is_empty() && first_time {
+    let (images, _) = walk(dir).with_context(|| format!("listing {}", dir.display()))?;
+    Ok(images)
+}
+
+/// The files below the image folder `dir` that are not images (hidden ones aside), sorted,
+/// with a note naming the first few.
+pub fn skipped_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let (_, skipped) = walk(dir).with_context(|| format!("listing {}", dir.display()))?;
+    if !skipped.is_empty() {
         let shown: Vec<String> = skipped.iter().take(5).map(|p| p.display().to_string()).collect();
         let more = if skipped.len() > 5 {
             format!(" and {} more", skipped.len() - 5)
@@ -323,13 +328,25 @@ fn files(dir: &Path) -> Result<Vec<PathBuf>> {
             String::new()
         };
         crate::log::note(format_args!(
-            "note: skipped {} file(s) that are not {}: {}{more}",
-            skipped.len(),
+            "note: skipped {} that {} not {}: {}{more}",
+            crate::log::counted(skipped.len(), "file"),
+            if skipped.len() == 1 { "is" } else { "are" },
             extensions_named(),
             shown.join(", ")
         ));
     }
-    Ok(images)
+    Ok(skipped)
+}
+
+/// The first image below `dir` whose shape `size` stretches (aspect ratio off by more than
+/// 1%), with its own size: for a note when `--resize` distorts the images.
+pub fn stretched_by(dir: &Path, size: Size) -> Option<(PathBuf, Size)> {
+    let (images, _) = walk(dir).ok()?;
+    images.into_iter().take(1000).find_map(|file| {
+        let own = declared_size(&file).ok()?;
+        let ratio = |s: Size| s.width as f64 / s.height as f64;
+        ((ratio(own) / ratio(size) - 1.0).abs() > 0.01).then_some((file, own))
+    })
 }
 
 /// (image files, other files) below `dir`, recursively, each list sorted.
@@ -426,15 +443,22 @@ mod tests {
         }
         std::fs::write(dir.path().join("notes.txt"), "x").unwrap();
         let mut err = String::new();
+        let mut listed = Vec::new();
         let lines = crate::log::tests::lines_of(|| {
             let e = load(dir.path(), Split::Train, ImageRequest::default()).unwrap_err();
             err = e.to_string();
+            listed = skipped_files(dir.path()).unwrap();
         });
-        // The file that is no image is noted, once, through the installed sink.
-        let skipped =
-            "note: skipped 1 file(s) that are not .png/.jpg/.jpeg/.webp/.bmp/.tif/.tiff: ";
+        // The file that is no image is passed over by reading and named by `skipped_files`,
+        // through the installed sink.
+        let skipped = "note: skipped 1 file that is not .png/.jpg/.jpeg/.webp/.bmp/.tif/.tiff: ";
         let noted = lines.iter().filter(|l| l.starts_with(skipped) && l.ends_with("notes.txt"));
-        assert_eq!(noted.count(), 1, "{lines:?}");
+        assert_eq!((noted.count(), listed.len()), (1, 1), "{lines:?}");
+        // --resize to another shape: the first image it stretches.
+        let square = Size { height: 8, width: 8 };
+        let (file, own) = stretched_by(dir.path(), square).unwrap();
+        assert_eq!((file.file_name().unwrap().to_str(), own.width), (Some("a7.png"), 12));
+        assert!(stretched_by(dir.path(), Size { height: 4, width: 6 }).is_some());
         assert!(
             err.contains("2 sizes") && err.contains("8x8: 7") && err.contains("8x12: 3"),
             "{err}"

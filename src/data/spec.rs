@@ -130,7 +130,7 @@ impl DataSpec {
                 s.width
             ),
             DataSpec::Vector(_) | DataSpec::Series(..) => {
-                "the features in input.features order, scaled as input.scaling says".into()
+                "the features in model.input.columns order, scaled as model.input.scaling says".into()
             }
         }
     }

@@ -1,7 +1,7 @@
 //! Confusion matrices: true classes down, predicted across, cells shaded by their share
 //! of the true class's rows.
 
-use super::figure::{plot_err, render, Figure, Format, FAMILY};
+use super::figure::{plot_err, render, text_width, Figure, Format, FAMILY};
 use anyhow::{bail, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -35,7 +35,8 @@ pub fn confusion_matrix(
 impl Figure for Confusion<'_> {
     fn size(&self) -> (u32, u32) {
         let n = self.names.len() as u32;
-        (NAME_W + n * CELL + 20, 60 + NAME_W + n * CELL)
+        let title = text_width(self.title, 18) + 20;
+        ((NAME_W + n * CELL + 20).max(title), 60 + NAME_W + n * CELL)
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {

@@ -12,6 +12,26 @@ static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 /// The family name the embedded font is registered under.
 pub const FAMILY: &str = "sans-serif";
 
+/// A tick's label: the value to six decimals at most, without trailing zeros, and never
+/// "-0" (a tick at -1e-17, as a range's steps produce, is 0).
+pub fn tick(v: &f64) -> String {
+    let rounded = (v * 1e6).round() / 1e6;
+    if rounded == 0.0 {
+        "0".into()
+    } else {
+        format!("{rounded}")
+    }
+}
+
+/// The width in pixels of `text` in the embedded font at `size` points (an estimate from
+/// the average glyph when the font cannot measure it): figures are made at least as wide
+/// as their titles, so no title is cut.
+pub fn text_width(text: &str, size: u32) -> u32 {
+    register_font();
+    let font: FontDesc = (FAMILY, size as f64).into_font();
+    font.box_size(text).map_or((text.chars().count() as u32 * size * 3).div_ceil(5), |(w, _)| w)
+}
+
 /// Registers the embedded font with plotters, once per process.
 fn register_font() {
     static ONCE: Once = Once::new();

@@ -1,10 +1,13 @@
 //! Image grids: labelled rows of images (gray or RGB, values in [0, 1]) magnified into
 //! cells, and the pixel geometry of that layout.
 
-use super::figure::{plot_err, render, Figure, Format, FAMILY};
+use super::figure::{plot_err, render, text_width, Figure, Format, FAMILY};
 use anyhow::{bail, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
+
+/// The title's size in points.
+const TITLE_SIZE: u32 = 20;
 
 /// One labelled row of a grid: `images` holds `n` images of `C*H*W` values in [0, 1], each
 /// its channel planes one after another (gray: one plane; RGB: red, green, blue).
@@ -106,13 +109,15 @@ pub fn image_grid(
 
 impl Figure for Grid<'_> {
     fn size(&self) -> (u32, u32) {
-        self.layout.size()
+        let (w, h) = self.layout.size();
+        let title = text_width(self.title, TITLE_SIZE) + self.layout.pad + 12;
+        (w.max(title), h)
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
         let l = &self.layout;
         root.fill(&WHITE).map_err(plot_err)?;
-        let title_style = TextStyle::from((FAMILY, 20).into_font()).color(&BLACK);
+        let title_style = TextStyle::from((FAMILY, TITLE_SIZE).into_font()).color(&BLACK);
         root.draw_text(self.title, &title_style, (l.pad as i32 + 4, 8)).map_err(plot_err)?;
         let label_style = TextStyle::from((FAMILY, 16).into_font()).color(&BLACK);
         let area = (self.height * self.width) as usize;
@@ -201,5 +206,21 @@ mod tests {
         let (x, y) = l.origin(0, 0);
         assert_eq!(img.get_pixel(x, y).0, [255, 0, 0]);
         assert_eq!(img.get_pixel(x + l.scale, y).0, [0, 255, 255]);
+        // A title wider than the images widens the sheet (it was cut at the right edge);
+        // the cells stay where the layout puts them.
+        let title =
+            "The 2 highest-scoring 2x2 images, highest first (error: each image's own scale)";
+        let png = image_grid(&rows, (1, 2, 2), title, Format::Png).unwrap();
+        let (w, h) = image::load_from_memory(&png).unwrap().to_rgb8().dimensions();
+        let l = GridLayout::new(2, 2, 2, 2);
+        assert!(w >= text_width(title, TITLE_SIZE) && w > l.size().0 && h == l.size().1, "{w}x{h}");
+        let wide = super::super::confusion_matrix(
+            &[3, 1, 0, 4],
+            &["a".into(), "b".into()],
+            title,
+            Format::Png,
+        );
+        let (w, _) = image::load_from_memory(&wide.unwrap()).unwrap().to_rgb8().dimensions();
+        assert!(w > text_width(title, 18), "{w}");
     }
 }

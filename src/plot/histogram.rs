@@ -1,7 +1,7 @@
 //! Histograms of anomaly scores: the normal and the anomalous rows overlaid (or, without
 //! labels, every row as one group), with the threshold.
 
-use super::figure::{legend, plot_err, render, Figure, Format, FAMILY};
+use super::figure::{legend, plot_err, render, tick, Figure, Format, FAMILY};
 use anyhow::{bail, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -74,6 +74,8 @@ impl Figure for ScoreHistogram<'_> {
             .configure_mesh()
             .x_desc(format!("squared error per {}", self.item))
             .y_desc("share of the group")
+            .x_label_formatter(&tick)
+            .y_label_formatter(&tick)
             .label_style((FAMILY, 14))
             .axis_desc_style((FAMILY, 15))
             .draw()

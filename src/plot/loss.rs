@@ -12,6 +12,9 @@ use plotters::prelude::*;
 #[derive(Clone, Debug, PartialEq)]
 pub struct LossCurve {
     pub label: String,
+    /// The share of each batch's worst rows left out of the training loss (`--trim`): the
+    /// legend says so, as the validation loss keeps every row and reads higher.
+    pub trimmed: f64,
     pub epochs: Vec<f64>,
     pub train: Vec<f64>,
     pub val: Vec<Option<f64>>,
@@ -90,6 +93,15 @@ impl Figure for LossChart<'_> {
                 &format!("loss ({})", self.loss),
             )
         }
+    }
+}
+
+/// The training curve's legend entry: "train", or for a trimmed loss what it leaves out.
+fn train_name(trimmed: f64) -> String {
+    if trimmed > 0.0 {
+        format!("train (trimmed: worst {:.0}% of each batch left out)", trimmed * 100.0)
+    } else {
+        "train".into()
     }
 }
 
@@ -184,7 +196,7 @@ impl LossChart<'_> {
         chart
             .draw_series(LineSeries::new(train.clone(), color.stroke_width(2)))
             .map_err(plot_err)?
-            .label(self.name(curve, "train"))
+            .label(self.name(curve, &train_name(curve.trimmed)))
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
             });
@@ -243,6 +255,7 @@ mod tests {
     fn loss_chart_renders_png_and_svg() {
         let curve = LossCurve {
             label: "run".into(),
+            trimmed: 0.0,
             epochs: vec![1.0, 2.0, 3.0],
             train: vec![0.09, 0.05, 0.04],
             val: vec![Some(0.08), Some(0.05), None],
@@ -261,6 +274,26 @@ mod tests {
         assert!(svg.starts_with("<svg"), "{}", &svg[..200]);
         assert!(svg.contains("run train") && svg.contains("other validation"));
         assert!(svg.contains("log scale") && svg.contains("best validation: 2 (0.05000)"));
+        // A trimmed training loss says what it leaves out (it reads below validation).
+        let trimmed = LossCurve { trimmed: 0.2, ..curve_of(3) };
+        let svg = loss_chart(&[trimmed], "loss", "MSE per value", false, Format::Svg).unwrap();
+        let texts = svg_texts(&String::from_utf8(svg).unwrap());
+        assert!(texts.contains(&"train (trimmed: worst 20% of each batch left out)".into()));
+        // Tick labels never read "-0" (a step of a range can land at -1e-17).
+        assert_eq!(
+            [-1e-17, 0.30000000000000004, -2.5, 1234.0].map(|v| super::super::figure::tick(&v)),
+            ["0", "0.3", "-2.5", "1234"]
+        );
+    }
+
+    fn curve_of(epochs: usize) -> LossCurve {
+        LossCurve {
+            label: "run".into(),
+            trimmed: 0.0,
+            epochs: (1..=epochs).map(|e| e as f64).collect(),
+            train: (1..=epochs).map(|e| 0.12 / e as f64 + 0.03).collect(),
+            val: vec![None; epochs],
+        }
     }
 
     /// The texts of an SVG's `<text>` elements.
@@ -281,12 +314,7 @@ mod tests {
         assert_eq!(narrow.len(), 8, "{narrow:?}"); // 0.03 … 0.09, 0.1
         assert_eq!(log_ticks(0.0009, 1.1).len(), 10, "1, 2, 5 × 10^-3 … 10^0");
         for epochs in [3usize, 5, 9] {
-            let curve = LossCurve {
-                label: "run".into(),
-                epochs: (1..=epochs).map(|e| e as f64).collect(),
-                train: (1..=epochs).map(|e| 0.12 / e as f64 + 0.03).collect(),
-                val: vec![None; epochs],
-            };
+            let curve = curve_of(epochs);
             for log_y in [false, true] {
                 let svg = loss_chart(
                     std::slice::from_ref(&curve),

@@ -1,6 +1,6 @@
 //! Scatter plots of 2-D points coloured by label (the latent codes of `plot-latent`).
 
-use super::figure::{legend, padded_range, plot_err, render, Figure, Format, FAMILY};
+use super::figure::{legend, padded_range, plot_err, render, tick, Figure, Format, FAMILY};
 use anyhow::{bail, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -75,6 +75,8 @@ impl Figure for Scatter<'_> {
             .configure_mesh()
             .x_desc(self.axes.0)
             .y_desc(self.axes.1)
+            .x_label_formatter(&tick)
+            .y_label_formatter(&tick)
             .label_style((FAMILY, 14))
             .axis_desc_style((FAMILY, 15))
             .draw()

@@ -1,7 +1,7 @@
 //! A series above its scores per step: flagged steps shaded, labelled anomalies marked,
 //! the threshold drawn (`anomaly --plot` on series runs).
 
-use super::figure::{legend, padded_range, plot_err, render, Figure, Format, FAMILY};
+use super::figure::{legend, padded_range, plot_err, render, tick, Figure, Format, FAMILY};
 use anyhow::{bail, Result};
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
@@ -93,6 +93,7 @@ impl SeriesScores<'_> {
             .configure_mesh()
             .x_desc("step")
             .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&tick)
             .label_style((FAMILY, 13))
             .axis_desc_style((FAMILY, 14))
             .draw()

@@ -234,26 +234,27 @@ fn end_log(log: TbLog<'_>, fit: &Result<train::Fit>) -> Result<()> {
 
 /// An interrupted fit's error, with the command that continues it.
 fn continue_hint(e: anyhow::Error, run: &RunDir, what: Trained<'_>) -> anyhow::Error {
-    let interrupted = e
-        .downcast_ref::<train::Stopped>()
-        .is_some_and(|s| matches!(s, train::Stopped::Interrupted { .. }));
-    if !interrupted {
-        return e;
-    }
+    let (epoch, step, steps) = match e.downcast_ref::<train::Stopped>() {
+        Some(&train::Stopped::Interrupted { epoch, step, steps, .. }) => (epoch, step, steps),
+        _ => return e,
+    };
     let again = if what.cfg.finetune.is_some() { "finetune" } else { "train" };
     let dir = run.path().display();
-    match what.dist {
-        Some(d) if !d.is_main() => e.context(format!(
-            "rank {}: stopped with its group (rank 0 wrote the checkpoint)",
-            d.rank
-        )),
-        Some(d) => e.context(format!(
-            "continue with: torchrun --no-python --nproc-per-node {} {} {again} --resume {dir}",
+    let resume = match what.dist {
+        Some(d) if !d.is_main() => {
+            return e.context(format!(
+                "rank {}: stopped with its group (rank 0 wrote the checkpoint)",
+                d.rank
+            ))
+        }
+        Some(d) => format!(
+            "torchrun --no-python --nproc-per-node {} {} {again} --resume {dir}",
             d.world,
             std::env::args().next().unwrap_or_else(|| "ae-tch".into()),
-        )),
-        None => e.context(format!("continue with: ae-tch {again} --resume {dir}")),
-    }
+        ),
+        None => format!("ae-tch {again} --resume {dir}"),
+    };
+    train::Stopped::Interrupted { epoch, step, steps, resume }.into()
 }
 
 /// Notes the gradient exchange's share of the time and an early stop.

@@ -46,6 +46,22 @@ pub fn folder(run: &RunDir, cfg: &TrainConfig) -> Option<PathBuf> {
     cfg.tensorboard.as_ref().map(|d| if d.is_relative() { run.path().join(d) } else { d.clone() })
 }
 
+/// Refuses a new run's `--tensorboard` folder outside the run folder that already holds
+/// another run's log: one folder is one run to TensorBoard, and another run's log is not
+/// ours to replace. Checked before the run folder is made, so a refusal leaves nothing.
+pub fn refuse_taken(cfg: &TrainConfig) -> Result<()> {
+    let Some(dir) = cfg.tensorboard.as_ref().filter(|d| d.is_absolute()) else { return Ok(()) };
+    if !tensorboard::event_files(dir)?.is_empty() {
+        anyhow::bail!(
+            "--tensorboard {} already holds a TensorBoard log: give each run its own folder \
+             (TensorBoard shows the folders under one log folder side by side), or remove \
+             that one",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
 impl<'a> TbLog<'a> {
     /// Opens the log of `run` (none when the run writes none): a new one, or for a run
     /// resumed at `state` the one it was writing, cut back to the steps already trained.
@@ -57,15 +73,8 @@ impl<'a> TbLog<'a> {
         viewer: Option<Viewer<'a>>,
     ) -> Result<Option<TbLog<'a>>> {
         let Some(dir) = folder(run, cfg) else { return Ok(None) };
-        let outside = cfg.tensorboard.as_ref().is_some_and(|d| d.is_absolute());
-        if resume.is_none() && outside && !tensorboard::event_files(&dir)?.is_empty() {
-            // One folder is one run to TensorBoard; another run's log is not ours to replace.
-            anyhow::bail!(
-                "--tensorboard {} already holds a TensorBoard log: give each run its own \
-                 folder (TensorBoard shows the folders under one log folder side by side), or \
-                 remove that one",
-                dir.display()
-            );
+        if resume.is_none() {
+            refuse_taken(cfg)?;
         }
         let steps = (train_rows + cfg.batch_size as i64 - 1) / cfg.batch_size as i64;
         let done = resume.map(|s| (s.epoch as i64 - 1) * steps + s.step as i64);

@@ -55,8 +55,13 @@ pub enum Stopped {
         lr: f64,
         clipped: bool,
     },
-    #[error("interrupted in epoch {epoch} after step {step} of {steps}; a checkpoint was written")]
-    Interrupted { epoch: usize, step: usize, steps: usize },
+    /// `resume`: the command that continues the run, once the caller knows it (else empty).
+    #[error(
+        "interrupted in epoch {epoch} after step {step} of {steps}; a checkpoint was \
+         written{}",
+        if resume.is_empty() { String::new() } else { format!("; continue with: {resume}") }
+    )]
+    Interrupted { epoch: usize, step: usize, steps: usize, resume: String },
 }
 
 impl Stopped {

@@ -263,7 +263,8 @@ impl<'a> Loop<'a> {
             let best = self.best_weights.take();
             on_event(Event::Checkpoint(self.snapshot(best, sums)))?;
             INTERRUPT_SAVED.store(true, Ordering::SeqCst);
-            return Err(Stopped::Interrupted { epoch, step: step + 1, steps }.into());
+            let resume = String::new();
+            return Err(Stopped::Interrupted { epoch, step: step + 1, steps, resume }.into());
         }
         Ok(last_good)
     }
@@ -331,7 +332,8 @@ impl<'a> Loop<'a> {
         }
         if interrupted {
             INTERRUPT_SAVED.store(true, Ordering::SeqCst);
-            return Err(Stopped::Interrupted { epoch, step: steps, steps }.into());
+            let resume = String::new();
+            return Err(Stopped::Interrupted { epoch, step: steps, steps, resume }.into());
         }
         Ok(())
     }

@@ -81,7 +81,14 @@ fn conv_options_build_for_odd_sizes_in_colour_and_round_trip_with_pytorch() {
         vec!["--arch", "conv", "--channels", "6,12", "--blocks", "2", "--norm", "group"];
     extra.extend(["--upsample", "resize", "--resize", "15x21", "--latent", "8"]);
     extra.extend(["--epochs", "1", "--limit", "64"]);
-    ae(d, &train_args(&emoji(), &run, &extra)).ok();
+    let trained = ae(d, &train_args(&emoji(), &run, &extra)).ok();
+    // 64x64 emoji squeezed into 15x21: said once, at train time.
+    assert!(
+        trained.stderr.contains("note: --resize 15x21 stretches images of another shape, such as ")
+            && trained.stderr.contains("(64x64, height x width): the aspect ratio is not kept"),
+        "{}",
+        trained.stderr
+    );
     let layers = &read_json(&run.join("model.json"))["model"]["layers"];
     assert_eq!(
         *layers,

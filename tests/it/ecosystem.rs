@@ -10,9 +10,9 @@ fn python() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python")
 }
 
-/// Runs tests/clients/pytorch_client.py and returns the difference it reports.
+/// Runs python/ae_tch_torch.py and returns the difference it reports.
 pub fn client(args: &[&str]) -> f64 {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/pytorch_client.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/ae_tch_torch.py");
     let out = Command::new(python()).arg(script).args(args).output().expect("run python");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
@@ -215,7 +215,7 @@ fn colour_only_on_a_terminal_without_no_color() {
 }
 
 /// The guide's PyTorch snippet (docs/guide/export.md) runs as written (in a folder laid out
-/// as the guide's: runs/demo, demo.safetensors, the checkout's tests/ and data/), and its
+/// as the guide's: runs/demo, demo.safetensors, the checkout's python/ and data/), and its
 /// `x_hat` is ae-tch's reconstruction of the same test images. (tests/it/guide.rs runs it
 /// too; this checks what it computes.)
 #[test]
@@ -233,7 +233,7 @@ fn the_guides_pytorch_snippet_runs_as_written() {
     let run = d.join("runs/demo");
     ae(d, &quick_train(&mnist(), &run, &["--epochs", "1"])).ok();
     ae(d, &["export", "--run", "runs/demo", "-o", "demo.safetensors"]).ok();
-    for link in ["tests", "data"] {
+    for link in ["python", "data"] {
         std::os::unix::fs::symlink(root.join(link), d.join(link)).unwrap();
     }
     let script = format!("{snippet}\nnp.save('x_hat.npy', x_hat.numpy())\n");

@@ -100,7 +100,7 @@ fn run_page(file: &str, at_least: usize) {
     let text = read(file);
     let dir = tempdir();
     let d = dir.path();
-    for link in ["data", "tests", ".venv"] {
+    for link in ["data", "tests", "python", ".venv"] {
         std::os::unix::fs::symlink(root().join(link), d.join(link)).unwrap();
     }
     std::fs::create_dir_all(d.join("target/release")).unwrap();

@@ -180,11 +180,15 @@ fn a_folder_of_images_trains_and_evaluates_at_its_own_size() {
     let out = dir.path().join("run");
     let run = ae(dir.path(), &quick_train(&data, &out, &["--epochs", "3", "--limit", "500"])).ok();
     assert!(
-        run.stderr.matches("skipped 1 file(s)").count() == 1 && run.stderr.contains("README.txt"),
+        run.stderr.matches("skipped 1 file that is not").count() == 1
+            && run.stderr.contains("README.txt"),
         "the note once: {}",
         run.stderr
     );
     assert!(!run.stderr.contains(".DS_Store"), "{}", run.stderr);
+    // The run lists it; later commands on the run do not say it again.
+    let listed = std::fs::read_to_string(out.join("skipped-files.txt")).unwrap();
+    assert!(listed.trim_end().ends_with("train/README.txt") && listed.lines().count() == 1);
     let manifest = read_json(&out.join("model.json"));
     assert_eq!(
         (
@@ -194,6 +198,7 @@ fn a_folder_of_images_trains_and_evaluates_at_its_own_size() {
         (Some(20), Some(20))
     );
     let eval = ae(dir.path(), &["eval", "--run", "run", "--json"]).ok();
+    assert!(!eval.stderr.contains("skipped"), "{}", eval.stderr);
     let r: serde_json::Value = serde_json::from_str(eval.stdout.trim()).unwrap();
     assert_eq!(r["images"], 100);
     // Labels came from the folder names: the anomaly command can use them.

@@ -152,7 +152,10 @@ fn stop_after_first_epoch(cwd: &Path, args: &[String], signal: &str) -> String {
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(130), "{signal}: {stderr}");
-    assert!(stderr.contains("interrupted in epoch") && stderr.contains("a checkpoint was written"));
+    // The error says what happened first, then what to do.
+    let line = stderr.lines().find(|l| l.starts_with("error: ")).unwrap_or_default();
+    assert!(line.starts_with("error: interrupted in epoch"), "{stderr}");
+    assert!(line.contains("; a checkpoint was written; continue with: ae-tch train --resume "));
     assert!(!stderr.contains("panicked"), "{stderr}");
     stderr
 }

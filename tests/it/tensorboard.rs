@@ -105,6 +105,7 @@ fn the_log_says_what_metrics_csv_and_model_json_say() {
     // Another run pointed at the same folder would mix two runs into one: refused.
     ae(d, &quick_train(&mnist(), &d.join("third"), &["--epochs", "1", "--tensorboard", "logs/x"]))
         .fails_with(&["already holds a TensorBoard log", "logs/x"]);
+    assert!(!d.join("third").exists(), "a refused run leaves no run folder behind");
 }
 
 /// A run killed in its second checkpoint write, whose event file is then cut off

@@ -95,7 +95,7 @@ fn torchscript_export_runs_in_pytorch_as_in_ae_tch() {
         let layout = report["layout"].as_str().unwrap();
         let want = match *name {
             "conv" => "[N, 3, 32, 32]",
-            "vec" => "scaled as input.scaling says",
+            "vec" => "in model.input.columns order, scaled as model.input.scaling says",
             _ => "[N, 1, 28, 28]",
         };
         assert!(layout.contains(want), "{name}: {layout}");

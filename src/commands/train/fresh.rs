@@ -14,7 +14,7 @@ use crate::settings::{check_combination, refuse_flags, refuse_inapplicable, Trai
 use crate::settings::{IMAGE_FLAGS, VECTOR_FLAGS};
 use anyhow::{bail, Result};
 use clap::ValueEnum;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// A new run from the flags.
 /// `scratch`: the folder a data-parallel rank other than 0 writes instead of --out.
@@ -61,7 +61,13 @@ pub(super) fn fresh(s: &TrainSettings, scratch: Option<&Path>) -> Result<Setup> 
             out.display()
         );
     }
+    crate::session::tb_log::refuse_taken(&cfg)?;
+    let skipped = image_folder_notes(s, &data_dir, kind)?;
     let run = crate::session::create_run(&out, s.force)?;
+    if !skipped.is_empty() {
+        let list: String = skipped.iter().map(|p| format!("{}\n", p.display())).collect();
+        crate::atomic::write_atomic(&run.file(run_store::SKIPPED_TXT), list.as_bytes())?;
+    }
     let data = DataRecord {
         path: std::fs::canonicalize(&data_dir).unwrap_or(data_dir.clone()),
         train_images: train_set.len(),
@@ -69,6 +75,24 @@ pub(super) fn fresh(s: &TrainSettings, scratch: Option<&Path>) -> Result<Setup> 
         vectors: source,
     };
     Ok(Setup { run, cfg, model_cfg, data, train_set, val_set, test, resume: None, chosen })
+}
+
+/// A new run on a folder of images: its files that are not images, named once (later
+/// commands read the folder without a word; the run folder lists them), and a note when
+/// `--resize` stretches the images to another aspect ratio.
+fn image_folder_notes(s: &TrainSettings, dir: &Path, kind: Kind) -> Result<Vec<PathBuf>> {
+    if kind != Kind::Images || !data::folder::has_images(dir) {
+        return Ok(Vec::new());
+    }
+    if let Some((file, own)) = s.image.size.and_then(|size| data::folder::stretched_by(dir, size)) {
+        let size = s.image.size.unwrap_or(own);
+        crate::log::note(format_args!(
+            "note: --resize {size} stretches images of another shape, such as {} ({own}, \
+             height x width): the aspect ratio is not kept; crop them first to keep it",
+            file.display()
+        ));
+    }
+    data::folder::skipped_files(dir)
 }
 
 /// The settings the data chose, as the flags that would choose them (a capped number of

@@ -181,7 +181,7 @@ impl Finished {
         let pca = super::pca_baseline(train_set, model_cfg, device)?;
         let report = metrics::evaluate(&self.model, model_cfg, cfg, &test.to_device(device), &pca);
         report::write_loss_chart(
-            &[report::loss_curve("train", &self.fit.history)],
+            &[report::loss_curve("train", &self.fit.history, cfg.trim)],
             &run.file(run_store::LOSS_PNG),
             &report::loss_description(model_cfg, cfg),
             false,

@@ -1,5 +1,9 @@
 #!/usr/bin/env python3
-"""A real PyTorch client of ae-tch's weights, driven by tests/it/ecosystem.rs.
+"""Load ae-tch's exported weights in PyTorch (and make weights `ae-tch import` reads).
+
+A user file: copy it beside your script (it needs torch, numpy and safetensors only) and
+`from ae_tch_torch import Autoencoder`; docs/guide/export.md shows how. The tests
+(tests/it/ecosystem.rs) drive it from the command line as below.
 
 It builds the torch.nn model that ae-tch's model.json describes, as an `encoder` and a
 `decoder` nn.Sequential whose positions match ae-tch's names (`encoder.0.weight`, ...):
@@ -9,16 +13,16 @@ C×H×W, per level a stride-2 Conv2d, optional GroupNorm, activation and residua
 (`ResBlock`: conv1, norm1, conv2, norm2), Flatten, Linear; mirrored with residual blocks and
 ConvTranspose2d, cropped where the encoder's size was odd, or Upsample + Conv2d).
 
-  pytorch_client.py check MODEL_JSON WEIGHTS.safetensors AE_TCH_RECON.npy [INPUTS.npy]
+  ae_tch_torch.py check MODEL_JSON WEIGHTS.safetensors AE_TCH_RECON.npy [INPUTS.npy]
       load ae-tch's exported weights, reconstruct the test images, print the largest
       absolute difference from ae-tch's reconstructions (`ae-tch encode --decode`)
-  pytorch_client.py make MODEL_JSON OUT.safetensors OUT_RECON.npy SEED [INPUTS.npy]
+  ae_tch_torch.py make MODEL_JSON OUT.safetensors OUT_RECON.npy SEED [INPUTS.npy]
       build the model with torch's own initialisation, save its state dict as safetensors,
       and save its reconstructions of the test images
 
 The test images are the run's IDX t10k file, or the rows of INPUTS.npy (values in [0, 1],
 C·H·W per row, channel planes first; for vector runs the scaled features) when given.
-  pytorch_client.py diff A.npy B.npy
+  ae_tch_torch.py diff A.npy B.npy
       print the largest absolute difference between the reconstruction columns
 """
 import gzip
