@@ -26,8 +26,8 @@ pub const WEIGHTS_SAFETENSORS: &str = "model.safetensors";
 pub const METRICS_CSV: &str = "metrics.csv";
 pub const LOSS_PNG: &str = "loss.png";
 pub const GRID_PNG: &str = "grid.png";
-/// The files of an image folder that were not read as images, one path per line (written
-/// only when there are some).
+/// The files of an image folder that were not read as images, one path per line (an image
+/// left out by `--skip-unreadable` with why); written only when there are some.
 pub const SKIPPED_TXT: &str = "skipped-files.txt";
 /// Weights, optimiser state and progress of a run, to continue it (`train --resume`).
 pub const CHECKPOINT: &str = "checkpoint.ot";

@@ -23,11 +23,20 @@ pub struct ImageArgs {
     /// What transparent pixels are flattened onto
     #[arg(long, value_enum, default_value_t = Background::White)]
     pub background: Background,
+    /// Leave out image files that cannot be read (listed once, and in the run folder)
+    /// instead of stopping at the first
+    #[arg(long)]
+    pub skip_unreadable: bool,
 }
 
 impl ImageArgs {
     pub fn request(&self) -> ImageRequest {
-        ImageRequest { color: self.color, size: self.resize, background: self.background }
+        ImageRequest {
+            color: self.color,
+            size: self.resize,
+            background: self.background,
+            skip_unreadable: self.skip_unreadable,
+        }
     }
 }
 

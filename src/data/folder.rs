@@ -74,10 +74,19 @@ pub fn declared_size(path: &Path) -> Result<Size> {
 
 /// The one size of `files`, or an error listing the sizes found and the `--resize` that
 /// would make them one.
-fn common_size<'a>(dir: &Path, files: impl Iterator<Item = &'a PathBuf>) -> Result<Size> {
+/// With `skip_unreadable`, a file whose header cannot be read is left out.
+fn common_size<'a>(
+    dir: &Path,
+    files: impl Iterator<Item = &'a PathBuf>,
+    skip_unreadable: bool,
+) -> Result<Size> {
     let mut sizes: BTreeMap<Size, (usize, &PathBuf)> = BTreeMap::new();
     for f in files {
-        sizes.entry(declared_size(f)?).or_insert((0, f)).0 += 1;
+        match declared_size(f) {
+            Ok(size) => sizes.entry(size).or_insert((0, f)).0 += 1,
+            Err(_) if skip_unreadable => {}
+            Err(e) => return Err(e),
+        }
     }
     let mut by_count: Vec<(Size, usize, &PathBuf)> =
         sizes.into_iter().map(|(s, (n, f))| (s, n, f)).collect();
@@ -204,9 +213,28 @@ fn assemble(images: Vec<Converted>, color: Color) -> Vec<u8> {
 /// Decodes and converts `files` as `request` asks (`request.size` must be set), all or
 /// nothing: the first unreadable file stops it, named.
 pub fn convert_files(files: &[PathBuf], request: &ImageRequest) -> Result<(Vec<u8>, ImageSpec)> {
+    let request = ImageRequest { skip_unreadable: false, ..*request };
+    convert_kept(files, &request).map(|(values, spec, _)| (values, spec))
+}
+
+/// `convert_files`, with the files that cannot be decoded left out when
+/// `request.skip_unreadable` says so: the values, the spec and the files kept.
+fn convert_kept(
+    files: &[PathBuf],
+    request: &ImageRequest,
+) -> Result<(Vec<u8>, ImageSpec, Vec<PathBuf>)> {
     let size = request.size.context("converting images needs a target size")?;
-    let converted: Vec<Converted> =
-        files.iter().map(|f| Ok(convert(decode(f)?, request, size))).collect::<Result<_>>()?;
+    let (mut converted, mut kept) = (Vec::new(), Vec::new());
+    for f in files {
+        match decode(f) {
+            Ok(image) => {
+                converted.push(convert(image, request, size));
+                kept.push(f.clone());
+            }
+            Err(_) if request.skip_unreadable => {}
+            Err(e) => return Err(e),
+        }
+    }
     let color = match request.color {
         ColorChoice::Gray => Color::Gray,
         ColorChoice::Rgb => Color::Rgb,
@@ -218,8 +246,9 @@ pub fn convert_files(files: &[PathBuf], request: &ImageRequest) -> Result<(Vec<u
         height: size.height as i64,
         width: size.width as i64,
         background: request.background,
+        skip_unreadable: request.skip_unreadable,
     };
-    Ok((assemble(converted, color), spec))
+    Ok((assemble(converted, color), spec, kept))
 }
 
 /// Converts grayscale images (an IDX split) as `request` asks: unchanged when the size
@@ -247,6 +276,7 @@ pub fn convert_gray_set(set: ImageSet, request: &ImageRequest) -> ImageSet {
         height: size.height as i64,
         width: size.width as i64,
         background: request.background,
+        skip_unreadable: request.skip_unreadable,
     };
     let values = assemble(converted, color);
     ImageSet { values, shape: spec, labels: set.labels, ids: None, files: set.files }
@@ -300,12 +330,27 @@ pub fn load_split(dir: &Path, which: Split, request: &ImageRequest) -> Result<Im
     }
     let size = match request.size {
         Some(size) => size,
-        None => common_size(dir, train_files.iter().chain(&test_files))?,
+        None => common_size(dir, train_files.iter().chain(&test_files), request.skip_unreadable)
+            .map_err(skip_hint)?,
     };
-    let (pixels, spec) = convert_files(chosen, &ImageRequest { size: Some(size), ..*request })?;
-    let labels = labels(chosen, &base, &label_names(dir, &root)?);
-    let files = chosen.iter().map(|f| f.strip_prefix(dir).unwrap_or(f).into()).collect();
+    let (pixels, spec, kept) =
+        convert_kept(chosen, &ImageRequest { size: Some(size), ..*request }).map_err(skip_hint)?;
+    if kept.is_empty() {
+        bail!("{} holds no readable images", dir.display());
+    }
+    let labels = labels(&kept, &base, &label_names(dir, &root)?);
+    let files = kept.iter().map(|f| f.strip_prefix(dir).unwrap_or(f).into()).collect();
     Ok(ImageSet { values: pixels, shape: spec, labels, ids: None, files: Some(files) })
+}
+
+/// A file that stopped reading a folder, with the flag that leaves such files out (a
+/// refusal of mixed sizes is passed on as it is).
+fn skip_hint(e: anyhow::Error) -> anyhow::Error {
+    if e.downcast_ref::<Invalid>().is_some() {
+        return e;
+    }
+    let problem = format!("{e:#}; train with {{skip_unreadable}} to leave such files out");
+    Invalid::plain(problem).into()
 }
 
 /// Image files below `dir`, sorted. Other files are passed over here without a word:
@@ -336,6 +381,26 @@ pub fn skipped_files(dir: &Path) -> Result<Vec<PathBuf>> {
         ));
     }
     Ok(skipped)
+}
+
+/// The image files below `dir` that cannot be decoded, each with why, and a note naming
+/// the first few: what `--skip-unreadable` leaves out.
+pub fn unreadable_files(dir: &Path) -> Result<Vec<(PathBuf, String)>> {
+    let (images, _) = walk(dir).with_context(|| format!("listing {}", dir.display()))?;
+    let bad: Vec<(PathBuf, String)> = images
+        .into_iter()
+        .filter_map(|f| decode(&f).err().map(|e| (f, format!("{e:#}"))))
+        .collect();
+    if !bad.is_empty() {
+        let shown: Vec<String> = bad.iter().take(5).map(|(p, _)| p.display().to_string()).collect();
+        crate::log::note(format_args!(
+            "note: left out {} that cannot be read: {}{}",
+            crate::log::counted(bad.len(), "image file"),
+            shown.join(", "),
+            if bad.len() > 5 { format!(" and {} more", bad.len() - 5) } else { String::new() }
+        ));
+    }
+    Ok(bad)
 }
 
 /// The first image below `dir` whose shape `size` stretches (aspect ratio off by more than

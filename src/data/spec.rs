@@ -294,12 +294,22 @@ pub struct ImageSpec {
     pub width: i64,
     /// How transparency is flattened before the colour conversion.
     pub background: Background,
+    /// A folder's files that cannot be read as images are left out (and listed by
+    /// `train`) instead of stopping the command (`--skip-unreadable`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skip_unreadable: bool,
 }
 
 impl ImageSpec {
     /// A grayscale spec of `height × width` composited onto white.
     pub fn gray(height: i64, width: i64) -> Self {
-        ImageSpec { color: Color::Gray, height, width, background: Background::White }
+        ImageSpec {
+            color: Color::Gray,
+            height,
+            width,
+            background: Background::White,
+            skip_unreadable: false,
+        }
     }
 
     pub fn channels(&self) -> i64 {
@@ -317,6 +327,7 @@ impl ImageSpec {
             color: ColorChoice::from(self.color),
             size: Some(Size { height: self.height as u32, width: self.width as u32 }),
             background: self.background,
+            skip_unreadable: self.skip_unreadable,
         }
     }
 }
@@ -374,6 +385,8 @@ pub struct ImageRequest {
     /// Resize every image to this; `None`: the images' common size (mixed sizes refused).
     pub size: Option<Size>,
     pub background: Background,
+    /// Leave out a folder's files that cannot be read as images (see `ImageSpec`).
+    pub skip_unreadable: bool,
 }
 
 /// Colour of the images as the model sees them.

@@ -131,7 +131,7 @@ impl Changes {
 }
 
 /// Flags of `train` that apply to one kind of data only: refused with the other.
-pub const IMAGE_FLAGS: [&str; 4] = ["color", "resize", "background", "augment"];
+pub const IMAGE_FLAGS: [&str; 5] = ["color", "resize", "background", "augment", "skip_unreadable"];
 pub const VECTOR_FLAGS: [&str; 14] = [
     "label_column",
     "columns",

@@ -150,6 +150,47 @@ fn denoise_refuses_broken_and_hostile_files_before_writing() {
         .fails_with(&["--add-noise must be a non-negative number"]);
 }
 
+/// One unreadable file stops a folder by default, naming it and the flag that leaves such
+/// files out; with `--skip-unreadable` the run trains on the rest, lists the file, and
+/// later commands read the folder the same way.
+#[test]
+fn an_unreadable_image_stops_the_folder_unless_skipped() {
+    let dir = tempdir();
+    let data = dir.path().join("faces");
+    for (i, (img, label)) in digits(60).into_iter().enumerate() {
+        let folder = data.join(if label % 2 == 0 { "even" } else { "odd" });
+        std::fs::create_dir_all(&folder).unwrap();
+        imageops::resize(&img, 12, 12, imageops::FilterType::Triangle)
+            .save(folder.join(format!("{i}.png")))
+            .unwrap();
+    }
+    std::fs::write(data.join("odd/cut.png"), b"\x89PNG\r\n\x1a\n").unwrap();
+    let train = |out: &str, extra: &[&str]| {
+        let flags = [&["--epochs", "1"], extra].concat();
+        ae(dir.path(), &quick_train(&data, &dir.path().join(out), &flags))
+    };
+    train("stopped", &[]).fails_with(&[
+        "cut.png is not a readable image",
+        "train with --skip-unreadable to leave such files out",
+    ]);
+    assert!(!dir.path().join("stopped/model.json").exists());
+    let run = train("kept", &["--skip-unreadable"]).ok();
+    assert!(
+        run.stderr.contains("note: left out 1 image file that cannot be read: "),
+        "{}",
+        run.stderr
+    );
+    let listed = std::fs::read_to_string(dir.path().join("kept/skipped-files.txt")).unwrap();
+    assert!(listed.contains("odd/cut.png (unreadable: "), "{listed}");
+    let eval = ae(dir.path(), &["eval", "--run", "kept", "--json"]).ok();
+    let r: serde_json::Value = serde_json::from_str(eval.stdout.trim()).unwrap();
+    let m = read_json(&dir.path().join("kept/model.json"));
+    let seen =
+        m["data"]["train_images"].as_u64().unwrap() + m["data"]["val_images"].as_u64().unwrap();
+    assert_eq!(seen + r["images"].as_u64().unwrap(), 60, "every readable image, once");
+    assert_eq!(m["model"]["input"]["skip_unreadable"], true);
+}
+
 fn crc32(bytes: &[u8]) -> u32 {
     let mut crc = 0xFFFF_FFFFu32;
     for &b in bytes {

@@ -14,7 +14,7 @@ use crate::settings::{check_combination, refuse_flags, refuse_inapplicable, Trai
 use crate::settings::{IMAGE_FLAGS, VECTOR_FLAGS};
 use anyhow::{bail, Result};
 use clap::ValueEnum;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// A new run from the flags.
 /// `scratch`: the folder a data-parallel rank other than 0 writes instead of --out.
@@ -65,7 +65,7 @@ pub(super) fn fresh(s: &TrainSettings, scratch: Option<&Path>) -> Result<Setup> 
     let skipped = image_folder_notes(s, &data_dir, kind)?;
     let run = crate::session::create_run(&out, s.force)?;
     if !skipped.is_empty() {
-        let list: String = skipped.iter().map(|p| format!("{}\n", p.display())).collect();
+        let list: String = skipped.iter().map(|line| format!("{line}\n")).collect();
         crate::atomic::write_atomic(&run.file(run_store::SKIPPED_TXT), list.as_bytes())?;
     }
     let data = DataRecord {
@@ -77,10 +77,11 @@ pub(super) fn fresh(s: &TrainSettings, scratch: Option<&Path>) -> Result<Setup> 
     Ok(Setup { run, cfg, model_cfg, data, train_set, val_set, test, resume: None, chosen })
 }
 
-/// A new run on a folder of images: its files that are not images, named once (later
-/// commands read the folder without a word; the run folder lists them), and a note when
+/// A new run on a folder of images: its files that are not images (and with
+/// `--skip-unreadable` the images that cannot be read), named once — later commands read
+/// the folder without a word — as the lines the run folder lists them in, and a note when
 /// `--resize` stretches the images to another aspect ratio.
-fn image_folder_notes(s: &TrainSettings, dir: &Path, kind: Kind) -> Result<Vec<PathBuf>> {
+fn image_folder_notes(s: &TrainSettings, dir: &Path, kind: Kind) -> Result<Vec<String>> {
     if kind != Kind::Images || !data::folder::has_images(dir) {
         return Ok(Vec::new());
     }
@@ -92,7 +93,15 @@ fn image_folder_notes(s: &TrainSettings, dir: &Path, kind: Kind) -> Result<Vec<P
             file.display()
         ));
     }
-    data::folder::skipped_files(dir)
+    let skipped = data::folder::skipped_files(dir)?;
+    let mut lines: Vec<String> = skipped.iter().map(|f| f.display().to_string()).collect();
+    if s.image.skip_unreadable {
+        let unreadable = data::folder::unreadable_files(dir)?;
+        lines.extend(
+            unreadable.iter().map(|(f, why)| format!("{} (unreadable: {why})", f.display())),
+        );
+    }
+    Ok(lines)
 }
 
 /// The settings the data chose, as the flags that would choose them (a capped number of
