@@ -26,8 +26,13 @@ static QUIET: AtomicBool = AtomicBool::new(false);
 /// Sends every later log line to `sink` (the command layer's choice); the sink it replaces.
 pub fn install(sink: Box<dyn Sink>) -> Option<Box<dyn Sink>> {
     let mut slot = SINK.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+    SAID.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clear();
     slot.replace(sink)
 }
+
+/// The notes ("note: …") said so far to the installed sink: a file read twice by one
+/// command is noted once.
+static SAID: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
 
 /// Silences (or restores) every later log line: `--quiet`, or a data-parallel rank other
 /// than 0.
@@ -40,15 +45,24 @@ pub fn quiet() -> bool {
     QUIET.load(Ordering::Relaxed)
 }
 
-/// A log line (progress, notes) to the installed sink, unless silenced.
+/// A log line (progress, notes) to the installed sink, unless silenced; a note
+/// ("note: …") said before is not said again.
 pub fn note(line: impl std::fmt::Display) {
     if quiet() {
         return;
     }
+    let line = line.to_string();
+    if line.starts_with("note: ") {
+        let mut said = SAID.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if said.contains(&line) {
+            return;
+        }
+        said.push(line.clone());
+    }
     let slot = SINK.read().unwrap_or_else(|poisoned| poisoned.into_inner());
     match slot.as_deref() {
-        Some(sink) => sink.line(&line.to_string()),
-        None => Stderr.line(&line.to_string()),
+        Some(sink) => sink.line(&line),
+        None => Stderr.line(&line),
     }
 }
 
@@ -87,5 +101,21 @@ pub(crate) mod tests {
         };
         let lines = kept.0.lock().unwrap().clone();
         lines
+    }
+
+    #[test]
+    fn a_note_is_said_once_and_other_lines_every_time() {
+        let lines = lines_of(|| {
+            for _ in 0..2 {
+                note("note: read twice.csv once");
+                note("epoch 1 of the log test");
+            }
+        });
+        let ours: Vec<&String> =
+            lines.iter().filter(|l| l.contains("once") || l.contains("log test")).collect();
+        assert_eq!(
+            ours,
+            ["note: read twice.csv once", "epoch 1 of the log test", "epoch 1 of the log test"]
+        );
     }
 }
