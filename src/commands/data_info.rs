@@ -7,6 +7,7 @@ use crate::data::spec::Reading;
 use crate::data::table::Missing;
 use crate::data::vectors;
 use crate::data::{self, Split};
+use crate::invalid::dashed;
 use crate::log::counted;
 use anyhow::Result;
 use serde::Serialize;
@@ -55,6 +56,9 @@ pub fn run(args: DataInfoArgs) -> Result<()> {
         anyhow::bail!(
             "--label-column is for a table (.csv); an image folder's labels are its sub-folders"
         );
+    }
+    if let Some(id) = args.read.reading().first_given() {
+        anyhow::bail!("{} is for a table file (.csv, .npy, .npz), not an image folder", dashed(id));
     }
     let mut splits = Vec::new();
     // As training does: the test split is converted to what the training split became.

@@ -331,10 +331,10 @@ pub fn load_split(dir: &Path, which: Split, request: &ImageRequest) -> Result<Im
     let size = match request.size {
         Some(size) => size,
         None => common_size(dir, train_files.iter().chain(&test_files), request.skip_unreadable)
-            .map_err(skip_hint)?,
+            .map_err(|e| skip_hint(e, request))?,
     };
-    let (pixels, spec, kept) =
-        convert_kept(chosen, &ImageRequest { size: Some(size), ..*request }).map_err(skip_hint)?;
+    let (pixels, spec, kept) = convert_kept(chosen, &ImageRequest { size: Some(size), ..*request })
+        .map_err(|e| skip_hint(e, request))?;
     if kept.is_empty() {
         bail!("{} holds no readable images", dir.display());
     }
@@ -344,9 +344,9 @@ pub fn load_split(dir: &Path, which: Split, request: &ImageRequest) -> Result<Im
 }
 
 /// A file that stopped reading a folder, with the flag that leaves such files out (a
-/// refusal of mixed sizes is passed on as it is).
-fn skip_hint(e: anyhow::Error) -> anyhow::Error {
-    if e.downcast_ref::<Invalid>().is_some() {
+/// refusal of mixed sizes, or an error while they are left out, is passed on as it is).
+fn skip_hint(e: anyhow::Error, request: &ImageRequest) -> anyhow::Error {
+    if request.skip_unreadable || e.downcast_ref::<Invalid>().is_some() {
         return e;
     }
     let problem = format!("{e:#}; train with {{skip_unreadable}} to leave such files out");

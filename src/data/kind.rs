@@ -108,8 +108,10 @@ impl Kind {
                 })
             }
             Kind::Vectors | Kind::Series => {
+                // The delimiter the flags give, else the file's, sniffed once and recorded.
                 let first = vectors::series_files(path)?.remove(0);
-                let reading = new.source.reading(None);
+                let reading =
+                    Reading { delimiter: new.source.delimiter, ..new.source.reading(None) };
                 let source = VectorSource {
                     folder_files: vectors::folder_names(path)?,
                     delimiter: vectors::delimiter_of(&first, &reading),

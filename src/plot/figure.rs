@@ -15,7 +15,8 @@ pub const FAMILY: &str = "sans-serif";
 /// A tick's label: the value to six decimals at most, without trailing zeros, and never
 /// "-0" (a tick at -1e-17, as a range's steps produce, is 0).
 pub fn tick(v: &f64) -> String {
-    let rounded = (v * 1e6).round() / 1e6;
+    // Rounded to 6 decimals where that cannot overflow (a value past 1e12 is whole anyway).
+    let rounded = if v.abs() < 1e12 { (v * 1e6).round() / 1e6 } else { *v };
     if rounded == 0.0 {
         "0".into()
     } else {

@@ -281,8 +281,9 @@ mod tests {
         assert!(texts.contains(&"train (trimmed: worst 20% of each batch left out)".into()));
         // Tick labels never read "-0" (a step of a range can land at -1e-17).
         assert_eq!(
-            [-1e-17, 0.30000000000000004, -2.5, 1234.0].map(|v| super::super::figure::tick(&v)),
-            ["0", "0.3", "-2.5", "1234"]
+            [-1e-17, 0.30000000000000004, -2.5, 1234.0, 3e300]
+                .map(|v| super::super::figure::tick(&v)),
+            ["0", "0.3", "-2.5", "1234", &format!("{}", 3e300)]
         );
     }
 

@@ -710,6 +710,15 @@ fn csv_files_as_people_have_them() {
         "{}",
         run.stderr
     );
+    // data info reads a table with the same flags, and refuses them on an image folder.
+    let info = ae(d, &["data", "info", "semi.csv", "--json"]).ok();
+    let rows: serde_json::Value = serde_json::from_str(&info.stdout).unwrap();
+    assert_eq!(
+        (rows["rows"].as_u64(), rows["columns"][0]["name"].as_str()),
+        (Some(150), Some("sepal length"))
+    );
+    ae(d, &["data", "info", s(&mnist()), "--skip-rows", "1"])
+        .fails_with(&["--skip-rows is for a table file (.csv, .npy, .npz), not an image folder"]);
 }
 
 /// A vector run is deterministic (same seed → the same losses and weights) and one killed

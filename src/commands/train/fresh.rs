@@ -85,8 +85,9 @@ fn image_folder_notes(s: &TrainSettings, dir: &Path, kind: Kind) -> Result<Vec<S
     if kind != Kind::Images || !data::folder::has_images(dir) {
         return Ok(Vec::new());
     }
-    if let Some((file, own)) = s.image.size.and_then(|size| data::folder::stretched_by(dir, size)) {
-        let size = s.image.size.unwrap_or(own);
+    let stretched =
+        s.image.size.and_then(|size| Some((size, data::folder::stretched_by(dir, size)?)));
+    if let Some((size, (file, own))) = stretched {
         crate::log::note(format_args!(
             "note: --resize {size} stretches images of another shape, such as {} ({own}, \
              height x width): the aspect ratio is not kept; crop them first to keep it",

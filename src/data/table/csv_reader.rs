@@ -98,7 +98,7 @@ pub fn csv_header(bytes: &[u8], format: &CsvFormat) -> Result<Vec<String>, Table
     match reader.read_byte_record(&mut first) {
         Ok(true) => names_of(&first, format, skipped),
         Ok(false) => Err(TableError::Empty),
-        Err(e) => Err(csv_error(e, 1, skipped)),
+        Err(e) => Err(csv_error(e, 1 + skipped, skipped)),
     }
 }
 
@@ -126,7 +126,7 @@ pub fn read_csv(bytes: &[u8], opts: &CsvOptions) -> Result<Table, TableError> {
     match reader.read_byte_record(&mut header) {
         Ok(true) => {}
         Ok(false) => return Err(TableError::Empty),
-        Err(e) => return Err(csv_error(e, 1, skipped)),
+        Err(e) => return Err(csv_error(e, 1 + skipped, skipped)),
     }
     let names = names_of(&header, &opts.format, skipped)?;
     let mut columns = Columns::from_header(names, opts)?;
@@ -466,6 +466,8 @@ mod tests {
         let semi = CsvFormat { delimiter: Some(b';'), ..Default::default() };
         // Beside semicolons a comma may be the decimal point (never beside commas).
         assert_eq!(read("a;b\n1,5;-2\n", semi).unwrap().values, [1.5, -2.0]);
+        // A byte-order mark (Excel's "CSV UTF-8") is not part of the first column's name.
+        assert_eq!(read("\u{feff}a;b\n1;2\n", semi).unwrap().columns, ["a", "b"]);
         let e = read("a;b\n1,5,0;2\n", semi).unwrap_err().to_string();
         assert!(e.starts_with("line 2, column 'a': '1,5,0' is not a number"), "{e}");
         // No header: the columns are numbered and the first line is data; skipped lines

@@ -62,12 +62,14 @@ fn is_zero(n: &usize) -> bool {
 }
 
 impl VectorSource {
-    /// How the run read its own file(s), for a series with the WAV channel `wav_channel`.
+    /// How the run read its own file(s), for a series with the WAV channel `wav_channel`:
+    /// with the recorded delimiter, a comma for a run made before delimiters were recorded
+    /// (never sniffed again, so the rows stay the run's).
     pub fn reading(&self, wav_channel: Option<usize>) -> Reading {
         Reading {
             missing: Some(self.missing),
             wav_channel,
-            delimiter: self.delimiter,
+            delimiter: Some(self.delimiter.unwrap_or(',')),
             no_header: Some(self.no_header),
             skip_rows: Some(self.skip_rows),
         }
@@ -83,17 +85,25 @@ fn csv_format(reading: &Reading) -> table::CsvFormat {
     }
 }
 
-/// The delimiter of the CSV `path` under `reading`: the one it names, else sniffed (see
-/// `table::sniff_delimiter`), with a note when that is not a comma. `None` for a file that
-/// is not a CSV or cannot be read (reading it proper says what is wrong).
+/// The delimiter of the CSV `path` under `reading`: the one it names, else sniffed from the
+/// file (see `delimiter_in`). `None` for a file that is not a CSV or cannot be read
+/// (reading it proper says what is wrong).
 pub fn delimiter_of(path: &Path, reading: &Reading) -> Option<char> {
     if reading.delimiter.is_some() || extension(path).as_deref() != Some("csv") {
         return reading.delimiter;
     }
     let bytes = std::fs::read(path).ok()?;
-    let format = csv_format(reading);
-    let text = bytes.splitn(format.skip_rows + 1, |&b| b == b'\n').last().unwrap_or(&[]);
-    let sniffed = table::sniff_delimiter(text) as char;
+    Some(delimiter_in(path, &bytes, reading))
+}
+
+/// The delimiter of the CSV `path`, whose text is `bytes`: the one `reading` names, else
+/// sniffed (see `table::sniff_delimiter`) with a note when that is not a comma.
+fn delimiter_in(path: &Path, bytes: &[u8], reading: &Reading) -> char {
+    if let Some(given) = reading.delimiter {
+        return given;
+    }
+    let (_, _, sniffed) = table::csv_reader(bytes, &csv_format(reading));
+    let sniffed = sniffed as char;
     if sniffed != ',' {
         let name = match sniffed {
             ';' => "semicolon".to_string(),
@@ -107,7 +117,7 @@ pub fn delimiter_of(path: &Path, reading: &Reading) -> Option<char> {
             crate::invalid::dashed("delimiter")
         ));
     }
-    Some(sniffed)
+    sniffed
 }
 
 /// Whether `path` names a vector file (by its extension) rather than an image folder: a
@@ -172,7 +182,7 @@ fn read_gaps(
                 let problem = "is for .npy data; a CSV names its label column with {label_column}";
                 return Err(Invalid::of("labels", problem).into());
             }
-            let delimiter = delimiter_of(path, reading);
+            let delimiter = Some(delimiter_in(path, &bytes, reading));
             let format = csv_format(&Reading { delimiter, ..*reading });
             note_numeric_header(path, &bytes, &format);
             let opts = CsvOptions {
@@ -554,7 +564,7 @@ fn features_without(
     ignored: &[String],
 ) -> Result<Vec<String>> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let delimiter = delimiter_of(path, reading);
+    let delimiter = Some(delimiter_in(path, &bytes, reading));
     let format = csv_format(&Reading { delimiter, ..*reading });
     let header = table::csv_header(&bytes, &format)
         .with_context(|| format!("reading {}", path.display()))?;
@@ -717,6 +727,22 @@ mod tests {
         assert_eq!(class_codes(&["0".into()], &old, "normal_classes").unwrap(), [0]);
         let both: Vec<String> = vec!["0".into(), "0.0".into(), "1".into()];
         assert_eq!(class_codes(&["0.0".into(), "0".into()], &both, "classes").unwrap(), [1, 0]);
+    }
+
+    /// A run recorded before delimiters were (no `delimiter` in its data record) reads its
+    /// own file with commas, never sniffed; a recorded one is kept; other files are
+    /// sniffed unless a command names one.
+    #[test]
+    fn a_run_reads_its_own_file_with_the_recorded_delimiter() {
+        let old: VectorSource = serde_json::from_str(r#"{"test_fraction": 0.3}"#).unwrap();
+        assert_eq!(
+            (old.reading(None).delimiter, old.reading(None).skip_rows),
+            (Some(','), Some(0))
+        );
+        let semi = VectorSource { delimiter: Some(';'), ..old };
+        assert_eq!(semi.reading(None).delimiter, Some(';'));
+        let text = serde_json::to_value(&semi).unwrap();
+        assert_eq!((&text["delimiter"], text.get("no_header")), (&serde_json::json!(";"), None));
     }
 
     #[test]

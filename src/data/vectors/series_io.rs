@@ -255,8 +255,8 @@ pub fn fill_gaps(table: &mut Table, missing: Missing) -> Result<()> {
                 at(hi)
             } else {
                 // The known steps on either side: the last before r and the first after it.
-                let after = known[known.partition_point(|&k| k < r)];
-                let before = known[known.partition_point(|&k| k < r) - 1];
+                let next = known.partition_point(|&k| k < r);
+                let (before, after) = (known[next - 1], known[next]);
                 let t = (r - before) as f32 / (after - before) as f32;
                 at(before) + t * (at(after) - at(before))
             };
