@@ -524,7 +524,7 @@ mod tests {
         std::fs::write(run.file(MODEL_JSON), v1).unwrap();
         let m = run.read_manifest().unwrap();
         assert_eq!(m.format_version, FORMAT_VERSION);
-        let spec = *m.model.input.image().unwrap();
+        let spec = m.model.input.image().unwrap().clone();
         assert_eq!((spec.channels(), spec.height, spec.width), (1, 12, 9));
         assert_eq!(
             m.model.layers,

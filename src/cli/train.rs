@@ -36,6 +36,7 @@ impl ImageArgs {
             size: self.resize,
             background: self.background,
             skip_unreadable: self.skip_unreadable,
+            classes: Vec::new(),
         }
     }
 }

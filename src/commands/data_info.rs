@@ -22,6 +22,10 @@ pub struct SplitInfo {
     pub width: i64,
     /// Images per label (absent for unlabelled data).
     pub labels: Option<BTreeMap<u8, usize>>,
+    /// The label folders' names, a label's position its code (absent when the folders
+    /// are numbered).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<String>,
     /// Of the pixels scaled to [0, 1].
     pub pixel_mean: f64,
     pub pixel_std: f64,
@@ -88,6 +92,7 @@ pub fn run(args: DataInfoArgs) -> Result<()> {
             height: set.shape.height,
             width: set.shape.width,
             labels,
+            classes: set.shape.classes.clone(),
             pixel_mean: mean,
             pixel_std: (sq / n - mean * mean).max(0.0).sqrt(),
         });
@@ -108,7 +113,8 @@ pub fn run(args: DataInfoArgs) -> Result<()> {
             s.pixel_std
         );
         if let Some(h) = &s.labels {
-            let parts: Vec<String> = h.iter().map(|(c, k)| format!("{c}:{k}")).collect();
+            let name = |c: u8| s.classes.get(c as usize).cloned().unwrap_or(c.to_string());
+            let parts: Vec<String> = h.iter().map(|(&c, k)| format!("{}:{k}", name(c))).collect();
             out += &format!("       labels {}\n", parts.join(" "));
         }
     }

@@ -57,18 +57,18 @@ pub fn run(args: DenoiseArgs) -> Result<()> {
     });
     let output = metrics::reconstruct(&loaded.model, noisy.as_ref().unwrap_or(&clean));
     for (path, size) in args.inputs.iter().zip(&sizes) {
-        if let Some(note) = shape_note(path, *size, spec) {
+        if let Some(note) = shape_note(path, *size, &spec) {
             crate::log::note(format_args!("{note}"));
         }
     }
-    for note in unlike_training(&loaded, &args.inputs, &clean, spec) {
+    for note in unlike_training(&loaded, &args.inputs, &clean, &spec) {
         crate::log::note(format_args!("{note}"));
     }
     let noisy = noisy.as_ref().map(data::to_host_f32).transpose()?;
     let (clean, output) = (data::to_host_f32(&clean)?, data::to_host_f32(&output)?);
 
     let images = Denoised { clean: &clean, noisy: noisy.as_deref(), output: &output, per };
-    let mut written = images.write_files(&args, spec, &inverted, &sizes)?;
+    let mut written = images.write_files(&args, &spec, &inverted, &sizes)?;
     if let (Some(path), Some(format)) = (&args.grid, grid_format) {
         let mut rows = vec![GridRow { label: "input", images: &clean }];
         rows.extend(noisy.as_ref().map(|v| GridRow { label: "+ noise", images: v }));
@@ -120,7 +120,7 @@ impl Denoised<'_> {
     fn write_files(
         &self,
         args: &DenoiseArgs,
-        spec: ImageSpec,
+        spec: &ImageSpec,
         inverted: &[bool],
         sizes: &[Size],
     ) -> Result<Vec<PathBuf>> {
@@ -156,7 +156,7 @@ fn png(image: &DynamicImage) -> Result<Vec<u8>> {
 
 /// A note when a file's shape is not the model's: it is stretched to the model's aspect
 /// ratio going in, and back to its own coming out.
-fn shape_note(path: &Path, size: Size, spec: ImageSpec) -> Option<String> {
+fn shape_note(path: &Path, size: Size, spec: &ImageSpec) -> Option<String> {
     let (w, h) = (size.width as f64, size.height as f64);
     let aspect = (w / h) / (spec.width as f64 / spec.height as f64);
     ((aspect - 1.0).abs() > 0.01).then(|| {
@@ -182,7 +182,7 @@ fn unlike_training(
     loaded: &super::LoadedRun,
     files: &[PathBuf],
     clean: &Tensor,
-    spec: ImageSpec,
+    spec: &ImageSpec,
 ) -> Vec<String> {
     let Ok(test) = loaded.rows((None, Reading::default()), data::Split::Test) else {
         return Vec::new();
@@ -220,7 +220,7 @@ fn unlike_training(
 
 /// The model's output as an image of the file's own size and polarity: gray for gray
 /// runs, RGB for colour ones, resized bilinearly.
-fn at_file_size(output: &[f32], spec: ImageSpec, inverted: bool, size: Size) -> DynamicImage {
+fn at_file_size(output: &[f32], spec: &ImageSpec, inverted: bool, size: Size) -> DynamicImage {
     let area = (spec.width * spec.height) as usize;
     let level = |v: f32| if inverted { 255 - to_byte(v) } else { to_byte(v) };
     let (w, h) = (spec.width as u32, spec.height as u32);
@@ -504,7 +504,7 @@ fn replace_columns(
 
 /// The images of `columns` (input, noisy input, denoised) side by side at `SCALE`×
 /// magnification, in the polarity of the user's file.
-fn side_by_side(columns: &[&[f32]], spec: ImageSpec, inverted: bool) -> RgbImage {
+fn side_by_side(columns: &[&[f32]], spec: &ImageSpec, inverted: bool) -> RgbImage {
     let (w, h) = (spec.width as u32, spec.height as u32);
     let area = (w * h) as usize;
     let level = |v: f32| if inverted { 255 - to_byte(v) } else { to_byte(v) };

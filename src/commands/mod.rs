@@ -177,7 +177,7 @@ impl LoadedRun {
     /// for a run trained on vectors.
     pub fn spec(&self) -> Result<ImageSpec> {
         let input = &self.manifest.model.input;
-        input.image().copied().with_context(|| {
+        input.image().cloned().with_context(|| {
             format!(
                 "this works on images, and {} was trained on {}",
                 self.run.path().display(),

@@ -430,7 +430,7 @@ mod tests {
         // names a size that works, and that size validates.
         let photos =
             ImageSpec { color: crate::data::spec::Color::Rgb, ..ImageSpec::gray(512, 384) };
-        let big = ModelConfig { input: DataSpec::Image(photos), ..model() };
+        let big = ModelConfig { input: DataSpec::Image(photos.clone()), ..model() };
         let e = big.validate().unwrap_err().to_string();
         assert!(e.ends_with("; pass --resize 128x96 (37922064 parameters)"), "{e}");
         let fits = ImageSpec { height: 128, width: 96, ..photos };

@@ -464,7 +464,7 @@ impl ModelConfig {
         let size = Size { height: spec.height as u32, width: spec.width as u32 };
         let smaller = size.within(PRACTICAL_SIDE);
         let (height, width) = (smaller.height as i64, smaller.width as i64);
-        let input = DataSpec::Image(crate::data::spec::ImageSpec { height, width, ..*spec });
+        let input = DataSpec::Image(crate::data::spec::ImageSpec { height, width, ..spec.clone() });
         let n = ModelConfig { input, ..self.clone() }.parameter_count();
         match n <= limit && smaller != size {
             true => format!("; pass {{resize}} {smaller} ({n} parameters)"),

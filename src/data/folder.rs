@@ -8,7 +8,10 @@
 //! otherwise every image under `DIR`, with a fixed 20% of them (chosen by a fixed-seed
 //! shuffle of the sorted paths) as the test split. Labels come from the first folder
 //! level below the split: folder names that are all numbers 0–255 are used as numbers,
-//! other names by their sorted position. Images outside any label folder mean no labels.
+//! other names by their sorted position, and those names are recorded as the run's class
+//! names (`ImageSpec::classes`): a run's later folders are coded by that list, so a folder
+//! holding only some of the classes gets the same codes. Images outside any label folder
+//! mean no labels, as does a folder name a run does not know (with a note).
 
 use super::spec::{Background, Color, ColorChoice, ImageRequest, ImageSpec, Size};
 use super::{split, ImageSet, Split};
@@ -213,7 +216,7 @@ fn assemble(images: Vec<Converted>, color: Color) -> Vec<u8> {
 /// Decodes and converts `files` as `request` asks (`request.size` must be set), all or
 /// nothing: the first unreadable file stops it, named.
 pub fn convert_files(files: &[PathBuf], request: &ImageRequest) -> Result<(Vec<u8>, ImageSpec)> {
-    let request = ImageRequest { skip_unreadable: false, ..*request };
+    let request = ImageRequest { skip_unreadable: false, ..request.clone() };
     convert_kept(files, &request).map(|(values, spec, _)| (values, spec))
 }
 
@@ -247,6 +250,7 @@ fn convert_kept(
         width: size.width as i64,
         background: request.background,
         skip_unreadable: request.skip_unreadable,
+        classes: request.classes.clone(),
     };
     Ok((assemble(converted, color), spec, kept))
 }
@@ -254,7 +258,7 @@ fn convert_kept(
 /// Converts grayscale images (an IDX split) as `request` asks: unchanged when the size
 /// and colour already fit, else resized and, for RGB, the gray plane repeated.
 pub fn convert_gray_set(set: ImageSet, request: &ImageRequest) -> ImageSet {
-    let spec = set.shape;
+    let spec = set.shape.clone();
     let size =
         request.size.unwrap_or(Size { height: spec.height as u32, width: spec.width as u32 });
     let same_size = (size.height as i64, size.width as i64) == (spec.height, spec.width);
@@ -277,6 +281,7 @@ pub fn convert_gray_set(set: ImageSet, request: &ImageRequest) -> ImageSet {
         width: size.width as i64,
         background: request.background,
         skip_unreadable: request.skip_unreadable,
+        classes: request.classes.clone(),
     };
     let values = assemble(converted, color);
     ImageSet { values, shape: spec, labels: set.labels, ids: None, files: set.files }
@@ -291,9 +296,7 @@ pub fn has_images(dir: &Path) -> bool {
 /// `request` asks. Without a requested size every image of the folder (both splits) must
 /// have the same one.
 pub fn load_split(dir: &Path, which: Split, request: &ImageRequest) -> Result<ImageSet> {
-    let train_dir = dir.join("train");
-    let (train_files, test_files, root) = if train_dir.is_dir() {
-        let test_dir = [dir.join("test"), dir.join("t10k")].into_iter().find(|d| d.is_dir());
+    let (train_files, test_files, root) = if let Some((train_dir, test_dir)) = split_folders(dir) {
         let test = match (&test_dir, which) {
             (Some(d), _) => files(d)?,
             (None, Split::Test) => {
@@ -333,14 +336,31 @@ pub fn load_split(dir: &Path, which: Split, request: &ImageRequest) -> Result<Im
         None => common_size(dir, train_files.iter().chain(&test_files), request.skip_unreadable)
             .map_err(|e| skip_hint(e, request))?,
     };
-    let (pixels, spec, kept) = convert_kept(chosen, &ImageRequest { size: Some(size), ..*request })
-        .map_err(|e| skip_hint(e, request))?;
+    let (pixels, spec, kept) =
+        convert_kept(chosen, &ImageRequest { size: Some(size), ..request.clone() })
+            .map_err(|e| skip_hint(e, request))?;
     if kept.is_empty() {
         bail!("{} holds no readable images", dir.display());
     }
-    let labels = labels(&kept, &base, &label_names(dir, &root)?);
+    let (labels, classes) = labels(&kept, &base, &label_names(dir, &root)?, &request.classes);
     let files = kept.iter().map(|f| f.strip_prefix(dir).unwrap_or(f).into()).collect();
-    Ok(ImageSet { values: pixels, shape: spec, labels, ids: None, files: Some(files) })
+    let shape = ImageSpec { classes, ..spec };
+    Ok(ImageSet { values: pixels, shape, labels, ids: None, files: Some(files) })
+}
+
+/// `DIR/train` and `DIR/test` (or `t10k`), when the folder is laid out in splits.
+fn split_folders(dir: &Path) -> Option<(PathBuf, Option<PathBuf>)> {
+    let train_dir = dir.join("train");
+    let test_dir = [dir.join("test"), dir.join("t10k")].into_iter().find(|d| d.is_dir());
+    train_dir.is_dir().then_some((train_dir, test_dir))
+}
+
+/// The class names a new run on the image folder `dir` records (its label folders,
+/// sorted); none when the folders are numbered.
+pub fn class_names(dir: &Path) -> Result<Vec<String>> {
+    let names = label_names(dir, &split_folders(dir))?;
+    let numbered = names.iter().all(|n| n.parse::<u8>().is_ok());
+    Ok(if numbered || names.len() > 256 { Vec::new() } else { names })
 }
 
 /// A file that stopped reading a folder, with the flag that leaves such files out (a
@@ -445,7 +465,8 @@ fn is_image(path: &Path) -> bool {
         .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
 }
 
-/// The label folder names of the whole dataset (train and test alike), sorted.
+/// The label folder names of the whole dataset (train and test alike; hidden folders
+/// such as `.ipynb_checkpoints` aside), sorted.
 fn label_names(dir: &Path, root: &Option<(PathBuf, Option<PathBuf>)>) -> Result<Vec<String>> {
     let bases: Vec<PathBuf> = match root {
         Some((train, test)) => std::iter::once(train.clone()).chain(test.clone()).collect(),
@@ -457,32 +478,68 @@ fn label_names(dir: &Path, root: &Option<(PathBuf, Option<PathBuf>)>) -> Result<
             std::fs::read_dir(&base).with_context(|| format!("listing {}", base.display()))?
         {
             let path = entry?.path();
-            if path.is_dir() {
-                names.insert(path.file_name().unwrap_or_default().to_string_lossy().into_owned());
+            let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+            if path.is_dir() && !name.starts_with('.') {
+                names.insert(name);
             }
         }
     }
     Ok(names.into_iter().collect())
 }
 
-/// Labels for `files` under `base`, or `None` when any file is outside a label folder or
-/// there are more than 256 classes.
-fn labels(files: &[PathBuf], base: &Path, names: &[String]) -> Option<Vec<u8>> {
-    let numeric: Option<Vec<u8>> = names.iter().map(|n| n.parse::<u8>().ok()).collect();
-    if names.is_empty() || names.len() > 256 {
-        return None;
-    }
+/// The label folder of each of `files` under `base`, or `None` when any file lies outside
+/// one.
+fn label_folders(files: &[PathBuf], base: &Path) -> Option<Vec<String>> {
     files
         .iter()
         .map(|f| {
-            let rel = f.strip_prefix(base).ok()?;
-            let mut parts = rel.components();
+            let mut parts = f.strip_prefix(base).ok()?.components();
             let first = parts.next()?.as_os_str().to_string_lossy().into_owned();
             parts.next()?; // the file itself must lie below the label folder
-            let pos = names.iter().position(|n| *n == first)?;
-            Some(numeric.as_ref().map_or(pos as u8, |num| num[pos]))
+            Some(first)
         })
         .collect()
+}
+
+/// Labels for `files` under `base` and the class names they index. With a run's class
+/// names (`recorded`) a folder is coded by its place among them, and a folder they lack
+/// leaves the images unlabelled (with a note). Without, the folders `names` (all of the
+/// dataset's) are numbers used as such, or names coded by their sorted place and returned.
+/// No labels when a file lies outside a label folder or there are more than 256 classes.
+fn labels(
+    files: &[PathBuf],
+    base: &Path,
+    names: &[String],
+    recorded: &[String],
+) -> (Option<Vec<u8>>, Vec<String>) {
+    let Some(folders) = label_folders(files, base) else {
+        return (None, recorded.to_vec());
+    };
+    if !recorded.is_empty() {
+        let codes: Result<Vec<u8>, &String> = folders
+            .iter()
+            .map(|f| recorded.iter().position(|c| c == f).map(|i| i as u8).ok_or(f))
+            .collect();
+        if let Err(unknown) = &codes {
+            crate::log::note(format_args!(
+                "note: the folder '{unknown}' in {} is not one of the run's classes ({}); the \
+                 images are read without labels",
+                base.display(),
+                recorded.join(", ")
+            ));
+        }
+        return (codes.ok(), recorded.to_vec());
+    }
+    if names.is_empty() || names.len() > 256 {
+        return (None, Vec::new());
+    }
+    let numeric: Option<Vec<u8>> = names.iter().map(|n| n.parse::<u8>().ok()).collect();
+    let code = |f: &String| -> Option<u8> {
+        let pos = names.iter().position(|n| n == f)?;
+        Some(numeric.as_ref().map_or(pos as u8, |num| num[pos]))
+    };
+    let classes = if numeric.is_some() { Vec::new() } else { names.to_vec() };
+    (folders.iter().map(code).collect(), classes)
 }
 
 #[cfg(test)]
@@ -494,8 +551,8 @@ mod tests {
         GrayImage::from_pixel(w, h, image::Luma([v])).save(path).unwrap();
     }
 
-    fn load(dir: &Path, which: Split, request: ImageRequest) -> Result<ImageSet> {
-        load_split(dir, which, &request)
+    fn load(dir: &Path, which: Split, request: &ImageRequest) -> Result<ImageSet> {
+        load_split(dir, which, request)
     }
 
     #[test]
@@ -510,7 +567,7 @@ mod tests {
         let mut err = String::new();
         let mut listed = Vec::new();
         let lines = crate::log::tests::lines_of(|| {
-            let e = load(dir.path(), Split::Train, ImageRequest::default()).unwrap_err();
+            let e = load(dir.path(), Split::Train, &ImageRequest::default()).unwrap_err();
             err = e.to_string();
             listed = skipped_files(dir.path()).unwrap();
         });
@@ -534,7 +591,7 @@ mod tests {
         for (i, w) in [384, 384, 300].into_iter().enumerate() {
             png(&photos.path().join(format!("p{i}.png")), w, 512, 0);
         }
-        let err = load(photos.path(), Split::Train, ImageRequest::default()).unwrap_err();
+        let err = load(photos.path(), Split::Train, &ImageRequest::default()).unwrap_err();
         assert!(
             err.to_string().ends_with(
                 "pass --resize 128x96 to convert them all to one size (the most common, \
@@ -544,8 +601,8 @@ mod tests {
         );
         let resized =
             ImageRequest { size: Some(Size { height: 6, width: 5 }), ..Default::default() };
-        let train = load(dir.path(), Split::Train, resized).unwrap();
-        let test = load(dir.path(), Split::Test, resized).unwrap();
+        let train = load(dir.path(), Split::Train, &resized).unwrap();
+        let test = load(dir.path(), Split::Test, &resized).unwrap();
         assert_eq!((train.len(), test.len()), (8, 2));
         assert_eq!((train.shape.height, train.shape.width, train.shape.color), (6, 5, Color::Gray));
         assert_eq!(test.values.len(), 2 * 30);
@@ -564,23 +621,23 @@ mod tests {
         // A black mark on a transparent ground: half-transparent black over white.
         rgba(&dir.path().join("train/b.png"), 2, 2, [0, 0, 0, 128]);
         png(&dir.path().join("test/c.png"), 2, 2, 77);
-        let auto = load(dir.path(), Split::Train, ImageRequest::default()).unwrap();
+        let auto = load(dir.path(), Split::Train, &ImageRequest::default()).unwrap();
         assert_eq!(auto.shape.color, Color::Rgb);
         // Planes: RRRR GGGG BBBB, then the flattened gray image repeated in each plane.
         let mut want = [[200u8; 4], [10; 4], [0; 4]].concat();
         want.extend([127u8; 12]); // (0·128 + 255·127 + 127) / 255
         assert_eq!(auto.values, want);
         // The test split follows the training spec: gray files become three equal planes.
-        let test = load(dir.path(), Split::Test, auto.shape.request()).unwrap();
-        assert_eq!((test.shape, test.values.clone()), (auto.shape, vec![77; 12]));
+        let test = load(dir.path(), Split::Test, &auto.shape.request()).unwrap();
+        assert_eq!((test.shape, test.values.clone()), (auto.shape.clone(), vec![77; 12]));
         let black = ImageRequest { background: Background::Black, ..auto.shape.request() };
-        let on_black = load(dir.path(), Split::Train, black).unwrap();
+        let on_black = load(dir.path(), Split::Train, &black).unwrap();
         assert_eq!(&on_black.values[12..], &[0u8; 12]);
         let ignore = ImageRequest { background: Background::Ignore, ..auto.shape.request() };
-        assert_eq!(&load(dir.path(), Split::Train, ignore).unwrap().values[12..], &[0u8; 12]);
+        assert_eq!(&load(dir.path(), Split::Train, &ignore).unwrap().values[12..], &[0u8; 12]);
         // Gray: Rec. 709 luma of (200, 10, 0) = 42.5 + 7.2 → 50.
         let gray = ImageRequest { color: ColorChoice::Gray, ..Default::default() };
-        let gray = load(dir.path(), Split::Train, gray).unwrap();
+        let gray = load(dir.path(), Split::Train, &gray).unwrap();
         assert_eq!(gray.shape.color, Color::Gray);
         assert_eq!(gray.values, [[50u8; 4], [127; 4]].concat());
     }
@@ -597,7 +654,7 @@ mod tests {
         let want = DynamicImage::ImageRgb16(deep).to_luma8().into_raw();
         let gray = ImageRequest { color: ColorChoice::Gray, ..Default::default() };
         let (train, test) = (Split::Train, Split::Test);
-        let got = load(dir.path(), train, gray).or_else(|_| load(dir.path(), test, gray));
+        let got = load(dir.path(), train, &gray).or_else(|_| load(dir.path(), test, &gray));
         assert_eq!(got.unwrap().values, want);
     }
 
@@ -610,13 +667,20 @@ mod tests {
                 png(&dir.path().join("test").join(class).join(format!("{i}.png")), 4, 4, 0);
             }
         }
-        let train = load(dir.path(), Split::Train, ImageRequest::default()).unwrap();
+        let train = load(dir.path(), Split::Train, &ImageRequest::default()).unwrap();
         assert_eq!(train.labels, Some(vec![3, 3, 7, 7, 7]));
         let names = vec!["cat".to_string(), "dog".to_string()];
         let files = vec![PathBuf::from("/d/dog/1.png"), PathBuf::from("/d/cat/2.png")];
-        assert_eq!(labels(&files, Path::new("/d"), &names), Some(vec![1, 0]));
+        assert_eq!(train.shape.classes, Vec::<String>::new(), "numbers need no names");
+        let d = Path::new("/d");
+        assert_eq!(labels(&files, d, &names, &[]), (Some(vec![1, 0]), names.clone()));
         let loose = vec![PathBuf::from("/d/1.png")];
-        assert_eq!(labels(&loose, Path::new("/d"), &names), None);
+        assert_eq!(labels(&loose, d, &names, &[]).0, None);
+        // A run's recorded names code the folders; one it lacks means no labels.
+        let recorded = ["ant", "dog", "cat"].map(String::from);
+        assert_eq!(labels(&files, d, &names, &recorded).0, Some(vec![1, 2]));
+        let fox = vec![PathBuf::from("/d/fox/1.png")];
+        assert_eq!(labels(&fox, d, &names, &recorded), (None, recorded.to_vec()));
     }
 
     #[test]
@@ -625,14 +689,14 @@ mod tests {
         png(&dir.path().join("ok.png"), 4, 4, 0);
         std::fs::write(dir.path().join("zero.png"), []).unwrap();
         let any = ImageRequest { size: Some(Size { height: 4, width: 4 }), ..Default::default() };
-        let both = load(dir.path(), Split::Train, any).and(load(dir.path(), Split::Test, any));
+        let both = load(dir.path(), Split::Train, &any).and(load(dir.path(), Split::Test, &any));
         let err = format!("{:#}", both.unwrap_err());
         assert!(err.contains("zero.png") && err.contains("not a readable image"), "{err}");
 
         let empty = tempfile::tempdir().unwrap();
         std::fs::write(empty.path().join("a.txt"), "x").unwrap();
         let err =
-            load(empty.path(), Split::Train, ImageRequest::default()).unwrap_err().to_string();
+            load(empty.path(), Split::Train, &ImageRequest::default()).unwrap_err().to_string();
         assert!(err.contains("holds no training images"), "{err}");
     }
 }

@@ -91,14 +91,18 @@ impl Kind {
     pub fn prepare(self, path: &Path, new: &NewRun, cfg: &TrainConfig) -> Result<Prepared> {
         match self {
             Kind::Images => {
-                let names = new.vectors.classes;
-                let classes =
-                    names.map(|names| vectors::image_class_codes(names, "classes")).transpose()?;
+                let classes = match new.vectors.classes {
+                    Some(given) => {
+                        let known = super::image_class_names(path)?;
+                        Some(vectors::image_class_codes(given, &known, "classes")?)
+                    }
+                    None => None,
+                };
                 let cfg = TrainConfig { classes: classes.clone(), ..cfg.clone() };
                 let (train, val) = super::training_sets(path, &cfg, new.image)?;
                 let test = super::load_split(path, Split::Test, &train.shape.request())?;
                 Ok(Prepared {
-                    input: DataSpec::Image(train.shape),
+                    input: DataSpec::Image(train.shape.clone()),
                     train: Rows::Images(train),
                     val: Rows::Images(val),
                     test: Rows::Images(test),

@@ -101,6 +101,23 @@ pub fn training_sets(
     Ok((all.select(&train), all.select(&val)))
 }
 
+/// Whether `dir` is a folder of image files rather than MNIST-style IDX files.
+fn is_image_folder(dir: &Path) -> bool {
+    let is_idx = find(dir, Split::Train.prefix(), "images-idx3-ubyte").is_some()
+        || find(dir, Split::Test.prefix(), "images-idx3-ubyte").is_some();
+    !is_idx && folder::has_images(dir)
+}
+
+/// The class names a new run on the images in `dir` records: an image folder's label
+/// folders unless they are numbered; none for IDX files, whose labels are numbers.
+pub fn image_class_names(dir: &Path) -> Result<Vec<String>> {
+    if is_image_folder(dir) {
+        folder::class_names(dir)
+    } else {
+        Ok(Vec::new())
+    }
+}
+
 /// Loads one split of a data folder, converted as `request` asks: MNIST-style IDX files
 /// when the folder has them (`<prefix>-images-idx3-ubyte[.gz]` and, when present,
 /// `<prefix>-labels-idx1-ubyte[.gz]`), else the image files below it (see `folder`).
@@ -117,9 +134,7 @@ pub fn load_split(dir: &Path, split: Split, request: &ImageRequest) -> Result<Im
         bail!("data folder {} does not exist{hint}", dir.display());
     }
     let prefix = split.prefix();
-    let is_idx = find(dir, Split::Train.prefix(), "images-idx3-ubyte").is_some()
-        || find(dir, Split::Test.prefix(), "images-idx3-ubyte").is_some();
-    if !is_idx && folder::has_images(dir) {
+    if is_image_folder(dir) {
         return folder::load_split(dir, split, request);
     }
     let images_path = find(dir, prefix, "images-idx3-ubyte").with_context(|| {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use tch::{Device, Kind, Tensor};
 
 /// How wide a row is, and what else its kind knows about it.
-pub trait Shape: Copy + std::fmt::Debug + PartialEq {
+pub trait Shape: Clone + std::fmt::Debug + PartialEq {
     /// Values per row.
     fn width(&self) -> usize;
 }
@@ -81,7 +81,7 @@ impl<V: tch::kind::Element + Copy, S: Shape> RowSet<V, S> {
         }
         RowSet {
             values,
-            shape: self.shape,
+            shape: self.shape.clone(),
             labels: self.labels.as_ref().map(|l| pick(l, indices)),
             ids: self.ids.as_ref().map(|l| pick(l, indices)),
             files: self.files.as_ref().map(|f| indices.iter().map(|&i| f[i].clone()).collect()),
@@ -103,33 +103,11 @@ impl<V: tch::kind::Element + Copy, S: Shape> RowSet<V, S> {
         }
         RowSet {
             values,
-            shape: self.shape,
+            shape: self.shape.clone(),
             labels: join(&self.labels, &other.labels),
             ids: join(&self.ids, &other.ids),
             files: join(&self.files, &other.files),
         }
-    }
-
-    /// The rows whose label is in `classes`. Fails when there are no labels or a class
-    /// never occurs; `source` names the data in the message.
-    pub fn with_classes(&self, classes: &[u8], source: &Path) -> Result<Self> {
-        let Some(labels) = &self.labels else {
-            let problem = format!("needs labels, but {} has no labels file", source.display());
-            return Err(Invalid::of("classes", problem).into());
-        };
-        let mut present = [false; 256];
-        labels.iter().for_each(|&l| present[l as usize] = true);
-        if let Some(c) = classes.iter().find(|&&c| !present[c as usize]) {
-            let known: Vec<usize> = (0..256).filter(|&l| present[l]).collect();
-            let problem = format!(
-                "{{classes}}: unknown class {c}; the labels in {} are {known:?}",
-                source.display()
-            );
-            return Err(Invalid::plain(problem).into());
-        }
-        let keep: Vec<usize> =
-            (0..labels.len()).filter(|&i| classes.contains(&labels[i])).collect();
-        Ok(self.select(&keep))
     }
 
     /// The rows as stored, an `[N, width]` tensor on `device` (u8 images, f32 features);
@@ -181,6 +159,37 @@ macro_rules! map {
             Rows::Vectors($set) => Rows::Vectors($body),
         }
     };
+}
+
+impl ImageSet {
+    /// The images whose label is in `classes`. Fails when there are no labels or a class
+    /// has no image; `source` names the data in the message.
+    pub fn with_classes(&self, classes: &[u8], source: &Path) -> Result<Self> {
+        let Some(labels) = &self.labels else {
+            let problem = format!("needs labels, but {} has no labels file", source.display());
+            return Err(Invalid::of("classes", problem).into());
+        };
+        let mut present = [false; 256];
+        labels.iter().for_each(|&l| present[l as usize] = true);
+        let name = |c: usize| self.shape.classes.get(c).cloned().unwrap_or_else(|| c.to_string());
+        if let Some(&c) = classes.iter().find(|&&c| !present[c as usize]) {
+            let known: Vec<String> = (0..256).filter(|&l| present[l]).map(name).collect();
+            let problem = if (c as usize) < self.shape.classes.len() {
+                format!("no training image has class '{}'", name(c as usize))
+            } else {
+                format!("unknown class {c}")
+            };
+            let problem = format!(
+                "{{classes}}: {problem}; the labels in {} are [{}]",
+                source.display(),
+                known.join(", ")
+            );
+            return Err(Invalid::plain(problem).into());
+        }
+        let keep: Vec<usize> =
+            (0..labels.len()).filter(|&i| classes.contains(&labels[i])).collect();
+        Ok(self.select(&keep))
+    }
 }
 
 impl Rows {

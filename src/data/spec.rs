@@ -143,23 +143,30 @@ impl DataSpec {
         }
     }
 
-    /// The name of label code `code`: the number itself for images, the recorded label
-    /// for vectors.
-    pub fn class_name(&self, code: u8) -> String {
+    /// The class names a label code indexes: a vector run's labels, an image folder's
+    /// label folders; empty when the codes are the labels themselves (numbered folders,
+    /// IDX files, runs made before image class names were recorded).
+    pub fn classes(&self) -> &[String] {
         match self {
-            DataSpec::Vector(v) | DataSpec::Series(v, _) if (code as usize) < v.classes.len() => {
-                v.classes[code as usize].clone()
-            }
-            _ => code.to_string(),
+            DataSpec::Vector(v) | DataSpec::Series(v, _) => &v.classes,
+            DataSpec::Image(s) => &s.classes,
         }
     }
 
-    /// A class for JSON output: image digits stay numbers, as they always were; a vector
-    /// class is its name from the label column.
+    /// The name of label code `code`: the recorded class name, else the number itself.
+    pub fn class_name(&self, code: u8) -> String {
+        match self.classes().get(code as usize) {
+            Some(name) => name.clone(),
+            None => code.to_string(),
+        }
+    }
+
+    /// A class for JSON output: its name when the run records class names; numbered image
+    /// labels (digits) stay numbers, as they always were.
     pub fn class_value(&self, code: u8) -> serde_json::Value {
         match self {
-            DataSpec::Vector(_) | DataSpec::Series(..) => self.class_name(code).into(),
-            DataSpec::Image(_) => code.into(),
+            DataSpec::Image(s) if s.classes.is_empty() => code.into(),
+            _ => self.class_name(code).into(),
         }
     }
 
@@ -287,7 +294,7 @@ pub fn to_byte(v: f32) -> u8 {
 }
 
 /// Images of one size and colour: the model's input and the conversion that makes it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageSpec {
     pub color: Color,
     pub height: i64,
@@ -298,6 +305,11 @@ pub struct ImageSpec {
     /// `train`) instead of stopping the command (`--skip-unreadable`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub skip_unreadable: bool,
+    /// The label folders' names, a label's position its code, when the folders are not
+    /// named by numbers (numbered folders, and IDX files, give the number as the code).
+    /// Runs made before it was recorded have none and show codes as numbers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<String>,
 }
 
 impl ImageSpec {
@@ -309,6 +321,7 @@ impl ImageSpec {
             width,
             background: Background::White,
             skip_unreadable: false,
+            classes: Vec::new(),
         }
     }
 
@@ -328,6 +341,7 @@ impl ImageSpec {
             size: Some(Size { height: self.height as u32, width: self.width as u32 }),
             background: self.background,
             skip_unreadable: self.skip_unreadable,
+            classes: self.classes.clone(),
         }
     }
 }
@@ -379,7 +393,7 @@ impl FromStr for Size {
 /// How image files are to be converted: what `load_split` is asked for. A run's flags
 /// make one (`auto` colour, the images' own size); a trained run's spec makes a fixed
 /// one, so any other files are converted the same way.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ImageRequest {
     pub color: ColorChoice,
     /// Resize every image to this; `None`: the images' common size (mixed sizes refused).
@@ -387,6 +401,9 @@ pub struct ImageRequest {
     pub background: Background,
     /// Leave out a folder's files that cannot be read as images (see `ImageSpec`).
     pub skip_unreadable: bool,
+    /// A run's class names: label folders are coded by their place among these. Empty
+    /// for a new run, whose folders are coded by their own (sorted) names.
+    pub classes: Vec<String>,
 }
 
 /// Colour of the images as the model sees them.

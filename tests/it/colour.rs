@@ -44,7 +44,7 @@ fn pytorch_round_trip(d: &Path, run: &Path, exported: &Path) {
     let arch = manifest["model"]["layers"].to_string();
     let spec: ae_tch::data::spec::DataSpec =
         serde_json::from_value(manifest["model"]["input"].clone()).unwrap();
-    let spec = *spec.image().expect("an image run");
+    let spec = spec.image().expect("an image run").clone();
     let test =
         ae_tch::data::load_split(&emoji(), ae_tch::data::Split::Test, &spec.request()).unwrap();
     let values: Vec<f64> = test.values.iter().map(|&v| v as f64 / 255.0).collect();

@@ -254,3 +254,67 @@ fn a_folder_of_images_trains_and_evaluates_at_its_own_size() {
         "or a folder of .png/.jpg/.jpeg/.webp/.bmp/.tif/.tiff images",
     ]);
 }
+
+/// Label folders are the class names everywhere: recorded in the run, accepted by
+/// `--normal-classes` and `--classes` (their codes as numbers still work), written in
+/// the scores and the summary, and used to code a later folder that holds only some of
+/// them. A class the scored rows lack is a note, not "does not occur".
+#[test]
+fn folder_names_are_the_class_names() {
+    let dir = tempdir();
+    let data = dir.path().join("photos");
+    let class = |label: u8| match label {
+        0 => "nature",
+        1 => "people",
+        _ => "things",
+    };
+    for (i, (img, label)) in digits(240).into_iter().enumerate() {
+        let folder = data.join(class(label));
+        std::fs::create_dir_all(&folder).unwrap();
+        imageops::resize(&img, 12, 12, imageops::FilterType::Triangle)
+            .save(folder.join(format!("{i}.png")))
+            .unwrap();
+    }
+    // A notebook's hidden folder is not a class and shifts no code.
+    std::fs::create_dir_all(data.join(".ipynb_checkpoints")).unwrap();
+    ae(dir.path(), &quick_train(&data, &dir.path().join("run"), &["--epochs", "1"])).ok();
+    let m = read_json(&dir.path().join("run/model.json"));
+    assert_eq!(m["model"]["input"]["classes"], serde_json::json!(["nature", "people", "things"]));
+
+    let anomaly = |extra: &[&str]| {
+        let args = [&["anomaly", "--run", "run", "--json", "--no-baselines"], extra].concat();
+        let out = ae(dir.path(), &args).ok();
+        (serde_json::from_str::<serde_json::Value>(out.stdout.trim()).unwrap(), out.stderr)
+    };
+    let (by_name, _) = anomaly(&["--normal-classes", "nature", "-o", "named.csv"]);
+    assert_eq!(by_name["normal_classes"], serde_json::json!(["nature"]));
+    let (by_code, _) = anomaly(&["--normal-classes", "0"]);
+    assert_eq!(by_code["roc_auc"], by_name["roc_auc"], "a code names the same class");
+    let scores = std::fs::read_to_string(dir.path().join("named.csv")).unwrap();
+    assert!(scores.starts_with("index,file,label,score"), "{scores}");
+    let labels: std::collections::BTreeSet<&str> =
+        scores.lines().skip(1).map(|l| l.split(',').nth(2).unwrap()).collect();
+    assert_eq!(labels, ["nature", "people", "things"].into());
+    ae(dir.path(), &["anomaly", "--run", "run", "--normal-classes", "natur"])
+        .fails_with(&["--normal-classes: unknown class 'natur'", "'nature', 'people', 'things'"]);
+
+    // A new folder with people/ alone: coded by the run's list, not as class 0.
+    let new = dir.path().join("new");
+    copy_dir(&data.join("people"), &new.join("people"));
+    let (only, stderr) = anomaly(&["--data", "new", "--normal-classes", "people,nature"]);
+    assert!(stderr.contains("note: no scored row has the normal class nature"), "{stderr}");
+    assert_eq!(only["normal_classes"], serde_json::json!(["people", "nature"]));
+    let odd = dir.path().join("odd");
+    copy_dir(&data.join("people"), &odd.join("cars"));
+    let (_, stderr) = anomaly(&["--data", "odd"]);
+    assert!(
+        stderr.contains("the folder 'cars' in") && stderr.contains("read without labels"),
+        "{stderr}"
+    );
+
+    // Training on some classes by name.
+    let some = dir.path().join("some");
+    let args = quick_train(&data, &some, &["--epochs", "1", "--classes", "people,things"]);
+    ae(dir.path(), &args).ok();
+    assert_eq!(read_json(&some.join("model.json"))["train"]["classes"], serde_json::json!([1, 2]));
+}

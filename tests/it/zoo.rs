@@ -99,7 +99,7 @@ fn early_stopping_stops_and_restores_the_best_weights() {
     };
     let (train_set, val_set) = data::training_sets(&mnist(), &cfg, &Default::default()).unwrap();
     let model_cfg = ModelConfig {
-        input: ae_tch::data::spec::DataSpec::Image(train_set.shape),
+        input: ae_tch::data::spec::DataSpec::Image(train_set.shape.clone()),
         layers: Layers::Mlp { hidden: vec![512], tied_weights: false },
         latent: 64,
         activation: Activation::Relu,

@@ -187,8 +187,10 @@ fn reference_scores(
 }
 
 /// Which rows are anomalies: those whose label is not one of the `normal` classes;
-/// `None` without normal classes. A normal class that no row has is refused (a typo
-/// would make every row anomalous), as are normal classes without labels.
+/// `None` without normal classes. A normal class that no scored row has gets a note when
+/// the run names its classes (the name was checked against them), and is refused when the
+/// labels are bare numbers (a typo would make every row anomalous), as are normal classes
+/// without labels.
 fn truth(
     normal: Option<&[u8]>,
     labels: Option<&[u8]>,
@@ -197,7 +199,18 @@ fn truth(
     match (normal, labels) {
         (Some(classes), Some(labels)) => {
             let known: BTreeSet<u8> = labels.iter().copied().collect();
-            if let Some(&c) = classes.iter().find(|c| !known.contains(c)) {
+            let absent: Vec<String> = classes
+                .iter()
+                .filter(|c| !known.contains(c))
+                .map(|&c| input.class_name(c))
+                .collect();
+            if !absent.is_empty() && !input.classes().is_empty() {
+                crate::log::note(format_args!(
+                    "note: no scored row has the normal {} {}",
+                    if absent.len() == 1 { "class" } else { "classes" },
+                    absent.join(", ")
+                ));
+            } else if let Some(&c) = classes.iter().find(|c| !known.contains(c)) {
                 let known: Vec<String> = known.iter().map(|&k| input.class_name(k)).collect();
                 bail!(
                     "--normal-classes: unknown class {}: it does not occur in the data; the labels \

@@ -154,7 +154,7 @@ fn check_resumable(
 /// Refuses image flags given on `--resume` that differ from the run's images.
 fn compare_image_flags(s: &TrainSettings, spec: &ImageSpec, refused: &mut Vec<String>) {
     let recorded = spec.request();
-    let asked_image = s.image;
+    let asked_image = &s.image;
     let name = |v: &dyn Fn() -> Option<clap::builder::PossibleValue>| {
         v().map_or(String::new(), |p| p.get_name().to_string())
     };

@@ -72,8 +72,8 @@ fn quoted(names: &[String]) -> String {
     names.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ")
 }
 
-/// Class names as codes for either kind of data: image labels are numbers 0–255, vector
-/// labels the names recorded in the spec.
+/// Class names as codes for either kind of data: vector labels and an image folder's
+/// label folders by the names recorded in the spec, numbered image labels as numbers.
 pub fn resolve_classes(
     names: &[String],
     spec: &DataSpec,
@@ -81,20 +81,41 @@ pub fn resolve_classes(
 ) -> Result<Vec<u8>> {
     match spec {
         DataSpec::Vector(v) | DataSpec::Series(v, _) => class_codes(names, &v.classes, setting),
-        DataSpec::Image(_) => image_class_codes(names, setting),
+        DataSpec::Image(s) => image_class_codes(names, &s.classes, setting),
     }
 }
 
-/// Image labels are numbers 0–255.
-pub fn image_class_codes(names: &[String], setting: &'static str) -> Result<Vec<u8>> {
+/// Image labels: a label folder's name among `classes` (the folders, sorted), or its code
+/// as a number (what earlier versions showed); numbers 0–255 when the folders are numbered
+/// and there are no names.
+pub fn image_class_codes(
+    names: &[String],
+    classes: &[String],
+    setting: &'static str,
+) -> Result<Vec<u8>> {
     names
         .iter()
-        .map(|n| match n.trim().parse::<u8>() {
-            Ok(code) => Ok(code),
-            Err(_) => {
-                let problem =
-                    format!("{{{setting}}}: '{n}' is not an image label (a number from 0 to 255)");
-                Err(Invalid::plain(problem).into())
+        .map(|n| {
+            let named = classes.iter().position(|c| c == n.trim()).map(|i| i as u8);
+            let number = n.trim().parse::<u8>().ok();
+            match (named, number) {
+                (Some(code), _) => Ok(code),
+                (None, Some(code)) if classes.is_empty() || (code as usize) < classes.len() => {
+                    Ok(code)
+                }
+                _ if classes.is_empty() => {
+                    let problem = format!(
+                        "{{{setting}}}: '{n}' is not an image label (a number from 0 to 255)"
+                    );
+                    Err(Invalid::plain(problem).into())
+                }
+                _ => {
+                    let problem = format!(
+                        "{{{setting}}}: unknown class '{n}'; the classes (label folders) are {}",
+                        quoted(classes)
+                    );
+                    Err(Invalid::plain(problem).into())
+                }
             }
         })
         .collect()
