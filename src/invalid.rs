@@ -11,6 +11,18 @@ pub fn dashed(id: &str) -> String {
     format!("--{}", id.replace('_', "-"))
 }
 
+/// A value as a shell word in a hint to type: as it is when it is plain, else in single
+/// quotes (`'Chins Situps Jumps'`).
+pub fn shell_word(value: &str) -> String {
+    let plain =
+        !value.is_empty() && value.chars().all(|c| c.is_alphanumeric() || "-_.,:=/+@%".contains(c));
+    if plain {
+        value.to_string()
+    } else {
+        format!("'{}'", value.replace('\'', "'\\''"))
+    }
+}
+
 /// Replaces each `{id}` in `text` (an id is lower-case letters, digits and `_`; anything
 /// else between braces, as in a path, is kept as written) by `name(id)`.
 pub fn name_settings(text: &str, name: &dyn Fn(&str) -> String) -> String {

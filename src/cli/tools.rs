@@ -65,6 +65,8 @@ pub struct DataInfoArgs {
     #[command(flatten)]
     pub image: ImageArgs,
     /// A table's column of labels (any text): counted per label, not summed as a number
+    /// [default: a column named label, class, target, y, is_anomaly, anomaly or outlier;
+    /// `none` for no labels]
     #[arg(long, value_name = "NAME")]
     pub label_column: Option<String>,
     #[command(flatten)]

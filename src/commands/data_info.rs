@@ -4,7 +4,7 @@
 
 use crate::cli::DataInfoArgs;
 use crate::data::spec::Reading;
-use crate::data::table::Missing;
+use crate::data::table::{Missing, TextColumns};
 use crate::data::vectors;
 use crate::data::{self, Split};
 use crate::invalid::dashed;
@@ -134,7 +134,9 @@ fn table_info(args: &DataInfoArgs) -> Result<()> {
     // Rows with a missing value are counted apart unless --missing says otherwise.
     let given = args.read.reading();
     let reading = Reading { missing: Some(given.missing.unwrap_or(Missing::Drop)), ..given };
-    let table = vectors::read(path, args.label_column.as_deref(), None, None, &reading)?;
+    let label_column = vectors::label_column_in(path, args.label_column.as_deref(), &reading);
+    let columns = (label_column.as_deref(), None);
+    let table = vectors::read(path, columns, &TextColumns::Found, None, &reading)?;
     let width = table.columns.len();
     let rows = table.rows();
     let columns = table

@@ -285,7 +285,8 @@ fn denoise_vectors(loaded: &super::LoadedRun, spec: &VectorSpec, args: &DenoiseA
         let values = through_model(loaded, &spec.scaling, &rows, args.add_noise)?;
         let all: Vec<usize> = (0..rows.len()).collect();
         let ids = rows.ids.as_deref().unwrap_or(&all);
-        let bytes = table_bytes(path, ids, &spec.columns, &values)?;
+        let (columns, values) = numeric_part(spec, &values);
+        let bytes = table_bytes(path, ids, &columns, &values)?;
         done.push(Written {
             input: path,
             n: rows.len(),
@@ -294,6 +295,17 @@ fn denoise_vectors(loaded: &super::LoadedRun, spec: &VectorSpec, args: &DenoiseA
         });
     }
     write_results(&args.output, done, "rows")
+}
+
+/// The number features and their values, row by row: what denoising writes back (a text
+/// column, one-hot encoded for the model, is written as it was).
+fn numeric_part(spec: &VectorSpec, values: &[f64]) -> (Vec<String>, Vec<f64>) {
+    let groups = spec.groups();
+    let keep: Vec<usize> =
+        groups.iter().filter(|g| g.category.is_none()).map(|g| g.features.start).collect();
+    let columns = keep.iter().map(|&j| spec.columns[j].clone()).collect();
+    let rows = values.chunks_exact(spec.columns.len().max(1));
+    (columns, rows.flat_map(|row| keep.iter().map(move |&j| row[j])).collect())
 }
 
 /// `rows` (scaled) through the model, optionally after Gaussian noise of σ `add_noise`

@@ -130,7 +130,9 @@ impl DataSpec {
                 s.width
             ),
             DataSpec::Vector(_) | DataSpec::Series(..) => {
-                "the features in model.input.columns order, scaled as model.input.scaling says".into()
+                "the features in model.input.columns order (a text column one-hot, as \
+                 model.input.categories lists), scaled as model.input.scaling says"
+                    .into()
             }
         }
     }
@@ -190,6 +192,74 @@ pub struct VectorSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub classes: Vec<String>,
     pub scaling: Scaling,
+    /// The text columns one-hot encoded, each in `columns` as one feature per level (see
+    /// `Category`). Empty when every column is a number.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub categories: Vec<Category>,
+}
+
+impl VectorSpec {
+    /// The file columns the features come from, in order: a one-hot group is its column.
+    pub fn file_columns(&self) -> Vec<String> {
+        feature_groups(&self.columns, &self.categories).into_iter().map(|g| g.name).collect()
+    }
+
+    /// The file columns with the features each spans.
+    pub fn groups(&self) -> Vec<FeatureGroup<'_>> {
+        feature_groups(&self.columns, &self.categories)
+    }
+}
+
+/// A text column one-hot encoded: in place of the column, one feature per level (levels
+/// sorted), named `column=level`, 1 for the row's level and 0 for the others. A value the
+/// run did not see gives 0 in every one of them (the row is still scored; a note counts
+/// such values). Scaled like any other feature.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Category {
+    pub column: String,
+    pub levels: Vec<String>,
+}
+
+/// The most levels a text column may have to be one-hot encoded; one with more is refused
+/// (an identifier or free text, not a category).
+pub const MAX_LEVELS: usize = 50;
+
+impl Category {
+    /// The feature names of the levels, in order.
+    pub fn features(&self) -> impl Iterator<Item = String> + '_ {
+        self.levels.iter().map(|l| format!("{}={l}", self.column))
+    }
+}
+
+/// A file column and the features that come from it: one, or a one-hot group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FeatureGroup<'a> {
+    pub name: String,
+    pub features: std::ops::Range<usize>,
+    pub category: Option<&'a Category>,
+}
+
+/// `features` grouped by the file column each comes from: the `categories`' one-hot
+/// features (consecutive, in level order) are one group each.
+pub fn feature_groups<'a>(
+    features: &[String],
+    categories: &'a [Category],
+) -> Vec<FeatureGroup<'a>> {
+    let mut groups = Vec::new();
+    let mut j = 0;
+    while j < features.len() {
+        let group = categories.iter().find(|c| {
+            c.levels.len() <= features.len() - j
+                && c.features().zip(&features[j..]).all(|(a, b)| a == *b)
+        });
+        let (name, n) = match group {
+            Some(c) => (c.column.clone(), c.levels.len().max(1)),
+            None => (features[j].clone(), 1),
+        };
+        groups.push(FeatureGroup { name, features: j..j + n, category: group });
+        j += n;
+    }
+    groups
 }
 
 /// How a long series became the rows of a run: `window` steps every `hop` steps of the
@@ -632,6 +702,7 @@ mod tests {
             label_column: None,
             classes: vec![],
             scaling: s,
+            categories: vec![],
         });
         let text = serde_json::to_string(&spec).unwrap();
         assert!(

@@ -143,6 +143,7 @@ mod tests {
             columns: (0..6).map(|i| format!("x{i}")).collect(),
             label_column: None,
             classes: vec![],
+            categories: vec![],
             scaling: crate::data::spec::Scaling::fit(
                 crate::data::spec::ScaleKind::Standard,
                 &[0.0; 6],

@@ -64,9 +64,11 @@ fn shuttle_csv_has_the_odds_counts() {
             "V6 {key}: {got} against NumPy's {want}"
         );
     }
-    // Without the label column named, the text column's error names a flag `data info` has.
-    let args = ["data", "info", s(&file)];
-    ae(d.path(), &args).fails_with(&["'Fpv.Close' is not a number", "pass --label-column class"]);
+    // Without the label column named, `class` is found by its name, as train finds it.
+    let found = ae(d.path(), &["data", "info", s(&file), "--json"]).ok();
+    assert!(found.stderr.contains("column 'class' of"), "{}", found.stderr);
+    let again: serde_json::Value = serde_json::from_str(&found.stdout).unwrap();
+    assert_eq!(again["labels"], info["labels"]);
 }
 
 /// Unsupervised, as ADBench measures it: train on the training split anomalies and all,
@@ -650,8 +652,11 @@ fn csv_files_as_people_have_them() {
     let run = train("spaced.csv", "spaced", &[]).ok();
     assert!(run.stderr.contains("read as space-separated"), "{}", run.stderr);
     assert_eq!(features("spaced"), serde_json::json!(["Chins", "Situps", "Jumps"]));
-    train("spaced.csv", "forced", &["--delimiter", "comma"])
-        .fails_with(&["line 2, column 'Chins Situps Jumps': '5 100 60' is not a number"]);
+    train("spaced.csv", "forced", &["--delimiter", "comma"]).fails_with(&[
+        "column 'Chins Situps Jumps' holds text (line 2: '5 100 60') with more than 50 \
+         distinct values: an identifier or free text, not a category to one-hot encode; pass \
+         --ignore-columns 'Chins Situps Jumps' to leave it out",
+    ]);
 
     // A header of numbers gets a note naming the options; with them the file reads, and
     // later files of the run are read the same way without them.
@@ -683,7 +688,8 @@ fn csv_files_as_people_have_them() {
         assert!(run.stderr.contains(note), "{note}:\n{}", run.stderr);
     }
     assert_eq!(features("ids"), serde_json::json!(["a", "b"]));
-    train("ids.csv", "ids2", &[]).fails_with(&["column 'colour': 'red' is not a number"]);
+    train("ids.csv", "ids2", &[]).ok();
+    assert_eq!(features("ids2"), serde_json::json!(["a", "b", "colour=blue", "colour=red"]));
     train("ids.csv", "ids3", &["--ignore-columns", "color"]).fails_with(&[
         "--ignore-columns no column named 'color'; the columns are 'ID', 'a', 'b', 'colour'",
     ]);
@@ -746,4 +752,101 @@ fn vector_runs_repeat_and_resume_exactly() {
     // Salt-and-pepper noise means nothing for scaled features.
     let salt = ["--mode", "denoise", "--noise", "salt-pepper"];
     ae(d, &vector_train(&shuttle(), &d.join("sp"), &salt)).fails_with(&["salt-pepper", "scaled"]);
+}
+
+/// A text column with few distinct values is one-hot encoded: its levels are recorded and
+/// applied to new files (a level the run did not see gives zeros, with a note), `--explain`
+/// names the column and its level, `denoise` writes it back as it was, and a column of
+/// free text is refused with the flag that leaves it out.
+#[test]
+fn text_columns_are_one_hot_encoded() {
+    let dir = tempdir();
+    let d = dir.path();
+    let colours = ["red", "green", "blue"];
+    let (mut train, mut new, mut names) = (
+        String::from("a,b,colour,class\n"),
+        String::from("a,b,colour\n"),
+        String::from("a,name\n"),
+    );
+    for i in 0..300 {
+        let c = i * 7 % 3;
+        let x = c as f32 + 0.1 * (i as f32 * 0.37).sin();
+        let class = if i % 25 == 0 { "odd" } else { "ok" };
+        let colour = if i % 25 == 0 { colours[(c + 1) % 3] } else { colours[c] };
+        train += &format!("{x},{},{colour},{class}\n", 2.0 * x);
+        names += &format!("{i},name{i}\n");
+    }
+    for (i, colour) in ["red", "purple", "blue", "green"].iter().enumerate() {
+        new += &format!("{},{},{colour}\n", i % 3, 2 * (i % 3));
+    }
+    std::fs::write(d.join("train.csv"), &train).unwrap();
+    std::fs::write(d.join("new.csv"), &new).unwrap();
+    std::fs::write(d.join("names.csv"), &names).unwrap();
+
+    let run = ae(d, &vector_train(&d.join("train.csv"), &d.join("run"), &["--epochs", "20"])).ok();
+    assert!(
+        run.stderr.contains(
+            "train.csv: text column 'colour' is one-hot encoded as 3 features (blue, green, red); \
+             if it holds labels, pass --label-column colour"
+        ),
+        "{}",
+        run.stderr
+    );
+    let input = read_json(&d.join("run/model.json"))["model"]["input"].clone();
+    assert_eq!(
+        input["columns"],
+        serde_json::json!(["a", "b", "colour=blue", "colour=green", "colour=red"])
+    );
+    assert_eq!(
+        input["categories"],
+        serde_json::json!([{"column": "colour", "levels": ["blue", "green", "red"]}])
+    );
+    // One-hot: every training row has exactly one level, so the fitted means (each level's
+    // share of the rows) sum to 1 and each spread is sqrt(p (1 - p)).
+    let offset: Vec<f64> =
+        (2..5).map(|j| input["scaling"]["offset"][j].as_f64().unwrap()).collect();
+    assert!((offset.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{offset:?}");
+    for j in 2..5 {
+        let p = offset[j - 2];
+        let scale = input["scaling"]["scale"][j].as_f64().unwrap();
+        assert!((scale - (p * (1.0 - p)).sqrt()).abs() < 1e-6, "{scale} for p = {p}");
+    }
+
+    // New rows without labels, one of a colour the run never saw.
+    let args = ["anomaly", "--run", "run", "--data", "new.csv", "--explain", "4", "--no-baselines"];
+    let scored = ae(d, &[&args[..], &["-o", "new-scores.csv"]].concat()).ok();
+    assert!(
+        scored.stderr.contains(
+            "new.csv: 1 value of text columns the run did not see (the first: 'purple' in \
+             'colour'); their one-hot features are all 0"
+        ),
+        "{}",
+        scored.stderr
+    );
+    assert_eq!(std::fs::read_to_string(d.join("new-scores.csv")).unwrap().lines().count(), 5);
+    let explained = std::fs::read_to_string(d.join("run/explain.csv")).unwrap();
+    let colour_rows: Vec<&str> = explained.lines().filter(|l| l.contains(",colour,")).collect();
+    assert_eq!(colour_rows.len(), 4, "one record per row for the column:\n{explained}");
+    assert!(!explained.contains("colour="), "{explained}");
+    assert!(explained.lines().any(|l| l.contains(",colour,(unseen),")), "{explained}");
+    assert!(explained.lines().any(|l| l.contains(",colour,blue,")), "{explained}");
+
+    // Labelled rows: the odd colours are found.
+    let a = ae(d, &["anomaly", "--run", "run", "--normal-classes", "ok", "--json"]).ok();
+    let a: serde_json::Value = serde_json::from_str(a.stdout.trim()).unwrap();
+    assert!(a["roc_auc"].as_f64().unwrap() > 0.9, "{a}");
+
+    // denoise writes the numbers back and the text column as it was.
+    ae(d, &["denoise", "--run", "run", "new.csv", "-o", "clean"]).ok();
+    let clean = std::fs::read_to_string(d.join("clean/new-denoised.csv")).unwrap();
+    let kept: Vec<&str> = clean.lines().map(|l| l.rsplit(',').next().unwrap()).collect();
+    assert_eq!(kept, ["colour", "red", "purple", "blue", "green"]);
+
+    // Free text is no category.
+    let names = |extra: &[&str]| ae(d, &vector_train(&d.join("names.csv"), &d.join("n"), extra));
+    names(&[]).fails_with(&[
+        "column 'name' holds text (line 2: 'name0') with more than 50 distinct values",
+        "pass --ignore-columns name to leave it out",
+    ]);
+    names(&["--ignore-columns", "name", "--epochs", "1"]).ok();
 }

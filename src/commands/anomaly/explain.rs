@@ -4,7 +4,7 @@
 
 use crate::atomic::write_atomic;
 use crate::commands::LoadedRun;
-use crate::data::spec::{DataSpec, ImageSpec, VectorSpec};
+use crate::data::spec::{Category, DataSpec, FeatureGroup, ImageSpec, VectorSpec};
 use crate::data::{self, Rows};
 use crate::metrics;
 use crate::plot::{self, Format};
@@ -83,17 +83,39 @@ impl FeatureErrors {
     fn share(&self, j: usize) -> f64 {
         self.err[j] / self.total
     }
+
+    /// The errors per file column: a one-hot group's features summed.
+    fn grouped(&self, groups: &[FeatureGroup]) -> FeatureErrors {
+        let err: Vec<f64> =
+            groups.iter().map(|g| self.err[g.features.clone()].iter().sum()).collect();
+        let mut order: Vec<usize> = (0..err.len()).collect();
+        order.sort_by(|&a, &b| err[b].total_cmp(&err[a]).then(a.cmp(&b)));
+        FeatureErrors { err, total: self.total, order }
+    }
+}
+
+/// A one-hot group's values (in the file's units) as the level they stand for: the
+/// highest; for an input (`input`, values 0 or 1), "(unseen)" when none is 1 (a level the
+/// run did not see).
+fn level_of(category: &Category, values: &[f64], input: bool) -> String {
+    let best = (0..values.len()).max_by(|&a, &b| values[a].total_cmp(&values[b]));
+    match best {
+        Some(k) if !input || values[k] >= 0.5 => category.levels[k].clone(),
+        _ => "(unseen)".into(),
+    }
 }
 
 impl Explained<'_> {
-    /// Vector rows: one CSV record per (row, feature), features by their share of the
-    /// row's error; prints the first rows' largest features.
+    /// Vector rows: one CSV record per (row, file column), columns by their share of the
+    /// row's error (a one-hot text column's features summed, its value and reconstruction
+    /// the level set and the level reconstructed highest); prints the first rows' largest.
     fn vectors(&self, input: &DataSpec, spec: &VectorSpec, path: &Path) -> Result<String> {
         let (_, ids) = self.rows.ids();
         let labels = self.rows.labels();
         // Each row's key: its number, its file (windows of a folder), its label.
         let (key_names, keys) = self.rows.key_columns(input);
         let width = spec.columns.len();
+        let groups = spec.groups();
         let (value, recon) = (spec.scaling.to_units(&self.x), spec.scaling.to_units(&self.xhat));
         let mut csv = csv::Writer::from_writer(Vec::new());
         let mut header = vec!["rank"];
@@ -103,16 +125,25 @@ impl Explained<'_> {
         let mut printed = String::new();
         for (rank, &i) in self.top.iter().enumerate() {
             let row = rank * width..(rank + 1) * width;
-            let errors = FeatureErrors::of(&self.x[row.clone()], &self.xhat[row.clone()]);
+            let errors =
+                FeatureErrors::of(&self.x[row.clone()], &self.xhat[row.clone()]).grouped(&groups);
             let (value, recon) = (&value[row.clone()], &recon[row]);
+            // Column j of the input (`is_input`) or the reconstruction `v`, as text.
+            let shown = |v: &[f64], is_input: bool, j: usize, text: fn(f64) -> String| match groups
+                [j]
+                .category
+            {
+                Some(c) => level_of(c, &v[groups[j].features.clone()], is_input),
+                None => text(v[groups[j].features.start]),
+            };
             for &j in &errors.order {
                 let mut record = vec![(rank + 1).to_string()];
                 record.extend(keys[i].iter().cloned());
                 record.extend([
                     self.scores[i].to_string(),
-                    spec.columns[j].clone(),
-                    value[j].to_string(),
-                    recon[j].to_string(),
+                    groups[j].name.clone(),
+                    shown(value, true, j, |v| v.to_string()),
+                    shown(recon, false, j, |v| v.to_string()),
                     format!("{:.6}", errors.share(j)),
                 ]);
                 csv.write_record(&record)?;
@@ -123,8 +154,9 @@ impl Explained<'_> {
                     .iter()
                     .take(EXPLAIN_FEATURES)
                     .map(|&j| {
-                        let (name, share) = (&spec.columns[j], 100.0 * errors.share(j));
-                        format!("{name} {share:.0}% ({} → {})", short(value[j]), short(recon[j]))
+                        let (name, share) = (&groups[j].name, 100.0 * errors.share(j));
+                        let (v, r) = (shown(value, true, j, short), shown(recon, false, j, short));
+                        format!("{name} {share:.0}% ({v} → {r})")
                     })
                     .collect();
                 let label = labels.map(|l| format!(", {}", input.class_name(l[i])));

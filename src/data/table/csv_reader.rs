@@ -1,9 +1,11 @@
 //! Reading a CSV whose first row names the columns into a `Table`: the header checked
 //! and the label and feature columns picked, then every cell of every data row parsed,
-//! missing values counted and refused or their rows dropped.
+//! missing values counted and refused or their rows dropped, and text columns one-hot
+//! encoded when the options ask (found in a first pass for a fresh run).
 
-use super::{label_text, CsvOptions, Missing, Table, TableError};
-use std::collections::HashMap;
+use super::MAX_LEVELS;
+use super::{label_text, Category, CsvOptions, Missing, Table, TableError, TextColumns};
+use std::collections::{BTreeSet, HashMap};
 
 /// Texts that mean "no value" in the CSVs people export (R's NA, pandas' NaN, empty).
 fn is_missing(text: &str) -> bool {
@@ -90,6 +92,53 @@ pub fn csv_reader<'a>(bytes: &'a [u8], format: &CsvFormat) -> (csv::Reader<&'a [
     (reader, format.skip_rows as u64, delimiter)
 }
 
+/// Line numbers in a CSV's text (after the lines skipped), counted from its newlines: the
+/// csv crate's own count falls one behind after a CRLF line end.
+struct Lines<'a> {
+    text: &'a [u8],
+    /// The line of the text's first byte (the file's numbering, skipped lines included).
+    first: u64,
+    /// The byte offset counted up to, and its line.
+    at: usize,
+    line: u64,
+}
+
+impl<'a> Lines<'a> {
+    fn new(bytes: &'a [u8], format: &CsvFormat) -> Lines<'a> {
+        let text = after_lines(bytes, format.skip_rows);
+        let first = 1 + format.skip_rows as u64;
+        Lines { text, first, at: 0, line: first }
+    }
+
+    /// The line of the byte at `position` (positions come in order; an earlier one is
+    /// counted again from the start).
+    fn of(&mut self, position: &csv::Position) -> u64 {
+        // After a CRLF the csv crate starts the next record at the LF.
+        let mut byte = (position.byte() as usize).min(self.text.len());
+        if self.text.get(byte) == Some(&b'\n') {
+            byte += 1;
+        }
+        if byte < self.at {
+            (self.at, self.line) = (0, self.first);
+        }
+        self.line += self.text[self.at..byte].iter().filter(|&&b| b == b'\n').count() as u64;
+        self.at = byte;
+        self.line
+    }
+
+    /// A csv error as ours, at the line it names or else at `fallback`.
+    fn error(&mut self, e: csv::Error, fallback: &csv::Position) -> TableError {
+        let line = match e.position() {
+            Some(p) => self.of(p),
+            None => self.of(fallback),
+        };
+        match e.kind() {
+            csv::ErrorKind::Utf8 { .. } => TableError::NotUtf8 { line },
+            _ => TableError::Csv { line, source: e },
+        }
+    }
+}
+
 /// The column names of a CSV laid out as `format` says: its header line, or `x0`, `x1`,
 /// ... for as many fields as the first line has.
 pub fn csv_header(bytes: &[u8], format: &CsvFormat) -> Result<Vec<String>, TableError> {
@@ -98,7 +147,7 @@ pub fn csv_header(bytes: &[u8], format: &CsvFormat) -> Result<Vec<String>, Table
     match reader.read_byte_record(&mut first) {
         Ok(true) => names_of(&first, format, skipped),
         Ok(false) => Err(TableError::Empty),
-        Err(e) => Err(csv_error(e, 1 + skipped, skipped)),
+        Err(e) => Err(Lines::new(bytes, format).error(e, &csv::Position::new())),
     }
 }
 
@@ -120,13 +169,18 @@ fn names_of(
 
 /// Reads a CSV laid out as `opts.format` says.
 pub fn read_csv(bytes: &[u8], opts: &CsvOptions) -> Result<Table, TableError> {
+    if opts.text == TextColumns::Found {
+        let found = TextColumns::Given(find_categories(bytes, opts)?);
+        return read_csv(bytes, &CsvOptions { text: found, ..opts.clone() });
+    }
     let (mut reader, skipped, delimiter) = csv_reader(bytes, &opts.format);
+    let mut lines = Lines::new(bytes, &opts.format);
     let mut record = csv::ByteRecord::new();
     let mut header = csv::ByteRecord::new();
     match reader.read_byte_record(&mut header) {
         Ok(true) => {}
         Ok(false) => return Err(TableError::Empty),
-        Err(e) => return Err(csv_error(e, 1 + skipped, skipped)),
+        Err(e) => return Err(lines.error(e, &csv::Position::new())),
     }
     let names = names_of(&header, &opts.format, skipped)?;
     let mut columns = Columns::from_header(names, opts)?;
@@ -136,16 +190,83 @@ pub fn read_csv(bytes: &[u8], opts: &CsvOptions) -> Result<Table, TableError> {
         rows.push(&header, 1 + skipped, &columns, opts.missing)?;
     }
     loop {
-        let line = reader.position().line();
+        let before = reader.position().clone();
         match reader.read_byte_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {}
-            Err(e) => return Err(csv_error(e, line + skipped, skipped)),
+            Err(e) => return Err(lines.error(e, &before)),
         }
-        let line = record.position().map_or(line, |p| p.line()) + skipped;
+        let line = lines.of(record.position().unwrap_or(&before));
         rows.push(&record, line, &columns, opts.missing)?;
     }
     rows.finish(columns, opts.missing)
+}
+
+/// The feature columns of a CSV that hold text (a cell that is neither a number nor a
+/// missing value), each with its distinct values, sorted, as the levels of a one-hot
+/// encoding. A column with more than `MAX_LEVELS`, or whose values never repeat (10 rows
+/// or more), is an identifier or free text, and an error naming it. A file the reader
+/// proper refuses (a ragged row, bad UTF-8) is passed over here for it to say why.
+fn find_categories(bytes: &[u8], opts: &CsvOptions) -> Result<Vec<Category>, TableError> {
+    let (mut reader, skipped, delimiter) = csv_reader(bytes, &opts.format);
+    let mut record = csv::ByteRecord::new();
+    if !matches!(reader.read_byte_record(&mut record), Ok(true)) {
+        return Ok(Vec::new());
+    }
+    let refused = CsvOptions { text: TextColumns::Refused, ..opts.clone() };
+    let Ok(columns) = names_of(&record, &opts.format, skipped)
+        .and_then(|names| Columns::from_header(names, &refused))
+    else {
+        return Ok(Vec::new());
+    };
+    let mut seen = vec![Tally::default(); columns.features.len()];
+    let mut look = |record: &csv::ByteRecord, line: u64| {
+        for (p, &i) in columns.features.iter().enumerate() {
+            let Some(t) = record.get(i).and_then(|f| std::str::from_utf8(f).ok()) else {
+                continue;
+            };
+            if is_missing(t) {
+                continue;
+            }
+            let tally = &mut seen[p];
+            tally.values += 1;
+            if tally.distinct.len() <= MAX_LEVELS {
+                tally.distinct.insert(t.to_string());
+            }
+            if tally.text.is_none() && number(t, delimiter != b',').is_err() {
+                tally.text = Some((line, t.to_string()));
+            }
+        }
+    };
+    if opts.format.no_header {
+        look(&record, 1 + skipped);
+    }
+    let mut lines = Lines::new(bytes, &opts.format);
+    while let Ok(true) = reader.read_byte_record(&mut record) {
+        let line = record.position().map_or(lines.line + 1, |p| lines.of(p));
+        look(&record, line);
+    }
+    let mut found = Vec::new();
+    for (Tally { distinct, values, text }, &i) in seen.into_iter().zip(&columns.features) {
+        let Some((line, text)) = text else { continue };
+        let column = columns.names[i].clone();
+        let all_differ = values >= 10 && distinct.len() == values;
+        if distinct.len() > MAX_LEVELS || all_differ {
+            let distinct = all_differ.then_some(values);
+            return Err(TableError::TooManyLevels { column, line, text, distinct });
+        }
+        found.push(Category { column, levels: distinct.into_iter().collect() });
+    }
+    Ok(found)
+}
+
+/// What `find_categories` saw of one feature column: its distinct values (kept to one past
+/// `MAX_LEVELS`), how many values it has, and its first text cell with the line.
+#[derive(Clone, Default)]
+struct Tally {
+    distinct: BTreeSet<String>,
+    values: usize,
+    text: Option<(u64, String)>,
 }
 
 /// The header's column names, and which of them are the label and the features.
@@ -153,6 +274,8 @@ struct Columns {
     names: Vec<String>,
     label: Option<usize>,
     features: Vec<usize>,
+    /// For each feature, the levels it is one-hot encoded by, if it is a text column.
+    encode: Vec<Option<Category>>,
     /// No column was chosen (no `--label-column`, no `--columns`): text in a feature
     /// column of the first row is most often a label, and the error says so.
     hint_labels: bool,
@@ -199,7 +322,15 @@ impl Columns {
             return Err(TableError::NoFeatures(names[label.unwrap_or(0)].clone()));
         }
         let hint_labels = label.is_none() && opts.columns.is_none();
-        Ok(Columns { names, label, features, hint_labels, decimal_comma: false })
+        let given = match &opts.text {
+            TextColumns::Given(categories) => &categories[..],
+            TextColumns::Refused | TextColumns::Found => &[],
+        };
+        let encode = features
+            .iter()
+            .map(|&i| given.iter().find(|c| c.column == names[i]).cloned())
+            .collect();
+        Ok(Columns { names, label, features, encode, hint_labels, decimal_comma: false })
     }
 }
 
@@ -214,6 +345,9 @@ struct Rows {
     missing_rows: usize,
     /// The line and column of the first missing value.
     first_missing: Option<(u64, String)>,
+    /// Text values that are none of their column's levels, and the first's column and text.
+    unseen: usize,
+    first_unseen: Option<(String, String)>,
     /// The feature values of the row being read.
     row_values: Vec<f32>,
 }
@@ -228,6 +362,8 @@ impl Rows {
             missing_cells: 0,
             missing_rows: 0,
             first_missing: None,
+            unseen: 0,
+            first_unseen: None,
             row_values: Vec::with_capacity(columns.features.len()),
         }
     }
@@ -252,12 +388,22 @@ impl Rows {
             |i: usize| std::str::from_utf8(&record[i]).map_err(|_| TableError::NotUtf8 { line });
         self.row_values.clear();
         let mut missing_here = 0;
-        for &i in &columns.features {
+        for (&i, encode) in columns.features.iter().zip(&columns.encode) {
             let t = text(i)?;
+            let width = encode.as_ref().map_or(1, |c| c.levels.len());
             if is_missing(t) {
                 missing_here += 1;
                 self.first_missing.get_or_insert((line, names[i].clone()));
-                self.row_values.push(f32::NAN);
+                self.row_values.extend(std::iter::repeat_n(f32::NAN, width));
+                continue;
+            }
+            if let Some(category) = encode {
+                let level = category.levels.iter().position(|l| l == t);
+                if level.is_none() {
+                    self.unseen += 1;
+                    self.first_unseen.get_or_insert((names[i].clone(), t.to_string()));
+                }
+                self.row_values.extend((0..width).map(|k| (Some(k) == level) as u8 as f32));
                 continue;
             }
             let first_row = self.data_rows == 1;
@@ -314,9 +460,24 @@ impl Rows {
             }
         }
         let names = columns.names;
-        let columns = columns.features.iter().map(|&i| names[i].clone()).collect();
-        let (values, labels, ids) = (self.values, self.labels, self.ids);
-        Ok(Table { values, columns, labels, ids, dropped: self.missing_rows, files: None })
+        let mut features = Vec::new();
+        for (&i, encode) in columns.features.iter().zip(&columns.encode) {
+            match encode {
+                Some(category) => features.extend(category.features()),
+                None => features.push(names[i].clone()),
+            }
+        }
+        let unseen = self.first_unseen.map(|(column, text)| (self.unseen, column, text));
+        Ok(Table {
+            values: self.values,
+            columns: features,
+            labels: self.labels,
+            ids: self.ids,
+            dropped: self.missing_rows,
+            files: None,
+            categories: columns.encode.into_iter().flatten().collect(),
+            unseen,
+        })
     }
 }
 
@@ -339,15 +500,6 @@ fn bad_cell(
     TableError::BadCell { line, column: name.clone(), text: text.to_string(), what, hint }
 }
 
-/// A csv error at `line` (or the line it names, after `skipped` lines) as ours.
-fn csv_error(e: csv::Error, line: u64, skipped: u64) -> TableError {
-    let line = e.position().map_or(line, |p| p.line() + skipped);
-    match e.kind() {
-        csv::ErrorKind::Utf8 { .. } => TableError::NotUtf8 { line },
-        _ => TableError::Csv { line, source: e },
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,6 +518,7 @@ mod tests {
             columns: columns.map(|c| c.iter().map(|s| s.to_string()).collect()),
             missing: Missing::Refuse,
             format: CsvFormat::default(),
+            text: TextColumns::Refused,
         };
         read_csv(text.as_bytes(), &opts)
     }
@@ -413,6 +566,54 @@ mod tests {
         assert!(e.contains("no feature columns"), "{e}");
         let e = read_csv(b"a,b\n1,\xff\n", &CsvOptions::default()).unwrap_err().to_string();
         assert_eq!(e, "line 2: not valid UTF-8 text");
+    }
+
+    /// Line numbers count the file's lines whatever ends them (the csv crate's own count
+    /// falls behind after CRLF), quoted newlines and skipped lines included.
+    #[test]
+    fn line_numbers_hold_for_crlf_and_quoted_newlines() {
+        assert_eq!(
+            csv("a,b\r\n1,2\r\n3,x7\r\n").unwrap_err().to_string(),
+            "line 3, column 'b': 'x7' is not a number"
+        );
+        let e = csv("a,b\n\"1\n\",2\n3,x7\n").unwrap_err().to_string();
+        assert_eq!(e, "line 4, column 'b': 'x7' is not a number");
+        let format = CsvFormat { skip_rows: 2, ..Default::default() };
+        let e = read_csv(b"#\r\n#\r\na,b\r\n1,\r\n", &CsvOptions { format, ..Default::default() });
+        assert!(e.unwrap_err().to_string().contains("line 4, column 'b'"));
+    }
+
+    /// A fresh run finds its text columns and one-hot encodes them by their sorted levels; a
+    /// run's levels code a later file, a value it lacks as zeros, counted.
+    #[test]
+    fn text_columns_are_found_and_one_hot_encoded() {
+        let found = CsvOptions { text: TextColumns::Found, ..Default::default() };
+        let t = read_csv(
+            b"a,c,b\n1,x,2\n3,y,4\n5,x,\n",
+            &CsvOptions { missing: Missing::Drop, ..found.clone() },
+        )
+        .unwrap();
+        assert_eq!(t.columns, ["a", "c=x", "c=y", "b"]);
+        assert_eq!(t.values, [1.0, 1.0, 0.0, 2.0, 3.0, 0.0, 1.0, 4.0]);
+        let levels = vec![Category { column: "c".into(), levels: vec!["x".into(), "y".into()] }];
+        assert_eq!(t.categories, levels);
+        let given = CsvOptions { text: TextColumns::Given(levels), ..Default::default() };
+        let t = read_csv(b"a,c,b\n1,z,2\n3,y,4\n", &given).unwrap();
+        assert_eq!(t.values, [1.0, 0.0, 0.0, 2.0, 3.0, 0.0, 1.0, 4.0]);
+        assert_eq!(t.unseen, Some((1, "c".into(), "z".into())));
+        // Numbers in a text column are levels too; a number column stays one.
+        let t = read_csv(b"n,c\n1,a\n2,3\n", &found).unwrap();
+        assert_eq!(t.columns, ["n", "c=3", "c=a"]);
+        // Free text: too many levels, or values that never repeat.
+        let many: String = (0..60).map(|i| format!("{i},v{}\n", i % 55)).collect();
+        let e = read_csv(format!("n,c\n{many}").as_bytes(), &found).unwrap_err().to_string();
+        assert!(e.contains("with more than 50 distinct values"), "{e}");
+        let ids: String = (0..12).map(|i| format!("{i},v{i}\n")).collect();
+        let e = read_csv(format!("n,c\n{ids}").as_bytes(), &found).unwrap_err().to_string();
+        assert!(
+            e.starts_with("column 'c' holds text (line 2: 'v0') whose 12 values all differ"),
+            "{e}"
+        );
     }
 
     /// Text in the first data row of a column nobody chose is most often a label column.

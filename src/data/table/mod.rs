@@ -7,7 +7,7 @@
 mod csv_reader;
 mod npy;
 
-pub use super::spec::Missing;
+pub use super::spec::{Category, Missing, MAX_LEVELS};
 pub use csv_reader::{csv_header, csv_reader, read_csv, sniff_delimiter, CsvFormat};
 pub use npy::{npy_table, read_npy, read_npz, NpyArray};
 use std::path::Path;
@@ -30,6 +30,11 @@ pub struct Table {
     /// Each row's file, for rows gathered from several (the windows of a folder of
     /// series); `None` for rows of one file.
     pub files: Option<Vec<Arc<Path>>>,
+    /// The text columns one-hot encoded among `columns` (see `Category`).
+    pub categories: Vec<Category>,
+    /// Values of those columns that are none of their levels (each row's features for it
+    /// are all 0): how many, and the first's column and text.
+    pub unseen: Option<(usize, String, String)>,
 }
 
 impl Table {
@@ -53,7 +58,14 @@ impl Table {
         let labels = self.labels.as_ref().map(|l| indices.iter().map(|&i| l[i].clone()).collect());
         let ids = indices.iter().map(|&i| self.ids[i]).collect();
         let files = self.files.as_ref().map(|f| indices.iter().map(|&i| f[i].clone()).collect());
-        Table { values, columns: self.columns.clone(), labels, ids, dropped: 0, files }
+        let (columns, categories) = (self.columns.clone(), self.categories.clone());
+        Table { values, columns, labels, ids, dropped: 0, files, categories, unseen: None }
+    }
+
+    /// The file columns the features come from (a one-hot group is its text column).
+    pub fn file_columns(&self) -> Vec<String> {
+        let groups = super::spec::feature_groups(&self.columns, &self.categories);
+        groups.into_iter().map(|g| g.name).collect()
     }
 }
 
@@ -64,8 +76,12 @@ impl Table {
         let keep: Vec<usize> = (0..d).filter(|j| !drop.contains(j)).collect();
         let values =
             self.values.chunks(d.max(1)).flat_map(|row| keep.iter().map(|&j| row[j])).collect();
-        let columns = keep.iter().map(|&j| self.columns[j].clone()).collect();
-        Table { values, columns, ..self.clone() }
+        let columns: Vec<String> = keep.iter().map(|&j| self.columns[j].clone()).collect();
+        let categories = (self.categories.iter())
+            .filter(|c| c.features().all(|f| columns.contains(&f)))
+            .cloned()
+            .collect();
+        Table { values, columns, categories, ..self.clone() }
     }
 }
 
@@ -78,6 +94,20 @@ pub struct CsvOptions {
     pub columns: Option<Vec<String>>,
     pub missing: Missing,
     pub format: CsvFormat,
+    pub text: TextColumns,
+}
+
+/// What a feature column holding text becomes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum TextColumns {
+    /// Nothing: every feature is a number, and text is an error naming the cell.
+    #[default]
+    Refused,
+    /// A fresh run's: each feature column with text is one-hot encoded, its levels the
+    /// distinct values (at most `MAX_LEVELS`, else an error naming the column).
+    Found,
+    /// A trained run's: these columns with these levels.
+    Given(Vec<Category>),
 }
 
 /// Why a file could not be read as a table.
@@ -114,6 +144,10 @@ pub enum TableError {
     MissingValues { cells: usize, rows: usize, at: String },
     #[error("{}", self.words(&crate::invalid::dashed))]
     AllDropped,
+    /// A text column with more distinct values than can be one-hot encoded, or (`distinct`:
+    /// how many) whose values all differ.
+    #[error("{}", self.words(&crate::invalid::dashed))]
+    TooManyLevels { column: String, line: u64, text: String, distinct: Option<usize> },
     #[error("not a .npy file: it does not start with the bytes \\x93NUMPY")]
     NotNpy,
     #[error(".npy: unsupported format version {0}.{1}")]
@@ -179,6 +213,16 @@ impl TableError {
                 };
                 format!("line {line}: {found} fields, the header has {expected}{hint}")
             }
+            TableError::TooManyLevels { column, line, text, distinct } => format!(
+                "column '{column}' holds text (line {line}: '{text}') {}: an identifier or free \
+                 text, not a category to one-hot encode; pass {} {} to leave it out",
+                match distinct {
+                    Some(n) => format!("whose {n} values all differ"),
+                    None => format!("with more than {MAX_LEVELS} distinct values"),
+                },
+                name("ignore_columns"),
+                crate::invalid::shell_word(column)
+            ),
             TableError::AllDropped => format!(
                 "every row has a missing value: nothing is left after {} drop",
                 name("missing")

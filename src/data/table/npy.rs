@@ -245,7 +245,9 @@ pub fn npy_table(
     };
     let columns = (0..cols).map(|i| format!("x{i}")).collect();
     let ids = (0..rows as usize).collect();
-    without_gaps(Table { values, columns, labels, ids, dropped: 0, files: None }, missing)
+    let (categories, unseen) = (Vec::new(), None);
+    let table = Table { values, columns, labels, ids, dropped: 0, files: None, categories, unseen };
+    without_gaps(table, missing)
 }
 
 /// `table` after the `missing` policy for its NaN values: refused with a count, their rows

@@ -9,7 +9,7 @@
 use super::rows::{Features, VectorSet};
 use super::spec::{DataSpec, Reading, ScaleKind, Scaling, SeriesSpec, VectorSpec};
 use super::split;
-use super::table::{self, CsvOptions, Missing, Table};
+use super::table::{self, CsvOptions, Missing, Table, TextColumns};
 use crate::config::TrainConfig;
 use crate::invalid::Invalid;
 use anyhow::{bail, Context, Result};
@@ -149,12 +149,14 @@ fn same_width(
 }
 
 /// Reads `path` (.csv, .npy or .npz) with the columns and labels `spec` names (for a fresh
-/// run, the flags' choices: `columns` empty means all). A table's rows are not in time
-/// order: `Missing::Interpolate` is refused (it is for series, see `read_steps`).
+/// run, the flags' choices: `columns` empty means all), its text columns one-hot encoded
+/// as `text` says (with a note naming those found, and one counting values a run did not
+/// see). A table's rows are not in time order: `Missing::Interpolate` is refused (it is
+/// for series, see `read_steps`).
 pub fn read(
     path: &Path,
-    label_column: Option<&str>,
-    columns: Option<&[String]>,
+    (label_column, columns): (Option<&str>, Option<&[String]>),
+    text: &TextColumns,
     labels: Option<&Path>,
     reading: &Reading,
 ) -> Result<Table> {
@@ -163,14 +165,39 @@ pub fn read(
                        the rows of a table with a missing value can be left out with {missing} drop";
         return Err(Invalid::of("missing", problem)).context(path.display().to_string());
     }
-    read_gaps(path, label_column, columns, labels, reading)
+    let table = read_gaps(path, (label_column, columns), text, labels, reading)?;
+    if *text == TextColumns::Found {
+        for c in &table.categories {
+            let shown: Vec<&str> = c.levels.iter().take(8).map(String::as_str).collect();
+            crate::log::note(format_args!(
+                "note: {}: text column '{}' is one-hot encoded as {} ({}{}); if it holds \
+                 labels, pass {} {}",
+                path.display(),
+                c.column,
+                crate::log::counted(c.levels.len(), "feature"),
+                shown.join(", "),
+                if c.levels.len() > 8 { ", …" } else { "" },
+                crate::invalid::dashed("label_column"),
+                crate::invalid::shell_word(&c.column)
+            ));
+        }
+    }
+    if let Some((n, column, value)) = &table.unseen {
+        crate::log::note(format_args!(
+            "note: {}: {} of text columns the run did not see (the first: '{value}' in '{column}'); \
+             their one-hot features are all 0",
+            path.display(),
+            crate::log::counted(*n, "value"),
+        ));
+    }
+    Ok(table)
 }
 
 /// `read`, where `Missing::Interpolate` keeps each missing value as NaN.
 fn read_gaps(
     path: &Path,
-    label_column: Option<&str>,
-    columns: Option<&[String]>,
+    (label_column, columns): (Option<&str>, Option<&[String]>),
+    text: &TextColumns,
     labels: Option<&Path>,
     reading: &Reading,
 ) -> Result<Table> {
@@ -190,6 +217,7 @@ fn read_gaps(
                 columns: columns.map(<[String]>::to_vec),
                 missing,
                 format,
+                text: text.clone(),
             };
             table::read_csv(&bytes, &opts)
         }
@@ -298,6 +326,7 @@ pub fn fit_spec(train: &Table, label_column: Option<String>, kind: ScaleKind) ->
         label_column,
         classes: Vec::new(),
         scaling: Scaling::fit(kind, &train.values, train.width()),
+        categories: train.categories.clone(),
     }
 }
 
@@ -363,7 +392,8 @@ pub fn prepare(
     }
     let label_column = label_column_of(&first, req, &source.reading(None));
     let label = label_column.as_deref();
-    let columns = Columns { chosen: req.columns, ignored: req.ignore_columns.unwrap_or(&[]) };
+    let ignored = req.ignore_columns.unwrap_or(&[]);
+    let columns = Columns { chosen: req.columns, ignored, text: &TextColumns::Found };
     let Parts { train, test, dropped, series, held_out } =
         split_tables(path, source, label, columns, cfg.seed, req.series)?;
     if train.width() == 1 && series.is_none() {
@@ -398,11 +428,12 @@ pub fn rebuild(
     cfg: &TrainConfig,
 ) -> Result<VectorSets> {
     let columns = match series {
-        Some(series) => &series.channels,
-        None => &spec.columns,
+        Some(series) => series.channels.clone(),
+        None => spec.file_columns(),
     };
     let label_column = spec.label_column.as_deref();
-    let columns = Columns { chosen: Some(columns), ignored: &[] };
+    let text = TextColumns::Given(spec.categories.clone());
+    let columns = Columns { chosen: Some(&columns), ignored: &[], text: &text };
     let Parts { train, test, dropped, .. } =
         split_tables(path, source, label_column, columns, cfg.seed, series)?;
     let kept = keep(&train, cfg.classes.as_deref(), &spec.classes, cfg.limit)?;
@@ -432,8 +463,9 @@ pub fn load_all(
                 let problem = "is for WAV series; this run was trained on a table";
                 return Err(Invalid::of("wav_channel", problem).into());
             }
-            let columns = Some(&spec.columns[..]);
-            read(path, label_column, columns, None, &reading)?
+            let columns = spec.file_columns();
+            let text = TextColumns::Given(spec.categories.clone());
+            read(path, (label_column, Some(&columns)), &text, None, &reading)?
         }
     };
     if table.dropped > 0 {
@@ -478,18 +510,28 @@ const LABEL_NAMES: [&str; 7] =
     ["label", "class", "target", "y", "is_anomaly", "anomaly", "outlier"];
 
 /// The label column of a new run on the file `first`: the one `req` names (`none`: no
-/// labels), else, when no columns are chosen, the CSV's first column named as labels are
-/// (`LABEL_NAMES`), with a note.
+/// labels), else, when no columns are chosen, the one `label_column_in` finds.
 fn label_column_of(first: &Path, req: &VectorRequest, reading: &Reading) -> Option<String> {
-    match req.label_column {
+    match req.columns {
+        Some(_) if req.label_column.is_none() => None,
+        _ => label_column_in(first, req.label_column, reading),
+    }
+}
+
+/// The label column of the table `first`: `given` (`none`: no labels), else the CSV's
+/// column named as labels are (`LABEL_NAMES`, the earlier name first: `class` beside a
+/// feature `y`), with a note.
+pub fn label_column_in(first: &Path, given: Option<&str>, reading: &Reading) -> Option<String> {
+    match given {
         Some(name) if name.eq_ignore_ascii_case("none") => return None,
         Some(name) => return Some(name.to_string()),
-        None if req.columns.is_some() || extension(first).as_deref() != Some("csv") => return None,
+        None if extension(first).as_deref() != Some("csv") => return None,
         None => {}
     }
     let bytes = std::fs::read(first).ok()?;
     let header = table::csv_header(&bytes, &csv_format(reading)).ok()?;
-    let name = header.into_iter().find(|h| LABEL_NAMES.contains(&h.to_lowercase().as_str()))?;
+    let name =
+        LABEL_NAMES.iter().find_map(|&l| header.iter().find(|h| h.to_lowercase() == l))?.clone();
     crate::log::note(format_args!(
         "note: column '{name}' of {} is taken as the labels, not a feature ({} none reads it \
          as a feature)",
@@ -505,6 +547,8 @@ fn label_column_of(first: &Path, req: &VectorRequest, reading: &Reading) -> Opti
 struct Columns<'a> {
     chosen: Option<&'a [String]>,
     ignored: &'a [String],
+    /// Text columns: found (a fresh run) or the run's.
+    text: &'a TextColumns,
 }
 
 /// `table` without the columns `ignored` (each must be one of its columns) and, when the
@@ -609,10 +653,10 @@ fn split_tables(
     let csv = extension(path).as_deref() == Some("csv");
     let table = if csv && columns.chosen.is_none() && !columns.ignored.is_empty() {
         let kept = features_without(path, &reading, label_column, columns.ignored)?;
-        let table = read(path, label_column, Some(&kept), labels, &reading)?;
+        let table = read(path, (label_column, Some(&kept)), columns.text, labels, &reading)?;
         without_ids(table, Columns { ignored: &[], ..columns }, path)?
     } else {
-        let table = read(path, label_column, columns.chosen, labels, &reading)?;
+        let table = read(path, (label_column, columns.chosen), columns.text, labels, &reading)?;
         without_ids(table, columns, path)?
     };
     let test = match &source.test {
@@ -623,7 +667,9 @@ fn split_tables(
                 return Err(Invalid::of("test", problem).into());
             }
             let reading = Reading { delimiter: None, ..reading };
-            Some(read(t, label_column, Some(&table.columns), None, &reading)?)
+            let (columns, text) =
+                (table.file_columns(), TextColumns::Given(table.categories.clone()));
+            Some(read(t, (label_column, Some(&columns)), &text, None, &reading)?)
         }
         None => None,
     };
@@ -704,7 +750,16 @@ mod tests {
         let columns = vec!["a".to_string(), "b".to_string()];
         let labels = labels.map(|l| l.into_iter().map(str::to_string).collect());
         let ids = (0..values.len() / 2).collect();
-        Table { values, columns, labels, ids, dropped: 0, files: None }
+        Table {
+            values,
+            columns,
+            labels,
+            ids,
+            dropped: 0,
+            files: None,
+            categories: vec![],
+            unseen: None,
+        }
     }
 
     #[test]

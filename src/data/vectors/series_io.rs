@@ -126,6 +126,8 @@ fn concat_tables(parts: Vec<Table>) -> Table {
         ids: Vec::new(),
         dropped: 0,
         files: parts.iter().all(|t| t.files.is_some()).then(Vec::new),
+        categories: Vec::new(),
+        unseen: None,
     };
     for t in parts {
         all.values.extend(t.values);
@@ -193,7 +195,8 @@ pub fn read_steps(
             _ => columns,
         };
         let gaps = Reading { missing: Some(Missing::Interpolate), ..reading };
-        let mut table = read_gaps(path, label_column, columns, None, &gaps)?;
+        let mut table =
+            read_gaps(path, (label_column, columns), &TextColumns::Refused, None, &gaps)?;
         fill_gaps(&mut table, reading.missing())
             .with_context(|| format!("reading {}", path.display()))?;
         return Ok((table, None));
@@ -211,6 +214,8 @@ pub fn read_steps(
         ids: (0..n).collect(),
         dropped: 0,
         files: None,
+        categories: Vec::new(),
+        unseen: None,
     };
     Ok((table, Some(wav.spec)))
 }
@@ -347,7 +352,8 @@ pub fn window_table(steps: &Table, w: Windowing, what: &dyn Fn() -> String) -> R
             .collect()
     });
     let ids = (0..count).map(|i| steps.ids[w.start(i, len)]).collect();
-    Ok(Table { values, columns, labels, ids, dropped: 0, files: None })
+    let (categories, unseen) = (Vec::new(), None);
+    Ok(Table { values, columns, labels, ids, dropped: 0, files: None, categories, unseen })
 }
 
 /// Steps `range` of `steps`, in order.
