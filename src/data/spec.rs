@@ -130,8 +130,8 @@ impl DataSpec {
                 s.width
             ),
             DataSpec::Vector(_) | DataSpec::Series(..) => {
-                "the features in model.input.columns order (a text column one-hot, as \
-                 model.input.categories lists), scaled as model.input.scaling says"
+                "the features in model.input.columns order, scaled as model.input.scaling says \
+                 (a text column one-hot, as model.input.categories lists)"
                     .into()
             }
         }

@@ -121,7 +121,9 @@ fn colour_conv_on_emoji_trains_reloads_exports_and_draws_in_colour() {
     assert_eq!(
         manifest["model"]["input"],
         serde_json::json!({"kind": "image", "color": "rgb", "height": 32, "width": 32,
-                           "background": "white"})
+                           "background": "white", "classes": ["activities", "animals-nature",
+                           "flags", "food-drink", "objects", "people-body", "smileys-emotion",
+                           "symbols", "travel-places"]})
     );
     // Reloaded, the run evaluates to exactly what training recorded, beside PCA on 3·32·32.
     let eval = ae(d, &["eval", "--run", s(&run), "--json", "--threads", "1"]).ok().stdout;

@@ -203,8 +203,9 @@ pub fn read_csv(bytes: &[u8], opts: &CsvOptions) -> Result<Table, TableError> {
 }
 
 /// The feature columns of a CSV that hold text (a cell that is neither a number nor a
-/// missing value), each with its distinct values, sorted, as the levels of a one-hot
-/// encoding. A column with more than `MAX_LEVELS`, or whose values never repeat (10 rows
+/// missing value) in at least half their values, each with its distinct values, sorted,
+/// as the levels of a one-hot encoding; a column of numbers with a stray word in it stays
+/// a number column, for the reader to name the cell. A column with more than `MAX_LEVELS`, or whose values never repeat (10 rows
 /// or more), is an identifier or free text, and an error naming it. A file the reader
 /// proper refuses (a ragged row, bad UTF-8) is passed over here for it to say why.
 fn find_categories(bytes: &[u8], opts: &CsvOptions) -> Result<Vec<Category>, TableError> {
@@ -230,10 +231,12 @@ fn find_categories(bytes: &[u8], opts: &CsvOptions) -> Result<Vec<Category>, Tab
             }
             let tally = &mut seen[p];
             tally.values += 1;
+            let is_number = number(t, delimiter != b',').is_ok();
+            tally.numbers += is_number as usize;
             if tally.distinct.len() <= MAX_LEVELS {
                 tally.distinct.insert(t.to_string());
             }
-            if tally.text.is_none() && number(t, delimiter != b',').is_err() {
+            if tally.text.is_none() && !is_number {
                 tally.text = Some((line, t.to_string()));
             }
         }
@@ -247,8 +250,11 @@ fn find_categories(bytes: &[u8], opts: &CsvOptions) -> Result<Vec<Category>, Tab
         look(&record, line);
     }
     let mut found = Vec::new();
-    for (Tally { distinct, values, text }, &i) in seen.into_iter().zip(&columns.features) {
+    for (Tally { distinct, values, numbers, text }, &i) in seen.into_iter().zip(&columns.features) {
         let Some((line, text)) = text else { continue };
+        if numbers * 2 >= values {
+            continue;
+        }
         let column = columns.names[i].clone();
         let all_differ = values >= 10 && distinct.len() == values;
         if distinct.len() > MAX_LEVELS || all_differ {
@@ -261,11 +267,13 @@ fn find_categories(bytes: &[u8], opts: &CsvOptions) -> Result<Vec<Category>, Tab
 }
 
 /// What `find_categories` saw of one feature column: its distinct values (kept to one past
-/// `MAX_LEVELS`), how many values it has, and its first text cell with the line.
+/// `MAX_LEVELS`), how many values it has and how many are numbers, and its first text
+/// cell with the line.
 #[derive(Clone, Default)]
 struct Tally {
     distinct: BTreeSet<String>,
     values: usize,
+    numbers: usize,
     text: Option<(u64, String)>,
 }
 
@@ -601,9 +609,12 @@ mod tests {
         let t = read_csv(b"a,c,b\n1,z,2\n3,y,4\n", &given).unwrap();
         assert_eq!(t.values, [1.0, 0.0, 0.0, 2.0, 3.0, 0.0, 1.0, 4.0]);
         assert_eq!(t.unseen, Some((1, "c".into(), "z".into())));
-        // Numbers in a text column are levels too; a number column stays one.
-        let t = read_csv(b"n,c\n1,a\n2,3\n", &found).unwrap();
-        assert_eq!(t.columns, ["n", "c=3", "c=a"]);
+        // Numbers in a text column are levels too; a number column stays one, and a word in
+        // a column of numbers is a bad cell, not a level.
+        let t = read_csv(b"n,c\n1,a\n2,3\n3,b\n", &found).unwrap();
+        assert_eq!(t.columns, ["n", "c=3", "c=a", "c=b"]);
+        let e = read_csv(b"n,c\n1,2\n2,x7\n", &found).unwrap_err().to_string();
+        assert_eq!(e, "line 3, column 'c': 'x7' is not a number");
         // Free text: too many levels, or values that never repeat.
         let many: String = (0..60).map(|i| format!("{i},v{}\n", i % 55)).collect();
         let e = read_csv(format!("n,c\n{many}").as_bytes(), &found).unwrap_err().to_string();
