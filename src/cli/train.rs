@@ -68,6 +68,9 @@ pub struct VectorArgs {
     /// that share drawn whole]
     #[arg(long, value_name = "FILE")]
     pub test: Option<PathBuf>,
+    /// .npy: a 1-D integer array with one label per row of the --test file
+    #[arg(long, value_name = "FILE.npy", requires = "test")]
+    pub test_labels: Option<PathBuf>,
     /// Share of every class (of a series: of its steps, from the end; of a folder of
     /// series: of its files) held out as the test set when there is no --test file
     #[arg(long, default_value_t = config::DEFAULT_TEST_FRACTION, value_name = "F")]

@@ -45,6 +45,23 @@ impl ReferenceScores {
         })
     }
 
+    /// Each of `scores` as an outlier probability, PyOD's "unify" scaling: the score
+    /// standardised by the mean and standard deviation of the training rows' scores (the
+    /// validation rows' when there are no training scores), through the Gauss error
+    /// function (libtorch's `erf`), clipped to [0, 1]. A score at or below the training
+    /// mean is 0; one three standard deviations above it is 0.9973.
+    pub fn probability(&self, scores: &[f64]) -> Vec<f64> {
+        let fit = if self.training.is_empty() { &self.validation } else { &self.training };
+        let n = fit.len().max(1) as f64;
+        let mean = fit.iter().sum::<f64>() / n;
+        let std = (fit.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / n).sqrt();
+        let z = tch::Tensor::from_slice(scores)
+            .to_kind(tch::Kind::Double)
+            .g_sub_scalar(mean)
+            .g_div_scalar(std.max(f64::MIN_POSITIVE) * std::f64::consts::SQRT_2);
+        Vec::<f64>::try_from(z.erf().clamp(0.0, 1.0)).unwrap_or_default()
+    }
+
     /// Writes them to `path` whole or not at all.
     pub fn write(&self, path: &Path) -> Result<()> {
         write_atomic(path, &serde_json::to_vec(self)?)

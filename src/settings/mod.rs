@@ -132,7 +132,7 @@ impl Changes {
 
 /// Flags of `train` that apply to one kind of data only: refused with the other.
 pub const IMAGE_FLAGS: [&str; 5] = ["color", "resize", "background", "augment", "skip_unreadable"];
-pub const VECTOR_FLAGS: [&str; 14] = [
+pub const VECTOR_FLAGS: [&str; 15] = [
     "label_column",
     "columns",
     "ignore_columns",
@@ -142,6 +142,7 @@ pub const VECTOR_FLAGS: [&str; 14] = [
     "skip_rows",
     "labels",
     "test",
+    "test_labels",
     "test_fraction",
     "scale",
     "window",

@@ -213,7 +213,7 @@ fn colour_vae_on_an_mlp_samples_interpolates_and_maps_in_colour() {
     );
     ae(d, &["anomaly", "--run", s(&run), "-o", "scores.csv", "--no-baselines"]).ok();
     let scores = std::fs::read_to_string(d.join("scores.csv")).unwrap();
-    assert!(scores.starts_with("index,file,label,score,is_anomaly\n"), "{scores:.80}");
+    assert!(scores.starts_with("index,file,label,score,is_anomaly,probability\n"), "{scores:.80}");
     let second: Vec<&str> = scores.lines().nth(1).unwrap().split(',').collect();
     assert_eq!(second[..3], rows[0][..3]);
 }

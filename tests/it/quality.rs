@@ -137,9 +137,9 @@ fn anomaly_detection_finds_a_held_out_digit() {
 
     let csv = std::fs::read_to_string(dir.path().join("s.csv")).unwrap();
     let rows: Vec<&str> = csv.lines().collect();
-    assert_eq!(rows[0], "index,label,score,is_anomaly");
+    assert_eq!(rows[0], "index,label,score,is_anomaly,probability");
     assert_eq!(rows.len(), 2001);
-    let flagged = rows[1..].iter().filter(|r| r.ends_with(",1")).count();
+    let flagged = rows[1..].iter().filter(|r| r.split(',').nth(3) == Some("1")).count();
     assert_eq!(flagged as u64, s["flagged"].as_u64().unwrap());
     let img = image::open(dir.path().join("h.png")).unwrap();
     assert_eq!((img.width(), img.height()), (800, 500));

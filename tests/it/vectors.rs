@@ -157,7 +157,7 @@ print(len(ids), err.mean(), err.sum(1).mean())
     assert_eq!(stored["threshold"], a["threshold"]);
     assert_eq!(stored["reference_rows"], 34_368);
     let scores = std::fs::read_to_string(d.join("scores.csv")).unwrap();
-    assert!(scores.starts_with("row,label,score,is_anomaly\n"));
+    assert!(scores.starts_with("row,label,score,is_anomaly,probability\n"));
     assert_eq!(scores.lines().count(), got[0] as usize + 1);
     // ROC-AUC and average precision recomputed by NumPy from the scores (scikit-learn's
     // definitions: Mann–Whitney U; Σ ΔRecall·Precision over distinct thresholds), and the
@@ -185,6 +185,12 @@ for r in ex[1:]:
     assert float(r[5]) == x[int(r[1]), int(r[4][1:]) - 1], r
 shares = [sum(float(r[7]) for r in ex[1:] if r[0] == str(k)) for k in range(1, 6)]
 assert all(abs(t - 1) < 1e-5 for t in shares), shares
+import json, math
+train = np.array(json.load(open("run/reference-scores.json"))["training"])
+mu, sigma = train.mean(), train.std()
+want = [min(max(math.erf((v - mu) / (sigma * math.sqrt(2))), 0), 1) for v in s]
+got = [float(r[4]) for r in out]
+assert max(abs(a - b) for a, b in zip(want, got)) < 1e-6, "PyOD's unify scaling"
 print(auc, ap)
 "#,
         data = s(&shuttle()),
@@ -280,8 +286,8 @@ fn training_on_named_classes_makes_them_the_normal_ones() {
         let f: Vec<&str> = row.split(',').collect();
         [f[0], f[2], f[3]].join(",")
     };
-    assert_eq!(labelled_rows.lines().next(), Some("row,label,score,is_anomaly"));
-    assert_eq!(new_rows.lines().next(), Some("row,score,is_anomaly"));
+    assert_eq!(labelled_rows.lines().next(), Some("row,label,score,is_anomaly,probability"));
+    assert_eq!(new_rows.lines().next(), Some("row,score,is_anomaly,probability"));
     let labelled_rows: Vec<String> = labelled_rows.lines().skip(1).map(unlabel).collect();
     let new_rows: Vec<&str> = new_rows.lines().skip(1).collect();
     assert!(new_rows == labelled_rows && new_rows.len() == 200, "{new_rows:?}");
@@ -375,8 +381,29 @@ z = r.normal(size=(600, 2))
 x = np.c_[z @ [[1, 2, 0.5], [0.3, -1, 2]], np.full(600, 7.0)]
 y = (z[:, 0] > 1.5).astype(np.int64)
 np.save("x.npy", x); np.save("y.npy", y); np.save("other.npy", x[:50])
+np.save("x_tr.npy", x[:420]); np.save("y_tr.npy", y[:420])
+np.save("x_te.npy", x[420:]); np.save("y_te.npy", y[420:])
 "#,
     );
+    // A separate .npy test file takes its labels from --test-labels.
+    let split = ["--labels", "y_tr.npy", "--test", "x_te.npy", "--epochs", "2"];
+    let out = d.join("split");
+    ae(d, &vector_train(&d.join("x_tr.npy"), &out, &split))
+        .fails_with(&["pass --test-labels FILE.npy"]);
+    ae(
+        d,
+        &vector_train(
+            &d.join("x_tr.npy"),
+            &out,
+            &[&split[..], &["--test-labels", "y_te.npy"]].concat(),
+        ),
+    )
+    .ok();
+    let a = ae(d, &["anomaly", "--run", s(&out), "--normal-classes", "0", "--json"]).ok();
+    let a: serde_json::Value = serde_json::from_str(a.stdout.trim()).unwrap();
+    assert_eq!(a["images"], 180, "{a}");
+    let bad = ["--test-labels", "y_te.npy"];
+    ae(d, &vector_train(&d.join("x_tr.npy"), &out, &bad)).fails_with(&["--test"]);
     let run = d.join("run");
     let args = ["--labels", "y.npy", "--epochs", "30", "--latent", "2"];
     ae(d, &vector_train(&d.join("x.npy"), &run, &args)).ok();

@@ -52,7 +52,8 @@ pub fn run(args: AnomalyArgs) -> Result<()> {
     };
     let series = input.series();
 
-    let (reference, reference_name, recorded) = reference_scores(rule, &loaded, images.noun())?;
+    let (recorded_scores, recorded) = run_scores(&loaded)?;
+    let (reference, reference_name) = reference_scores(rule, &recorded_scores, images.noun());
     let threshold = rule
         .threshold(&reference)
         .with_context(|| format!("no reference {} for the threshold", images.noun()))?;
@@ -83,7 +84,8 @@ pub fn run(args: AnomalyArgs) -> Result<()> {
         None => None,
     };
     if let (None, Some(path)) = (&summary.points, &args.output) {
-        write_scores(path, images.key_columns(input), &scores, &flagged)?;
+        let probability = recorded_scores.probability(&scores);
+        write_scores(path, images.key_columns(input), (&scores, &probability), &flagged)?;
     }
     if let (Some(path), Some(format), None) = (&args.plot, plot_format, series) {
         let item = if images.images().is_some() { "image" } else { "row" };
@@ -153,27 +155,26 @@ fn explain_target(
     Ok((out, format))
 }
 
+/// The scores of the run's training and validation rows: those training recorded
+/// (`metrics::reference`); a run made before that has its rows read and scored again (the
+/// flag says which).
+fn run_scores(loaded: &super::LoadedRun) -> Result<(ReferenceScores, bool)> {
+    match ReferenceScores::read(&loaded.run.file(reference::FILE))? {
+        Some(scores) => Ok((scores, true)),
+        None => {
+            let (train, val) = loaded.training_sets("the threshold")?;
+            Ok((ReferenceScores::of(&loaded.model, &train, &val, loaded.device)?, false))
+        }
+    }
+}
+
 /// The scores the threshold comes from, and the name of their rows: the validation split
 /// (never trained on, normal by construction when the run was trained on normal classes),
 /// or for `--contamination` all the rows it was trained on; the training rows, with a
-/// note, when the run has no validation rows (`noun`: what a row is). They are the scores
-/// training recorded (`metrics::reference`); a run made before that has its rows read and
-/// scored again (the flag says which).
-fn reference_scores(
-    rule: Rule,
-    loaded: &super::LoadedRun,
-    noun: &str,
-) -> Result<(Vec<f64>, &'static str, bool)> {
-    let recorded = ReferenceScores::read(&loaded.run.file(reference::FILE))?;
-    let was_recorded = recorded.is_some();
-    let ReferenceScores { training, validation } = match recorded {
-        Some(scores) => scores,
-        None => {
-            let (train, val) = loaded.training_sets("the threshold")?;
-            ReferenceScores::of(&loaded.model, &train, &val, loaded.device)?
-        }
-    };
-    let (scores, name) = match rule {
+/// note, when the run has no validation rows (`noun`: what a row is).
+fn reference_scores(rule: Rule, run: &ReferenceScores, noun: &str) -> (Vec<f64>, &'static str) {
+    let ReferenceScores { training, validation } = run.clone();
+    match rule {
         Rule::Contamination(_) => ([training, validation].concat(), "training"),
         _ if validation.is_empty() => {
             crate::log::note(format_args!(
@@ -182,8 +183,7 @@ fn reference_scores(
             (training, "training")
         }
         _ => (validation, "validation"),
-    };
-    Ok((scores, name, was_recorded))
+    }
 }
 
 /// Which rows are anomalies: those whose label is not one of the `normal` classes;
@@ -269,17 +269,19 @@ fn baselines(
     })
 }
 
-/// `-o` for rows (not steps): each row's key columns, its score and flag.
+/// `-o` for rows (not steps): each row's key columns, its score, flag and outlier
+/// probability (`ReferenceScores::probability`).
 fn write_scores(
     path: &Path,
     (key_names, keys): (Vec<&str>, Vec<Vec<String>>),
-    scores: &[f64],
+    (scores, probability): (&[f64], &[f64]),
     flagged: &[bool],
 ) -> Result<()> {
     let mut csv = csv::Writer::from_writer(Vec::new());
-    csv.write_record(key_names.iter().chain(&["score", "is_anomaly"]))?;
-    for ((key, s), f) in keys.into_iter().zip(scores).zip(flagged) {
-        csv.write_record(key.into_iter().chain([s.to_string(), (*f as u8).to_string()]))?;
+    csv.write_record(key_names.iter().chain(&["score", "is_anomaly", "probability"]))?;
+    for (((key, s), f), p) in keys.into_iter().zip(scores).zip(flagged).zip(probability) {
+        let fields = [s.to_string(), (*f as u8).to_string(), format!("{p:.6}")];
+        csv.write_record(key.into_iter().chain(fields))?;
     }
     write_atomic(path, &csv.into_inner()?)
 }

@@ -170,6 +170,7 @@ fn check_kind(
     let source = VectorSource {
         labels: v.labels.clone(),
         test: v.test.clone(),
+        test_labels: v.test_labels.clone(),
         test_fraction: v.test_fraction,
         missing: v.missing,
         delimiter: v.delimiter,

@@ -34,6 +34,9 @@ pub struct VectorSource {
     /// class are held out, drawn with the run's seed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test: Option<PathBuf>,
+    /// Labels for a .npy test file (`--test-labels`), as `labels` are for the data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_labels: Option<PathBuf>,
     pub test_fraction: f64,
     #[serde(default)]
     pub missing: Missing,
@@ -661,15 +664,22 @@ fn split_tables(
     };
     let test = match &source.test {
         Some(t) => {
-            if labels.is_some() {
-                let problem = "with .npy data would need its own labels file; split one file \
-                               with {test_fraction} instead";
+            let test_labels = source.test_labels.as_deref();
+            if labels.is_some() && test_labels.is_none() {
+                let problem = "with .npy data and {labels} needs the test file's labels too: \
+                               pass {test_labels} FILE.npy (or split one file with \
+                               {test_fraction})";
                 return Err(Invalid::of("test", problem).into());
+            }
+            if test_labels.is_some() && extension(t).as_deref() != Some("npy") {
+                let problem = "is for a .npy --test file; a CSV names its label column, and a \
+                               .npz holds its labels";
+                return Err(Invalid::of("test_labels", problem).into());
             }
             let reading = Reading { delimiter: None, ..reading };
             let (columns, text) =
                 (table.file_columns(), TextColumns::Given(table.categories.clone()));
-            Some(read(t, (label_column, Some(&columns)), &text, None, &reading)?)
+            Some(read(t, (label_column, Some(&columns)), &text, test_labels, &reading)?)
         }
         None => None,
     };
