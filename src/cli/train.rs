@@ -76,9 +76,10 @@ pub struct VectorArgs {
     #[arg(long, default_value_t = config::DEFAULT_TEST_FRACTION, value_name = "F")]
     pub test_fraction: f64,
     /// How features are scaled, fitted on the training rows only (reconstruction error is
-    /// measured in these scaled units)
-    #[arg(long, value_enum, default_value_t = ScaleKind::Standard)]
-    pub scale: ScaleKind,
+    /// measured in these scaled units) [default: minmax for a table, standard for windows
+    /// of a series]
+    #[arg(long, value_enum)]
+    pub scale: Option<ScaleKind>,
     /// Read --data as one long series (a WAV file always is; a CSV then has one row per
     /// time step), or a folder as several, and cut each into windows of N steps: the rows
     /// the network sees

@@ -76,7 +76,8 @@ pub struct VectorRequestFlags {
     pub test: Option<PathBuf>,
     pub test_labels: Option<PathBuf>,
     pub test_fraction: f64,
-    pub scale: ScaleKind,
+    /// `--scale`; `None`: chosen by the data (`TABLE_SCALE`, or standard for a series).
+    pub scale: Option<ScaleKind>,
     pub window: Option<usize>,
     pub hop: Option<usize>,
     pub wav_channel: Option<usize>,
@@ -94,7 +95,10 @@ impl VectorRequestFlags {
             label_column: self.label_column.as_deref(),
             columns: self.columns.as_deref(),
             ignore_columns: self.ignore_columns.as_deref(),
-            scale: self.scale,
+            scale: self.scale.unwrap_or(match series {
+                Some(_) => ScaleKind::Standard,
+                None => crate::config::TABLE_SCALE,
+            }),
             classes,
             series,
         }

@@ -81,7 +81,8 @@ fn shuttle_end_to_end_agrees_with_numpy() {
     let run = d.join("run");
     let train =
         ae(d, &vector_train(&shuttle(), &run, &["--label-column", "class", "--epochs", "4"])).ok();
-    assert!(train.stderr.contains("9 features, standard scaling"), "{}", train.stderr);
+    // A table is min–max scaled unless --scale says otherwise.
+    assert!(train.stderr.contains("9 features, minmax scaling"), "{}", train.stderr);
     // Without --classes the rows may hold anomalies: the trimmed loss is the default.
     assert!(train.stderr.contains("--trim 0.2"), "{}", train.stderr);
     let manifest = read_json(&run.join("model.json"));
@@ -106,8 +107,8 @@ fn shuttle_end_to_end_agrees_with_numpy() {
     let z = std::fs::read_to_string(d.join("z.csv")).unwrap();
     assert!(z.starts_with("row,label,z_1,z_2,z_3,z_4\n"), "{}", &z[..40]);
 
-    // NumPy: the test rows are 30% of every class; the scaling is the mean and population
-    // σ of exactly the other rows; eval's MSE is the scaled squared error of x̂.
+    // NumPy: the test rows are 30% of every class; the scaling is the minimum and range of
+    // exactly the other rows; eval's MSE is the scaled squared error of x̂.
     let code = format!(
         r#"
 import csv, json, numpy as np
@@ -123,7 +124,7 @@ for c in set(y):
     assert abs(t - 0.3 * n) <= 1, (c, n, t)
 train = np.delete(x, ids, axis=0)
 sc = json.load(open({manifest:?}))["model"]["input"]["scaling"]
-mean, sd = train.mean(0), train.std(0)
+mean, sd = train.min(0), train.max(0) - train.min(0)
 assert np.allclose(sc["offset"], mean, rtol=1e-9) and np.allclose(sc["scale"], sd, rtol=1e-9)
 err = ((x[ids] - mean) / sd - (xhat - mean) / sd) ** 2
 print(len(ids), err.mean(), err.sum(1).mean())
@@ -284,7 +285,7 @@ fn training_on_named_classes_makes_them_the_normal_ones() {
     // The labelled file's rows carry their label beside the row number; nothing else differs.
     let unlabel = |row: &str| {
         let f: Vec<&str> = row.split(',').collect();
-        [f[0], f[2], f[3]].join(",")
+        [&f[..1], &f[2..]].concat().join(",")
     };
     assert_eq!(labelled_rows.lines().next(), Some("row,label,score,is_anomaly,probability"));
     assert_eq!(new_rows.lines().next(), Some("row,score,is_anomaly,probability"));
@@ -810,7 +811,8 @@ fn text_columns_are_one_hot_encoded() {
     std::fs::write(d.join("new.csv"), &new).unwrap();
     std::fs::write(d.join("names.csv"), &names).unwrap();
 
-    let run = ae(d, &vector_train(&d.join("train.csv"), &d.join("run"), &["--epochs", "20"])).ok();
+    let flags = ["--epochs", "20", "--scale", "standard"];
+    let run = ae(d, &vector_train(&d.join("train.csv"), &d.join("run"), &flags)).ok();
     assert!(
         run.stderr.contains(
             "train.csv: text column 'colour' is one-hot encoded as 3 features (blue, green, red); \
