@@ -672,7 +672,7 @@ fn split_tables(
                 return Err(Invalid::of("test", problem).into());
             }
             if test_labels.is_some() && extension(t).as_deref() != Some("npy") {
-                let problem = "is for a .npy --test file; a CSV names its label column, and a \
+                let problem = "is for a .npy {test} file; a CSV names its label column, and a \
                                .npz holds its labels";
                 return Err(Invalid::of("test_labels", problem).into());
             }
