@@ -50,7 +50,7 @@ impl ReferenceScores {
     /// validation rows' when there are no training scores), through the Gauss error
     /// function (libtorch's `erf`), clipped to [0, 1]. A score at or below the training
     /// mean is 0; one three standard deviations above it is 0.9973.
-    pub fn probability(&self, scores: &[f64]) -> Vec<f64> {
+    pub fn probability(&self, scores: &[f64]) -> Result<Vec<f64>> {
         let fit = if self.training.is_empty() { &self.validation } else { &self.training };
         let n = fit.len().max(1) as f64;
         let mean = fit.iter().sum::<f64>() / n;
@@ -59,7 +59,7 @@ impl ReferenceScores {
             .to_kind(tch::Kind::Double)
             .g_sub_scalar(mean)
             .g_div_scalar(std.max(f64::MIN_POSITIVE) * std::f64::consts::SQRT_2);
-        Vec::<f64>::try_from(z.erf().clamp(0.0, 1.0)).unwrap_or_default()
+        Ok(Vec::<f64>::try_from(z.erf().clamp(0.0, 1.0))?)
     }
 
     /// Writes them to `path` whole or not at all.

@@ -129,12 +129,12 @@ impl Explained<'_> {
                 FeatureErrors::of(&self.x[row.clone()], &self.xhat[row.clone()]).grouped(&groups);
             let (value, recon) = (&value[row.clone()], &recon[row]);
             // Column j of the input (`is_input`) or the reconstruction `v`, as text.
-            let shown = |v: &[f64], is_input: bool, j: usize, text: fn(f64) -> String| match groups
-                [j]
-                .category
-            {
-                Some(c) => level_of(c, &v[groups[j].features.clone()], is_input),
-                None => text(v[groups[j].features.start]),
+            let shown = |v: &[f64], is_input: bool, j: usize, text: fn(f64) -> String| {
+                let group = &groups[j];
+                match group.category {
+                    Some(c) => level_of(c, &v[group.features.clone()], is_input),
+                    None => text(v[group.features.start]),
+                }
             };
             for &j in &errors.order {
                 let mut record = vec![(rank + 1).to_string()];

@@ -84,7 +84,7 @@ pub fn run(args: AnomalyArgs) -> Result<()> {
         None => None,
     };
     if let (None, Some(path)) = (&summary.points, &args.output) {
-        let probability = recorded_scores.probability(&scores);
+        let probability = recorded_scores.probability(&scores)?;
         write_scores(path, images.key_columns(input), (&scores, &probability), &flagged)?;
     }
     if let (Some(path), Some(format), None) = (&args.plot, plot_format, series) {
@@ -173,16 +173,16 @@ fn run_scores(loaded: &super::LoadedRun) -> Result<(ReferenceScores, bool)> {
 /// or for `--contamination` all the rows it was trained on; the training rows, with a
 /// note, when the run has no validation rows (`noun`: what a row is).
 fn reference_scores(rule: Rule, run: &ReferenceScores, noun: &str) -> (Vec<f64>, &'static str) {
-    let ReferenceScores { training, validation } = run.clone();
+    let (training, validation) = (&run.training, &run.validation);
     match rule {
-        Rule::Contamination(_) => ([training, validation].concat(), "training"),
+        Rule::Contamination(_) => ([&training[..], validation].concat(), "training"),
         _ if validation.is_empty() => {
             crate::log::note(format_args!(
                 "note: the run has no validation {noun}; the threshold uses its training {noun}"
             ));
-            (training, "training")
+            (training.clone(), "training")
         }
-        _ => (validation, "validation"),
+        _ => (validation.clone(), "validation"),
     }
 }
 

@@ -202,12 +202,13 @@ pub fn read_csv(bytes: &[u8], opts: &CsvOptions) -> Result<Table, TableError> {
     rows.finish(columns, opts.missing)
 }
 
-/// The feature columns of a CSV that hold text (a cell that is neither a number nor a
-/// missing value) in at least half their values, each with its distinct values, sorted,
-/// as the levels of a one-hot encoding; a column of numbers with a stray word in it stays
-/// a number column, for the reader to name the cell. A column with more than `MAX_LEVELS`, or whose values never repeat (10 rows
-/// or more), is an identifier or free text, and an error naming it. A file the reader
-/// proper refuses (a ragged row, bad UTF-8) is passed over here for it to say why.
+/// The feature columns of a CSV that are text (more than half their values neither a
+/// number nor missing), each with its distinct values, sorted, as the levels of a one-hot
+/// encoding; a column of numbers with a stray word in it stays a number column, for the
+/// reader to name the cell. A text column with more than `MAX_LEVELS` values, or whose
+/// values never repeat (10 rows or more), is an identifier or free text: an error naming
+/// it. A file the reader proper refuses (a ragged row, bad UTF-8) is passed over here for
+/// it to say why.
 fn find_categories(bytes: &[u8], opts: &CsvOptions) -> Result<Vec<Category>, TableError> {
     let (mut reader, skipped, delimiter) = csv_reader(bytes, &opts.format);
     let mut record = csv::ByteRecord::new();
