@@ -57,8 +57,9 @@ pub struct EncodeArgs {
     pub decode: bool,
 }
 
-/// Score images or rows by reconstruction error, flag those above a threshold, compare
-/// with PCA and an Isolation Forest on the same rows, and explain the worst
+/// Score images or rows by reconstruction error (and how far a table's values lie in their
+/// columns' tails, for runs trained with --tail-score), flag those above a threshold,
+/// compare with PCA and an Isolation Forest on the same rows, and explain the worst
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
     ae-tch train --classes 0,1,2,3,4,5,6,7,8 --out runs/no9    # semi-supervised: never sees a 9\n  \
@@ -75,15 +76,15 @@ pub struct AnomalyArgs {
     pub read: super::ReadArgs,
     #[arg(long, value_enum, default_value_t = SplitArg::Test)]
     pub split: SplitArg,
-    /// Threshold: this percentile of the validation rows' errors [default: 99, unless
+    /// Threshold: this percentile of the validation rows' scores [default: 99, unless
     /// --contamination or --threshold-sigma is given]
     #[arg(long, value_name = "P", group = "rule")]
     pub threshold_percentile: Option<f64>,
     /// Threshold: flag this expected share of anomalies, i.e. the (1 - F) quantile of the
-    /// training rows' errors (PyOD's contamination; for data trained on with its anomalies)
+    /// training rows' scores (PyOD's contamination; for data trained on with its anomalies)
     #[arg(long, value_name = "F", group = "rule")]
     pub contamination: Option<f64>,
-    /// Threshold: mean + K standard deviations of the validation rows' errors
+    /// Threshold: mean + K standard deviations of the validation rows' scores
     #[arg(long, value_name = "K", group = "rule")]
     pub threshold_sigma: Option<f64>,
     /// Labels that count as normal, for ROC-AUC, precision and recall [default: the run's --classes]

@@ -191,6 +191,12 @@ pub struct TrainArgs {
     /// λ of an L1 penalty on the code: a sparse autoencoder
     #[arg(long, default_value_t = 0.0, value_name = "λ")]
     pub l1_latent: f64,
+    /// Tables only: score rows also by how far their values lie in their columns' tails
+    /// (ECOD), with each feature's error weighed by its median over the training rows.
+    /// Measured on ADBench: mean ROC-AUC +0.016 on its 43 classical tables, -0.037 on its
+    /// 512- and 768-wide image and text embeddings (docs/guide/vectors.md)
+    #[arg(long)]
+    pub tail_score: bool,
     /// Leave this share of each batch's worst-reconstructed rows out of the loss: a
     /// trimmed loss that keeps anomalies in the training data from being learnt [default:
     /// 0.2 for tables trained without --classes, else 0 (series included)]

@@ -248,6 +248,7 @@ fn finetune_config(
         weight_decay: args.weight_decay,
         l1_latent: 0.0,
         trim: 0.0,
+        tail_score: false,
         early_stop: Some(args.patience),
         lr_schedule: LrSchedule::Constant,
         grad_clip: None,

@@ -62,6 +62,10 @@ pub struct TrainConfig {
     /// loss, robust to anomalies in the training data); 0 is the plain mean.
     #[serde(default, skip_serializing_if = "is_default")]
     pub trim: f64,
+    /// Tables: fit `metrics::detector` when training ends (the error weighed per feature
+    /// plus the columns' tails), recorded in `detector.safetensors`.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub tail_score: bool,
     /// Stop after this many epochs without a new best validation loss, keeping the best
     /// weights.
     #[serde(default)]
@@ -150,6 +154,7 @@ impl Default for TrainConfig {
             weight_decay: 0.0,
             l1_latent: 0.0,
             trim: 0.0,
+            tail_score: false,
             early_stop: None,
             lr_schedule: arch.lr_schedule,
             grad_clip: None,

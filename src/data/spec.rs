@@ -111,6 +111,14 @@ impl DataSpec {
         }
     }
 
+    /// The vector spec, when the rows are a table's (numeric features, not windows).
+    pub fn table(&self) -> Option<&VectorSpec> {
+        match self {
+            DataSpec::Vector(v) => Some(v),
+            DataSpec::Image(_) | DataSpec::Series(..) => None,
+        }
+    }
+
     /// The vector spec and its windowing, when the rows are windows cut from series.
     pub fn series(&self) -> Option<(&VectorSpec, &SeriesSpec)> {
         match self {

@@ -2,6 +2,7 @@
 //! the corrupted input it was given, and for a PCA baseline of the same code size.
 
 pub mod detection;
+pub mod detector;
 pub mod iforest;
 pub mod pca;
 pub mod probe;

@@ -1,7 +1,8 @@
-//! The anomaly scores of a run's own rows — the squared reconstruction error of each
-//! training and validation row — recorded when training ends, so that `anomaly` puts its
+//! The anomaly scores of a run's own rows — each training and validation row's score
+//! (`detector`'s for a table, else the squared reconstruction error) — recorded when training ends, so that `anomaly` puts its
 //! threshold on new data from the run folder alone (the training file may be gone).
 
+use super::detector::Detector;
 use super::{reconstruct, sq_err_per_row};
 use crate::atomic::write_atomic;
 use crate::data::rows::Rows;
@@ -31,17 +32,32 @@ pub fn row_errors(model: &Autoencoder, rows: &Rows, device: Device) -> Result<Ve
     Ok(Vec::<f64>::try_from(errors.to_device(Device::Cpu))?)
 }
 
+/// The anomaly score of each of `rows`: the detector's when the run has one, else the
+/// squared reconstruction error.
+pub fn row_scores(
+    model: &Autoencoder,
+    detector: Option<&Detector>,
+    rows: &Rows,
+    device: Device,
+) -> Result<Vec<f64>> {
+    match detector {
+        Some(d) => d.scores(model, rows, device),
+        None => row_errors(model, rows, device),
+    }
+}
+
 impl ReferenceScores {
-    /// The scores of the run's `training` and `validation` rows under `model`.
+    /// The scores of the run's `training` and `validation` rows under `model` (and its
+    /// detector, when it has one).
     pub fn of(
-        model: &Autoencoder,
+        (model, detector): (&Autoencoder, Option<&Detector>),
         training: &Rows,
         validation: &Rows,
         device: Device,
     ) -> Result<Self> {
         Ok(ReferenceScores {
-            training: row_errors(model, training, device)?,
-            validation: row_errors(model, validation, device)?,
+            training: row_scores(model, detector, training, device)?,
+            validation: row_scores(model, detector, validation, device)?,
         })
     }
 

@@ -132,7 +132,7 @@ impl Changes {
 
 /// Flags of `train` that apply to one kind of data only: refused with the other.
 pub const IMAGE_FLAGS: [&str; 5] = ["color", "resize", "background", "augment", "skip_unreadable"];
-pub const VECTOR_FLAGS: [&str; 15] = [
+pub const VECTOR_FLAGS: [&str; 16] = [
     "label_column",
     "columns",
     "ignore_columns",
@@ -148,6 +148,7 @@ pub const VECTOR_FLAGS: [&str; 15] = [
     "window",
     "hop",
     "wav_channel",
+    "tail_score",
 ];
 
 /// A flag of `train` given where it would do nothing is refused (exit 2), never silently

@@ -354,6 +354,9 @@ fn the_data_choose_the_family_and_the_settings_and_the_first_line_says_so() {
     let args = ["train", "--data", "t.csv", "--augment", "flip", "--out", "v"];
     ae(d, &args).fails_with(&["--augment", "is for images"]);
     assert!(!d.join("v").exists());
+    // And the tail score of tables on images.
+    let args = ["train", "--limit", "64", "--epochs", "1", "--tail-score", "--out", "v"];
+    ae(d, &args).fails_with(&["--tail-score", "is for vector data"]);
 }
 
 /// WebP, BMP and TIFF files are read like PNGs (issue 35): one picture saved in all four

@@ -304,6 +304,9 @@ fn a_wav_file_trains_as_windows_and_bad_series_are_refused() {
     let mut args = vec!["train", "--data", s(&csv), "--hop", "4", "--out", "x"];
     let run = ae(d, &args).fails_with(&["--hop needs --window"]);
     assert_eq!(run.code, Some(2));
+    let tails = ["train", "--data", s(&csv), "--window", "64", "--tail-score", "--out", "x"];
+    let run = ae(d, &tails).fails_with(&["--tail-score scores a table's rows"]);
+    assert_eq!(run.code, Some(2));
     // A window longer than the part it cuts, a hop of 0 or beyond the window.
     args[3] = "--window";
     args[4] = "7000";

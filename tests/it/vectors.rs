@@ -79,8 +79,15 @@ fn shuttle_end_to_end_agrees_with_numpy() {
     let dir = tempdir();
     let d = dir.path();
     let run = d.join("run");
-    let train =
-        ae(d, &vector_train(&shuttle(), &run, &["--label-column", "class", "--epochs", "4"])).ok();
+    let train = ae(
+        d,
+        &vector_train(
+            &shuttle(),
+            &run,
+            &["--label-column", "class", "--epochs", "4", "--tail-score"],
+        ),
+    )
+    .ok();
     // A table is min–max scaled unless --scale says otherwise.
     assert!(train.stderr.contains("9 features, minmax scaling"), "{}", train.stderr);
     // Without --classes the rows may hold anomalies: the trimmed loss is the default.
@@ -152,7 +159,7 @@ print(len(ids), err.mean(), err.sum(1).mean())
     let forest = a["baselines"]["isolation_forest"]["roc_auc"].as_f64().unwrap();
     assert!(forest > 0.99, "{a}");
     assert!(a["baselines"]["pca"]["average_precision"].as_f64().is_some(), "{a}");
-    // --contamination 0.07: the p93 of the training rows' errors, stored in the run.
+    // --contamination 0.07: the p93 of the training rows' scores, stored in the run.
     assert_eq!((a["rule"].as_str(), a["parameter"].as_f64()), (Some("contamination"), Some(0.07)));
     let stored = read_json(&run.join("anomaly.json"));
     assert_eq!(stored["threshold"], a["threshold"]);
@@ -178,7 +185,8 @@ desc = -u[::-1]; tp = np.cumsum(np.bincount(inv, weights=y)[::-1]); seen = np.cu
 recall = tp / y.sum(); prec = tp / seen
 ap = np.sum(np.diff(np.r_[0, recall]) * prec)
 ex = list(csv.reader(open("run/explain.csv")))
-assert ex[0] == ["rank", "row", "label", "score", "feature", "value", "reconstruction", "share"]
+assert ex[0] == ["rank", "row", "label", "score", "feature", "value", "reconstruction", "share",
+                 "as_extreme"]
 assert len(ex) == 1 + 5 * 9, len(ex)
 top = sorted(s)[::-1][:5]
 for r in ex[1:]:
@@ -192,6 +200,39 @@ mu, sigma = train.mean(), train.std()
 want = [min(max(math.erf((v - mu) / (sigma * math.sqrt(2))), 0), 1) for v in s]
 got = [float(r[4]) for r in out]
 assert max(abs(a - b) for a, b in zip(want, got)) < 1e-6, "PyOD's unify scaling"
+# The score: the weighted squared error of the decoded rows plus ECOD's tail score against
+# the kept training values, each on its recorded scale.
+from safetensors.numpy import load_file
+det = load_file("run/detector.safetensors")
+sc = json.load(open("run/model.json"))["model"]["input"]["scaling"]
+off, scale = np.float32(sc["offset"]), np.float32(sc["scale"])
+unit = lambda v: ((np.float32(v) - off) / scale).astype(np.float64)
+ids = [int(r[0]) for r in out]
+hat = {{int(r[0]): [float(v) for v in r[2:]] for r in list(csv.reader(open("xhat.csv")))[1:]}}
+u, uh = unit(x[ids]), unit(np.array([hat[i] for i in ids]))
+ref, w, left, k = det["reference"], det["weights"], det["left"], det["scale"]
+m = ref.shape[1]
+assert (np.diff(ref, axis=1) >= 0).all() and 0 < m <= len(x) - len(ids)
+kept = unit(np.delete(x, ids, axis=0))
+assert all(np.isin(ref[j], kept[:, j]).all() for j in range(9)), "kept rows are training rows"
+p = lambda c: -np.log(np.clip(c / (m + 1), 1 / (m + 1), 1))
+low = np.stack([p(np.searchsorted(ref[j], u[:, j], "right")) for j in range(9)], 1)
+high = np.stack([p(m - np.searchsorted(ref[j], u[:, j], "left")) for j in range(9)], 1)
+side = np.where(left > 0, low, high)
+tail = np.maximum(np.maximum(low.sum(1), high.sum(1)), side.sum(1))
+err = ((uh - u) ** 2 * w).mean(1)
+want = (np.log(err + 1e-12) - k[0]) / k[1] + (np.log(tail + 1e-12) - k[2]) / k[3]
+assert np.abs(want - s).max() < 1e-3, np.abs(want - s).max()
+# --explain: each feature's share of the weighted error, and the share of kept training rows
+# at least as far out on the value's side.
+pos = {{i: n for n, i in enumerate(ids)}}
+for r in ex[1:]:
+    n, j = pos[int(r[1])], int(r[4][1:]) - 1
+    e = (uh[n] - u[n]) ** 2 * w
+    assert abs(float(r[7]) - e[j] / e.sum()) < 1e-3, (r, e / e.sum())
+    far = max(p(np.searchsorted(ref[j], u[n, j], "right")),
+              p(m - np.searchsorted(ref[j], u[n, j], "left")))
+    assert abs(float(r[8]) - np.exp(-far)) < 1e-6, (r, np.exp(-far))
 print(auc, ap)
 "#,
         data = s(&shuttle()),
@@ -313,9 +354,12 @@ fn training_on_named_classes_makes_them_the_normal_ones() {
     std::fs::write(gone.join("model.json"), manifest.to_string()).unwrap();
     let args = ["anomaly", "--run", s(&gone), "--data", "new.csv"];
     let out = ae(d, &args).ok().stdout;
-    assert!(out.contains("(p99 of the validation rows' errors, scored when the run was trained)"));
+    assert!(out.contains("(p99 of the validation rows' scores, scored when the run was trained)"));
     std::fs::remove_file(gone.join("reference-scores.json")).unwrap();
     ae(d, &args).fails_with(&["the threshold needs the run's training data", "moved-away.csv"]);
+    // A damaged detector is named, not read as something else.
+    std::fs::write(gone.join("detector.safetensors"), b"not tensors").unwrap();
+    ae(d, &args).fails_with(&["detector.safetensors is not an anomaly detector ae-tch wrote"]);
     std::fs::remove_file(run.join("reference-scores.json")).unwrap();
     let args = ["anomaly", "--run", s(&run), "--data", "new.csv", "--json"];
     let rescored: serde_json::Value =
@@ -821,6 +865,8 @@ fn text_columns_are_one_hot_encoded() {
         "{}",
         run.stderr
     );
+    // The tail score is asked for (--tail-score), not the default.
+    assert!(!d.join("run/detector.safetensors").exists());
     let input = read_json(&d.join("run/model.json"))["model"]["input"].clone();
     assert_eq!(
         input["columns"],

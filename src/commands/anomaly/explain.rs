@@ -1,5 +1,7 @@
 //! `anomaly --explain N`: why the N highest-scoring rows score high. Vector rows get
-//! each feature's share of the squared error (a CSV, the first rows printed); images get
+//! each feature's share of the squared error (weighted as the table's detector weighs it)
+//! and, for a table, how rare its value is in its column (a CSV, the first rows printed);
+//! images get
 //! their input, reconstruction and error heat map side by side (a PNG or SVG grid).
 
 use crate::atomic::write_atomic;
@@ -7,6 +9,7 @@ use crate::commands::LoadedRun;
 use crate::data::spec::{Category, DataSpec, FeatureGroup, ImageSpec, VectorSpec};
 use crate::data::{self, Rows};
 use crate::metrics;
+use crate::metrics::detector::Detector;
 use crate::plot::{self, Format};
 use anyhow::{Context, Result};
 use std::path::Path;
@@ -33,6 +36,9 @@ pub struct Explained<'a> {
     /// The rows' values in [0, 1] (images) or scaled (vectors), row after row.
     x: Vec<f32>,
     xhat: Vec<f32>,
+    /// A table run's detector: each feature's weight in the error, and each explained
+    /// value's share of training rows at least as far out (row after row).
+    detector: Option<(Vec<f64>, Vec<f64>)>,
 }
 
 /// Writes the explanation of the rows `top` to `path`; returns what to print.
@@ -40,15 +46,19 @@ pub fn explain(
     loaded: &LoadedRun,
     rows: &Rows,
     top: &[usize],
-    scores: &[f64],
+    (scores, detector): (&[f64], Option<&Detector>),
     path: &Path,
     format: Option<Format>,
 ) -> Result<String> {
     let index = Tensor::from_slice(&top.iter().map(|&i| i as i64).collect::<Vec<_>>());
     let x = rows.to_unit(Device::Cpu).index_select(0, &index).to_device(loaded.device);
     let xhat = metrics::reconstruct(&loaded.model, &x);
+    let detector = match detector {
+        Some(d) => Some((d.weights()?, d.tail_shares(&x)?)),
+        None => None,
+    };
     let (x, xhat) = (data::to_host_f32(&x)?, data::to_host_f32(&xhat)?);
-    let rows = Explained { rows, top, scores, x, xhat };
+    let rows = Explained { rows, top, scores, x, xhat, detector };
     let input = &loaded.manifest.model.input;
     if let Some(spec) = input.vector() {
         return rows.vectors(input, spec, path);
@@ -69,10 +79,16 @@ struct FeatureErrors {
 }
 
 impl FeatureErrors {
-    /// The errors of the input `x` reconstructed as `xhat`, computed in f64.
-    fn of(x: &[f32], xhat: &[f32]) -> FeatureErrors {
-        let err: Vec<f64> =
-            x.iter().zip(xhat).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).collect();
+    /// The errors of the input `x` reconstructed as `xhat`, computed in f64, each times its
+    /// feature's weight when there are `weights`.
+    fn of(x: &[f32], xhat: &[f32], weights: Option<&[f64]>) -> FeatureErrors {
+        let weight = |j: usize| weights.map_or(1.0, |w| w[j]);
+        let err: Vec<f64> = x
+            .iter()
+            .zip(xhat)
+            .enumerate()
+            .map(|(j, (&a, &b))| (a as f64 - b as f64).powi(2) * weight(j))
+            .collect();
         let total = err.iter().sum::<f64>().max(f64::MIN_POSITIVE);
         let mut order: Vec<usize> = (0..err.len()).collect();
         order.sort_by(|&a, &b| err[b].total_cmp(&err[a]).then(a.cmp(&b)));
@@ -121,13 +137,22 @@ impl Explained<'_> {
         let mut header = vec!["rank"];
         header.extend(&key_names);
         header.extend(["score", "feature", "value", "reconstruction", "share"]);
+        if self.detector.is_some() {
+            header.push("as_extreme");
+        }
         csv.write_record(&header)?;
         let mut printed = String::new();
         for (rank, &i) in self.top.iter().enumerate() {
             let row = rank * width..(rank + 1) * width;
-            let errors =
-                FeatureErrors::of(&self.x[row.clone()], &self.xhat[row.clone()]).grouped(&groups);
-            let (value, recon) = (&value[row.clone()], &recon[row]);
+            let weights = self.detector.as_ref().map(|d| &d.0[..]);
+            let errors = FeatureErrors::of(&self.x[row.clone()], &self.xhat[row.clone()], weights)
+                .grouped(&groups);
+            // Column j: the share of training rows as far out (a group's rarest feature).
+            let extreme = |j: usize| {
+                let tail = &self.detector.as_ref()?.1[row.clone()];
+                groups[j].features.clone().map(|f| tail[f]).reduce(f64::min)
+            };
+            let (value, recon) = (&value[row.clone()], &recon[row.clone()]);
             // Column j of the input (`is_input`) or the reconstruction `v`, as text.
             let shown = |v: &[f64], is_input: bool, j: usize, text: fn(f64) -> String| {
                 let group = &groups[j];
@@ -146,6 +171,7 @@ impl Explained<'_> {
                     shown(recon, false, j, |v| v.to_string()),
                     format!("{:.6}", errors.share(j)),
                 ]);
+                record.extend(extreme(j).map(|t| format!("{t:.6}")));
                 csv.write_record(&record)?;
             }
             if rank < EXPLAIN_PRINTED {
@@ -156,7 +182,8 @@ impl Explained<'_> {
                     .map(|&j| {
                         let (name, share) = (&groups[j].name, 100.0 * errors.share(j));
                         let (v, r) = (shown(value, true, j, short), shown(recon, false, j, short));
-                        format!("{name} {share:.0}% ({v} → {r})")
+                        let rare = extreme(j).map(|t| format!("; {:.2}%", 100.0 * t));
+                        format!("{name} {share:.0}% ({v} → {r}{})", rare.unwrap_or_default())
                     })
                     .collect();
                 let label = labels.map(|l| format!(", {}", input.class_name(l[i])));
@@ -170,12 +197,19 @@ impl Explained<'_> {
             }
         }
         write_atomic(path, &csv.into_inner()?)?;
-        Ok(format!(
-            "explained   the {} highest-scoring rows in {} (value → reconstruction, \
-             share of the error)\n{printed}",
+        Ok(self.vectors_written(path, &printed))
+    }
+
+    /// What `vectors` prints after writing `path`: where, what the numbers are, and the
+    /// `printed` rows.
+    fn vectors_written(&self, path: &Path, printed: &str) -> String {
+        let tails = if self.detector.is_some() { "; training rows as far out" } else { "" };
+        format!(
+            "explained   the {} highest-scoring rows in {}: feature, share of the error \
+             (value → reconstruction{tails})\n{printed}",
             self.top.len(),
-            path.display()
-        ))
+            path.display(),
+        )
     }
 
     /// Images: a grid of the inputs, reconstructions and error heat maps, each row of
@@ -275,14 +309,18 @@ mod tests {
     #[test]
     fn feature_shares_are_of_the_rows_squared_error() {
         // Errors 0.25, 1, 0.25, 0 of total 1.5: the largest first, ties by position.
-        let e = FeatureErrors::of(&[0.5, 1.0, 0.0, 0.3], &[0.0, 0.0, 0.5, 0.3]);
+        let e = FeatureErrors::of(&[0.5, 1.0, 0.0, 0.3], &[0.0, 0.0, 0.5, 0.3], None);
         assert_eq!(e.err, [0.25, 1.0, 0.25, 0.0]);
         assert_eq!(e.order, [1, 0, 2, 3]);
         assert!((e.share(1) - 2.0 / 3.0).abs() < 1e-12);
         assert!(((0..4).map(|j| e.share(j)).sum::<f64>() - 1.0).abs() < 1e-12);
         // A perfect reconstruction has shares of 0, not NaN.
-        let perfect = FeatureErrors::of(&[1.0, 2.0], &[1.0, 2.0]);
+        let perfect = FeatureErrors::of(&[1.0, 2.0], &[1.0, 2.0], None);
         assert_eq!((perfect.share(0), perfect.order), (0.0, vec![0, 1]));
+        // A table's detector weighs each feature: the order follows the weighted errors.
+        let weighted = [1.0, 0.1, 4.0, 1.0];
+        let w = FeatureErrors::of(&[0.5, 1.0, 0.0, 0.3], &[0.0, 0.0, 0.5, 0.3], Some(&weighted));
+        assert_eq!((w.err, w.order), (vec![0.25, 0.1, 1.0, 0.0], vec![2, 0, 1, 3]));
     }
 
     #[test]

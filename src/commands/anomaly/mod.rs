@@ -1,4 +1,6 @@
-//! `ae-tch anomaly`: reconstruction error as an anomaly score, a threshold from the run's
+//! `ae-tch anomaly`: reconstruction error as an anomaly score (through
+//! `metrics::detector`, which adds the columns' tails, for a table trained with the tail
+//! score), a threshold from the run's
 //! own rows (a percentile or mean + kσ of the validation errors, or the expected share
 //! of anomalies among the training rows), ROC-AUC and average precision beside PCA with
 //! the same k and an Isolation Forest on the same rows, and explanations of the rows that
@@ -17,8 +19,9 @@ use crate::data::spec::{DataSpec, SeriesSpec, VectorSpec};
 use crate::data::vectors::resolve_classes;
 use crate::data::Rows;
 use crate::metrics;
+use crate::metrics::detector::{self, Detector};
 use crate::metrics::iforest::IsolationForest;
-use crate::metrics::reference::{self, row_errors, ReferenceScores};
+use crate::metrics::reference::{self, row_scores, ReferenceScores};
 use crate::plot::{self, Format};
 use anyhow::{bail, Context, Result};
 pub use points::UCR_SLACK;
@@ -52,13 +55,15 @@ pub fn run(args: AnomalyArgs) -> Result<()> {
     };
     let series = input.series();
 
-    let (recorded_scores, recorded) = run_scores(&loaded)?;
+    let width = input.values() as usize;
+    let detector = Detector::read(&loaded.run.file(detector::FILE), width, loaded.device)?;
+    let (recorded_scores, recorded) = run_scores(&loaded, detector.as_ref())?;
     let (reference, reference_name) = reference_scores(rule, &recorded_scores, images.noun());
     let threshold = rule
         .threshold(&reference)
         .with_context(|| format!("no reference {} for the threshold", images.noun()))?;
 
-    let scores = row_errors(&loaded.model, &images, loaded.device)?;
+    let scores = row_scores(&loaded.model, detector.as_ref(), &images, loaded.device)?;
     let flagged: Vec<bool> = scores.iter().map(|&s| s > threshold).collect();
     let noun = if series.is_some() { "windows" } else { images.noun() };
     let mut summary =
@@ -96,7 +101,14 @@ pub fn run(args: AnomalyArgs) -> Result<()> {
         if args.json { serde_json::to_string(&summary)? + "\n" } else { summary.table() };
     if let (Some(n), Some(path)) = (args.explain, &explain_out) {
         let top = explain::highest(&scores, n);
-        let shown = explain::explain(&loaded, &images, &top, &scores, path, explain_format)?;
+        let shown = explain::explain(
+            &loaded,
+            &images,
+            &top,
+            (&scores, detector.as_ref()),
+            path,
+            explain_format,
+        )?;
         if !args.json {
             text += &shown;
         }
@@ -158,12 +170,16 @@ fn explain_target(
 /// The scores of the run's training and validation rows: those training recorded
 /// (`metrics::reference`); a run made before that has its rows read and scored again (the
 /// flag says which).
-fn run_scores(loaded: &super::LoadedRun) -> Result<(ReferenceScores, bool)> {
+fn run_scores(
+    loaded: &super::LoadedRun,
+    detector: Option<&Detector>,
+) -> Result<(ReferenceScores, bool)> {
     match ReferenceScores::read(&loaded.run.file(reference::FILE))? {
         Some(scores) => Ok((scores, true)),
         None => {
             let (train, val) = loaded.training_sets("the threshold")?;
-            Ok((ReferenceScores::of(&loaded.model, &train, &val, loaded.device)?, false))
+            let scored = (&loaded.model, detector);
+            Ok((ReferenceScores::of(scored, &train, &val, loaded.device)?, false))
         }
     }
 }

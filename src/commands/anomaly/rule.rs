@@ -11,11 +11,11 @@ use serde::Serialize;
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 #[serde(tag = "rule", content = "parameter", rename_all = "kebab-case")]
 pub enum Rule {
-    /// This percentile of the validation errors.
+    /// This percentile of the validation scores.
     Percentile(f64),
-    /// The (1 − F) quantile of the training rows' errors.
+    /// The (1 − F) quantile of the training rows' scores.
     Contamination(f64),
-    /// Mean + K σ of the validation errors.
+    /// Mean + K σ of the validation scores.
     Sigma(f64),
 }
 
@@ -57,17 +57,17 @@ impl Rule {
         })
     }
 
-    /// The rule in words, for the summary table: "p99 of the validation rows' errors".
+    /// The rule in words, for the summary table: "p99 of the validation rows' scores".
     pub fn describe(&self, reference: &str, noun: &str) -> String {
         match self {
-            Rule::Percentile(p) => format!("p{p} of the {reference} {noun}' errors"),
+            Rule::Percentile(p) => format!("p{p} of the {reference} {noun}' scores"),
             Rule::Contamination(f) => {
                 format!(
-                    "contamination {f}: the p{} of the {reference} {noun}' errors",
+                    "contamination {f}: the p{} of the {reference} {noun}' scores",
                     100.0 * (1.0 - f)
                 )
             }
-            Rule::Sigma(k) => format!("mean + {k}σ of the {reference} {noun}' errors"),
+            Rule::Sigma(k) => format!("mean + {k}σ of the {reference} {noun}' scores"),
         }
     }
 
@@ -174,9 +174,9 @@ mod tests {
     #[test]
     fn rules_read_as_words_and_store_as_tagged_json() {
         let c = Rule::Contamination(0.25).describe("training", "rows");
-        assert_eq!(c, "contamination 0.25: the p75 of the training rows' errors");
+        assert_eq!(c, "contamination 0.25: the p75 of the training rows' scores");
         let s = Rule::Sigma(3.0).describe("validation", "windows");
-        assert_eq!(s, "mean + 3σ of the validation windows' errors");
+        assert_eq!(s, "mean + 3σ of the validation windows' scores");
         let json = serde_json::to_value(Rule::Percentile(99.0)).unwrap();
         assert_eq!(json, serde_json::json!({"rule": "percentile", "parameter": 99.0}));
     }

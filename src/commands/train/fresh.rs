@@ -163,6 +163,11 @@ fn check_kind(
                  mean)"
             );
         }
+        if s.given("tail_score") && v.window.is_some() {
+            let why = "--tail-score scores a table's rows; windows of a series are scored by \
+                       their error";
+            return Err(config::Usage(why.into()).into());
+        }
         if !(v.test_fraction > 0.0 && v.test_fraction < 1.0) {
             bail!("--test-fraction must be between 0 and 1 (exclusive), got {}", v.test_fraction);
         }

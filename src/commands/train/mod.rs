@@ -9,6 +9,7 @@ use crate::data::record::DataRecord;
 use crate::data::{self, Rows};
 use crate::dist::{self, Dist};
 use crate::log::counted;
+use crate::metrics::detector::{self, Detector};
 use crate::metrics::reference::{self, ReferenceScores};
 use crate::plot::Format;
 use crate::run_store::{self, RunDir};
@@ -176,7 +177,15 @@ impl Finished {
         let (run, cfg, model_cfg) = (&self.run, &self.cfg, &self.model_cfg);
         let weights = run_store::weights_file(cfg.format);
         run.save_weights(&self.vs, weights)?;
-        let scores = ReferenceScores::of(&self.model, train_set, val_set, device)?;
+        let detector = match model_cfg.input.table() {
+            Some(_) if cfg.tail_score => Some(Detector::fit(&self.model, train_set, device)?),
+            _ => None,
+        };
+        if let Some(detector) = &detector {
+            detector.write(&run.file(detector::FILE))?;
+        }
+        let scored = (&self.model, detector.as_ref());
+        let scores = ReferenceScores::of(scored, train_set, val_set, device)?;
         scores.write(&run.file(reference::FILE))?;
         let pca = super::pca_baseline(train_set, model_cfg, device)?;
         let report = metrics::evaluate(&self.model, model_cfg, cfg, &test.to_device(device), &pca);
