@@ -218,7 +218,8 @@ pub enum Invert {
 /// Denoise your own files with a trained run: images (PNG, JPEG, WebP, BMP, TIFF) converted
 /// as the run's images were (colour, transparency), resized to the model's input size and
 /// shown beside the result; for a vector run CSV or .npy rows, for a series run WAV or CSV
-/// series, written back in the file's own form.
+/// series, written back in the file's own form (a WAV at another rate than the run's is
+/// resampled to it and the result back to the file's rate).
 #[derive(Debug, Args)]
 #[command(
     after_help = "Example:\n  ae-tch denoise --run runs/demo scans/*.png -o cleaned --add-noise 0.3 --grid sheet.png"

@@ -398,15 +398,24 @@ fn denoise_series(
         let label_column = vectors::label_in(path, spec, &reading);
         let (steps, form) =
             vectors::read_steps(path, label_column, Some(&series.channels), reading)?;
-        let rate = form.map(|f| f.sample_rate);
-        if rate.is_some() && rate != series.sample_rate {
-            crate::log::note(format_args!(
-                "note: {} is sampled at {} Hz, the run's data at {} Hz",
-                path.display(),
-                rate.unwrap_or(0),
-                series.sample_rate.map_or("an unknown rate".into(), |r| r.to_string())
-            ));
-        }
+        // A WAV file at another rate than the run's goes through the model at the run's
+        // rate and is written back at its own.
+        let rates = match (form.map(|f| f.sample_rate), series.sample_rate) {
+            (Some(file), Some(run)) if file != run => Some((file, run)),
+            _ => None,
+        };
+        let file_steps = steps.rows();
+        let steps = match rates {
+            Some((file, run)) => {
+                crate::log::note(format_args!(
+                    "note: {} is sampled at {file} Hz; resampled to the run's {run} Hz and the \
+                     result back to {file} Hz",
+                    path.display()
+                ));
+                vectors::resampled(steps, file, run)?
+            }
+            None => steps,
+        };
         // --add-noise: Gaussian noise on the steps themselves, in the file's units (σ times
         // the channel's scale), so the noisy series is a file to listen to or plot.
         let len = steps.rows();
@@ -422,9 +431,14 @@ fn denoise_series(
         let windows: Vec<f32> =
             through_model(loaded, &spec.scaling, &rows, None)?.iter().map(|&v| v as f32).collect();
         let values = series::overlap_add(&windows, len, steps.width(), w);
-        let encode = |values: &[f32]| match form {
-            Some(form) => series::wav_bytes(values, form),
-            None => {
+        let encode = |values: &[f32]| match (form, rates) {
+            (Some(form), Some((file, run))) => {
+                let mut back = series::resample(values, run, file)?;
+                back.resize(file_steps, 0.0); // the rounding of both lengths: a sample at most
+                series::wav_bytes(&back, form)
+            }
+            (Some(form), None) => series::wav_bytes(values, form),
+            (None, _) => {
                 let values: Vec<f64> = values.iter().map(|&v| v as f64).collect();
                 table_bytes(path, &steps.ids, &series.channels, &values)
             }
@@ -441,7 +455,7 @@ fn denoise_series(
                 denoised - noisy
             ));
         }
-        done.push(Written { input: path, n: len, files, said });
+        done.push(Written { input: path, n: file_steps, files, said });
     }
     write_results(&args.output, done, "steps")
 }

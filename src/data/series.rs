@@ -19,6 +19,7 @@
 
 use crate::invalid::Invalid;
 use anyhow::{bail, Context, Result};
+use rubato::{FftFixedIn, Resampler};
 use std::path::Path;
 
 /// How a series is cut: `window` steps every `hop` steps.
@@ -133,6 +134,9 @@ pub fn point_scores(window_scores: &[f64], len: usize, w: Windowing, max: bool) 
     }
 }
 
+/// Input samples per step of the resampler (its FFT works on chunks of about this size).
+const RESAMPLE_CHUNK: usize = 1024;
+
 /// A WAV file's samples as one channel in [-1, 1] (integer PCM divided by 2^(bits−1)),
 /// with its sample rate and the stored form, to write the result back the same way.
 #[derive(Clone, Debug, PartialEq)]
@@ -189,6 +193,47 @@ pub fn read_wav(path: &Path, channel: Option<usize>) -> Result<Wav> {
     Ok(Wav { samples, sample_rate: spec.sample_rate, spec: hound::WavSpec { channels: 1, ..spec } })
 }
 
+/// `samples`, one channel at `from` Hz, at `to` Hz: rubato's FFT resampler (band-limited,
+/// so downsampling does not alias), its delay removed, `round(n · to / from)` samples.
+pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>> {
+    if from == to || samples.is_empty() {
+        return Ok(samples.to_vec());
+    }
+    let n = samples.len();
+    let want = ((n as u64 * to as u64 + from as u64 / 2) / from as u64) as usize;
+    // The resampler works in FFT blocks of a whole number of (from / gcd)-sample units,
+    // and reports half a block of output as its delay: with an even number of units the
+    // half is exact (an odd one would shift the output by half a sample).
+    let unit = (from / gcd(from, to)) as usize;
+    let chunk = 2 * RESAMPLE_CHUNK.div_ceil(2 * unit) * unit;
+    let mut r = FftFixedIn::<f32>::new(from as usize, to as usize, chunk, 1, 1)
+        .with_context(|| format!("resampling from {from} Hz to {to} Hz"))?;
+    let delay = r.output_delay();
+    let mut out = Vec::with_capacity(want + delay + 2 * RESAMPLE_CHUNK);
+    let mut at = 0;
+    while at + r.input_frames_next() <= n {
+        let next = at + r.input_frames_next();
+        out.extend_from_slice(&r.process(&[&samples[at..next]], None)?[0]);
+        at = next;
+    }
+    if at < n {
+        out.extend_from_slice(&r.process_partial(Some(&[&samples[at..]]), None)?[0]);
+    }
+    while out.len() < want + delay {
+        out.extend_from_slice(&r.process_partial::<&[f32]>(None, None)?[0]);
+    }
+    Ok(out[delay..delay + want].to_vec())
+}
+
+/// The greatest common divisor of two rates.
+fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
 /// `samples` in [-1, 1] as bytes of a mono WAV file in `spec`'s sample format: integer
 /// PCM rounded to the nearest step and clipped to its range.
 pub fn wav_bytes(samples: &[f32], spec: hound::WavSpec) -> Result<Vec<u8>> {
@@ -216,6 +261,40 @@ pub fn wav_bytes(samples: &[f32], spec: hound::WavSpec) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::f64::consts::PI;
+
+    #[test]
+    fn resampling_keeps_a_tone_and_its_length() {
+        // A 440 Hz tone at 16 kHz, to 48 kHz and 22.05 kHz and back: away from the ends
+        // (the filter's edges), every sample is the tone's value at its own time.
+        let tone = |rate: f64, n: usize| -> Vec<f32> {
+            (0..n).map(|i| (0.5 * (2.0 * PI * 440.0 * i as f64 / rate).sin()) as f32).collect()
+        };
+        let x = tone(16000.0, 16000);
+        for to in [48000u32, 22050] {
+            let y = resample(&x, 16000, to).unwrap();
+            assert_eq!(y.len(), to as usize);
+            let want = tone(to as f64, to as usize);
+            let edge = to as usize / 20;
+            let err = (edge..y.len() - edge).map(|i| (y[i] - want[i]).abs()).fold(0.0, f32::max);
+            assert!(err < 1e-3, "16000 → {to}: {err}");
+            let back = resample(&y, to, 16000).unwrap();
+            assert_eq!(back.len(), 16000);
+            let err = (800..15200).map(|i| (back[i] - x[i]).abs()).fold(0.0, f32::max);
+            assert!(err < 1e-3, "{to} → 16000: {err}");
+        }
+        // Downsampling removes what the new rate cannot carry: 7 kHz at 48 kHz → 8 kHz
+        // (Nyquist 4 kHz) comes out nearly silent instead of folding to 1 kHz.
+        let high: Vec<f32> = tone(48000.0, 48000)
+            .iter()
+            .enumerate()
+            .map(|(i, _)| (0.5 * (2.0 * PI * 7000.0 * i as f64 / 48000.0).sin()) as f32)
+            .collect();
+        let low = resample(&high, 48000, 8000).unwrap();
+        let rms = (low[400..7600].iter().map(|v| v * v).sum::<f32>() / 7200.0).sqrt();
+        assert!(rms < 0.01, "aliased: rms {rms}");
+        assert_eq!(resample(&x, 16000, 16000).unwrap(), x);
+    }
 
     fn wave(len: usize, channels: usize) -> Vec<f32> {
         (0..len * channels).map(|i| ((i as f32) * 0.37).sin() + (i % 7) as f32 * 0.1).collect()

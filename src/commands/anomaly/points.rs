@@ -57,7 +57,8 @@ pub fn series_steps(
     if let Some(path) = data {
         let reading = loaded.reading(given);
         let label_column = vectors::label_in(path, spec, &reading);
-        let (stretches, _) = vectors::read_series(path, label_column, columns, reading)?;
+        let at = (reading, series.sample_rate);
+        let (stretches, _) = vectors::read_series(path, label_column, columns, at)?;
         return Ok(Some(stretches));
     }
     if split != Split::Test {

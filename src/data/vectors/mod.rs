@@ -458,7 +458,8 @@ pub fn load_all(
     let table = match series {
         Some(series) => {
             let channels = Some(&series.channels[..]);
-            let (stretches, _) = read_series(path, label_column, channels, reading)?;
+            let (stretches, _) =
+                read_series(path, label_column, channels, (reading, series.sample_rate))?;
             windows_of(&stretches, series.windowing())?
         }
         None => {

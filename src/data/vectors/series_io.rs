@@ -81,39 +81,57 @@ impl Stretch {
 
 /// Every series `path` holds (a file, or a folder of them, see `series_files`), read with
 /// the same value columns (`columns`, else the first file's), and the sample rate they
-/// share (WAV files).
+/// share (WAV files): `rate` (the run's), else the first file's. A WAV file at another rate
+/// is resampled to it, with a note; WAV files and tables do not mix.
 pub fn read_series(
     path: &Path,
     label_column: Option<&str>,
     columns: Option<&[String]>,
-    reading: Reading,
+    (reading, rate): (Reading, Option<u32>),
 ) -> Result<(Vec<Stretch>, Option<u32>)> {
     let folder = path.is_dir();
     let mut stretches: Vec<Stretch> = Vec::new();
-    let mut rate = None;
+    let mut shared = rate;
     for file in series_files(path)? {
         let columns = stretches.first().map_or(columns, |s| Some(&s.steps.columns[..]));
-        let (steps, form) = read_steps(&file, label_column, columns, reading)?;
+        let (mut steps, form) = read_steps(&file, label_column, columns, reading)?;
         let file_rate = form.map(|f| f.sample_rate);
-        match stretches.first() {
-            None => rate = file_rate,
-            Some(first) if file_rate != rate => bail!(
-                "{} is sampled at {} and {} at {}: the series of a run share one rate",
-                file.display(),
-                hertz(file_rate),
-                first.what,
-                hertz(rate)
-            ),
-            Some(_) => {}
+        let first = stretches.first();
+        match (first, file_rate, shared) {
+            (None, _, None) => shared = file_rate,
+            (_, Some(from), Some(to)) if from != to => {
+                let whose = first.filter(|_| rate.is_none()).map_or("the run's", |s| &s.what);
+                crate::log::note(format_args!(
+                    "note: {} is sampled at {from} Hz; resampled to {to} Hz ({whose} rate)",
+                    file.display()
+                ));
+                steps = resampled(steps, from, to)?;
+            }
+            (Some(first), _, _) if rate.is_none() && file_rate.is_some() != shared.is_some() => {
+                bail!(
+                    "{} is {} and {} {}: the series of a run are all WAV files or all tables",
+                    file.display(),
+                    hertz(file_rate),
+                    first.what,
+                    hertz(shared)
+                )
+            }
+            _ => {}
         }
         let what = file.display().to_string();
         stretches.push(Stretch { steps, file: folder.then(|| Arc::from(file.as_path())), what });
     }
-    Ok((stretches, rate))
+    Ok((stretches, shared))
+}
+
+/// A WAV file's steps (one amplitude column) resampled from `from` to `to` Hz.
+pub fn resampled(steps: Table, from: u32, to: u32) -> Result<Table> {
+    let values = series::resample(&steps.values, from, to)?;
+    Ok(Table { ids: (0..values.len()).collect(), values, ..steps })
 }
 
 fn hertz(rate: Option<u32>) -> String {
-    rate.map_or_else(|| "no sample rate (a table)".into(), |r| format!("{r} Hz"))
+    rate.map_or_else(|| "a table".into(), |r| format!("a WAV file at {r} Hz"))
 }
 
 /// `parts`' rows one after another (labels kept when every part has them, files when
@@ -409,13 +427,13 @@ pub fn series_parts(
     }
     check_folder_unchanged(path, &source.folder_files)?;
     let reading = source.reading(series.wav_channel);
-    let (mut data, rate) = read_series(path, label_column, columns, reading)?;
+    let (mut data, rate) = read_series(path, label_column, columns, (reading, None))?;
     if let Some(t) = &source.test {
         let columns = Some(&data[0].steps.columns[..]);
-        let (mut test, test_rate) = read_series(t, label_column, columns, reading)?;
-        if test_rate != rate {
+        let (mut test, test_rate) = read_series(t, label_column, columns, (reading, rate))?;
+        if test_rate.is_some() != rate.is_some() {
             bail!(
-                "{} is sampled at {} and {} at {}",
+                "{} is {} and {} {}: a run's series are all WAV files or all tables",
                 t.display(),
                 hertz(test_rate),
                 path.display(),
