@@ -286,7 +286,7 @@ fn denoise_vectors(loaded: &super::LoadedRun, spec: &VectorSpec, args: &DenoiseA
         let all: Vec<usize> = (0..rows.len()).collect();
         let ids = rows.ids.as_deref().unwrap_or(&all);
         let (columns, values) = numeric_part(spec, &values);
-        let bytes = table_bytes(path, ids, &columns, &values)?;
+        let bytes = table_bytes(path, (ids, &columns), &values, false)?;
         done.push(Written {
             input: path,
             n: rows.len(),
@@ -330,7 +330,12 @@ fn through_model(
 
 /// `values` (`n × columns.len()`) in `path`'s own table format: a .npy array, or the CSV
 /// with `columns` replaced and every other cell as written.
-fn table_bytes(path: &Path, ids: &[usize], columns: &[String], values: &[f64]) -> Result<Vec<u8>> {
+fn table_bytes(
+    path: &Path,
+    (ids, columns): (&[usize], &[String]),
+    values: &[f64],
+    as_written: bool,
+) -> Result<Vec<u8>> {
     let original = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let written = if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy")) {
         // Every row of the array: those read replaced, those left out (NaN) as they were.
@@ -342,7 +347,7 @@ fn table_bytes(path: &Path, ids: &[usize], columns: &[String], values: &[f64]) -
             crate::npy::encode_f64(array.values.len() / d.max(1), d, &array.values)
         })
     } else {
-        replace_columns(&original, columns, values, ids)
+        replace_columns(&original, (columns, ids), values, as_written)
     };
     written.with_context(|| format!("writing the denoised {}", path.display()))
 }
@@ -440,7 +445,7 @@ fn denoise_series(
             (Some(form), None) => series::wav_bytes(values, form),
             (None, _) => {
                 let values: Vec<f64> = values.iter().map(|&v| v as f64).collect();
-                table_bytes(path, &steps.ids, &series.channels, &values)
+                table_bytes(path, (&steps.ids, &series.channels), &values, true)
             }
         };
         let mut files = vec![("denoised", encode(&values)?)];
@@ -496,12 +501,14 @@ fn snr_db(x: &[f32], y: &[f32]) -> f64 {
 /// The CSV `bytes` with the cells of `columns` replaced, row by row, by `values`
 /// (`rows × columns.len()`, row-major) and every other cell kept as written. `ids` are the
 /// data rows `values` hold, as `vectors::load_all` read them; a row left out (a missing
-/// value, `--missing drop`) is written as it was.
+/// value, `--missing drop`) is written as it was. With `as_written` (a series) each value has
+/// as many decimals as the most precise cell of its column in the file (full precision
+/// when a cell is written with an exponent or is not a number).
 fn replace_columns(
     bytes: &[u8],
-    columns: &[String],
+    (columns, ids): (&[String], &[usize]),
     values: &[f64],
-    ids: &[usize],
+    as_written: bool,
 ) -> Result<Vec<u8>> {
     let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(bytes);
     let header = reader.headers()?.clone();
@@ -511,13 +518,32 @@ fn replace_columns(
         .collect::<Result<Vec<_>>>()?;
     let mut out = csv::Writer::from_writer(Vec::new());
     out.write_record(&header)?;
+    let records = reader.records().collect::<Result<Vec<_>, _>>()?;
+    let places: Vec<Option<usize>> = at
+        .iter()
+        .map(|&i| match as_written {
+            true => records
+                .iter()
+                .try_fold(0, |most, r| decimals(r.get(i).unwrap_or_default()).map(|d| most.max(d))),
+            false => None,
+        })
+        .collect();
     let mut rows = values.chunks_exact(columns.len().max(1)).zip(ids).peekable();
-    for (index, record) in reader.records().enumerate() {
-        let record = record?;
+    for (index, record) in records.iter().enumerate() {
         let mut cells: Vec<String> = record.iter().map(str::to_string).collect();
         if let Some((row, _)) = rows.next_if(|(_, &id)| id == index) {
-            for (&i, v) in at.iter().zip(row) {
-                cells[i] = v.to_string();
+            for ((&i, v), places) in at.iter().zip(row).zip(&places) {
+                cells[i] = match places {
+                    Some(d) => {
+                        let text = format!("{v:.d$}");
+                        // A value that rounds to zero is written without a sign.
+                        match text.parse::<f64>() {
+                            Ok(0.0) => text.trim_start_matches('-').to_string(),
+                            _ => text,
+                        }
+                    }
+                    None => v.to_string(),
+                };
             }
         }
         out.write_record(&cells)?;
@@ -526,6 +552,22 @@ fn replace_columns(
         bail!("more rows read than CSV records");
     }
     Ok(out.into_inner()?)
+}
+
+/// The decimals a CSV cell is written with: 0 for "45", 3 for "19.607"; `None` (full
+/// precision) for a number with an exponent ("1e-3"); 0 for a cell that is no number (an
+/// empty or "NA" gap), which says nothing about the column's precision.
+fn decimals(cell: &str) -> Option<usize> {
+    let digits = cell.trim_start_matches(['-', '+']);
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    let plain = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
+    if plain(whole) && plain(fraction) {
+        return Some(fraction.len());
+    }
+    match cell.parse::<f64>() {
+        Ok(_) if cell.contains(['e', 'E']) => None,
+        _ => Some(0),
+    }
 }
 
 /// The images of `columns` (input, noisy input, denoised) side by side at `SCALE`×
@@ -551,6 +593,25 @@ fn side_by_side(columns: &[&[f32]], spec: &ImageSpec, inverted: bool) -> RgbImag
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_series_csv_is_written_with_its_own_decimals() {
+        assert_eq!(
+            ["45", "19.607", "-0.5", "1e-3", "", "NA", "+2.10"].map(decimals),
+            [Some(0), Some(3), Some(1), None, Some(0), Some(0), Some(2)]
+        );
+        let csv = b"time,v,w,label\n1,19.607,3,a\n2,19.61,4,b\n3,NA,5,c\n";
+        let values = [19.607751846313477, 2.6, -0.0004, 4.4, 19.2, 5.0];
+        let (columns, ids) = (["v".to_string(), "w".to_string()], [0, 1, 2]);
+        let out = replace_columns(csv, (&columns, &ids), &values, true).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "time,v,w,label\n1,19.608,3,a\n2,0.000,4,b\n3,19.200,5,c\n"
+        );
+        // Rows of a table keep the precision the network carries.
+        let out = replace_columns(csv, (&columns, &ids), &values, false).unwrap();
+        assert!(String::from_utf8(out).unwrap().contains("1,19.607751846313477,2.6,a"));
+    }
 
     #[test]
     fn gray_images_on_a_light_ground_are_flipped() {
