@@ -225,6 +225,16 @@ pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>> {
     Ok(out[delay..delay + want].to_vec())
 }
 
+/// How many of `samples` sit at the largest magnitude `spec`'s format holds (integer PCM:
+/// its top step either way; float: 1 or beyond): clipped samples.
+pub fn clipped(samples: &[f32], spec: hound::WavSpec) -> usize {
+    let top = match spec.sample_format {
+        hound::SampleFormat::Int => 1.0 - 1.0 / (1u64 << (spec.bits_per_sample - 1)) as f32,
+        hound::SampleFormat::Float => 1.0,
+    };
+    samples.iter().filter(|v| v.abs() >= top).count()
+}
+
 /// The greatest common divisor of two rates.
 fn gcd(a: u32, b: u32) -> u32 {
     if b == 0 {

@@ -175,6 +175,17 @@ fn wav_files_at_other_rates_are_resampled() {
     let manifest = read_json(&d.join("run/model.json"));
     assert_eq!(manifest["model"]["input"]["series"]["sample_rate"], 16000);
 
+    // A silent recording is refused by name; a clipped one trains, with a note.
+    write_wav_at(&d.join("silent.wav"), &[0.0; 4000], 16000);
+    let silent = ["train", "--data", "silent.wav", "--window", "64", "--out", "s"];
+    ae(d, &silent).fails_with(&["silent.wav: every sample is 0 (silence)"]);
+    let loud: Vec<f64> = tone(16000).iter().map(|v| v * 8.0).collect();
+    write_wav_at(&d.join("loud.wav"), &loud, 16000);
+    let loud = ["train", "--data", "loud.wav", "--window", "64", "--epochs", "1", "--out", "l"];
+    let run = ae(d, &loud).ok();
+    assert!(run.stderr.contains("loud.wav: 6"), "{}", run.stderr);
+    assert!(run.stderr.contains("% of the samples are at full scale (clipped)"), "{}", run.stderr);
+
     let b = d.join("mixed/b.wav");
     let out = ae(d, &["denoise", "--run", "run", s(&b), "-o", "dn"]).ok();
     assert!(out.stderr.contains("resampled to the run's 16000 Hz"), "{}", out.stderr);

@@ -225,6 +225,15 @@ pub fn read_steps(
     }
     let wav = series::read_wav(path, reading.wav_channel)?;
     let n = wav.samples.len();
+    let clipped = series::clipped(&wav.samples, wav.spec);
+    if clipped * 1000 > n {
+        crate::log::note(format_args!(
+            "note: {}: {:.1}% of the samples are at full scale (clipped); the model learns the \
+             flattened peaks as they are",
+            path.display(),
+            100.0 * clipped as f64 / n as f64
+        ));
+    }
     let table = Table {
         values: wav.samples,
         columns: vec!["amplitude".into()],
@@ -428,6 +437,11 @@ pub fn series_parts(
     check_folder_unchanged(path, &source.folder_files)?;
     let reading = source.reading(series.wav_channel);
     let (mut data, rate) = read_series(path, label_column, columns, (reading, None))?;
+    if let Some(silent) =
+        data.iter().find(|s| rate.is_some() && s.steps.values.iter().all(|&v| v == 0.0))
+    {
+        bail!("{}: every sample is 0 (silence): there is nothing to learn from it", silent.what);
+    }
     if let Some(t) = &source.test {
         let columns = Some(&data[0].steps.columns[..]);
         let (mut test, test_rate) = read_series(t, label_column, columns, (reading, rate))?;
