@@ -248,6 +248,9 @@ fn gcd(a: u32, b: u32) -> u32 {
 /// PCM rounded to the nearest step and clipped to its range.
 pub fn wav_bytes(samples: &[f32], spec: hound::WavSpec) -> Result<Vec<u8>> {
     let spec = hound::WavSpec { channels: 1, ..spec };
+    if spec.sample_format == hound::SampleFormat::Float && spec.bits_per_sample == 32 {
+        return Ok(float_wav_bytes(samples, spec.sample_rate));
+    }
     let mut bytes = std::io::Cursor::new(Vec::new());
     let mut writer = hound::WavWriter::new(&mut bytes, spec)?;
     match spec.sample_format {
@@ -268,10 +271,63 @@ pub fn wav_bytes(samples: &[f32], spec: hound::WavSpec) -> Result<Vec<u8>> {
     Ok(bytes.into_inner())
 }
 
+/// A mono 32-bit float WAV in the standard layout (what sox and libsndfile write): a
+/// WAVE_FORMAT_IEEE_FLOAT fmt chunk of 18 bytes and a fact chunk with the sample count.
+/// hound writes float as WAVE_FORMAT_EXTENSIBLE without a fact chunk, which sox warns about.
+fn float_wav_bytes(samples: &[f32], rate: u32) -> Vec<u8> {
+    let data = 4 * samples.len() as u32;
+    let mut b = Vec::with_capacity(58 + data as usize);
+    let mut put = |bytes: &[u8]| b.extend_from_slice(bytes);
+    put(b"RIFF");
+    put(&(50 + data).to_le_bytes()); // everything after these 8 bytes
+    put(b"WAVEfmt ");
+    put(&18u32.to_le_bytes());
+    put(&3u16.to_le_bytes()); // IEEE float
+    put(&1u16.to_le_bytes()); // channels
+    put(&rate.to_le_bytes());
+    put(&(4 * rate).to_le_bytes()); // bytes per second
+    put(&4u16.to_le_bytes()); // block align
+    put(&32u16.to_le_bytes()); // bits per sample
+    put(&0u16.to_le_bytes()); // no extension
+    put(b"fact");
+    put(&4u32.to_le_bytes());
+    put(&(samples.len() as u32).to_le_bytes());
+    put(b"data");
+    put(&data.to_le_bytes());
+    for s in samples {
+        put(&s.to_le_bytes());
+    }
+    b
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::f64::consts::PI;
+
+    #[test]
+    fn float_wavs_have_the_standard_header_and_read_back() {
+        let samples = [0.0f32, 0.5, -0.25, 1.0, -1.0];
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 22050,
+            bits_per_sample: 32,
+            sample_format: hound::SampleFormat::Float,
+        };
+        let bytes = wav_bytes(&samples, spec).unwrap();
+        assert_eq!(bytes.len(), 58 + 4 * samples.len());
+        assert_eq!(u32::from_le_bytes(bytes[4..8].try_into().unwrap()) as usize, bytes.len() - 8);
+        // fmt: 18 bytes, format 3 (IEEE float); then the fact chunk with the sample count.
+        assert_eq!(
+            (&bytes[12..16], &bytes[16..20], &bytes[20..22]),
+            (&b"fmt "[..], &[18, 0, 0, 0][..], &[3, 0][..])
+        );
+        assert_eq!((&bytes[38..42], bytes[46]), (&b"fact"[..], 5));
+        let mut reader = hound::WavReader::new(std::io::Cursor::new(bytes)).unwrap();
+        assert_eq!(reader.spec(), spec);
+        let back: Vec<f32> = reader.samples::<f32>().map(|s| s.unwrap()).collect();
+        assert_eq!(back, samples);
+    }
 
     #[test]
     fn resampling_keeps_a_tone_and_its_length() {
