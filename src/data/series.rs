@@ -275,23 +275,24 @@ pub fn wav_bytes(samples: &[f32], spec: hound::WavSpec) -> Result<Vec<u8>> {
 /// WAVE_FORMAT_IEEE_FLOAT fmt chunk of 18 bytes and a fact chunk with the sample count.
 /// hound writes float as WAVE_FORMAT_EXTENSIBLE without a fact chunk, which sox warns about.
 fn float_wav_bytes(samples: &[f32], rate: u32) -> Vec<u8> {
-    let data = 4 * samples.len() as u32;
+    // Sizes past 4 GiB cannot be written in a RIFF header; they saturate rather than wrap.
+    let data = u32::try_from(samples.len()).unwrap_or(u32::MAX).saturating_mul(4);
     let mut b = Vec::with_capacity(58 + data as usize);
     let mut put = |bytes: &[u8]| b.extend_from_slice(bytes);
     put(b"RIFF");
-    put(&(50 + data).to_le_bytes()); // everything after these 8 bytes
+    put(&data.saturating_add(50).to_le_bytes()); // everything after these 8 bytes
     put(b"WAVEfmt ");
     put(&18u32.to_le_bytes());
     put(&3u16.to_le_bytes()); // IEEE float
     put(&1u16.to_le_bytes()); // channels
     put(&rate.to_le_bytes());
-    put(&(4 * rate).to_le_bytes()); // bytes per second
+    put(&rate.saturating_mul(4).to_le_bytes()); // bytes per second
     put(&4u16.to_le_bytes()); // block align
     put(&32u16.to_le_bytes()); // bits per sample
     put(&0u16.to_le_bytes()); // no extension
     put(b"fact");
     put(&4u32.to_le_bytes());
-    put(&(samples.len() as u32).to_le_bytes());
+    put(&(data / 4).to_le_bytes());
     put(b"data");
     put(&data.to_le_bytes());
     for s in samples {
