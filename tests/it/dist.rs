@@ -114,7 +114,7 @@ fn rank_pids(out: &Path, rank: usize) -> Vec<i32> {
 }
 
 /// A rank killed mid-run: the survivor stops well within --dist-timeout with a message
-/// naming the dead rank, exits non-zero, and leaves the last checkpoint intact; resumed
+/// naming the dead rank (or, signalled by torchrun, after its grace period), exits non-zero, and leaves the last checkpoint intact; resumed
 /// under torchrun, the run finishes with the losses and weights of the run never killed.
 #[test]
 fn a_killed_rank_stops_its_group_and_the_run_resumes() {
@@ -142,7 +142,12 @@ fn a_killed_rank_stops_its_group_and_the_run_resumes() {
     let took = killed.elapsed();
     assert!(took < Duration::from_secs(30), "the group took {took:?} to stop");
     assert!(run.code.is_some_and(|c| c != 0), "torchrun exit {:?}", run.code);
-    assert!(run.stderr.contains("rank 0 of 2: rank 1 stopped"), "{}", run.stderr);
+    // Rank 0 either finds rank 1 gone in the exchange and names it, or torchrun's agent
+    // sees the death first and signals rank 0, which then gives its group the grace
+    // period and leaves (which one comes first depends on the machine's load).
+    let named = run.stderr.contains("rank 0 of 2: rank 1 stopped");
+    let signalled = run.stderr.contains("the other ranks did not finish the step within");
+    assert!(named || signalled, "{}", run.stderr);
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
     assert!(!out.join("model.json").exists());
     // The checkpoint is whole: the run resumes from it and finishes.
