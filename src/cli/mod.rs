@@ -67,6 +67,10 @@ pub struct ReadArgs {
     /// refuse; after train: what the run recorded]
     #[arg(long, value_enum)]
     pub missing: Option<crate::data::spec::Missing>,
+    /// Series CSVs with a time column: a step over three usual ones is a gap [default:
+    /// split; after train: what the run recorded]
+    #[arg(long, value_enum)]
+    pub gap: Option<crate::data::spec::Gap>,
     /// WAV files with several channels: the one to read, from 0 [after train: the run's]
     #[arg(long, value_name = "N")]
     pub wav_channel: Option<usize>,
@@ -88,6 +92,7 @@ impl ReadArgs {
     pub fn reading(&self) -> crate::data::spec::Reading {
         crate::data::spec::Reading {
             missing: self.missing,
+            gap: self.gap,
             wav_channel: self.wav_channel,
             delimiter: self.delimiter,
             no_header: self.no_header.then_some(true),

@@ -2,7 +2,7 @@
 //! must not depend on clap: the command line offers them here, with their help, and the
 //! library receives the same values.
 
-use crate::data::spec::{Background, ColorChoice, Missing, ScaleKind};
+use crate::data::spec::{Background, ColorChoice, Gap, Missing, ScaleKind};
 use clap::builder::PossibleValue;
 
 /// `impl clap::ValueEnum for T`: each variant's name on the command line and its help.
@@ -41,6 +41,27 @@ value_enum!(Missing {
     Interpolate => "interpolate": "fill each gap linearly from the steps on either side; \
         series, whose steps cannot be left out",
 });
+
+/// `--gap`: not `Gap::Across`, which only runs made before gaps were looked for read with.
+impl clap::ValueEnum for Gap {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Gap::Split, Gap::Refuse]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        match self {
+            Gap::Split => Some(PossibleValue::new("split").help(
+                "cut the series at each gap; the stretches train and are scored apart, and no \
+                 window crosses one",
+            )),
+            Gap::Refuse => Some(
+                PossibleValue::new("refuse")
+                    .help("stop at the first irregular step, naming its lines"),
+            ),
+            Gap::Across => None,
+        }
+    }
+}
 
 /// `--delimiter`: a name (comma, semicolon, tab, space) or one ASCII character.
 pub fn delimiter(text: &str) -> Result<char, String> {
@@ -84,6 +105,7 @@ mod tests {
         }
         check::<Background>();
         check::<Missing>();
+        check::<Gap>();
         check::<ScaleKind>();
         for (choice, name) in [(ColorChoice::Auto, "auto"), (ColorChoice::Rgb, "rgb")] {
             assert_eq!(choice.to_possible_value().unwrap().get_name(), name);

@@ -401,7 +401,7 @@ fn denoise_series(
         }
         let reading = loaded.reading(args.read.reading());
         let label_column = vectors::label_in(path, spec, &reading);
-        let (steps, form) =
+        let (mut stretch, form) =
             vectors::read_steps(path, label_column, Some(&series.channels), reading)?;
         // A WAV file at another rate than the run's goes through the model at the run's
         // rate and is written back at its own.
@@ -409,33 +409,24 @@ fn denoise_series(
             (Some(file), Some(run)) if file != run => Some((file, run)),
             _ => None,
         };
-        let file_steps = steps.rows();
-        let steps = match rates {
-            Some((file, run)) => {
-                crate::log::note(format_args!(
-                    "note: {} is sampled at {file} Hz; resampled to the run's {run} Hz and the \
-                     result back to {file} Hz",
-                    path.display()
-                ));
-                vectors::resampled(steps, file, run)?
-            }
-            None => steps,
-        };
+        let file_steps = stretch.steps.rows();
+        if let Some((file, run)) = rates {
+            crate::log::note(format_args!(
+                "note: {} is sampled at {file} Hz; resampled to the run's {run} Hz and the \
+                 result back to {file} Hz",
+                path.display()
+            ));
+            stretch.steps = vectors::resampled(stretch.steps, file, run)?;
+        }
         // --add-noise: Gaussian noise on the steps themselves, in the file's units (σ times
         // the channel's scale), so the noisy series is a file to listen to or plot.
-        let len = steps.rows();
-        let mut steps = steps;
         let clean = args.add_noise.map(|sigma| {
-            let clean = steps.values.clone();
-            add_step_noise(&mut steps.values, &spec.scaling, series, sigma, form.is_some());
+            let clean = stretch.steps.values.clone();
+            add_step_noise(&mut stretch.steps.values, &spec.scaling, series, sigma, form.is_some());
             clean
         });
-        let table = vectors::window_table(&steps, w, &|| path.display().to_string())?;
-        let rows = vectors::vector_set(&table, spec, &spec.classes)
-            .with_context(|| format!("reading {}", path.display()))?;
-        let windows: Vec<f32> =
-            through_model(loaded, &spec.scaling, &rows, None)?.iter().map(|&v| v as f32).collect();
-        let values = series::overlap_add(&windows, len, steps.width(), w);
+        let values = reconstructed(loaded, (spec, w), &stretch, path)?;
+        let steps = stretch.steps;
         let encode = |values: &[f32]| match (form, rates) {
             (Some(form), Some((file, run))) => {
                 let mut back = series::resample(values, run, file)?;
@@ -463,6 +454,34 @@ fn denoise_series(
         done.push(Written { input: path, n: file_steps, files, said });
     }
     write_results(&args.output, done, "steps")
+}
+
+/// The steps of `stretch` as the model reconstructs them: its windows through the model
+/// and joined back by overlap-add, each stretch between gaps on its own; one too short for
+/// a window is kept as it is.
+fn reconstructed(
+    loaded: &super::LoadedRun,
+    (spec, w): (&VectorSpec, series::Windowing),
+    stretch: &vectors::Stretch,
+    path: &Path,
+) -> Result<Vec<f32>> {
+    let pieces = stretch.long_pieces(w.window)?;
+    let table = stretch.windows_in(&pieces, w)?;
+    let rows = vectors::vector_set(&table, spec, &spec.classes)
+        .with_context(|| format!("reading {}", path.display()))?;
+    let windows: Vec<f32> =
+        through_model(loaded, &spec.scaling, &rows, None)?.iter().map(|&v| v as f32).collect();
+    let steps = &stretch.steps;
+    let (width, mut first) = (steps.width(), 0);
+    let mut values = steps.values.clone();
+    for piece in pieces {
+        let (count, size) = (w.count(piece.len()), w.window * width);
+        let windows = &windows[first * size..(first + count) * size];
+        let joined = series::overlap_add(windows, piece.len(), width, w);
+        values[piece.start * width..piece.end * width].copy_from_slice(&joined);
+        first += count;
+    }
+    Ok(values)
 }
 
 /// Adds N(0, (σ·scale)²) to every step of `values` (steps × channels), where scale is

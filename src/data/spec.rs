@@ -590,12 +590,27 @@ pub enum Missing {
     Interpolate,
 }
 
+/// Where the time column of a series CSV jumps by more than a few usual steps (`--gap`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Gap {
+    /// cut the series there: the stretches train and are scored apart, no window crosses
+    #[default]
+    Split,
+    /// stop at the first irregular step, naming its lines
+    Refuse,
+    /// read on as if the steps were regular: runs made before gaps were looked for
+    Across,
+}
+
 /// How a file's values are read beyond its columns: what a run recorded (its `--missing`
 /// and WAV channel), or what a later command's flags put over that for the files it reads.
 /// `None`: not given (the run's, or the default).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Reading {
     pub missing: Option<Missing>,
+    /// Series with a time column: what a gap does.
+    pub gap: Option<Gap>,
     pub wav_channel: Option<usize>,
     /// CSV: the delimiter (`None`: sniffed from each file).
     pub delimiter: Option<char>,
@@ -610,6 +625,7 @@ impl Reading {
     pub fn over(self, recorded: Reading) -> Reading {
         Reading {
             missing: self.missing.or(recorded.missing),
+            gap: self.gap.or(recorded.gap),
             wav_channel: self.wav_channel.or(recorded.wav_channel),
             delimiter: self.delimiter.or(recorded.delimiter),
             no_header: self.no_header.or(recorded.no_header),
@@ -621,6 +637,7 @@ impl Reading {
     pub fn first_given(&self) -> Option<&'static str> {
         [
             (self.missing.is_some(), "missing"),
+            (self.gap.is_some(), "gap"),
             (self.wav_channel.is_some(), "wav_channel"),
             (self.delimiter.is_some(), "delimiter"),
             (self.no_header.is_some(), "no_header"),
@@ -633,6 +650,11 @@ impl Reading {
     /// The missing-value policy (refuse when none is given).
     pub fn missing(&self) -> Missing {
         self.missing.unwrap_or_default()
+    }
+
+    /// What a gap in a series' time column does (split when none is given).
+    pub fn gap(&self) -> Gap {
+        self.gap.unwrap_or_default()
     }
 }
 

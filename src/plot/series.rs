@@ -12,8 +12,10 @@ use std::ops::Range;
 /// scores below with the threshold, flagged steps shaded in both, labelled anomalies
 /// marked along the top.
 pub struct SeriesScores<'a> {
-    /// Step numbers (x axis).
+    /// Where each step is on the x axis (step numbers, seconds, the file's times), and
+    /// the axis' name.
     pub steps: &'a [f64],
+    pub x_desc: &'a str,
     /// One list of values per channel, named.
     pub channels: Vec<(&'a str, &'a [f64])>,
     pub scores: &'a [f64],
@@ -91,17 +93,19 @@ impl SeriesScores<'_> {
             .map_err(plot_err)?;
         chart
             .configure_mesh()
-            .x_desc("step")
-            .x_label_formatter(&|v| format!("{v:.0}"))
+            .x_desc(self.x_desc)
+            .x_label_formatter(&tick)
             .y_label_formatter(&tick)
             .label_style((FAMILY, 13))
             .axis_desc_style((FAMILY, 14))
             .draw()
             .map_err(plot_err)?;
         let at = |i: usize| self.steps[i];
+        // Half a step either side of a flagged run (the mean step of the axis).
+        let half = (x.end - x.start) / (2.0 * (self.steps.len().max(2) - 1) as f64);
         chart
             .draw_series(runs(self.flagged).into_iter().map(|(a, b)| {
-                Rectangle::new([(at(a) - 0.5, y.start), (at(b) + 0.5, y.end)], shade.filled())
+                Rectangle::new([(at(a) - half, y.start), (at(b) + half, y.end)], shade.filled())
             }))
             .map_err(plot_err)?;
         if values {
@@ -193,6 +197,7 @@ mod tests {
         let values = [0.1, 0.2, 0.9, 0.1];
         let fig = SeriesScores {
             steps: &steps,
+            x_desc: "seconds",
             channels: vec![("value", &values)],
             scores: &[0.1, 0.2, 2.0, 0.1],
             threshold: 1.0,
@@ -200,7 +205,7 @@ mod tests {
             labelled: Some(&[false, false, true, true]),
         };
         let svg = String::from_utf8(series_scores(&fig, Format::Svg).unwrap()).unwrap();
-        for text in ["score per step", "labelled anomaly", "threshold 1.000", "value"] {
+        for text in ["score per step", "labelled anomaly", "threshold 1.000", "value", "seconds"] {
             assert!(svg.contains(text), "{text}");
         }
         let png = series_scores(&fig, Format::Png).unwrap();

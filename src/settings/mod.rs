@@ -132,11 +132,12 @@ impl Changes {
 
 /// Flags of `train` that apply to one kind of data only: refused with the other.
 pub const IMAGE_FLAGS: [&str; 5] = ["color", "resize", "background", "augment", "skip_unreadable"];
-pub const VECTOR_FLAGS: [&str; 16] = [
+pub const VECTOR_FLAGS: [&str; 17] = [
     "label_column",
     "columns",
     "ignore_columns",
     "missing",
+    "gap",
     "delimiter",
     "no_header",
     "skip_rows",

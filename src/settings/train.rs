@@ -9,7 +9,7 @@ use crate::config::{
     self, Activation, Arch, ArchDefaults, Backbone, ConvLayers, Engine, Layers, ModelConfig, Norm,
     Precision, TrainConfig,
 };
-use crate::data::spec::{DataSpec, ImageRequest, Missing, ScaleKind, SeriesSpec};
+use crate::data::spec::{DataSpec, Gap, ImageRequest, Missing, ScaleKind, SeriesSpec};
 use crate::data::vectors::VectorRequest;
 use crate::session::tb_log;
 use anyhow::{bail, Result};
@@ -69,6 +69,7 @@ pub struct VectorRequestFlags {
     pub columns: Option<Vec<String>>,
     pub ignore_columns: Option<Vec<String>>,
     pub missing: Missing,
+    pub gap: Gap,
     pub delimiter: Option<char>,
     pub no_header: bool,
     pub skip_rows: usize,
@@ -139,6 +140,7 @@ impl TrainSettings {
                 columns: v.columns.clone(),
                 ignore_columns: v.ignore_columns.clone(),
                 missing: v.read.missing.unwrap_or_default(),
+                gap: v.read.gap.unwrap_or_default(),
                 delimiter: v.read.delimiter,
                 no_header: v.read.no_header,
                 skip_rows: v.read.skip_rows.unwrap_or(0),

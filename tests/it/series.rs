@@ -351,6 +351,11 @@ fn a_wav_file_trains_as_windows_and_bad_series_are_refused() {
         serde_json::json!({"window": 256, "hop": 256, "channels": ["amplitude"], "sample_rate": 48000})
     );
     assert_eq!(input["columns"][255], "amplitude@255");
+    // Steps of a WAV file are named by their second as well.
+    let scored = ae(d, &["anomaly", "--run", "w", "--split", "test", "--json"]).ok().stdout;
+    let points = &serde_json::from_str::<serde_json::Value>(&scored).unwrap()["points"];
+    let top = points["top_step"].as_f64().unwrap();
+    assert_eq!(points["top_time"].as_str(), Some(&*format!("{:.4} s", top / 48000.0)));
 
     // A WAV file without --window, --hop without --window: bad usage.
     let run = train(&[]).fails_with(&["Front_Center.wav is a WAV file, a series", "--window N"]);
@@ -517,4 +522,122 @@ fn several_series_score_each_on_its_own_and_the_folder_is_held_to_its_files() {
         "the folder has changed since the run was made",
         "no longer there: none; new: second.csv",
     ]);
+}
+
+fn has(text: &str, needles: &[&str]) {
+    for needle in needles {
+        assert!(text.contains(needle), "no '{needle}' in:\n{text}");
+    }
+}
+
+/// A log with 1-minute steps and three 2-hour holes (before rows 400, 410 and 800), a
+/// 40-minute wave and a spike at rows 1100–1109 labelled 1, its times in ISO 8601.
+fn gapped_log() -> String {
+    let mut text = String::from("timestamp,value,label\n");
+    let mut minute = 0;
+    for i in 0..1200 {
+        if [400, 410, 800].contains(&i) {
+            minute += 120;
+        }
+        let (day, hour, min) = (1 + minute / 1440, minute / 60 % 24, minute % 60);
+        let spike = (1100..1110).contains(&i);
+        let v = (std::f64::consts::TAU * i as f64 / 40.0).sin() + if spike { 2.0 } else { 0.0 };
+        text += &format!("2024-01-{day:02}T{hour:02}:{min:02},{v:.3},{}\n", spike as u8);
+        minute += 1;
+    }
+    text
+}
+
+/// Issue 37 §4: a gap in a series' time column splits it (no window crosses one, a stretch
+/// too short for a window is left out, said in notes), or is refused naming its lines
+/// with `--gap refuse`; reports give the time column's values beside the step numbers,
+/// denoise writes a stretch too short for a window as it was, and a run made before gaps
+/// were looked for still reads across them.
+#[test]
+fn a_gap_in_the_time_column_splits_the_series_or_is_refused() {
+    let dir = tempdir();
+    let d = dir.path();
+    std::fs::write(d.join("log.csv"), gapped_log()).unwrap();
+    let mut args = vec!["train", "--data", "log.csv", "--label-column", "label", "--classes"];
+    args.extend(["0", "--window", "40", "--hop", "4", "--epochs", "2", "--threads", "1"]);
+    args.extend(["--no-tensorboard", "--out", "r"]);
+    let run = ae(d, &args).ok();
+    has(
+        &run.stderr,
+        &[
+            "log.csv: 3 gaps in the timestamp column",
+            "from 2024-01-01T17:19 (line 801) to 2024-01-01T19:20 (line 802): 2.02 h where the \
+         usual step is 1 min",
+            "1 stretch between gaps is shorter than the window (40 steps): 10 steps left out",
+        ],
+    );
+    // 1190 steps in pieces of 400, 390 and 400; the last 357 (0.3) are the test part.
+    // Training: 91 + 89 windows and 2 over steps 790–832; across the gaps it would be 201.
+    has(&run.stderr, &["(164 train / 18 validation rows"]);
+    let manifest = read_json(&d.join("r/model.json"));
+    assert_eq!(manifest["data"]["vectors"]["gap"], "split");
+
+    // The whole file scored: windows piece by piece (91 + 89 + 91), one score per kept
+    // step; the top step is named by its time, and -o has the time column.
+    let scored =
+        ae(d, &["anomaly", "--run", "r", "--data", "log.csv", "-o", "steps.csv", "--json"]);
+    let summary = serde_json::from_str::<serde_json::Value>(&scored.ok().stdout).unwrap();
+    assert_eq!(summary["images"], 271);
+    let points = &summary["points"];
+    assert_eq!(points["steps"], 1190);
+    let top = points["top_step"].as_u64().unwrap() as usize;
+    let line = gapped_log().lines().nth(top + 1).unwrap().to_string();
+    assert_eq!(points["top_time"].as_str(), line.split(',').next());
+    assert!((1100..1110 + 40).contains(&top), "top step {top}");
+    let steps = std::fs::read_to_string(d.join("steps.csv")).unwrap();
+    assert!(steps.starts_with("step,timestamp,value,score,is_anomaly,label\n"), "{steps}");
+    let source = gapped_log();
+    for row in steps.lines().skip(1) {
+        let cells: Vec<&str> = row.split(',').collect();
+        let step: usize = cells[0].parse().unwrap();
+        assert!(!(400..410).contains(&step), "step {step} of the short stretch was scored");
+        let file: Vec<&str> = source.lines().nth(step + 1).unwrap().split(',').collect();
+        let value = |v: &str| v.parse::<f64>().unwrap();
+        assert_eq!(cells[1], file[0], "step {step}");
+        assert!((value(cells[2]) - value(file[1])).abs() < 1e-6, "step {step}");
+    }
+    let table = ae(d, &["anomaly", "--run", "r", "--data", "log.csv"]).ok().stdout;
+    let at = format!("highest score at {} (step {top})", line.split(',').next().unwrap());
+    assert!(table.contains(&at), "{table}");
+
+    // denoise: the 10 steps between gaps are written as they were, every line kept.
+    let denoised = ae(d, &["denoise", "--run", "r", "log.csv", "-o", "dn"]).ok();
+    let kept = "1 stretch between gaps shorter than the window (40 steps) kept as they are";
+    has(&denoised.stderr, &[kept]);
+    let back = std::fs::read_to_string(d.join("dn/log-denoised.csv")).unwrap();
+    assert_eq!(back.lines().count(), 1201);
+    let (a, b): (Vec<&str>, Vec<&str>) = (source.lines().collect(), back.lines().collect());
+    assert_eq!(a[403..411], b[403..411], "rows 401–408 of the short stretch");
+    assert!(a[1..402] != b[1..402], "the first stretch went through the model");
+
+    // --gap refuse names the first irregular step; --gap without --window is bad usage.
+    let last = args.len() - 1;
+    args[last] = "refused";
+    args.extend(["--gap", "refuse"]);
+    ae(d, &args).fails_with(&[
+        "log.csv: the timestamp column jumps from 2024-01-01T06:39 (line 401) to \
+         2024-01-01T08:40 (line 402): 2.02 h where the usual step is 1 min",
+        "one of 3 steps",
+        "--gap split",
+    ]);
+    assert!(!d.join("refused").exists());
+    let bare = ["train", "--data", "log.csv", "--gap", "refuse", "--out", "x"];
+    assert_eq!(ae(d, &bare).fails_with(&["--gap needs --window"]).code, Some(2));
+
+    // A run recorded before gaps were looked for reads across them: 291 windows.
+    let path = d.join("r/model.json");
+    let mut old = read_json(&path);
+    old["data"]["vectors"].as_object_mut().unwrap().remove("gap");
+    std::fs::write(&path, serde_json::to_string(&old).unwrap()).unwrap();
+    let scored = ae(d, &["anomaly", "--run", "r", "--data", "log.csv", "--json"]).ok().stdout;
+    let summary = serde_json::from_str::<serde_json::Value>(&scored).unwrap();
+    assert_eq!(
+        (summary["images"].as_u64(), summary["points"]["steps"].as_u64()),
+        (Some(291), Some(1200))
+    );
 }

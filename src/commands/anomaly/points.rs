@@ -28,6 +28,9 @@ pub struct Points {
     /// The id (row number in its file) of the highest-scoring step: the first of equal
     /// scores, as NumPy's argmax (`max` scoring gives a window's steps one score).
     pub top_step: usize,
+    /// When that step was taken: its time column's value, or its second in a WAV file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_time: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub roc_auc: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -57,7 +60,7 @@ pub fn series_steps(
     if let Some(path) = data {
         let reading = loaded.reading(given);
         let label_column = vectors::label_in(path, spec, &reading);
-        let at = (reading, series.sample_rate);
+        let at = (reading, series.sample_rate, series.window);
         let (stretches, _) = vectors::read_series(path, label_column, columns, at)?;
         return Ok(Some(stretches));
     }
@@ -91,18 +94,15 @@ pub fn check_plot(stretches: Option<&[Stretch]>) -> Result<()> {
 /// series' windows over its own steps, the series then one after another); `max` takes
 /// a step's highest window score instead of the mean.
 pub fn spread(scores: &[f64], stretches: &[Stretch], w: Windowing, max: bool) -> Result<Vec<f64>> {
-    let counts: Vec<usize> = stretches.iter().map(|s| w.count(s.steps.rows())).collect();
-    if scores.len() != counts.iter().sum::<usize>() {
-        bail!(
-            "{} windows were scored, but the series make {}",
-            scores.len(),
-            counts.iter().sum::<usize>()
-        );
+    let count: usize = stretches.iter().map(|s| s.window_count(w)).sum();
+    if scores.len() != count {
+        bail!("{} windows were scored, but the series make {count}", scores.len());
     }
     let mut point = Vec::new();
     let mut first = 0;
-    for (s, &count) in stretches.iter().zip(&counts) {
-        point.extend(series::point_scores(&scores[first..first + count], s.steps.rows(), w, max));
+    for piece in stretches.iter().flat_map(|s| s.pieces()) {
+        let count = w.count(piece.len());
+        point.extend(series::point_scores(&scores[first..first + count], piece.len(), w, max));
         first += count;
     }
     Ok(point)
@@ -172,6 +172,7 @@ impl StepScores<'_> {
     pub fn run(&self, scores: &[f64]) -> Result<Points> {
         let point = spread(scores, self.stretches, self.series.windowing(), self.max)?;
         let steps = vectors::steps_of(self.stretches);
+        let clock = Clock::of(self.stretches, &steps, self.series.sample_rate);
         let flags: Vec<bool> = point.iter().map(|&s| s > self.threshold).collect();
         let truth = step_truth(self.normal, steps.labels.as_deref(), &self.spec.classes)?;
         let top = argmax(&point);
@@ -182,6 +183,7 @@ impl StepScores<'_> {
             steps: point.len(),
             flagged: flags.iter().filter(|&&f| f).count(),
             top_step: steps.ids[top],
+            top_time: clock.as_ref().map(|c| format!("{}{}", c.text[top], c.unit)),
             top_file: steps.files.as_ref().map(|f| f[top].display().to_string()),
             roc_auc: truth.as_ref().and_then(|t| detection::roc_auc(&point, t)),
             average_precision: truth.as_ref().and_then(|t| detection::average_precision(&point, t)),
@@ -189,31 +191,66 @@ impl StepScores<'_> {
             ucr_hits: ucr.filter(|&(_, n)| count > 1 && n > 0),
         };
         if let Some(path) = self.output {
-            write_point_scores(path, &steps, &point, &flags)?;
+            write_point_scores(path, (&steps, clock.as_ref()), &point, &flags)?;
         }
         if let Some((path, format)) = self.plot {
             let figure = (&point[..], &flags[..], truth.as_deref());
-            write_atomic(path, &series_figure(&steps, figure, self.threshold, format)?)?;
+            let x = clock.and_then(|c| c.axis);
+            write_atomic(path, &series_figure((&steps, x), figure, self.threshold, format)?)?;
         }
         Ok(points)
     }
 }
 
-/// The series plot: the steps' values above, their `(scores, flags, labelled anomalies)`
-/// below with the threshold.
+/// When each scored step was taken, as the data say it: a CSV's time column (as written)
+/// or, for WAV files, seconds at the run's sample rate; with the x axis of the series plot
+/// when the times are numbers.
+struct Clock {
+    /// The time column's name, or `seconds`.
+    name: String,
+    text: Vec<String>,
+    /// After a time in a sentence (` s` for seconds).
+    unit: &'static str,
+    axis: Option<(Vec<f64>, String)>,
+}
+
+impl Clock {
+    fn of(stretches: &[Stretch], steps: &Table, rate: Option<u32>) -> Option<Clock> {
+        if let Some(rate) = rate {
+            let seconds: Vec<f64> = steps.ids.iter().map(|&i| i as f64 / rate as f64).collect();
+            let text = seconds.iter().map(|s| format!("{s:.4}")).collect();
+            let axis = Some((seconds, "seconds".into()));
+            return Some(Clock { name: "seconds".into(), text, unit: " s", axis });
+        }
+        let all: Vec<&vectors::Times> =
+            stretches.iter().map(|s| s.times.as_ref()).collect::<Option<_>>()?;
+        let times = vectors::Times {
+            name: all[0].name.clone(),
+            text: all.iter().flat_map(|t| t.text.iter().cloned()).collect(),
+            at: all.iter().map(|t| t.at.clone()).collect::<Option<Vec<_>>>().map(|v| v.concat()),
+            dates: all.iter().all(|t| t.dates),
+        };
+        Some(Clock { name: times.name.clone(), axis: times.axis(), text: times.text, unit: "" })
+    }
+}
+
+/// The series plot: the steps' values above (across the time axis `x`, else the step
+/// numbers), their `(scores, flags, labelled anomalies)` below with the threshold.
 fn series_figure(
-    steps: &Table,
+    (steps, x): (&Table, Option<(Vec<f64>, String)>),
     (scores, flagged, labelled): (&[f64], &[bool], Option<&[bool]>),
     threshold: f64,
     format: Format,
 ) -> Result<Vec<u8>> {
-    let x: Vec<f64> = steps.ids.iter().map(|&i| i as f64).collect();
+    let (x, x_desc) =
+        x.unwrap_or_else(|| (steps.ids.iter().map(|&i| i as f64).collect(), "step".into()));
     let width = steps.width();
     let values: Vec<Vec<f64>> = (0..width)
         .map(|c| steps.values.iter().skip(c).step_by(width).map(|&v| v as f64).collect())
         .collect();
     let figure = plot::SeriesScores {
         steps: &x,
+        x_desc: &x_desc,
         channels: steps
             .columns
             .iter()
@@ -228,10 +265,16 @@ fn series_figure(
     plot::series_scores(&figure, format)
 }
 
-/// One row per time step: its id, its values, score, flag and label.
-fn write_point_scores(path: &Path, steps: &Table, scores: &[f64], flagged: &[bool]) -> Result<()> {
+/// One row per time step: its id, its time, its values, score, flag and label.
+fn write_point_scores(
+    path: &Path,
+    (steps, clock): (&Table, Option<&Clock>),
+    scores: &[f64],
+    flagged: &[bool],
+) -> Result<()> {
     let mut csv = csv::Writer::from_writer(Vec::new());
     let mut header = vec!["step".to_string()];
+    header.extend(clock.map(|c| c.name.clone()));
     header.extend(steps.files.as_ref().map(|_| "file".to_string()));
     header.extend(steps.columns.iter().cloned());
     header.extend(["score".into(), "is_anomaly".into()]);
@@ -242,6 +285,7 @@ fn write_point_scores(path: &Path, steps: &Table, scores: &[f64], flagged: &[boo
     let width = steps.width();
     for (i, (s, f)) in scores.iter().zip(flagged).enumerate() {
         let mut row = vec![steps.ids[i].to_string()];
+        row.extend(clock.map(|c| c.text[i].clone()));
         row.extend(steps.files.as_ref().map(|f| f[i].display().to_string()));
         row.extend(steps.values[i * width..(i + 1) * width].iter().map(|v| v.to_string()));
         row.extend([s.to_string(), (*f as u8).to_string()]);

@@ -160,10 +160,13 @@ impl Summary {
 /// The per-step lines of the summary table (series runs).
 fn step_lines(p: &Points) -> String {
     let mut out = format!(
-        "\nper step    {} steps, {} flagged; highest score at step {}{}\n",
+        "\nper step    {} steps, {} flagged; highest score at {}{}\n",
         p.steps,
         p.flagged,
-        p.top_step,
+        match &p.top_time {
+            Some(time) => format!("{time} (step {})", p.top_step),
+            None => format!("step {}", p.top_step),
+        },
         p.top_file.as_ref().map_or_else(String::new, |f| format!(" of {f}"))
     );
     if p.roc_auc.is_some() {

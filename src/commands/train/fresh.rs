@@ -178,6 +178,7 @@ fn check_kind(
         test_labels: v.test_labels.clone(),
         test_fraction: v.test_fraction,
         missing: v.missing,
+        gap: Some(v.gap),
         delimiter: v.delimiter,
         no_header: v.no_header,
         skip_rows: v.skip_rows,
@@ -217,7 +218,7 @@ fn series_request(s: &TrainSettings) -> Result<Option<SeriesSpec>> {
         }),
         None => {
             let given = &|id: &str| s.given(id);
-            refuse_flags(given, &["hop", "wav_channel"], "needs --window (a series)")?;
+            refuse_flags(given, &["hop", "wav_channel", "gap"], "needs --window (a series)")?;
             None
         }
     })

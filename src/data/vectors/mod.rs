@@ -7,7 +7,7 @@
 //! whole files, and cut into the windows that are a series run's rows.
 
 use super::rows::{Features, VectorSet};
-use super::spec::{DataSpec, Reading, ScaleKind, Scaling, SeriesSpec, VectorSpec};
+use super::spec::{DataSpec, Gap, Reading, ScaleKind, Scaling, SeriesSpec, VectorSpec};
 use super::split;
 use super::table::{self, CsvOptions, Missing, Table, TextColumns};
 use crate::config::TrainConfig;
@@ -18,9 +18,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 mod classes;
+mod clock;
 mod series_io;
 
 pub use classes::*;
+pub use clock::{iso_seconds, Times, GAP_STEPS};
 pub use series_io::*;
 
 /// How a run's vector data were read and split, recorded so every later command rebuilds
@@ -40,6 +42,10 @@ pub struct VectorSource {
     pub test_fraction: f64,
     #[serde(default)]
     pub missing: Missing,
+    /// Series with a time column: what a gap does (`--gap`); absent in runs made before
+    /// gaps were looked for, which read across them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gap: Option<Gap>,
     /// CSV: the delimiter the run's file was read with (given, or sniffed when the run
     /// was made); absent: a comma. Other files are sniffed unless a command is given one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -71,6 +77,7 @@ impl VectorSource {
     pub fn reading(&self, wav_channel: Option<usize>) -> Reading {
         Reading {
             missing: Some(self.missing),
+            gap: Some(self.gap.unwrap_or(Gap::Across)),
             wav_channel,
             delimiter: Some(self.delimiter.unwrap_or(',')),
             no_header: Some(self.no_header),
@@ -458,8 +465,12 @@ pub fn load_all(
     let table = match series {
         Some(series) => {
             let channels = Some(&series.channels[..]);
-            let (stretches, _) =
-                read_series(path, label_column, channels, (reading, series.sample_rate))?;
+            let (stretches, _) = read_series(
+                path,
+                label_column,
+                channels,
+                (reading, series.sample_rate, series.window),
+            )?;
             windows_of(&stretches, series.windowing())?
         }
         None => {

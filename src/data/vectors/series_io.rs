@@ -3,9 +3,10 @@
 //! their windows (none crossing two files), and the split of a run's series into training
 //! and test parts.
 
+use super::clock;
 use super::*;
 use crate::data::series::{self, Windowing};
-use crate::data::table::{self, Table};
+use crate::data::table::Table;
 
 /// Whether `path` is a WAV file (always a series).
 pub fn is_wav(path: &Path) -> bool {
@@ -61,40 +62,143 @@ fn file_name(path: &Path) -> String {
     path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into())
 }
 
-/// One series: a file's time steps or a stretch of them, what to call it in errors, and
-/// its file when the run's series come from a folder (so its windows name it).
+/// One series: a file's time steps or a stretch of them, what to call it in errors, its
+/// file when the run's series come from a folder (so its windows name it), its time
+/// column's values, and the steps where a gap splits it into pieces (windows never cross
+/// one).
 #[derive(Clone, Debug)]
 pub struct Stretch {
     pub steps: Table,
     pub file: Option<Arc<Path>>,
     what: String,
+    pub times: Option<Times>,
+    /// The first step of each piece after the first.
+    breaks: Vec<usize>,
 }
 
 impl Stretch {
-    /// The stretch cut into windows (see `window_table`), each naming the stretch's file.
+    fn new(steps: Table, what: String) -> Stretch {
+        Stretch { steps, file: None, what, times: None, breaks: Vec::new() }
+    }
+
+    /// The steps of each piece between gaps, in order.
+    pub fn pieces(&self) -> Vec<std::ops::Range<usize>> {
+        let starts = std::iter::once(0).chain(self.breaks.iter().copied());
+        let ends = self.breaks.iter().copied().chain([self.steps.rows()]);
+        starts.zip(ends).map(|(a, b)| a..b).collect()
+    }
+
+    /// Steps `range` of the stretch (with their times and gaps), called `what`.
+    fn range(&self, range: std::ops::Range<usize>, what: String) -> Stretch {
+        self.select(&range.collect::<Vec<_>>(), what)
+    }
+
+    /// The steps `at` (increasing) of the stretch, with their times; a gap stays where
+    /// it was, and leaving steps out makes none.
+    fn select(&self, at: &[usize], what: String) -> Stretch {
+        let piece = |i: usize| self.breaks.partition_point(|&b| b <= i);
+        let breaks = (1..at.len()).filter(|&k| piece(at[k]) != piece(at[k - 1])).collect();
+        Stretch {
+            steps: self.steps.select(at),
+            file: self.file.clone(),
+            what,
+            times: self.times.as_ref().map(|t| t.select(at)),
+            breaks,
+        }
+    }
+
+    /// The stretch without its pieces shorter than `window` (they make no window), said
+    /// in a note; as it is when none is, or when no piece is long enough.
+    pub fn without_short(self, window: usize) -> Stretch {
+        let pieces = self.pieces();
+        let short = pieces.iter().filter(|r| r.len() < window).count();
+        if short == 0 || short == pieces.len() {
+            return self;
+        }
+        let steps: usize = pieces.iter().filter(|r| r.len() < window).map(|r| r.len()).sum();
+        crate::log::note(format_args!(
+            "note: {}: {} between gaps {} shorter than the window ({window} steps): {} left out",
+            self.what,
+            crate::log::counted(short, "stretch"),
+            if short == 1 { "is" } else { "are" },
+            crate::log::counted(steps, "step")
+        ));
+        let keep: Vec<usize> = pieces.into_iter().filter(|r| r.len() >= window).flatten().collect();
+        self.select(&keep, self.what.clone())
+    }
+
+    /// The stretch cut into windows (see `window_table`) piece by piece, each naming the
+    /// stretch's file.
     pub fn windows(&self, w: Windowing) -> Result<Table> {
-        let mut table = window_table(&self.steps, w, &|| self.what.clone())?;
+        self.windows_in(&self.pieces(), w)
+    }
+
+    /// The windows of the steps `pieces`, one piece after another.
+    pub fn windows_in(&self, pieces: &[std::ops::Range<usize>], w: Windowing) -> Result<Table> {
+        let what = || self.what.clone();
+        let mut table = match pieces {
+            [whole] if whole.len() == self.steps.rows() => window_table(&self.steps, w, &what)?,
+            _ => concat_tables(
+                pieces
+                    .iter()
+                    .map(|r| window_table(&step_range(&self.steps, r.clone()), w, &what))
+                    .collect::<Result<_>>()?,
+            ),
+        };
         table.files = self.file.as_ref().map(|f| vec![f.clone(); table.rows()]);
         Ok(table)
+    }
+
+    /// The pieces at least `window` steps long (a note counts the others); an error when
+    /// there are none.
+    pub fn long_pieces(&self, window: usize) -> Result<Vec<std::ops::Range<usize>>> {
+        let (long, short): (Vec<_>, Vec<_>) =
+            self.pieces().into_iter().partition(|r| r.len() >= window);
+        if long.is_empty() && short.len() == 1 {
+            Windowing { window, hop: 1 }
+                .check(short[0].len())
+                .with_context(|| self.what.clone())?;
+        } else if long.is_empty() {
+            bail!(
+                "{}: every one of its {} stretches between gaps is shorter than the window \
+                 ({window} steps)",
+                self.what,
+                short.len()
+            );
+        } else if !short.is_empty() {
+            crate::log::note(format_args!(
+                "note: {}: {} between gaps shorter than the window ({window} steps) kept as \
+                 they are",
+                self.what,
+                crate::log::counted(short.len(), "stretch")
+            ));
+        }
+        Ok(long)
+    }
+
+    /// How many windows `windows` cuts.
+    pub fn window_count(&self, w: Windowing) -> usize {
+        self.pieces().into_iter().map(|r| w.count(r.len())).sum()
     }
 }
 
 /// Every series `path` holds (a file, or a folder of them, see `series_files`), read with
 /// the same value columns (`columns`, else the first file's), and the sample rate they
 /// share (WAV files): `rate` (the run's), else the first file's. A WAV file at another rate
-/// is resampled to it, with a note; WAV files and tables do not mix.
+/// is resampled to it, with a note; WAV files and tables do not mix. The stretches between
+/// gaps shorter than `window` are left out (see `Stretch::without_short`).
 pub fn read_series(
     path: &Path,
     label_column: Option<&str>,
     columns: Option<&[String]>,
-    (reading, rate): (Reading, Option<u32>),
+    (reading, rate, window): (Reading, Option<u32>, usize),
 ) -> Result<(Vec<Stretch>, Option<u32>)> {
     let folder = path.is_dir();
     let mut stretches: Vec<Stretch> = Vec::new();
     let mut shared = rate;
     for file in series_files(path)? {
         let columns = stretches.first().map_or(columns, |s| Some(&s.steps.columns[..]));
-        let (mut steps, form) = read_steps(&file, label_column, columns, reading)?;
+        let (mut stretch, form) = read_steps(&file, label_column, columns, reading)?;
         let file_rate = form.map(|f| f.sample_rate);
         let first = stretches.first();
         match (first, file_rate, shared) {
@@ -105,7 +209,7 @@ pub fn read_series(
                     "note: {} is sampled at {from} Hz; resampled to {to} Hz ({whose} rate)",
                     file.display()
                 ));
-                steps = resampled(steps, from, to)?;
+                stretch.steps = resampled(stretch.steps, from, to)?;
             }
             (Some(first), _, _) if rate.is_none() && file_rate.is_some() != shared.is_some() => {
                 bail!(
@@ -118,8 +222,8 @@ pub fn read_series(
             }
             _ => {}
         }
-        let what = file.display().to_string();
-        stretches.push(Stretch { steps, file: folder.then(|| Arc::from(file.as_path())), what });
+        stretch.file = folder.then(|| Arc::from(file.as_path()));
+        stretches.push(stretch.without_short(window));
     }
     Ok((stretches, shared))
 }
@@ -180,15 +284,16 @@ pub fn windows_of(stretches: &[Stretch], w: Windowing) -> Result<Table> {
     Ok(concat_tables(stretches.iter().map(|s| s.windows(w)).collect::<Result<_>>()?))
 }
 
-/// A series file's time steps as a table (one row per step, one column per channel) and,
-/// for a WAV file, its stored form (sample rate, sample format): a WAV file's one channel
+/// A series file's time steps (a table of one row per step, one column per channel; for a
+/// CSV with a time column its values, and the gaps `reading` splits at) and, for a WAV
+/// file, its stored form (sample rate, sample format): a WAV file's one channel
 /// (`amplitude`), or a CSV/.npy read as a table.
 pub fn read_steps(
     path: &Path,
     label_column: Option<&str>,
     columns: Option<&[String]>,
     reading: Reading,
-) -> Result<(Table, Option<hound::WavSpec>)> {
+) -> Result<(Stretch, Option<hound::WavSpec>)> {
     if !is_wav(path) {
         if reading.wav_channel.is_some() {
             let problem = format!("is for WAV files; {} is a table", path.display());
@@ -197,15 +302,15 @@ pub fn read_steps(
         let reading = Reading { delimiter: delimiter_of(path, &reading), ..reading };
         // A CSV's time column is checked, and is not a value column unless asked for.
         let time = match extension(path).as_deref() {
-            Some("csv") => time_column(path, &reading)?,
+            Some("csv") => clock::time_column(path, &reading)?,
             _ => None,
         };
         let others: Vec<String>;
         let columns = match (columns, &time) {
-            (None, Some((name, header))) => {
+            (None, Some((times, header, _))) => {
                 others = header
                     .iter()
-                    .filter(|h| *h != name && Some(h.as_str()) != label_column)
+                    .filter(|h| **h != times.name && Some(h.as_str()) != label_column)
                     .cloned()
                     .collect();
                 Some(&others[..])
@@ -217,7 +322,16 @@ pub fn read_steps(
             read_gaps(path, (label_column, columns), &TextColumns::Refused, None, &gaps)?;
         fill_gaps(&mut table, reading.missing())
             .with_context(|| format!("reading {}", path.display()))?;
-        return Ok((table, None));
+        let mut stretch = Stretch::new(table, path.display().to_string());
+        if let Some((times, _, first_line)) = time {
+            if stretch.steps.ids.iter().any(|&i| i >= times.text.len()) {
+                bail!("{}: the time column has fewer rows than the values", path.display());
+            }
+            let times = times.select(&stretch.steps.ids);
+            stretch.breaks = clock::gaps(&times, reading.gap(), (path, first_line))?;
+            stretch.times = Some(times);
+        }
+        return Ok((stretch, None));
     }
     if label_column.is_some() {
         let problem = format!("is for CSV series; {} is a WAV file", path.display());
@@ -244,7 +358,7 @@ pub fn read_steps(
         categories: Vec::new(),
         unseen: None,
     };
-    Ok((table, Some(wav.spec)))
+    Ok((Stretch::new(table, path.display().to_string()), Some(wav.spec)))
 }
 
 /// The missing values of a series' steps (NaN, as `read_gaps` keeps them) under the
@@ -303,55 +417,6 @@ pub fn fill_gaps(table: &mut Table, missing: Missing) -> Result<()> {
         crate::log::counted(cells, "missing value")
     ));
     Ok(())
-}
-
-/// A series CSV's time column: the first column named `timestamp` or `time` (any case),
-/// with the header. Its values must increase from row to row (as numbers when they all
-/// are, else as text, which orders ISO 8601 dates): an error names the first row that
-/// does not.
-fn time_column(path: &Path, reading: &Reading) -> Result<Option<(String, Vec<String>)>> {
-    let format = csv_format(reading);
-    if format.no_header {
-        return Ok(None);
-    }
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let (mut reader, skipped, _) = table::csv_reader(&bytes, &format);
-    let mut records = reader.records();
-    let header: Vec<String> = match records.next() {
-        Some(header) => header.with_context(|| format!("reading {}", path.display()))?,
-        None => return Ok(None),
-    }
-    .iter()
-    .map(str::to_string)
-    .collect();
-    let Some(at) =
-        header.iter().position(|h| matches!(h.to_lowercase().as_str(), "timestamp" | "time"))
-    else {
-        return Ok(None);
-    };
-    let mut values = Vec::new();
-    for record in records {
-        let record = record.with_context(|| format!("reading {}", path.display()))?;
-        values.push(record.get(at).unwrap_or_default().to_string());
-    }
-    let numbers: Option<Vec<f64>> = values.iter().map(|v| v.parse().ok()).collect();
-    let later = |i: usize| match &numbers {
-        Some(n) => n[i] > n[i - 1],
-        None => values[i] > values[i - 1],
-    };
-    if let Some(i) = (1..values.len()).find(|&i| !later(i)) {
-        bail!(
-            "{}: the {} column must increase from row to row, but line {} ({}) does not come \
-             after line {} ({})",
-            path.display(),
-            header[at],
-            i + 2 + skipped as usize,
-            values[i],
-            i + 1 + skipped as usize,
-            values[i - 1]
-        );
-    }
-    Ok(Some((header[at].clone(), header)))
 }
 
 /// The rows of a series run: `steps` cut into windows (see `series::frame`), columns
@@ -436,7 +501,8 @@ pub fn series_parts(
     }
     check_folder_unchanged(path, &source.folder_files)?;
     let reading = source.reading(series.wav_channel);
-    let (mut data, rate) = read_series(path, label_column, columns, (reading, None))?;
+    let window = series.window;
+    let (mut data, rate) = read_series(path, label_column, columns, (reading, None, window))?;
     if let Some(silent) =
         data.iter().find(|s| rate.is_some() && s.steps.values.iter().all(|&v| v == 0.0))
     {
@@ -444,7 +510,7 @@ pub fn series_parts(
     }
     if let Some(t) = &source.test {
         let columns = Some(&data[0].steps.columns[..]);
-        let (mut test, test_rate) = read_series(t, label_column, columns, (reading, rate))?;
+        let (mut test, test_rate) = read_series(t, label_column, columns, (reading, rate, window))?;
         if test_rate.is_some() != rate.is_some() {
             bail!(
                 "{} is {} and {} {}: a run's series are all WAV files or all tables",
@@ -462,15 +528,11 @@ pub fn series_parts(
     if data.len() > 1 {
         return hold_out_files(path, source, data, rate, seed);
     }
-    let Stretch { steps, file, what } = data.remove(0);
-    let n = steps.rows();
+    let whole = data.remove(0);
+    let (what, n) = (&whole.what, whole.steps.rows());
     let n_test = ((n as f64 * source.test_fraction).round() as usize).min(n);
     let cut = n - n_test;
-    let part = |range: std::ops::Range<usize>, what: String| Stretch {
-        steps: step_range(&steps, range),
-        file: file.clone(),
-        what,
-    };
+    let part = |range, what| whole.range(range, what).without_short(window);
     Ok(SeriesParts {
         train: vec![part(0..cut, format!("the training part of {what} (its first {cut} steps)"))],
         test: vec![part(
