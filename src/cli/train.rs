@@ -1,11 +1,11 @@
 //! The flags of `train` (with its image and vector groups) and `finetune`.
 
-use super::RuntimeArgs;
+use super::{values, RuntimeArgs};
 use crate::config::{
     self, Activation, Arch, Augment, Backbone, Engine, Init, Loss, LrSchedule, Mode, NoiseKind,
     Norm, Precision, Start, Upsample, WeightsFormat,
 };
-use crate::data::spec::{Background, ColorChoice, ImageRequest, ScaleKind, Size};
+use crate::data::spec::{Background, ColorChoice, ImageRequest, ScaleKind, Size, WindowChoice};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -80,12 +80,15 @@ pub struct VectorArgs {
     /// of a series]
     #[arg(long, value_enum)]
     pub scale: Option<ScaleKind>,
-    /// Read --data as one long series (a WAV file always is; a CSV then has one row per
-    /// time step), or a folder as several, and cut each into windows of N steps: the rows
-    /// the network sees
-    #[arg(long, value_name = "N")]
-    pub window: Option<usize>,
-    /// Steps between the starts of two windows [default: half the window]
+    /// Read --data as one long series (a CSV then has one row per time step), or a folder
+    /// as several, and cut each into windows of N steps, the rows the network sees; auto:
+    /// half the period of the training part's autocorrelation [default: auto for WAV
+    /// files and for a CSV whose time or timestamp column increases; else a table]
+    #[arg(long, value_name = "N|auto", value_parser = values::window)]
+    pub window: Option<WindowChoice>,
+    /// Steps between the starts of two windows [default: half a given window; with auto, 1
+    /// for scoring (more when the windows would not fit in memory), a quarter of the
+    /// window for --mode denoise]
     #[arg(long, value_name = "H")]
     pub hop: Option<usize>,
 }

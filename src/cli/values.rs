@@ -2,7 +2,7 @@
 //! must not depend on clap: the command line offers them here, with their help, and the
 //! library receives the same values.
 
-use crate::data::spec::{Background, ColorChoice, Gap, Missing, ScaleKind};
+use crate::data::spec::{Background, ColorChoice, Gap, Missing, ScaleKind, WindowChoice};
 use clap::builder::PossibleValue;
 
 /// `impl clap::ValueEnum for T`: each variant's name on the command line and its help.
@@ -60,6 +60,18 @@ impl clap::ValueEnum for Gap {
             ),
             Gap::Across => None,
         }
+    }
+}
+
+/// `--window`: `auto` or a number of steps.
+pub fn window(text: &str) -> Result<WindowChoice, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "auto" => Ok(WindowChoice::Auto),
+        n => n.parse().map(WindowChoice::Steps).map_err(|_| {
+            format!(
+                "'{text}' is not a window: a number of steps, or auto (from the series' period)"
+            )
+        }),
     }
 }
 

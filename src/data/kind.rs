@@ -12,7 +12,7 @@ use super::{Rows, Split};
 use crate::config::TrainConfig;
 use crate::invalid::Invalid;
 use anyhow::{Context, Result};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// What a `--data` path holds, for a new run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,36 +25,23 @@ pub enum Kind {
     Series,
 }
 
-/// A path whose kind needs a setting the run did not give.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum KindError {
-    /// WAV files are series, which need a window length.
-    #[error("{} is a WAV file, a series", .0.display())]
-    WavFile(PathBuf),
-    #[error("{} holds WAV files, series", .0.display())]
-    WavFolder(PathBuf),
-}
-
 /// The kind of data at `path`, for a run that asks for windows (`windowed`) or not: a
-/// folder is images unless windowed (a folder of series) or holding WAV files; a file is a
-/// table (CSV, .npy, .npz) or, windowed, a series (WAV, CSV); any other path is images.
-pub fn sniff(path: &Path, windowed: bool) -> Result<Kind, KindError> {
+/// folder is images unless windowed (a folder of series) or holding WAV files (series); a
+/// file is a series when windowed, a WAV file, or a CSV whose time column increases (read
+/// with `reading`), else a table (CSV, .npy, .npz); any other path is images.
+pub fn sniff(path: &Path, windowed: bool, reading: &Reading) -> Kind {
     if path.is_dir() {
         // A folder of WAV files is series whatever else it holds (a CSV could be labels).
         let wavs = vectors::series_files(path).is_ok_and(|f| f.iter().any(|f| vectors::is_wav(f)));
-        return match (windowed, wavs) {
-            (true, _) => Ok(Kind::Series),
-            (false, true) => Err(KindError::WavFolder(path.to_path_buf())),
-            (false, false) => Ok(Kind::Images),
-        };
+        return if windowed || wavs { Kind::Series } else { Kind::Images };
     }
     if !vectors::is_vector_file(path) {
-        return Ok(Kind::Images); // and the images' loader names what it cannot read
+        return Kind::Images; // and the images' loader names what it cannot read
     }
-    match (windowed, vectors::is_wav(path)) {
-        (true, _) => Ok(Kind::Series),
-        (false, true) => Err(KindError::WavFile(path.to_path_buf())),
-        (false, false) => Ok(Kind::Vectors),
+    if windowed || vectors::is_wav(path) || vectors::is_timed_csv(path, reading) {
+        Kind::Series
+    } else {
+        Kind::Vectors
     }
 }
 
@@ -249,17 +236,23 @@ mod tests {
         let d = dir.path();
         std::fs::write(d.join("a.csv"), "x\n1\n").unwrap();
         std::fs::write(d.join("b.wav"), b"RIFF").unwrap();
-        assert_eq!(sniff(&d.join("a.csv"), false), Ok(Kind::Vectors));
-        assert_eq!(sniff(&d.join("a.csv"), true), Ok(Kind::Series));
-        assert_eq!(sniff(&d.join("b.wav"), false), Err(KindError::WavFile(d.join("b.wav"))));
-        // A folder of WAV files is series; with a window it is a folder of series.
+        // A time column makes a series when it increases; else the file is a table.
+        std::fs::write(d.join("t.csv"), "Time,x\n0,1\n1,2\n3,1\n").unwrap();
+        std::fs::write(d.join("u.csv"), "Time,x\n0,1\n0,2\n3,1\n").unwrap();
+        let r = &Reading::default();
+        assert_eq!(sniff(&d.join("a.csv"), false, r), Kind::Vectors);
+        assert_eq!(sniff(&d.join("a.csv"), true, r), Kind::Series);
+        assert_eq!(sniff(&d.join("b.wav"), false, r), Kind::Series);
+        assert_eq!(sniff(&d.join("t.csv"), false, r), Kind::Series);
+        assert_eq!(sniff(&d.join("u.csv"), false, r), Kind::Vectors);
+        // A folder of WAV files is series; with a window any folder is a folder of series.
         let words = d.join("words");
         std::fs::create_dir(&words).unwrap();
         std::fs::write(words.join("w.wav"), b"RIFF").unwrap();
-        assert_eq!(sniff(&words, false), Err(KindError::WavFolder(words.clone())));
-        assert_eq!(sniff(&words, true), Ok(Kind::Series));
+        assert_eq!(sniff(&words, false, r), Kind::Series);
         let images = d.join("images");
         std::fs::create_dir(&images).unwrap();
-        assert_eq!(sniff(&images, false), Ok(Kind::Images));
+        assert_eq!(sniff(&images, false, r), Kind::Images);
+        assert_eq!(sniff(&images, true, r), Kind::Series);
     }
 }

@@ -9,6 +9,7 @@ pub mod idx;
 pub mod kind;
 pub mod noise;
 pub mod normal;
+pub mod period;
 pub mod record;
 pub mod rows;
 pub mod series;

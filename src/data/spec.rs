@@ -277,6 +277,10 @@ pub fn feature_groups<'a>(
 pub struct SeriesSpec {
     pub window: usize,
     pub hop: usize,
+    /// A new run's `--window auto`, before its data are read: `window` and `hop` are then
+    /// 0, chosen from the training part (`data::period`) and recorded as numbers.
+    #[serde(skip)]
+    pub auto: Option<AutoWindow>,
     pub channels: Vec<String>,
     /// Samples per second, for WAV files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -290,6 +294,21 @@ impl SeriesSpec {
     pub fn windowing(&self) -> super::series::Windowing {
         super::series::Windowing { window: self.window, hop: self.hop }
     }
+}
+
+/// `--window`: a number of steps, or `auto`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WindowChoice {
+    Auto,
+    Steps(usize),
+}
+
+/// What `--window auto` needs besides the data: the hop given, if any, and whether the
+/// run denoises (the hop it chooses depends on the task).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AutoWindow {
+    pub hop: Option<usize>,
+    pub denoise: bool,
 }
 
 /// How raw feature values become the network's: `(x - offset) / scale` per column.
@@ -751,6 +770,7 @@ mod tests {
         let windows = SeriesSpec {
             window: 4,
             hop: 2,
+            auto: None,
             channels: vec!["amplitude".into()],
             sample_rate: Some(8000),
             wav_channel: None,

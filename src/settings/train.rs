@@ -9,7 +9,9 @@ use crate::config::{
     self, Activation, Arch, ArchDefaults, Backbone, ConvLayers, Engine, Layers, ModelConfig, Norm,
     Precision, TrainConfig,
 };
-use crate::data::spec::{DataSpec, Gap, ImageRequest, Missing, ScaleKind, SeriesSpec};
+use crate::data::spec::{
+    DataSpec, Gap, ImageRequest, Missing, Reading, ScaleKind, SeriesSpec, WindowChoice,
+};
 use crate::data::vectors::VectorRequest;
 use crate::session::tb_log;
 use anyhow::{bail, Result};
@@ -79,12 +81,24 @@ pub struct VectorRequestFlags {
     pub test_fraction: f64,
     /// `--scale`; `None`: chosen by the data (`TABLE_SCALE`, or standard for a series).
     pub scale: Option<ScaleKind>,
-    pub window: Option<usize>,
+    pub window: Option<WindowChoice>,
     pub hop: Option<usize>,
     pub wav_channel: Option<usize>,
 }
 
 impl VectorRequestFlags {
+    /// How the data file is read (its delimiter sniffed unless given).
+    pub fn reading(&self) -> Reading {
+        Reading {
+            missing: Some(self.missing),
+            gap: Some(self.gap),
+            wav_channel: self.wav_channel,
+            delimiter: self.delimiter,
+            no_header: Some(self.no_header),
+            skip_rows: Some(self.skip_rows),
+        }
+    }
+
     /// What a new run asks of a vector file: these flags, the classes to train on and, for
     /// a series, how it is cut.
     pub fn request<'a>(

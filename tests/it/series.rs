@@ -64,11 +64,13 @@ fn a_heart_rate_series_trains_as_windows_split_in_time_order() {
         assert_eq!(points["steps"], 6301);
         let rows = std::fs::read_to_string(d.join("p.csv")).unwrap();
         let mut lines = rows.lines();
-        assert_eq!(lines.next(), Some("step,value,score,is_anomaly,label"));
+        assert_eq!(lines.next(), Some("step,timestamp,value,score,is_anomaly,label"));
         let rows: Vec<(usize, f64, bool)> = lines
             .map(|l| {
                 let f: Vec<&str> = l.split(',').collect();
-                (f[0].parse().unwrap(), f[2].parse().unwrap(), f[4] == "1")
+                // The file's timestamps are its row numbers.
+                assert_eq!(f[0], f[1]);
+                (f[0].parse().unwrap(), f[3].parse().unwrap(), f[5] == "1")
             })
             .collect();
         assert_eq!((rows.len(), rows[0].0, rows[6300].0), (6301, 1200, 7500));
@@ -101,7 +103,7 @@ fn a_heart_rate_series_trains_as_windows_split_in_time_order() {
         let args = ["anomaly", "--run", s(&run), "--data", file, "-o", "n.csv", "--plot", "n.png"];
         ae(d, &args).ok();
         let rows = std::fs::read_to_string(d.join("n.csv")).unwrap();
-        rows.lines().map(|l| l.split(',').nth(2).unwrap().to_string()).collect::<Vec<_>>()
+        rows.lines().map(|l| l.split(',').nth(3).unwrap().to_string()).collect::<Vec<_>>()
     };
     let (new, labelled) = (scores("new.csv"), scores("labelled.csv"));
     assert_eq!((new.len(), &new[0]), (601, &"score".to_string()));
@@ -223,10 +225,6 @@ fn a_speech_denoiser_raises_the_snr_of_a_word_it_never_heard() {
     for w in words {
         std::fs::copy(data(&format!("speech/{w}.wav")), d.join(format!("words/{w}.wav"))).unwrap();
     }
-    // Without --window a folder of WAV files is not taken for images.
-    let run = ae(d, &["train", "--data", "words", "--out", "x"])
-        .fails_with(&["--data words holds WAV files, series", "--window N"]);
-    assert_eq!(run.code, Some(2));
     let clean = read_wav(&data("speech/Rear_Left.wav"));
     // White Gaussian noise at 5 dB SNR (Box–Muller on a fixed LCG).
     let power = clean.iter().map(|c| c * c).sum::<f64>() / clean.len() as f64;
@@ -357,19 +355,29 @@ fn a_wav_file_trains_as_windows_and_bad_series_are_refused() {
     let top = points["top_step"].as_f64().unwrap();
     assert_eq!(points["top_time"].as_str(), Some(&*format!("{:.4} s", top / 48000.0)));
 
-    // A WAV file without --window, --hop without --window: bad usage.
-    let run = train(&[]).fails_with(&["Front_Center.wav is a WAV file, a series", "--window N"]);
-    assert_eq!(run.code, Some(2));
+    // A WAV file without --window: --window auto, from the recording's period, said and
+    // recorded as numbers.
+    let auto = train(&["--out", "auto", "--hidden", "64", "--latent", "8"]).ok();
+    assert!(
+        auto.stderr.contains("--window auto: the training series repeats every"),
+        "{}",
+        auto.stderr
+    );
+    let series = &read_json(&d.join("auto/model.json"))["model"]["input"]["series"];
+    let (window, hop) = (series["window"].as_u64().unwrap(), series["hop"].as_u64().unwrap());
+    assert!((16..=1024).contains(&window) && hop == 1, "{series}");
+    assert!(auto.stderr.contains(&format!("window {window} (half of that), hop 1")));
+    // A CSV whose time column increases is a series too: --tail-score is refused on it;
+    // --hop on a table (no time column) needs --window.
     let csv = data(BLEEDING);
-    let mut args = vec!["train", "--data", s(&csv), "--hop", "4", "--out", "x"];
-    let run = ae(d, &args).fails_with(&["--hop needs --window"]);
-    assert_eq!(run.code, Some(2));
-    let tails = ["train", "--data", s(&csv), "--window", "64", "--tail-score", "--out", "x"];
+    let tails = ["train", "--data", s(&csv), "--tail-score", "--out", "x"];
     let run = ae(d, &tails).fails_with(&["--tail-score scores a table's rows"]);
     assert_eq!(run.code, Some(2));
+    std::fs::write(d.join("table.csv"), "a,b\n1,2\n3,4\n5,6\n").unwrap();
+    let run = ae(d, &["train", "--data", "table.csv", "--hop", "4", "--out", "x"]);
+    assert_eq!(run.fails_with(&["--hop needs --window"]).code, Some(2));
     // A window longer than the part it cuts, a hop of 0 or beyond the window.
-    args[3] = "--window";
-    args[4] = "7000";
+    let args = ["train", "--data", s(&csv), "--window", "7000", "--out", "x"];
     ae(d, &args).fails_with(&["the training part of", "--window 7000 is longer than the series"]);
     train(&["--window", "64", "--hop", "0"])
         .fails_with(&["--hop must be between 1 and the window (64)"]);
@@ -488,7 +496,7 @@ fn several_series_score_each_on_its_own_and_the_folder_is_held_to_its_files() {
     assert_eq!(points["ucr_hits"], serde_json::json!([1, 1]), "{points}");
     assert!(points.get("ucr_hit").is_none());
     let all = std::fs::read_to_string(d.join("all.csv")).unwrap();
-    assert!(all.starts_with("step,file,value,score,is_anomaly,label\n"));
+    assert!(all.starts_with("step,file,timestamp,value,score,is_anomaly,label\n"));
     let scores = |csv: &str, score_at: usize| -> Vec<(String, f64)> {
         csv.lines()
             .skip(1)
@@ -498,7 +506,7 @@ fn several_series_score_each_on_its_own_and_the_folder_is_held_to_its_files() {
             })
             .collect()
     };
-    let all = scores(&all, 3);
+    let all = scores(&all, 4);
     assert_eq!((all[0].0.as_str(), all[2800].0.as_str(), all.len()), ("0", "0", 6301));
     // Each file's step scores are what that file alone scores: no window crosses the two.
     let mut alone = Vec::new();
@@ -506,7 +514,7 @@ fn several_series_score_each_on_its_own_and_the_folder_is_held_to_its_files() {
         let csv = format!("{f}-points.csv");
         let file = format!("test/{f}.csv");
         ae(d, &["anomaly", "--run", "r", "--data", &file, "-o", &csv]).ok();
-        alone.extend(scores(&std::fs::read_to_string(d.join(&csv)).unwrap(), 2));
+        alone.extend(scores(&std::fs::read_to_string(d.join(&csv)).unwrap(), 3));
     }
     assert_eq!(alone, all);
     // explain.csv names each window's file.
@@ -615,7 +623,7 @@ fn a_gap_in_the_time_column_splits_the_series_or_is_refused() {
     assert_eq!(a[403..411], b[403..411], "rows 401–408 of the short stretch");
     assert!(a[1..402] != b[1..402], "the first stretch went through the model");
 
-    // --gap refuse names the first irregular step; --gap without --window is bad usage.
+    // --gap refuse names the first irregular step; --gap on a table is bad usage.
     let last = args.len() - 1;
     args[last] = "refused";
     args.extend(["--gap", "refuse"]);
@@ -626,7 +634,8 @@ fn a_gap_in_the_time_column_splits_the_series_or_is_refused() {
         "--gap split",
     ]);
     assert!(!d.join("refused").exists());
-    let bare = ["train", "--data", "log.csv", "--gap", "refuse", "--out", "x"];
+    std::fs::write(d.join("table.csv"), "a,b\n1,2\n3,4\n").unwrap();
+    let bare = ["train", "--data", "table.csv", "--gap", "refuse", "--out", "x"];
     assert_eq!(ae(d, &bare).fails_with(&["--gap needs --window"]).code, Some(2));
 
     // A run recorded before gaps were looked for reads across them: 291 windows.

@@ -274,8 +274,8 @@ fn write_point_scores(
 ) -> Result<()> {
     let mut csv = csv::Writer::from_writer(Vec::new());
     let mut header = vec!["step".to_string()];
-    header.extend(clock.map(|c| c.name.clone()));
     header.extend(steps.files.as_ref().map(|_| "file".to_string()));
+    header.extend(clock.map(|c| c.name.clone()));
     header.extend(steps.columns.iter().cloned());
     header.extend(["score".into(), "is_anomaly".into()]);
     if steps.labels.is_some() {
@@ -285,8 +285,8 @@ fn write_point_scores(
     let width = steps.width();
     for (i, (s, f)) in scores.iter().zip(flagged).enumerate() {
         let mut row = vec![steps.ids[i].to_string()];
-        row.extend(clock.map(|c| c.text[i].clone()));
         row.extend(steps.files.as_ref().map(|f| f[i].display().to_string()));
+        row.extend(clock.map(|c| c.text[i].clone()));
         row.extend(steps.values[i * width..(i + 1) * width].iter().map(|v| v.to_string()));
         row.extend([s.to_string(), (*f as u8).to_string()]);
         if let Some(labels) = &steps.labels {

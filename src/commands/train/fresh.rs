@@ -4,9 +4,9 @@
 use super::{default_out, Setup};
 use crate::config::{self, Augment, Mode, ModelConfig, Norm, Sized, TrainConfig};
 use crate::data;
-use crate::data::kind::{Kind, KindError, NewRun, Prepared};
+use crate::data::kind::{Kind, NewRun, Prepared};
 use crate::data::record::DataRecord;
-use crate::data::spec::SeriesSpec;
+use crate::data::spec::{AutoWindow, SeriesSpec, WindowChoice};
 use crate::data::vectors::VectorSource;
 use crate::device;
 use crate::run_store;
@@ -20,13 +20,7 @@ use std::path::Path;
 /// `scratch`: the folder a data-parallel rank other than 0 writes instead of --out.
 pub(super) fn fresh(s: &TrainSettings, scratch: Option<&Path>) -> Result<Setup> {
     let data_dir = s.data.clone().unwrap_or_else(data::default_dir);
-    let kind = data::kind::sniff(&data_dir, s.vectors.window.is_some()).map_err(|e| {
-        let how = match e {
-            KindError::WavFile(_) => "cut it into windows with --window N (and --hop H)",
-            KindError::WavFolder(_) => "cut them into windows with --window N (and --hop H)",
-        };
-        config::Usage(format!("--data {e}: {how}"))
-    })?;
+    let kind = data::kind::sniff(&data_dir, s.vectors.window.is_some(), &s.vectors.reading());
     let s = &*s.for_kind(kind == Kind::Images);
     let given = &|id: &str| s.given(id);
     refuse_inapplicable(given, s.model.arch, s.model.conv(), s.train.mode == Mode::Denoise)?;
@@ -163,7 +157,7 @@ fn check_kind(
                  mean)"
             );
         }
-        if s.given("tail_score") && v.window.is_some() {
+        if s.given("tail_score") && kind == Kind::Series {
             let why = "--tail-score scores a table's rows; windows of a series are scored by \
                        their error";
             return Err(config::Usage(why.into()).into());
@@ -185,7 +179,7 @@ fn check_kind(
         held_out: Vec::new(),
         folder_files: Vec::new(),
     };
-    Ok((series_request(s)?, source))
+    Ok((series_request(s, kind, cfg.mode == Mode::Denoise)?, source))
 }
 
 /// What reading the data left out of a new run, said once: rows with a missing value
@@ -204,24 +198,22 @@ fn say_what_was_left_out(prepared: &Prepared, test_fraction: f64) {
     }
 }
 
-/// How `--window`, `--hop` and `--wav-channel` cut a series, if `--window` is given;
-/// `--hop` or `--wav-channel` alone is a usage error.
-fn series_request(s: &TrainSettings) -> Result<Option<SeriesSpec>> {
+/// How `--window` (`auto` unless given), `--hop` and `--wav-channel` cut a series (a
+/// `denoise` run's automatic hop is shorter); on a table, `--hop`, `--wav-channel` or
+/// `--gap` is a usage error.
+fn series_request(s: &TrainSettings, kind: Kind, denoise: bool) -> Result<Option<SeriesSpec>> {
     let v = &s.vectors;
-    Ok(match v.window {
-        Some(window) => Some(SeriesSpec {
-            window,
-            hop: v.hop.unwrap_or((window / 2).max(1)),
-            channels: Vec::new(),
-            sample_rate: None,
-            wav_channel: v.wav_channel,
-        }),
-        None => {
-            let given = &|id: &str| s.given(id);
-            refuse_flags(given, &["hop", "wav_channel", "gap"], "needs --window (a series)")?;
-            None
-        }
-    })
+    if kind != Kind::Series {
+        let given = &|id: &str| s.given(id);
+        refuse_flags(given, &["hop", "wav_channel", "gap"], "needs --window (a series)")?;
+        return Ok(None);
+    }
+    let (window, hop, auto) = match v.window.unwrap_or(WindowChoice::Auto) {
+        WindowChoice::Steps(n) => (n, v.hop.unwrap_or((n / 2).max(1)), None),
+        WindowChoice::Auto => (0, 0, Some(AutoWindow { hop: v.hop, denoise })),
+    };
+    let (channels, sample_rate, wav_channel) = (Vec::new(), None, v.wav_channel);
+    Ok(Some(SeriesSpec { window, hop, auto, channels, sample_rate, wav_channel }))
 }
 
 /// Rows not named normal by `--classes` may hold anomalies: without `--trim` they train

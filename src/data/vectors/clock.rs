@@ -195,6 +195,13 @@ pub(super) fn time_column(
     Ok(Some((times, header, 2 + skipped as usize)))
 }
 
+/// Whether `path` is a CSV whose time column increases from row to row (a series without
+/// `--window`); a file that cannot be read is not (its reader says why later).
+pub fn is_timed_csv(path: &Path, reading: &Reading) -> bool {
+    extension(path).as_deref() == Some("csv")
+        && time_column(path, reading).is_ok_and(|t| t.is_some())
+}
+
 /// The steps (indices) that begin a new stretch after a gap in `times` under `gap`: the
 /// steps after a gap (longer than `GAP_STEPS` usual steps) with `Gap::Split`; none with
 /// `Gap::Across`. With `Gap::Refuse` any irregular step is an error naming its lines.

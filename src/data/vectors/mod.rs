@@ -22,7 +22,7 @@ mod clock;
 mod series_io;
 
 pub use classes::*;
-pub use clock::{iso_seconds, Times, GAP_STEPS};
+pub use clock::{is_timed_csv, iso_seconds, Times, GAP_STEPS};
 pub use series_io::*;
 
 /// How a run's vector data were read and split, recorded so every later command rebuilds

@@ -5,7 +5,9 @@
 
 use super::clock;
 use super::*;
+use crate::data::period;
 use crate::data::series::{self, Windowing};
+use crate::data::spec::AutoWindow;
 use crate::data::table::Table;
 
 /// Whether `path` is a WAV file (always a series).
@@ -461,8 +463,19 @@ pub(super) fn split_series(
     series: &SeriesSpec,
     seed: u64,
 ) -> Result<Parts> {
+    let mut parts = series_parts(path, source, label_column, columns, series, seed)?;
+    let series = &match series.auto {
+        // Nothing was left out for being short (a window of 0): now it can be.
+        Some(auto) => {
+            let chosen = auto_window(series, &parts.train, auto);
+            let short = |s: Vec<Stretch>| s.into_iter().map(|s| s.without_short(chosen.window));
+            parts.train = short(parts.train).collect();
+            parts.test = short(parts.test).collect();
+            chosen
+        }
+        None => series.clone(),
+    };
     let w = series.windowing();
-    let parts = series_parts(path, source, label_column, columns, series, seed)?;
     let train = windows_of(&parts.train, w)?;
     let test = windows_of(&parts.test, w)?;
     let filled = SeriesSpec {
@@ -471,6 +484,46 @@ pub(super) fn split_series(
         ..series.clone()
     };
     Ok(Parts { train, test, dropped: 0, series: Some(filled), held_out: parts.held_out })
+}
+
+/// `series` with the window and hop `--window auto` chooses from the training series (the
+/// longest stretch between gaps), said in a note.
+fn auto_window(series: &SeriesSpec, train: &[Stretch], auto: AutoWindow) -> SeriesSpec {
+    let pieces = train.iter().flat_map(|s| s.pieces().into_iter().map(move |r| (s, r)));
+    let total = train.iter().map(|s| s.steps.rows()).sum();
+    let cut = match pieces.max_by_key(|(_, r)| r.len()) {
+        Some((s, r)) => {
+            let width = s.steps.width();
+            let values = &s.steps.values[r.start * width..r.end * width];
+            period::auto_cut(values, width, total, (auto.hop, auto.denoise))
+        }
+        None => period::auto_cut(&[], 1, total, (auto.hop, auto.denoise)),
+    };
+    let why = match cut.period {
+        Some((p, r)) => format!(
+            "the training series repeats every {p} steps (autocorrelation {r:.2}): window {} \
+             (half of that)",
+            cut.window
+        ),
+        None => format!(
+            "no period in the training series (no autocorrelation peak of {}): window {}",
+            period::MIN_CORRELATION,
+            cut.window
+        ),
+    };
+    let hop = match (auto.hop, auto.denoise) {
+        (Some(_), _) => "as given",
+        (None, true) => "a quarter of the window, for a denoiser",
+        (None, false) if cut.hop == 1 => "every step, for scores per step",
+        (None, false) => "the least that keeps the windows in memory",
+    };
+    crate::log::note(format_args!(
+        "{} auto: {why}, hop {} ({hop}); pass {} N to choose",
+        crate::invalid::dashed("window"),
+        cut.hop,
+        crate::invalid::dashed("window")
+    ));
+    SeriesSpec { window: cut.window, hop: cut.hop, auto: None, ..series.clone() }
 }
 
 /// A series run's training and test series (before windowing), their sample rate, and
