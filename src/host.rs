@@ -55,6 +55,15 @@ extern "C" {
     );
 }
 
+/// The memory the system could give this process now (Linux's MemAvailable), in bytes;
+/// `None` where that is not known.
+pub fn free_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
 /// Runs `body(lo, hi)` over contiguous ranges that cover `0..n` once, on libtorch's
 /// intra-op threads (at most `--threads` ranges; one inline call when `n ≤ grain` or one
 /// thread is set). Those threads inherit the flush-to-zero mode `main` sets. Passes that

@@ -82,9 +82,10 @@ pub struct VectorArgs {
     pub scale: Option<ScaleKind>,
     /// Read --data as one long series (a CSV then has one row per time step), or a folder
     /// as several, and cut each into windows of N steps, the rows the network sees; auto:
-    /// half the period of the training part's autocorrelation [default: auto for WAV
-    /// files and for a CSV whose time or timestamp column increases; else a table]
-    #[arg(long, value_name = "N|auto", value_parser = values::window)]
+    /// half the period of the training part's autocorrelation; none: a CSV is a table
+    /// [default: auto for WAV files and for a CSV whose time or timestamp column
+    /// increases; else a table]
+    #[arg(long, value_name = "N|auto|none", value_parser = values::window)]
     pub window: Option<WindowChoice>,
     /// Steps between the starts of two windows [default: half a given window; with auto, 1
     /// for scoring (more when the windows would not fit in memory), a quarter of the

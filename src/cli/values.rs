@@ -67,9 +67,11 @@ impl clap::ValueEnum for Gap {
 pub fn window(text: &str) -> Result<WindowChoice, String> {
     match text.trim().to_ascii_lowercase().as_str() {
         "auto" => Ok(WindowChoice::Auto),
+        "none" => Ok(WindowChoice::Table),
         n => n.parse().map(WindowChoice::Steps).map_err(|_| {
             format!(
-                "'{text}' is not a window: a number of steps, or auto (from the series' period)"
+                "'{text}' is not a window: a number of steps, auto (from the series' period) \
+                 or none (a table)"
             )
         }),
     }

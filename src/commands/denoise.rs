@@ -466,6 +466,11 @@ fn reconstructed(
     path: &Path,
 ) -> Result<Vec<f32>> {
     let pieces = stretch.long_pieces(w.window)?;
+    let count = pieces.iter().map(|r| w.count(r.len())).sum();
+    let channels = stretch.steps.width();
+    if let Some(problem) = vectors::window_memory(count, channels, w, crate::host::free_memory()) {
+        return Err(crate::invalid::Invalid::plain(problem)).context(path.display().to_string());
+    }
     let table = stretch.windows_in(&pieces, w)?;
     let rows = vectors::vector_set(&table, spec, &spec.classes)
         .with_context(|| format!("reading {}", path.display()))?;

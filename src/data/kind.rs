@@ -6,7 +6,7 @@
 //! in `spec`.
 
 use super::record::DataRecord;
-use super::spec::{DataSpec, ImageRequest, Reading};
+use super::spec::{DataSpec, ImageRequest, Reading, WindowChoice};
 use super::vectors::{self, VectorRequest, VectorSource};
 use super::{Rows, Split};
 use crate::config::TrainConfig;
@@ -25,11 +25,13 @@ pub enum Kind {
     Series,
 }
 
-/// The kind of data at `path`, for a run that asks for windows (`windowed`) or not: a
-/// folder is images unless windowed (a folder of series) or holding WAV files (series); a
-/// file is a series when windowed, a WAV file, or a CSV whose time column increases (read
-/// with `reading`), else a table (CSV, .npy, .npz); any other path is images.
-pub fn sniff(path: &Path, windowed: bool, reading: &Reading) -> Kind {
+/// The kind of data at `path` for a run's `--window` (`window`): a folder is images unless
+/// windowed (a folder of series) or holding WAV files (series); a file is a series when
+/// windowed, a WAV file, or a CSV whose time column increases (read with `reading`) unless
+/// the window is `none`, else a table (CSV, .npy, .npz); any other path is images.
+pub fn sniff(path: &Path, window: Option<WindowChoice>, reading: &Reading) -> Kind {
+    let windowed = matches!(window, Some(WindowChoice::Auto | WindowChoice::Steps(_)));
+    let table = window == Some(WindowChoice::Table);
     if path.is_dir() {
         // A folder of WAV files is series whatever else it holds (a CSV could be labels).
         let wavs = vectors::series_files(path).is_ok_and(|f| f.iter().any(|f| vectors::is_wav(f)));
@@ -38,7 +40,7 @@ pub fn sniff(path: &Path, windowed: bool, reading: &Reading) -> Kind {
     if !vectors::is_vector_file(path) {
         return Kind::Images; // and the images' loader names what it cannot read
     }
-    if windowed || vectors::is_wav(path) || vectors::is_timed_csv(path, reading) {
+    if windowed || vectors::is_wav(path) || (!table && vectors::is_timed_csv(path, reading)) {
         Kind::Series
     } else {
         Kind::Vectors
@@ -240,19 +242,22 @@ mod tests {
         std::fs::write(d.join("t.csv"), "Time,x\n0,1\n1,2\n3,1\n").unwrap();
         std::fs::write(d.join("u.csv"), "Time,x\n0,1\n0,2\n3,1\n").unwrap();
         let r = &Reading::default();
-        assert_eq!(sniff(&d.join("a.csv"), false, r), Kind::Vectors);
-        assert_eq!(sniff(&d.join("a.csv"), true, r), Kind::Series);
-        assert_eq!(sniff(&d.join("b.wav"), false, r), Kind::Series);
-        assert_eq!(sniff(&d.join("t.csv"), false, r), Kind::Series);
-        assert_eq!(sniff(&d.join("u.csv"), false, r), Kind::Vectors);
+        let (w, none) = (Some(WindowChoice::Steps(8)), Some(WindowChoice::Table));
+        assert_eq!(sniff(&d.join("a.csv"), None, r), Kind::Vectors);
+        assert_eq!(sniff(&d.join("a.csv"), w, r), Kind::Series);
+        assert_eq!(sniff(&d.join("b.wav"), None, r), Kind::Series);
+        assert_eq!(sniff(&d.join("b.wav"), none, r), Kind::Series);
+        assert_eq!(sniff(&d.join("t.csv"), None, r), Kind::Series);
+        assert_eq!(sniff(&d.join("t.csv"), none, r), Kind::Vectors);
+        assert_eq!(sniff(&d.join("u.csv"), None, r), Kind::Vectors);
         // A folder of WAV files is series; with a window any folder is a folder of series.
         let words = d.join("words");
         std::fs::create_dir(&words).unwrap();
         std::fs::write(words.join("w.wav"), b"RIFF").unwrap();
-        assert_eq!(sniff(&words, false, r), Kind::Series);
+        assert_eq!(sniff(&words, None, r), Kind::Series);
         let images = d.join("images");
         std::fs::create_dir(&images).unwrap();
-        assert_eq!(sniff(&images, false, r), Kind::Images);
-        assert_eq!(sniff(&images, true, r), Kind::Series);
+        assert_eq!(sniff(&images, None, r), Kind::Images);
+        assert_eq!(sniff(&images, w, r), Kind::Series);
     }
 }

@@ -296,11 +296,13 @@ impl SeriesSpec {
     }
 }
 
-/// `--window`: a number of steps, or `auto`.
+/// `--window`: a number of steps, `auto`, or `none` (a CSV read as a table even when its
+/// time column would make it a series).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WindowChoice {
     Auto,
     Steps(usize),
+    Table,
 }
 
 /// What `--window auto` needs besides the data: the hop given, if any, and whether the

@@ -638,6 +638,30 @@ fn a_gap_in_the_time_column_splits_the_series_or_is_refused() {
     let bare = ["train", "--data", "table.csv", "--gap", "refuse", "--out", "x"];
     assert_eq!(ae(d, &bare).fails_with(&["--gap needs --window"]).code, Some(2));
 
+    // --window none reads the same file as a table; --missing drop, which a series cannot
+    // take, says so; a WAV file has no table to be.
+    let table =
+        ["train", "--data", "log.csv", "--window", "none", "--columns", "value", "--out", "t"];
+    ae(d, &table).ok();
+    assert!(read_json(&d.join("t/model.json"))["model"]["input"].get("series").is_none());
+    let drop = ["train", "--data", "log.csv", "--missing", "drop", "--out", "u"];
+    let holes: String = gapped_log()
+        .lines()
+        .map(|l| {
+            if l.starts_with("2024-01-01T00:05,") {
+                "2024-01-01T00:05,,0\n".into()
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    std::fs::write(d.join("holes.csv"), holes).unwrap();
+    let drop = drop.map(|a| if a == "log.csv" { "holes.csv" } else { a });
+    ae(d, &drop).fails_with(&["drop does not apply", "--window none reads a CSV as a table"]);
+    let wav = data("speech/Front_Center.wav");
+    let run = ae(d, &["train", "--data", s(&wav), "--window", "none", "--out", "v"]);
+    assert_eq!(run.fails_with(&["--window none reads a CSV as a table"]).code, Some(2));
+
     // A run recorded before gaps were looked for reads across them: 291 windows.
     let path = d.join("r/model.json");
     let mut old = read_json(&path);

@@ -20,7 +20,7 @@ use std::path::Path;
 /// `scratch`: the folder a data-parallel rank other than 0 writes instead of --out.
 pub(super) fn fresh(s: &TrainSettings, scratch: Option<&Path>) -> Result<Setup> {
     let data_dir = s.data.clone().unwrap_or_else(data::default_dir);
-    let kind = data::kind::sniff(&data_dir, s.vectors.window.is_some(), &s.vectors.reading());
+    let kind = data::kind::sniff(&data_dir, s.vectors.window, &s.vectors.reading());
     let s = &*s.for_kind(kind == Kind::Images);
     let given = &|id: &str| s.given(id);
     refuse_inapplicable(given, s.model.arch, s.model.conv(), s.train.mode == Mode::Denoise)?;
@@ -211,6 +211,10 @@ fn series_request(s: &TrainSettings, kind: Kind, denoise: bool) -> Result<Option
     let (window, hop, auto) = match v.window.unwrap_or(WindowChoice::Auto) {
         WindowChoice::Steps(n) => (n, v.hop.unwrap_or((n / 2).max(1)), None),
         WindowChoice::Auto => (0, 0, Some(AutoWindow { hop: v.hop, denoise })),
+        WindowChoice::Table => {
+            let why = "--window none reads a CSV as a table; WAV files are always series";
+            return Err(config::Usage(why.into()).into());
+        }
     };
     let (channels, sample_rate, wav_channel) = (Vec::new(), None, v.wav_channel);
     Ok(Some(SeriesSpec { window, hop, auto, channels, sample_rate, wav_channel }))

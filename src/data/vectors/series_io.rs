@@ -281,9 +281,52 @@ pub fn steps_of(stretches: &[Stretch]) -> Table {
     )
 }
 
-/// The windows of `stretches`, one stretch after another (no window crosses two).
+/// The windows of `stretches`, one stretch after another (no window crosses two); refused
+/// before anything is cut when they would not fit in the memory free now.
 pub fn windows_of(stretches: &[Stretch], w: Windowing) -> Result<Table> {
+    let count = stretches.iter().map(|s| s.window_count(w)).sum();
+    let channels = stretches.first().map_or(1, |s| s.steps.width());
+    if let Some(problem) = window_memory(count, channels, w, crate::host::free_memory()) {
+        return Err(Invalid::plain(problem).into());
+    }
     Ok(concat_tables(stretches.iter().map(|s| s.windows(w)).collect::<Result<_>>()?))
+}
+
+/// Copies of a series' window matrix held at once (the windows, their scaled values, the
+/// tensor made of them).
+const WINDOW_COPIES: u64 = 3;
+
+/// Why `count` windows of `w.window` steps × `channels` cannot be held in `free` bytes
+/// (with `WINDOW_COPIES` copies, within 80% of it), with the hop that would fit; `None`
+/// when they fit or the free memory is unknown.
+pub fn window_memory(
+    count: usize,
+    channels: usize,
+    w: Windowing,
+    free: Option<u64>,
+) -> Option<String> {
+    let free = free?;
+    let need = count as u64 * (w.window * channels) as u64 * 4 * WINDOW_COPIES;
+    let room = free / 5 * 4;
+    if need <= room {
+        return None;
+    }
+    let gb = |b: u64| b as f64 / 1e9;
+    let hop = (w.hop as u64 * need).div_ceil(room.max(1)).min(w.window as u64);
+    let fix = if hop > w.hop as u64 {
+        format!("pass {{hop}} {hop} or more (fewer windows), or a shorter {{window}}")
+    } else {
+        "pass a shorter {window} or use a smaller part of the series".into()
+    };
+    Some(format!(
+        "{count} windows of {} steps (hop {}) would take {:.1} GB in memory, more than the \
+         {:.1} GB free ({} copies of the windows are held while they are prepared): {fix}",
+        w.window,
+        w.hop,
+        gb(need),
+        gb(free),
+        WINDOW_COPIES
+    ))
 }
 
 /// A series file's time steps (a table of one row per step, one column per channel; for a
@@ -374,7 +417,8 @@ pub fn fill_gaps(table: &mut Table, missing: Missing) -> Result<()> {
     if missing != Missing::Interpolate {
         let (row, column) = (table.ids[first / d] + 1, &table.columns[first % d]);
         let drop = if missing == Missing::Drop {
-            " (a series cannot leave time steps out, so drop does not apply)"
+            " (a series cannot leave time steps out, so drop does not apply; {window} none reads \
+             a CSV as a table)"
         } else {
             ""
         };
@@ -656,4 +700,26 @@ fn hold_out_files(
         }
     }
     Ok(SeriesParts { train, test, rate, held_out })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ten minutes at 16 kHz cut at hop 1 into 256-step windows: 9.6 million windows, 29.5
+    /// GB with the copies, refused on a machine with 8 GB free with the hop that fits
+    /// (29.5 / 6.4 GB: hop 5); at hop 128 they take 0.2 GB and pass.
+    #[test]
+    fn windows_that_would_not_fit_in_memory_are_refused_with_a_hop_that_would() {
+        let steps = 10 * 60 * 16000;
+        let at = |hop| Windowing { window: 256, hop };
+        let free = Some(8_000_000_000);
+        let problem = window_memory(at(1).count(steps), 1, at(1), free).unwrap();
+        assert!(problem.starts_with("9599745 windows of 256 steps (hop 1) would take 29.5 GB"));
+        assert!(
+            problem.contains("more than the 8.0 GB free") && problem.contains("{hop} 5 or more")
+        );
+        assert_eq!(window_memory(at(128).count(steps), 1, at(128), free), None);
+        assert_eq!(window_memory(at(1).count(steps), 1, at(1), None), None);
+    }
 }
