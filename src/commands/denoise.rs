@@ -468,7 +468,8 @@ fn reconstructed(
     let pieces = stretch.long_pieces(w.window)?;
     let count = pieces.iter().map(|r| w.count(r.len())).sum();
     let channels = stretch.steps.width();
-    if let Some(problem) = vectors::window_memory(count, channels, w, crate::host::free_memory()) {
+    if let Some(too_big) = vectors::window_memory(count, channels, w, crate::host::free_memory()) {
+        let problem = format!("{}: denoise a shorter recording", too_big.what);
         return Err(crate::invalid::Invalid::plain(problem)).context(path.display().to_string());
     }
     let table = stretch.windows_in(&pieces, w)?;

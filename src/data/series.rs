@@ -48,12 +48,12 @@ impl Windowing {
         Ok(())
     }
 
-    /// Windows needed to cover `len` steps.
+    /// Windows needed to cover `len` steps (a hop of 0, which `check` refuses, counts as 1).
     pub fn count(self, len: usize) -> usize {
         if len <= self.window {
             1
         } else {
-            (len - self.window).div_ceil(self.hop) + 1
+            (len - self.window).div_ceil(self.hop.max(1)) + 1
         }
     }
 

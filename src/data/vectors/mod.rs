@@ -471,7 +471,7 @@ pub fn load_all(
                 channels,
                 (reading, series.sample_rate, series.window),
             )?;
-            windows_of(&stretches, series.windowing())?
+            windows_of(&stretches, series.windowing(), false)?
         }
         None => {
             if reading.wav_channel.is_some() {

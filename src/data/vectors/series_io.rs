@@ -282,12 +282,19 @@ pub fn steps_of(stretches: &[Stretch]) -> Table {
 }
 
 /// The windows of `stretches`, one stretch after another (no window crosses two); refused
-/// before anything is cut when they would not fit in the memory free now.
-pub fn windows_of(stretches: &[Stretch], w: Windowing) -> Result<Table> {
+/// before anything is cut when they would not fit in the memory free now (`training`: the
+/// hop can still be chosen).
+pub fn windows_of(stretches: &[Stretch], w: Windowing, training: bool) -> Result<Table> {
     let count = stretches.iter().map(|s| s.window_count(w)).sum();
     let channels = stretches.first().map_or(1, |s| s.steps.width());
-    if let Some(problem) = window_memory(count, channels, w, crate::host::free_memory()) {
-        return Err(Invalid::plain(problem).into());
+    if let Some(too_big) = window_memory(count, channels, w, crate::host::free_memory()) {
+        let fix = match training {
+            true => too_big.fix,
+            false => {
+                "score a shorter part of the series (the run's window and hop are fixed)".into()
+            }
+        };
+        return Err(Invalid::plain(format!("{}: {fix}", too_big.what)).into());
     }
     Ok(concat_tables(stretches.iter().map(|s| s.windows(w)).collect::<Result<_>>()?))
 }
@@ -295,6 +302,12 @@ pub fn windows_of(stretches: &[Stretch], w: Windowing) -> Result<Table> {
 /// Copies of a series' window matrix held at once (the windows, their scaled values, the
 /// tensor made of them).
 const WINDOW_COPIES: u64 = 3;
+
+/// Why windows cannot be cut: what they would take, and what a new run can do about it.
+pub struct TooBig {
+    pub what: String,
+    pub fix: String,
+}
 
 /// Why `count` windows of `w.window` steps × `channels` cannot be held in `free` bytes
 /// (with `WINDOW_COPIES` copies, within 80% of it), with the hop that would fit; `None`
@@ -304,7 +317,7 @@ pub fn window_memory(
     channels: usize,
     w: Windowing,
     free: Option<u64>,
-) -> Option<String> {
+) -> Option<TooBig> {
     let free = free?;
     let need = count as u64 * (w.window * channels) as u64 * 4 * WINDOW_COPIES;
     let room = free / 5 * 4;
@@ -318,15 +331,16 @@ pub fn window_memory(
     } else {
         "pass a shorter {window} or use a smaller part of the series".into()
     };
-    Some(format!(
+    let what = format!(
         "{count} windows of {} steps (hop {}) would take {:.1} GB in memory, more than the \
-         {:.1} GB free ({} copies of the windows are held while they are prepared): {fix}",
+         {:.1} GB free ({} copies of the windows are held while they are prepared)",
         w.window,
         w.hop,
         gb(need),
         gb(free),
         WINDOW_COPIES
-    ))
+    );
+    Some(TooBig { what, fix })
 }
 
 /// A series file's time steps (a table of one row per step, one column per channel; for a
@@ -520,8 +534,8 @@ pub(super) fn split_series(
         None => series.clone(),
     };
     let w = series.windowing();
-    let train = windows_of(&parts.train, w)?;
-    let test = windows_of(&parts.test, w)?;
+    let train = windows_of(&parts.train, w, true)?;
+    let test = windows_of(&parts.test, w, true)?;
     let filled = SeriesSpec {
         channels: parts.train[0].steps.columns.clone(),
         sample_rate: parts.rate,
@@ -715,11 +729,11 @@ mod tests {
         let at = |hop| Windowing { window: 256, hop };
         let free = Some(8_000_000_000);
         let problem = window_memory(at(1).count(steps), 1, at(1), free).unwrap();
-        assert!(problem.starts_with("9599745 windows of 256 steps (hop 1) would take 29.5 GB"));
-        assert!(
-            problem.contains("more than the 8.0 GB free") && problem.contains("{hop} 5 or more")
-        );
-        assert_eq!(window_memory(at(128).count(steps), 1, at(128), free), None);
-        assert_eq!(window_memory(at(1).count(steps), 1, at(1), None), None);
+        let what = &problem.what;
+        assert!(what.starts_with("9599745 windows of 256 steps (hop 1) would take 29.5 GB"));
+        assert!(what.contains("more than the 8.0 GB free"));
+        assert!(problem.fix.contains("{hop} 5 or more"));
+        assert!(window_memory(at(128).count(steps), 1, at(128), free).is_none());
+        assert!(window_memory(at(1).count(steps), 1, at(1), None).is_none());
     }
 }
