@@ -70,7 +70,8 @@ impl SeriesScores<'_> {
     /// One panel, both with the flagged steps shaded: the series' channels (`values`) or
     /// the scores with the threshold.
     fn panel<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, values: bool) -> Result<()> {
-        let x = self.steps[0]..self.steps[self.steps.len() - 1].max(self.steps[0] + 1.0);
+        let (first, last) = (self.steps[0], self.steps[self.steps.len() - 1]);
+        let x = first..if last > first { last } else { first + 1.0 };
         let shade = Palette99::pick(0).to_rgba().mix(0.18);
         let y = if values {
             padded_range(self.channels.iter().flat_map(|(_, v)| v.iter().copied()))

@@ -662,6 +662,16 @@ fn a_gap_in_the_time_column_splits_the_series_or_is_refused() {
     let run = ae(d, &["train", "--data", s(&wav), "--window", "none", "--out", "v"]);
     assert_eq!(run.fails_with(&["--window none reads a CSV as a table"]).code, Some(2));
 
+    // --window auto (the default here) leaves the short stretch out before the time-order
+    // cut, as every later command does: eval rebuilds the test windows training measured.
+    let auto = ["train", "--data", "log.csv", "--label-column", "label", "--epochs", "1"];
+    let trained = ae(d, &[&auto[..], &["--threads", "1", "--out", "a"]].concat()).ok();
+    has(&trained.stderr, &["--window auto: the training series repeats every 40 steps"]);
+    let rows = |text: &str| text.lines().find(|l| l.starts_with("test rows")).map(String::from);
+    let evaluated = ae(d, &["eval", "--run", "a"]).ok();
+    assert!(rows(&trained.stdout).is_some());
+    assert_eq!(rows(&trained.stdout), rows(&evaluated.stdout), "{}", evaluated.stdout);
+
     // A run recorded before gaps were looked for reads across them: 291 windows.
     let path = d.join("r/model.json");
     let mut old = read_json(&path);

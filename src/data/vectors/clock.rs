@@ -55,9 +55,12 @@ impl Times {
 
 /// Seconds since 1970-01-01 of an ISO 8601 date or date and time: `YYYY-MM-DD`, then
 /// optionally `T` or a space, `HH:MM`, `:SS`, a fraction, and `Z` or an offset
-/// (`+HH:MM`, `+HHMM`); `None` for anything else.
+/// (`+HH:MM`, `+HHMM`, `+HH`, after a space or not); `None` for anything else.
 pub fn iso_seconds(s: &str) -> Option<f64> {
     let s = s.trim();
+    if !s.is_ascii() {
+        return None;
+    }
     let num = |t: &str| -> Option<i64> {
         (!t.is_empty() && t.bytes().all(|b| b.is_ascii_digit())).then(|| t.parse().ok())?
     };
@@ -68,23 +71,32 @@ pub fn iso_seconds(s: &str) -> Option<f64> {
         return None;
     }
     let mut seconds = days_from_civil(y, m, d) as f64 * 86400.0;
-    let rest = rest.strip_prefix(['T', ' ']).unwrap_or(rest);
     if rest.is_empty() {
         return Some(seconds);
     }
+    let rest = rest.strip_prefix(['T', 't', ' '])?;
     // The offset from UTC, if any, ends the text.
     let (clock, offset) = match rest.find(['Z', 'z', '+', '-']) {
         Some(at) => rest.split_at(at),
         None => (rest, ""),
     };
-    let mut hms = clock.split(':');
-    let (h, min) = (num(hms.next()?)?, num(hms.next()?)?);
+    let mut hms = clock.trim_end().split(':');
+    let (h, min) = (hms.next()?, hms.next()?);
+    if h.len() != 2 || min.len() != 2 {
+        return None;
+    }
+    let (h, min) = (num(h)?, num(min)?);
     let sec: f64 = match hms.next() {
         Some(t) if t.split('.').all(|p| num(p).is_some()) => t.parse().ok()?,
         Some(_) => return None,
         None => 0.0,
     };
-    if hms.next().is_some() || h > 24 || min > 59 || sec >= 61.0 {
+    if hms.next().is_some()
+        || h > 24
+        || min > 59
+        || sec >= 61.0
+        || (h == 24 && min + sec as i64 > 0)
+    {
         return None;
     }
     seconds += (h * 3600 + min * 60) as f64 + sec;
@@ -93,10 +105,11 @@ pub fn iso_seconds(s: &str) -> Option<f64> {
         _ => {
             let sign = if offset.starts_with('-') { 1.0 } else { -1.0 };
             let digits = offset[1..].replace(':', "");
-            if digits.len() != 4 {
+            if digits.len() != 2 && digits.len() != 4 {
                 return None;
             }
-            let (oh, om) = (num(&digits[..2])?, num(&digits[2..])?);
+            let (oh, om) =
+                (num(&digits[..2])?, if digits.len() == 4 { num(&digits[2..])? } else { 0 });
             seconds += sign * (oh * 3600 + om * 60) as f64;
         }
     }
@@ -198,8 +211,20 @@ pub(super) fn time_column(
 /// Whether `path` is a CSV whose time column increases from row to row (a series without
 /// `--window`); a file that cannot be read is not (its reader says why later).
 pub fn is_timed_csv(path: &Path, reading: &Reading) -> bool {
-    extension(path).as_deref() == Some("csv")
-        && time_column(path, reading).is_ok_and(|t| t.is_some())
+    if extension(path).as_deref() != Some("csv") {
+        return false;
+    }
+    match time_column(path, reading) {
+        Ok(times) => times.is_some(),
+        Err(e) if format!("{e}").contains("must increase") => {
+            crate::log::note(format_args!(
+                "note: {e:#}; read as a table ({} auto reads it as a series, and stops there)",
+                crate::invalid::dashed("window")
+            ));
+            false
+        }
+        Err(_) => false,
+    }
 }
 
 /// The steps (indices) that begin a new stretch after a gap in `times` under `gap`: the
@@ -285,7 +310,10 @@ mod tests {
         assert_eq!(iso_seconds("2014-07-01T02:05:00+02:00"), Some(1404173100.0));
         assert_eq!(iso_seconds("2014-06-30T19:05-0500"), Some(1404173100.0));
         assert_eq!(iso_seconds("2014-07-01 00:05:00.25"), Some(1404173100.25));
-        for bad in ["2014-13-01", "2014-02-30", "2014-7-1", "14:00", "2014-07-01 1", "x"] {
+        assert_eq!(iso_seconds("2014-07-01 02:05:00 +02"), Some(1404173100.0));
+        let bad = ["2014-13-01", "2014-02-30", "2014-7-1", "14:00", "2014-07-01 1", "x"];
+        let worse = ["2014-07-0112:00", "2014-07-01 24:59", "2014-07-01 1:2:3", "2014年07月01日"];
+        for bad in bad.into_iter().chain(worse) {
             assert_eq!(iso_seconds(bad), None, "{bad}");
         }
         // 2024 is a leap year, 2100 is not.

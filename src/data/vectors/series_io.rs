@@ -285,6 +285,7 @@ pub fn steps_of(stretches: &[Stretch]) -> Table {
 /// before anything is cut when they would not fit in the memory free now (`training`: the
 /// hop can still be chosen).
 pub fn windows_of(stretches: &[Stretch], w: Windowing, training: bool) -> Result<Table> {
+    w.check(usize::MAX)?; // the window and hop themselves, before what they would take
     let count = stretches.iter().map(|s| s.window_count(w)).sum();
     let channels = stretches.first().map_or(1, |s| s.steps.width());
     if let Some(too_big) = window_memory(count, channels, w, crate::host::free_memory()) {
@@ -523,12 +524,12 @@ pub(super) fn split_series(
 ) -> Result<Parts> {
     let mut parts = series_parts(path, source, label_column, columns, series, seed)?;
     let series = &match series.auto {
-        // Nothing was left out for being short (a window of 0): now it can be.
+        // The window comes from the training series; the parts are then read again as
+        // every later command reads them (stretches too short for it left out before the
+        // time-order cut), so the run's sets are the ones they rebuild.
         Some(auto) => {
             let chosen = auto_window(series, &parts.train, auto);
-            let short = |s: Vec<Stretch>| s.into_iter().map(|s| s.without_short(chosen.window));
-            parts.train = short(parts.train).collect();
-            parts.test = short(parts.test).collect();
+            parts = series_parts(path, source, label_column, columns, &chosen, seed)?;
             chosen
         }
         None => series.clone(),
