@@ -229,6 +229,7 @@ impl Clock {
             text: all.iter().flat_map(|t| t.text.iter().cloned()).collect(),
             at: all.iter().map(|t| t.at.clone()).collect::<Option<Vec<_>>>().map(|v| v.concat()),
             dates: all.iter().all(|t| t.dates),
+            lines: all.iter().flat_map(|t| t.lines.iter().copied()).collect(),
         };
         Some(Clock { name: times.name.clone(), axis: times.axis(), text: times.text, unit: "" })
     }

@@ -94,7 +94,7 @@ pub fn csv_reader<'a>(bytes: &'a [u8], format: &CsvFormat) -> (csv::Reader<&'a [
 
 /// Line numbers in a CSV's text (after the lines skipped), counted from its newlines: the
 /// csv crate's own count falls one behind after a CRLF line end.
-struct Lines<'a> {
+pub struct Lines<'a> {
     text: &'a [u8],
     /// The line of the text's first byte (the file's numbering, skipped lines included).
     first: u64,
@@ -104,7 +104,7 @@ struct Lines<'a> {
 }
 
 impl<'a> Lines<'a> {
-    fn new(bytes: &'a [u8], format: &CsvFormat) -> Lines<'a> {
+    pub fn new(bytes: &'a [u8], format: &CsvFormat) -> Lines<'a> {
         let text = after_lines(bytes, format.skip_rows);
         let first = 1 + format.skip_rows as u64;
         Lines { text, first, at: 0, line: first }
@@ -112,7 +112,7 @@ impl<'a> Lines<'a> {
 
     /// The line of the byte at `position` (positions come in order; an earlier one is
     /// counted again from the start).
-    fn of(&mut self, position: &csv::Position) -> u64 {
+    pub fn of(&mut self, position: &csv::Position) -> u64 {
         // After a CRLF the csv crate starts the next record at the LF.
         let mut byte = (position.byte() as usize).min(self.text.len());
         if self.text.get(byte) == Some(&b'\n') {

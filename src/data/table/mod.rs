@@ -8,7 +8,7 @@ mod csv_reader;
 mod npy;
 
 pub use super::spec::{Category, Missing, MAX_LEVELS};
-pub use csv_reader::{csv_header, csv_reader, read_csv, sniff_delimiter, CsvFormat};
+pub use csv_reader::{csv_header, csv_reader, read_csv, sniff_delimiter, CsvFormat, Lines};
 pub use npy::{npy_table, read_npy, read_npz, NpyArray};
 use std::path::Path;
 use std::sync::Arc;

@@ -21,6 +21,8 @@ pub struct Times {
     pub at: Option<Vec<f64>>,
     /// The values are dates (so `at` is in seconds).
     pub dates: bool,
+    /// Each step's line in the file (blank lines and quoted line breaks counted).
+    pub lines: Vec<usize>,
 }
 
 impl Times {
@@ -31,6 +33,7 @@ impl Times {
             text: at.iter().map(|&i| self.text[i].clone()).collect(),
             at: self.at.as_ref().map(|v| at.iter().map(|&i| v[i]).collect()),
             dates: self.dates,
+            lines: at.iter().map(|&i| self.lines[i]).collect(),
         }
     }
 
@@ -155,17 +158,13 @@ pub fn span(value: f64, dates: bool) -> String {
 /// (any case), with the file's header. Its values must increase from row to row (as
 /// numbers or dates when they all are, else as text): an error names the first row that
 /// does not.
-/// Also the file's line of the first step.
-pub(super) fn time_column(
-    path: &Path,
-    reading: &Reading,
-) -> Result<Option<(Times, Vec<String>, usize)>> {
+pub(super) fn time_column(path: &Path, reading: &Reading) -> Result<Option<(Times, Vec<String>)>> {
     let format = csv_format(reading);
     if format.no_header {
         return Ok(None);
     }
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let (mut reader, skipped, _) = table::csv_reader(&bytes, &format);
+    let (mut reader, _, _) = table::csv_reader(&bytes, &format);
     let mut records = reader.records();
     let header: Vec<String> = match records.next() {
         Some(header) => header.with_context(|| format!("reading {}", path.display()))?,
@@ -179,16 +178,18 @@ pub(super) fn time_column(
     else {
         return Ok(None);
     };
-    let mut text = Vec::new();
+    let (mut text, mut lines) = (Vec::new(), Vec::new());
+    let mut line_of = table::Lines::new(&bytes, &format);
     for record in records {
         let record = record.with_context(|| format!("reading {}", path.display()))?;
         text.push(record.get(column).unwrap_or_default().trim().to_string());
+        lines.push(record.position().map_or(0, |p| line_of.of(p) as usize));
     }
     let numbers: Option<Vec<f64>> = text.iter().map(|v| v.parse().ok()).collect();
     let dates = numbers.is_none().then(|| text.iter().map(|v| iso_seconds(v)).collect());
     let dates: Option<Vec<f64>> = dates.flatten();
-    let times =
-        Times { name: header[column].clone(), dates: dates.is_some(), at: numbers.or(dates), text };
+    let name = header[column].clone();
+    let times = Times { name, dates: dates.is_some(), at: numbers.or(dates), text, lines };
     let later = |i: usize| match &times.at {
         Some(n) => n[i] > n[i - 1],
         None => times.text[i] > times.text[i - 1],
@@ -199,13 +200,13 @@ pub(super) fn time_column(
              after line {} ({})",
             path.display(),
             times.name,
-            i + 2 + skipped as usize,
+            times.lines[i],
             times.text[i],
-            i + 1 + skipped as usize,
+            times.lines[i - 1],
             times.text[i - 1]
         );
     }
-    Ok(Some((times, header, 2 + skipped as usize)))
+    Ok(Some((times, header)))
 }
 
 /// Whether `path` is a CSV whose time column increases from row to row (a series without
@@ -230,8 +231,7 @@ pub fn is_timed_csv(path: &Path, reading: &Reading) -> bool {
 /// The steps (indices) that begin a new stretch after a gap in `times` under `gap`: the
 /// steps after a gap (longer than `GAP_STEPS` usual steps) with `Gap::Split`; none with
 /// `Gap::Across`. With `Gap::Refuse` any irregular step is an error naming its lines.
-/// `first_line`: the file's line of the first step.
-pub fn gaps(times: &Times, gap: Gap, (path, first_line): (&Path, usize)) -> Result<Vec<usize>> {
+pub fn gaps(times: &Times, gap: Gap, path: &Path) -> Result<Vec<usize>> {
     let Some(at) = times.at.as_ref().filter(|_| gap != Gap::Across) else {
         return Ok(Vec::new());
     };
@@ -250,9 +250,9 @@ pub fn gaps(times: &Times, gap: Gap, (path, first_line): (&Path, usize)) -> Resu
         format!(
             "from {} (line {}) to {} (line {}): {} where the usual step is {}",
             times.text[i],
-            first_line + i,
+            times.lines[i],
             times.text[i + 1],
-            first_line + i + 1,
+            times.lines[i + 1],
             span(at[i + 1] - at[i], dates),
             span(usual, dates)
         )
@@ -326,7 +326,21 @@ mod tests {
             text: at.iter().map(|t| format!("t{t}")).collect(),
             at: Some(at.iter().map(|t| t * 60.0).collect()),
             dates: true,
+            lines: (2..2 + at.len()).collect(),
         }
+    }
+
+    /// Lines are the file's own: a blank line and a quoted line break count.
+    #[test]
+    fn a_steps_line_is_its_line_in_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.csv");
+        let text = "time,value,note\n0,1,a\n1,2,b\n\n2,3,\"two\nlines\"\n9,4,c\n";
+        std::fs::write(&path, text).unwrap();
+        let (times, _) = time_column(&path, &Reading::default()).unwrap().unwrap();
+        assert_eq!(times.lines, vec![2, 3, 5, 7]);
+        let refused = format!("{:#}", gaps(&times, Gap::Refuse, &path).unwrap_err());
+        assert!(refused.contains("from 2 (line 5) to 9 (line 7)"), "{refused}");
     }
 
     #[test]
@@ -337,14 +351,14 @@ mod tests {
         at.push(11.0);
         at.extend((0..10).map(|i| 131.0 + i as f64));
         let times = minutes(&at);
-        assert_eq!(gaps(&times, Gap::Split, (path, 2)).unwrap(), vec![11]);
-        assert!(gaps(&times, Gap::Across, (path, 2)).unwrap().is_empty());
-        let refused = format!("{:#}", gaps(&times, Gap::Refuse, (path, 2)).unwrap_err());
+        assert_eq!(gaps(&times, Gap::Split, path).unwrap(), vec![11]);
+        assert!(gaps(&times, Gap::Across, path).unwrap().is_empty());
+        let refused = format!("{:#}", gaps(&times, Gap::Refuse, path).unwrap_err());
         // The first irregular step: rows 9 and 10 are lines 11 and 12.
         assert!(refused.contains("from t9 (line 11) to t11 (line 12): 2 min"), "{refused}");
         assert!(refused.contains("usual step is 1 min") && refused.contains("one of 2"));
         let regular = minutes(&(0..50).map(f64::from).collect::<Vec<_>>());
-        assert!(gaps(&regular, Gap::Refuse, (path, 2)).unwrap().is_empty());
+        assert!(gaps(&regular, Gap::Refuse, path).unwrap().is_empty());
         assert_eq!(span(7200.0, true), "2 h");
         assert_eq!(span(0.5, false), "0.5");
     }

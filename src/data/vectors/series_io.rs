@@ -367,7 +367,7 @@ pub fn read_steps(
         };
         let others: Vec<String>;
         let columns = match (columns, &time) {
-            (None, Some((times, header, _))) => {
+            (None, Some((times, header))) => {
                 others = header
                     .iter()
                     .filter(|h| **h != times.name && Some(h.as_str()) != label_column)
@@ -383,12 +383,12 @@ pub fn read_steps(
         fill_gaps(&mut table, reading.missing())
             .with_context(|| format!("reading {}", path.display()))?;
         let mut stretch = Stretch::new(table, path.display().to_string());
-        if let Some((times, _, first_line)) = time {
+        if let Some((times, _)) = time {
             if stretch.steps.ids.iter().any(|&i| i >= times.text.len()) {
                 bail!("{}: the time column has fewer rows than the values", path.display());
             }
             let times = times.select(&stretch.steps.ids);
-            stretch.breaks = clock::gaps(&times, reading.gap(), (path, first_line))?;
+            stretch.breaks = clock::gaps(&times, reading.gap(), path)?;
             stretch.times = Some(times);
         }
         return Ok((stretch, None));
