@@ -159,6 +159,15 @@ pub fn span(value: f64, dates: bool) -> String {
 /// numbers or dates when they all are, else as text): an error names the first row that
 /// does not.
 pub(super) fn time_column(path: &Path, reading: &Reading) -> Result<Option<(Times, Vec<String>)>> {
+    let Some((times, header)) = read_times(path, reading)? else { return Ok(None) };
+    // Runs made before gaps were looked for compared dates as text: they still do, so
+    // their files read as they did.
+    increasing(&times, path, times.dates && reading.gap == Some(Gap::Across))?;
+    Ok(Some((times, header)))
+}
+
+/// A CSV's time column as `time_column` finds it, unchecked.
+fn read_times(path: &Path, reading: &Reading) -> Result<Option<(Times, Vec<String>)>> {
     let format = csv_format(reading);
     if format.no_header {
         return Ok(None);
@@ -190,9 +199,12 @@ pub(super) fn time_column(path: &Path, reading: &Reading) -> Result<Option<(Time
     let dates: Option<Vec<f64>> = dates.flatten();
     let name = header[column].clone();
     let times = Times { name, dates: dates.is_some(), at: numbers.or(dates), text, lines };
-    // Runs made before gaps were looked for compared dates as text: they still do, so
-    // their files read as they did.
-    let as_text = times.dates && reading.gap == Some(Gap::Across);
+    Ok(Some((times, header)))
+}
+
+/// Refuses `times` unless each value comes after the one before (as numbers or instants,
+/// or as text when `as_text` or they are neither), naming the first two lines that do not.
+fn increasing(times: &Times, path: &Path, as_text: bool) -> Result<()> {
     let later = |i: usize| match (&times.at, as_text) {
         (Some(n), false) => n[i] > n[i - 1],
         _ => times.text[i] > times.text[i - 1],
@@ -209,7 +221,7 @@ pub(super) fn time_column(path: &Path, reading: &Reading) -> Result<Option<(Time
             times.text[i - 1]
         );
     }
-    Ok(Some((times, header)))
+    Ok(())
 }
 
 /// Whether `path` is a CSV whose time column increases from row to row (a series without
@@ -218,17 +230,13 @@ pub fn is_timed_csv(path: &Path, reading: &Reading) -> bool {
     if extension(path).as_deref() != Some("csv") {
         return false;
     }
-    match time_column(path, reading) {
-        Ok(times) => times.is_some(),
-        Err(e) if format!("{e}").contains("must increase") => {
-            crate::log::note(format_args!(
-                "note: {e:#}; read as a table ({} auto reads it as a series, and stops there)",
-                crate::invalid::dashed("window")
-            ));
-            false
-        }
-        Err(_) => false,
-    }
+    let Ok(Some((times, _))) = read_times(path, reading) else { return false };
+    let Err(e) = increasing(&times, path, false) else { return true };
+    crate::log::note(format_args!(
+        "note: {e:#}; read as a table ({} auto reads it as a series, and stops there)",
+        crate::invalid::dashed("window")
+    ));
+    false
 }
 
 /// The steps (indices) that begin a new stretch after a gap in `times` under `gap`: the
@@ -333,13 +341,18 @@ mod tests {
         }
     }
 
+    /// `text` written to a CSV file in a folder of its own.
+    fn csv_file(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.csv");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
     /// Lines are the file's own: a blank line and a quoted line break count.
     #[test]
     fn a_steps_line_is_its_line_in_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("log.csv");
-        let text = "time,value,note\n0,1,a\n1,2,b\n\n2,3,\"two\nlines\"\n9,4,c\n";
-        std::fs::write(&path, text).unwrap();
+        let (_dir, path) = csv_file("time,value,note\n0,1,a\n1,2,b\n\n2,3,\"two\nlines\"\n9,4,c\n");
         let (times, _) = time_column(&path, &Reading::default()).unwrap().unwrap();
         assert_eq!(times.lines, vec![2, 3, 5, 7]);
         let refused = format!("{:#}", gaps(&times, Gap::Refuse, &path).unwrap_err());
@@ -350,14 +363,14 @@ mod tests {
     /// Refused, except for a run made before gaps were looked for (which read it).
     #[test]
     fn dates_increase_as_instants_except_for_older_runs() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("zones.csv");
-        let text = "time,value\n2014-07-01T09:00:00Z,1\n2014-07-01T10:00:00+02:00,2\n";
-        std::fs::write(&path, text).unwrap();
+        let (_dir, path) =
+            csv_file("time,value\n2014-07-01T09:00:00Z,1\n2014-07-01T10:00:00+02:00,2\n");
         let error = format!("{:#}", time_column(&path, &Reading::default()).unwrap_err());
         assert!(error.contains("must increase") && error.contains("line 3"), "{error}");
         let old = Reading { gap: Some(Gap::Across), ..Reading::default() };
         assert!(time_column(&path, &old).unwrap().is_some());
+        // Without a window the file is a table, said in a note.
+        assert!(!is_timed_csv(&path, &Reading::default()));
     }
 
     #[test]
