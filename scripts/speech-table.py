@@ -67,7 +67,7 @@ def main():
                 os.symlink(os.path.abspath(os.path.join(speech, w + ".wav")), link)
     run = os.path.join(out, "run")
     subprocess.run([binary, "train", "--data", os.path.join(out, "train"), "--test", os.path.join(out, "test"),
-                    "--window", str(WINDOW), "--hop", str(HOP), "--mode", "denoise", "--sigma", str(SIGMA),
+                    "--domain", "wave", "--window", str(WINDOW), "--hop", str(HOP), "--mode", "denoise", "--sigma", str(SIGMA),
                     "--hidden", "512,256", "--latent", str(K), "--epochs", str(EPOCHS), "--out", run, "--force",
                     "--no-tensorboard", "--quiet"], check=True, stdout=subprocess.DEVNULL)
     # PCA on the windows the run trained on (every training word's, validation included:

@@ -1,10 +1,11 @@
-"""Issue 37 §1's speech benchmark (run through scripts/speech-bench.sh).
+"""Issue 37 §1's speech benchmark (run through scripts/speech-table.sh).
 
 `make DIR`: writes DIR/train/*.wav (four espeak-ng voices and the LibriVox reader),
 DIR/test/*.wav (a fifth voice's own sentences and the "cards" speaker) and DIR/babble.wav,
 all 16 kHz mono 16-bit.
 
-`run DIR BIN OUT EPOCHS SEED`: trains ae-tch's denoiser on DIR/train, adds white and
+`run DIR BIN OUT EPOCHS SEED [FLAGS...]`: trains ae-tch's denoiser on DIR/train (with
+`train --mode denoise FLAGS`), adds white and
 babble noise to every test file at 0, 5, 10 and 20 dB SNR (a fixed seed), cleans the
 noisy files with ae-tch, noisereduce and a Wiener filter, and prints the mean PESQ (wide
 band), STOI and SNR of each, with the noisy input's.
@@ -14,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import wave
 from pathlib import Path
 
@@ -163,14 +165,13 @@ def scores(clean, x):
     return p, stoi(clean, x, RATE, extended=False), snr_db(clean, x)
 
 
-def run(root, binary, out, epochs, seed):
+def run(root, binary, out, epochs, seed, flags):
     import noisereduce
 
     root, out = Path(root), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model = out / "model"
-    train = [binary, "train", "--data", str(root / "train"), "--window", "256", "--hop", "32",
-             "--mode", "denoise", "--sigma", "0.6", "--hidden", "512,256", "--latent", "64",
+    train = [binary, "train", "--data", str(root / "train"), "--mode", "denoise", *flags,
              "--epochs", str(epochs), "--seed", str(seed), "--no-tensorboard", "--force",
              "--out", str(model)]
     subprocess.run(train, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -191,8 +192,11 @@ def run(root, binary, out, epochs, seed):
                 cases.append((f.stem, kind, snr, clean * scale, path))
     cleaned = out / "ae-tch"
     denoise = [binary, "denoise", "--run", str(model), "-o", str(cleaned)]
+    started = time.time()
     subprocess.run(denoise + [str(c[4]) for c in cases], check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seconds = time.time() - started
+    audio = sum(len(c[3]) for c in cases) / RATE
     rows = []
     for name, kind, snr, clean, path in cases:
         noisy = read_wav(path)
@@ -222,10 +226,34 @@ def run(root, binary, out, epochs, seed):
                 mean = lambda k: np.nanmean([r[k] for r in sel])
                 cells.append(f"{mean('pesq'):.2f} / {mean('stoi'):.3f} / {mean('snr_out'):.1f}")
             print(f"| {kind} | {snr} dB | " + " | ".join(cells) + " |")
+    print(f"ae-tch denoise: {audio:.0f} s of audio in {seconds:.1f} s "
+          f"({audio / seconds:.0f}x real time, model load included)")
+    verdict(rows)
+
+
+def verdict(rows):
+    """Issue 37's goal, case by case: ae-tch above noisereduce on PESQ and STOI, and never
+    below its input's SNR."""
+    misses = []
+    for kind in ("white", "babble"):
+        for snr in (0, 5, 10, 20):
+            def mean(method, k):
+                sel = [r[k] for r in rows if (r["noise"], r["snr"], r["method"]) == (kind, snr, method)]
+                return np.nanmean(sel)
+            for k in ("pesq", "stoi"):
+                if mean("ae-tch", k) <= mean("noisereduce", k):
+                    misses.append(f"{kind} {snr} dB: {k} {mean('ae-tch', k):.3f} <= "
+                                  f"noisereduce {mean('noisereduce', k):.3f}")
+            if mean("ae-tch", "snr_out") < mean("noisy input", "snr_out"):
+                misses.append(f"{kind} {snr} dB: SNR {mean('ae-tch', 'snr_out'):.1f} below the "
+                              f"input's {mean('noisy input', 'snr_out'):.1f}")
+    print("goal met in every case" if not misses else
+          f"goal missed in {len(misses)} of 24 checks:\n  " + "\n  ".join(misses))
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "make":
         make(sys.argv[2])
     else:
-        run(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]))
+        run(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]),
+            sys.argv[7:])

@@ -239,7 +239,7 @@ pub struct DenoiseArgs {
     /// model at work on clean data; the comparison shows clean, noisy and denoised (for
     /// vectors σ is in scaled units; for series the noise goes on the steps, σ times the
     /// channel's scale, the noisy series is written as <stem>-noisy too and both SNRs
-    /// are printed)
+    /// are printed; for a --domain stft run it is white noise at this SNR in dB)
     #[arg(long, value_name = "SIGMA")]
     pub add_noise: Option<f64>,
     /// Flip brightness so strokes are light on dark, as in MNIST (grayscale runs only)

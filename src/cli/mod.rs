@@ -216,10 +216,14 @@ mod tests {
         assert!(help("augment").contains(&format!("{} colour training images", "5,000")));
         assert_eq!(config::FLIP_BELOW, 5000);
         assert_eq!((t.lr, t.batch_size, t.lr_schedule), (None, None, None));
-        assert_eq!((t.latent, t.noise_level, t.mode), (None, 0.3, Mode::Reconstruct));
+        assert_eq!((t.latent, t.noise_level.low, t.mode), (None, 0.3, Mode::Reconstruct));
         let cli = Cli::try_parse_from(["ae-tch", "train", "--sigma", "0.5"]).unwrap();
         let Command::Train(t) = cli.command else { panic!("not train") };
-        assert_eq!((t.noise, t.noise_level), (NoiseKind::Gaussian, 0.5));
+        assert_eq!((t.noise, t.noise_level.low), (NoiseKind::Gaussian, 0.5));
+        let cli = Cli::try_parse_from(["ae-tch", "train", "--noise-level", "-5:20"]).unwrap();
+        let Command::Train(t) = cli.command else { panic!("not train") };
+        assert_eq!((t.noise_level.low, t.noise_level.high), (-5.0, Some(20.0)));
+        assert!(Cli::try_parse_from(["ae-tch", "train", "--noise-level", "5:x"]).is_err());
         let cli =
             Cli::try_parse_from(["ae-tch", "train", "--hidden", "32,8", "--device", "cuda:1"])
                 .unwrap();

@@ -5,7 +5,9 @@ use crate::config::{
     self, Activation, Arch, Augment, Backbone, Engine, Init, Loss, LrSchedule, Mode, NoiseKind,
     Norm, Precision, Start, Upsample, WeightsFormat,
 };
-use crate::data::spec::{Background, ColorChoice, ImageRequest, ScaleKind, Size, WindowChoice};
+use crate::data::spec::{
+    Background, ColorChoice, Domain, ImageRequest, ScaleKind, Size, WindowChoice,
+};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -92,6 +94,14 @@ pub struct VectorArgs {
     /// window for --mode denoise]
     #[arg(long, value_name = "H")]
     pub hop: Option<usize>,
+    /// What a series' rows hold [default: stft for WAV files under --mode denoise (frame
+    /// 512, hop 128 at 16 kHz, scaled with the rate), else wave]
+    #[arg(long, value_enum)]
+    pub domain: Option<Domain>,
+    /// --domain stft: frames per row, odd (the frame and (N - 1) / 2 on either side)
+    /// [default: 5]
+    #[arg(long, value_name = "N")]
+    pub context: Option<usize>,
 }
 
 /// Train an autoencoder and write a run folder (model.ot, model.json, metrics.csv,
@@ -146,9 +156,11 @@ pub struct TrainArgs {
     /// Corruption of the inputs in denoise mode
     #[arg(long, value_enum, default_value_t = NoiseKind::Gaussian)]
     pub noise: NoiseKind,
-    /// Noise strength: σ for gaussian, the probability p for masking and salt-pepper
-    #[arg(long, allow_negative_numbers = true, visible_alias = "sigma", default_value_t = config::DEFAULT_SIGMA, value_name = "F")]
-    pub noise_level: f64,
+    /// Noise strength: σ for gaussian, the probability p for masking and salt-pepper; for
+    /// audio noise a signal-to-noise ratio in dB, or a range LOW:HIGH drawn from per
+    /// recording [default: 0.3; -5:20 for audio noise]
+    #[arg(long, allow_hyphen_values = true, visible_alias = "sigma", default_value_t = values::Level { low: config::DEFAULT_SIGMA, high: None }, hide_default_value = true, value_parser = values::level, value_name = "F|LOW:HIGH")]
+    pub noise_level: values::Level,
     /// Network family [default: conv for images, mlp for vectors and series; mlp when
     /// --hidden or --tied-weights is given]
     #[arg(long, value_enum)]

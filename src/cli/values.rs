@@ -2,7 +2,7 @@
 //! must not depend on clap: the command line offers them here, with their help, and the
 //! library receives the same values.
 
-use crate::data::spec::{Background, ColorChoice, Gap, Missing, ScaleKind, WindowChoice};
+use crate::data::spec::{Background, ColorChoice, Domain, Gap, Missing, ScaleKind, WindowChoice};
 use clap::builder::PossibleValue;
 
 /// `impl clap::ValueEnum for T`: each variant's name on the command line and its help.
@@ -35,6 +35,12 @@ value_enum!(Background {
         before format_version 2 did this)",
 });
 
+value_enum!(Domain {
+    Wave => "wave": "windows of the samples themselves",
+    Stft => "stft": "log power spectra of short Hann frames (--window and --hop are the frame \
+        and hop in samples), several frames a row; a denoiser keeps the noisy phase",
+});
+
 value_enum!(Missing {
     Refuse => "refuse": "stop with a count of the missing values",
     Drop => "drop": "leave the rows out (and say how many); tables",
@@ -60,6 +66,35 @@ impl clap::ValueEnum for Gap {
             ),
             Gap::Across => None,
         }
+    }
+}
+
+/// `--noise-level`: one number, or a range `LOW:HIGH` (signal-to-noise ratios in dB for
+/// audio noise, drawn from uniformly).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Level {
+    pub low: f64,
+    pub high: Option<f64>,
+}
+
+impl std::fmt::Display for Level {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.high {
+            Some(h) => write!(f, "{}:{h}", self.low),
+            None => write!(f, "{}", self.low),
+        }
+    }
+}
+
+pub fn level(text: &str) -> Result<Level, String> {
+    let number = |t: &str| t.trim().parse::<f64>().ok().filter(|v| v.is_finite());
+    let bad = || format!("'{text}' is not a noise level: a number, or a range LOW:HIGH in dB");
+    match text.split_once(':') {
+        None => number(text).map(|low| Level { low, high: None }).ok_or_else(bad),
+        Some((a, b)) => match (number(a), number(b)) {
+            (Some(low), Some(high)) => Ok(Level { low, high: Some(high) }),
+            _ => Err(bad()),
+        },
     }
 }
 

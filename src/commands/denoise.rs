@@ -8,6 +8,7 @@ use crate::config::NoiseKind;
 use crate::data::rows::VectorSet;
 use crate::data::spec::Reading;
 use crate::data::spec::{to_byte, Color, ImageSpec, Scaling, SeriesSpec, Size, VectorSpec};
+use crate::data::spectral::{self, AudioNoise, Stft};
 use crate::data::{self, folder, noise, series, vectors};
 use crate::metrics;
 use crate::plot::{self, Format, GridRow};
@@ -420,11 +421,10 @@ fn denoise_series(
         }
         // --add-noise: Gaussian noise on the steps themselves, in the file's units (σ times
         // the channel's scale), so the noisy series is a file to listen to or plot.
-        let clean = args.add_noise.map(|sigma| {
-            let clean = stretch.steps.values.clone();
-            add_step_noise(&mut stretch.steps.values, &spec.scaling, series, sigma, form.is_some());
-            clean
-        });
+        let clean = match args.add_noise {
+            Some(level) => Some(with_noise(&mut stretch, spec, series, level, form.is_some())?),
+            None => None,
+        };
         let values = reconstructed(loaded, (spec, w), &stretch, path)?;
         let steps = stretch.steps;
         let encode = |values: &[f32]| match (form, rates) {
@@ -444,9 +444,12 @@ fn denoise_series(
         if let (Some(sigma), Some(clean)) = (args.add_noise, clean) {
             files.push(("noisy", encode(&steps.values)?));
             let (noisy, denoised) = (snr_db(&clean, &steps.values), snr_db(&clean, &values));
+            let noise = match series.spectral {
+                Some(_) => format!("white noise at {sigma} dB"),
+                None => format!("noise σ = {sigma} (scaled units)"),
+            };
             said = Some(format!(
-                "{}: noise σ = {sigma} (scaled units): SNR {noisy:.2} dB, denoised {denoised:.2} dB \
-                 ({:+.2} dB)\n",
+                "{}: {noise}: SNR {noisy:.2} dB, denoised {denoised:.2} dB ({:+.2} dB)\n",
                 path.display(),
                 denoised - noisy
             ));
@@ -480,14 +483,40 @@ fn reconstructed(
     let steps = &stretch.steps;
     let (width, mut first) = (steps.width(), 0);
     let mut values = steps.values.clone();
+    let stft = w.spectral.map(|_| Stft::new(w.window, w.hop));
     for piece in pieces {
-        let (count, size) = (w.count(piece.len()), w.window * width);
+        let (count, size) = (w.count(piece.len()), w.width(width));
         let windows = &windows[first * size..(first + count) * size];
-        let joined = series::overlap_add(windows, piece.len(), width, w);
+        let joined = match (&stft, w.spectral) {
+            (Some(stft), Some(sp)) => {
+                let noisy = &steps.values[piece.clone()];
+                spectral::resynthesize(stft, noisy, windows, sp.context)
+            }
+            _ => series::overlap_add(windows, piece.len(), width, w),
+        };
         values[piece.start * width..piece.end * width].copy_from_slice(&joined);
         first += count;
     }
     Ok(values)
+}
+
+/// `--add-noise` on a series: noise on its steps (white noise at `level` dB SNR for a
+/// spectral run, else `add_step_noise`); the clean steps.
+fn with_noise(
+    stretch: &mut vectors::Stretch,
+    spec: &VectorSpec,
+    series: &SeriesSpec,
+    level: f64,
+    wav: bool,
+) -> Result<Vec<f32>> {
+    let clean = stretch.steps.values.clone();
+    if series.spectral.is_some() {
+        let seed = metrics::EVAL_NOISE_SEED as u64;
+        stretch.steps.values = spectral::add_noise(&clean, AudioNoise::White, level, &[], seed)?;
+    } else {
+        add_step_noise(&mut stretch.steps.values, &spec.scaling, series, level, wav);
+    }
+    Ok(clean)
 }
 
 /// Adds N(0, (σ·scale)²) to every step of `values` (steps × channels), where scale is

@@ -61,8 +61,13 @@ pub fn run(args: EvalArgs) -> Result<()> {
         return classifier(&args);
     }
     let loaded = super::open_run(&args.run)?;
-    let images = loaded.test_rows((args.data.as_deref(), args.read.reading()))?;
     let (manifest, device) = (&loaded.manifest, loaded.device);
+    let spectral = manifest.model.input.series().filter(|(_, s)| s.spectral.is_some());
+    // The test rows first (a spectral run reads its recordings instead), then the baseline.
+    let rows = match spectral {
+        Some(_) => None,
+        None => Some(loaded.test_rows((args.data.as_deref(), args.read.reading()))?),
+    };
     let pca = loaded.pca_baseline()?;
     let script =
         args.model.as_deref().map(|p| Script::load(p, &manifest.model, device)).transpose()?;
@@ -70,8 +75,13 @@ pub fn run(args: EvalArgs) -> Result<()> {
         Some(s) => s,
         None => &loaded.model,
     };
-    let report =
-        metrics::evaluate(model, &manifest.model, &manifest.train, &images.to_device(device), &pca);
+    let report = match (spectral, rows) {
+        (Some(input), _) => speech_report(&loaded, model, &pca, input, &args)?,
+        (None, rows) => {
+            let images = rows.context("the test rows are read above")?.to_device(device);
+            metrics::evaluate(model, &manifest.model, &manifest.train, &images, &pca)
+        }
+    };
     let train = &manifest.train;
     let text = if args.json {
         serde_json::to_string(&report)? + "\n"
@@ -79,6 +89,28 @@ pub fn run(args: EvalArgs) -> Result<()> {
         super::report::eval_table(&report, &manifest.model, train)
     };
     super::print(&text)
+}
+
+/// `eval` on a spectral run: its test recordings (or `--data`'s) with its noise added,
+/// cleaned and measured as waves (`metrics::speech`).
+fn speech_report(
+    loaded: &super::LoadedRun,
+    model: &dyn Module,
+    pca: &crate::metrics::pca::Pca,
+    input: (&crate::data::spec::VectorSpec, &crate::data::spec::SeriesSpec),
+    args: &EvalArgs,
+) -> Result<metrics::EvalReport> {
+    let manifest = &loaded.manifest;
+    let Some(source) = &manifest.data.vectors else { bail!("the run records no data source") };
+    let other = args.data.as_deref().map(|p| (p, loaded.reading(args.read.reading())));
+    let clean = crate::data::vectors::test_recordings(
+        (&manifest.data.path, source),
+        input.1,
+        manifest.train.seed,
+        other,
+    )
+    .with_context(|| super::data_needed("eval", &manifest.data))?;
+    metrics::speech::evaluate(model, pca, &manifest.train, input, &clean, loaded.device)
 }
 
 /// `eval` on a classifier run: accuracy and the confusion matrix on the test rows (of

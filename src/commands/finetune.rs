@@ -77,8 +77,15 @@ pub fn run(args: FinetuneArgs) -> Result<()> {
     let train_t = train_rows.to_device(device);
     let val_t = (!sets.val.is_empty()).then(|| sets.val.to_device(device));
     let what = Trained { model: &model_cfg, cfg: &cfg, data: &data, threads, dist: None };
-    let (fit, train_seconds) =
-        fit_into_run(&run, &objective, &vs, (&train_t, val_t.as_ref()), what, resume, None)?;
+    let (fit, train_seconds) = fit_into_run(
+        &run,
+        &objective,
+        &vs,
+        crate::train::Data { train: &train_t, val: val_t.as_ref(), inputs: None },
+        what,
+        resume,
+        None,
+    )?;
     drop((train_t, val_t));
 
     let (manifest, report) = write_run(

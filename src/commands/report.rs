@@ -97,6 +97,20 @@ pub fn shortfall(r: &EvalReport, model: &ModelConfig, train: &TrainConfig) -> Op
     } else {
         return None;
     };
+    if let (Some(snr), true) =
+        (&r.snr, model.input.series().is_some_and(|(_, s)| s.spectral.is_some()))
+    {
+        let theirs = match r.worse_than_noisy {
+            Some(true) => snr.noisy_snr_db?,
+            _ => snr.pca_snr_db,
+        };
+        return Some(format!(
+            "warning: the model's recordings are further from the clean ones than {baseline} \
+             (SNR {:.2} dB against {theirs:.2} dB); {}",
+            snr.snr_db,
+            remedy(model, train)
+        ));
+    }
     let ratio = r.sq_err_per_image / theirs.max(f64::MIN_POSITIVE);
     Some(format!(
         "warning: the model reconstructs the test {item}s worse than {baseline} ({:.3} \
@@ -138,6 +152,14 @@ fn remedy(model: &ModelConfig, train: &TrainConfig) -> String {
 pub fn noise_label(train: &TrainConfig) -> String {
     match train.noise {
         NoiseKind::Gaussian => format!("σ = {}", train.noise_level),
+        kind if kind.is_audio() => {
+            let trained = match train.noise_level_high {
+                Some(h) => format!("trained at {} to {h} dB", train.noise_level),
+                None => format!("trained at {} dB", train.noise_level),
+            };
+            let at = crate::metrics::speech::eval_snr(train);
+            format!("{kind} at {at} dB SNR ({trained})")
+        }
         kind => format!("{kind}, p = {}", train.noise_level),
     }
 }

@@ -24,10 +24,23 @@ pub const VECTOR_HIDDEN: [i64; 2] = [64, 32];
 
 /// `--hidden` when not given: `DEFAULT_HIDDEN` for images, `VECTOR_HIDDEN` for vectors.
 pub fn default_hidden(input: &DataSpec) -> Vec<i64> {
+    if is_spectral(input) {
+        return SPECTRAL_HIDDEN.to_vec();
+    }
     match input {
         DataSpec::Image(_) => DEFAULT_HIDDEN.split(',').filter_map(|w| w.parse().ok()).collect(),
         DataSpec::Vector(_) | DataSpec::Series(..) => VECTOR_HIDDEN.to_vec(),
     }
+}
+
+/// The layers and code of a network on spectra (`--domain stft`): some 1,300 log powers
+/// a row (5 frames of 257 bins at 16 kHz) that a narrow code would flatten; measured on
+/// the speech benchmark's training speakers (scripts/speech-table.sh).
+pub const SPECTRAL_HIDDEN: [i64; 2] = [1024, 512];
+pub const SPECTRAL_LATENT: i64 = 128;
+
+fn is_spectral(input: &DataSpec) -> bool {
+    input.series().is_some_and(|(_, s)| s.spectral.is_some())
 }
 
 /// A flag's value, or a combination of flags, that cannot work: bad usage, which the
@@ -40,6 +53,9 @@ pub struct Usage(pub String);
 /// at most `DEFAULT_LATENT`), so the code is always narrower than the input, which is
 /// what makes reconstruction error an anomaly score.
 pub fn default_latent(input: &DataSpec) -> i64 {
+    if is_spectral(input) {
+        return SPECTRAL_LATENT;
+    }
     match input {
         DataSpec::Image(_) => DEFAULT_LATENT,
         DataSpec::Vector(v) | DataSpec::Series(v, _) => {
@@ -125,6 +141,21 @@ pub enum NoiseKind {
     Masking,
     /// each pixel set to 0 or 1 (equally likely) with probability p
     SaltPepper,
+    /// audio (--domain stft): white noise at a signal-to-noise ratio in dB
+    White,
+    /// audio (--domain stft): pink (1/f) noise at a signal-to-noise ratio in dB
+    Pink,
+    /// audio (--domain stft): babble made of other training recordings, at a ratio in dB
+    Babble,
+    /// audio (--domain stft): white or pink, one drawn per recording and epoch
+    Mix,
+}
+
+impl NoiseKind {
+    /// Noise added to audio before its spectrum is taken, at a ratio in dB.
+    pub fn is_audio(self) -> bool {
+        matches!(self, NoiseKind::White | NoiseKind::Pink | NoiseKind::Babble | NoiseKind::Mix)
+    }
 }
 
 impl fmt::Display for NoiseKind {
@@ -133,6 +164,10 @@ impl fmt::Display for NoiseKind {
             NoiseKind::Gaussian => "gaussian",
             NoiseKind::Masking => "masking",
             NoiseKind::SaltPepper => "salt-pepper",
+            NoiseKind::White => "white",
+            NoiseKind::Pink => "pink",
+            NoiseKind::Babble => "babble",
+            NoiseKind::Mix => "mix",
         })
     }
 }

@@ -112,6 +112,11 @@ pub struct ModelConfig {
     /// one logit per class, in place of the decoder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head: Option<Head>,
+    /// The network adds its input to its output, so it learns the correction to what it
+    /// is given and starts as the identity (a spectral denoiser: `--domain stft --mode
+    /// denoise`, where the noisy frames are mostly right and only the noise is to go).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub residual: bool,
 }
 
 /// The classification head of a `finetune` run.
@@ -131,6 +136,7 @@ impl Default for ModelConfig {
             activation: Activation::Relu,
             variational: false,
             head: None,
+            residual: false,
         }
     }
 }

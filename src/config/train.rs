@@ -37,6 +37,10 @@ pub struct TrainConfig {
     /// σ of Gaussian noise, or p of masking and salt-and-pepper noise.
     #[serde(alias = "sigma")]
     pub noise_level: f64,
+    /// Audio noise: the top of the range of signal-to-noise ratios (dB) drawn from, whose
+    /// bottom is `noise_level`; none for a single ratio.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise_level_high: Option<f64>,
     pub epochs: usize,
     pub batch_size: usize,
     pub lr: f64,
@@ -142,6 +146,7 @@ impl Default for TrainConfig {
             mode: Mode::default(),
             noise: NoiseKind::default(),
             noise_level: DEFAULT_SIGMA,
+            noise_level_high: None,
             epochs: DEFAULT_EPOCHS,
             batch_size: arch.batch_size,
             lr: arch.lr,
@@ -192,15 +197,7 @@ impl TrainConfig {
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return bad("lr", format!("must be a positive number, got {}", self.lr));
         }
-        let level = self.noise_level;
-        if !(level.is_finite() && level >= 0.0) {
-            return bad("noise_level", format!("must be a non-negative number, got {level}"));
-        }
-        if self.noise != NoiseKind::Gaussian && level > 1.0 {
-            let problem =
-                format!("is a probability for {} noise: expected 0 to 1, got {level}", self.noise);
-            return bad("noise_level", problem);
-        }
+        self.check_noise()?;
         let non_negative = [("weight_decay", self.weight_decay), ("l1_latent", self.l1_latent)];
         if let Some((setting, v)) = non_negative.iter().find(|(_, v)| !(v.is_finite() && *v >= 0.0))
         {
@@ -216,6 +213,41 @@ impl TrainConfig {
             return bad("beta", format!("must be a non-negative number, got {b}"));
         }
         self.validate_counts()
+    }
+
+    /// The noise's level: σ ≥ 0, a probability, or a ratio (or range of ratios) in dB
+    /// for audio noise.
+    fn check_noise(&self) -> Result<(), Invalid> {
+        let (level, high) = (self.noise_level, self.noise_level_high);
+        let bad = |problem: String| Err(Invalid::of("noise_level", problem));
+        if self.noise.is_audio() {
+            let sane = |db: f64| db.is_finite() && (-60.0..=120.0).contains(&db);
+            if !sane(level) || high.is_some_and(|h| !sane(h) || h < level) {
+                let range = high.map_or(format!("{level}"), |h| format!("{level}:{h}"));
+                return bad(format!(
+                    "is a signal-to-noise ratio in dB for {} noise: expected a number or a \
+                     range LOW:HIGH between -60 and 120 dB, got {range}",
+                    self.noise
+                ));
+            }
+            return Ok(());
+        }
+        if let Some(h) = high {
+            return bad(format!(
+                "is one number for {} noise, got the range {level}:{h}",
+                self.noise
+            ));
+        }
+        if !(level.is_finite() && level >= 0.0) {
+            return bad(format!("must be a non-negative number, got {level}"));
+        }
+        if self.noise != NoiseKind::Gaussian && level > 1.0 {
+            return bad(format!(
+                "is a probability for {} noise: expected 0 to 1, got {level}",
+                self.noise
+            ));
+        }
+        Ok(())
     }
 
     /// The settings counted in epochs, rows or classes.

@@ -26,6 +26,16 @@ pub fn stream_seed(seed: u64, epoch: usize, step: u64) -> u64 {
     mix64(mix64(mix64(seed) ^ epoch as u64) ^ step)
 }
 
+/// Model inputs made outside the batcher, row for row with the clean training rows: a
+/// spectral denoiser's noisy speech, whose noise is added to the recordings before their
+/// spectra are taken, drawn afresh every epoch.
+pub trait Inputs {
+    /// The model inputs of the training rows in `epoch` (1-based), `[N, D]` f32.
+    fn training(&self, epoch: usize) -> anyhow::Result<Tensor>;
+    /// The validation rows' inputs, drawn once.
+    fn validation(&self) -> anyhow::Result<Option<Tensor>>;
+}
+
 pub struct Batcher {
     /// `[N, D]` u8 training images on the training device.
     data: Tensor,
@@ -45,6 +55,8 @@ pub struct Batcher {
     /// `--augment flip`: the images' (channels, height, width), each row of a batch
     /// mirrored left to right or not by a draw from the step's seed.
     flip: Option<(i64, i64, i64)>,
+    /// The epoch's model inputs from `Inputs`, on the device (in place of a corruption).
+    given: Option<Tensor>,
 }
 
 impl Batcher {
@@ -72,7 +84,15 @@ impl Batcher {
             buffers,
             words: Vec::new(),
             flip: None,
+            given: None,
         }
+    }
+
+    /// Takes the model inputs of the current epoch's rows from `inputs` (`[N, D]` f32, row
+    /// for row with the training rows) instead of corrupting them.
+    pub fn give_inputs(&mut self, inputs: Tensor) {
+        assert_eq!(inputs.size(), self.data.size(), "inputs row for row with the data");
+        self.given = Some(inputs.to_device(self.data.device()));
     }
 
     /// Mirrors each training image of shape (channels, height, width) left to right with
@@ -157,12 +177,13 @@ impl Batcher {
                     let flipped = clean.view([-1, c, h, w]).flip([3]).view([-1, c * h * w]);
                     clean = flipped.where_self(&mask, &clean);
                 }
-                let input = match self.corruption {
+                let input = match (&self.given, self.corruption) {
+                    (Some(given), _) => given.index_select(0, &idx),
                     // u8 data are images in [0, 1]; f32 data are scaled vector features.
-                    Some((kind, level)) => {
+                    (None, Some((kind, level))) => {
                         noise::corrupt(&clean, kind, level as f64, self.data.kind() == Kind::Uint8)
                     }
-                    None => clean.shallow_clone(),
+                    (None, None) => clean.shallow_clone(),
                 };
                 (clean, input)
             }
@@ -234,7 +255,8 @@ fn assemble(
                 };
             })
         }
-        Some((NoiseKind::Gaussian, _)) | None => {}
+        // Gaussian noise is added above; audio noise comes from `Inputs`.
+        _ => {}
     }
 }
 
@@ -331,6 +353,7 @@ mod tests {
                     let ones = input.eq(1.0).to_kind(Kind::Double).mean(Kind::Double);
                     assert!((ones.double_value(&[]) - 0.1).abs() < 0.004);
                 }
+                _ => unreachable!("audio noise is made outside the batcher"),
             }
             let again = input.copy();
             assert!(b.get(0).1.equal(&again), "{kind:?}: a step's noise repeats");

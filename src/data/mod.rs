@@ -14,6 +14,7 @@ pub mod record;
 pub mod rows;
 pub mod series;
 pub mod spec;
+pub mod spectral;
 pub mod split;
 pub mod table;
 pub mod vectors;

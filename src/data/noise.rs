@@ -17,6 +17,11 @@ pub fn corrupt(x: &Tensor, kind: NoiseKind, level: f64, bounded: bool) -> Tensor
             let salt = x.rand_like().lt(0.5).to_kind(x.kind());
             salt.where_self(&hit, x)
         }
+        // Audio noise is added to recordings before their spectra are taken
+        // (`vectors::SpeechPairs`, and the spectral commands): features pass unchanged.
+        NoiseKind::White | NoiseKind::Pink | NoiseKind::Babble | NoiseKind::Mix => {
+            x.shallow_clone()
+        }
     }
 }
 

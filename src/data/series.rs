@@ -27,6 +27,8 @@ use std::path::Path;
 pub struct Windowing {
     pub window: usize,
     pub hop: usize,
+    /// The rows are spectra of frames of `window` samples every `hop` (`data::spectral`).
+    pub spectral: Option<super::spectral::Spectral>,
 }
 
 impl Windowing {
@@ -41,6 +43,11 @@ impl Windowing {
             let problem = format!("must be between 1 and the window ({window}), got {hop}");
             return Err(Invalid::of("hop", problem));
         }
+        if self.spectral.is_some() && (window < 16 || window % 2 == 1) {
+            let problem =
+                format!("is an STFT frame: an even number of samples, 16 or more, got {window}");
+            return Err(Invalid::of("window", problem));
+        }
         if len < window {
             let problem = format!("{window} is longer than the series ({len} steps)");
             return Err(Invalid::of("window", problem));
@@ -48,8 +55,20 @@ impl Windowing {
         Ok(())
     }
 
-    /// Windows needed to cover `len` steps (a hop of 0, which `check` refuses, counts as 1).
+    /// Values in a row of a series of `channels` channels.
+    pub fn width(self, channels: usize) -> usize {
+        match self.spectral {
+            Some(s) => s.width(self.window),
+            None => self.window * channels,
+        }
+    }
+
+    /// Windows needed to cover `len` steps (a hop of 0, which `check` refuses, counts as 1);
+    /// the frames of the STFT for a spectral run.
     pub fn count(self, len: usize) -> usize {
+        if self.spectral.is_some() {
+            return len / self.hop.max(1) + 1;
+        }
         if len <= self.window {
             1
         } else {
@@ -120,8 +139,16 @@ pub fn point_scores(window_scores: &[f64], len: usize, w: Windowing, max: bool) 
     let mut top = vec![f64::NEG_INFINITY; len];
     let taper = w.taper();
     for (i, &s) in window_scores.iter().enumerate() {
+        // A spectral run's frame i is centred on step i·hop (its ends past the series).
+        let first = match w.spectral {
+            Some(_) => (i * w.hop) as isize - (w.window / 2) as isize,
+            None => w.start(i, len) as isize,
+        };
         for (k, &a) in taper.iter().enumerate() {
-            let t = w.start(i, len) + k;
+            let Ok(t) = usize::try_from(first + k as isize) else { continue };
+            if t >= len {
+                break;
+            }
             sum[t] += a * s;
             weight[t] += a;
             top[t] = top[t].max(s);
@@ -379,7 +406,7 @@ mod tests {
             (33, 1, 5, 5),
             (20, 1, 4, 1),
         ] {
-            let w = Windowing { window, hop };
+            let w = Windowing { window, hop, spectral: None };
             let series = wave(len, channels);
             let windows = frame(&series, channels, w).unwrap();
             let count = w.count(len);
@@ -411,7 +438,7 @@ mod tests {
             sample_format: hound::SampleFormat::Int,
         };
         let x: Vec<f32> = ints.iter().map(|&v| v as f32 / 32768.0).collect();
-        let w = Windowing { window: 512, hop: 128 };
+        let w = Windowing { window: 512, hop: 128, spectral: None };
         let back = overlap_add(&frame(&x, 1, w).unwrap(), x.len(), 1, w);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.wav");
@@ -465,7 +492,7 @@ mod tests {
 
     #[test]
     fn point_scores_spread_window_scores_over_the_steps_they_cover() {
-        let w = Windowing { window: 4, hop: 2 };
+        let w = Windowing { window: 4, hop: 2, spectral: None };
         // 10 steps: windows at 0, 2, 4, 6 (the last ends at step 9).
         let scores = [0.0, 0.0, 8.0, 0.0];
         let max = point_scores(&scores, 10, w, true);
@@ -480,7 +507,7 @@ mod tests {
 
     #[test]
     fn bad_settings_and_bad_files_are_named() {
-        let w = |window, hop| Windowing { window, hop };
+        let w = |window, hop| Windowing { window, hop, spectral: None };
         assert!(w(8, 0).check(100).unwrap_err().to_string().contains("--hop"));
         assert!(w(8, 9).check(100).unwrap_err().to_string().contains("--hop"));
         assert!(w(0, 1).check(100).unwrap_err().to_string().contains("--window"));

@@ -38,14 +38,14 @@ struct StoredVector {
     #[serde(flatten)]
     features: VectorSpec,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    series: Option<SeriesSpec>,
+    series: Option<Box<SeriesSpec>>,
 }
 
 impl From<StoredSpec> for DataSpec {
     fn from(stored: StoredSpec) -> DataSpec {
         match stored {
             StoredSpec::Image(s) => DataSpec::Image(s),
-            StoredSpec::Vector(v) => DataSpec::vectors(v.features, v.series),
+            StoredSpec::Vector(v) => DataSpec::vectors(v.features, v.series.map(|s| *s)),
         }
     }
 }
@@ -58,7 +58,7 @@ impl From<DataSpec> for StoredSpec {
                 StoredSpec::Vector(StoredVector { features, series: None })
             }
             DataSpec::Series(features, s) => {
-                StoredSpec::Vector(StoredVector { features, series: Some(s) })
+                StoredSpec::Vector(StoredVector { features, series: Some(Box::new(s)) })
             }
         }
     }
@@ -288,12 +288,25 @@ pub struct SeriesSpec {
     /// The WAV channel read (`--wav-channel`), for files with several.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wav_channel: Option<usize>,
+    /// `--domain stft`: the rows are log power spectra of frames of `window` samples
+    /// every `hop` (`data::spectral`); none: windows of the samples themselves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spectral: Option<super::spectral::Spectral>,
 }
 
 impl SeriesSpec {
     pub fn windowing(&self) -> super::series::Windowing {
-        super::series::Windowing { window: self.window, hop: self.hop }
+        super::series::Windowing { window: self.window, hop: self.hop, spectral: self.spectral }
     }
+}
+
+/// `--domain`: what a series' rows hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Domain {
+    /// Windows of the samples.
+    Wave,
+    /// Log power spectra of short frames, several at a time.
+    Stft,
 }
 
 /// `--window`: a number of steps, `auto`, or `none` (a CSV read as a table even when its
@@ -776,6 +789,7 @@ mod tests {
             channels: vec!["amplitude".into()],
             sample_rate: Some(8000),
             wav_channel: None,
+            spectral: None,
         };
         let series = DataSpec::vectors(features.clone(), Some(windows.clone()));
         let text = serde_json::to_string(&series).unwrap();

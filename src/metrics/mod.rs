@@ -7,6 +7,7 @@ pub mod iforest;
 pub mod pca;
 pub mod probe;
 pub mod reference;
+pub mod speech;
 pub mod ssim;
 pub mod tsne;
 

@@ -67,7 +67,10 @@ pub fn start_at_the_mean(
             return Err(crate::invalid::Invalid::of("start", problem).into());
         }
     };
-    let target = if config.input.bounded() {
+    let target = if config.residual {
+        // A residual network adds its input: a zero output layer starts as the identity.
+        target.zeros_like()
+    } else if config.input.bounded() {
         let p = target.clamp(1e-3, 1.0 - 1e-3);
         let q: Tensor = p.ones_like() - &p;
         (&p / q).log()

@@ -66,7 +66,9 @@ impl Autoencoder {
     pub fn forward_train(&self, x: &Tensor) -> TrainOutput {
         let out = self.encoder.forward(x);
         if !self.variational {
-            return TrainOutput { reconstruction: self.decode(&out), z: out, kl: None };
+            let decoded = self.decode(&out);
+            let reconstruction = if self.config.residual { decoded + x } else { decoded };
+            return TrainOutput { reconstruction, z: out, kl: None };
         }
         let mu = out.narrow(1, 0, self.latent);
         let logvar = out.narrow(1, self.latent, self.latent);
@@ -135,7 +137,12 @@ fn code(out: Tensor, variational: bool, latent: i64) -> Tensor {
 impl Module for Autoencoder {
     /// `x`: `[N, C*H*W]` → reconstruction `x̂`: `[N, C*H*W]` (from μ for a VAE).
     fn forward(&self, x: &Tensor) -> Tensor {
-        self.decode(&self.encode(x))
+        let out = self.decode(&self.encode(x));
+        if self.config.residual {
+            out + x
+        } else {
+            out
+        }
     }
 }
 

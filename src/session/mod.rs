@@ -98,7 +98,7 @@ pub fn fit_into_run(
     run: &RunDir,
     net: &dyn train::Objective,
     vs: &nn::VarStore,
-    (train_t, val_t): (&tch::Tensor, Option<&tch::Tensor>),
+    data: train::Data<'_>,
     what: Trained<'_>,
     resume: Option<train::Resume>,
     viewer: Option<tb_log::Viewer<'_>>,
@@ -107,7 +107,7 @@ pub fn fit_into_run(
     // Ranks other than 0 neither log nor show progress nor write the run.
     let main = what.dist.is_none_or(|d| d.is_main());
     let state = resume.as_ref().map(|r| &r.state);
-    let rows_n = train_t.size()[0];
+    let rows_n = data.train.size()[0];
     let log = match main {
         true => TbLog::open(run, (what.model, what.cfg), rows_n, state, viewer)?,
         false => None,
@@ -115,7 +115,7 @@ pub fn fit_into_run(
     let history = resume.as_ref().map(|r| r.state.history.clone()).unwrap_or_default();
     let mut keeper = Keeper { run, what, log, history, bar: Progress::new(), warned: false };
     let started = Instant::now();
-    let fit = train::fit(net, vs, train_t, val_t, what.cfg, resume, what.dist, &mut |event| {
+    let fit = train::fit(net, vs, data, what.cfg, resume, what.dist, &mut |event| {
         if main {
             keeper.on(event)?;
         }

@@ -132,7 +132,7 @@ impl Changes {
 
 /// Flags of `train` that apply to one kind of data only: refused with the other.
 pub const IMAGE_FLAGS: [&str; 5] = ["color", "resize", "background", "augment", "skip_unreadable"];
-pub const VECTOR_FLAGS: [&str; 17] = [
+pub const VECTOR_FLAGS: [&str; 19] = [
     "label_column",
     "columns",
     "ignore_columns",
@@ -149,6 +149,8 @@ pub const VECTOR_FLAGS: [&str; 17] = [
     "window",
     "hop",
     "wav_channel",
+    "domain",
+    "context",
     "tail_score",
 ];
 

@@ -6,11 +6,11 @@
 use super::usage;
 use crate::cli::TrainArgs;
 use crate::config::{
-    self, Activation, Arch, ArchDefaults, Backbone, ConvLayers, Engine, Layers, ModelConfig, Norm,
-    Precision, TrainConfig,
+    self, Activation, Arch, ArchDefaults, Backbone, ConvLayers, Engine, Layers, ModelConfig,
+    NoiseKind, Norm, Precision, TrainConfig,
 };
 use crate::data::spec::{
-    DataSpec, Gap, ImageRequest, Missing, Reading, ScaleKind, SeriesSpec, WindowChoice,
+    DataSpec, Domain, Gap, ImageRequest, Missing, Reading, ScaleKind, SeriesSpec, WindowChoice,
 };
 use crate::data::vectors::VectorRequest;
 use crate::session::tb_log;
@@ -84,6 +84,8 @@ pub struct VectorRequestFlags {
     pub window: Option<WindowChoice>,
     pub hop: Option<usize>,
     pub wav_channel: Option<usize>,
+    pub domain: Option<Domain>,
+    pub context: Option<usize>,
 }
 
 impl VectorRequestFlags {
@@ -166,6 +168,8 @@ impl TrainSettings {
                 window: v.window,
                 hop: v.hop,
                 wav_channel: v.read.wav_channel,
+                domain: v.domain,
+                context: v.context,
             },
             classes: args.classes.clone(),
             for_images,
@@ -197,8 +201,39 @@ impl TrainSettings {
 
     /// The training settings, checked (bad usage names the flag).
     pub fn checked_train(&self) -> Result<TrainConfig> {
-        self.train.validate().map_err(|e| usage("train", e))?;
-        Ok(self.train.clone())
+        self.checked_train_for(false)
+    }
+
+    /// The same for a run whose series are spectra (`--domain stft`): a denoiser's noise
+    /// is audio noise, mixed at ratios in dB (`DEFAULT_SNR`) unless given; audio noise
+    /// anywhere else is bad usage.
+    pub fn checked_train_for(&self, spectral: bool) -> Result<TrainConfig> {
+        let mut cfg = self.train.clone();
+        let denoise = cfg.mode == config::Mode::Denoise;
+        let noise = || format!("{} {}", super::flag("train", "noise"), cfg.noise);
+        let domain = super::flag("train", "domain");
+        if spectral && denoise {
+            if self.given("noise") && !cfg.noise.is_audio() {
+                let why = format!(
+                    "{} corrupts features; {domain} stft adds audio noise: white, pink, babble \
+                     or mix",
+                    noise()
+                );
+                return Err(config::Usage(why).into());
+            }
+            if !self.given("noise") {
+                cfg.noise = NoiseKind::Mix;
+            }
+            if !self.given("noise_level") {
+                (cfg.noise_level, cfg.noise_level_high) = (DEFAULT_SNR.0, Some(DEFAULT_SNR.1));
+            }
+        } else if cfg.noise.is_audio() && denoise {
+            let why =
+                format!("{} is audio noise: it needs {domain} stft (WAV recordings)", noise());
+            return Err(config::Usage(why).into());
+        }
+        cfg.validate().map_err(|e| usage("train", e))?;
+        Ok(cfg)
     }
 }
 
@@ -258,9 +293,14 @@ impl ModelRequest {
             activation: self.activation,
             variational: self.arch == Arch::Vae,
             head: None,
+            residual: false, // a spectral denoiser's, set once the data are read
         })
     }
 }
+
+/// The signal-to-noise ratios (dB) a spectral denoiser trains at unless told: drawn
+/// uniformly from this range per recording.
+pub const DEFAULT_SNR: (f64, f64) = (0.0, 30.0);
 
 /// The training settings the flags ask for, with the network's defaults for the rest.
 fn train_config(args: &TrainArgs, model: &ModelRequest) -> TrainConfig {
@@ -269,7 +309,8 @@ fn train_config(args: &TrainArgs, model: &ModelRequest) -> TrainConfig {
     TrainConfig {
         mode: args.mode,
         noise: args.noise,
-        noise_level: args.noise_level,
+        noise_level: args.noise_level.low,
+        noise_level_high: args.noise_level.high,
         epochs: args.epochs,
         batch_size: args.batch_size.unwrap_or(defaults.batch_size),
         lr: args.lr.unwrap_or(defaults.lr),

@@ -22,6 +22,16 @@ mod run;
 
 pub use run::fit;
 
+/// What `fit` trains on: the training rows, the validation rows and, for a spectral
+/// denoiser, the model inputs made for them (`Inputs`; else the rows are corrupted as
+/// the mode says).
+#[derive(Clone, Copy)]
+pub struct Data<'a> {
+    pub train: &'a Tensor,
+    pub val: Option<&'a Tensor>,
+    pub inputs: Option<&'a dyn crate::data::batch::Inputs>,
+}
+
 /// The running loss is read back from the device every this many steps (for the progress
 /// display and, off the CPU, the divergence check), not every step: each read is a host
 /// synchronisation.
@@ -289,7 +299,8 @@ impl Objective for Autoencoder {
     }
 
     fn by_hand(&self) -> bool {
-        true
+        // `MlpStep` computes a plain MLP's output; a residual one goes through autograd.
+        !self.config.residual
     }
 
     fn batch_loss(

@@ -41,14 +41,13 @@ type OnEvent<'e> = dyn FnMut(Event<'_>) -> Result<()> + 'e;
 pub fn fit(
     model: &dyn Objective,
     vs: &nn::VarStore,
-    train: &Tensor,
-    val: Option<&Tensor>,
+    data: super::Data<'_>,
     cfg: &TrainConfig,
     resume: Option<Resume>,
     dist: Option<&Dist>,
     on_event: &mut OnEvent<'_>,
 ) -> Result<Fit> {
-    let mut run = Loop::start(model, vs, train, val, cfg, resume, dist)?;
+    let mut run = Loop::start(model, vs, data, cfg, resume, dist)?;
     while !run.st.finished(cfg) {
         run.run_epoch(on_event)?;
     }
@@ -77,6 +76,8 @@ struct Loop<'a> {
     val: Option<(Tensor, Tensor)>,
     guard: Guard<'a>,
     exchange: Exchange<'a>,
+    /// A spectral denoiser's model inputs, made each epoch.
+    inputs: Option<&'a dyn crate::data::batch::Inputs>,
     device: Device,
     /// Training rows, and steps per epoch.
     rows: i64,
@@ -98,12 +99,12 @@ impl<'a> Loop<'a> {
     fn start(
         model: &'a dyn Objective,
         vs: &nn::VarStore,
-        train: &Tensor,
-        val: Option<&Tensor>,
+        data: super::Data<'a>,
         cfg: &'a TrainConfig,
         resume: Option<Resume>,
         dist: Option<&'a Dist>,
     ) -> Result<Self> {
+        let train = data.train;
         let mut batches = Batcher::new(train, cfg.batch_size as i64, cfg, model.variational());
         if cfg.augment == Augment::Flip {
             batches = batches.flipping(model.config().image_shape());
@@ -132,10 +133,17 @@ impl<'a> Loop<'a> {
         };
         // Validation inputs are corrupted once, with a fixed draw, so every epoch (and a
         // resumed run) is measured on the same inputs.
-        let val = val.map(|v| {
+        let given = data.inputs.map(|i| i.validation()).transpose()?.flatten();
+        let val = data.val.map(|v| {
             let clean = to_unit_float(v);
             let seed = stream_seed(cfg.seed, 0, VALIDATION_DRAW) as i64;
-            (noise::model_input_seeded(&clean, cfg, seed, model.config().input.bounded()), clean)
+            let input = match &given {
+                Some(input) => input.to_device(clean.device()),
+                None => {
+                    noise::model_input_seeded(&clean, cfg, seed, model.config().input.bounded())
+                }
+            };
+            (input, clean)
         });
         // On the CPU reading a scalar costs nothing, so divergence is caught at the step.
         let check_every = if device == Device::Cpu { 1 } else { SYNC_EVERY };
@@ -158,6 +166,7 @@ impl<'a> Loop<'a> {
             val,
             guard: Guard { cfg, scale },
             exchange,
+            inputs: data.inputs,
             device,
             rows,
             steps,
@@ -178,6 +187,9 @@ impl<'a> Loop<'a> {
         on_event(Event::EpochStart { epoch, epochs: cfg.epochs, steps })?;
         let start = Instant::now();
         self.batches.start_epoch(epoch);
+        if let Some(inputs) = self.inputs {
+            self.batches.give_inputs(inputs.training(epoch)?);
+        }
         let (loss, kl) = self.sums.take().unwrap_or_else(|| (self.zero(), self.zero()));
         let mut sums = Sums { loss, kl };
         let mut last_good = None;

@@ -13,6 +13,7 @@ mod plots;
 mod quality;
 mod resume;
 mod series;
+mod speech;
 mod tensorboard;
 mod torchscript;
 mod training;

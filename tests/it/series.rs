@@ -201,18 +201,6 @@ fn wav_files_at_other_rates_are_resampled() {
     assert!(snr > 25.0, "SNR of the result against its input: {snr:.1} dB");
 }
 
-fn read_wav(path: &Path) -> Vec<f64> {
-    let mut r = hound::WavReader::open(path).unwrap();
-    assert_eq!(r.spec().bits_per_sample, 16);
-    r.samples::<i16>().map(|v| v.unwrap() as f64).collect()
-}
-
-fn snr_db(clean: &[f64], x: &[f64]) -> f64 {
-    let signal: f64 = clean.iter().map(|c| c * c).sum();
-    let noise: f64 = clean.iter().zip(x).map(|(c, x)| (c - x) * (c - x)).sum();
-    10.0 * (signal / noise).log10()
-}
-
 #[test]
 fn a_speech_denoiser_raises_the_snr_of_a_word_it_never_heard() {
     let dir = tempdir();
@@ -242,8 +230,9 @@ fn a_speech_denoiser_raises_the_snr_of_a_word_it_never_heard() {
         })
         .collect();
     write_wav(&d.join("noisy.wav"), &noisy);
-    let mut args = vec!["train", "--data", "words", "--window", "256", "--hop", "32"];
-    args.extend(["--mode", "denoise", "--sigma", "0.6", "--trim", "0", "--epochs", "6"]);
+    let mut args = vec!["train", "--data", "words", "--domain", "wave", "--window", "256"];
+    args.extend(["--hop", "32", "--mode", "denoise", "--sigma", "0.6", "--trim", "0"]);
+    args.extend(["--epochs", "6"]);
     args.extend(["--hidden", "512,256", "--latent", "64", "--threads", "2", "--out", "dn"]);
     args.extend(["--no-tensorboard"]);
     let said = ae(d, &args).ok().stderr;

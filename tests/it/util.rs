@@ -188,3 +188,17 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A 16-bit WAV file's samples, as they are stored.
+pub fn read_wav(path: &Path) -> Vec<f64> {
+    let mut r = hound::WavReader::open(path).unwrap();
+    assert_eq!(r.spec().bits_per_sample, 16);
+    r.samples::<i16>().map(|v| v.unwrap() as f64).collect()
+}
+
+/// 10·log10(Σ clean² / Σ (clean − x)²).
+pub fn snr_db(clean: &[f64], x: &[f64]) -> f64 {
+    let signal: f64 = clean.iter().map(|c| c * c).sum();
+    let noise: f64 = clean.iter().zip(x).map(|(c, x)| (c - x) * (c - x)).sum();
+    10.0 * (signal / noise).log10()
+}

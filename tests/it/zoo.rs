@@ -105,16 +105,16 @@ fn early_stopping_stops_and_restores_the_best_weights() {
         activation: Activation::Relu,
         variational: false,
         head: None,
+        residual: false,
     };
     tch::manual_seed(cfg.seed as i64);
     let vs = nn::VarStore::new(Device::Cpu);
     let model = Autoencoder::new(&vs.root(), &model_cfg);
-    let val = val_set.to_device(Device::Cpu);
+    let (train_t, val) = (train_set.to_device(Device::Cpu), val_set.to_device(Device::Cpu));
     let fit = train::fit(
         &model,
         &vs,
-        &train_set.to_device(Device::Cpu),
-        Some(&val),
+        train::Data { train: &train_t, val: Some(&val), inputs: None },
         &cfg,
         None,
         None,

@@ -6,7 +6,8 @@ use crate::config::{self, Augment, Mode, ModelConfig, Norm, Sized, TrainConfig};
 use crate::data;
 use crate::data::kind::{Kind, NewRun, Prepared};
 use crate::data::record::DataRecord;
-use crate::data::spec::{AutoWindow, SeriesSpec, WindowChoice};
+use crate::data::spec::{AutoWindow, Domain, SeriesSpec, WindowChoice};
+use crate::data::spectral::{self, Spectral};
 use crate::data::vectors::VectorSource;
 use crate::device;
 use crate::run_store;
@@ -24,9 +25,10 @@ pub(super) fn fresh(s: &TrainSettings, scratch: Option<&Path>) -> Result<Setup> 
     let s = &*s.for_kind(kind == Kind::Images);
     let given = &|id: &str| s.given(id);
     refuse_inapplicable(given, s.model.arch, s.model.conv(), s.train.mode == Mode::Denoise)?;
-    let mut cfg = s.checked_train()?;
+    let spectral = spectral_of(s, kind, &data_dir)?;
+    let mut cfg = s.checked_train_for(spectral.is_some())?;
     device::resolve(cfg.device)?;
-    let (series, source) = check_kind(s, kind, &cfg)?;
+    let (series, source) = check_kind(s, kind, &cfg, spectral)?;
     default_trim(s, &mut cfg, kind);
     let vectors = s.vectors.request(s.classes.as_deref(), series.as_ref());
     let new = NewRun { image: &s.image, source: &source, vectors };
@@ -35,7 +37,9 @@ pub(super) fn fresh(s: &TrainSettings, scratch: Option<&Path>) -> Result<Setup> 
     // The classes to train on, as codes: the data's labels resolve their names.
     cfg.classes = prepared.classes;
     let Prepared { input, train: train_set, val: val_set, test, source, .. } = prepared;
-    let model_cfg = s.model.build(input)?;
+    let mut model_cfg = s.model.build(input)?;
+    // A spectral denoiser learns the correction to the noisy frames (see `residual`).
+    model_cfg.residual = spectral.is_some() && cfg.mode == Mode::Denoise && !model_cfg.variational;
     check_combination(&cfg, &model_cfg)?;
     let sized = Sized::choose(&model_cfg, train_set.len(), val_set.len(), given, &cfg);
     sized.apply(&mut cfg);
@@ -114,7 +118,9 @@ fn chosen_words(s: &TrainSettings, model: &ModelConfig, sized: &Sized) -> Option
         words.push(format!("--batch-size {b}"));
     }
     if let Some(lr) = sized.lr {
-        words.push(format!("--lr {lr:.1e} (lower for a wide input)"));
+        let spectral = model.input.series().is_some_and(|(_, s)| s.spectral.is_some());
+        let why = if spectral { "for spectra" } else { "lower for a wide input" };
+        words.push(format!("--lr {lr:.1e} ({why})"));
     }
     match (sized.epochs, sized.capped_from) {
         (Some(e), Some(wanted)) => words.push(format!(
@@ -143,6 +149,7 @@ fn check_kind(
     s: &TrainSettings,
     kind: Kind,
     cfg: &TrainConfig,
+    spectral: Option<Spectral>,
 ) -> Result<(Option<SeriesSpec>, VectorSource)> {
     let given = &|id: &str| s.given(id);
     let v = &s.vectors;
@@ -179,7 +186,35 @@ fn check_kind(
         held_out: Vec::new(),
         folder_files: Vec::new(),
     };
-    Ok((series_request(s, kind, cfg.mode == Mode::Denoise)?, source))
+    let mut series = series_request(s, kind, cfg.mode == Mode::Denoise)?;
+    if let Some(series) = &mut series {
+        series.spectral = spectral;
+    }
+    Ok((series, source))
+}
+
+/// `--domain` (stft for WAV recordings under `--mode denoise`, else wave) and
+/// `--context`: the spectral rows of a series run, if any.
+fn spectral_of(s: &TrainSettings, kind: Kind, data: &Path) -> Result<Option<Spectral>> {
+    let v = &s.vectors;
+    if kind != Kind::Series {
+        return Ok(None); // check_kind refuses --domain and --context on tables
+    }
+    let wav = data::vectors::series_files(data)
+        .is_ok_and(|files| files.iter().any(|f| data::vectors::is_wav(f)));
+    let denoise = s.train.mode == Mode::Denoise;
+    let domain = v.domain.unwrap_or(if wav && denoise { Domain::Stft } else { Domain::Wave });
+    if domain == Domain::Wave {
+        let given = &|id: &str| s.given(id);
+        refuse_flags(given, &["context"], "is for --domain stft")?;
+        return Ok(None);
+    }
+    let context = v.context.unwrap_or(spectral::DEFAULT_CONTEXT);
+    if context % 2 == 0 || !(1..=31).contains(&context) {
+        let why = format!("--context must be odd, 1 to 31 frames, got {context}");
+        return Err(config::Usage(why).into());
+    }
+    Ok(Some(Spectral { context }))
 }
 
 /// What reading the data left out of a new run, said once: rows with a missing value
@@ -217,7 +252,8 @@ fn series_request(s: &TrainSettings, kind: Kind, denoise: bool) -> Result<Option
         }
     };
     let (channels, sample_rate, wav_channel) = (Vec::new(), None, v.wav_channel);
-    Ok(Some(SeriesSpec { window, hop, auto, channels, sample_rate, wav_channel }))
+    let spectral = None; // set by check_kind
+    Ok(Some(SeriesSpec { window, hop, auto, channels, sample_rate, wav_channel, spectral }))
 }
 
 /// Rows not named normal by `--classes` may hold anomalies: without `--trim` they train

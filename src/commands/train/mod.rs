@@ -90,7 +90,9 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
     let what =
         Trained { model: &model_cfg, cfg: &cfg, data: &data_record, threads, dist: dist.as_ref() };
     let viewer = || view(&model, &cfg, &val_set, device);
-    let rows = (&train_t, val_t.as_ref());
+    let pairs = speech_pairs(&model_cfg, &cfg, &data_record, (train_set.len(), val_set.len()))?;
+    let inputs = pairs.as_ref().map(|p| p as &dyn crate::data::batch::Inputs);
+    let rows = train::Data { train: &train_t, val: val_t.as_ref(), inputs };
     let done_before = resume.as_ref().map_or(0, |r| r.state.history.len());
     let (fit, train_seconds) = fit_into_run(&run, &model, &vs, rows, what, resume, Some(&viewer))?;
     if dist.as_ref().is_some_and(|d| !d.is_main()) {
@@ -188,7 +190,21 @@ impl Finished {
         let scores = ReferenceScores::of(scored, train_set, val_set, device)?;
         scores.write(&run.file(reference::FILE))?;
         let pca = super::pca_baseline(train_set, model_cfg, device)?;
-        let report = metrics::evaluate(&self.model, model_cfg, cfg, &test.to_device(device), &pca);
+        let report = match model_cfg.input.series().filter(|(_, s)| s.spectral.is_some()) {
+            // A spectral denoiser is measured as waves: its test recordings, noise added.
+            Some(input) => {
+                let source =
+                    self.data.vectors.as_ref().context("a series run records its source")?;
+                let clean = data::vectors::test_recordings(
+                    (&self.data.path, source),
+                    input.1,
+                    cfg.seed,
+                    None,
+                )?;
+                metrics::speech::evaluate(&self.model, &pca, cfg, input, &clean, device)?
+            }
+            None => metrics::evaluate(&self.model, model_cfg, cfg, &test.to_device(device), &pca),
+        };
         report::write_loss_chart(
             &[report::loss_curve("train", &self.fit.history, cfg.trim)],
             &run.file(run_store::LOSS_PNG),
@@ -327,6 +343,30 @@ fn utc_stamp(secs: u64) -> String {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     format!("{year:04}{month:02}{day:02}-{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// A spectral denoiser's noisy training rows, made from its recordings each epoch; none
+/// for other runs.
+fn speech_pairs(
+    model: &config::ModelConfig,
+    cfg: &config::TrainConfig,
+    data: &DataRecord,
+    (train, val): (usize, usize),
+) -> Result<Option<crate::data::vectors::SpeechPairs>> {
+    let (Some((spec, series)), Some(source)) = (model.input.series(), &data.vectors) else {
+        return Ok(None);
+    };
+    if series.spectral.is_none() || cfg.mode != config::Mode::Denoise {
+        return Ok(None);
+    }
+    let pairs = crate::data::vectors::SpeechPairs::new(
+        &data.path,
+        source,
+        (spec, series),
+        cfg,
+        (train, train + val),
+    )?;
+    Ok(Some(pairs))
 }
 
 #[cfg(test)]

@@ -19,11 +19,16 @@ use std::sync::Arc;
 
 mod classes;
 mod clock;
+mod memory;
 mod series_io;
+mod spectral_rows;
+mod speech;
 
 pub use classes::*;
 pub use clock::{is_timed_csv, iso_seconds, Times, GAP_STEPS};
+pub use memory::{window_memory, TooBig};
 pub use series_io::*;
+pub use speech::{audio_noise, test_recordings, SpeechPairs, MIX};
 
 /// How a run's vector data were read and split, recorded so every later command rebuilds
 /// exactly the same rows.

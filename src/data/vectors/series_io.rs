@@ -4,6 +4,8 @@
 //! and test parts.
 
 use super::clock;
+use super::memory::window_memory;
+use super::spectral_rows::{spectral_frame, spectral_table};
 use super::*;
 use crate::data::period;
 use crate::data::series::{self, Windowing};
@@ -157,7 +159,7 @@ impl Stretch {
         let (long, short): (Vec<_>, Vec<_>) =
             self.pieces().into_iter().partition(|r| r.len() >= window);
         if long.is_empty() && short.len() == 1 {
-            Windowing { window, hop: 1 }
+            Windowing { window, hop: 1, spectral: None }
                 .check(short[0].len())
                 .with_context(|| self.what.clone())?;
         } else if long.is_empty() {
@@ -298,50 +300,6 @@ pub fn windows_of(stretches: &[Stretch], w: Windowing, training: bool) -> Result
         return Err(Invalid::plain(format!("{}: {fix}", too_big.what)).into());
     }
     Ok(concat_tables(stretches.iter().map(|s| s.windows(w)).collect::<Result<_>>()?))
-}
-
-/// Copies of a series' window matrix held at once (the windows, their scaled values, the
-/// tensor made of them).
-const WINDOW_COPIES: u64 = 3;
-
-/// Why windows cannot be cut: what they would take, and what a new run can do about it.
-pub struct TooBig {
-    pub what: String,
-    pub fix: String,
-}
-
-/// Why `count` windows of `w.window` steps × `channels` cannot be held in `free` bytes
-/// (with `WINDOW_COPIES` copies, within 80% of it), with the hop that would fit; `None`
-/// when they fit or the free memory is unknown.
-pub fn window_memory(
-    count: usize,
-    channels: usize,
-    w: Windowing,
-    free: Option<u64>,
-) -> Option<TooBig> {
-    let free = free?;
-    let need = count as u64 * (w.window * channels) as u64 * 4 * WINDOW_COPIES;
-    let room = free / 5 * 4;
-    if need <= room {
-        return None;
-    }
-    let gb = |b: u64| b as f64 / 1e9;
-    let hop = (w.hop as u64 * need).div_ceil(room.max(1)).min(w.window as u64);
-    let fix = if hop > w.hop as u64 {
-        format!("pass {{hop}} {hop} or more (fewer windows), or a shorter {{window}}")
-    } else {
-        "pass a shorter {window} or use a smaller part of the series".into()
-    };
-    let what = format!(
-        "{count} windows of {} steps (hop {}) would take {:.1} GB in memory, more than the \
-         {:.1} GB free ({} copies of the windows are held while they are prepared)",
-        w.window,
-        w.hop,
-        gb(need),
-        gb(free),
-        WINDOW_COPIES
-    );
-    Some(TooBig { what, fix })
 }
 
 /// A series file's time steps (a table of one row per step, one column per channel; for a
@@ -486,6 +444,9 @@ pub fn fill_gaps(table: &mut Table, missing: Missing) -> Result<()> {
 /// that touches an anomaly labelled 1 is labelled 1.
 pub fn window_table(steps: &Table, w: Windowing, what: &dyn Fn() -> String) -> Result<Table> {
     w.check(steps.rows()).with_context(what)?;
+    if let Some(spectral) = w.spectral {
+        return spectral_table(steps, w, spectral).with_context(what);
+    }
     let values = series::frame(&steps.values, steps.width(), w)?;
     let columns =
         steps.columns.iter().flat_map(|c| (0..w.window).map(move |k| format!("{c}@{k}"))).collect();
@@ -528,7 +489,10 @@ pub(super) fn split_series(
         // every later command reads them (stretches too short for it left out before the
         // time-order cut), so the run's sets are the ones they rebuild.
         Some(auto) => {
-            let chosen = auto_window(series, &parts.train, auto);
+            let chosen = match series.spectral {
+                Some(_) => spectral_frame(series, parts.rate, auto),
+                None => auto_window(series, &parts.train, auto),
+            };
             parts = series_parts(path, source, label_column, columns, &chosen, seed)?;
             chosen
         }
@@ -715,26 +679,4 @@ fn hold_out_files(
         }
     }
     Ok(SeriesParts { train, test, rate, held_out })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Ten minutes at 16 kHz cut at hop 1 into 256-step windows: 9.6 million windows, 29.5
-    /// GB with the copies, refused on a machine with 8 GB free with the hop that fits
-    /// (29.5 / 6.4 GB: hop 5); at hop 128 they take 0.2 GB and pass.
-    #[test]
-    fn windows_that_would_not_fit_in_memory_are_refused_with_a_hop_that_would() {
-        let steps = 10 * 60 * 16000;
-        let at = |hop| Windowing { window: 256, hop };
-        let free = Some(8_000_000_000);
-        let problem = window_memory(at(1).count(steps), 1, at(1), free).unwrap();
-        let what = &problem.what;
-        assert!(what.starts_with("9599745 windows of 256 steps (hop 1) would take 29.5 GB"));
-        assert!(what.contains("more than the 8.0 GB free"));
-        assert!(problem.fix.contains("{hop} 5 or more"));
-        assert!(window_memory(at(128).count(steps), 1, at(128), free).is_none());
-        assert!(window_memory(at(1).count(steps), 1, at(1), None).is_none());
-    }
 }
