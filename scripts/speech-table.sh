@@ -30,8 +30,10 @@ bench=data/speech-bench
 if [ ! -f "$bench/.done" ]; then
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
+  # espeak-ng and the libraries it loads (libpulse's libsndfile and codecs among them).
   (cd "$tmp" && apt-get download espeak-ng libespeak-ng1 espeak-ng-data libpcaudio0 \
-    libsonic0 libpulse0 libasound2 libasyncns0 pocketsphinx-testdata >/dev/null)
+    libsonic0 libpulse0 libasound2 libasyncns0 libsndfile1 libflac12 libmp3lame0 \
+    libmpg123-0 libogg0 libopus0 libvorbis0a libvorbisenc2 pocketsphinx-testdata >/dev/null)
   for deb in "$tmp"/*.deb; do dpkg -x "$deb" "$tmp/x"; done
   lib="$tmp/x/usr/lib/x86_64-linux-gnu"
   export ESPEAK_BIN="$tmp/x/usr/bin/espeak-ng" ESPEAK_LIB="$lib:$lib/pulseaudio" ESPEAK_DATA="$lib"

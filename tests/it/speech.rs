@@ -94,6 +94,12 @@ fn a_spectral_denoiser_trains_on_noisy_recordings_resumes_and_cleans_as_waves() 
     }
     let table = ae(d, &["eval", "--run", "a"]).ok().stdout;
     assert!(table.contains("mix at 15 dB SNR (trained at 0 to 30 dB)"), "{table}");
+    // The TorchScript module is the network on rows of scaled features, its skip
+    // connection included: eval through it gives the same waves.
+    ae(d, &["export", "--run", "a", "-o", "a.pt"]).ok();
+    let eval_args = ["eval", "--run", "a", "--model", "a.pt", "--json", "--threads", "2"];
+    let scripted: serde_json::Value = serde_json::from_str(&ae(d, &eval_args).ok().stdout).unwrap();
+    assert_eq!(scripted["snr"], *snr);
 
     // denoise --add-noise: white noise at 10 dB on a word the run never heard, both files
     // written at the input's length, the SNRs printed those of the files.
