@@ -118,6 +118,25 @@ fn a_spectral_denoiser_trains_on_noisy_recordings_resumes_and_cleans_as_waves() 
     );
     assert!(out.stdout.contains(&said), "{said} not in {}", out.stdout);
     assert!((snr_db(&clean, &noisy) - 10.0).abs() < 0.05);
+
+    // Trained to reconstruct on spectra, a run scores every sample of its held-out words:
+    // each frame's score spread over the samples it covers.
+    let mut args = vec!["train", "--data", "words", "--domain", "stft", "--epochs", "1"];
+    args.extend(["--hidden", "32", "--latent", "8", "--threads", "2", "--out", "r"]);
+    args.push("--no-tensorboard");
+    ae(d, &args).ok();
+    let m = read_json(&d.join("r/model.json"));
+    assert_eq!(m["model"]["input"]["series"]["spectral"]["context"], 5);
+    assert!(m["model"].get("residual").is_none(), "only a denoiser adds its input");
+    ae(d, &["anomaly", "--run", "r", "-o", "points.csv", "--threads", "2"]).ok();
+    let held: Vec<String> =
+        serde_json::from_value(m["data"]["vectors"]["held_out"].clone()).unwrap();
+    let steps: usize = held.iter().map(|w| read_wav(&d.join("words").join(w)).len()).sum();
+    let points = std::fs::read_to_string(d.join("points.csv")).unwrap();
+    assert_eq!(points.lines().count(), steps + 1);
+    assert!(points.starts_with("step,file,seconds,amplitude,score,is_anomaly\n"));
+    let finite = |l: &str| l.split(',').nth(4).unwrap().parse::<f64>().unwrap().is_finite();
+    assert!(points.lines().skip(1).all(finite));
 }
 
 #[test]
