@@ -62,12 +62,6 @@ pub fn run(args: EvalArgs) -> Result<()> {
     }
     let loaded = super::open_run(&args.run)?;
     let (manifest, device) = (&loaded.manifest, loaded.device);
-    let spectral = manifest.model.input.series().filter(|(_, s)| s.spectral.is_some());
-    // The test rows first (a spectral run reads its recordings instead), then the baseline.
-    let rows = match spectral {
-        Some(_) => None,
-        None => Some(loaded.test_rows((args.data.as_deref(), args.read.reading()))?),
-    };
     let pca = loaded.pca_baseline()?;
     let script =
         args.model.as_deref().map(|p| Script::load(p, &manifest.model, device)).transpose()?;
@@ -75,10 +69,11 @@ pub fn run(args: EvalArgs) -> Result<()> {
         Some(s) => s,
         None => &loaded.model,
     };
-    let report = match (spectral, rows) {
-        (Some(input), _) => speech_report(&loaded, model, &pca, input, &args)?,
-        (None, rows) => {
-            let images = rows.context("the test rows are read above")?.to_device(device);
+    let report = match manifest.model.input.series().filter(|(_, s)| s.spectral.is_some()) {
+        Some(input) => speech_report(&loaded, model, &pca, input, &args)?,
+        None => {
+            let images = loaded.test_rows((args.data.as_deref(), args.read.reading()))?;
+            let images = images.to_device(device);
             metrics::evaluate(model, &manifest.model, &manifest.train, &images, &pca)
         }
     };

@@ -29,9 +29,9 @@ pub const FLIP_BELOW: usize = 5000;
 /// a unit's input grows with the number of weights it sums (data/emoji, 12,288 values, the
 /// MLP at 3e-3: 476 squared error per test image against PCA's 375; at 3e-4: 367).
 pub const RATE_WIDTH: i64 = 1024;
-/// The rate of a network on spectra (`--domain stft`): at the width rule's 2.4e-3 the
-/// speech benchmark's validation loss rose and fell from epoch to epoch and stopped early
-/// at epoch 9; at 1e-3 it falls steadily.
+/// The rate of a network on spectra (`--domain stft`): the one the speech benchmark's
+/// table was measured at (and its PyTorch prototype trained at); the width rule's 2.4e-3
+/// was not compared once early stopping was off.
 pub const SPECTRAL_LR: f64 = 1e-3;
 /// Smaller batches only pay where an item's forward work dwarfs the step's update of the
 /// weights (convolutions: about 110 multiply-adds a weight on 64×64 colour images); a

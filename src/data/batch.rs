@@ -90,9 +90,13 @@ impl Batcher {
 
     /// Takes the model inputs of the current epoch's rows from `inputs` (`[N, D]` f32, row
     /// for row with the training rows) instead of corrupting them.
-    pub fn give_inputs(&mut self, inputs: Tensor) {
-        assert_eq!(inputs.size(), self.data.size(), "inputs row for row with the data");
+    pub fn give_inputs(&mut self, inputs: Tensor) -> anyhow::Result<()> {
+        if inputs.size() != self.data.size() {
+            let (given, rows) = (inputs.size(), self.data.size());
+            anyhow::bail!("model inputs of shape {given:?} for training rows of shape {rows:?}");
+        }
         self.given = Some(inputs.to_device(self.data.device()));
+        Ok(())
     }
 
     /// Mirrors each training image of shape (channels, height, width) left to right with

@@ -10,6 +10,7 @@ use crate::config::TrainConfig;
 use crate::data::spec::{SeriesSpec, VectorSpec};
 use crate::data::spectral::{self, Stft};
 use crate::data::split::mix64;
+use crate::data::vectors::{noisy_copy, scaled_rows};
 use anyhow::{bail, Result};
 use tch::nn::Module;
 use tch::{Device, Kind, Tensor};
@@ -19,19 +20,12 @@ pub fn eval_snr(train: &TrainConfig) -> f64 {
     (train.noise_level + train.noise_level_high.unwrap_or(train.noise_level)) / 2.0
 }
 
-/// Running sums over the recordings: squared errors of the features and of the waves.
-#[derive(Default)]
-struct Sums {
-    rows: usize,
-    values: usize,
-    /// Feature squared error of the model, PCA and the noisy input.
-    features: [f64; 3],
-    /// Σ clean², then the wave squared error of the model, PCA and the noisy input.
-    signal: f64,
-    waves: [f64; 3],
-    /// Segmental SNR of each, summed over segments.
-    segments: usize,
-    seg: [f64; 3],
+/// The cleaned recordings cut into segments of a frame, `[segments, frame]` zero-padded
+/// (a padded tail adds nothing to a segment's signal or error), for `super::snr_db`.
+fn segments(wave: &[f32], len: usize) -> Tensor {
+    let mut padded = wave.to_vec();
+    padded.resize(wave.len().div_ceil(len) * len, 0.0);
+    Tensor::from_slice(&padded).view([-1, len as i64])
 }
 
 /// Evaluates `model` (on `device`) on the clean recordings `clean` of a spectral run
@@ -49,75 +43,46 @@ pub fn evaluate(
         bail!("no test recording is long enough for one frame ({} samples)", series.window);
     }
     let stft = Stft::new(series.window, series.hop);
-    let scaled = |wave: &[f32]| -> Result<Tensor> {
-        let rows = spectral::rows(&stft, &Tensor::from_slice(wave), sp.context);
-        let mut values = Vec::<f32>::try_from(&rows.view(-1))?;
-        spec.scaling.apply(&mut values);
-        Ok(Tensor::from_slice(&values).view(rows.size().as_slice()))
-    };
+    let scaled = |wave: &[f32]| scaled_rows(&stft, wave, sp.context, &spec.scaling);
     let wave_of = |noisy: &[f32], out: &Tensor| -> Result<Vec<f32>> {
         let units =
             spec.scaling.to_units(&Vec::<f32>::try_from(&out.to_device(Device::Cpu).view(-1))?);
         let units: Vec<f32> = units.iter().map(|&v| v as f32).collect();
         Ok(spectral::resynthesize(&stft, noisy, &units, sp.context))
     };
-    let mut sums = Sums::default();
+    // Per recording: squared feature errors of the model, PCA and the noisy input (summed),
+    // and their waves' segments beside the clean ones'.
+    let (mut features, mut rows, mut values) = ([0f64; 3], 0, 0);
+    let (mut clean_segments, mut waves) = (Vec::new(), [Vec::new(), Vec::new(), Vec::new()]);
     let snr = eval_snr(train);
     for (i, wave) in clean.iter().enumerate() {
         let seed = mix64(EVAL_NOISE_SEED as u64 ^ i as u64);
-        let others: Vec<&[f32]> =
-            clean.iter().enumerate().filter(|&(j, _)| j != i).map(|(_, c)| &c[..]).collect();
-        let noisy = spectral::add_noise(
-            wave,
-            crate::data::vectors::audio_noise(train.noise, seed),
-            snr,
-            &others,
-            seed,
-        )?;
-        let (target, input) = (scaled(wave)?, scaled(&noisy)?);
-        let input_d = input.to_device(device);
-        let out = reconstruct(model, &input_d);
-        let pca_out = super::batched(&input_d, |x| pca.reconstruct(x));
-        let outputs = [&out, &pca_out, &input_d];
-        let target_d = target.to_device(device);
-        for (k, o) in outputs.iter().enumerate() {
-            sums.features[k] +=
-                super::sq_err_per_row(o, &target_d).sum(Kind::Double).double_value(&[]);
+        let noisy = noisy_copy(clean, i, (train.noise, snr), seed)?;
+        let (target, input) = (scaled(wave)?.to_device(device), scaled(&noisy)?.to_device(device));
+        let out = reconstruct(model, &input);
+        let pca_out = super::batched(&input, |x| pca.reconstruct(x));
+        for (k, o) in [&out, &pca_out, &input].iter().enumerate() {
+            features[k] += super::sq_err_per_row(o, &target).sum(Kind::Double).double_value(&[]);
         }
-        sums.rows += target.size()[0] as usize;
-        sums.values += target.numel();
-        let waves = [wave_of(&noisy, &out)?, wave_of(&noisy, &pca_out)?, noisy.clone()];
-        sums.signal += wave.iter().map(|&v| (v as f64).powi(2)).sum::<f64>();
-        for (k, y) in waves.iter().enumerate() {
-            let err: f64 = wave.iter().zip(y).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).sum();
-            sums.waves[k] += err;
-            sums.seg[k] += segmental(wave, y, series.window);
+        (rows, values) = (rows + target.size()[0] as usize, values + target.numel());
+        let cleaned = [wave_of(&noisy, &out)?, wave_of(&noisy, &pca_out)?, noisy];
+        for (k, y) in cleaned.iter().enumerate() {
+            waves[k].push(segments(y, series.window));
         }
-        sums.segments += wave.len().div_ceil(series.window);
+        clean_segments.push(segments(wave, series.window));
     }
-    Ok(report(&sums))
+    let x = Tensor::cat(&clean_segments, 0).to_kind(Kind::Double);
+    let snrs = waves.map(|w| super::snr_db(&x, &Tensor::cat(&w, 0).to_kind(Kind::Double)));
+    Ok(report((features, rows, values), snrs))
 }
 
-/// Σ over segments of `len` samples of each segment's SNR of `y` against `x`, clamped to
-/// [−10, 35] dB.
-fn segmental(x: &[f32], y: &[f32], len: usize) -> f64 {
-    x.chunks(len)
-        .zip(y.chunks(len))
-        .map(|(a, b)| {
-            let signal: f64 = a.iter().map(|&v| (v as f64).powi(2)).sum();
-            let err: f64 = a.iter().zip(b).map(|(&p, &q)| (p as f64 - q as f64).powi(2)).sum();
-            (10.0 * (signal.max(1e-300) / err.max(1e-300)).log10()).clamp(-10.0, 35.0)
-        })
-        .sum()
-}
-
-fn report(s: &Sums) -> EvalReport {
-    let mse = |k: usize| s.features[k] / s.values as f64;
-    let per_row = |k: usize| s.features[k] / s.rows as f64;
-    let snr = |k: usize| 10.0 * (s.signal / s.waves[k].max(1e-300)).log10();
-    let seg = |k: usize| s.seg[k] / s.segments as f64;
+/// The report from the summed feature errors (`[model, PCA, noisy input]`, over `rows`
+/// rows of `values` values) and the waves' (SNR, segmental SNR) in the same order.
+fn report((features, rows, values): ([f64; 3], usize, usize), snr: [(f64, f64); 3]) -> EvalReport {
+    let mse = |k: usize| features[k] / values as f64;
+    let per_row = |k: usize| features[k] / rows as f64;
     EvalReport {
-        images: s.rows,
+        images: rows,
         mse: mse(0),
         sq_err_per_image: per_row(0),
         psnr_db: None,
@@ -130,15 +95,15 @@ fn report(s: &Sums) -> EvalReport {
         pca_sq_err_per_image: per_row(1),
         pca_psnr_db: None,
         snr: Some(SnrReport {
-            snr_db: snr(0),
-            seg_snr_db: seg(0),
-            pca_snr_db: snr(1),
-            pca_seg_snr_db: seg(1),
-            noisy_snr_db: Some(snr(2)),
-            noisy_seg_snr_db: Some(seg(2)),
+            snr_db: snr[0].0,
+            seg_snr_db: snr[0].1,
+            pca_snr_db: snr[1].0,
+            pca_seg_snr_db: snr[1].1,
+            noisy_snr_db: Some(snr[2].0),
+            noisy_seg_snr_db: Some(snr[2].1),
         }),
         // What a listener gets: the waves, not the features.
-        worse_than_pca: snr(0) < snr(1),
-        worse_than_noisy: Some(snr(0) < snr(2)),
+        worse_than_pca: snr[0].0 < snr[1].0,
+        worse_than_noisy: Some(snr[0].0 < snr[2].0),
     }
 }

@@ -188,7 +188,7 @@ impl<'a> Loop<'a> {
         let start = Instant::now();
         self.batches.start_epoch(epoch);
         if let Some(inputs) = self.inputs {
-            self.batches.give_inputs(inputs.training(epoch)?);
+            self.batches.give_inputs(inputs.training(epoch)?)?;
         }
         let (loss, kl) = self.sums.take().unwrap_or_else(|| (self.zero(), self.zero()));
         let mut sums = Sums { loss, kl };

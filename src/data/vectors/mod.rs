@@ -28,7 +28,7 @@ pub use classes::*;
 pub use clock::{is_timed_csv, iso_seconds, Times, GAP_STEPS};
 pub use memory::{window_memory, TooBig};
 pub use series_io::*;
-pub use speech::{audio_noise, test_recordings, SpeechPairs, MIX};
+pub use speech::{audio_noise, noisy_copy, scaled_rows, test_recordings, SpeechPairs, MIX};
 
 /// How a run's vector data were read and split, recorded so every later command rebuilds
 /// exactly the same rows.
