@@ -9,7 +9,7 @@
 //! cargo run --release --example step_breakdown -- [--threads 2] [--steps 400]
 //! ```
 use ae_tch::config::{Layers, Mode, ModelConfig, NoiseKind, TrainConfig};
-use ae_tch::data::batch::Batcher;
+use ae_tch::data::batch::{Batcher, Source};
 use ae_tch::data::spec::ImageRequest;
 use ae_tch::data::{load_split, Split};
 use ae_tch::mlp_step::MlpStep;
@@ -94,7 +94,7 @@ fn main() -> anyhow::Result<()> {
     torch_init(&vs);
     let mut opt = FlatAdam::new(&vs, train.lr, train.weight_decay);
     let mut step = MlpStep::new(&vs, &model, &train, &opt, 128).expect("W1 is a plain MLP");
-    let mut batches = Batcher::new(&data, 128, &train, false);
+    let mut batches = Batcher::new(&Source::Tensor(data.shallow_clone()), 128, &train, false);
 
     // The loop's parts, over real steps (the first `steps / 4` unmeasured).
     let warm = steps / 4;

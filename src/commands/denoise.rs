@@ -5,10 +5,11 @@
 use crate::atomic::write_atomic;
 use crate::cli::{DenoiseArgs, Invert};
 use crate::config::NoiseKind;
-use crate::data::rows::VectorSet;
 use crate::data::spec::Reading;
 use crate::data::spec::{to_byte, Color, ImageSpec, Scaling, SeriesSpec, Size, VectorSpec};
 use crate::data::spectral::{self, AudioNoise, Stft};
+use crate::data::windows::{Piece, Windows};
+use crate::data::Rows;
 use crate::data::{self, folder, noise, series, vectors};
 use crate::metrics;
 use crate::plot::{self, Format, GridRow};
@@ -284,10 +285,9 @@ fn denoise_vectors(loaded: &super::LoadedRun, spec: &VectorSpec, args: &DenoiseA
         }
         let rows = vectors::load_all(path, spec, None, loaded.reading(args.read.reading()))?;
         let values = through_model(loaded, &spec.scaling, &rows, args.add_noise)?;
-        let all: Vec<usize> = (0..rows.len()).collect();
-        let ids = rows.ids.as_deref().unwrap_or(&all);
+        let (_, ids) = rows.ids();
         let (columns, values) = numeric_part(spec, &values);
-        let bytes = table_bytes(path, (ids, &columns), &values, false)?;
+        let bytes = table_bytes(path, (&ids, &columns), &values, false)?;
         done.push(Written {
             input: path,
             n: rows.len(),
@@ -314,7 +314,7 @@ fn numeric_part(spec: &VectorSpec, values: &[f64]) -> (Vec<String>, Vec<f64>) {
 fn through_model(
     loaded: &super::LoadedRun,
     scaling: &Scaling,
-    rows: &VectorSet,
+    rows: &Rows,
     add_noise: Option<f64>,
 ) -> Result<Vec<f64>> {
     let clean = rows.to_device(loaded.device);
@@ -469,6 +469,9 @@ fn reconstructed(
     path: &Path,
 ) -> Result<Vec<f32>> {
     let pieces = stretch.long_pieces(w.window)?;
+    if w.spectral.is_none() {
+        return overlap_added(loaded, spec, w, stretch, &pieces);
+    }
     let count = pieces.iter().map(|r| w.count(r.len())).sum();
     let channels = stretch.steps.width();
     if let Some(too_big) = vectors::window_memory(count, channels, w, crate::host::free_memory()) {
@@ -478,24 +481,61 @@ fn reconstructed(
     let table = stretch.windows_in(&pieces, w)?;
     let rows = vectors::vector_set(&table, spec, &spec.classes)
         .with_context(|| format!("reading {}", path.display()))?;
+    let rows = Rows::Vectors(rows);
     let windows: Vec<f32> =
         through_model(loaded, &spec.scaling, &rows, None)?.iter().map(|&v| v as f32).collect();
     let steps = &stretch.steps;
     let (width, mut first) = (steps.width(), 0);
     let mut values = steps.values.clone();
-    let stft = w.spectral.map(|_| Stft::new(w.window, w.hop));
+    let stft = Stft::new(w.window, w.hop);
     for piece in pieces {
         let (count, size) = (w.count(piece.len()), w.width(width));
         let windows = &windows[first * size..(first + count) * size];
-        let joined = match (&stft, w.spectral) {
-            (Some(stft), Some(sp)) => {
-                let noisy = &steps.values[piece.clone()];
-                spectral::resynthesize(stft, noisy, windows, sp.context)
-            }
-            _ => series::overlap_add(windows, piece.len(), width, w),
-        };
+        let noisy = &steps.values[piece.clone()];
+        let sp = w.spectral.context("a spectral run")?;
+        let joined = spectral::resynthesize(&stft, noisy, windows, sp.context);
         values[piece.start * width..piece.end * width].copy_from_slice(&joined);
         first += count;
+    }
+    Ok(values)
+}
+
+/// The wave-domain `reconstructed`: each piece's windows cut as they go through the model
+/// (a part at a time, `data::windows`) and overlap-added as they come back, so no window
+/// matrix is held whatever the hop.
+fn overlap_added(
+    loaded: &super::LoadedRun,
+    spec: &VectorSpec,
+    w: series::Windowing,
+    stretch: &vectors::Stretch,
+    pieces: &[std::ops::Range<usize>],
+) -> Result<Vec<f32>> {
+    let steps = &stretch.steps;
+    let channels = steps.width();
+    let mut values = steps.values.clone();
+    for piece in pieces {
+        let part = Piece {
+            values: &steps.values[piece.start * channels..piece.end * channels],
+            ids: &steps.ids[piece.clone()],
+            labels: None,
+            file: None,
+        };
+        let set = Windows::cut(&[part], channels, w)?.all(&|_| Ok(0))?.scaled(&spec.scaling);
+        let mut joined = series::OverlapAdd::new(piece.len(), channels, w);
+        let (offset, scale) = (&spec.scaling.offset, &spec.scaling.scale);
+        let d = offset.len();
+        for r in set.chunks() {
+            let first = r.start;
+            let x = set.range_to_device(r, loaded.device);
+            let mut out = data::to_host_f32(&metrics::reconstruct(&loaded.model, &x))?;
+            // Back to the file's units; the overlap-add's mean is rounded when written.
+            for (j, v) in out.iter_mut().enumerate() {
+                *v = (*v as f64 * scale[j % d] + offset[j % d]) as f32;
+            }
+            joined.add(first, &out);
+        }
+        let joined = joined.finish();
+        values[piece.start * channels..piece.end * channels].copy_from_slice(&joined);
     }
     Ok(values)
 }

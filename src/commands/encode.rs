@@ -16,15 +16,20 @@ pub fn run(args: EncodeArgs) -> Result<()> {
     };
     let loaded = super::open_run(&args.run)?;
     let images = loaded.rows((args.data.as_deref(), args.read.reading()), args.split.into())?;
-    let x = images.to_unit(loaded.device);
-    let z = if args.decode {
-        metrics::reconstruct(&loaded.model, &x)
-    } else {
-        metrics::batched(&x, |b| loaded.model.encode(b))
+    // A part of the rows at a time (windows of series are cut as they are read).
+    let model = &loaded.manifest.model;
+    let width = if args.decode { model.input_dim() } else { model.latent };
+    let (mut codes, mut k) = (Vec::new(), width as usize);
+    for r in images.chunks() {
+        let x = images.unit_range(r, loaded.device);
+        let z = match args.decode {
+            true => metrics::reconstruct(&loaded.model, &x),
+            false => metrics::batched(&x, |b| loaded.model.encode(b)),
+        };
+        k = z.size()[1] as usize;
+        codes.extend(data::to_host_f32(&z.to_device(Device::Cpu))?);
     }
-    .to_device(Device::Cpu);
-    let (n, k) = (z.size()[0] as usize, z.size()[1] as usize);
-    let codes = data::to_host_f32(&z)?;
+    let n = images.len();
     let labels = images.labels();
     let input = &loaded.manifest.model.input;
     // Reconstructed vectors go back to the file's units and carry its column names.

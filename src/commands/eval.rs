@@ -72,9 +72,9 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let report = match manifest.model.input.series().filter(|(_, s)| s.spectral.is_some()) {
         Some(input) => speech_report(&loaded, model, &pca, input, &args)?,
         None => {
-            let images = loaded.test_rows((args.data.as_deref(), args.read.reading()))?;
-            let images = images.to_device(device);
-            metrics::evaluate(model, &manifest.model, &manifest.train, &images, &pca)
+            let rows = loaded.test_rows((args.data.as_deref(), args.read.reading()))?;
+            let (config, train) = (&manifest.model, &manifest.train);
+            metrics::chunked::evaluate_rows(model, config, train, &rows, &pca, device)
         }
     };
     let train = &manifest.train;

@@ -6,6 +6,7 @@
 use crate::checkpoint::Checkpoint;
 use crate::cli::FinetuneArgs;
 use crate::config::{Engine, Finetune, Head, Init, LrSchedule, Mode, ModelConfig, TrainConfig};
+use crate::data::batch::Source;
 use crate::data::record::DataRecord;
 use crate::data::Rows;
 use crate::device;
@@ -74,8 +75,8 @@ pub fn run(args: FinetuneArgs) -> Result<()> {
     let model = Classifier::new(&vs.root(), &model_cfg);
     prepare_weights(&vs, &cfg, &tune, resume.is_none())?;
     let (objective, train_rows) = objective(&model, &sets);
-    let train_t = train_rows.to_device(device);
-    let val_t = (!sets.val.is_empty()).then(|| sets.val.to_device(device));
+    let train_t = Source::of(&train_rows, device);
+    let val_t = (!sets.val.is_empty()).then(|| Source::of(&sets.val, device));
     let what = Trained { model: &model_cfg, cfg: &cfg, data: &data, threads, dist: None };
     let (fit, train_seconds) = fit_into_run(
         &run,

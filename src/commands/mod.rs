@@ -257,8 +257,24 @@ pub fn image_shape(model: &ModelConfig) -> (usize, usize, usize) {
 /// subset of them for wide images, see `pca::GRAM_ROWS`).
 pub fn pca_baseline(train: &Rows, model: &ModelConfig, device: Device) -> Result<Pca> {
     let k = model.latent.min(model.input_dim());
-    let pca = Pca::fit(&train.to_device(device), k)
-        .with_context(|| format!("fitting the PCA baseline on the training {}", train.noun()))?;
+    let pca = match train.windows() {
+        // Windows of series are read a part at a time, never as one matrix.
+        Some(w) if w.width() as i64 > crate::metrics::pca::COVARIANCE_MAX_DIM => {
+            // The Gram fit takes evenly strided rows: those alone are cut.
+            let stride = w.len().div_ceil(crate::metrics::pca::GRAM_ROWS as usize).max(1);
+            let rows: Vec<usize> = (0..w.len()).step_by(stride).collect();
+            Pca::fit(&w.select(&rows).to_device(device), k)
+        }
+        Some(w) => {
+            let visit = |each: &mut dyn FnMut(tch::Tensor)| {
+                w.chunks().into_iter().for_each(|r| each(w.range_to_device(r, device)))
+            };
+            Pca::fit_parts(&visit, (w.len() as i64, w.width() as i64, device), k)
+        }
+        None => Pca::fit(&train.to_device(device), k),
+    };
+    let pca =
+        pca.with_context(|| format!("fitting the PCA baseline on the training {}", train.noun()))?;
     if pca.fitted_rows < train.len() as i64 {
         crate::log::note(format_args!(
             "note: the PCA baseline is fitted on {} of the {} training images (every {}th), \

@@ -7,8 +7,10 @@
 //! clamp, split over libtorch's threads (the batch is the same bits whatever the split).
 //! Elsewhere the same happens with libtorch operations on the device.
 
+use super::rows::Rows as RunRows;
 use super::split::{mix64, permutation};
 use super::to_unit_float;
+use super::windows::WindowSet;
 use super::{noise, normal};
 use crate::config::{Mode, NoiseKind, TrainConfig};
 use crate::host::{self, parallel_for, Disjoint};
@@ -36,9 +38,91 @@ pub trait Inputs {
     fn validation(&self) -> anyhow::Result<Option<Tensor>>;
 }
 
+/// Rows the training loop reads: a tensor on the training device (u8 images, f32
+/// features), or windows of series cut a batch (or a chunk) at a time.
+pub enum Source {
+    Tensor(Tensor),
+    Windows(WindowSet, Device),
+}
+
+impl Source {
+    /// `rows` for training on `device`: windows stay views, other rows become one tensor.
+    pub fn of(rows: &RunRows, device: Device) -> Source {
+        match rows.windows() {
+            Some(w) => Source::Windows(w.clone(), device),
+            None => Source::Tensor(rows.to_device(device)),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Source::Tensor(t) => t.size()[0] as usize,
+            Source::Windows(w, _) => w.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Values per row.
+    pub fn width(&self) -> usize {
+        match self {
+            Source::Tensor(t) => t.size()[1] as usize,
+            Source::Windows(w, _) => w.width(),
+        }
+    }
+
+    pub fn device(&self) -> Device {
+        match self {
+            Source::Tensor(t) => t.device(),
+            Source::Windows(_, d) => *d,
+        }
+    }
+
+    /// Whether the rows are 8-bit images.
+    pub fn is_bytes(&self) -> bool {
+        matches!(self, Source::Tensor(t) if t.kind() == Kind::Uint8)
+    }
+
+    /// The ranges of rows a pass over all of them takes at a time (one for a tensor).
+    pub fn chunks(&self) -> Vec<std::ops::Range<usize>> {
+        match self {
+            Source::Tensor(_) if self.is_empty() => Vec::new(),
+            Source::Tensor(_) => std::iter::once(0..self.len()).collect(),
+            Source::Windows(w, _) => w.chunks(),
+        }
+    }
+
+    /// Rows `range` as the network's values, `[n, D]` f32 on the device.
+    pub fn unit_range(&self, range: std::ops::Range<usize>) -> Tensor {
+        match self {
+            Source::Tensor(t) => {
+                to_unit_float(&t.narrow(0, range.start as i64, range.len() as i64))
+            }
+            Source::Windows(w, d) => w.range_to_device(range, *d),
+        }
+    }
+
+    /// The mean row in the network's values, `[D]` f32 on the device.
+    pub fn mean(&self) -> Tensor {
+        if let Source::Tensor(t) = self {
+            let unit = to_unit_float(t).to_kind(Kind::Float);
+            return unit.mean_dim(Some([0i64].as_slice()), false, Kind::Float);
+        }
+        let sum = self.chunks().into_iter().fold(None::<Tensor>, |acc, r| {
+            let part = self.unit_range(r).sum_dim_intlist(0, false, Kind::Double);
+            Some(acc.map_or_else(|| part.shallow_clone(), |a| a + &part))
+        });
+        let d = self.width() as i64;
+        let sum = sum.unwrap_or_else(|| Tensor::zeros([d], (Kind::Double, self.device())));
+        (sum / self.len().max(1) as f64).to_kind(Kind::Float)
+    }
+}
+
 pub struct Batcher {
-    /// `[N, D]` u8 training images on the training device.
-    data: Tensor,
+    /// The training rows.
+    data: Source,
     batch: i64,
     seed: u64,
     corruption: Option<(NoiseKind, f32)>,
@@ -63,17 +147,21 @@ impl Batcher {
     /// `data`: the `[N, D]` u8 training images on the training device. `torch_rng`: the
     /// step also draws from libtorch's generator (a VAE's sampling), which is then
     /// reseeded for every step.
-    pub fn new(data: &Tensor, batch: i64, cfg: &TrainConfig, torch_rng: bool) -> Batcher {
-        let d = data.size()[1];
-        let batch = batch.min(data.size()[0]).max(1);
-        let host = host::is_host(data, Kind::Uint8);
+    pub fn new(data: &Source, batch: i64, cfg: &TrainConfig, torch_rng: bool) -> Batcher {
+        let d = data.width() as i64;
+        let batch = batch.min(data.len() as i64).max(1);
+        let host = matches!(data, Source::Tensor(t) if host::is_host(t, Kind::Uint8));
         let buffers = host.then(|| {
             let opts = (Kind::Float, Device::Cpu);
             (Tensor::zeros([batch, d], opts), Tensor::zeros([batch, d], opts))
         });
         let corruption = (cfg.mode == Mode::Denoise).then_some((cfg.noise, cfg.noise_level as f32));
+        let data = match data {
+            Source::Tensor(t) => Source::Tensor(t.shallow_clone()),
+            Source::Windows(w, d) => Source::Windows(w.clone(), *d),
+        };
         Batcher {
-            data: data.shallow_clone(),
+            data,
             batch,
             seed: cfg.seed,
             corruption,
@@ -91,8 +179,9 @@ impl Batcher {
     /// Takes the model inputs of the current epoch's rows from `inputs` (`[N, D]` f32, row
     /// for row with the training rows) instead of corrupting them.
     pub fn give_inputs(&mut self, inputs: Tensor) -> anyhow::Result<()> {
-        if inputs.size() != self.data.size() {
-            let (given, rows) = (inputs.size(), self.data.size());
+        let rows = [self.data.len() as i64, self.data.width() as i64];
+        if inputs.size() != rows {
+            let given = inputs.size();
             anyhow::bail!("model inputs of shape {given:?} for training rows of shape {rows:?}");
         }
         self.given = Some(inputs.to_device(self.data.device()));
@@ -120,16 +209,15 @@ impl Batcher {
 
     /// Batches per epoch.
     pub fn steps(&self) -> usize {
-        let n = self.data.size()[0];
-        ((n + self.batch - 1) / self.batch) as usize
+        self.data.len().div_ceil(self.batch as usize)
     }
 
     /// Draws the order of `epoch` (1-based).
     pub fn start_epoch(&mut self, epoch: usize) {
-        let n = self.data.size()[0] as usize;
+        let n = self.data.len();
         self.epoch = epoch;
         self.order = permutation(n, stream_seed(self.seed, epoch, SHUFFLE));
-        if self.buffers.is_none() {
+        if self.buffers.is_none() && matches!(self.data, Source::Tensor(_)) {
             let idx: Vec<i64> = self.order.iter().map(|&i| i as i64).collect();
             self.order_t = Some(Tensor::from_slice(&idx).to_device(self.data.device()));
         }
@@ -164,7 +252,8 @@ impl Batcher {
                 // only read.
                 unsafe {
                     let (clean, input) = (host::f32_mut(&clean), host::f32_mut(&input));
-                    let src = host::u8_ref(&self.data);
+                    let Source::Tensor(data) = &self.data else { unreachable!("u8 rows") };
+                    let src = host::u8_ref(data);
                     let width = self.flip.map_or(1, |(_, _, w)| w as usize);
                     let rows = Rows { rows, mirrored: mirrored.as_deref(), width };
                     assemble(src, rows, clean, input, self.corruption, seed, &mut self.words);
@@ -173,9 +262,19 @@ impl Batcher {
                 (clean, input)
             }
             None => {
-                let order = self.order_t.as_ref().expect("start_epoch sets the order");
-                let idx = order.narrow(0, first as i64, len as i64);
-                let mut clean = to_unit_float(&self.data.index_select(0, &idx));
+                let (idx, mut clean) = match (&self.data, &self.order_t) {
+                    (Source::Tensor(data), Some(order)) => {
+                        let idx = order.narrow(0, first as i64, len as i64);
+                        let clean = to_unit_float(&data.index_select(0, &idx));
+                        (idx, clean)
+                    }
+                    (Source::Windows(w, device), _) => {
+                        let rows = &self.order[first..first + len];
+                        let idx: Vec<i64> = rows.iter().map(|&i| i as i64).collect();
+                        (Tensor::from_slice(&idx).to_device(*device), w.rows_on(rows, *device))
+                    }
+                    (Source::Tensor(_), None) => unreachable!("start_epoch sets the order"),
+                };
                 if let (Some(m), Some((c, h, w))) = (&mirrored, self.flip) {
                     let mask = Tensor::from_slice(m).to_device(clean.device()).view([-1, 1]);
                     let flipped = clean.view([-1, c, h, w]).flip([3]).view([-1, c * h * w]);
@@ -185,7 +284,7 @@ impl Batcher {
                     (Some(given), _) => given.index_select(0, &idx),
                     // u8 data are images in [0, 1]; f32 data are scaled vector features.
                     (None, Some((kind, level))) => {
-                        noise::corrupt(&clean, kind, level as f64, self.data.kind() == Kind::Uint8)
+                        noise::corrupt(&clean, kind, level as f64, self.data.is_bytes())
                     }
                     (None, None) => clean.shallow_clone(),
                 };
@@ -307,10 +406,45 @@ mod tests {
     }
 
     #[test]
+    fn windows_read_a_batch_at_a_time_give_the_batches_of_their_matrix() {
+        use crate::data::series::{frame, Windowing};
+        use crate::data::spec::ScaleKind;
+        use crate::data::windows::{Piece, Windows};
+        let series: Vec<f32> = (0..300).map(|i| (i as f32 * 0.1).sin() + i as f32 * 0.01).collect();
+        let ids: Vec<usize> = (0..300).collect();
+        let w = Windowing { window: 16, hop: 1, spectral: None };
+        let piece = Piece { values: &series, ids: &ids, labels: None, file: None };
+        let set = Windows::cut(&[piece], 1, w).unwrap().all(&|_| Ok(0)).unwrap();
+        let scaling = set.fit_scaling(ScaleKind::Standard);
+        let mut matrix = frame(&series, 1, w).unwrap();
+        scaling.apply(&mut matrix);
+        let matrix = Tensor::from_slice(&matrix).view([-1, 16]);
+        let views = Source::Windows(set.scaled(&scaling), Device::Cpu);
+        assert_eq!(views.len(), 285);
+        assert!(views.mean().allclose(
+            &Source::Tensor(matrix.shallow_clone()).mean(),
+            1e-6,
+            1e-6,
+            false
+        ));
+        let c = cfg(Mode::Denoise, NoiseKind::Gaussian, 0.3);
+        let mut a = Batcher::new(&views, 64, &c, false);
+        let mut b = Batcher::new(&Source::Tensor(matrix), 64, &c, false);
+        for epoch in [1, 2] {
+            a.start_epoch(epoch);
+            b.start_epoch(epoch);
+            for step in 0..a.steps() {
+                let ((ca, ia), (cb, ib)) = (a.get(step), b.get(step));
+                assert!(ca.equal(&cb) && ia.equal(&ib), "epoch {epoch} step {step}");
+            }
+        }
+    }
+
+    #[test]
     fn an_epoch_visits_every_image_once_and_batches_repeat_from_the_seed() {
         let data = images(10, 6);
         let c = cfg(Mode::Reconstruct, NoiseKind::Gaussian, 0.0);
-        let mut b = Batcher::new(&data, 4, &c, false);
+        let mut b = Batcher::new(&Source::Tensor(data.shallow_clone()), 4, &c, false);
         assert_eq!(b.steps(), 3);
         b.start_epoch(1);
         let rows: Vec<Tensor> = (0..3).map(|s| b.get(s).0.copy()).collect();
@@ -335,7 +469,7 @@ mod tests {
             [(NoiseKind::Gaussian, 0.1), (NoiseKind::Masking, 0.3), (NoiseKind::SaltPepper, 0.2)]
         {
             let c = cfg(Mode::Denoise, kind, level);
-            let mut b = Batcher::new(&data, 400, &c, false);
+            let mut b = Batcher::new(&Source::Tensor(data.shallow_clone()), 400, &c, false);
             b.start_epoch(1);
             let (clean, input) = b.get(0);
             assert!(clean.eq(grey).all().int64_value(&[]) == 1);
@@ -409,8 +543,10 @@ mod tests {
         let strided = data.tr().contiguous().tr();
         assert!(!host::is_host(&strided, Kind::Uint8));
         let c = cfg(Mode::Denoise, NoiseKind::Gaussian, 0.2);
-        let (mut host_b, mut dev_b) =
-            (Batcher::new(&data, 4, &c, false), Batcher::new(&strided, 4, &c, false));
+        let (mut host_b, mut dev_b) = (
+            Batcher::new(&Source::Tensor(data.shallow_clone()), 4, &c, false),
+            Batcher::new(&Source::Tensor(strided.shallow_clone()), 4, &c, false),
+        );
         host_b.start_epoch(3);
         dev_b.start_epoch(3);
         for step in 0..3 {
@@ -430,9 +566,11 @@ mod tests {
         let data = images(n, d);
         let strided = data.tr().contiguous().tr();
         let c = cfg(Mode::Denoise, NoiseKind::Masking, 0.0);
-        let mut host_b = Batcher::new(&data, 16, &c, false).flipping(shape);
-        let mut dev_b = Batcher::new(&strided, 16, &c, false).flipping(shape);
-        let mut plain = Batcher::new(&data, 16, &c, false);
+        let mut host_b =
+            Batcher::new(&Source::Tensor(data.shallow_clone()), 16, &c, false).flipping(shape);
+        let mut dev_b =
+            Batcher::new(&Source::Tensor(strided.shallow_clone()), 16, &c, false).flipping(shape);
+        let mut plain = Batcher::new(&Source::Tensor(data.shallow_clone()), 16, &c, false);
         let mut mirrored = 0;
         for b in [&mut host_b, &mut dev_b, &mut plain] {
             b.start_epoch(2);

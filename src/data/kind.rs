@@ -113,9 +113,9 @@ impl Kind {
                 let sets = vectors::prepare(path, &source, &new.vectors, cfg)?;
                 Ok(Prepared {
                     input: sets.input(),
-                    train: Rows::Vectors(sets.train),
-                    val: Rows::Vectors(sets.val),
-                    test: Rows::Vectors(sets.test),
+                    train: sets.train,
+                    val: sets.val,
+                    test: sets.test,
                     source: Some(VectorSource { held_out: sets.held_out, ..source }),
                     classes: sets.classes,
                     dropped: sets.dropped,
@@ -137,7 +137,7 @@ impl DataSpec {
             }
             DataSpec::Vector(_) | DataSpec::Series(..) => {
                 let sets = self.vector_sets(record, cfg)?;
-                Ok((Rows::Vectors(sets.train), Rows::Vectors(sets.val), Rows::Vectors(sets.test)))
+                Ok((sets.train, sets.val, sets.test))
             }
         }
     }
@@ -152,7 +152,7 @@ impl DataSpec {
             }
             DataSpec::Vector(_) | DataSpec::Series(..) => {
                 let sets = self.vector_sets(record, cfg)?;
-                Ok((Rows::Vectors(sets.train), Rows::Vectors(sets.val)))
+                Ok((sets.train, sets.val))
             }
         }
     }
@@ -193,13 +193,13 @@ impl DataSpec {
                 if let Some(path) = data {
                     let series = self.series().map(|(_, s)| s);
                     let reading = given.over(self.recorded_reading(record));
-                    return vectors::load_all(path, spec, series, reading).map(Rows::Vectors);
+                    return vectors::load_all(path, spec, series, reading);
                 }
                 let sets = self.vector_sets(record, selection)?;
-                Ok(Rows::Vectors(match split {
+                Ok(match split {
                     Split::Test => sets.test,
                     Split::Train => sets.training_rows(),
-                }))
+                })
             }
         }
     }

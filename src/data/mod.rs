@@ -18,6 +18,7 @@ pub mod spectral;
 pub mod split;
 pub mod table;
 pub mod vectors;
+pub mod windows;
 
 use crate::config::TrainConfig;
 use crate::invalid::Invalid;

@@ -23,8 +23,9 @@ pub const FALLBACK_WINDOW: usize = 64;
 /// The windows `auto` chooses lie in this range.
 pub const MIN_WINDOW: usize = 16;
 pub const MAX_WINDOW: usize = 1024;
-/// `auto`'s hop when scoring: the smallest that keeps the training windows under this
-/// many values (they are held in memory), and never over a quarter of the window.
+/// `auto`'s hop when scoring: the smallest that keeps an epoch's training windows under
+/// this many values (an epoch's time grows with them; memory does not, as windows are
+/// cut a batch at a time), and never over a quarter of the window.
 const WINDOW_VALUES: usize = 1 << 24;
 
 /// The autocorrelation of `values` (`len × channels`, time-major) at lags 0 to `max_lag`.

@@ -5,6 +5,7 @@
 //! `Rows::images`.
 
 use super::spec::{DataSpec, ImageSpec};
+use super::windows::WindowSet;
 use crate::invalid::Invalid;
 use anyhow::Result;
 use std::path::Path;
@@ -122,6 +123,14 @@ impl<V: tch::kind::Element + Copy, S: Shape> RowSet<V, S> {
     pub fn to_unit(&self, device: Device) -> Tensor {
         to_unit_float(&self.to_device(device))
     }
+
+    /// Rows `range` as stored, an `[n, width]` tensor on `device`.
+    pub fn range_to_device(&self, range: std::ops::Range<usize>, device: Device) -> Tensor {
+        let d = self.width();
+        Tensor::from_slice(&self.values[range.start * d..range.end * d])
+            .view([range.len() as i64, d as i64])
+            .to_device(device)
+    }
 }
 
 /// The network's values of stored rows: `[N, D]` u8 images → f32 in [0, 1] (the one
@@ -139,6 +148,8 @@ pub fn to_unit_float(rows: &Tensor) -> Tensor {
 pub enum Rows {
     Images(ImageSet),
     Vectors(VectorSet),
+    /// Windows of series, cut when they are read (`data::windows`).
+    Windows(WindowSet),
 }
 
 /// `$body` with `$set` bound to the row set of either kind.
@@ -147,6 +158,7 @@ macro_rules! each {
         match $rows {
             Rows::Images($set) => $body,
             Rows::Vectors($set) => $body,
+            Rows::Windows($set) => $body,
         }
     };
 }
@@ -157,6 +169,7 @@ macro_rules! map {
         match $rows {
             Rows::Images($set) => Rows::Images($body),
             Rows::Vectors($set) => Rows::Vectors($body),
+            Rows::Windows($set) => Rows::Windows($body),
         }
     };
 }
@@ -231,9 +244,13 @@ impl Rows {
     /// the split ("index"); vectors by their data row in the file ("row", from 0), so a
     /// result joins back to the record it came from.
     pub fn ids(&self) -> (&'static str, Vec<usize>) {
-        let (len, ids) = each!(self, s => (s.len(), s.ids.as_ref()));
+        let (len, ids) = match self {
+            Rows::Images(s) => (s.len(), s.ids.clone()),
+            Rows::Vectors(s) => (s.len(), s.ids.clone()),
+            Rows::Windows(s) => (s.len(), Some(s.ids())),
+        };
         match ids {
-            Some(ids) => ("row", ids.clone()),
+            Some(ids) => ("row", ids),
             None => ("index", (0..len).collect()),
         }
     }
@@ -241,7 +258,11 @@ impl Rows {
     /// Each row's file, when the rows came from several (images of a folder, windows of
     /// a folder of series).
     pub fn files(&self) -> Option<Vec<String>> {
-        let files = each!(self, s => s.files.as_ref());
+        let files = match self {
+            Rows::Images(s) => s.files.clone(),
+            Rows::Vectors(s) => s.files.clone(),
+            Rows::Windows(s) => s.files(),
+        };
         files.map(|f| f.iter().map(|f| f.display().to_string()).collect())
     }
 
@@ -271,7 +292,7 @@ impl Rows {
     pub fn images(&self) -> Option<&ImageSet> {
         match self {
             Rows::Images(s) => Some(s),
-            Rows::Vectors(_) => None,
+            Rows::Vectors(_) | Rows::Windows(_) => None,
         }
     }
 
@@ -280,7 +301,42 @@ impl Rows {
         match (self, other) {
             (Rows::Vectors(t), Rows::Vectors(v)) => Rows::Vectors(t.concat(v)),
             (Rows::Images(t), Rows::Images(v)) => Rows::Images(t.concat(v)),
+            (Rows::Windows(t), Rows::Windows(v)) => {
+                Rows::Windows(t.concat(v).unwrap_or_else(|_| t.clone()))
+            }
             _ => self.clone(),
+        }
+    }
+
+    /// Values per row.
+    pub fn width(&self) -> usize {
+        each!(self, s => s.width())
+    }
+
+    /// The ranges of rows that a pass over all of them takes at a time: windows of series
+    /// a few megabytes at a time (they are cut as they are read); rows held in memory at
+    /// once, as they are already there.
+    pub fn chunks(&self) -> Vec<std::ops::Range<usize>> {
+        match self {
+            Rows::Windows(s) => s.chunks(),
+            _ if self.is_empty() => Vec::new(),
+            _ => std::iter::once(0..self.len()).collect(),
+        }
+    }
+
+    /// Rows `range` as the network's values, `[n, D]` f32 on `device`.
+    pub fn unit_range(&self, range: std::ops::Range<usize>, device: Device) -> Tensor {
+        match self {
+            Rows::Windows(s) => s.range_to_device(range, device),
+            _ => to_unit_float(&each!(self, s => s.range_to_device(range, device))),
+        }
+    }
+
+    /// The windows of series, when these rows are.
+    pub fn windows(&self) -> Option<&WindowSet> {
+        match self {
+            Rows::Windows(s) => Some(s),
+            _ => None,
         }
     }
 
@@ -288,7 +344,7 @@ impl Rows {
     pub fn noun(&self) -> &'static str {
         match self {
             Rows::Images(_) => "images",
-            Rows::Vectors(_) => "rows",
+            Rows::Vectors(_) | Rows::Windows(_) => "rows",
         }
     }
 }

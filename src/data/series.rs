@@ -111,22 +111,49 @@ pub fn frame(series: &[f32], channels: usize, w: Windowing) -> Result<Vec<f32>> 
 /// The weighted mean, at each of `len` steps, of what the windows covering it say: the
 /// inverse of `frame` for windows that agree.
 pub fn overlap_add(windows: &[f32], len: usize, channels: usize, w: Windowing) -> Vec<f32> {
-    let count = w.count(len);
-    assert_eq!(windows.len(), count * w.window * channels, "windows of another series");
-    let taper = w.taper();
-    let mut sum = vec![0f64; len * channels];
-    let mut weight = vec![0f64; len];
-    for i in 0..count {
-        let row = &windows[i * w.window * channels..][..w.window * channels];
-        for (k, &a) in taper.iter().enumerate() {
-            let t = w.start(i, len) + k;
-            weight[t] += a;
-            for c in 0..channels {
-                sum[t * channels + c] += a * row[c * w.window + k] as f64;
+    assert_eq!(windows.len(), w.count(len) * w.window * channels, "windows of another series");
+    let mut sum = OverlapAdd::new(len, channels, w);
+    sum.add(0, windows);
+    sum.finish()
+}
+
+/// `overlap_add` taking the windows a part at a time, in any order.
+pub struct OverlapAdd {
+    sum: Vec<f64>,
+    weight: Vec<f64>,
+    taper: Vec<f64>,
+    len: usize,
+    channels: usize,
+    w: Windowing,
+}
+
+impl OverlapAdd {
+    /// For the `w.count(len)` windows of a series of `len` steps of `channels`.
+    pub fn new(len: usize, channels: usize, w: Windowing) -> OverlapAdd {
+        let (sum, weight) = (vec![0f64; len * channels], vec![0f64; len]);
+        OverlapAdd { sum, weight, taper: w.taper(), len, channels, w }
+    }
+
+    /// Windows `first`, `first + 1`, … (`windows`: theirs, one after another).
+    pub fn add(&mut self, first: usize, windows: &[f32]) {
+        let (w, channels) = (self.w, self.channels);
+        for (n, row) in windows.chunks_exact(w.window * channels).enumerate() {
+            let start = w.start(first + n, self.len);
+            for (k, &a) in self.taper.iter().enumerate() {
+                let t = start + k;
+                self.weight[t] += a;
+                for c in 0..channels {
+                    self.sum[t * channels + c] += a * row[c * w.window + k] as f64;
+                }
             }
         }
     }
-    sum.iter().enumerate().map(|(j, &s)| (s / weight[j / channels]) as f32).collect()
+
+    /// Each step's weighted mean.
+    pub fn finish(self) -> Vec<f32> {
+        let c = self.channels;
+        self.sum.iter().enumerate().map(|(j, &s)| (s / self.weight[j / c]) as f32).collect()
+    }
 }
 
 /// One score per step from one per window: the mean over the windows covering the step,

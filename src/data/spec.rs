@@ -326,6 +326,9 @@ pub struct AutoWindow {
     pub denoise: bool,
 }
 
+/// Hands each of a set's rows to the callback, in order (`Scaling::fit_rows`).
+pub type RowVisitor<'a> = &'a dyn Fn(&mut dyn FnMut(&[f32]));
+
 /// How raw feature values become the network's: `(x - offset) / scale` per column.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Scaling {
@@ -338,29 +341,58 @@ impl Scaling {
     /// Fits `kind` on `rows` of `width` values (row-major). A constant column gets scale
     /// 1, so it becomes 0 (standard) or 0 (minmax), never a division by zero.
     pub fn fit(kind: ScaleKind, values: &[f32], width: usize) -> Scaling {
-        let rows = values.len() / width.max(1);
-        let column = |j: usize| (0..rows).map(move |i| values[i * width + j] as f64);
-        let (mut offset, mut scale) = (Vec::with_capacity(width), Vec::with_capacity(width));
-        for j in 0..width {
-            let (o, s) = match kind {
-                ScaleKind::Standard => {
-                    let mean = column(j).sum::<f64>() / rows.max(1) as f64;
-                    let var =
-                        column(j).map(|v| (v - mean).powi(2)).sum::<f64>() / rows.max(1) as f64;
-                    (mean, var.sqrt())
-                }
-                ScaleKind::Minmax => {
-                    let lo = column(j).fold(f64::INFINITY, f64::min);
-                    let hi = column(j).fold(f64::NEG_INFINITY, f64::max);
-                    (lo, hi - lo)
-                }
-            };
-            // A spread this small is a constant column measured in float32.
-            let constant = s.is_nan() || s <= 1e-12 * o.abs().max(1.0);
-            offset.push(o);
-            scale.push(if constant { 1.0 } else { s });
-        }
+        Scaling::fit_rows(kind, width, &|each| values.chunks(width.max(1)).for_each(&mut *each))
+    }
+
+    /// `fit` on rows that `rows` hands to its callback one at a time, in order (as often as
+    /// the fit needs: twice for `standard`); each column's sums run over the rows in that
+    /// order, so the result is `fit`'s on the same rows bit for bit.
+    pub fn fit_rows(kind: ScaleKind, width: usize, rows: RowVisitor<'_>) -> Scaling {
+        let mut count = 0usize;
+        let (offset, spread) = match kind {
+            ScaleKind::Standard => {
+                let mut sum = vec![0f64; width];
+                rows(&mut |r| {
+                    count += 1;
+                    sum.iter_mut().zip(r).for_each(|(s, &v)| *s += v as f64);
+                });
+                let n = count.max(1) as f64;
+                let mean: Vec<f64> = sum.iter().map(|s| s / n).collect();
+                let mut dev = vec![0f64; width];
+                rows(&mut |r| {
+                    dev.iter_mut().zip(r).zip(&mean).for_each(|((d, &v), m)| {
+                        *d += (v as f64 - m).powi(2);
+                    })
+                });
+                let spread: Vec<f64> = dev.iter().map(|d| (d / n).sqrt()).collect();
+                (mean, spread)
+            }
+            ScaleKind::Minmax => {
+                let (mut lo, mut hi) = (vec![f64::INFINITY; width], vec![f64::NEG_INFINITY; width]);
+                rows(&mut |r| {
+                    for (j, &v) in r.iter().enumerate() {
+                        (lo[j], hi[j]) = (lo[j].min(v as f64), hi[j].max(v as f64));
+                    }
+                });
+                let spread: Vec<f64> = lo.iter().zip(&hi).map(|(l, h)| h - l).collect();
+                (lo, spread)
+            }
+        };
+        // A spread this small is a constant column measured in float32.
+        let scale = offset
+            .iter()
+            .zip(spread)
+            .map(|(o, s): (&f64, f64)| match s.is_nan() || s <= 1e-12 * o.abs().max(1.0) {
+                true => 1.0,
+                false => s,
+            })
+            .collect();
         Scaling { kind, offset, scale }
+    }
+
+    /// One raw value of column `j` → the network's, as `apply` computes it.
+    pub fn one(&self, j: usize, v: f32) -> f32 {
+        ((v as f64 - self.offset[j]) / self.scale[j]) as f32
     }
 
     /// Raw rows → the network's values, in place.

@@ -42,26 +42,64 @@ fn average_path(n: usize) -> f64 {
     }
 }
 
+/// Reads rows by position, row-major (`IsolationForest::fit_rows`).
+pub type Gather<'a, E> = &'a dyn Fn(&[usize]) -> Result<Vec<f32>, E>;
+
 impl IsolationForest {
     /// Grows the forest on `values` (`rows × width`, row-major). Same seed, same forest.
     pub fn fit(values: &[f32], width: usize, seed: u64) -> IsolationForest {
         let rows = values.len() / width.max(1);
+        let gather = |at: &[usize]| -> Result<Vec<f32>, std::convert::Infallible> {
+            Ok(at.iter().flat_map(|&r| &values[r * width..(r + 1) * width]).copied().collect())
+        };
+        match Self::fit_rows((rows, width), seed, &gather) {
+            Ok(forest) => forest,
+            Err(never) => match never {},
+        }
+    }
+
+    /// `fit` on `rows` rows of `width` values that `gather` reads by position (only the
+    /// ψ rows of each tree are read): the same forest as `fit` on their matrix.
+    pub fn fit_rows<E>(
+        (rows, width): (usize, usize),
+        seed: u64,
+        gather: Gather<'_, E>,
+    ) -> Result<IsolationForest, E> {
         let sample = SAMPLE.min(rows);
         let limit = (sample.max(2) as f64).log2().ceil() as usize;
-        let trees = (0..TREES)
-            .map(|t| {
-                let mut rng = SplitMix64(mix64(seed ^ mix64(t as u64)));
-                // ψ distinct rows, by a partial Fisher–Yates shuffle.
-                let mut pick: Vec<usize> = (0..rows).collect();
-                for i in 0..sample {
+        let mut picks = Vec::with_capacity(TREES);
+        let mut rngs = Vec::with_capacity(TREES);
+        for t in 0..TREES {
+            let mut rng = SplitMix64(mix64(seed ^ mix64(t as u64)));
+            // ψ distinct rows, by a partial Fisher–Yates shuffle of 0..rows whose moved
+            // entries alone are kept.
+            let mut moved = std::collections::HashMap::new();
+            let pick: Vec<usize> = (0..sample)
+                .map(|i| {
                     let j = i + rng.below((rows - i) as u64) as usize;
-                    pick.swap(i, j);
-                }
-                pick.truncate(sample);
-                grow(values, width, &mut pick, 0, limit, &mut rng)
+                    let (at_i, at_j) = (*moved.get(&i).unwrap_or(&i), *moved.get(&j).unwrap_or(&j));
+                    moved.insert(j, at_i);
+                    at_j
+                })
+                .collect();
+            picks.push(pick);
+            rngs.push(rng);
+        }
+        // The rows the trees use, read once, renumbered in the order read.
+        let mut used: Vec<usize> = picks.iter().flatten().copied().collect();
+        used.sort_unstable();
+        used.dedup();
+        let values = gather(&used)?;
+        let trees = picks
+            .into_iter()
+            .zip(rngs)
+            .map(|(pick, mut rng)| {
+                let mut pick: Vec<usize> =
+                    pick.iter().map(|r| used.binary_search(r).unwrap_or(0)).collect();
+                grow(&values, width, &mut pick, 0, limit, &mut rng)
             })
             .collect();
-        IsolationForest { trees, norm: average_path(sample) }
+        Ok(IsolationForest { trees, norm: average_path(sample) })
     }
 
     /// The anomaly score of each row of `values` (same width as the fit), in (0, 1]:

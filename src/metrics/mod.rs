@@ -1,6 +1,7 @@
 //! Reconstruction quality: MSE, squared error per image, PSNR and SSIM, for the model, for
 //! the corrupted input it was given, and for a PCA baseline of the same code size.
 
+pub mod chunked;
 pub mod detection;
 pub mod detector;
 pub mod iforest;
@@ -87,14 +88,42 @@ pub struct SnrReport {
 
 /// (SNR, segmental SNR) of `y` against `x` (`[N, D]`, rows = windows), in dB.
 fn snr_db(x: &Tensor, y: &Tensor) -> (f64, f64) {
-    let signal = x.square().sum_dim_intlist(1, false, Kind::Double);
-    let error = sq_err_per_row(x, y);
-    let total = 10.0
-        * (signal.sum(Kind::Double).double_value(&[])
-            / error.sum(Kind::Double).double_value(&[]).max(1e-300))
-        .log10();
-    let per = (signal / error.clamp_min(1e-300)).log10() * 10.0;
-    (total, per.clamp(-10.0, 35.0).mean(Kind::Double).double_value(&[]))
+    SnrSums::of(x, y).db()
+}
+
+/// What SNR and segmental SNR are made of, summed over rows (so parts of a set add up):
+/// Σx², Σ(x − y)², the sum of the rows' clamped SNRs, and the rows.
+#[derive(Clone, Copy, Debug, Default)]
+struct SnrSums {
+    signal: f64,
+    error: f64,
+    segments: f64,
+    rows: f64,
+}
+
+impl SnrSums {
+    fn of(x: &Tensor, y: &Tensor) -> SnrSums {
+        let signal = x.square().sum_dim_intlist(1, false, Kind::Double);
+        let error = sq_err_per_row(x, y);
+        let total = |t: &Tensor| t.sum(Kind::Double).double_value(&[]);
+        let per = (&signal / error.clamp_min(1e-300)).log10() * 10.0;
+        SnrSums {
+            signal: total(&signal),
+            error: total(&error),
+            segments: total(&per.clamp(-10.0, 35.0)),
+            rows: x.size()[0] as f64,
+        }
+    }
+
+    fn add(&mut self, o: SnrSums) {
+        (self.signal, self.error) = (self.signal + o.signal, self.error + o.error);
+        (self.segments, self.rows) = (self.segments + o.segments, self.rows + o.rows);
+    }
+
+    /// (SNR, segmental SNR) in dB.
+    fn db(&self) -> (f64, f64) {
+        (10.0 * (self.signal / self.error.max(1e-300)).log10(), self.segments / self.rows.max(1.0))
+    }
 }
 
 /// Peak signal-to-noise ratio for signals in [0, 1].

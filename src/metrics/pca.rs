@@ -2,7 +2,7 @@
 //! autoencoder is measured against, and the 2-D projection behind `plot-latent`.
 
 use anyhow::{bail, Context, Result};
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 /// Rows converted to f64 at a time while fitting.
 const FIT_CHUNK: i64 = 4096;
@@ -33,6 +33,9 @@ fn to_f64(x: &Tensor) -> Tensor {
     }
 }
 
+/// Hands each part of a set of rows to the callback, in order (`Pca::fit_parts`).
+pub type TensorVisitor<'a> = &'a dyn Fn(&mut dyn FnMut(Tensor));
+
 impl Pca {
     /// Fits the top `k` components of `x` (`[N, D]`: f32, or u8 pixels that are scaled to
     /// [0, 1]), mean-centred, through the eigendecomposition of the `D × D` covariance in
@@ -49,25 +52,50 @@ impl Pca {
         if d > COVARIANCE_MAX_DIM {
             return Self::fit_gram(x, k);
         }
+        let visit = |each: &mut dyn FnMut(Tensor)| {
+            (0..n)
+                .step_by(FIT_CHUNK as usize)
+                .for_each(|start| each(x.narrow(0, start, FIT_CHUNK.min(n - start))))
+        };
+        Self::fit_covariance(&visit, (n, d, x.device()), k)
+    }
+
+    /// `fit` on rows handed over in parts (`visit` gives each part, `[m, D]`, to its
+    /// callback, the same parts in the same order each time it is called): `n` rows of
+    /// `d` values on `device` in all, never more than one part in memory. Rows wider than
+    /// the covariance takes are refused (`fit` takes them whole).
+    pub fn fit_parts(
+        visit: TensorVisitor<'_>,
+        (n, d, device): (i64, i64, Device),
+        k: i64,
+    ) -> Result<Pca> {
+        if k < 1 || k > d || n < 2 {
+            bail!("PCA with {k} components needs 1 ≤ k ≤ {d} and at least 2 rows (got {n})");
+        }
+        if d > COVARIANCE_MAX_DIM {
+            bail!("PCA of rows of {d} values is fitted on the rows held whole");
+        }
+        Self::fit_covariance(visit, (n, d, device), k)
+    }
+
+    /// The covariance fit of `fit` on the parts `visit` hands over.
+    fn fit_covariance(
+        visit: TensorVisitor<'_>,
+        (n, d, device): (i64, i64, Device),
+        k: i64,
+    ) -> Result<Pca> {
         let (mean, cov) = tch::no_grad(|| {
-            let chunks = || {
-                (0..n)
-                    .step_by(FIT_CHUNK as usize)
-                    .map(move |start| to_f64(&x.narrow(0, start, FIT_CHUNK.min(n - start))))
-            };
-            let opts = (Kind::Double, x.device());
+            let opts = (Kind::Double, device);
             let mut sum = Tensor::zeros([d], opts);
-            for c in chunks() {
-                sum += c.sum_dim_intlist(0, false, Kind::Double);
-            }
+            visit(&mut |c| sum += to_f64(&c).sum_dim_intlist(0, false, Kind::Double));
             let mean = sum / n as f64;
             let mut cov = Tensor::zeros([d, d], opts);
-            // Each chunk's product runs in f32 (twice the speed of f64) on rows centred in
-            // f64; the chunk sums are accumulated in f64.
-            for c in chunks() {
-                let centred = (c - &mean).to_kind(Kind::Float);
+            // Each part's product runs in f32 (twice the speed of f64) on rows centred in
+            // f64; the part sums are accumulated in f64.
+            visit(&mut |c| {
+                let centred = (to_f64(&c) - &mean).to_kind(Kind::Float);
                 cov += centred.tr().matmul(&centred).to_kind(Kind::Double);
-            }
+            });
             (mean, cov / (n - 1) as f64)
         });
         let (eigenvalues, eigenvectors) =

@@ -15,7 +15,27 @@ use tch::Device;
 /// Where a run keeps them.
 pub const FILE: &str = "reference-scores.json";
 
-/// Each training and validation row's score, in the order the run reads its rows.
+/// A list of scores longer than this is kept as this many + 1 order statistics.
+pub const KEPT_SCORES: usize = 200_000;
+
+/// `scores` as they are, or when there are more than `KEPT_SCORES` (windows of a long
+/// series at a small hop: millions), their order statistics at `KEPT_SCORES + 1` evenly
+/// spaced ranks, lowest to highest (the lowest and highest among them): what a percentile
+/// threshold and the mean and spread read from them change by less than the scores'
+/// spacing in rank, at a fixed size on disk.
+pub fn order_statistics(mut scores: Vec<f64>) -> Vec<f64> {
+    let n = scores.len();
+    if n <= KEPT_SCORES + 1 {
+        return scores;
+    }
+    scores.sort_unstable_by(f64::total_cmp);
+    let at =
+        |i: usize| ((i as f64 * (n - 1) as f64 / KEPT_SCORES as f64).round() as usize).min(n - 1);
+    (0..=KEPT_SCORES).map(|i| scores[at(i)]).collect()
+}
+
+/// Each training and validation row's score, in the order the run reads its rows (for
+/// more than `KEPT_SCORES` rows, their order statistics: `order_statistics`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ReferenceScores {
     pub training: Vec<f64>,
@@ -27,9 +47,13 @@ pub fn row_errors(model: &Autoencoder, rows: &Rows, device: Device) -> Result<Ve
     if rows.is_empty() {
         return Ok(Vec::new()); // no validation rows (--val-fraction 0, a tiny set)
     }
-    let x = rows.to_unit(device);
-    let errors = sq_err_per_row(&reconstruct(model, &x), &x);
-    Ok(Vec::<f64>::try_from(errors.to_device(Device::Cpu))?)
+    let mut all = Vec::with_capacity(rows.len());
+    for r in rows.chunks() {
+        let x = rows.unit_range(r, device);
+        let errors = sq_err_per_row(&reconstruct(model, &x), &x);
+        all.extend(Vec::<f64>::try_from(errors.to_device(Device::Cpu))?);
+    }
+    Ok(all)
 }
 
 /// The anomaly score of each of `rows`: the detector's when the run has one, else the
@@ -56,8 +80,8 @@ impl ReferenceScores {
         device: Device,
     ) -> Result<Self> {
         Ok(ReferenceScores {
-            training: row_scores(model, detector, training, device)?,
-            validation: row_scores(model, detector, validation, device)?,
+            training: order_statistics(row_scores(model, detector, training, device)?),
+            validation: order_statistics(row_scores(model, detector, validation, device)?),
         })
     }
 
@@ -92,5 +116,32 @@ impl ReferenceScores {
         let scores = serde_json::from_slice(&text)
             .with_context(|| format!("{}: not the scores a run records", path.display()))?;
         Ok(Some(scores))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::detection::percentile;
+
+    #[test]
+    fn long_score_lists_keep_order_statistics_that_give_the_same_thresholds() {
+        let short: Vec<f64> = (0..1000).map(|i| ((i * 7919) % 1000) as f64).collect();
+        assert_eq!(order_statistics(short.clone()), short, "short lists are kept as they are");
+        // A million scores, skewed (squares of a scrambled ramp).
+        let n = 1_000_000u64;
+        let long: Vec<f64> =
+            (0..n).map(|i| ((i * 104_729 % n) as f64 / n as f64).powi(2)).collect();
+        let kept = order_statistics(long.clone());
+        assert_eq!(kept.len(), KEPT_SCORES + 1);
+        assert!(kept.windows(2).all(|p| p[0] <= p[1]));
+        let (lo, hi) = long.iter().fold((f64::MAX, f64::MIN), |(a, b), &s| (a.min(s), b.max(s)));
+        assert_eq!((kept[0], kept[KEPT_SCORES]), (lo, hi));
+        for p in [50.0, 95.0, 99.0, 99.9] {
+            let (full, summary) = (percentile(&long, p).unwrap(), percentile(&kept, p).unwrap());
+            assert!((full - summary).abs() < 1e-5, "p{p}: {full} against {summary}");
+        }
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        assert!((mean(&long) - mean(&kept)).abs() < 1e-5);
     }
 }

@@ -37,10 +37,9 @@ pub fn torch_init(vs: &nn::VarStore) {
 pub fn start_at_the_mean(
     vs: &nn::VarStore,
     config: &ModelConfig,
-    rows: &Tensor,
+    rows: &crate::data::batch::Source,
 ) -> anyhow::Result<()> {
-    let unit = crate::data::to_unit_float(rows).to_kind(tch::Kind::Float);
-    let mean = unit.mean_dim(Some([0i64].as_slice()), false, tch::Kind::Float);
+    let mean = rows.mean();
     let vars = vs.variables();
     // The output layer is the decoder's last numbered layer with a bias of its own
     // (`decoder.<i>.bias`, as torch.nn.Sequential names it; a residual block's biases sit
@@ -90,6 +89,7 @@ pub fn start_at_the_mean(
 mod tests {
     use super::super::tests::{config, conv, residual};
     use super::*;
+    use crate::data::batch::Source;
     use crate::data::spec::{Color, DataSpec, ImageSpec};
     use tch::Device;
 
@@ -112,7 +112,7 @@ mod tests {
             let ae = Autoencoder::new(&vs.root(), &cfg);
             let before = vs.variables();
             let encoder_first = before["encoder.0.weight"].copy();
-            start_at_the_mean(&vs, &cfg, &rows).unwrap();
+            start_at_the_mean(&vs, &cfg, &Source::Tensor(rows.shallow_clone())).unwrap();
             let out = tch::no_grad(|| ae.forward(&crate::data::to_unit_float(&rows)));
             let gap = (&out - mean.unsqueeze(0)).abs().max().double_value(&[]);
             // The mean's logit, clamped to [1e-3, 1 - 1e-3], back through the sigmoid; a
@@ -129,7 +129,7 @@ mod tests {
             let cfg = ModelConfig { input: input.clone(), ..cfg };
             let vs = nn::VarStore::new(Device::Cpu);
             let ae = Autoencoder::new(&vs.root(), &cfg);
-            start_at_the_mean(&vs, &cfg, &rows).unwrap();
+            start_at_the_mean(&vs, &cfg, &Source::Tensor(rows.shallow_clone())).unwrap();
             let out = tch::no_grad(|| ae.forward(&crate::data::to_unit_float(&rows)));
             let unit = crate::data::to_unit_float(&rows).view([20, 3, 64]);
             let want = unit.mean_dim(Some([0i64, 2].as_slice()), false, tch::Kind::Float);
@@ -139,7 +139,9 @@ mod tests {
         }
         // A decoder without a numbered output layer is refused, not left at random.
         let bare = nn::VarStore::new(Device::Cpu);
-        let e = start_at_the_mean(&bare, &config(vec![4]), &rows).unwrap_err().to_string();
+        let e = start_at_the_mean(&bare, &config(vec![4]), &Source::Tensor(rows.shallow_clone()))
+            .unwrap_err()
+            .to_string();
         assert_eq!(e, "--start mean: the mlp decoder has no output layer to start at the mean");
         // Scaled features: no sigmoid, the bias is the mean itself.
         let input = DataSpec::Vector(crate::data::spec::VectorSpec {
@@ -159,7 +161,7 @@ mod tests {
         let rows =
             Tensor::from_slice(&[1.0f32, -2.0, 0.5, 3.0, 0.0, 1.0, 3.0, 2.0, 0.5, -1.0, 2.0, 1.0])
                 .view([2, 6]);
-        start_at_the_mean(&vs, &cfg, &rows).unwrap();
+        start_at_the_mean(&vs, &cfg, &Source::Tensor(rows.shallow_clone())).unwrap();
         let out = tch::no_grad(|| ae.forward(&rows));
         let want = Tensor::from_slice(&[2.0f32, 0.0, 0.5, 1.0, 1.0, 1.0]);
         assert!(out.get(1).allclose(&want, 1e-6, 1e-6, false), "{out}");

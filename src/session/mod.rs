@@ -107,7 +107,7 @@ pub fn fit_into_run(
     // Ranks other than 0 neither log nor show progress nor write the run.
     let main = what.dist.is_none_or(|d| d.is_main());
     let state = resume.as_ref().map(|r| &r.state);
-    let rows_n = data.train.size()[0];
+    let rows_n = data.train.len() as i64;
     let log = match main {
         true => TbLog::open(run, (what.model, what.cfg), rows_n, state, viewer)?,
         false => None,

@@ -7,6 +7,7 @@
 
 use crate::config::ModelConfig;
 use crate::config::{LrSchedule, TrainConfig};
+use crate::data::batch::Source;
 use crate::loss;
 use crate::metrics;
 use crate::model::{Autoencoder, Classifier};
@@ -27,8 +28,8 @@ pub use run::fit;
 /// the mode says).
 #[derive(Clone, Copy)]
 pub struct Data<'a> {
-    pub train: &'a Tensor,
-    pub val: Option<&'a Tensor>,
+    pub train: &'a Source,
+    pub val: Option<&'a Source>,
     pub inputs: Option<&'a dyn crate::data::batch::Inputs>,
 }
 

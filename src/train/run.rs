@@ -8,8 +8,8 @@ use super::{
     SYNC_EVERY, VALIDATION_DRAW,
 };
 use crate::config::{Augment, Engine, LrSchedule, TrainConfig};
-use crate::data::batch::{stream_seed, Batcher};
-use crate::data::{noise, to_unit_float};
+use crate::data::batch::{stream_seed, Batcher, Source};
+use crate::data::noise;
 use crate::dist::Dist;
 use crate::mlp_step::MlpStep;
 use crate::optim::FlatAdam;
@@ -59,6 +59,52 @@ pub fn fit(
     Ok(Fit { history: st.history, best: st.best, stopped_early: st.stopped_early, exchanged })
 }
 
+/// The validation rows: held whole (the network's inputs, drawn once, and the clean
+/// rows), or windows of series read a chunk at a time, each chunk's inputs drawn from its
+/// own seed (the first chunk's is the whole set's).
+enum Validation<'a> {
+    Whole(Tensor, Tensor),
+    Chunked(&'a Source),
+}
+
+impl Validation<'_> {
+    /// The validation loss (and accuracy, for a classifier) over all the rows.
+    fn loss(
+        &self,
+        model: &dyn Objective,
+        cfg: &TrainConfig,
+        exchange: &Exchange,
+    ) -> Result<(f64, Option<f64>)> {
+        let rows = match self {
+            Validation::Whole(input, clean) => return exchange.validate(model, cfg, input, clean),
+            Validation::Chunked(rows) => rows,
+        };
+        let (mut loss, mut accuracy) = (0.0, None::<f64>);
+        for (k, r) in rows.chunks().into_iter().enumerate() {
+            let n = r.len() as f64;
+            let clean = rows.unit_range(r);
+            let input = validation_input(&clean, cfg, model, k);
+            let (l, a) = exchange.validate(model, cfg, &input, &clean)?;
+            loss += l * n;
+            accuracy = a.map(|a| accuracy.unwrap_or(0.0) + a * n);
+        }
+        let total = rows.len().max(1) as f64;
+        Ok((loss / total, accuracy.map(|a| a / total)))
+    }
+}
+
+/// The network's input for validation rows `clean`, drawn once for chunk `chunk` (the
+/// whole set is chunk 0), so every epoch and a resumed run are measured on the same.
+fn validation_input(
+    clean: &Tensor,
+    cfg: &TrainConfig,
+    model: &dyn Objective,
+    chunk: usize,
+) -> Tensor {
+    let seed = stream_seed(cfg.seed, chunk, VALIDATION_DRAW) as i64;
+    noise::model_input_seeded(clean, cfg, seed, model.config().input.bounded())
+}
+
 /// What the loop sets up once and its parts read or advance.
 struct Loop<'a> {
     model: &'a dyn Objective,
@@ -72,8 +118,8 @@ struct Loop<'a> {
     best_weights: Option<Tensor>,
     /// A resumed epoch's running loss and KL sums.
     sums: Option<(Tensor, Tensor)>,
-    /// The validation rows as the network sees them, and clean.
-    val: Option<(Tensor, Tensor)>,
+    /// The validation rows.
+    val: Option<Validation<'a>>,
     guard: Guard<'a>,
     exchange: Exchange<'a>,
     /// A spectral denoiser's model inputs, made each epoch.
@@ -134,16 +180,16 @@ impl<'a> Loop<'a> {
         // Validation inputs are corrupted once, with a fixed draw, so every epoch (and a
         // resumed run) is measured on the same inputs.
         let given = data.inputs.map(|i| i.validation()).transpose()?.flatten();
-        let val = data.val.map(|v| {
-            let clean = to_unit_float(v);
-            let seed = stream_seed(cfg.seed, 0, VALIDATION_DRAW) as i64;
-            let input = match &given {
-                Some(input) => input.to_device(clean.device()),
-                None => {
-                    noise::model_input_seeded(&clean, cfg, seed, model.config().input.bounded())
-                }
-            };
-            (input, clean)
+        let val = data.val.map(|v| match (v, &given) {
+            (Source::Windows(..), None) => Validation::Chunked(v),
+            _ => {
+                let clean = v.unit_range(0..v.len());
+                let input = match &given {
+                    Some(input) => input.to_device(clean.device()),
+                    None => validation_input(&clean, cfg, model, 0),
+                };
+                Validation::Whole(input, clean)
+            }
         });
         // On the CPU reading a scalar costs nothing, so divergence is caught at the step.
         let check_every = if device == Device::Cpu { 1 } else { SYNC_EVERY };
@@ -152,7 +198,7 @@ impl<'a> Loop<'a> {
         if let Some(d) = dist {
             d.check_flat(opt.flat_grad())?;
         }
-        let (rows, steps) = (train.size()[0], batches.steps());
+        let (rows, steps) = (train.len() as i64, batches.steps());
         Ok(Loop {
             model,
             cfg,
@@ -311,11 +357,7 @@ impl<'a> Loop<'a> {
     ) -> Result<()> {
         let (cfg, steps) = (self.cfg, self.steps);
         let (model, val, exchange) = (self.model, &self.val, &self.exchange);
-        let mut validate = || {
-            val.as_ref()
-                .map(|(input, clean)| exchange.validate(model, cfg, input, clean))
-                .transpose()
-        };
+        let mut validate = || val.as_ref().map(|v| v.loss(model, cfg, exchange)).transpose();
         let stats =
             epoch_stats(model, cfg, &self.st, epoch, self.rows, sums, start, &mut validate)?;
         on_event(Event::Progress { step: steps, loss: stats.train_loss })?;

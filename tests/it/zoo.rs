@@ -110,7 +110,8 @@ fn early_stopping_stops_and_restores_the_best_weights() {
     tch::manual_seed(cfg.seed as i64);
     let vs = nn::VarStore::new(Device::Cpu);
     let model = Autoencoder::new(&vs.root(), &model_cfg);
-    let (train_t, val) = (train_set.to_device(Device::Cpu), val_set.to_device(Device::Cpu));
+    let source = |rows: &data::ImageSet| data::batch::Source::Tensor(rows.to_device(Device::Cpu));
+    let (train_t, val) = (source(&train_set), source(&val_set));
     let fit = train::fit(
         &model,
         &vs,

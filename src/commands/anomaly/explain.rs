@@ -13,7 +13,6 @@ use crate::metrics::detector::Detector;
 use crate::plot::{self, Format};
 use anyhow::{Context, Result};
 use std::path::Path;
-use tch::{Device, Tensor};
 
 /// Features printed per explained row, and rows printed.
 const EXPLAIN_FEATURES: usize = 3;
@@ -50,8 +49,7 @@ pub fn explain(
     path: &Path,
     format: Option<Format>,
 ) -> Result<String> {
-    let index = Tensor::from_slice(&top.iter().map(|&i| i as i64).collect::<Vec<_>>());
-    let x = rows.to_unit(Device::Cpu).index_select(0, &index).to_device(loaded.device);
+    let x = rows.select(top).to_unit(loaded.device);
     let xhat = metrics::reconstruct(&loaded.model, &x);
     let detector = match detector {
         Some(d) => Some((d.weights()?, d.tail_shares(&x)?)),

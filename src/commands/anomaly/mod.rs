@@ -272,13 +272,18 @@ fn baselines(
     truth: &[bool],
 ) -> Result<Baselines> {
     let pca = super::pca_baseline(train, &loaded.manifest.model, loaded.device)?;
-    let x = rows.to_unit(loaded.device);
-    let pca_scores = metrics::sq_err_per_row(&pca.reconstruct(&x), &x).to_device(Device::Cpu);
-    let pca_scores = Vec::<f64>::try_from(pca_scores)?;
     let width = loaded.manifest.model.input_dim() as usize;
-    let host = |r: &Rows| crate::data::to_host_f32(&r.to_unit(Device::Cpu));
-    let forest = IsolationForest::fit(&host(train)?, width, loaded.manifest.train.seed);
-    let forest_scores = forest.score(&host(rows)?, width);
+    let host = |r: &Rows, range| crate::data::to_host_f32(&r.unit_range(range, Device::Cpu));
+    let gather = |at: &[usize]| host(&train.select(at), 0..at.len());
+    let forest =
+        IsolationForest::fit_rows((train.len(), width), loaded.manifest.train.seed, &gather)?;
+    let (mut pca_scores, mut forest_scores) = (Vec::new(), Vec::new());
+    for r in rows.chunks() {
+        let x = rows.unit_range(r.clone(), loaded.device);
+        let scores = metrics::sq_err_per_row(&pca.reconstruct(&x), &x).to_device(Device::Cpu);
+        pca_scores.extend(Vec::<f64>::try_from(scores)?);
+        forest_scores.extend(forest.score(&host(rows, r)?, width));
+    }
     Ok(Baselines {
         pca: Detection::of(&pca_scores, truth),
         isolation_forest: Detection::of(&forest_scores, truth),

@@ -5,6 +5,7 @@ use crate::checkpoint;
 use crate::cli::TrainArgs;
 use crate::commands::report;
 use crate::config::{self, Init, ModelConfig, TrainConfig};
+use crate::data::batch::Source;
 use crate::data::record::DataRecord;
 use crate::data::{self, Rows};
 use crate::dist::{self, Dist};
@@ -82,11 +83,11 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
     if cfg.init == Init::Torch && resume.is_none() {
         crate::model::init::torch_init(&vs);
     }
-    let train_t = train_set.to_device(device);
+    let train_t = Source::of(&train_set, device);
     if resume.is_none() && cfg.start == config::Start::Mean {
         crate::model::init::start_at_the_mean(&vs, &model_cfg, &train_t)?;
     }
-    let val_t = (!val_set.is_empty()).then(|| val_set.to_device(device));
+    let val_t = (!val_set.is_empty()).then(|| Source::of(&val_set, device));
     let what =
         Trained { model: &model_cfg, cfg: &cfg, data: &data_record, threads, dist: dist.as_ref() };
     let viewer = || view(&model, &cfg, &val_set, device);
@@ -203,7 +204,9 @@ impl Finished {
                 )?;
                 metrics::speech::evaluate(&self.model, &pca, cfg, input, &clean, device)?
             }
-            None => metrics::evaluate(&self.model, model_cfg, cfg, &test.to_device(device), &pca),
+            None => {
+                metrics::chunked::evaluate_rows(&self.model, model_cfg, cfg, test, &pca, device)
+            }
         };
         report::write_loss_chart(
             &[report::loss_curve("train", &self.fit.history, cfg.trim)],
@@ -260,8 +263,12 @@ fn trained_line(done_before: usize, total: usize, seconds: f64) -> String {
     }
 }
 
+/// The most validation rows of a series run whose codes TensorBoard's histogram shows.
+const HISTOGRAM_ROWS: usize = 1 << 16;
+
 /// What the TensorBoard log shows of the autoencoder after an epoch: the grid of
-/// `GRID_IMAGES` validation images and the codes of every validation row.
+/// `GRID_IMAGES` validation images and the codes of every validation row (of evenly
+/// strided ones, for the windows of a long series).
 fn view(
     model: &crate::model::Autoencoder,
     cfg: &TrainConfig,
@@ -278,9 +285,24 @@ fn view(
     let codes = if val.is_empty() {
         Vec::new()
     } else {
-        let x = val.to_unit(device);
-        let z = crate::metrics::batched(&x, |b| model.encode(b));
-        data::to_host_f32(&z)?
+        // Windows of series (millions at a small hop) show the codes of evenly strided
+        // rows, at most `HISTOGRAM_ROWS` of them.
+        let strided;
+        let val = match val.windows() {
+            Some(w) if w.len() > HISTOGRAM_ROWS => {
+                let stride = w.len().div_ceil(HISTOGRAM_ROWS);
+                strided =
+                    Rows::Windows(w.select(&(0..w.len()).step_by(stride).collect::<Vec<_>>()));
+                &strided
+            }
+            _ => val,
+        };
+        let mut codes = Vec::new();
+        for r in val.chunks() {
+            let x = val.unit_range(r, device);
+            codes.extend(data::to_host_f32(&crate::metrics::batched(&x, |b| model.encode(b)))?);
+        }
+        codes
     };
     Ok(tb_log::View { grid, codes })
 }

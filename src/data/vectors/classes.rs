@@ -9,8 +9,12 @@ use crate::invalid::Invalid;
 /// The distinct labels of `tables`, in order (numerically when every label is a number):
 /// a label's position is its code.
 pub fn class_list(tables: &[&Table]) -> Result<Vec<String>> {
-    let mut names: Vec<String> =
-        tables.iter().filter_map(|t| t.labels.as_ref()).flatten().cloned().collect();
+    class_names(tables.iter().filter_map(|t| t.labels.as_ref()).flatten().map(|l| l.as_str()))
+}
+
+/// The classes of these labels: numerically ordered when all are numbers, else sorted.
+pub fn class_names<'a>(labels: impl Iterator<Item = &'a str>) -> Result<Vec<String>> {
+    let mut names: Vec<String> = labels.map(str::to_string).collect();
     names.sort_unstable();
     names.dedup();
     if names.iter().all(|n| n.parse::<f64>().is_ok()) {

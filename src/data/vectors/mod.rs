@@ -6,7 +6,7 @@
 //! read here too: a file or a folder of them as `Stretch`es, split in time order or by
 //! whole files, and cut into the windows that are a series run's rows.
 
-use super::rows::{Features, VectorSet};
+use super::rows::{Features, Rows, VectorSet};
 use super::spec::{DataSpec, Gap, Reading, ScaleKind, Scaling, SeriesSpec, VectorSpec};
 use super::split;
 use super::table::{self, CsvOptions, Missing, Table, TextColumns};
@@ -23,12 +23,14 @@ mod memory;
 mod series_io;
 mod spectral_rows;
 mod speech;
+mod window_sets;
 
 pub use classes::*;
 pub use clock::{is_timed_csv, iso_seconds, Times, GAP_STEPS};
 pub use memory::{window_memory, TooBig};
 pub use series_io::*;
 pub use speech::{audio_noise, noisy_copy, scaled_rows, test_recordings, SpeechPairs, MIX};
+pub use window_sets::window_columns;
 
 /// How a run's vector data were read and split, recorded so every later command rebuilds
 /// exactly the same rows.
@@ -368,9 +370,9 @@ pub struct VectorSets {
     /// For windows of series: how they were cut (the channel names and sample rate filled
     /// in from the files).
     pub series: Option<SeriesSpec>,
-    pub train: VectorSet,
-    pub val: VectorSet,
-    pub test: VectorSet,
+    pub train: Rows,
+    pub val: Rows,
+    pub test: Rows,
     /// Rows dropped for missing values (`--missing drop`), test file included.
     pub dropped: usize,
     /// `--classes` as codes into `spec.classes`.
@@ -382,7 +384,7 @@ pub struct VectorSets {
 impl VectorSets {
     /// The training and validation rows together (the non-test part of the data, after
     /// `--classes` and `--limit`).
-    pub fn training_rows(&self) -> VectorSet {
+    pub fn training_rows(&self) -> Rows {
         self.train.concat(&self.val)
     }
 
@@ -406,6 +408,13 @@ pub fn prepare(
         return Err(Invalid::of("columns", problem)).context(path.display().to_string());
     }
     let label_column = label_column_of(&first, req, &source.reading(None));
+    if let Some(series) = req.series.filter(|s| s.spectral.is_none()) {
+        if req.ignore_columns.is_some_and(|c| !c.is_empty()) {
+            let problem = "is for tables; a series takes its value columns from {columns}";
+            return Err(Invalid::of("ignore_columns", problem).into());
+        }
+        return window_sets::prepare_windows(path, source, (label_column, req), series, cfg);
+    }
     let label = label_column.as_deref();
     let ignored = req.ignore_columns.unwrap_or(&[]);
     let columns = Columns { chosen: req.columns, ignored, text: &TextColumns::Found };
@@ -442,6 +451,9 @@ pub fn rebuild(
     series: Option<&SeriesSpec>,
     cfg: &TrainConfig,
 ) -> Result<VectorSets> {
+    if let Some(series) = series.filter(|s| s.spectral.is_none()) {
+        return window_sets::rebuild_windows(path, source, spec, series, cfg);
+    }
     let columns = match series {
         Some(series) => series.channels.clone(),
         None => spec.file_columns(),
@@ -465,8 +477,11 @@ pub fn load_all(
     spec: &VectorSpec,
     series: Option<&SeriesSpec>,
     reading: Reading,
-) -> Result<VectorSet> {
+) -> Result<Rows> {
     let label_column = label_in(path, spec, &reading);
+    if let Some(series) = series.filter(|s| s.spectral.is_none()) {
+        return window_sets::load_windows(path, (spec, series), label_column, reading);
+    }
     let table = match series {
         Some(series) => {
             let channels = Some(&series.channels[..]);
@@ -495,7 +510,8 @@ pub fn load_all(
             path.display()
         ));
     }
-    vector_set(&table, spec, &spec.classes).with_context(|| format!("reading {}", path.display()))
+    let set = vector_set(&table, spec, &spec.classes);
+    set.map(Rows::Vectors).with_context(|| format!("reading {}", path.display()))
 }
 
 /// The run's label column, when the file (or folder of series) `path` has it: another file
@@ -758,9 +774,9 @@ fn finish(
     }
     let test = vector_set(test, &spec, &spec.classes)?;
     Ok(VectorSets {
-        train: all.select(&train),
-        val: all.select(&val),
-        test,
+        train: Rows::Vectors(all.select(&train)),
+        val: Rows::Vectors(all.select(&val)),
+        test: Rows::Vectors(test),
         spec,
         series: None,
         dropped,

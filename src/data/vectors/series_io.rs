@@ -11,6 +11,7 @@ use crate::data::period;
 use crate::data::series::{self, Windowing};
 use crate::data::spec::AutoWindow;
 use crate::data::table::Table;
+use crate::data::windows::{Piece, Windows};
 
 /// Whether `path` is a WAV file (always a series).
 pub fn is_wav(path: &Path) -> bool {
@@ -302,6 +303,26 @@ pub fn windows_of(stretches: &[Stretch], w: Windowing, training: bool) -> Result
     Ok(concat_tables(stretches.iter().map(|s| s.windows(w)).collect::<Result<_>>()?))
 }
 
+/// The windows of `stretches` as views (`data::windows`), one stretch after another,
+/// piece by piece between gaps: the same windows, in the same order, as `windows_of`.
+pub fn window_views(stretches: &[Stretch], w: Windowing) -> Result<Windows> {
+    let mut pieces = Vec::new();
+    for s in stretches {
+        for r in s.pieces() {
+            w.check(r.len()).with_context(|| s.what.clone())?;
+            let c = s.steps.width();
+            pieces.push(Piece {
+                values: &s.steps.values[r.start * c..r.end * c],
+                ids: &s.steps.ids[r.clone()],
+                labels: s.steps.labels.as_ref().map(|l| &l[r.clone()]),
+                file: s.file.clone(),
+            });
+        }
+    }
+    let channels = stretches.first().map_or(1, |s| s.steps.width());
+    Windows::cut(&pieces, channels, w)
+}
+
 /// A series file's time steps (a table of one row per step, one column per channel; for a
 /// CSV with a time column its values, and the gaps `reading` splits at) and, for a WAV
 /// file, its stored form (sample rate, sample format): a WAV file's one channel
@@ -483,6 +504,22 @@ pub(super) fn split_series(
     series: &SeriesSpec,
     seed: u64,
 ) -> Result<Parts> {
+    let (parts, filled) = series_split(path, source, (label_column, columns), series, seed)?;
+    let w = filled.windowing();
+    let train = windows_of(&parts.train, w, true)?;
+    let test = windows_of(&parts.test, w, true)?;
+    Ok(Parts { train, test, dropped: 0, series: Some(filled), held_out: parts.held_out })
+}
+
+/// A series run's training and test series (see `series_parts`) and its spec with the
+/// window `--window auto` chose, the channel names and the sample rate filled in.
+pub(super) fn series_split(
+    path: &Path,
+    source: &VectorSource,
+    (label_column, columns): (Option<&str>, Option<&[String]>),
+    series: &SeriesSpec,
+    seed: u64,
+) -> Result<(SeriesParts, SeriesSpec)> {
     let mut parts = series_parts(path, source, label_column, columns, series, seed)?;
     let series = &match series.auto {
         // The window comes from the training series; the parts are then read again as
@@ -498,15 +535,12 @@ pub(super) fn split_series(
         }
         None => series.clone(),
     };
-    let w = series.windowing();
-    let train = windows_of(&parts.train, w, true)?;
-    let test = windows_of(&parts.test, w, true)?;
     let filled = SeriesSpec {
         channels: parts.train[0].steps.columns.clone(),
         sample_rate: parts.rate,
         ..series.clone()
     };
-    Ok(Parts { train, test, dropped: 0, series: Some(filled), held_out: parts.held_out })
+    Ok((parts, filled))
 }
 
 /// `series` with the window and hop `--window auto` chooses from the training series (the
@@ -538,7 +572,7 @@ fn auto_window(series: &SeriesSpec, train: &[Stretch], auto: AutoWindow) -> Seri
         (Some(_), _) => "as given",
         (None, true) => "a quarter of the window, for a denoiser",
         (None, false) if cut.hop == 1 => "every step, for scores per step",
-        (None, false) => "the least that keeps the windows in memory",
+        (None, false) => "the least that keeps an epoch to 2^24 window values",
     };
     crate::log::note(format_args!(
         "{} auto: {why}, hop {} ({hop}); pass {} N to choose",
