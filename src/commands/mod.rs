@@ -295,10 +295,19 @@ pub fn classify(
     cfg: &ModelConfig,
     device: Device,
 ) -> crate::metrics::probe::ClassReport {
-    let x = rows.to_unit(device);
-    let predicted =
-        crate::metrics::batched(&x, |b| tch::nn::Module::forward(model, b).argmax(1, false))
-            .to_device(tch::Device::Cpu);
+    let parts: Vec<tch::Tensor> = rows
+        .chunks()
+        .into_iter()
+        .map(|r| {
+            let x = rows.unit_range(r, device);
+            crate::metrics::batched(&x, |b| tch::nn::Module::forward(model, b).argmax(1, false))
+                .to_device(tch::Device::Cpu)
+        })
+        .collect();
+    let predicted = match parts.is_empty() {
+        true => tch::Tensor::zeros([0], (tch::Kind::Int64, tch::Device::Cpu)),
+        false => tch::Tensor::cat(&parts, 0),
+    };
     let truth: Vec<i64> = rows.labels().unwrap_or_default().iter().map(|&c| c as i64).collect();
     let names = cfg.head.as_ref().map(|h| h.classes.clone()).unwrap_or_default();
     crate::metrics::probe::ClassReport::new(

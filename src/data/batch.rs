@@ -8,7 +8,7 @@
 //! Elsewhere the same happens with libtorch operations on the device.
 
 use super::rows::Rows as RunRows;
-use super::split::{mix64, permutation};
+use super::split::{mix64, permutation32};
 use super::to_unit_float;
 use super::windows::WindowSet;
 use super::{noise, normal};
@@ -129,7 +129,8 @@ pub struct Batcher {
     /// Seed libtorch's generator before each step (its draws are part of the step).
     torch_rng: bool,
     epoch: usize,
-    order: Vec<usize>,
+    /// The epoch's order (u32: an epoch over millions of windows of a series).
+    order: Vec<u32>,
     /// The order as an index tensor on the device (device path only).
     order_t: Option<Tensor>,
     /// `[batch, D]` f32 buffers (CPU path only): clean images and model input.
@@ -216,7 +217,8 @@ impl Batcher {
     pub fn start_epoch(&mut self, epoch: usize) {
         let n = self.data.len();
         self.epoch = epoch;
-        self.order = permutation(n, stream_seed(self.seed, epoch, SHUFFLE));
+        let n = u32::try_from(n).expect("fewer than 2^32 training rows");
+        self.order = permutation32(n, stream_seed(self.seed, epoch, SHUFFLE));
         if self.buffers.is_none() && matches!(self.data, Source::Tensor(_)) {
             let idx: Vec<i64> = self.order.iter().map(|&i| i as i64).collect();
             self.order_t = Some(Tensor::from_slice(&idx).to_device(self.data.device()));
@@ -225,10 +227,10 @@ impl Batcher {
 
     /// The positions in the training set of the rows of `step` (0-based) of the current
     /// epoch, in batch order: what a caller gathers labels with.
-    pub fn rows(&self, step: usize) -> &[usize] {
+    pub fn rows(&self, step: usize) -> Vec<usize> {
         let first = (step * self.batch as usize).min(self.order.len());
         let len = (self.batch as usize).min(self.order.len() - first);
-        &self.order[first..first + len]
+        self.order[first..first + len].iter().map(|&i| i as usize).collect()
     }
 
     /// The clean images and the model input of `step` (0-based) of the current epoch,
@@ -246,7 +248,8 @@ impl Batcher {
             Some((clean, input)) => {
                 let (clean, input) =
                     (clean.narrow(0, 0, len as i64), input.narrow(0, 0, len as i64));
-                let rows = &self.order[first..first + len];
+                let rows = self.rows(step);
+                let rows = &rows[..];
                 // SAFETY: the buffers are private to this Batcher and the views handed out
                 // by the previous call are no longer in use (documented above); `data` is
                 // only read.
@@ -269,9 +272,9 @@ impl Batcher {
                         (idx, clean)
                     }
                     (Source::Windows(w, device), _) => {
-                        let rows = &self.order[first..first + len];
+                        let rows = self.rows(step);
                         let idx: Vec<i64> = rows.iter().map(|&i| i as i64).collect();
-                        (Tensor::from_slice(&idx).to_device(*device), w.rows_on(rows, *device))
+                        (Tensor::from_slice(&idx).to_device(*device), w.rows_on(&rows, *device))
                     }
                     (Source::Tensor(_), None) => unreachable!("start_epoch sets the order"),
                 };

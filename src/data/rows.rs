@@ -224,6 +224,14 @@ impl Rows {
         map!(self, s => s.select(indices))
     }
 
+    /// Rows `range`, in order.
+    pub fn part(&self, range: std::ops::Range<usize>) -> Rows {
+        match self {
+            Rows::Windows(s) => Rows::Windows(s.part(range)),
+            _ => self.select(&range.collect::<Vec<_>>()),
+        }
+    }
+
     /// The first `n` rows (all of them when there are fewer).
     pub fn take(&self, n: usize) -> Rows {
         map!(self, s => s.take(n))

@@ -40,13 +40,26 @@ impl SplitMix64 {
 
 /// A permutation of `0..n` determined by `seed`.
 pub fn permutation(n: usize, seed: u64) -> Vec<usize> {
-    let mut rng = SplitMix64(seed);
     let mut idx: Vec<usize> = (0..n).collect();
-    for i in (1..n).rev() {
+    shuffle(&mut idx, seed);
+    idx
+}
+
+/// `permutation` in half the memory (a training epoch's order over millions of windows):
+/// the same numbers, as u32.
+pub fn permutation32(n: u32, seed: u64) -> Vec<u32> {
+    let mut idx: Vec<u32> = (0..n).collect();
+    shuffle(&mut idx, seed);
+    idx
+}
+
+/// Fisher–Yates from the end, with draws from `seed`.
+fn shuffle<T>(idx: &mut [T], seed: u64) {
+    let mut rng = SplitMix64(seed);
+    for i in (1..idx.len()).rev() {
         let j = rng.below(i as u64 + 1) as usize;
         idx.swap(i, j);
     }
-    idx
 }
 
 /// Number of validation images for `n` images: `round(n * fraction)`, at least one when

@@ -41,6 +41,8 @@ struct Span {
     at: usize,
     len: usize,
     first: usize,
+    /// Its first step's row in its file.
+    id: usize,
     file: Option<Arc<Path>>,
 }
 
@@ -48,7 +50,8 @@ struct Span {
 #[derive(Debug, PartialEq)]
 pub struct Windows {
     steps: Vec<f32>,
-    ids: Vec<usize>,
+    /// Each step's row in its file; `None` when they follow one another in every piece.
+    ids: Option<Vec<usize>>,
     channels: usize,
     w: Windowing,
     spans: Vec<Span>,
@@ -61,8 +64,14 @@ impl Windows {
     /// The windows of `pieces` (each at least one window long), one piece after another.
     pub fn cut(pieces: &[Piece<'_>], channels: usize, w: Windowing) -> Result<Windows> {
         let total: usize = pieces.iter().map(|p| p.ids.len()).sum();
-        let (mut steps, mut ids) =
-            (Vec::with_capacity(total * channels), Vec::with_capacity(total));
+        // Rows numbered one after another (a WAV file's samples, a CSV's lines without
+        // gaps) are kept as each piece's first; other numbering step by step.
+        let consecutive = |p: &Piece| p.ids.iter().enumerate().all(|(k, &id)| id == p.ids[0] + k);
+        let mut ids = match pieces.iter().all(consecutive) {
+            true => None,
+            false => Some(Vec::with_capacity(total)),
+        };
+        let mut steps = Vec::with_capacity(total * channels);
         let mut spans = Vec::with_capacity(pieces.len());
         let mut count = 0;
         for p in pieces {
@@ -74,9 +83,12 @@ impl Windows {
                 );
             }
             w.check(len)?;
-            spans.push(Span { at: ids.len(), len, first: count, file: p.file.clone() });
+            let (at, id) = (steps.len() / channels.max(1), p.ids.first().copied().unwrap_or(0));
+            spans.push(Span { at, len, first: count, id, file: p.file.clone() });
             steps.extend_from_slice(p.values);
-            ids.extend_from_slice(p.ids);
+            if let Some(ids) = &mut ids {
+                ids.extend_from_slice(p.ids);
+            }
             count += w.count(len);
         }
         let mut windows = Windows { steps, ids, channels, w, spans, count, labels: None };
@@ -125,14 +137,16 @@ impl Windows {
     }
 
     /// A set of all these windows, raw (no scaling yet; see `WindowSet::scaled`), labels
-    /// coded by `codes` (a code per distinct label name, `None` for a name not in use).
-    pub fn all(self, code: &dyn Fn(&str) -> Result<u8>) -> Result<WindowSet> {
-        let labels = match &self.labels {
+    /// coded by `code` (asked for each label name in use); the set's codes then stand in
+    /// for the windows' own labels, which are dropped.
+    pub fn all(mut self, code: &dyn Fn(&str) -> Result<u8>) -> Result<WindowSet> {
+        let used: Vec<String> =
+            self.label_names().unwrap_or_default().into_iter().cloned().collect();
+        let labels = match self.labels.take() {
             Some((names, of)) => {
-                let used = self.label_names().unwrap_or_default();
                 let codes: Vec<u8> = names
                     .iter()
-                    .map(|n| if used.contains(&n) { code(n) } else { Ok(0) })
+                    .map(|n| if used.contains(n) { code(n) } else { Ok(0) })
                     .collect::<Result<_>>()?;
                 Some(of.iter().map(|&l| codes[l as usize]).collect())
             }
@@ -334,7 +348,13 @@ impl WindowSet {
         self.pick
             .iter()
             .flat_map(|r| r.clone())
-            .map(|i| self.all.ids[self.all.locate(i).1])
+            .map(|i| {
+                let (span, start) = self.all.locate(i);
+                match &self.all.ids {
+                    Some(ids) => ids[start],
+                    None => span.id + (start - span.at),
+                }
+            })
             .collect()
     }
 
@@ -399,5 +419,14 @@ mod tests {
         assert_eq!(joined.labels, set.labels);
         assert_eq!(tail.ids(), [13, 15, 23, 29]);
         assert_eq!(set.chunks(), std::iter::once(0..6).collect::<Vec<_>>());
+        // Rows numbered one after another are kept as each piece's first.
+        let ids: Vec<usize> = (100..118).collect();
+        let pieces = [
+            Piece { values: &a, ids: &ids[..11], labels: None, file: None },
+            Piece { values: &b, ids: &ids[11..], labels: None, file: None },
+        ];
+        let windows = Windows::cut(&pieces, 2, cut).unwrap();
+        assert_eq!(windows.ids, None);
+        assert_eq!(windows.all(&|_| Ok(0)).unwrap().ids(), [100, 103, 106, 107, 111, 114]);
     }
 }

@@ -3,8 +3,9 @@
 //! drawn from its own fixed seed; a set that is one part gets `evaluate`'s numbers.
 
 use super::pca::Pca;
+use super::SnrSums;
 use super::EVAL_NOISE_SEED;
-use super::{batched, evaluate, reconstruct, sq_err_per_row, EvalReport, SnrReport, SnrSums};
+use super::{batched, evaluate, in_units, reconstruct, sq_err_per_row, EvalReport, SnrReport};
 use crate::config::{Mode, ModelConfig, TrainConfig};
 use crate::data::{noise, Rows};
 use tch::nn::Module;
@@ -38,13 +39,9 @@ pub fn evaluate_rows(
     if parts.len() <= 1 || bounded {
         return evaluate(model, config, train, &rows.to_device(device), pca);
     }
-    let series = config.input.series().map(|(v, _)| v.scaling.clone());
+    let series = config.input.series().map(|(v, _)| in_units(&v.scaling, device));
     let units = |t: &Tensor| match &series {
-        Some(s) => {
-            let scale = Tensor::from_slice(&s.scale).to_kind(Kind::Double).to_device(device);
-            let offset = Tensor::from_slice(&s.offset).to_kind(Kind::Double).to_device(device);
-            t.to_kind(Kind::Double) * scale + offset
-        }
+        Some(units) => units(t),
         None => t.to_kind(Kind::Double),
     };
     let (mut model_sums, mut pca_sums, mut noisy_sums) =
@@ -61,16 +58,8 @@ pub fn evaluate_rows(
     let (mse, pca_mse) = (model_sums.sq / values, pca_sums.sq / values);
     let noisy = (train.mode == Mode::Denoise).then_some(noisy_sums.sq / values);
     let snr = series.map(|_| {
-        let ((snr, seg), (pca_snr, pca_seg)) = (model_sums.snr.db(), pca_sums.snr.db());
         let noisy_snr = noisy.map(|_| noisy_sums.snr.db());
-        SnrReport {
-            snr_db: snr,
-            seg_snr_db: seg,
-            pca_snr_db: pca_snr,
-            pca_seg_snr_db: pca_seg,
-            noisy_snr_db: noisy_snr.map(|s| s.0),
-            noisy_seg_snr_db: noisy_snr.map(|s| s.1),
-        }
+        SnrReport::new(model_sums.snr.db(), pca_sums.snr.db(), noisy_snr)
     });
     EvalReport {
         snr,

@@ -86,6 +86,30 @@ pub struct SnrReport {
     pub noisy_seg_snr_db: Option<f64>,
 }
 
+impl SnrReport {
+    /// From the (SNR, segmental SNR) pairs of the model, PCA and the noisy input.
+    fn new(model: (f64, f64), pca: (f64, f64), noisy: Option<(f64, f64)>) -> SnrReport {
+        SnrReport {
+            snr_db: model.0,
+            seg_snr_db: model.1,
+            pca_snr_db: pca.0,
+            pca_seg_snr_db: pca.1,
+            noisy_snr_db: noisy.map(|s| s.0),
+            noisy_seg_snr_db: noisy.map(|s| s.1),
+        }
+    }
+}
+
+/// Scaled rows back in the file's units (f64), on `device`.
+fn in_units(
+    scaling: &crate::data::spec::Scaling,
+    device: tch::Device,
+) -> impl Fn(&Tensor) -> Tensor {
+    let scale = Tensor::from_slice(&scaling.scale).to_kind(Kind::Double).to_device(device);
+    let offset = Tensor::from_slice(&scaling.offset).to_kind(Kind::Double).to_device(device);
+    move |t: &Tensor| t.to_kind(Kind::Double) * &scale + &offset
+}
+
 /// (SNR, segmental SNR) of `y` against `x` (`[N, D]`, rows = windows), in dB.
 fn snr_db(x: &Tensor, y: &Tensor) -> (f64, f64) {
     SnrSums::of(x, y).db()
@@ -204,23 +228,12 @@ pub fn evaluate(
     let psnr = |m: f64| image.then(|| psnr(m));
     let snr = match config.input.series() {
         Some((v, _)) => {
-            let (scale, offset) = (&v.scaling.scale, &v.scaling.offset);
-            let device = clean.device();
-            let scale = Tensor::from_slice(scale).to_kind(Kind::Double).to_device(device);
-            let offset = Tensor::from_slice(offset).to_kind(Kind::Double).to_device(device);
-            let units = |t: &Tensor| t.to_kind(Kind::Double) * &scale + &offset;
+            let units = in_units(&v.scaling, clean.device());
             let x = units(&clean);
-            let (snr, seg) = snr_db(&x, &units(&output));
-            let (pca_snr, pca_seg) = snr_db(&x, &units(&batched(&inputs, |b| pca.reconstruct(b))));
+            let model = snr_db(&x, &units(&output));
+            let pca = snr_db(&x, &units(&batched(&inputs, |b| pca.reconstruct(b))));
             let noisy_snr = noisy.map(|_| snr_db(&x, &units(&inputs)));
-            Some(SnrReport {
-                snr_db: snr,
-                seg_snr_db: seg,
-                pca_snr_db: pca_snr,
-                pca_seg_snr_db: pca_seg,
-                noisy_snr_db: noisy_snr.map(|s| s.0),
-                noisy_seg_snr_db: noisy_snr.map(|s| s.1),
-            })
+            Some(SnrReport::new(model, pca, noisy_snr))
         }
         None => None,
     };

@@ -29,9 +29,34 @@ pub fn order_statistics(mut scores: Vec<f64>) -> Vec<f64> {
         return scores;
     }
     scores.sort_unstable_by(f64::total_cmp);
-    let at =
-        |i: usize| ((i as f64 * (n - 1) as f64 / KEPT_SCORES as f64).round() as usize).min(n - 1);
-    (0..=KEPT_SCORES).map(|i| scores[at(i)]).collect()
+    kept_ranks(n).map(|i| scores[i]).collect()
+}
+
+/// The ranks (0-based) that `order_statistics` keeps of `n` sorted scores.
+fn kept_ranks(n: usize) -> impl Iterator<Item = usize> {
+    let at = move |i: usize| (i as f64 * (n - 1) as f64 / KEPT_SCORES as f64).round() as usize;
+    (0..=KEPT_SCORES).map(move |i| at(i).min(n - 1))
+}
+
+/// The scores of `rows` as `ReferenceScores` keeps them: each row's, or for more than
+/// `KEPT_SCORES` rows their order statistics, from scores held as f32 while they are
+/// sorted (the windows of a long series: millions of them).
+fn kept_scores(
+    (model, detector): (&Autoencoder, Option<&Detector>),
+    rows: &Rows,
+    device: Device,
+) -> Result<Vec<f64>> {
+    if rows.len() <= KEPT_SCORES + 1 {
+        return row_scores(model, detector, rows, device);
+    }
+    let (n, mut all) = (rows.len(), Vec::<f32>::with_capacity(rows.len()));
+    let step = (crate::data::windows::CHUNK_VALUES / rows.width().max(1)).clamp(1, 1 << 16);
+    for start in (0..n).step_by(step) {
+        let part = rows.part(start..(start + step).min(n));
+        all.extend(row_scores(model, detector, &part, device)?.iter().map(|&s| s as f32));
+    }
+    all.sort_unstable_by(f32::total_cmp);
+    Ok(kept_ranks(n).map(|i| all[i] as f64).collect())
 }
 
 /// Each training and validation row's score, in the order the run reads its rows (for
@@ -79,10 +104,8 @@ impl ReferenceScores {
         validation: &Rows,
         device: Device,
     ) -> Result<Self> {
-        Ok(ReferenceScores {
-            training: order_statistics(row_scores(model, detector, training, device)?),
-            validation: order_statistics(row_scores(model, detector, validation, device)?),
-        })
+        let scores = |rows: &Rows| kept_scores((model, detector), rows, device);
+        Ok(ReferenceScores { training: scores(training)?, validation: scores(validation)? })
     }
 
     /// Each of `scores` as an outlier probability, PyOD's "unify" scaling: the score
