@@ -4,19 +4,26 @@
 /// Serialises a row-major `rows × cols` matrix.
 pub fn encode_f64(rows: usize, cols: usize, values: &[f64]) -> Vec<u8> {
     assert_eq!(values.len(), rows * cols, "npy: shape does not match the data");
+    let mut out = header_f64(rows, cols, values.len() * 8);
+    for v in values {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
+}
+
+/// The file's start (magic, version, header) for a `rows × cols` f64 matrix, with room
+/// for `data` more bytes: the values follow, little-endian, row by row.
+pub fn header_f64(rows: usize, cols: usize, data: usize) -> Vec<u8> {
     let mut header =
         format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
     // Magic (6) + version (2) + length (2) + header + '\n' is padded to a multiple of 64.
     let unpadded = 10 + header.len() + 1;
     header.extend(std::iter::repeat_n(' ', unpadded.next_multiple_of(64) - unpadded));
     header.push('\n');
-    let mut out = Vec::with_capacity(10 + header.len() + values.len() * 8);
+    let mut out = Vec::with_capacity(10 + header.len() + data);
     out.extend_from_slice(b"\x93NUMPY\x01\x00");
     out.extend_from_slice(&(header.len() as u16).to_le_bytes());
     out.extend_from_slice(header.as_bytes());
-    for v in values {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
     out
 }
 

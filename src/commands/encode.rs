@@ -35,24 +35,32 @@ pub fn run(args: EncodeArgs) -> Result<()> {
     // Reconstructed vectors go back to the file's units and carry its column names.
     let vector = input.vector().filter(|_| args.decode);
     // Codes as float32 text; vector reconstructions in the file's units.
-    let (values, text): (Vec<f64>, fn(f64) -> String) = match vector {
-        Some(v) => (v.scaling.to_units(&codes), |v| v.to_string()),
-        None => (codes.iter().map(|&v| v as f64).collect(), |v| (v as f32).to_string()),
+    let units = |row: &[f32]| match vector {
+        Some(v) => v.scaling.to_units(row),
+        None => row.iter().map(|&v| v as f64).collect(),
+    };
+    let text: fn(f64) -> String = match vector {
+        Some(_) => |v| v.to_string(),
+        None => |v| (v as f32).to_string(),
     };
     let cols = k + 1 + labels.is_some() as usize;
-    let (ids, (key_names, keys)) = (images.ids().1, images.key_columns(input));
 
     let bytes = if npy {
-        let mut out = Vec::with_capacity(n * cols);
-        for (i, row) in values.chunks_exact(k).enumerate() {
-            out.push(ids[i] as f64);
+        // Written row by row into the file's bytes (the windows of a long series: millions).
+        let ids = images.ids().1;
+        let mut out = npy::header_f64(n, cols, n * cols * 8);
+        for (i, row) in codes.chunks_exact(k).enumerate() {
+            let mut put = |v: f64| out.extend_from_slice(&v.to_le_bytes());
+            put(ids[i] as f64);
             if let Some(l) = labels {
-                out.push(l[i] as f64);
+                put(l[i] as f64);
             }
-            out.extend_from_slice(row);
+            units(row).into_iter().for_each(put);
         }
-        npy::encode_f64(n, cols, &out)
+        out
     } else {
+        let (key_names, keys) = images.key_columns(input);
+        let values: Vec<f64> = codes.chunks_exact(k).flat_map(units).collect();
         let mut csv = csv::Writer::from_writer(Vec::new());
         let mut header: Vec<String> = key_names.iter().map(|s| s.to_string()).collect();
         match vector {

@@ -351,14 +351,15 @@ impl Scaling {
         let mut count = 0usize;
         let (offset, spread) = match kind {
             ScaleKind::Standard => {
-                let mut sum = vec![0f64; width];
+                // -0.0, as `Iterator::sum` starts (an all -0.0 column keeps its sign).
+                let mut sum = vec![-0.0f64; width];
                 rows(&mut |r| {
                     count += 1;
                     sum.iter_mut().zip(r).for_each(|(s, &v)| *s += v as f64);
                 });
                 let n = count.max(1) as f64;
                 let mean: Vec<f64> = sum.iter().map(|s| s / n).collect();
-                let mut dev = vec![0f64; width];
+                let mut dev = vec![-0.0f64; width];
                 rows(&mut |r| {
                     dev.iter_mut().zip(r).zip(&mean).for_each(|((d, &v), m)| {
                         *d += (v as f64 - m).powi(2);
@@ -413,15 +414,28 @@ impl Scaling {
             .iter()
             .enumerate()
             .map(|(k, &v)| {
-                let raw = v as f64 * self.scale[k % w] + self.offset[k % w];
-                let carried = self.scale[k % w] * (v as f64).abs().max(1.0) * 1e-6;
-                let quantum = 10f64.powf(carried.log10().floor());
-                let rounded = (raw / quantum).round() * quantum;
+                let (raw, rounded, quantum) = self.rounded(k % w, v);
                 // Round through text so the decimal is exact (0.1 + 0.2 style residue).
                 let digits = (-quantum.log10()).max(0.0) as usize;
                 format!("{rounded:.digits$}").parse().unwrap_or(raw)
             })
             .collect()
+    }
+
+    /// `to_units` as float32, without its text step (which float32 does not keep):
+    /// for the many values of windows that are averaged next (overlap-add).
+    pub fn to_units_f32(&self, values: &[f32]) -> Vec<f32> {
+        let w = self.offset.len();
+        values.iter().enumerate().map(|(k, &v)| self.rounded(k % w, v).1 as f32).collect()
+    }
+
+    /// Value `v` of column `j` in the file's units: as computed, rounded to the last
+    /// decimal it carries (see `to_units`), and that decimal's quantum.
+    fn rounded(&self, j: usize, v: f32) -> (f64, f64, f64) {
+        let raw = v as f64 * self.scale[j] + self.offset[j];
+        let carried = self.scale[j] * (v as f64).abs().max(1.0) * 1e-6;
+        let quantum = 10f64.powf(carried.log10().floor());
+        (raw, (raw / quantum).round() * quantum, quantum)
     }
 }
 

@@ -38,16 +38,38 @@ fn kept_ranks(n: usize) -> impl Iterator<Item = usize> {
     (0..=KEPT_SCORES).map(move |i| at(i).min(n - 1))
 }
 
-/// The scores of `rows` as `ReferenceScores` keeps them: each row's, or for more than
-/// `KEPT_SCORES` rows their order statistics, from scores held as f32 while they are
-/// sorted (the windows of a long series: millions of them).
+/// A list of scores as computed: each row's, or for more than `KEPT_SCORES` rows (the
+/// windows of a long series: millions) all of them as f32, sorted.
+enum Scores {
+    Each(Vec<f64>),
+    Sorted(Vec<f32>),
+}
+
+impl Scores {
+    /// As `ReferenceScores` keeps them: each row's, or their order statistics.
+    fn kept(&self) -> Vec<f64> {
+        match self {
+            Scores::Each(s) => s.clone(),
+            Scores::Sorted(s) => kept_ranks(s.len()).map(|i| s[i] as f64).collect(),
+        }
+    }
+
+    fn as_f32(&self) -> Vec<f32> {
+        match self {
+            Scores::Each(s) => s.iter().map(|&s| s as f32).collect(),
+            Scores::Sorted(s) => s.clone(),
+        }
+    }
+}
+
+/// The scores of `rows` (see `Scores`).
 fn kept_scores(
     (model, detector): (&Autoencoder, Option<&Detector>),
     rows: &Rows,
     device: Device,
-) -> Result<Vec<f64>> {
+) -> Result<Scores> {
     if rows.len() <= KEPT_SCORES + 1 {
-        return row_scores(model, detector, rows, device);
+        return row_scores(model, detector, rows, device).map(Scores::Each);
     }
     let (n, mut all) = (rows.len(), Vec::<f32>::with_capacity(rows.len()));
     let step = (crate::data::windows::CHUNK_VALUES / rows.width().max(1)).clamp(1, 1 << 16);
@@ -56,7 +78,7 @@ fn kept_scores(
         all.extend(row_scores(model, detector, &part, device)?.iter().map(|&s| s as f32));
     }
     all.sort_unstable_by(f32::total_cmp);
-    Ok(kept_ranks(n).map(|i| all[i] as f64).collect())
+    Ok(Scores::Sorted(all))
 }
 
 /// Each training and validation row's score, in the order the run reads its rows (for
@@ -65,6 +87,11 @@ fn kept_scores(
 pub struct ReferenceScores {
     pub training: Vec<f64>,
     pub validation: Vec<f64>,
+    /// When either list is kept as order statistics: those of both lists together, each
+    /// row counted once (what `--contamination`, whose threshold reads all the run's
+    /// rows, takes instead of the two lists joined).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub both: Option<Vec<f64>>,
 }
 
 /// The squared reconstruction error of each of `rows` (clean input, whatever the mode).
@@ -105,7 +132,16 @@ impl ReferenceScores {
         device: Device,
     ) -> Result<Self> {
         let scores = |rows: &Rows| kept_scores((model, detector), rows, device);
-        Ok(ReferenceScores { training: scores(training)?, validation: scores(validation)? })
+        let (training, validation) = (scores(training)?, scores(validation)?);
+        let both = match (&training, &validation) {
+            (Scores::Each(_), Scores::Each(_)) => None,
+            _ => {
+                let mut all = [training.as_f32(), validation.as_f32()].concat();
+                all.sort_unstable_by(f32::total_cmp);
+                Some(Scores::Sorted(all).kept())
+            }
+        };
+        Ok(ReferenceScores { training: training.kept(), validation: validation.kept(), both })
     }
 
     /// Each of `scores` as an outlier probability, PyOD's "unify" scaling: the score

@@ -181,7 +181,8 @@ impl<'a> Loop<'a> {
         // resumed run) is measured on the same inputs.
         let given = data.inputs.map(|i| i.validation()).transpose()?.flatten();
         let val = data.val.map(|v| match (v, &given) {
-            (Source::Windows(..), None) => Validation::Chunked(v),
+            // A classifier's accuracy reads its labels whole: its rows are too.
+            (Source::Windows(..), None) if !model.validate_accuracy() => Validation::Chunked(v),
             _ => {
                 let clean = v.unit_range(0..v.len());
                 let input = match &given {

@@ -191,7 +191,10 @@ fn run_scores(
 fn reference_scores(rule: Rule, run: &ReferenceScores, noun: &str) -> (Vec<f64>, &'static str) {
     let (training, validation) = (&run.training, &run.validation);
     match rule {
-        Rule::Contamination(_) => ([&training[..], validation].concat(), "training"),
+        Rule::Contamination(_) => match &run.both {
+            Some(both) => (both.clone(), "training"),
+            None => ([&training[..], validation].concat(), "training"),
+        },
         _ if validation.is_empty() => {
             crate::log::note(format_args!(
                 "note: the run has no validation {noun}; the threshold uses its training {noun}"

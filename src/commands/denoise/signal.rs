@@ -148,17 +148,11 @@ fn overlap_added(
         };
         let set = Windows::cut(&[part], channels, w)?.all(&|_| Ok(0))?.scaled(&spec.scaling);
         let mut joined = series::OverlapAdd::new(piece.len(), channels, w);
-        let (offset, scale) = (&spec.scaling.offset, &spec.scaling.scale);
-        let d = offset.len();
         for r in set.chunks() {
             let first = r.start;
             let x = set.range_to_device(r, loaded.device);
-            let mut out = data::to_host_f32(&metrics::reconstruct(&loaded.model, &x))?;
-            // Back to the file's units; the overlap-add's mean is rounded when written.
-            for (j, v) in out.iter_mut().enumerate() {
-                *v = (*v as f64 * scale[j % d] + offset[j % d]) as f32;
-            }
-            joined.add(first, &out);
+            let out = data::to_host_f32(&metrics::reconstruct(&loaded.model, &x))?;
+            joined.add(first, &spec.scaling.to_units_f32(&out));
         }
         let joined = joined.finish();
         values[piece.start * channels..piece.end * channels].copy_from_slice(&joined);
