@@ -78,7 +78,8 @@ def baseline(name, train, test, seed):
     return model.decision_function(test)
 
 
-def run_baselines(x_train, x_test, y_test, seed):
+def run_baselines(x_train, x_test, y_test, seed, kept):
+    """Each baseline's metrics; its per-row test scores go into `kept`."""
     mu, sd = x_train.mean(axis=0), x_train.std(axis=0)
     sd[sd == 0] = 1.0
     train, test = (x_train - mu) / sd, (x_test - mu) / sd
@@ -90,6 +91,7 @@ def run_baselines(x_train, x_test, y_test, seed):
         scores = np.nan_to_num(baseline(name, train, test, seed), nan=0.0, posinf=1e300)
         auc, ap = metrics(y_test, scores)
         out[name] = {"roc_auc": auc, "ap": ap, "seconds": time.time() - start}
+        kept[name] = scores
     return out
 
 
@@ -167,9 +169,11 @@ def main():
             if os.path.exists(cache):
                 base = json.load(open(cache))
             else:
-                base = run_baselines(x_train, x_test, y_test, seed)
+                kept = {}
+                base = run_baselines(x_train, x_test, y_test, seed, kept)
                 os.makedirs(os.path.dirname(cache), exist_ok=True)
                 json.dump(base, open(cache, "w"))
+                np.savez(cache[:-5] + "-scores.npz", y=y_test, **kept)
             recorded = os.path.join(work, "result.json")
             if args.reuse and os.path.exists(recorded):
                 ours = json.load(open(recorded))

@@ -57,8 +57,9 @@ pub struct EncodeArgs {
     pub decode: bool,
 }
 
-/// Score images or rows by reconstruction error (and how far a table's values lie in their
-/// columns' tails, for runs trained with --tail-score), flag those above a threshold,
+/// Score images or rows by reconstruction error (a table's averaged over its ensemble, with
+/// how far its values lie in their columns' tails for runs trained with --tail-score), flag
+/// those above a threshold,
 /// compare with PCA and an Isolation Forest on the same rows, and explain the worst
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \

@@ -213,6 +213,11 @@ pub struct TrainArgs {
     /// 512- and 768-wide image and text embeddings (docs/guide/vectors.md)
     #[arg(long)]
     pub tail_score: bool,
+    /// Tables only: score rows by K autoencoders, the run's and K - 1 trained after it from
+    /// the next seeds, averaging each one's log error on its own training rows' scale
+    /// [default: 5, fewer above 50,000 training rows (250,000 rows trained in all)]
+    #[arg(long, value_name = "K")]
+    pub ensemble: Option<usize>,
     /// Leave this share of each batch's worst-reconstructed rows out of the loss: a
     /// trimmed loss that keeps anomalies in the training data from being learnt [default:
     /// 0.2 for tables trained without --classes, else 0 (series included)]

@@ -8,6 +8,28 @@ use crate::{metrics, npy};
 use anyhow::Result;
 use tch::Device;
 
+/// The code (or with `decode` the reconstruction) of every row, row after row, and its
+/// width; a part of the rows at a time (windows of series are cut as they are read).
+fn codes(
+    loaded: &super::LoadedRun,
+    images: &data::Rows,
+    decode: bool,
+) -> Result<(Vec<f32>, usize)> {
+    let model = &loaded.manifest.model;
+    let width = if decode { model.input_dim() } else { model.latent };
+    let (mut codes, mut k) = (Vec::new(), width as usize);
+    for r in images.chunks() {
+        let x = images.unit_range(r, loaded.device);
+        let z = match decode {
+            true => metrics::reconstruct(&loaded.model, &x),
+            false => metrics::batched(&x, |b| loaded.model.encode(b)),
+        };
+        k = z.size()[1] as usize;
+        codes.extend(data::to_host_f32(&z.to_device(Device::Cpu))?);
+    }
+    Ok((codes, k))
+}
+
 pub fn run(args: EncodeArgs) -> Result<()> {
     let npy = match args.output.extension().and_then(|e| e.to_str()) {
         Some(e) if e.eq_ignore_ascii_case("npy") => true,
@@ -16,19 +38,7 @@ pub fn run(args: EncodeArgs) -> Result<()> {
     };
     let loaded = super::open_run(&args.run)?;
     let images = loaded.rows((args.data.as_deref(), args.read.reading()), args.split.into())?;
-    // A part of the rows at a time (windows of series are cut as they are read).
-    let model = &loaded.manifest.model;
-    let width = if args.decode { model.input_dim() } else { model.latent };
-    let (mut codes, mut k) = (Vec::new(), width as usize);
-    for r in images.chunks() {
-        let x = images.unit_range(r, loaded.device);
-        let z = match args.decode {
-            true => metrics::reconstruct(&loaded.model, &x),
-            false => metrics::batched(&x, |b| loaded.model.encode(b)),
-        };
-        k = z.size()[1] as usize;
-        codes.extend(data::to_host_f32(&z.to_device(Device::Cpu))?);
-    }
+    let (codes, k) = codes(&loaded, &images, args.decode)?;
     let n = images.len();
     let labels = images.labels();
     let input = &loaded.manifest.model.input;

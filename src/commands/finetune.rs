@@ -257,6 +257,7 @@ fn finetune_config(
         l1_latent: 0.0,
         trim: 0.0,
         tail_score: false,
+        ensemble: 1,
         early_stop: Some(args.patience),
         lr_schedule: LrSchedule::Constant,
         grad_clip: None,

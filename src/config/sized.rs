@@ -1,10 +1,11 @@
 //! The training settings a new run's data choose where the flags leave them: the batch
 //! size and epochs by the number of training rows (small sets take smaller batches or more
 //! epochs, large ones a capped number of epochs), a fully connected network's rate by the
-//! input's width, early stopping, and for images the cross-entropy loss and mirroring for
+//! input's width, early stopping, a table's ensemble, and for images the cross-entropy loss and mirroring for
 //! small sets.
 
 use super::{Augment, Layers, Loss, ModelConfig, TrainConfig, DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS};
+use super::{ENSEMBLE_ROWS, TABLE_ENSEMBLE};
 
 /// Steps an epoch should have at least: smaller batches until it does (down to
 /// `SMALLEST_BATCH`).
@@ -54,6 +55,8 @@ pub struct Sized {
     pub early_stop: Option<Option<usize>>,
     pub augment: Option<Augment>,
     pub loss: Option<Loss>,
+    /// A table's autoencoders (`TABLE_ENSEMBLE`, fewer for many rows).
+    pub ensemble: Option<usize>,
 }
 
 impl Sized {
@@ -113,7 +116,10 @@ impl Sized {
         let augment =
             (!given("augment")).then_some(if flip { Augment::Flip } else { Augment::None });
         let loss = (!given("loss")).then_some(if image { IMAGE_LOSS } else { Loss::Mse });
+        let ensemble = (!given("ensemble") && model.input.table().is_some())
+            .then(|| (ENSEMBLE_ROWS / rows).clamp(1, TABLE_ENSEMBLE));
         Sized {
+            ensemble,
             loss,
             batch_size: (!given("batch_size")).then_some(batch_size),
             lr,
@@ -132,6 +138,7 @@ impl Sized {
         cfg.early_stop = self.early_stop.unwrap_or(cfg.early_stop);
         cfg.augment = self.augment.unwrap_or(cfg.augment);
         cfg.loss = self.loss.unwrap_or(cfg.loss);
+        cfg.ensemble = self.ensemble.unwrap_or(cfg.ensemble);
     }
 }
 

@@ -5,6 +5,13 @@ use super::model::is_default;
 use super::*;
 use serde::{Deserialize, Serialize};
 
+/// The most autoencoders a table's anomaly score may average (`--ensemble`).
+pub const MAX_ENSEMBLE: usize = 16;
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
+}
+
 /// How a classifier run (`finetune`) started and chose its labelled rows.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Finetune {
@@ -70,6 +77,11 @@ pub struct TrainConfig {
     /// plus the columns' tails), recorded in `detector.safetensors`.
     #[serde(default, skip_serializing_if = "is_default")]
     pub tail_score: bool,
+    /// Tables: the autoencoders the anomaly score averages — the run's model and
+    /// `ensemble - 1` members trained after it from the next seeds, kept in
+    /// `detector.safetensors`; 1 (older runs, series, images) is the run's model alone.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub ensemble: usize,
     /// Stop after this many epochs without a new best validation loss, keeping the best
     /// weights.
     #[serde(default)]
@@ -160,6 +172,7 @@ impl Default for TrainConfig {
             l1_latent: 0.0,
             trim: 0.0,
             tail_score: false,
+            ensemble: 1,
             early_stop: None,
             lr_schedule: arch.lr_schedule,
             grad_clip: None,
@@ -202,6 +215,10 @@ impl TrainConfig {
         if let Some((setting, v)) = non_negative.iter().find(|(_, v)| !(v.is_finite() && *v >= 0.0))
         {
             return bad(setting, format!("must be a non-negative number, got {v}"));
+        }
+        if !(1..=MAX_ENSEMBLE).contains(&self.ensemble) {
+            let got = self.ensemble;
+            return bad("ensemble", format!("must be between 1 and {MAX_ENSEMBLE}, got {got}"));
         }
         if !(0.0..1.0).contains(&self.trim) {
             return bad("trim", format!("must be in [0, 1), got {}", self.trim));

@@ -1,20 +1,24 @@
-//! The score of a table's rows: the autoencoder's reconstruction error, each feature's
-//! squared error divided by its median over the training rows (a column the model rebuilds
-//! closely counts more when it misses), plus how far the row's values lie in their columns'
-//! tails (ECOD: the empirical tail probability of each value, summed as −log over the
-//! columns). Each term is put on the training rows' scale — its log, less the median, over
-//! the interquartile range — and the two are added. Fitted when training ends for a table
-//! run that asks for it (`tail_score`) and kept in `detector.safetensors`; runs without the
-//! file (the default, images, series) score by the plain squared error.
+//! The score of a table's rows when the run keeps more than its autoencoder. Each model
+//! (the run's, and the members of an ensemble trained after it from the next seeds) gives
+//! each row its mean squared error — with `tail_score`, each feature's squared error
+//! divided by its median over the training rows, so that a column the model rebuilds
+//! closely counts more when it misses — put on that model's training-row scale: the log,
+//! less its median, over its interquartile range. The score is the mean of those over the
+//! models, plus, with `tail_score`, how far the row's values lie in their columns' tails
+//! (ECOD: the empirical tail probability of each value, summed as −log over the columns) on
+//! the same kind of scale. Fitted when training ends and kept in `detector.safetensors`;
+//! runs without the file (one model without tails, images, series) score by the plain
+//! squared error.
 
 use super::reconstruct;
 use crate::atomic::with_temp_file;
+use crate::config::ModelConfig;
 use crate::data::rows::Rows;
 use crate::model::Autoencoder;
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 use std::path::Path;
-use tch::{Device, Kind, Tensor};
+use tch::{nn, Device, Kind, Tensor};
 
 /// Where a table run keeps its detector.
 pub const FILE: &str = "detector.safetensors";
@@ -27,48 +31,106 @@ const ERROR_FLOOR: f64 = 1e-8;
 const LOG_FLOOR: f64 = 1e-12;
 /// Added to an interquartile range so that constant scores divide.
 const SPREAD_FLOOR: f64 = 1e-9;
+/// A member's weights are stored under this prefix and its number.
+const MEMBER: &str = "member";
 
-/// What a table run's score needs besides the model.
+/// An autoencoder of an ensemble besides the run's own, with the store of its weights.
+pub struct Member {
+    pub vs: nn::VarStore,
+    pub model: Autoencoder,
+}
+
+impl std::fmt::Debug for Member {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Member")
+    }
+}
+
+/// The columns' tails: each feature's kept training values and the side of its skew.
 #[derive(Debug)]
-pub struct Detector {
-    /// `[D]`: 1 / (the feature's median squared error on the training rows + floor).
-    weights: Tensor,
+struct Tails {
     /// `[D, M]`: each feature's values on the kept training rows, sorted.
     reference: Tensor,
     /// `[D]`: 1 where the feature's training values are skewed left, else 0.
     left: Tensor,
-    /// `[4]`: median and interquartile range of the log error, then of the log tail score,
-    /// over the training rows.
+}
+
+/// What a table run's score needs besides the model.
+#[derive(Debug)]
+pub struct Detector {
+    /// The ensemble's models after the run's own.
+    members: Vec<Member>,
+    /// `[K, D]`: each model's weight of each feature's squared error (1 without tails:
+    /// 1 / (the feature's median squared error on the training rows + floor) with them).
+    weights: Tensor,
+    tails: Option<Tails>,
+    /// `[2K + 2]`: the median and interquartile range of each model's log error over the
+    /// training rows, then of the log tail score (0 and 1 without tails).
     scale: Tensor,
 }
 
 impl Detector {
-    /// Fits the detector on the training `rows` under `model`.
-    pub fn fit(model: &Autoencoder, rows: &Rows, device: Device) -> Result<Detector> {
+    /// Fits the detector of `model` and `members` on the training `rows`, with the columns'
+    /// tails when `tail_score`.
+    pub fn fit(
+        (model, members): (&Autoencoder, Vec<Member>),
+        rows: &Rows,
+        tail_score: bool,
+        device: Device,
+    ) -> Result<Detector> {
         if rows.is_empty() {
             bail!("no training rows to fit the anomaly score on");
         }
         let x = rows.to_unit(device).to_kind(Kind::Double);
         let n = x.size()[0];
-        let error =
-            (reconstruct(model, &x.to_kind(Kind::Float)).to_kind(Kind::Double) - &x).square();
-        let weights = (error.median_dim(0, false).0 + ERROR_FLOOR).reciprocal();
-        let kept = Tensor::linspace(0.0, (n - 1) as f64, n.min(TAIL_ROWS), (Kind::Double, device))
-            .round()
-            .to_kind(Kind::Int64);
-        let reference = x.index_select(0, &kept).transpose(0, 1).sort(1, false).0.contiguous();
-        let centred = &x - x.mean_dim(0, true, Kind::Double);
-        let left = centred.pow_tensor_scalar(3).sum_dim_intlist(0, false, Kind::Double).lt(0.0);
+        let weights: Vec<Tensor> = std::iter::once(model)
+            .chain(members.iter().map(|m| &m.model))
+            .map(|m| match tail_score {
+                true => (squared_errors(m, &x).median_dim(0, false).0 + ERROR_FLOOR).reciprocal(),
+                false => Tensor::ones([x.size()[1]], (Kind::Double, device)),
+            })
+            .collect();
+        let tails = tail_score.then(|| {
+            let kept =
+                Tensor::linspace(0.0, (n - 1) as f64, n.min(TAIL_ROWS), (Kind::Double, device))
+                    .round()
+                    .to_kind(Kind::Int64);
+            let reference = x.index_select(0, &kept).transpose(0, 1).sort(1, false).0.contiguous();
+            let centred = &x - x.mean_dim(0, true, Kind::Double);
+            let left = centred.pow_tensor_scalar(3).sum_dim_intlist(0, false, Kind::Double).lt(0.0);
+            Tails { reference, left: left.to_kind(Kind::Double) }
+        });
         let mut detector = Detector {
-            weights,
-            reference,
-            left: left.to_kind(Kind::Double),
-            scale: Tensor::from_slice(&[0.0, 1.0, 0.0, 1.0]).to_device(device),
+            members,
+            weights: Tensor::stack(&weights, 0),
+            tails,
+            scale: Tensor::zeros([0], (Kind::Double, device)),
         };
-        let (err, tail) = detector.terms(model, &x);
-        let (e, t) = (spread(&err)?, spread(&tail)?);
-        detector.scale = Tensor::from_slice(&[e.0, e.1, t.0, t.1]).to_device(device);
+        let models = detector.models(model);
+        let mut scale = Vec::new();
+        for (k, m) in models.iter().enumerate() {
+            let (median, spread) = spread(&detector.log_error(k, m, &x))?;
+            scale.extend([median, spread]);
+        }
+        scale.extend(match &detector.tails {
+            Some(t) => {
+                let (median, spread) = spread(&log_tails(t, &x))?;
+                [median, spread]
+            }
+            None => [0.0, 1.0],
+        });
+        detector.scale = Tensor::from_slice(&scale).to_device(device);
         Ok(detector)
+    }
+
+    /// The run's model, then the members'.
+    fn models<'a>(&'a self, model: &'a Autoencoder) -> Vec<&'a Autoencoder> {
+        std::iter::once(model).chain(self.members.iter().map(|m| &m.model)).collect()
+    }
+
+    /// The autoencoders the score averages.
+    pub fn count(&self) -> usize {
+        1 + self.members.len()
     }
 
     /// Each of `rows`' score (see the module docs).
@@ -77,84 +139,146 @@ impl Detector {
             return Ok(Vec::new());
         }
         let x = rows.to_unit(device).to_kind(Kind::Double);
-        let (err, tail) = self.terms(model, &x);
-        let s = |i: i64| self.scale.double_value(&[i]);
-        let score = (err - s(0)) / s(1) + (tail - s(2)) / s(3);
+        let s = |i: usize| self.scale.double_value(&[i as i64]);
+        let models = self.models(model);
+        let mut score = Tensor::zeros([x.size()[0]], (Kind::Double, device));
+        for (k, m) in models.iter().enumerate() {
+            score += (self.log_error(k, m, &x) - s(2 * k)) / s(2 * k + 1);
+        }
+        score /= models.len() as f64;
+        if let Some(t) = &self.tails {
+            let k = models.len();
+            score += (log_tails(t, &x) - s(2 * k)) / s(2 * k + 1);
+        }
         Ok(Vec::<f64>::try_from(score.to_device(Device::Cpu))?)
     }
 
-    /// The log weighted error and the log tail score of each of `x`'s rows (`[N, D]` f64
-    /// → two `[N]`).
-    fn terms(&self, model: &Autoencoder, x: &Tensor) -> (Tensor, Tensor) {
-        let xhat = reconstruct(model, &x.to_kind(Kind::Float)).to_kind(Kind::Double);
-        let err = ((xhat - x).square() * &self.weights).mean_dim(1, false, Kind::Double);
-        let tail = tails(&self.reference, &self.left, x);
-        ((err + LOG_FLOOR).log(), (tail + LOG_FLOOR).log())
+    /// The log of model `k`'s weighted mean squared error on each of `x`'s rows (`[N, D]`
+    /// f64 → `[N]`).
+    fn log_error(&self, k: usize, model: &Autoencoder, x: &Tensor) -> Tensor {
+        let err = (squared_errors(model, x) * self.weights.get(k as i64)).mean_dim(
+            1,
+            false,
+            Kind::Double,
+        );
+        (err + LOG_FLOOR).log()
     }
 
-    /// Each feature's weight in the error term, `[D]` on the CPU.
-    pub fn weights(&self) -> Result<Vec<f64>> {
-        Ok(Vec::<f64>::try_from(self.weights.to_device(Device::Cpu))?)
+    /// Each feature's weight in the run's model's error term, `[D]` on the CPU, when the
+    /// score weighs them (with tails).
+    pub fn weights(&self) -> Result<Option<Vec<f64>>> {
+        if self.tails.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(Vec::<f64>::try_from(self.weights.get(0).to_device(Device::Cpu))?))
     }
 
     /// For each value of `x` (`[N, D]`, scaled), the share of the kept training rows whose
     /// value lies at least as far out on the same side (the smaller tail probability),
-    /// `[N, D]` f64 on the CPU, row after row.
-    pub fn tail_shares(&self, x: &Tensor) -> Result<Vec<f64>> {
-        let x = x.to_device(self.reference.device()).to_kind(Kind::Double);
-        let (low, high) = tail_probabilities(&self.reference, &x);
+    /// `[N, D]` f64 on the CPU, row after row; none without tails.
+    pub fn tail_shares(&self, x: &Tensor) -> Result<Option<Vec<f64>>> {
+        let Some(t) = &self.tails else { return Ok(None) };
+        let x = x.to_device(t.reference.device()).to_kind(Kind::Double);
+        let (low, high) = tail_probabilities(&t.reference, &x);
         let share = low.minimum(&high).transpose(0, 1).contiguous().view([-1]);
-        Ok(Vec::<f64>::try_from(share.to_device(Device::Cpu))?)
+        Ok(Some(Vec::<f64>::try_from(share.to_device(Device::Cpu))?))
     }
 
     /// Writes it to `path` whole or not at all.
     pub fn write(&self, path: &Path) -> Result<()> {
-        let named = [
-            ("weights", &self.weights),
-            ("reference", &self.reference),
-            ("left", &self.left),
-            ("scale", &self.scale),
+        let mut named: Vec<(String, Tensor)> = vec![
+            ("weights".into(), self.weights.shallow_clone()),
+            ("scale".into(), self.scale.shallow_clone()),
         ];
-        let named: Vec<(&str, Tensor)> =
-            named.iter().map(|(n, t)| (*n, t.to_device(Device::Cpu).contiguous())).collect();
+        if let Some(t) = &self.tails {
+            named.push(("reference".into(), t.reference.shallow_clone()));
+            named.push(("left".into(), t.left.shallow_clone()));
+        }
+        for (i, m) in self.members.iter().enumerate() {
+            for (name, var) in m.vs.variables() {
+                named.push((format!("{MEMBER}{}.{name}", i + 1), var));
+            }
+        }
+        let named: Vec<(&str, Tensor)> = named
+            .iter()
+            .map(|(n, t)| (n.as_str(), t.to_device(Device::Cpu).contiguous()))
+            .collect();
         with_temp_file(path, |tmp| {
             Tensor::write_safetensors(&named, tmp).context("serialising the anomaly detector")?;
             Ok(())
         })
     }
 
-    /// The detector a run keeps at `path` for `width` features, on `device`; `None` when the
-    /// run has none.
-    pub fn read(path: &Path, width: usize, device: Device) -> Result<Option<Detector>> {
+    /// The detector a run of `model` keeps at `path`, on `device`; `None` when the run has
+    /// none. Runs that kept the tails before ensembles (`weights` `[D]`, `scale` `[4]`) read
+    /// as one model with tails.
+    pub fn read(path: &Path, model: &ModelConfig, device: Device) -> Result<Option<Detector>> {
         if !path.is_file() {
             return Ok(None);
         }
         let bad = || format!("{} is not an anomaly detector ae-tch wrote", path.display());
         let mut named: HashMap<String, Tensor> =
             Tensor::read_safetensors(path).with_context(bad)?.into_iter().collect();
-        let mut take = |name: &str, dims: usize| -> Result<Tensor> {
+        let mut take = |name: &str| -> Result<Option<Tensor>> {
             match named.remove(name) {
-                Some(t) if t.dim() == dims && t.kind() == Kind::Double => Ok(t.to_device(device)),
-                _ => Err(anyhow::anyhow!("{}: tensor '{name}' missing or malformed", bad())),
+                Some(t) if t.kind() == Kind::Double => Ok(Some(t.to_device(device))),
+                Some(_) => Err(anyhow::anyhow!("{}: tensor '{name}' is not f64", bad())),
+                None => Ok(None),
             }
         };
-        let detector = Detector {
-            weights: take("weights", 1)?,
-            reference: take("reference", 2)?,
-            left: take("left", 1)?,
-            scale: take("scale", 1)?,
+        let missing = |name: &str| anyhow::anyhow!("{}: tensor '{name}' missing", bad());
+        let weights = take("weights")?.ok_or_else(|| missing("weights"))?;
+        let weights = if weights.dim() == 1 { weights.unsqueeze(0) } else { weights };
+        let scale = take("scale")?.ok_or_else(|| missing("scale"))?;
+        let tails = match (take("reference")?, take("left")?) {
+            (Some(reference), Some(left)) => Some(Tails { reference, left }),
+            (None, None) => None,
+            _ => bail!("{}: one of the tails' tensors is missing", bad()),
         };
-        let w = width as i64;
-        let fits = detector.weights.size() == [w]
-            && detector.left.size() == [w]
-            && detector.reference.size()[0] == w
-            && detector.reference.size()[1] > 0
-            && detector.scale.size() == [4];
+        let (w, k) = (model.input_dim(), weights.size()[0]);
+        let fits = weights.dim() == 2
+            && weights.size()[1] == w
+            && k >= 1
+            && scale.size() == [2 * k + 2]
+            && tails.as_ref().is_none_or(|t| {
+                t.left.size() == [w]
+                    && t.reference.dim() == 2
+                    && t.reference.size()[0] == w
+                    && t.reference.size()[1] > 0
+            });
         if !fits {
-            bail!("{}: its shapes do not fit the run's {width} features", bad());
+            bail!("{}: its shapes do not fit the run's {w} features", bad());
         }
-        Ok(Some(detector))
+        let members = (1..k)
+            .map(|i| {
+                let vs = nn::VarStore::new(device);
+                let member = Autoencoder::new(&vs.root(), model);
+                tch::no_grad(|| -> Result<()> {
+                    for (name, mut var) in vs.variables() {
+                        let key = format!("{MEMBER}{i}.{name}");
+                        let stored = named.get(&key).ok_or_else(|| missing(&key))?;
+                        if stored.size() != var.size() {
+                            bail!("{}: tensor '{key}' does not fit the run's network", bad());
+                        }
+                        var.f_copy_(stored)?;
+                    }
+                    Ok(())
+                })?;
+                Ok(Member { vs, model: member })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(Detector { members, weights, tails, scale }))
     }
+}
+
+/// Each feature's squared error of `model` on `x` (`[N, D]` f64 → `[N, D]` f64).
+fn squared_errors(model: &Autoencoder, x: &Tensor) -> Tensor {
+    (reconstruct(model, &x.to_kind(Kind::Float)).to_kind(Kind::Double) - x).square()
+}
+
+/// The log tail score of each of `x`'s rows.
+fn log_tails(t: &Tails, x: &Tensor) -> Tensor {
+    (tails(&t.reference, &t.left, x) + LOG_FLOOR).log()
 }
 
 /// The median and interquartile range (floored) of `v`, `[N]` f64.
@@ -194,6 +318,99 @@ fn tails(reference: &Tensor, left: &Tensor, x: &Tensor) -> Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{Layers, ModelConfig};
+    use crate::data::rows::{Features, VectorSet};
+    use crate::data::spec::{DataSpec, ScaleKind, Scaling, VectorSpec};
+
+    /// A 5-feature MLP autoencoder and its store, drawn from `seed`.
+    fn member(cfg: &ModelConfig, seed: i64) -> Member {
+        tch::manual_seed(seed);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = Autoencoder::new(&vs.root(), cfg);
+        Member { vs, model }
+    }
+
+    /// The median and interquartile range of `v` by sorting (linear interpolation).
+    fn by_hand(v: &[f64]) -> (f64, f64) {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        let at = |q: f64| {
+            let pos = q * (v.len() - 1) as f64;
+            let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+            v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
+        };
+        (at(0.5), at(0.75) - at(0.25))
+    }
+
+    #[test]
+    fn an_ensemble_scores_the_mean_of_its_models_log_errors_and_reads_back_the_same() {
+        let _rng = crate::rng_lock();
+        let width = 5;
+        let input = DataSpec::Vector(VectorSpec {
+            columns: (0..width).map(|i| format!("x{i}")).collect(),
+            label_column: None,
+            classes: vec![],
+            categories: vec![],
+            scaling: Scaling::fit(ScaleKind::Minmax, &[0.0; 5], width),
+        });
+        let layers = Layers::Mlp { hidden: vec![8], tied_weights: false };
+        let cfg = ModelConfig { input, layers, latent: 2, ..Default::default() };
+        tch::manual_seed(11);
+        let values =
+            Vec::<f32>::try_from(Tensor::rand([40 * 5], (Kind::Float, Device::Cpu))).unwrap();
+        let set = |v: &[f32]| {
+            let shape = Features(width);
+            Rows::Vectors(VectorSet {
+                values: v.to_vec(),
+                shape,
+                labels: None,
+                ids: None,
+                files: None,
+            })
+        };
+        let (train, new) = (set(&values[..30 * 5]), set(&values[30 * 5..]));
+        let run = member(&cfg, 1);
+        let members = vec![member(&cfg, 2), member(&cfg, 3)];
+        // Each model's plain mean squared error, by hand from its reconstructions.
+        let errors = |m: &Autoencoder, rows: &Rows| -> Vec<f64> {
+            let x = rows.to_unit(Device::Cpu);
+            let xhat = Vec::<f32>::try_from(reconstruct(m, &x).view([-1])).unwrap();
+            let x = Vec::<f32>::try_from(x.view([-1])).unwrap();
+            let sq: Vec<f64> =
+                x.iter().zip(&xhat).map(|(a, b)| (*b as f64 - *a as f64).powi(2)).collect();
+            sq.chunks(width).map(|r| r.iter().sum::<f64>() / width as f64).collect()
+        };
+        let models: Vec<&Autoencoder> =
+            std::iter::once(&run.model).chain(members.iter().map(|m| &m.model)).collect();
+        let mut want = vec![0.0; 10];
+        for m in &models {
+            let log = |rows: &Rows| -> Vec<f64> {
+                errors(m, rows).iter().map(|e| (e + LOG_FLOOR).ln()).collect()
+            };
+            let (median, iqr) = by_hand(&log(&train));
+            for (w, l) in want.iter_mut().zip(log(&new)) {
+                *w += (l - median) / (iqr + SPREAD_FLOOR) / 3.0;
+            }
+        }
+        let detector = Detector::fit((&run.model, members), &train, false, Device::Cpu).unwrap();
+        assert_eq!(detector.count(), 3);
+        let got = detector.scores(&run.model, &new, Device::Cpu).unwrap();
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() < 1e-4, "{got:?} against {want:?}");
+        }
+        // Written and read back (members rebuilt from their stored weights): the same.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE);
+        detector.write(&path).unwrap();
+        let back = Detector::read(&path, &cfg, Device::Cpu).unwrap().unwrap();
+        assert_eq!(back.count(), 3);
+        assert_eq!(back.scores(&run.model, &new, Device::Cpu).unwrap(), got);
+        assert!(back.weights().unwrap().is_none(), "no per-feature weights without tails");
+        // Another network's shapes are named, not read.
+        let wider = ModelConfig { latent: 3, ..cfg.clone() };
+        let e = Detector::read(&path, &wider, Device::Cpu).unwrap_err().to_string();
+        assert!(e.contains("member1.") && e.contains("does not fit"), "{e}");
+    }
 
     #[test]
     fn tail_scores_match_ecod_by_hand() {

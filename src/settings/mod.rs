@@ -132,7 +132,7 @@ impl Changes {
 
 /// Flags of `train` that apply to one kind of data only: refused with the other.
 pub const IMAGE_FLAGS: [&str; 5] = ["color", "resize", "background", "augment", "skip_unreadable"];
-pub const VECTOR_FLAGS: [&str; 19] = [
+pub const VECTOR_FLAGS: [&str; 20] = [
     "label_column",
     "columns",
     "ignore_columns",
@@ -152,6 +152,7 @@ pub const VECTOR_FLAGS: [&str; 19] = [
     "domain",
     "context",
     "tail_score",
+    "ensemble",
 ];
 
 /// A flag of `train` given where it would do nothing is refused (exit 2), never silently

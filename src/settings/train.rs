@@ -325,6 +325,7 @@ fn train_config(args: &TrainArgs, model: &ModelRequest) -> TrainConfig {
         l1_latent: args.l1_latent,
         trim: args.trim.unwrap_or(0.0),
         tail_score: args.tail_score,
+        ensemble: args.ensemble.unwrap_or(1),
         // 0 says "off", as leaving the flag out does.
         early_stop: args.early_stop.filter(|&n| n > 0),
         lr_schedule: args.lr_schedule.unwrap_or(defaults.lr_schedule),

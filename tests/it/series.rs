@@ -356,12 +356,15 @@ fn a_wav_file_trains_as_windows_and_bad_series_are_refused() {
     let (window, hop) = (series["window"].as_u64().unwrap(), series["hop"].as_u64().unwrap());
     assert!((16..=1024).contains(&window) && hop == 1, "{series}");
     assert!(auto.stderr.contains(&format!("window {window} (half of that), hop 1")));
-    // A CSV whose time column increases is a series too: --tail-score is refused on it;
+    // A CSV whose time column increases is a series too: --tail-score and --ensemble are
+    // refused on it;
     // --hop on a table (no time column) needs --window.
     let csv = data(BLEEDING);
     let tails = ["train", "--data", s(&csv), "--tail-score", "--out", "x"];
     let run = ae(d, &tails).fails_with(&["--tail-score scores a table's rows"]);
     assert_eq!(run.code, Some(2));
+    let ensemble = ["train", "--data", s(&csv), "--ensemble", "3", "--out", "x"];
+    ae(d, &ensemble).fails_with(&["--ensemble scores a table's rows"]);
     std::fs::write(d.join("table.csv"), "a,b\n1,2\n3,4\n5,6\n").unwrap();
     let run = ae(d, &["train", "--data", "table.csv", "--hop", "4", "--out", "x"]);
     assert_eq!(run.fails_with(&["--hop needs --window"]).code, Some(2));

@@ -84,7 +84,7 @@ fn shuttle_end_to_end_agrees_with_numpy() {
         &vector_train(
             &shuttle(),
             &run,
-            &["--label-column", "class", "--epochs", "4", "--tail-score"],
+            &["--label-column", "class", "--epochs", "4", "--tail-score", "--ensemble", "1"],
         ),
     )
     .ok();
@@ -210,7 +210,8 @@ unit = lambda v: ((np.float32(v) - off) / scale).astype(np.float64)
 ids = [int(r[0]) for r in out]
 hat = {{int(r[0]): [float(v) for v in r[2:]] for r in list(csv.reader(open("xhat.csv")))[1:]}}
 u, uh = unit(x[ids]), unit(np.array([hat[i] for i in ids]))
-ref, w, left, k = det["reference"], det["weights"], det["left"], det["scale"]
+ref, w, left, k = det["reference"], det["weights"][0], det["left"], det["scale"]
+assert det["weights"].shape == (1, 9) and k.shape == (4,), "one model: its scale, the tails'"
 m = ref.shape[1]
 assert (np.diff(ref, axis=1) >= 0).all() and 0 < m <= len(x) - len(ids)
 kept = unit(np.delete(x, ids, axis=0))
@@ -865,8 +866,14 @@ fn text_columns_are_one_hot_encoded() {
         "{}",
         run.stderr
     );
-    // The tail score is asked for (--tail-score), not the default.
-    assert!(!d.join("run/detector.safetensors").exists());
+    // A table's score averages five autoencoders unless --ensemble says otherwise: the
+    // run's and four from the next seeds, kept beside it (the tail score is asked for).
+    assert!(run.stderr.contains("--ensemble 5"), "{}", run.stderr);
+    assert!(run.stderr.contains("trained 4 more autoencoders"), "{}", run.stderr);
+    assert!(d.join("run/detector.safetensors").exists());
+    assert_eq!(read_json(&d.join("run/model.json"))["train"]["ensemble"], 5);
+    let zero = vector_train(&d.join("train.csv"), &d.join("none"), &["--ensemble", "0"]);
+    ae(d, &zero).fails_with(&["--ensemble must be between 1 and 16, got 0"]);
     let input = read_json(&d.join("run/model.json"))["model"]["input"].clone();
     assert_eq!(
         input["columns"],

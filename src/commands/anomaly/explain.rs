@@ -52,7 +52,10 @@ pub fn explain(
     let x = rows.select(top).to_unit(loaded.device);
     let xhat = metrics::reconstruct(&loaded.model, &x);
     let detector = match detector {
-        Some(d) => Some((d.weights()?, d.tail_shares(&x)?)),
+        Some(d) => match (d.weights()?, d.tail_shares(&x)?) {
+            (Some(weights), Some(tails)) => Some((weights, tails)),
+            _ => None,
+        },
         None => None,
     };
     let (x, xhat) = (data::to_host_f32(&x)?, data::to_host_f32(&xhat)?);

@@ -1,6 +1,6 @@
-//! `ae-tch anomaly`: reconstruction error as an anomaly score (through
-//! `metrics::detector`, which adds the columns' tails, for a table trained with the tail
-//! score), a threshold from the run's
+//! `ae-tch anomaly`: reconstruction error as an anomaly score (for a table, through
+//! `metrics::detector`, which averages the ensemble's models and, with the tail score,
+//! adds the columns' tails), a threshold from the run's
 //! own rows (a percentile or mean + kσ of the validation errors, or the expected share
 //! of anomalies among the training rows), ROC-AUC and average precision beside PCA with
 //! the same k and an Isolation Forest on the same rows, and explanations of the rows that
@@ -55,8 +55,8 @@ pub fn run(args: AnomalyArgs) -> Result<()> {
     };
     let series = input.series();
 
-    let width = input.values() as usize;
-    let detector = Detector::read(&loaded.run.file(detector::FILE), width, loaded.device)?;
+    let detector =
+        Detector::read(&loaded.run.file(detector::FILE), &loaded.manifest.model, loaded.device)?;
     let (recorded_scores, recorded) = run_scores(&loaded, detector.as_ref())?;
     let (reference, reference_name) = reference_scores(rule, &recorded_scores, images.noun());
     let threshold = rule

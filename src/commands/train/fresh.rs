@@ -11,7 +11,7 @@ use crate::data::spectral::{self, Spectral};
 use crate::data::vectors::VectorSource;
 use crate::device;
 use crate::run_store;
-use crate::settings::{check_combination, refuse_flags, refuse_inapplicable, TrainSettings};
+use crate::settings::{self, check_combination, refuse_flags, refuse_inapplicable, TrainSettings};
 use crate::settings::{IMAGE_FLAGS, VECTOR_FLAGS};
 use anyhow::{bail, Result};
 use clap::ValueEnum;
@@ -137,6 +137,9 @@ fn chosen_words(s: &TrainSettings, model: &ModelConfig, sized: &Sized) -> Option
     if sized.loss == Some(config::Loss::Bce) {
         words.push("--loss bce".into());
     }
+    if let Some(k) = sized.ensemble.filter(|&k| k > 1) {
+        words.push(format!("--ensemble {k}"));
+    }
     if sized.augment == Some(Augment::Flip) {
         words.push("--augment flip".into());
     }
@@ -164,10 +167,11 @@ fn check_kind(
                  mean)"
             );
         }
-        if s.given("tail_score") && kind == Kind::Series {
-            let why = "--tail-score scores a table's rows; windows of a series are scored by \
-                       their error";
-            return Err(config::Usage(why.into()).into());
+        if let Some(f) = ["tail_score", "ensemble"].into_iter().find(|f| s.given(f)) {
+            if kind == Kind::Series {
+                let why = "scores a table's rows; windows of a series are scored by their error";
+                return Err(config::Usage(format!("{} {why}", settings::flag("train", f))).into());
+            }
         }
         if !(v.test_fraction > 0.0 && v.test_fraction < 1.0) {
             bail!("--test-fraction must be between 0 and 1 (exclusive), got {}", v.test_fraction);

@@ -10,7 +10,7 @@ use crate::data::record::DataRecord;
 use crate::data::{self, Rows};
 use crate::dist::{self, Dist};
 use crate::log::counted;
-use crate::metrics::detector::{self, Detector};
+use crate::metrics::detector::{self, Detector, Member};
 use crate::metrics::reference::{self, ReferenceScores};
 use crate::plot::Format;
 use crate::run_store::{self, RunDir};
@@ -27,6 +27,7 @@ use tch::nn;
 const GRID_IMAGES: usize = 10;
 
 mod fresh;
+mod members;
 mod resume;
 
 /// What a run needs before its first step, fresh or resumed.
@@ -99,9 +100,11 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
     if dist.as_ref().is_some_and(|d| !d.is_main()) {
         return Ok(()); // rank 0 evaluates and writes the run
     }
+    let rows = train::Data { train: &train_t, val: val_t.as_ref(), inputs: None };
+    let members = members::train(&model_cfg, &cfg, rows, device)?;
     drop((train_t, val_t));
-    let trained =
-        Finished { run, vs, model, model_cfg, cfg, data: data_record, fit, train_seconds };
+    let mut trained =
+        Finished { run, vs, model, model_cfg, cfg, data: data_record, fit, train_seconds, members };
     let manifest = trained.write((&train_set, &val_set), &test, device)?;
     if s.json {
         return super::print(&(serde_json::to_string_pretty(&manifest)? + "\n"));
@@ -165,6 +168,8 @@ struct Finished {
     data: DataRecord,
     fit: train::Fit,
     train_seconds: f64,
+    /// A table's ensemble beyond `model`, which the detector takes.
+    members: Vec<Member>,
 }
 
 impl Finished {
@@ -172,7 +177,7 @@ impl Finished {
     /// chart, the test grid and model.json with the test metrics (beside the PCA baseline
     /// fitted on the training rows); model.json's contents.
     fn write(
-        &self,
+        &mut self,
         (train_set, val_set): (&Rows, &Rows),
         test: &Rows,
         device: tch::Device,
@@ -180,8 +185,11 @@ impl Finished {
         let (run, cfg, model_cfg) = (&self.run, &self.cfg, &self.model_cfg);
         let weights = run_store::weights_file(cfg.format);
         run.save_weights(&self.vs, weights)?;
+        let members = std::mem::take(&mut self.members);
         let detector = match model_cfg.input.table() {
-            Some(_) if cfg.tail_score => Some(Detector::fit(&self.model, train_set, device)?),
+            Some(_) if cfg.tail_score || !members.is_empty() => {
+                Some(Detector::fit((&self.model, members), train_set, cfg.tail_score, device)?)
+            }
             _ => None,
         };
         if let Some(detector) = &detector {
