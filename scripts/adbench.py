@@ -6,7 +6,8 @@ train_test_split, as ADBench draws it), written as two .npz files; ae-tch trains
 ECOD, HBOS, PCA and KNN (training part of at most 20,000 rows) are fitted on the same 70%,
 standard-scaled with statistics of that part, and score the same 30%. Every method runs at
 one thread. Baseline results are kept in OUT/baselines/ and reused (they do not change when
-ae-tch does); ae-tch's in OUT/<label>/.
+ae-tch does), with each baseline's per-row test scores beside them (<set>-seed<k>-scores.npz,
+for comparisons made afterwards); ae-tch's in OUT/<label>/.
 
 PyOD's PCA scores a point by its squared distance along every principal component divided
 by that component's variance, which is infinite for a component of zero variance (a

@@ -208,11 +208,11 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0.0, value_name = "λ")]
     pub l1_latent: f64,
     /// Tables only: score rows also by how far their values lie in their columns' tails
-    /// (ECOD), with each feature's error weighed by its median over the training rows.
-    /// Measured on ADBench: mean ROC-AUC +0.016 on its 43 classical tables, -0.037 on its
-    /// 512- and 768-wide image and text embeddings (docs/guide/vectors.md)
-    #[arg(long)]
-    pub tail_score: bool,
+    /// (ECOD), with each feature's error weighed by its median over the training rows;
+    /// `--tail-score false` leaves it out [default: on for a table of at most 64 features,
+    /// off for wider ones, where it lowers ROC-AUC (docs/guide/vectors.md)]
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub tail_score: Option<bool>,
     /// Tables only: score rows by K autoencoders, the run's and K - 1 trained after it from
     /// the next seeds, averaging each one's log error on its own training rows' scale
     /// [default: 5, fewer above 50,000 training rows (250,000 rows trained in all)]

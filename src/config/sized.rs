@@ -1,11 +1,11 @@
 //! The training settings a new run's data choose where the flags leave them: the batch
 //! size and epochs by the number of training rows (small sets take smaller batches or more
 //! epochs, large ones a capped number of epochs), a fully connected network's rate by the
-//! input's width, early stopping, a table's ensemble, and for images the cross-entropy loss and mirroring for
+//! input's width, early stopping, a table's ensemble and tail score, and for images the cross-entropy loss and mirroring for
 //! small sets.
 
 use super::{Augment, Layers, Loss, ModelConfig, TrainConfig, DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS};
-use super::{ENSEMBLE_ROWS, TABLE_ENSEMBLE};
+use super::{ENSEMBLE_ROWS, TABLE_ENSEMBLE, TAIL_WIDTH};
 
 /// Steps an epoch should have at least: smaller batches until it does (down to
 /// `SMALLEST_BATCH`).
@@ -57,6 +57,8 @@ pub struct Sized {
     pub loss: Option<Loss>,
     /// A table's autoencoders (`TABLE_ENSEMBLE`, fewer for many rows).
     pub ensemble: Option<usize>,
+    /// A table's tail score: on up to `TAIL_WIDTH` features.
+    pub tail_score: Option<bool>,
 }
 
 impl Sized {
@@ -116,10 +118,13 @@ impl Sized {
         let augment =
             (!given("augment")).then_some(if flip { Augment::Flip } else { Augment::None });
         let loss = (!given("loss")).then_some(if image { IMAGE_LOSS } else { Loss::Mse });
-        let ensemble = (!given("ensemble") && model.input.table().is_some())
-            .then(|| (ENSEMBLE_ROWS / rows).clamp(1, TABLE_ENSEMBLE));
+        let table = model.input.table().is_some();
+        let ensemble =
+            (!given("ensemble") && table).then(|| (ENSEMBLE_ROWS / rows).clamp(1, TABLE_ENSEMBLE));
+        let tail_score = (!given("tail_score") && table).then_some(width <= TAIL_WIDTH);
         Sized {
             ensemble,
+            tail_score,
             loss,
             batch_size: (!given("batch_size")).then_some(batch_size),
             lr,
@@ -139,6 +144,7 @@ impl Sized {
         cfg.augment = self.augment.unwrap_or(cfg.augment);
         cfg.loss = self.loss.unwrap_or(cfg.loss);
         cfg.ensemble = self.ensemble.unwrap_or(cfg.ensemble);
+        cfg.tail_score = self.tail_score.unwrap_or(cfg.tail_score);
     }
 }
 

@@ -324,7 +324,7 @@ fn train_config(args: &TrainArgs, model: &ModelRequest) -> TrainConfig {
         weight_decay: args.weight_decay,
         l1_latent: args.l1_latent,
         trim: args.trim.unwrap_or(0.0),
-        tail_score: args.tail_score,
+        tail_score: args.tail_score.unwrap_or(false),
         ensemble: args.ensemble.unwrap_or(1),
         // 0 says "off", as leaving the flag out does.
         early_stop: args.early_stop.filter(|&n| n > 0),

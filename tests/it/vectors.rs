@@ -867,13 +867,31 @@ fn text_columns_are_one_hot_encoded() {
         run.stderr
     );
     // A table's score averages five autoencoders unless --ensemble says otherwise: the
-    // run's and four from the next seeds, kept beside it (the tail score is asked for).
-    assert!(run.stderr.contains("--ensemble 5"), "{}", run.stderr);
+    // run's and four from the next seeds, kept beside it; up to 64 features it adds the
+    // columns' tails.
+    assert!(run.stderr.contains("--tail-score, --ensemble 5"), "{}", run.stderr);
     assert!(run.stderr.contains("trained 4 more autoencoders"), "{}", run.stderr);
     assert!(d.join("run/detector.safetensors").exists());
-    assert_eq!(read_json(&d.join("run/model.json"))["train"]["ensemble"], 5);
+    let recorded = &read_json(&d.join("run/model.json"))["train"];
+    assert_eq!((&recorded["ensemble"], &recorded["tail_score"]), (&5.into(), &true.into()));
     let zero = vector_train(&d.join("train.csv"), &d.join("none"), &["--ensemble", "0"]);
     ae(d, &zero).fails_with(&["--ensemble must be between 1 and 16, got 0"]);
+    // A wider table (65 features) is scored without the tails unless asked; one model and
+    // no tails leave no detector, the squared error is the score.
+    let header: Vec<String> = (0..65).map(|j| format!("f{j}")).collect();
+    let mut wide = header.join(",") + "\n";
+    for i in 0..40 {
+        let row: Vec<String> = (0..65).map(|j| ((i * 7 + j * 3) % 11).to_string()).collect();
+        wide += &(row.join(",") + "\n");
+    }
+    std::fs::write(d.join("wide.csv"), wide).unwrap();
+    let plain = ["--epochs", "1", "--ensemble", "1"];
+    let run = ae(d, &vector_train(&d.join("wide.csv"), &d.join("wide"), &plain)).ok();
+    assert!(!run.stderr.contains("--tail-score"), "{}", run.stderr);
+    assert!(!d.join("wide/detector.safetensors").exists());
+    let asked = ["--epochs", "1", "--ensemble", "1", "--tail-score"];
+    ae(d, &vector_train(&d.join("wide.csv"), &d.join("asked"), &asked)).ok();
+    assert!(d.join("asked/detector.safetensors").exists());
     let input = read_json(&d.join("run/model.json"))["model"]["input"].clone();
     assert_eq!(
         input["columns"],

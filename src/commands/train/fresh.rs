@@ -137,6 +137,9 @@ fn chosen_words(s: &TrainSettings, model: &ModelConfig, sized: &Sized) -> Option
     if sized.loss == Some(config::Loss::Bce) {
         words.push("--loss bce".into());
     }
+    if sized.tail_score == Some(true) {
+        words.push("--tail-score".into());
+    }
     if let Some(k) = sized.ensemble.filter(|&k| k > 1) {
         words.push(format!("--ensemble {k}"));
     }
