@@ -235,7 +235,8 @@ impl Detector {
             (None, None) => None,
             _ => bail!("{}: one of the tails' tensors is missing", bad()),
         };
-        let (w, k) = (model.input_dim(), weights.size()[0]);
+        // A scalar where a matrix belongs reads as no models, and is refused below.
+        let (w, k) = (model.input_dim(), weights.size().first().copied().unwrap_or(0));
         let fits = weights.dim() == 2
             && weights.size()[1] == w
             && k >= 1
@@ -410,6 +411,15 @@ mod tests {
         let wider = ModelConfig { latent: 3, ..cfg.clone() };
         let e = Detector::read(&path, &wider, Device::Cpu).unwrap_err().to_string();
         assert!(e.contains("member1.") && e.contains("does not fit"), "{e}");
+        // A damaged file whose weights are a scalar is refused, not indexed.
+        let scalar = Tensor::scalar_tensor(1.0, (Kind::Double, Device::Cpu));
+        let named = [
+            ("weights", scalar.shallow_clone()),
+            ("scale", Tensor::ones([4], (Kind::Double, Device::Cpu))),
+        ];
+        Tensor::write_safetensors(&named, &path).unwrap();
+        let e = Detector::read(&path, &cfg, Device::Cpu).unwrap_err().to_string();
+        assert!(e.contains("do not fit the run's 5 features"), "{e}");
     }
 
     #[test]
