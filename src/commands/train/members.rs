@@ -4,13 +4,11 @@
 //! the detector (`metrics::detector`), not as checkpoints: an interrupted run trains them
 //! again when it is resumed.
 
-use crate::config::{self, Init, ModelConfig, TrainConfig};
+use crate::config::{ModelConfig, TrainConfig};
 use crate::metrics::detector::Member;
-use crate::model::{self, Autoencoder};
 use crate::train;
 use anyhow::{Context, Result};
 use std::time::Instant;
-use tch::nn;
 
 /// Trains the ensemble's members beyond the run's own model; none when `cfg.ensemble` is 1
 /// or the run is not on a table.
@@ -28,15 +26,7 @@ pub fn train(
     let members = (1..=more as u64)
         .map(|i| {
             let cfg = TrainConfig { seed: cfg.seed + i, ..cfg.clone() };
-            tch::manual_seed(cfg.seed as i64);
-            let vs = nn::VarStore::new(device);
-            let model = Autoencoder::new(&vs.root(), model_cfg);
-            if cfg.init == Init::Torch {
-                model::init::torch_init(&vs);
-            }
-            if cfg.start == config::Start::Mean {
-                model::init::start_at_the_mean(&vs, model_cfg, data.train)?;
-            }
+            let (vs, model) = super::network(model_cfg, &cfg, data.train, device, true)?;
             train::fit(&model, &vs, data, &cfg, None, None, &mut |_| Ok(())).with_context(
                 || format!("training the ensemble's member from seed {}", cfg.seed),
             )?;

@@ -63,9 +63,8 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
     }
     let Setup { run, cfg, model_cfg, data: data_record, train_set, val_set, test, resume, chosen } =
         setup;
-    tch::manual_seed(cfg.seed as i64);
-    let vs = nn::VarStore::new(device);
-    let model = crate::model::Autoencoder::new(&vs.root(), &model_cfg);
+    let train_t = Source::of(&train_set, device);
+    let (vs, model) = network(&model_cfg, &cfg, &train_t, device, resume.is_none())?;
     let parameters: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
     crate::log::note(format_args!(
         "{} {} autoencoder: {}, {} parameters, on {} ({} train / {} validation {}, {}) on {:?}{}",
@@ -81,13 +80,6 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
         device,
         chosen.map_or(String::new(), |c| format!("; chosen by the data: {c}"))
     ));
-    if cfg.init == Init::Torch && resume.is_none() {
-        crate::model::init::torch_init(&vs);
-    }
-    let train_t = Source::of(&train_set, device);
-    if resume.is_none() && cfg.start == config::Start::Mean {
-        crate::model::init::start_at_the_mean(&vs, &model_cfg, &train_t)?;
-    }
     let val_t = (!val_set.is_empty()).then(|| Source::of(&val_set, device));
     let what =
         Trained { model: &model_cfg, cfg: &cfg, data: &data_record, threads, dist: dist.as_ref() };
@@ -121,6 +113,28 @@ pub fn run(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> Result<()> {
         report::eval_table(report, &manifest.model, &trained.cfg),
         run_store::LOSS_PNG,
     ))
+}
+
+/// A network of `model_cfg` drawn from `cfg.seed`; when `fresh`, initialised and started as
+/// `cfg` says (a resumed run's weights come from its checkpoint instead). The run's model
+/// and the members of a table's ensemble are made here.
+fn network(
+    model_cfg: &ModelConfig,
+    cfg: &TrainConfig,
+    train: &Source,
+    device: tch::Device,
+    fresh: bool,
+) -> Result<(nn::VarStore, crate::model::Autoencoder)> {
+    tch::manual_seed(cfg.seed as i64);
+    let vs = nn::VarStore::new(device);
+    let model = crate::model::Autoencoder::new(&vs.root(), model_cfg);
+    if fresh && cfg.init == Init::Torch {
+        crate::model::init::torch_init(&vs);
+    }
+    if fresh && cfg.start == config::Start::Mean {
+        crate::model::init::start_at_the_mean(&vs, model_cfg, train)?;
+    }
+    Ok((vs, model))
 }
 
 /// Starts this rank's part of the data-parallel group on its device (one GPU per rank:
