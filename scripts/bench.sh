@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Speed: workload W1 (Fashion-MNIST 60k, MLP 784-256-64-16, denoising σ 0.3, batch 128,
-# Adam 1e-3, 4 epochs) and W2 (the default conv net at k = 30 on data/mnist, reconstruct,
-# same optimiser) with ae-tch and with the PyTorch reference loops in
-# scripts/bench/reference.py, same machine, same libtorch, same thread count. Prints a
-# table per workload and writes bench-out/w1/bench.json and bench-out/w2/bench.json. Extra
-# arguments go to scripts/bench/bench.py (--threads N, --epochs N, --device cuda,
-# --workload w1|w2). `scripts/bench.sh --breakdown [--threads N] [--steps N]` instead
-# prints where one W1 step of ae-tch goes (examples/step_breakdown.rs).
+# Adam 1e-3, 4 epochs), W2 (the default conv net at k = 30 on data/mnist, reconstruct,
+# same optimiser) and W2 with the conv defaults' own batch 64 and warm-up + cosine from
+# 3e-3 (w2-defaults), with ae-tch and with the PyTorch reference loops in
+# scripts/bench/reference.py (eager, and with torch.compile'd model and optimiser step),
+# same machine, same libtorch, same thread count. Prints a table per workload and writes
+# bench-out/<workload>/bench.json. Extra arguments go to scripts/bench/bench.py (--threads
+# N, --epochs N, --device cuda, --workload w1,w2,w2-defaults, --no-compile).
+# `scripts/bench.sh --breakdown [--threads N] [--steps N]` instead prints where one W1
+# step of ae-tch goes (examples/step_breakdown.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh

@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod mlp_step;
 pub mod model;
 pub mod npy;
+pub mod omp;
 pub mod optim;
 pub mod plot;
 pub mod run_store;

@@ -7,6 +7,17 @@
 use ae_tch::train::Stopped;
 use std::process::ExitCode;
 
+/// libgomp reads its spin limit in its initialiser, before `main`; the loader runs an
+/// executable's preinit functions before any library's (see omp.rs).
+#[cfg(target_os = "linux")]
+#[used]
+#[link_section = ".preinit_array"]
+static LIMIT_SPIN: unsafe extern "C" fn(
+    std::ffi::c_int,
+    *const *const std::ffi::c_char,
+    *const *const std::ffi::c_char,
+) = ae_tch::omp::limit_spin;
+
 fn main() -> ExitCode {
     // Before libtorch starts its threads, which inherit the mode (see fpu.rs).
     ae_tch::fpu::flush_denormals();

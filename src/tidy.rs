@@ -220,6 +220,7 @@ pub(crate) fn violations(src: &Path) -> Vec<String> {
         "npy",
         "host",
         "fpu",
+        "omp",
         "dist",
         "device",
         "script",

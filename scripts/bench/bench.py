@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""Runs workloads W1 (MLP) and W2 (the default conv net) with ae-tch and with the PyTorch
-references, on the same machine and
-thread count, and prints a table (samples/s, s/epoch, final train loss, peak RSS, ratio to
-the fastest PyTorch loop measured (usually the tensor loop with flush-denormal), share of the fp32
-GEMM roofline) and each implementation's samples/s per epoch, so the steady state shows
-(every loop slows as training makes numbers subnormal, unless they are flushed). Prints
-the CPU's vector extensions first. Writes the figures to JSON. Called by
-scripts/bench.sh; never run by the tests (times are not asserted anywhere).
+"""Runs workloads W1 (MLP), W2 (the default conv net) and W2 at the conv defaults' own batch
+and schedule with ae-tch and with the PyTorch references (eager loops, and the loop with
+torch.compile'd model and optimiser step), on the same machine and thread count, and prints
+a table (samples/s over all epochs and at steady state, s/epoch, final train loss, peak
+RSS, the steady-state ratios to the fastest eager PyTorch loop and to the compiled one, the
+compiled loop's compile time, share of the fp32 GEMM roofline for W1) and each
+implementation's samples/s per epoch, so the steady state shows (every loop slows as
+training makes numbers subnormal, unless they are flushed). Prints the CPU's vector
+extensions first. Writes the figures to JSON. Called by scripts/bench.sh; never run by the
+tests (times are not asserted anywhere).
 """
 import argparse
 import csv
@@ -68,9 +70,13 @@ def main():
                    help="run every implementation N times (seeds 1..N), interleaved; report the "
                         "median samples/s and the mean final loss (seed-to-seed spread is ~2%%)")
     p.add_argument("--no-dataloader", action="store_true")
-    p.add_argument("--workload", default="w1,w2",
+    p.add_argument("--workload", default="w1,w2,w2-defaults",
                    help="comma-separated: w1 (the MLP on Fashion-MNIST), w2 (the default conv "
-                        "net on data/mnist, reconstruct)")
+                        "net on data/mnist, reconstruct, batch 128 at a constant 1e-3), "
+                        "w2-defaults (the same net with the conv defaults' own batch 64 and "
+                        "warm-up + cosine from 3e-3)")
+    p.add_argument("--no-compile", action="store_true",
+                   help="leave out the torch.compile'd PyTorch loop")
     p.add_argument("--conv-data", default="data/mnist")
     a = p.parse_args()
     for w in a.workload.split(","):
@@ -78,7 +84,8 @@ def main():
 
 
 def bench(a, workload):
-    conv = workload == "w2"
+    conv = workload.startswith("w2")
+    own = workload == "w2-defaults"
     data = a.conv_data if conv else a.data
     out = os.path.join(a.out, workload)
     os.makedirs(out, exist_ok=True)
@@ -91,9 +98,11 @@ def bench(a, workload):
         model = (["--arch", "conv", "--latent", "30"] if conv else
                  ["--mode", "denoise", "--sigma", "0.3", "--hidden", "256,64", "--latent", "16",
                   "--precision", precision])
-        cmd = [a.bin, "train", "--data", data, "--out", run_dir, "--force", *model,
-               "--epochs", str(a.epochs), "--batch-size", "128", "--lr", "1e-3",
-               "--lr-schedule", "constant", "--val-fraction", "0", "--device", a.device,
+        # w2-defaults: the conv defaults' batch and schedule as a user gets them. Squared
+        # error everywhere, the references' loss (the image default is cross-entropy).
+        rates = ([] if own else ["--batch-size", "128", "--lr", "1e-3", "--lr-schedule", "constant"])
+        cmd = [a.bin, "train", "--data", data, "--out", run_dir, "--force", *model, "--loss", "mse",
+               "--epochs", str(a.epochs), *rates, "--val-fraction", "0", "--device", a.device,
                "--threads", str(a.threads), "--init", "torch", "--seed", str(seed)]
         rss = run_measured(cmd)
         with open(os.path.join(run_dir, "metrics.csv")) as f:
@@ -104,14 +113,16 @@ def bench(a, workload):
                 "epoch_samples_per_s": [float(e["samples_per_s"]) for e in epochs],
                 "epoch_losses": [float(e["train_loss"]) for e in epochs]}
 
-    def reference(loader, precision, seed, flush=False):
+    def reference(loader, precision, seed, flush=False, compiled=False):
         out_file = os.path.join(out, "reference.json")
         cmd = [sys.executable, os.path.join(os.path.dirname(__file__), "reference.py"),
                "--data", data, "--epochs", str(a.epochs), "--threads", str(a.threads),
                "--loader", loader, "--device", a.device, "--precision", precision,
                "--seed", str(seed)] + (["--flush-denormal"] if flush else [])
+        cmd += ["--compile"] if compiled else []
         if conv:
             cmd += ["--model-json", os.path.join(run_dir, "model.json"), "--reconstruct"]
+            cmd += ["--conv-defaults"] if own else []
         rss = run_measured(cmd, out_file)
         with open(out_file) as f:
             r = json.load(f)
@@ -127,6 +138,10 @@ def bench(a, workload):
                          lambda s, prec=prec: reference("tensor", prec, s, flush=True)))
         if prec == "fp32" and not a.no_dataloader and not conv:
             jobs.append(("pytorch dataloader (fp32)", lambda s: reference("dataloader", "fp32", s)))
+        if not a.no_compile:
+            # The compiled loop with the eager loop's best setting (flush-denormal on a CPU).
+            jobs.append((f"pytorch compiled ({prec})", lambda s, prec=prec: reference(
+                "tensor", prec, s, flush=a.device == "cpu", compiled=True)))
     runs = {name: [] for name, _ in jobs}
     for seed in range(1, a.repeat + 1):
         for name, job in jobs:
@@ -143,6 +158,11 @@ def bench(a, workload):
         per_epoch = list(zip(*(x["epoch_samples_per_s"] for x in runs[name])))
         r["epoch_samples_per_s"] = [sorted(e)[len(e) // 2] for e in per_epoch]
         r["peak_rss_mib"] = max(x["peak_rss_mib"] for x in runs[name])
+        # Steady state: the epochs after the first (which holds a compiled loop's compiling
+        # and every loop's warm-up), the median over epochs of the per-epoch medians.
+        later = sorted(r["epoch_samples_per_s"][1:] or r["epoch_samples_per_s"])
+        r["steady_samples_per_s"] = later[len(later) // 2]
+        r["compile_seconds"] = sorted(x.get("compile_seconds", 0.0) for x in runs[name])[len(rs) // 2]
         rows.append(r)
 
     flags = set()
@@ -156,28 +176,37 @@ def bench(a, workload):
     model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
                   if l.startswith("model name")), "unknown") if flags else "unknown"
     print(f"CPU: {model}; vector extensions: {' '.join(vector) or 'unknown'}")
-    what = ("W2 (the default conv net, data/mnist, reconstruct)" if conv else
+    what = ("W2 with the conv defaults' batch 64 and warm-up + cosine" if own else
+            "W2 (the default conv net, data/mnist, reconstruct)" if conv else
             "W1 (MLP 784-256-64-16, Fashion-MNIST, denoise)")
     print(f"\n{what} on {a.device}, {a.threads} threads, {a.epochs} epochs; seeds 1..{a.repeat}: median "
-          f"samples/s, mean final loss, largest peak RSS; ratios against the fastest PyTorch loop")
-    print(f"{'impl':<28}{'samples/s':>11}{'s/epoch':>10}{'final loss':>12}{'loss vs pt':>11}"
-          f"{'peak RSS MiB':>14}{'vs best pt':>12}{'GEMM GFLOP/s':>14}{'roofline':>10}")
+          f"samples/s, mean final loss, largest peak RSS; ratios against the fastest eager PyTorch "
+          f"loop and the compiled one")
+    print(f"{'impl':<28}{'samples/s':>11}{'steady':>9}{'s/epoch':>9}{'final loss':>12}{'loss vs pt':>11}"
+          f"{'RSS MiB':>9}{'vs eager':>10}{'vs compiled':>13}{'compile s':>11}{'roofline':>10}")
     gemm = {prec: gemm_gflops(a.threads, a.device, prec) for prec in precisions}
     for r in rows:
         prec = r["impl"].rsplit("(", 1)[1].rstrip(")")
-        # The fastest PyTorch loop measured here: usually the flush-denormal one, but not
-        # on every CPU (on an AMD EPYC the plain tensor loop was faster).
-        base = max((x for x in rows if x["impl"].startswith("pytorch") and x["impl"].endswith(f"({prec})")),
-                   key=lambda x: x["samples_per_s"])
-        r["ratio_vs_best_pytorch"] = r["samples_per_s"] / base["samples_per_s"]
-        r["loss_vs_best_pytorch"] = r["final_loss"] / base["final_loss"] - 1
+        same = [x for x in rows if x["impl"].endswith(f"({prec})")]
+        # The fastest eager PyTorch loop at steady state: usually the flush-denormal one,
+        # but not on every CPU (on an AMD EPYC the plain tensor loop was faster).
+        eager = max((x for x in same if x["impl"].startswith("pytorch") and "compiled" not in x["impl"]),
+                    key=lambda x: x["steady_samples_per_s"])
+        compiled = next((x for x in same if x["impl"].startswith("pytorch compiled")), None)
+        r["ratio_vs_best_pytorch"] = r["steady_samples_per_s"] / eager["steady_samples_per_s"]
+        r["ratio_vs_compiled"] = (r["steady_samples_per_s"] / compiled["steady_samples_per_s"]
+                                  if compiled else float("nan"))
+        r["loss_vs_best_pytorch"] = r["final_loss"] / eager["final_loss"] - 1
         r["gemm_gflops"] = gemm[prec]
         # The roofline is W1's (its FLOPs are GEMMs); W2's convolutions are not counted.
         r["roofline_share"] = (float("nan") if conv else
-                               r["samples_per_s"] * TRAIN_FLOPS_PER_SAMPLE / (gemm[prec] * 1e9))
-        print(f"{r['impl']:<28}{r['samples_per_s']:>11.0f}{r['sec_per_epoch']:>10.2f}{r['final_loss']:>12.5f}"
-              f"{100 * r['loss_vs_best_pytorch']:>+10.1f}%{r['peak_rss_mib']:>14.0f}{r['ratio_vs_best_pytorch']:>11.2f}x{gemm[prec]:>14.1f}"
-              f"{100 * r['roofline_share']:>9.1f}%")
+                               r["steady_samples_per_s"] * TRAIN_FLOPS_PER_SAMPLE / (gemm[prec] * 1e9))
+        print(f"{r['impl']:<28}{r['samples_per_s']:>11.0f}{r['steady_samples_per_s']:>9.0f}"
+              f"{r['sec_per_epoch']:>9.2f}{r['final_loss']:>12.5f}{100 * r['loss_vs_best_pytorch']:>+10.1f}%"
+              f"{r['peak_rss_mib']:>9.0f}{r['ratio_vs_best_pytorch']:>9.2f}x{r['ratio_vs_compiled']:>12.2f}x"
+              f"{r['compile_seconds']:>11.1f}{100 * r['roofline_share']:>9.1f}%")
+    print(f"(steady: samples/s over epochs 2-{a.epochs}; the ratios compare steady states; "
+          f"fp32 GEMM: {', '.join(f'{p} {g:.0f} GFLOP/s' for p, g in gemm.items())})")
     print(f"\nsamples/s per epoch (median over seeds)")
     print(f"{'impl':<28}" + "".join(f"{'epoch ' + str(e + 1):>11}" for e in range(a.epochs)))
     for r in rows:

@@ -32,6 +32,9 @@ pub struct Report {
     pub cpus: usize,
     /// Whether every libtorch thread flushes subnormal numbers to zero (see `fpu`).
     pub denormals_flushed: bool,
+    /// How libtorch's OpenMP threads wait, as this process's environment set it for
+    /// libgomp (see `omp`): `GOMP_SPINCOUNT=…`, `OMP_WAIT_POLICY=…`, or libgomp's default.
+    pub openmp_wait: String,
     /// The c10d backends data-parallel training (under torchrun) can use in this build.
     pub c10d_backends: Vec<String>,
     pub data_folders: Vec<DataFolder>,
@@ -66,6 +69,7 @@ pub fn run(args: DoctorArgs) -> Result<()> {
         line("why no CUDA", why.clone());
     }
     line("threads", format!("{} (of {} CPUs)", r.threads, r.cpus));
+    line("OpenMP waiting", r.openmp_wait.clone());
     line(
         "denormals",
         if r.denormals_flushed {
@@ -140,6 +144,7 @@ pub fn report() -> Report {
         threads: tch::get_num_threads(),
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         denormals_flushed: crate::fpu::denormal_share() == 0.0,
+        openmp_wait: crate::omp::wait_setting(),
         c10d_backends: [("gloo", crate::dist::has_gloo()), ("nccl", crate::dist::has_nccl())]
             .iter()
             .filter(|b| b.1)

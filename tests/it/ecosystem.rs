@@ -133,6 +133,13 @@ fn doctor_names_libtorch_and_explains_missing_cuda() {
         );
     }
     assert!(json["threads"].as_i64().unwrap() >= 1);
+    // libgomp's spin limit, as the binary set it before libgomp loaded (see omp.rs).
+    let spin = format!("GOMP_SPINCOUNT={}", ae_tch::omp::spin_count());
+    let wait = json["openmp_wait"].as_str().unwrap();
+    let user_set =
+        ["GOMP_SPINCOUNT", "OMP_WAIT_POLICY"].iter().any(|v| std::env::var_os(v).is_some());
+    assert!(wait.starts_with(&spin) || user_set, "{wait}");
+    assert!(text.contains(&format!("OpenMP waiting        {wait}")), "{text}");
     // main sets the flush mode before libtorch starts its pool: every thread inherits it.
     assert_eq!(json["denormals_flushed"], true, "{text}");
     assert!(text.contains("flushed to zero on every libtorch thread"), "{text}");

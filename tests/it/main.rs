@@ -15,6 +15,7 @@ mod resume;
 mod series;
 mod speech;
 mod tensorboard;
+mod threads;
 mod torchscript;
 mod training;
 mod util;

@@ -43,6 +43,7 @@ pub(super) fn fresh(s: &TrainSettings, scratch: Option<&Path>) -> Result<Setup> 
     check_combination(&cfg, &model_cfg)?;
     let sized = Sized::choose(&model_cfg, train_set.len(), val_set.len(), given, &cfg);
     sized.apply(&mut cfg);
+    crate::device::set_threads(sized.threads)?;
     let chosen = chosen_words(s, &model_cfg, &sized);
     let out = match scratch {
         Some(dir) => dir.to_path_buf(),
@@ -145,6 +146,9 @@ fn chosen_words(s: &TrainSettings, model: &ModelConfig, sized: &Sized) -> Option
     }
     if sized.augment == Some(Augment::Flip) {
         words.push("--augment flip".into());
+    }
+    if let Some(t) = sized.threads {
+        words.push(format!("--threads {t}"));
     }
     (!words.is_empty()).then(|| words.join(", "))
 }
