@@ -32,6 +32,20 @@ pub struct FlatAdam {
     weight_decay: f64,
     /// The first this many parameters are held fixed (`freeze_first`).
     frozen: i64,
+    /// A low-precision copy of `flat` that autograd steps compute with (`compute_in`).
+    low: Option<Low>,
+}
+
+/// The weights in a narrower format for a step's forward and backward: `flat` cast into
+/// `copy` before the step (`lower`), the variables pointed at its slices for the step and
+/// back at the fp32 ones after it (`raise`). The gradients come back in the narrow format
+/// and are widened into the fp32 flat gradient; the update stays fp32 (the master copy).
+#[derive(Debug)]
+struct Low {
+    copy: Tensor,
+    /// `params`' slices of `copy`, and of `flat`.
+    narrow: Vec<Tensor>,
+    wide: Vec<Tensor>,
 }
 
 impl FlatAdam {
@@ -66,6 +80,45 @@ impl FlatAdam {
             eps: 1e-8,
             weight_decay,
             frozen: 0,
+            low: None,
+        }
+    }
+
+    /// Steps through autograd compute in `kind` (bf16) from now on: `lower` before the
+    /// forward pass, `raise` after `backward`. `Kind::Float` undoes it.
+    pub fn compute_in(&mut self, kind: Kind) {
+        self.low = (kind != Kind::Float).then(|| {
+            let copy = self.flat.to_kind(kind);
+            let slices = |flat: &Tensor| -> Vec<Tensor> {
+                let sizes = self.params.iter().map(|p| p.size());
+                self.offsets.iter().zip(sizes).map(|(&o, s)| view_at(flat, o, &s)).collect()
+            };
+            Low { narrow: slices(&copy), wide: slices(&self.flat), copy }
+        });
+    }
+
+    /// The kind steps compute in.
+    pub fn compute_kind(&self) -> Kind {
+        self.low.as_ref().map_or(Kind::Float, |l| l.copy.kind())
+    }
+
+    /// Before a step's forward pass: the weights cast into the narrow copy, which the
+    /// variables now point at (nothing without `compute_in`).
+    pub fn lower(&mut self) {
+        if let Some(low) = &mut self.low {
+            tch::no_grad(|| low.copy.copy_(&self.flat));
+            for (p, narrow) in self.params.iter_mut().zip(&low.narrow) {
+                p.set_data(narrow);
+            }
+        }
+    }
+
+    /// After a step's `backward`: the variables point at the fp32 weights again.
+    pub fn raise(&mut self) {
+        if let Some(low) = &self.low {
+            for (p, wide) in self.params.iter_mut().zip(&low.wide) {
+                p.set_data(wide);
+            }
         }
     }
 

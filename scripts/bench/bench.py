@@ -44,6 +44,19 @@ def gemm_gflops(threads, device="cpu", precision="fp32", n=1024, reps=20):
     return 2 * n**3 * reps / (time.perf_counter() - start) / 1e9
 
 
+def cpu_flags():
+    if not os.path.exists("/proc/cpuinfo"):
+        return set()
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def native_bf16(device):
+    return device != "cpu" or bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
+
+
 def run_measured(cmd, stdout_path=None):
     """Runs cmd and returns the child's peak RSS in MiB (wait4's ru_maxrss: GNU time's
     "Maximum resident set size" without needing the time package). Its stdout goes to
@@ -65,7 +78,9 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default="bench-out")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--precision", default="fp32", help="comma-separated: fp32,bf16")
+    p.add_argument("--precision", default=None,
+                   help="comma-separated: fp32,bf16 (default: both where the device computes "
+                        "bf16 natively: a GPU, or a CPU with AVX512-BF16 or AMX; else fp32)")
     p.add_argument("--repeat", type=int, default=3,
                    help="run every implementation N times (seeds 1..N), interleaved; report the "
                         "median samples/s and the mean final loss (seed-to-seed spread is ~2%%)")
@@ -89,15 +104,15 @@ def bench(a, workload):
     data = a.conv_data if conv else a.data
     out = os.path.join(a.out, workload)
     os.makedirs(out, exist_ok=True)
-    precisions = ["fp32"] if conv else a.precision.split(",")
+    precisions = (a.precision or ("fp32,bf16" if native_bf16(a.device) else "fp32")).split(",")
     run_dir = os.path.join(out, "ae-tch-run")
 
     def ae_tch(precision, seed):
         # --init torch: the same model the reference builds (torch.nn's initialisation),
         # so the final losses are comparable; a constant rate, as the reference has.
         model = (["--arch", "conv", "--latent", "30"] if conv else
-                 ["--mode", "denoise", "--sigma", "0.3", "--hidden", "256,64", "--latent", "16",
-                  "--precision", precision])
+                 ["--mode", "denoise", "--sigma", "0.3", "--hidden", "256,64", "--latent", "16"])
+        model += ["--precision", precision]
         # w2-defaults: the conv defaults' batch and schedule as a user gets them. Squared
         # error everywhere, the references' loss (the image default is cross-entropy).
         rates = ([] if own else ["--batch-size", "128", "--lr", "1e-3", "--lr-schedule", "constant"])
@@ -132,7 +147,9 @@ def bench(a, workload):
     jobs = []
     for prec in precisions:
         jobs.append((f"ae-tch ({prec})", lambda s, prec=prec: ae_tch(prec, s)))
-        jobs.append((f"pytorch tensor ({prec})", lambda s, prec=prec: reference("tensor", prec, s)))
+        # bf16 on a CPU: the flush-denormal loop only (the plain one only differs in fp32).
+        if prec == "fp32" or a.device != "cpu":
+            jobs.append((f"pytorch tensor ({prec})", lambda s, prec=prec: reference("tensor", prec, s)))
         if a.device == "cpu":
             jobs.append((f"pytorch tensor+ftz ({prec})",
                          lambda s, prec=prec: reference("tensor", prec, s, flush=True)))
@@ -165,12 +182,7 @@ def bench(a, workload):
         r["compile_seconds"] = sorted(x.get("compile_seconds", 0.0) for x in runs[name])[len(rs) // 2]
         rows.append(r)
 
-    flags = set()
-    if os.path.exists("/proc/cpuinfo"):
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
+    flags = cpu_flags()
     vector = [f for f in ["sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl",
                           "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16"] if f in flags]
     model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
@@ -206,7 +218,7 @@ def bench(a, workload):
               f"{r['peak_rss_mib']:>9.0f}{r['ratio_vs_best_pytorch']:>9.2f}x{r['ratio_vs_compiled']:>12.2f}x"
               f"{r['compile_seconds']:>11.1f}{100 * r['roofline_share']:>9.1f}%")
     print(f"(steady: samples/s over epochs 2-{a.epochs}; the ratios compare steady states; "
-          f"fp32 GEMM: {', '.join(f'{p} {g:.0f} GFLOP/s' for p, g in gemm.items())})")
+          f"GEMM: {', '.join(f'{p} {g:.0f} GFLOP/s' for p, g in gemm.items())})")
     print(f"\nsamples/s per epoch (median over seeds)")
     print(f"{'impl':<28}" + "".join(f"{'epoch ' + str(e + 1):>11}" for e in range(a.epochs)))
     for r in rows:

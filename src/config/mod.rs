@@ -300,8 +300,10 @@ pub enum WeightsFormat {
 pub enum Precision {
     #[default]
     Fp32,
-    /// bf16 weights, activations and gradients with an fp32 master copy and fp32 Adam
-    /// (MLPs; meant for GPUs; CPUs without bf16 units emulate it slowly)
+    /// bf16 weights, activations and gradients with an fp32 master copy and fp32 loss and
+    /// Adam (the hand-written MLP step keeps its own bf16 copy; other networks compute
+    /// through autograd on one, `FlatAdam::compute_in`); for GPUs and CPUs with
+    /// AVX512-BF16 or AMX (others emulate it slowly)
     Bf16,
 }
 

@@ -6,8 +6,8 @@
 use super::usage;
 use crate::cli::TrainArgs;
 use crate::config::{
-    self, Activation, Arch, ArchDefaults, Backbone, ConvLayers, Engine, Layers, ModelConfig,
-    NoiseKind, Norm, Precision, TrainConfig,
+    self, Activation, Arch, ArchDefaults, Backbone, ConvLayers, Layers, ModelConfig, NoiseKind,
+    Norm, TrainConfig,
 };
 use crate::data::spec::{
     DataSpec, Domain, Gap, ImageRequest, Missing, Reading, ScaleKind, SeriesSpec, WindowChoice,
@@ -350,13 +350,6 @@ fn train_config(args: &TrainArgs, model: &ModelRequest) -> TrainConfig {
 /// Checks that the model is valid and works with the (valid) training settings.
 pub fn check_combination(cfg: &TrainConfig, model_cfg: &ModelConfig) -> Result<()> {
     model_cfg.validate().map_err(|e| usage("train", e))?;
-    if cfg.precision == Precision::Bf16 && !(model_cfg.is_plain_mlp() && cfg.engine == Engine::Auto)
-    {
-        bail!(
-            "--precision bf16 is implemented in the hand-written MLP step: it needs --arch mlp \
-             without --tied-weights, and --engine auto"
-        );
-    }
     if cfg.beta.is_some() && !model_cfg.variational {
         bail!("--beta works with --arch vae only");
     }

@@ -247,7 +247,11 @@ pub(crate) fn autograd_loss(
     x: &Tensor,
     cfg: &TrainConfig,
 ) -> (Tensor, Option<Tensor>) {
-    let out = model.forward_train(input);
+    let mut out = model.forward_train(input);
+    // A network computing in bf16 (`FlatAdam::compute_in`) is scored in fp32.
+    if out.reconstruction.kind() != Kind::Float {
+        out.reconstruction = out.reconstruction.to_kind(Kind::Float);
+    }
     let mut loss = if cfg.trim > 0.0 {
         loss::trimmed(&out.reconstruction, x, cfg.loss, cfg.trim)
     } else {

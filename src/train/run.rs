@@ -7,7 +7,7 @@ use super::{
     EpochStats, Event, Fit, Objective, Resume, Snapshot, Stopped, TrainState, INTERRUPT_SAVED,
     SYNC_EVERY, VALIDATION_DRAW,
 };
-use crate::config::{Augment, Engine, LrSchedule, TrainConfig};
+use crate::config::{Augment, Engine, LrSchedule, Precision, TrainConfig};
 use crate::data::batch::{stream_seed, Batcher, Source};
 use crate::data::noise;
 use crate::dist::Dist;
@@ -165,6 +165,10 @@ impl<'a> Loop<'a> {
             }
             _ => None,
         };
+        // bf16 on autograd's path; the hand-written step keeps its own bf16 copy.
+        if cfg.precision == Precision::Bf16 && by_hand.is_none() {
+            opt.compute_in(Kind::BFloat16);
+        }
         let device = vs.device();
         let (mut st, best_weights, sums) = match resume {
             None => (TrainState::new(cfg), None, None),
@@ -409,11 +413,17 @@ fn train_step(
     if let Some(by_hand) = by_hand {
         return by_hand.forward_backward(input, x);
     }
-    let (loss, kl) = model.batch_loss(x, input, rows, cfg);
+    // With --precision bf16 the network computes on a bf16 copy of the weights and input;
+    // the loss and the update stay fp32.
+    opt.lower();
+    let narrow = opt.compute_kind();
+    let input = if narrow == Kind::Float { input.shallow_clone() } else { input.to_kind(narrow) };
+    let (loss, kl) = model.batch_loss(x, &input, rows, cfg);
     if let Some(kl) = kl {
         tch::no_grad(|| *kl_sum += kl * x.size()[0] as f64);
     }
     opt.backward(&loss);
+    opt.raise();
     loss
 }
 
