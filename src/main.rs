@@ -21,6 +21,7 @@ static LIMIT_SPIN: unsafe extern "C" fn(
 fn main() -> ExitCode {
     // Before libtorch starts its threads, which inherit the mode (see fpu.rs).
     ae_tch::fpu::flush_denormals();
+    ae_tch::host::keep_freed_memory();
     match ae_tch::commands::run() {
         Ok(()) => ExitCode::SUCCESS,
         // `ae-tch eval | head`: a closed pipe is not a failure.

@@ -108,8 +108,9 @@ def bench(a, workload):
     run_dir = os.path.join(out, "ae-tch-run")
 
     def ae_tch(precision, seed):
-        # --init torch: the same model the reference builds (torch.nn's initialisation),
-        # so the final losses are comparable; a constant rate, as the reference has.
+        # --init torch --start random: the same model the reference builds (torch.nn's
+        # initialisation, not an MLP's start at the mean), so the final losses are
+        # comparable; a constant rate, as the reference has.
         model = (["--arch", "conv", "--latent", "30"] if conv else
                  ["--mode", "denoise", "--sigma", "0.3", "--hidden", "256,64", "--latent", "16"])
         model += ["--precision", precision]
@@ -118,7 +119,8 @@ def bench(a, workload):
         rates = ([] if own else ["--batch-size", "128", "--lr", "1e-3", "--lr-schedule", "constant"])
         cmd = [a.bin, "train", "--data", data, "--out", run_dir, "--force", *model, "--loss", "mse",
                "--epochs", str(a.epochs), *rates, "--val-fraction", "0", "--device", a.device,
-               "--threads", str(a.threads), "--init", "torch", "--seed", str(seed)]
+               "--threads", str(a.threads), "--init", "torch", "--start", "random",
+               "--seed", str(seed)]
         rss = run_measured(cmd)
         with open(os.path.join(run_dir, "metrics.csv")) as f:
             epochs = list(csv.DictReader(f))
