@@ -155,20 +155,7 @@ impl<'a> Loop<'a> {
         if cfg.augment == Augment::Flip {
             batches = batches.flipping(model.config().image_shape());
         }
-        let mut opt = FlatAdam::new(vs, cfg.lr, cfg.weight_decay);
-        if let Some(frozen) = frozen_parameters(vs) {
-            opt.freeze_first(frozen);
-        }
-        let by_hand = match cfg.engine {
-            Engine::Auto if model.by_hand() => {
-                MlpStep::new(vs, model.config(), cfg, &opt, batches.batch())
-            }
-            _ => None,
-        };
-        // bf16 on autograd's path; the hand-written step keeps its own bf16 copy.
-        if cfg.precision == Precision::Bf16 && by_hand.is_none() {
-            opt.compute_in(Kind::BFloat16);
-        }
+        let (mut opt, by_hand) = optimiser(model, vs, cfg, batches.batch());
         let device = vs.device();
         let (mut st, best_weights, sums) = match resume {
             None => (TrainState::new(cfg), None, None),
@@ -396,6 +383,29 @@ impl<'a> Loop<'a> {
         }
         Ok(())
     }
+}
+
+/// The optimiser over `vs` (a frozen encoder left alone), the hand-written MLP step where
+/// it applies, and with `--precision bf16` on autograd's path the optimiser's bf16 copy
+/// (the hand-written step keeps its own).
+fn optimiser(
+    model: &dyn Objective,
+    vs: &nn::VarStore,
+    cfg: &TrainConfig,
+    batch: i64,
+) -> (FlatAdam, Option<MlpStep>) {
+    let mut opt = FlatAdam::new(vs, cfg.lr, cfg.weight_decay);
+    if let Some(frozen) = frozen_parameters(vs) {
+        opt.freeze_first(frozen);
+    }
+    let by_hand = match cfg.engine {
+        Engine::Auto if model.by_hand() => MlpStep::new(vs, model.config(), cfg, &opt, batch),
+        _ => None,
+    };
+    if cfg.precision == Precision::Bf16 && by_hand.is_none() {
+        opt.compute_in(Kind::BFloat16);
+    }
+    (opt, by_hand)
 }
 
 /// One step's loss, with its gradients in the optimiser's flat gradient (not yet
