@@ -16,8 +16,8 @@
 //! in the binary's `.preinit_array` (see main.rs), executes the binary again once with
 //! `SPIN_ENTRY` in its environment, unless the user chose either variable: at that
 //! point libraries are loaded and relocated but none has run its initialiser, so the
-//! second start costs the loading alone (about 30 ms here, against 0.4 s for the whole
-//! start of libtorch). Same process, same arguments; where the exec fails the run goes on
+//! second start costs the loading alone (`ae-tch --version` 0.42 s → 0.47 s here, most of
+//! it libtorch's own start). Same process, same arguments; where the exec fails the run goes on
 //! with libgomp's default. Checked by the test
 //! `threads::libgomp_reads_the_spin_limit_set_before_it_loads` (`OMP_DISPLAY_ENV` prints
 //! what libgomp read); measured by `scripts/contention.sh`.
@@ -43,10 +43,10 @@ pub fn wait_setting() -> String {
 /// The variables that, set by the user, leave libgomp's spinning as they say.
 const USER_CHOICES: [&[u8]; 2] = [b"GOMP_SPINCOUNT=", b"OMP_WAIT_POLICY="];
 
-/// Rounds a libgomp thread spins before it sleeps (the environment entry `GOMP_SPINCOUNT=N`), unless the user set
-/// `GOMP_SPINCOUNT` or `OMP_WAIT_POLICY`. W1 on 2 idle cores: 300,000 (libgomp's own)
-/// 39.7k–40.4k samples/s, 10,000 38.5k–39.4k, 1,000 25.8k–26.3k, `OMP_WAIT_POLICY=passive`
-/// 22.3k–23.5k (one thread: 27.7k).
+/// The rounds a libgomp thread spins before it sleeps, as an environment entry (unless the
+/// user set `GOMP_SPINCOUNT` or `OMP_WAIT_POLICY`). W1 on 2 idle cores, two sessions of runs:
+/// 300,000 (libgomp's own) 39.7k–48.0k samples/s, 10,000 38.5k–43.9k, 1,000 25.8k–26.3k,
+/// `OMP_WAIT_POLICY=passive` 22.3k–23.5k, one thread 27.6k–29.8k.
 pub const SPIN_ENTRY: &CStr = c"GOMP_SPINCOUNT=10000";
 
 /// The rounds `SPIN_ENTRY` sets.
