@@ -7,8 +7,9 @@
 # same machine, same libtorch, same thread count. Prints a table per workload and writes
 # bench-out/<workload>/bench.json. Extra arguments go to scripts/bench/bench.py (--threads
 # N, --epochs N, --device cuda, --workload w1,w2,w2-defaults, --no-compile).
-# `scripts/bench.sh --breakdown [--threads N] [--steps N]` instead prints where one W1
-# step of ae-tch goes (examples/step_breakdown.rs).
+# `scripts/bench.sh --breakdown [--workload w1|w2] [--precision fp32|bf16] [--threads N]
+# [--steps N]` instead prints where one step of ae-tch goes: the loop's parts over real
+# steps, then every operation alone at the workload's shapes (examples/step_breakdown/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh

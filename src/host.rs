@@ -55,6 +55,24 @@ extern "C" {
     );
 }
 
+/// How this CPU computes bf16 products natively: `"AMX"` (matrix tiles, which oneDNN's
+/// bf16 convolutions and products use), `"AVX512-BF16"` (dot-product instructions), or
+/// `None` where libtorch would widen every bf16 value to fp32 and gain nothing.
+pub fn native_bf16() -> Option<&'static str> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let flags = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let flags = flags.lines().find(|l| l.starts_with("flags")).unwrap_or_default();
+        if flags.split_whitespace().any(|f| f == "amx_bf16") {
+            return Some("AMX");
+        }
+        if std::arch::is_x86_feature_detected!("avx512bf16") {
+            return Some("AVX512-BF16");
+        }
+    }
+    None
+}
+
 /// The memory the system could give this process now (Linux's MemAvailable), in bytes;
 /// `None` where that is not known.
 pub fn free_memory() -> Option<u64> {

@@ -233,9 +233,11 @@ pub struct TrainArgs {
     /// Clip the gradient's L2 norm to this value each step
     #[arg(long, value_name = "NORM")]
     pub grad_clip: Option<f64>,
-    /// Arithmetic of the training step
-    #[arg(long, value_enum, default_value_t = Precision::Fp32)]
-    pub precision: Precision,
+    /// Arithmetic of the training step [default: bf16 for a convolutional autoencoder on
+    /// a CPU that computes bf16 natively (AMX or AVX512-BF16; `ae-tch doctor` says), fp32
+    /// elsewhere]
+    #[arg(long, value_enum)]
+    pub precision: Option<Precision>,
     /// Weight initialisation [default: kaiming for fully connected layers, torch for
     /// convolutional ones: what trains best on each]
     #[arg(long, value_enum)]

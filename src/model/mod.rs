@@ -156,6 +156,17 @@ fn activate(activation: Activation, x: &Tensor) -> Tensor {
     }
 }
 
+/// `activation` of `x`, a tensor the network has just computed and only the caller holds:
+/// the output of a convolution, a norm, a dense layer or a sum, none of whose backward
+/// passes read it. ReLU rewrites it in place rather than filling another tensor (its own
+/// backward reads the result, which is then `x`).
+fn activate_in_place(activation: Activation, mut x: Tensor) -> Tensor {
+    match activation {
+        Activation::Relu => x.relu_(),
+        _ => activate(activation, &x),
+    }
+}
+
 /// Appends modules to a `Sequential`, naming each by its position as torch would.
 struct Builder<'a> {
     vs: nn::Path<'a>,
@@ -298,8 +309,8 @@ fn conv_norm(conv: &nn::Conv2D, norm: &Option<nn::GroupNorm>, x: &Tensor) -> Ten
 
 impl Module for ResBlock {
     fn forward(&self, x: &Tensor) -> Tensor {
-        let h = activate(self.activation, &conv_norm(&self.conv1, &self.norm1, x));
-        activate(self.activation, &(x + conv_norm(&self.conv2, &self.norm2, &h)))
+        let h = activate_in_place(self.activation, conv_norm(&self.conv1, &self.norm1, x));
+        activate_in_place(self.activation, x + conv_norm(&self.conv2, &self.norm2, &h))
     }
 }
 
@@ -323,7 +334,8 @@ impl<'a> Builder<'a> {
 }
 
 /// `[N, C*H*W]` → `[N, C, H, W]` → per level: stride-2 3×3 convolution, norm, activation,
-/// residual blocks → flatten → dense code.
+/// residual blocks → flatten → dense code. The activations follow a convolution, a norm or
+/// a dense layer, whose outputs only the `Sequential` holds: they apply in place.
 fn conv_encoder(vs: &nn::Path, config: &ModelConfig, conv: &ConvLayers) -> nn::Sequential {
     let ((c, h, w), act) = (config.image_shape(), config.activation);
     let channels = &conv.channels;
@@ -333,7 +345,7 @@ fn conv_encoder(vs: &nn::Path, config: &ModelConfig, conv: &ConvLayers) -> nn::S
         b = b
             .layer(|p| nn::conv2d(p, c_in, c, 3, conv_config(2)))
             .norm(conv, c)
-            .func(move |x| activate(act, x))
+            .func(move |x| activate_in_place(act, x.shallow_clone()))
             .res_blocks(conv, c, act);
         c_in = c;
     }
@@ -356,7 +368,7 @@ fn conv_decoder(vs: &nn::Path, config: &ModelConfig, conv: &ConvLayers) -> nn::S
     let latent = config.latent;
     let mut b = Builder::new(vs.clone())
         .layer(|p| linear(p, latent, c_last * fh * fw))
-        .func(move |x| activate(act, x))
+        .func(move |x| activate_in_place(act, x.shallow_clone()))
         .func(move |x| x.view([-1, c_last, fh, fw]));
     for i in (0..n).rev() {
         let c_in = channels[i];
@@ -386,7 +398,7 @@ fn conv_decoder(vs: &nn::Path, config: &ModelConfig, conv: &ConvLayers) -> nn::S
         b = if i == 0 {
             b.func(|x| x.sigmoid())
         } else {
-            b.norm(conv, c_out).func(move |x| activate(act, x))
+            b.norm(conv, c_out).func(move |x| activate_in_place(act, x.shallow_clone()))
         };
     }
     b.func(|x| x.flatten(1, -1)).seq

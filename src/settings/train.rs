@@ -335,7 +335,7 @@ fn train_config(args: &TrainArgs, model: &ModelRequest) -> TrainConfig {
         init: args.init.unwrap_or(defaults.init),
         start: args.start.unwrap_or(defaults.start),
         augment: args.augment.unwrap_or_default(),
-        precision: args.precision,
+        precision: args.precision.unwrap_or_default(),
         checkpoint_every: args.checkpoint_every,
         format: args.format,
         finetune: None,

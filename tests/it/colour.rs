@@ -325,18 +325,30 @@ fn the_data_choose_the_family_and_the_settings_and_the_first_line_says_so() {
         args.extend(extra);
         args.iter().map(|a| a.to_string()).collect::<Vec<_>>()
     };
+    // A conv autoencoder trains in bf16 where the CPU computes it natively, as the kernel's
+    // flags say and doctor reports.
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let flags = cpuinfo.lines().find(|l| l.starts_with("flags")).unwrap_or_default();
+    let native = flags.split_whitespace().any(|f| f == "amx_bf16" || f == "avx512_bf16");
+    let doctor: serde_json::Value =
+        serde_json::from_str(&ae(d, &["doctor", "--json"]).ok().stdout).unwrap();
+    assert_eq!(!doctor["cpu_bf16"].is_null(), native, "{doctor}");
+    let (precision, bf16) = if native { ("bf16", ", --precision bf16") } else { ("fp32", "") };
     let run = ae(d, &with(&[], "auto")).ok();
     let first = run.stderr.lines().find(|l| l.starts_with("training")).unwrap();
-    let chosen = "chosen by the data: --arch conv, --norm none, --batch-size 16, --early-stop 5, \
-                  --loss bce, --augment flip";
+    let chosen = format!(
+        "chosen by the data: --arch conv, --norm none, --batch-size 16, --early-stop 5, \
+         --loss bce, --augment flip{bf16}"
+    );
     assert!(first.starts_with("training reconstruct autoencoder: conv 3×16×16"), "{first}");
-    assert!(first.ends_with(chosen), "{first}");
+    assert!(first.ends_with(&chosen), "{first}");
     let m = read_json(&d.join("auto/model.json"));
     assert_eq!(m["model"]["layers"]["kind"], "conv");
     assert_eq!(m["model"]["layers"].get("groups"), None, "colour images train without a norm");
     let t = &m["train"];
     let recorded = (&t["batch_size"], &t["early_stop"], &t["loss"], &t["augment"]);
     assert_eq!(recorded, (&16.into(), &5.into(), &"bce".into(), &"flip".into()));
+    assert_eq!(t["precision"], precision);
     // --hidden asks for the MLP; flags given stand; no validation rows, no early stop.
     let given = ["--hidden", "32", "--loss", "mse", "--val-fraction", "0", "--augment", "none"];
     let run = ae(d, &with(&given, "mlp")).ok();
@@ -349,6 +361,7 @@ fn the_data_choose_the_family_and_the_settings_and_the_first_line_says_so() {
         (&t["early_stop"], &t["loss"], t.get("augment")),
         (&serde_json::Value::Null, &"mse".into(), None)
     );
+    assert_eq!(t["precision"], "fp32", "fully connected networks stay fp32");
     // An image setting on a table is refused by name, before anything is written.
     std::fs::write(d.join("t.csv"), "a,b\n1,2\n3,4\n5,6\n7,8\n").unwrap();
     let args = ["train", "--data", "t.csv", "--augment", "flip", "--out", "v"];

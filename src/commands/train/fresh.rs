@@ -41,7 +41,9 @@ pub(super) fn fresh(s: &TrainSettings, scratch: Option<&Path>) -> Result<Setup> 
     // A spectral denoiser learns the correction to the noisy frames (see `residual`).
     model_cfg.residual = spectral.is_some() && cfg.mode == Mode::Denoise && !model_cfg.variational;
     check_combination(&cfg, &model_cfg)?;
-    let sized = Sized::choose(&model_cfg, train_set.len(), val_set.len(), given, &cfg);
+    let mut sized = Sized::choose(&model_cfg, train_set.len(), val_set.len(), given, &cfg);
+    let on_cpu = crate::device::resolve(cfg.device)? == tch::Device::Cpu;
+    sized.choose_precision(&model_cfg, given, on_cpu && crate::host::native_bf16().is_some());
     sized.apply(&mut cfg);
     crate::device::set_threads(sized.threads)?;
     let chosen = chosen_words(s, &model_cfg, &sized);
@@ -149,6 +151,9 @@ fn chosen_words(s: &TrainSettings, model: &ModelConfig, sized: &Sized) -> Option
     }
     if let Some(t) = sized.threads {
         words.push(format!("--threads {t}"));
+    }
+    if sized.precision == Some(config::Precision::Bf16) {
+        words.push("--precision bf16".into());
     }
     (!words.is_empty()).then(|| words.join(", "))
 }

@@ -1,13 +1,18 @@
-//! Where one training step of workload W1 goes (Fashion-MNIST, MLP 784-256-64-16
-//! mirrored, ReLU, sigmoid output, MSE, denoising σ 0.3, batch 128, AdamW 1e-3): the loop's
-//! own parts (batch assembly, forward and backward, reading the loss, the optimiser) timed
-//! over real steps, then every operation of the hand-written step timed alone at W1's
-//! shapes, with each matrix product's GFLOP/s. Not a test; run by `scripts/bench.sh
+//! Where one training step goes, part by part. Not a test; run by `scripts/bench.sh
 //! --breakdown`:
 //!
 //! ```sh
-//! cargo run --release --example step_breakdown -- [--threads 2] [--steps 400]
+//! cargo run --release --example step_breakdown -- [--workload w1|w2] [--precision fp32|bf16]
+//!     [--threads 2] [--steps 400]
 //! ```
+//!
+//! W1 (Fashion-MNIST, MLP 784-256-64-16 mirrored, ReLU, sigmoid output, MSE, denoising
+//! σ 0.3, batch 128, AdamW 1e-3; fp32): the loop's own parts (batch assembly, forward and
+//! backward, reading the loss, the optimiser) timed over real steps, then every operation
+//! of the hand-written step timed alone at W1's shapes, with each matrix product's
+//! GFLOP/s. W2 (the default conv network on data/mnist): see `conv.rs`.
+mod conv;
+
 use ae_tch::config::{Layers, Mode, ModelConfig, NoiseKind, TrainConfig};
 use ae_tch::data::batch::{Batcher, Source};
 use ae_tch::data::spec::ImageRequest;
@@ -21,12 +26,16 @@ use tch::{nn, Device, Kind, Reduction, Tensor};
 
 const WIDTHS: [i64; 7] = [784, 256, 64, 16, 64, 256, 784];
 
-fn arg(name: &str, default: usize) -> usize {
+/// The value after `name` on the command line, or `default`.
+fn arg_text(name: &str, default: &str) -> String {
     let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map_or(default, |v| v.parse().unwrap_or_else(|_| panic!("{name} takes a number")))
+    let i = args.iter().position(|a| a == name);
+    i.and_then(|i| args.get(i + 1)).map_or(default.to_string(), |v| v.clone())
+}
+
+fn arg(name: &str, default: usize) -> usize {
+    let v = arg_text(name, &default.to_string());
+    v.parse().unwrap_or_else(|_| panic!("{name} takes a number, not {v}"))
 }
 
 /// Median seconds of `f` over `reps` calls, after a few unmeasured ones.
@@ -55,6 +64,7 @@ fn vector_extensions() -> String {
             ("avx512f", has!("avx512f")),
             ("avx512bw", has!("avx512bw")),
             ("avx512vl", has!("avx512vl")),
+            ("avx512bf16", has!("avx512bf16")),
         ];
         have.extend(known.iter().filter(|k| k.1).map(|k| k.0));
     }
@@ -67,10 +77,26 @@ fn row(name: &str, seconds: f64, flops: Option<f64>, step: f64) {
 }
 
 fn main() -> anyhow::Result<()> {
+    ae_tch::host::keep_freed_memory();
     ae_tch::fpu::flush_denormals();
     let threads = arg("--threads", 2);
     let steps = arg("--steps", 400);
     tch::set_num_threads(threads as i32);
+    let kind = match arg_text("--precision", "fp32").as_str() {
+        "fp32" => Kind::Float,
+        "bf16" => Kind::BFloat16,
+        other => anyhow::bail!("--precision takes fp32 or bf16, not {other}"),
+    };
+    match arg_text("--workload", "w1").as_str() {
+        "w1" if kind == Kind::Float => w1(threads, steps),
+        "w1" => anyhow::bail!("the W1 breakdown is fp32 only"),
+        "w2" => conv::run(threads, steps.min(100), kind, &vector_extensions()),
+        other => anyhow::bail!("--workload takes w1 or w2, not {other}"),
+    }
+}
+
+/// W1's breakdown.
+fn w1(threads: usize, steps: usize) -> anyhow::Result<()> {
     let data_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mnist");
     let images = load_split(&data_dir, Split::Train, &ImageRequest::default())?;
     let data = images.to_device(Device::Cpu);
