@@ -4,7 +4,7 @@
 //! on a bf16 copy of the fp32 master, as `ae-tch train --precision bf16` does). First the
 //! loop's parts over real steps, then every operation of the network alone at W2's shapes,
 //! forward and backward (through autograd, as the step runs them), grouped by kind.
-use crate::{median_time, row};
+use crate::{median_time, row, time_parts};
 use ae_tch::config::{ConvLayers, Layers, Mode, ModelConfig, TrainConfig, Upsample};
 use ae_tch::data::batch::{Batcher, Source};
 use ae_tch::data::spec::ImageRequest;
@@ -36,7 +36,7 @@ fn w2() -> (ModelConfig, TrainConfig) {
 /// The loop's parts, mean seconds a step over `steps` real steps after `steps / 4`
 /// unmeasured ones: batch assembly, the cast to bf16 (`lower`), forward with the loss,
 /// backward, widening the gradients (`raise`), reading the loss, AdamW.
-fn loop_parts(kind: Kind, steps: usize) -> anyhow::Result<([f64; 7], FlatAdam, Batcher)> {
+fn loop_parts(kind: Kind, steps: usize) -> anyhow::Result<(Vec<f64>, FlatAdam, Batcher)> {
     let data_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist");
     let images = load_split(&data_dir, Split::Train, &ImageRequest::default())?;
     let data = images.to_device(Device::Cpu);
@@ -49,39 +49,26 @@ fn loop_parts(kind: Kind, steps: usize) -> anyhow::Result<([f64; 7], FlatAdam, B
         opt.compute_in(kind);
     }
     let mut batches = Batcher::new(&Source::Tensor(data), BATCH, &train, false);
-    let warm = steps / 4;
-    let mut parts = [0f64; 7];
-    batches.start_epoch(1);
-    let per_epoch = batches.steps() - 1; // full batches only
-    for i in 0..warm + steps {
-        let (epoch, s) = (1 + i / per_epoch, i % per_epoch);
-        if s == 0 && i > 0 {
-            batches.start_epoch(epoch);
-        }
-        let mut t = [Instant::now(); 8];
+    let parts = time_parts(&mut batches, steps, |batches, s| {
+        let t0 = Instant::now();
         let (x, input) = batches.get(s);
-        t[1] = Instant::now();
+        let t1 = Instant::now();
         opt.lower();
         let input = if kind == Kind::Float { input } else { input.to_kind(kind) };
-        t[2] = Instant::now();
+        let t2 = Instant::now();
         let out = net.forward_train(&input).reconstruction.to_kind(Kind::Float);
         let loss = out.mse_loss(&x, Reduction::Mean);
-        t[3] = Instant::now();
+        let t3 = Instant::now();
         opt.backward(&loss);
-        t[4] = Instant::now();
+        let t4 = Instant::now();
         opt.raise();
-        t[5] = Instant::now();
+        let t5 = Instant::now();
         let value = loss.double_value(&[]);
-        t[6] = Instant::now();
+        let t6 = Instant::now();
         opt.apply(None).map_err(|n| anyhow::anyhow!("gradient norm {n}"))?;
-        t[7] = Instant::now();
         anyhow::ensure!(value.is_finite(), "the loss is {value}");
-        if i >= warm {
-            for (k, p) in parts.iter_mut().enumerate() {
-                *p += (t[k + 1] - t[k]).as_secs_f64() / steps as f64;
-            }
-        }
-    }
+        Ok(vec![t0, t1, t2, t3, t4, t5, t6, Instant::now()])
+    })?;
     Ok((parts, opt, batches))
 }
 

@@ -71,6 +71,34 @@ fn vector_extensions() -> String {
     format!("vector extensions: {}", if have.is_empty() { "none".into() } else { have.join(" ") })
 }
 
+/// The mean seconds a step of each part of `step` over `steps` real steps, after `steps / 4`
+/// unmeasured ones. `step(batches, s)` takes step `s` of the epoch (full batches only, a new
+/// epoch's order after the last) and returns the instants that start and end its parts.
+fn time_parts(
+    batches: &mut Batcher,
+    steps: usize,
+    mut step: impl FnMut(&mut Batcher, usize) -> anyhow::Result<Vec<Instant>>,
+) -> anyhow::Result<Vec<f64>> {
+    let warm = steps / 4;
+    let mut parts = Vec::new();
+    batches.start_epoch(1);
+    let per_epoch = batches.steps() - 1;
+    for i in 0..warm + steps {
+        let (epoch, s) = (1 + i / per_epoch, i % per_epoch);
+        if s == 0 && i > 0 {
+            batches.start_epoch(epoch);
+        }
+        let t = step(batches, s)?;
+        parts.resize(t.len() - 1, 0.0);
+        if i >= warm {
+            for (p, w) in parts.iter_mut().zip(t.windows(2)) {
+                *p += (w[1] - w[0]).as_secs_f64() / steps as f64;
+            }
+        }
+    }
+    Ok(parts)
+}
+
 fn row(name: &str, seconds: f64, flops: Option<f64>, step: f64) {
     let rate = flops.map_or(String::new(), |f| format!("{:>9.1}", f / seconds / 1e9));
     println!("  {name:<44}{:>9.1}{:>8.1}%{rate}", seconds * 1e6, 100.0 * seconds / step);
@@ -122,16 +150,7 @@ fn w1(threads: usize, steps: usize) -> anyhow::Result<()> {
     let mut step = MlpStep::new(&vs, &model, &train, &opt, 128).expect("W1 is a plain MLP");
     let mut batches = Batcher::new(&Source::Tensor(data.shallow_clone()), 128, &train, false);
 
-    // The loop's parts, over real steps (the first `steps / 4` unmeasured).
-    let warm = steps / 4;
-    let mut parts = [0f64; 4];
-    batches.start_epoch(1);
-    let per_epoch = batches.steps() - 1; // full batches only
-    for i in 0..warm + steps {
-        let (epoch, s) = (1 + i / per_epoch, i % per_epoch);
-        if s == 0 && i > 0 {
-            batches.start_epoch(epoch);
-        }
+    let parts = time_parts(&mut batches, steps, |batches, s| {
         let t0 = Instant::now();
         let (x, input) = batches.get(s);
         let t1 = Instant::now();
@@ -140,14 +159,9 @@ fn w1(threads: usize, steps: usize) -> anyhow::Result<()> {
         let value = loss.double_value(&[]);
         let t3 = Instant::now();
         opt.apply(None).map_err(|n| anyhow::anyhow!("gradient norm {n}"))?;
-        let t4 = Instant::now();
-        assert!(value.is_finite());
-        if i >= warm {
-            for (p, (a, b)) in parts.iter_mut().zip([(t0, t1), (t1, t2), (t2, t3), (t3, t4)]) {
-                *p += (b - a).as_secs_f64() / steps as f64;
-            }
-        }
-    }
+        anyhow::ensure!(value.is_finite(), "the loss is {value}");
+        Ok(vec![t0, t1, t2, t3, Instant::now()])
+    })?;
     let total: f64 = parts.iter().sum();
     let cpu = vector_extensions();
     println!("W1 step on cpu, {threads} thread(s), batch 128, {steps} steps; {cpu}");
@@ -163,7 +177,12 @@ fn w1(threads: usize, steps: usize) -> anyhow::Result<()> {
     row("step", total, None, total);
     println!("  = {:.0} samples/s", 128.0 / total);
 
-    // Each operation of the hand-written step alone, at W1's shapes (median of reps).
+    mlp_operations(&mut opt, &mut batches);
+    Ok(())
+}
+
+/// Each operation of W1's hand-written step alone, at W1's shapes (median of reps).
+fn mlp_operations(opt: &mut FlatAdam, batches: &mut Batcher) {
     let reps = 200;
     let f = (Kind::Float, Device::Cpu);
     let b = 128;
@@ -237,5 +256,4 @@ fn w1(threads: usize, steps: usize) -> anyhow::Result<()> {
     }
     row("sum of the operations", sum, None, sum);
     row("of which matrix products", gemm, Some(flops), sum);
-    Ok(())
 }
