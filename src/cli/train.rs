@@ -233,7 +233,7 @@ pub struct TrainArgs {
     /// Clip the gradient's L2 norm to this value each step
     #[arg(long, value_name = "NORM")]
     pub grad_clip: Option<f64>,
-    /// Arithmetic of the training step [default: bf16 for a convolutional autoencoder on
+    /// Arithmetic of the training step [default: bf16 for a convolutional network on
     /// a CPU that computes bf16 natively (AMX or AVX512-BF16; `ae-tch doctor` says), fp32
     /// elsewhere]
     #[arg(long, value_enum)]
