@@ -225,7 +225,8 @@ impl Dist {
         if first != fingerprint {
             bail!(
                 "rank {}'s {what} differ from rank 0's ({fingerprint} against {first}): start \
-                 every rank with the same flags and data",
+                 every rank with the same flags and data (and pass --precision on machines \
+                 that differ: a conv network's default follows each CPU's bf16 support)",
                 self.rank
             );
         }

@@ -76,7 +76,9 @@ pub fn run(args: DoctorArgs) -> Result<()> {
     line(
         "bf16 on the CPU",
         match &r.cpu_bf16 {
-            Some(how) => format!("native ({how}): conv networks train in bf16 unless told"),
+            Some(how) => {
+                format!("native ({how}): conv networks train in bf16 on the CPU unless told")
+            }
             None => "not native: every network trains in fp32 unless told".into(),
         },
     );

@@ -395,8 +395,12 @@ fn conv_decoder(vs: &nn::Path, config: &ModelConfig, conv: &ConvLayers) -> nn::S
                 .func(move |x| x.upsample_nearest2d([th, tw], None, None))
                 .layer(|p| nn::conv2d(p, c_in, c_out, 3, conv_config(1))),
         };
+        let cropped = conv.upsample == Upsample::Transpose && (th, tw) != (2 * sh, 2 * sw);
         b = if i == 0 {
             b.func(|x| x.sigmoid())
+        } else if cropped && conv.groups_for(c_out) == 0 {
+            // Not in place on the crop, a view of the transposed convolution's output.
+            b.func(move |x| activate(act, x))
         } else {
             b.norm(conv, c_out).func(move |x| activate_in_place(act, x.shallow_clone()))
         };

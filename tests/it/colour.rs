@@ -318,6 +318,7 @@ fn the_data_choose_the_family_and_the_settings_and_the_first_line_says_so() {
     let dir = tempdir();
     let d = dir.path();
     let base = ["train", "--threads", "1", "--limit", "200", "--epochs", "1", "--resize", "16x16"];
+    let base = [&base[..], &["--device", "cpu"]].concat();
     let data = emoji();
     let with = |extra: &[&str], out: &str| {
         let mut args: Vec<&str> = base.to_vec();
