@@ -225,7 +225,7 @@ impl Dist {
         if first != fingerprint {
             bail!(
                 "rank {}'s {what} differ from rank 0's ({fingerprint} against {first}): start \
-                 every rank with the same flags and data (and pass --precision on machines \
+                 every rank with the same flags and data (and name the precision on machines \
                  that differ: a conv network's default follows each CPU's bf16 support)",
                 self.rank
             );
