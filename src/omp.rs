@@ -46,7 +46,8 @@ const USER_CHOICES: [&[u8]; 2] = [b"GOMP_SPINCOUNT=", b"OMP_WAIT_POLICY="];
 /// The rounds a libgomp thread spins before it sleeps, as an environment entry (unless the
 /// user set `GOMP_SPINCOUNT` or `OMP_WAIT_POLICY`). W1 on 2 idle cores, two sessions of runs:
 /// 300,000 (libgomp's own) 39.7k–48.0k samples/s, 10,000 38.5k–43.9k, 1,000 25.8k–26.3k,
-/// `OMP_WAIT_POLICY=passive` 22.3k–23.5k, one thread 27.6k–29.8k.
+/// `OMP_WAIT_POLICY=passive` 22.3k–23.5k, one thread 27.6k–29.8k; a third, interleaved:
+/// 300,000 38.9k–41.8k, 100,000 40.6k–42.3k, 10,000 40.3k–41.4k, one thread 26.9k–27.5k.
 pub const SPIN_ENTRY: &CStr = c"GOMP_SPINCOUNT=10000";
 
 /// The rounds `SPIN_ENTRY` sets.

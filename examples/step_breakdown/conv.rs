@@ -140,11 +140,13 @@ fn operations(kind: Kind) -> Vec<Op> {
     let n = BATCH;
     let mut ops = Vec::new();
     // (in, out, stride, size in, input takes a gradient, count)
-    for (ci, co, s, hw, grad, count) in
-        [(1, 32, 2, 28, false, 1), (32, 32, 1, 14, true, 4), (32, 64, 2, 14, true, 1)]
-            .into_iter()
-            .chain([(64, 64, 1, 7, true, 4)])
-    {
+    let convs = [
+        (1, 32, 2, 28, false, 1),
+        (32, 32, 1, 14, true, 4),
+        (32, 64, 2, 14, true, 1),
+        (64, 64, 1, 7, true, 4),
+    ];
+    for (ci, co, s, hw, grad, count) in convs {
         let ho = hw / s;
         let f = 2.0 * (n * co * ho * ho * ci * 9) as f64;
         let name = format!("conv {ci}→{co} 3×3/{s}, {hw}×{hw}→{ho}×{ho}");

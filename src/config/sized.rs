@@ -71,7 +71,7 @@ pub struct Sized {
     pub tail_score: Option<bool>,
     /// One thread for a fully connected network below `GRAIN` (`None`: libtorch's count).
     pub threads: Option<usize>,
-    /// bf16 for a convolutional autoencoder on a CPU that computes it natively
+    /// bf16 for a convolutional network on a CPU that computes it natively
     /// (`choose_precision`).
     pub precision: Option<Precision>,
 }
@@ -171,8 +171,8 @@ impl Sized {
     /// runs 1.5–1.9× faster (`scripts/bench.sh`, W2: 1,643 → 3,152 samples/s; the conv
     /// defaults on data/mnist, data/emoji and Fashion-MNIST, and the conv VAE on the first
     /// two: 1.52–1.75×), its training loss within 1.1% of fp32's and its test error within
-    /// 2.1%; fully connected networks gain 1.05–1.2×
-    /// on their hand-written step and stay fp32, and so do GPUs, where it was not measured.
+    /// 2.1%. Fully connected networks gain 1.05–1.2× on their hand-written step and stay
+    /// fp32, and so do GPUs, where it was not measured.
     pub fn choose_precision(
         &mut self,
         model: &ModelConfig,

@@ -159,10 +159,11 @@ fn activate(activation: Activation, x: &Tensor) -> Tensor {
 /// `activation` of `x`, a tensor the network has just computed and only the caller holds:
 /// the output of a convolution, a norm, a dense layer or a sum, none of whose backward
 /// passes read it. ReLU rewrites it in place rather than filling another tensor (its own
-/// backward reads the result, which is then `x`).
+/// backward reads the result, which is then `x`), unless `x` is a crop (not contiguous: a
+/// view, whose in-place backward would copy the gradient of the whole uncropped tensor).
 fn activate_in_place(activation: Activation, mut x: Tensor) -> Tensor {
     match activation {
-        Activation::Relu => x.relu_(),
+        Activation::Relu if x.is_contiguous() => x.relu_(),
         _ => activate(activation, &x),
     }
 }
@@ -395,12 +396,8 @@ fn conv_decoder(vs: &nn::Path, config: &ModelConfig, conv: &ConvLayers) -> nn::S
                 .func(move |x| x.upsample_nearest2d([th, tw], None, None))
                 .layer(|p| nn::conv2d(p, c_in, c_out, 3, conv_config(1))),
         };
-        let cropped = conv.upsample == Upsample::Transpose && (th, tw) != (2 * sh, 2 * sw);
         b = if i == 0 {
             b.func(|x| x.sigmoid())
-        } else if cropped && conv.groups_for(c_out) == 0 {
-            // Not in place on the crop, a view of the transposed convolution's output.
-            b.func(move |x| activate(act, x))
         } else {
             b.norm(conv, c_out).func(move |x| activate_in_place(act, x.shallow_clone()))
         };
