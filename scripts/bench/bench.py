@@ -13,6 +13,7 @@ tests (times are not asserted anywhere).
 import argparse
 import csv
 import json
+import math
 import os
 import subprocess
 import sys
@@ -218,7 +219,8 @@ def bench(a, workload):
         print(f"{r['impl']:<28}{r['samples_per_s']:>11.0f}{r['steady_samples_per_s']:>9.0f}"
               f"{r['sec_per_epoch']:>9.2f}{r['final_loss']:>12.5f}{100 * r['loss_vs_best_pytorch']:>+10.1f}%"
               f"{r['peak_rss_mib']:>9.0f}{r['ratio_vs_best_pytorch']:>9.2f}x{r['ratio_vs_compiled']:>12.2f}x"
-              f"{r['compile_seconds']:>11.1f}{100 * r['roofline_share']:>9.1f}%")
+              f"{r['compile_seconds']:>11.1f}"
+              + ("" if math.isnan(r["roofline_share"]) else f"{100 * r['roofline_share']:>9.1f}%"))
     print(f"(steady: samples/s over epochs 2-{a.epochs}; the ratios compare steady states; "
           f"GEMM: {', '.join(f'{p} {g:.0f} GFLOP/s' for p, g in gemm.items())})")
     print(f"\nsamples/s per epoch (median over seeds)")
