@@ -3,6 +3,40 @@
 
 use tch::{Device, Kind, Tensor};
 
+/// `widest!(fn name(args) -> ret = body);` defines `name`, which runs `body` (an
+/// `#[inline(always)]` function of the same arguments) compiled for the widest vector unit
+/// the CPU has: AVX-512, else AVX2, else the baseline, chosen at run time in one binary.
+/// Rust never fuses a multiply and an add on its own, so every width gives the same bits.
+macro_rules! widest {
+    ($(#[$m:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? = $body:ident) => {
+        $(#[$m])*
+        fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                unsafe fn avx512($($arg: $ty),*) $(-> $ret)? {
+                    $body($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
+                    $body($($arg),*)
+                }
+                use std::arch::is_x86_feature_detected as has;
+                if has!("avx512f") {
+                    // SAFETY: the CPU has the features the function is compiled for.
+                    return unsafe { avx512($($arg),*) };
+                }
+                if has!("avx2") && has!("fma") {
+                    // SAFETY: as above.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            $body($($arg),*)
+        }
+    };
+}
+pub(crate) use widest;
+
 /// Whether `t` can be viewed as a host slice of `kind`.
 pub fn is_host(t: &Tensor, kind: Kind) -> bool {
     t.device() == Device::Cpu && t.kind() == kind && t.is_contiguous()

@@ -58,6 +58,11 @@ pub struct MlpStep {
     trim: f64,
     /// The loss's upstream gradient, 1.
     one: Tensor,
+    /// Every buffer is a contiguous f32 CPU tensor: the passes in Rust apply.
+    host: bool,
+    /// The fused passes' column sums, a row of the widest layer per block of `BLOCK_ROWS`
+    /// rows (see `by_blocks`).
+    partial: Vec<f32>,
 }
 
 impl MlpStep {
@@ -123,6 +128,7 @@ impl MlpStep {
         if covered as i64 != opt.len() {
             return None;
         }
+        let widest = layers.iter().map(|l| l.gb.numel()).max().unwrap_or(0);
         Some(MlpStep {
             layers,
             low,
@@ -131,6 +137,8 @@ impl MlpStep {
             l1_latent: train.l1_latent,
             trim: train.trim,
             one: Tensor::ones([], (kind, device)),
+            host: kind == Kind::Float && device == tch::Device::Cpu,
+            partial: vec![0.0; (batch.max(1) as usize).div_ceil(BLOCK_ROWS) * widest],
         })
     }
 
@@ -151,14 +159,25 @@ impl MlpStep {
                 }
                 None => (target, (input.shallow_clone(), target.shallow_clone())),
             };
+            let fused = self.fused(&target);
             self.forward(&input, len);
-            let (mut loss, fused) = self.output_gradient(&target, full_target, len);
+            let mut loss = self.output_gradient(&target, full_target, len, fused);
             self.backward(&input, len, fused, &mut loss);
             if let Some(low) = &self.low {
                 low.master_grad.shallow_clone().copy_(&low.grad);
             }
             loss
         })
+    }
+
+    /// Whether the output layer's loss and gradients take one pass (`mse_after_sigmoid`)
+    /// instead of five: the default output (sigmoid, MSE) untrimmed, in fp32 on the CPU.
+    fn fused(&self, target: &Tensor) -> bool {
+        let last = self.layers.last().expect("at least two layers");
+        matches!((last.act, self.loss), (Act::Sigmoid, Loss::Mse))
+            && self.trim == 0.0
+            && self.host
+            && host::is_host(target, Kind::Float)
     }
 
     /// Each layer's output (and a GELU layer's pre-activation) for the first `len` rows.
@@ -173,6 +192,14 @@ impl MlpStep {
                     let pre = rows(pre);
                     let _ = l.b.addmm_out(&pre, &a, &wt);
                     let _ = pre.gelu_out(&out, "none");
+                }
+                (Act::Hidden(Activation::Relu), _) if self.host => {
+                    // The product alone, then the bias and the ReLU in one pass (addmm
+                    // writes the bias over the output first, and relu_ is a pass of its own).
+                    let _ = a.mm_out(&out, &wt);
+                    // SAFETY: two distinct buffers of the step; no libtorch operation runs
+                    // meanwhile.
+                    unsafe { bias_relu(host::f32_mut(&out), host::f32_ref(&l.b)) };
                 }
                 (act, _) => {
                     let mut o = l.b.addmm_out(&out, &a, &wt);
@@ -190,29 +217,31 @@ impl MlpStep {
     }
 
     /// The loss of the last layer's output against `target` (the working-precision copy;
-    /// `full_target` the fp32 one), and its gradient at the output (at the pre-activation
-    /// when `fused`, the fp32 sigmoid+MSE pass on the CPU) in the last layer's delta;
-    /// trimmed with `--trim`. The loss, and whether the pass was fused.
-    fn output_gradient(&self, target: &Tensor, full_target: &Tensor, len: i64) -> (Tensor, bool) {
+    /// `full_target` the fp32 one), and its gradient at the output in the last layer's
+    /// delta; trimmed with `--trim`. When `fused`, the gradient at the pre-activation
+    /// and the bias gradient instead, in one pass (`mse_after_sigmoid`).
+    fn output_gradient(
+        &mut self,
+        target: &Tensor,
+        full_target: &Tensor,
+        len: i64,
+        fused: bool,
+    ) -> Tensor {
         let rows = |t: &Tensor| t.narrow(0, 0, len);
         let last = self.layers.last().expect("at least two layers");
         let (output, d) = (rows(&last.out), rows(&last.delta));
+        if fused {
+            // SAFETY: four distinct buffers (the step's output, gradient and bias gradient,
+            // the batch's target); no libtorch operation runs meanwhile.
+            let sum = unsafe {
+                let (y, t) = (host::f32_ref(&output), host::f32_ref(target));
+                let (d, gb) = (host::f32_mut(&d), host::f32_mut(&last.gb));
+                mse_after_sigmoid(y, t, d, gb, &mut self.partial)
+            };
+            return Tensor::from((sum / output.numel() as f64) as f32);
+        }
         let output32 = output.to_kind(Kind::Float);
-        // The default output (sigmoid, MSE) on the CPU in fp32: the loss and the
-        // gradient at the pre-activation in one pass instead of four.
-        let fused = matches!((last.act, self.loss), (Act::Sigmoid, Loss::Mse))
-            && self.trim == 0.0
-            && [&output, &d, target].iter().all(|t| host::is_host(t, Kind::Float));
         let mut loss = match self.loss {
-            Loss::Mse if fused => {
-                // SAFETY: three distinct buffers (the step's output and gradient, the
-                // batch's target); no libtorch operation runs meanwhile.
-                let sum = unsafe {
-                    let (y, t) = (host::f32_ref(&output), host::f32_ref(target));
-                    mse_after_sigmoid(y, t, host::f32_mut(&d))
-                };
-                Tensor::from((sum / output.numel() as f64) as f32)
-            }
             Loss::Mse => {
                 let _ = output.mse_loss_backward_grad_input(&d, &self.one, target, Reduction::Mean);
                 output32.mse_loss(full_target, Reduction::Mean)
@@ -239,19 +268,22 @@ impl MlpStep {
             d *= scale;
             loss = (rows_loss * mask).sum(Kind::Float) / kept as f64;
         }
-        (loss, fused)
+        loss
     }
 
     /// Back through the layers from the last one's delta: each pre-activation's gradient
     /// in place, the weight and bias gradients, the L1 term of the code (added to `loss`).
-    fn backward(&self, input: &Tensor, len: i64, fused: bool, loss: &mut Tensor) {
+    fn backward(&mut self, input: &Tensor, len: i64, fused: bool, loss: &mut Tensor) {
         let rows = |t: &Tensor| t.narrow(0, 0, len);
         for i in (0..self.layers.len()).rev() {
             let l = &self.layers[i];
             let (out, d) = (rows(&l.out), rows(&l.delta));
+            // On the host a ReLU's backward is part of the bias gradient's pass below.
+            let relu_on_host = self.host && matches!(l.act, Act::Hidden(Activation::Relu));
             // d: ∂loss/∂output → ∂loss/∂pre-activation, in place.
             let _ = match (l.act, &l.pre) {
                 (Act::Sigmoid, _) if fused => d.shallow_clone(),
+                _ if relu_on_host => d.shallow_clone(),
                 (Act::Sigmoid, _) => Tensor::sigmoid_backward_grad_input(&d, &d, &out),
                 (Act::Hidden(Activation::Relu), _) => {
                     out.threshold_backward_grad_input(&d, &d, 0.0)
@@ -278,8 +310,20 @@ impl MlpStep {
                 }
             };
             let input = if i == 0 { input.shallow_clone() } else { rows(&self.layers[i - 1].out) };
+            if fused && i + 1 == self.layers.len() {
+                // The output's bias gradient came with its loss.
+            } else if self.host {
+                // SAFETY: three distinct buffers of the step (the layer's output, its
+                // gradient, the bias gradient); no libtorch operation runs meanwhile.
+                unsafe {
+                    let relu = relu_on_host.then(|| host::f32_ref(&out));
+                    let (g, gb) = (host::f32_mut(&d), host::f32_mut(&l.gb));
+                    backward_with_bias(relu, g, gb, &mut self.partial);
+                }
+            } else {
+                let _ = d.sum_intlist_out(&l.gb, [0i64].as_slice(), false, l.gb.kind());
+            }
             let _ = d.tr().mm_out(&l.gw, &input);
-            let _ = d.sum_intlist_out(&l.gb, [0i64].as_slice(), false, l.gb.kind());
             if i > 0 {
                 let _ = d.mm_out(&rows(&self.layers[i - 1].delta), &l.w);
             }
@@ -287,33 +331,189 @@ impl MlpStep {
     }
 }
 
-/// For `y` = sigmoid(pre) against `t`: writes ∂mean((y − t)²)/∂pre = 2(y − t)·y(1 − y)/n
-/// into `d` and returns Σ(y − t)², summed in f64 over fixed chunks of `CHUNK` elements
-/// and then in chunk order: the same bits whatever the thread count or its split (the
-/// gradient is elementwise, so it is split-independent anyway).
-fn mse_after_sigmoid(y: &[f32], t: &[f32], d: &mut [f32]) -> f64 {
-    const CHUNK: usize = 1 << 12;
-    const GRAIN: usize = 8; // chunks per range: 32k elements
-    let scale = 2.0 / y.len() as f32;
-    let chunks = y.len().div_ceil(CHUNK);
-    let mut sums = vec![0f64; chunks];
-    let (out, parts) = (Disjoint::new(d), Disjoint::new(&mut sums));
-    parallel_for(chunks, GRAIN, |first, last| {
-        // SAFETY: the ranges of one parallel_for do not overlap, nor do their chunks.
-        let (d, sums) = unsafe { (out.part(first * CHUNK, last * CHUNK), parts.part(first, last)) };
-        for (c, (d, sum)) in d.chunks_mut(CHUNK).zip(sums).enumerate() {
-            let lo = (first + c) * CHUNK;
-            let (y, t) = (&y[lo..lo + d.len()], &t[lo..lo + d.len()]);
-            let mut acc = 0f64;
-            for ((d, &y), &t) in d.iter_mut().zip(y).zip(t) {
-                let e = y - t;
-                acc += (e * e) as f64;
-                *d = scale * e * (y * (1.0 - y));
-            }
-            *sum = acc;
+/// Values per range of the passes in Rust at least: below that, a second thread's
+/// wake-up costs more than it saves.
+const PASS_GRAIN: usize = 1 << 14;
+
+/// `x ← relu(x + b)` for each row x of the `[n, b.len()]` buffer `out`, split over the
+/// threads by rows.
+pub fn bias_relu(out: &mut [f32], b: &[f32]) {
+    let (dim, n) = (b.len().max(1), out.len());
+    let parts = Disjoint::new(out);
+    parallel_for(n / dim, PASS_GRAIN / dim, |first, last| {
+        // SAFETY: the ranges of one parallel_for do not overlap.
+        let out = unsafe { parts.part(first * dim, last * dim) };
+        bias_relu_rows(out, b);
+    });
+}
+
+host::widest! {
+    /// `bias_relu_body` for the widest vector unit.
+    fn bias_relu_rows(out: &mut [f32], b: &[f32]) = bias_relu_body
+}
+
+#[inline(always)]
+fn bias_relu_body(out: &mut [f32], b: &[f32]) {
+    for row in out.chunks_exact_mut(b.len()) {
+        // Negative to zero; NaN stays NaN, as with relu_ (a diverging run must show it).
+        row.iter_mut().zip(b).for_each(|(x, &b)| {
+            let v = *x + b;
+            *x = if v < 0.0 { 0.0 } else { v };
+        });
+    }
+}
+
+/// Rows per block of the fused passes: their unit of work and of summation.
+pub const BLOCK_ROWS: usize = 8;
+
+/// Runs `block(lo, d, col)` over blocks of `BLOCK_ROWS` rows of the `[n, gb.len()]`
+/// gradient `d` (its values `lo..lo + d.len()`), in parallel, each block writing its rows
+/// of `d`, its column sums into `col` and returning a partial sum. Then the blocks'
+/// column sums, added in block order, go into `gb`, and the partial sums' total in block
+/// order is returned: the same bits whatever the thread count or its split. `partial`
+/// holds a row of column sums per block.
+fn by_blocks<F>(d: &mut [f32], gb: &mut [f32], partial: &mut [f32], block: F) -> f64
+where
+    F: Fn(usize, &mut [f32], &mut [f32]) -> f64 + Sync,
+{
+    let (dim, n) = (gb.len(), d.len());
+    let size = BLOCK_ROWS * dim;
+    let blocks = n.div_ceil(size);
+    let mut sums = vec![0f64; blocks];
+    let (out, cols, parts) =
+        (Disjoint::new(d), Disjoint::new(&mut partial[..blocks * dim]), Disjoint::new(&mut sums));
+    parallel_for(blocks, PASS_GRAIN / size, |first, last| {
+        // SAFETY: the ranges of one parallel_for do not overlap, nor do their blocks.
+        let (d, cols, sums) = unsafe {
+            let d = out.part(first * size, (last * size).min(n));
+            (d, cols.part(first * dim, last * dim), parts.part(first, last))
+        };
+        let blocks = d.chunks_mut(size).zip(cols.chunks_exact_mut(dim)).zip(sums);
+        for (b, ((d, col), sum)) in blocks.enumerate() {
+            *sum = block((first + b) * size, d, col);
         }
     });
+    gb.copy_from_slice(&partial[..dim]);
+    for col in partial[dim..blocks * dim].chunks_exact(dim) {
+        gb.iter_mut().zip(col).for_each(|(g, &c)| *g += c);
+    }
     sums.iter().sum()
+}
+
+/// The default output layer's loss and gradients in one pass over `[n, D]` buffers: for
+/// the output y = sigmoid(pre) against `t`, writes ∂mean((y − t)²)/∂pre =
+/// 2(y − t)·y(1 − y)/(n·D) into `d` and its column sums (the bias gradient) into `gb`, and
+/// returns Σ(y − t)² (both sums by `by_blocks`).
+pub fn mse_after_sigmoid(
+    y: &[f32],
+    t: &[f32],
+    d: &mut [f32],
+    gb: &mut [f32],
+    partial: &mut [f32],
+) -> f64 {
+    let scale = 2.0 / y.len() as f32;
+    by_blocks(d, gb, partial, |lo, d, col| {
+        let (y, t) = (&y[lo..lo + d.len()], &t[lo..lo + d.len()]);
+        mse_after_sigmoid_block(y, t, d, col, scale)
+    })
+}
+
+/// A layer's bias gradient in one pass over its gradient `d` (`[n, D]`): the column sums
+/// of `d` into `gb`. With `relu`, the output of the layer's ReLU, `d` first becomes the
+/// gradient at the pre-activation in the same pass (zero where `relu` ≤ 0, as
+/// `threshold_backward` has it).
+pub fn backward_with_bias(
+    relu: Option<&[f32]>,
+    d: &mut [f32],
+    gb: &mut [f32],
+    partial: &mut [f32],
+) {
+    by_blocks(d, gb, partial, |lo, d, col| {
+        match relu {
+            Some(out) => relu_backward_block(&out[lo..lo + d.len()], d, col),
+            None => column_sums_block(d, col),
+        }
+        0.0
+    });
+}
+
+host::widest! {
+    /// `relu_backward_body` for the widest vector unit.
+    fn relu_backward_block(out: &[f32], d: &mut [f32], col: &mut [f32]) = relu_backward_body
+}
+
+host::widest! {
+    /// `column_sums_body` for the widest vector unit.
+    fn column_sums_block(d: &[f32], col: &mut [f32]) = column_sums_body
+}
+
+/// One block of `backward_with_bias` without an activation: `d`'s column sums.
+#[inline(always)]
+fn column_sums_body(d: &[f32], col: &mut [f32]) {
+    col.fill(0.0);
+    for d in d.chunks_exact(col.len()) {
+        col.iter_mut().zip(d).for_each(|(c, &d)| *c += d);
+    }
+}
+
+/// One block of `backward_with_bias` with a ReLU (whole rows of `col.len()` values).
+#[inline(always)]
+fn relu_backward_body(out: &[f32], d: &mut [f32], col: &mut [f32]) {
+    col.fill(0.0);
+    for (d, out) in d.chunks_exact_mut(col.len()).zip(out.chunks_exact(col.len())) {
+        for ((d, &o), c) in d.iter_mut().zip(out).zip(col.iter_mut()) {
+            if o <= 0.0 {
+                *d = 0.0;
+            }
+            *c += *d;
+        }
+    }
+}
+
+host::widest! {
+    /// `mse_after_sigmoid_body` for the widest vector unit.
+    fn mse_after_sigmoid_block(y: &[f32], t: &[f32], d: &mut [f32], col: &mut [f32], scale: f32) -> f64
+        = mse_after_sigmoid_body
+}
+
+/// One block of `mse_after_sigmoid` (whole rows of `col.len()` values): the gradient into `d`,
+/// the column sums into `col`, and Σ(y − t)² as `LANES` partial sums added in order (one
+/// running sum would make every value wait for the previous one's addition).
+#[inline(always)]
+fn mse_after_sigmoid_body(y: &[f32], t: &[f32], d: &mut [f32], col: &mut [f32], scale: f32) -> f64 {
+    const LANES: usize = 16;
+    let mut sums = [0f64; LANES];
+    col.fill(0.0);
+    let dim = col.len();
+    let whole = dim / LANES * LANES;
+    for ((d, y), t) in d.chunks_exact_mut(dim).zip(y.chunks_exact(dim)).zip(t.chunks_exact(dim)) {
+        let (d, rest) = d.split_at_mut(whole);
+        let parts = d.chunks_exact_mut(LANES).zip(y.chunks_exact(LANES)).zip(t.chunks_exact(LANES));
+        for (((d, y), t), col) in parts.zip(col.chunks_exact_mut(LANES)) {
+            // Fixed-length arrays, so that the lanes become one vector.
+            let (d, col): (&mut [f32; LANES], &mut [f32; LANES]) =
+                (d.try_into().expect("LANES"), col.try_into().expect("LANES"));
+            let (y, t): (&[f32; LANES], &[f32; LANES]) =
+                (y.try_into().expect("LANES"), t.try_into().expect("LANES"));
+            for k in 0..LANES {
+                sums[k] += mse_value(y[k], t[k], scale, &mut d[k], &mut col[k]);
+            }
+        }
+        let tail = rest.iter_mut().zip(&y[whole..]).zip(&t[whole..]).zip(&mut col[whole..]);
+        for (k, (((d, &y), &t), col)) in tail.enumerate() {
+            sums[k] += mse_value(y, t, scale, d, col);
+        }
+    }
+    sums.iter().sum()
+}
+
+/// One value of `mse_after_sigmoid`: its gradient into `d` and added to `col`; (y − t)².
+#[inline(always)]
+fn mse_value(y: f32, t: f32, scale: f32, d: &mut f32, col: &mut f32) -> f64 {
+    let e = y - t;
+    *d = scale * e * (y * (1.0 - y));
+    *col += *d;
+    (e * e) as f64
 }
 
 #[cfg(test)]
@@ -386,7 +586,7 @@ mod tests {
     fn the_fused_output_matches_libtorch_and_does_not_depend_on_the_split() {
         let _rng = crate::rng_lock();
         tch::manual_seed(13);
-        // 128 × 784, the default batch: 25 chunks, split into several ranges.
+        // 128 × 784, the default batch: 16 blocks of 8 rows, split into several ranges.
         let y = Tensor::rand([128, 784], (Kind::Float, Device::Cpu)).sigmoid();
         let t = Tensor::rand([128, 784], (Kind::Float, Device::Cpu));
         let loss = y.mse_loss(&t, Reduction::Mean).double_value(&[]);
@@ -394,22 +594,73 @@ mod tests {
             &y.mse_loss_backward(&Tensor::from(1f32), &t, Reduction::Mean),
             &y,
         );
+        let gb_ref = d_ref.sum_dim_intlist([0i64].as_slice(), false, Kind::Float);
         let flat = |t: &Tensor| Vec::<f32>::try_from(t.flatten(0, -1)).unwrap();
         let (yv, tv) = (flat(&y), flat(&t));
-        let mut runs = Vec::new();
-        for threads in [1, 2, 3] {
-            tch::set_num_threads(threads);
-            let mut d = vec![f32::NAN; yv.len()];
-            let sum = mse_after_sigmoid(&yv, &tv, &mut d);
+        let close = |got: &[f32], want: &Tensor, what: &str| {
+            let got = Tensor::from_slice(got).view_as(want);
+            let diff = (&got - want).abs().max().double_value(&[]);
+            let scale = want.abs().max().double_value(&[]);
+            assert!(diff < 1e-5 * scale, "{what} off by {diff} (largest {scale})");
+        };
+        same_bits_at_1_2_3_threads(|threads| {
+            let (mut d, mut gb) = (vec![f32::NAN; yv.len()], vec![f32::NAN; 784]);
+            let mut partial = vec![f32::NAN; 16 * 784];
+            let sum = mse_after_sigmoid(&yv, &tv, &mut d, &mut gb, &mut partial);
             let mean = sum / yv.len() as f64;
             assert!((mean - loss).abs() < 1e-6 * loss, "{threads} threads: {mean} vs {loss}");
-            let got = Tensor::from_slice(&d).view([128, 784]);
-            let diff = (&got - &d_ref).abs().max().double_value(&[]);
-            assert!(diff < 1e-6 * d_ref.abs().max().double_value(&[]), "gradient off by {diff}");
-            runs.push((sum.to_bits(), d.iter().map(|v| v.to_bits()).collect::<Vec<_>>()));
-        }
+            close(&d, &d_ref, "gradient");
+            close(&gb, &gb_ref, "bias gradient");
+            (sum.to_bits(), bits(&d), bits(&gb))
+        });
+    }
+
+    /// The bits of a float slice, to compare exactly.
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|v| v.to_bits()).collect()
+    }
+
+    /// Runs `run(threads)` at 1, 2 and 3 threads and asserts the same result each time.
+    fn same_bits_at_1_2_3_threads<T: PartialEq>(mut run: impl FnMut(i32) -> T) {
+        let runs: Vec<T> = [1, 2, 3]
+            .into_iter()
+            .map(|threads| {
+                tch::set_num_threads(threads);
+                run(threads)
+            })
+            .collect();
         tch::set_num_threads(2);
         assert!(runs.windows(2).all(|w| w[0] == w[1]), "the bits change with the thread count");
+    }
+
+    #[test]
+    fn the_relu_pass_matches_libtorch_and_does_not_depend_on_the_split() {
+        let _rng = crate::rng_lock();
+        tch::manual_seed(14);
+        // 100 rows of 256 (a short last block), half of them at or below zero.
+        let out = Tensor::randn([100, 256], (Kind::Float, Device::Cpu)).relu();
+        let g = Tensor::randn([100, 256], (Kind::Float, Device::Cpu));
+        let d_ref = out.threshold_backward(&g, 0.0);
+        let gb_ref = d_ref.sum_dim_intlist([0i64].as_slice(), false, Kind::Float);
+        let flat = |t: &Tensor| Vec::<f32>::try_from(t.flatten(0, -1)).unwrap();
+        let (o, want_d, want_gb) = (flat(&out), flat(&d_ref), flat(&gb_ref));
+        same_bits_at_1_2_3_threads(|threads| {
+            let (mut d, mut gb, mut partial) =
+                (flat(&g), vec![f32::NAN; 256], vec![f32::NAN; 13 * 256]);
+            backward_with_bias(Some(&o), &mut d, &mut gb, &mut partial);
+            assert_eq!(d, want_d, "{threads} threads: the gradient is not threshold_backward's");
+            let off = gb.iter().zip(&want_gb).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(off < 1e-5, "{threads} threads: bias gradient off by {off}");
+            let with_relu = bits(&gb);
+            // Without an activation: the column sums alone, the gradient untouched.
+            let mut d = flat(&g);
+            backward_with_bias(None, &mut d, &mut gb, &mut partial);
+            assert_eq!(d, flat(&g), "{threads} threads: the gradient changed");
+            let sums = flat(&g.sum_dim_intlist([0i64].as_slice(), false, Kind::Float));
+            let off = gb.iter().zip(&sums).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(off < 1e-5, "{threads} threads: column sums off by {off}");
+            (with_relu, bits(&gb))
+        });
     }
 
     #[test]

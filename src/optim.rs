@@ -366,35 +366,10 @@ fn adamw_host(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], scale: f32
     });
 }
 
-/// `adamw_body` compiled for the widest vector unit the CPU has (one binary; the
-/// arithmetic is element by element without fused multiply-adds, so every width gives
-/// the same bits).
-fn adamw_widest(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], scale: f32, h: &Hyper) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has the features the function is compiled for.
-            return unsafe { adamw_avx512(p, g, m, v, scale, h) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: as above.
-            return unsafe { adamw_avx2(p, g, m, v, scale, h) };
-        }
-    }
-    adamw_body(p, g, m, v, scale, h)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn adamw_avx512(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], s: f32, h: &Hyper) {
-    adamw_body(p, g, m, v, s, h)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn adamw_avx2(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], s: f32, h: &Hyper) {
-    adamw_body(p, g, m, v, s, h)
+host::widest! {
+    /// `adamw_body` for the widest vector unit (the arithmetic is element by element).
+    fn adamw_widest(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], scale: f32, h: &Hyper)
+        = adamw_body
 }
 
 #[inline(always)]

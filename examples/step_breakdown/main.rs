@@ -17,12 +17,12 @@ use ae_tch::config::{Layers, Mode, ModelConfig, NoiseKind, TrainConfig};
 use ae_tch::data::batch::{Batcher, Source};
 use ae_tch::data::spec::ImageRequest;
 use ae_tch::data::{load_split, Split};
-use ae_tch::mlp_step::MlpStep;
+use ae_tch::mlp_step::{backward_with_bias, bias_relu, mse_after_sigmoid, MlpStep, BLOCK_ROWS};
 use ae_tch::model::init::torch_init;
 use ae_tch::model::Autoencoder;
 use ae_tch::optim::FlatAdam;
 use std::time::Instant;
-use tch::{nn, Device, Kind, Reduction, Tensor};
+use tch::{nn, Device, Kind, Tensor};
 
 const WIDTHS: [i64; 7] = [784, 256, 64, 16, 64, 256, 784];
 
@@ -188,48 +188,57 @@ fn mlp_operations(opt: &mut FlatAdam, batches: &mut Batcher) {
     let b = 128;
     let acts: Vec<Tensor> = WIDTHS.iter().map(|&w| Tensor::rand([b, w], f)).collect();
     let deltas: Vec<Tensor> = WIDTHS.iter().map(|&w| Tensor::randn([b, w], f)).collect();
-    let one = Tensor::ones([], f);
     println!("\n  {:<44}{:>9}{:>9}{:>9}", "operation (median, alone)", "µs", "share", "GFLOP/s");
     let mut ops = Vec::new();
+    let host = |t: &Tensor| Vec::<f32>::try_from(t.flatten(0, -1)).expect("f32");
+    let mut partial = vec![0f32; (b as usize).div_ceil(BLOCK_ROWS) * 784];
     for l in 0..6 {
         let (i, o) = (WIDTHS[l], WIDTHS[l + 1]);
         let (w, bias) = (Tensor::randn([o, i], f) * 0.05, Tensor::zeros([o], f));
-        let (gw, gb) = (Tensor::zeros([o, i], f), Tensor::zeros([o], f));
+        let gw = Tensor::zeros([o, i], f);
         let (a, out, d) = (&acts[l], &acts[l + 1], &deltas[l + 1]);
         let din = &deltas[l];
         let gemm = 2.0 * (b * i * o) as f64;
-        let t = median_time(reps, || {
-            let _ = bias.addmm_out(out, a, &w.tr());
-        });
-        ops.push((format!("L{l} forward addmm {b}x{i} · {i}x{o}"), t, Some(gemm)));
-        let act = match l {
-            2 => None,
-            5 => Some("sigmoid"),
-            _ => Some("relu"),
-        };
-        if let Some(name) = act {
+        // As the step computes each layer (see mlp_step.rs): a ReLU layer's product alone
+        // and then its bias and ReLU in one pass; the code and output layers by addmm.
+        let (relu, sigmoid) = (l != 2 && l != 5, l == 5);
+        let (mut y, bv, mut g, mut gb) = (host(out), host(&bias), host(d), vec![0f32; o as usize]);
+        if relu {
+            let t = median_time(reps, || {
+                let _ = a.mm_out(out, &w.tr());
+            });
+            ops.push((format!("L{l} forward mm {b}x{i} · {i}x{o}"), t, Some(gemm)));
+            let t = median_time(reps, || bias_relu(&mut y, &bv));
+            ops.push((format!("L{l} forward bias + relu [{b}x{o}]"), t, None));
+        } else {
+            let t = median_time(reps, || {
+                let _ = bias.addmm_out(out, a, &w.tr());
+            });
+            ops.push((format!("L{l} forward addmm {b}x{i} · {i}x{o}"), t, Some(gemm)));
+        }
+        if sigmoid {
             let mut o2 = out.copy();
             let t = median_time(reps, || {
-                let _ = if name == "relu" { o2.relu_() } else { o2.sigmoid_() };
+                let _ = o2.sigmoid_();
             });
-            ops.push((format!("L{l} forward {name}_ [{b}x{o}]"), t, None));
+            ops.push((format!("L{l} forward sigmoid_ [{b}x{o}]"), t, None));
+            let (y, target) = (host(out), host(&acts[0]));
             let t = median_time(reps, || {
-                let _ = if name == "relu" {
-                    out.threshold_backward_grad_input(d, d, 0.0)
-                } else {
-                    Tensor::sigmoid_backward_grad_input(d, d, out)
-                };
+                mse_after_sigmoid(&y, &target, &mut g, &mut gb, &mut partial);
             });
-            ops.push((format!("L{l} backward {name} [{b}x{o}]"), t, None));
+            ops.push((format!("MSE, its gradient, bias gradient [{b}x{o}]"), t, None));
+        } else {
+            let relu_out = relu.then(|| host(out));
+            let t = median_time(reps, || {
+                backward_with_bias(relu_out.as_deref(), &mut g, &mut gb, &mut partial);
+            });
+            let what = if relu { "backward relu + bias gradient" } else { "bias gradient" };
+            ops.push((format!("L{l} {what} [{b}x{o}]"), t, None));
         }
         let t = median_time(reps, || {
             let _ = d.tr().mm_out(&gw, a);
         });
         ops.push((format!("L{l} grad W  {o}x{b} · {b}x{i}"), t, Some(gemm)));
-        let t = median_time(reps, || {
-            let _ = d.sum_intlist_out(&gb, [0i64].as_slice(), false, Kind::Float);
-        });
-        ops.push((format!("L{l} grad b  sum over {b} rows of {o}"), t, None));
         if l > 0 {
             let t = median_time(reps, || {
                 let _ = d.mm_out(din, &w);
@@ -237,12 +246,6 @@ fn mlp_operations(opt: &mut FlatAdam, batches: &mut Batcher) {
             ops.push((format!("L{l} grad in {b}x{o} · {o}x{i}"), t, Some(gemm)));
         }
     }
-    let (out, target, d) = (&acts[6], &acts[0], &deltas[6]);
-    let t = median_time(reps, || {
-        let _ = out.mse_loss_backward_grad_input(d, &one, target, Reduction::Mean);
-        let _ = out.mse_loss(target, Reduction::Mean);
-    });
-    ops.push(("MSE loss and its gradient [128x784]".into(), t, None));
     let n = opt.len() as usize;
     let t = median_time(reps, || opt.apply(None).expect("finite"));
     ops.push((format!("AdamW over {n} parameters"), t, None));

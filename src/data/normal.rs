@@ -51,44 +51,10 @@ pub fn fill(rng: &mut Xoshiro256PlusPlus, out: &mut [f32]) {
     samples(&words, out);
 }
 
-/// `transform_body` compiled for the widest vector unit the CPU has (one binary; no
-/// fused multiply-adds, so every width gives the same bits).
-fn transform(lo: &[u32; BLOCK], hi: &[u32; BLOCK], xs: &mut [f32; BLOCK], ys: &mut [f32; BLOCK]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has the features the function is compiled for.
-            return unsafe { transform_avx512(lo, hi, xs, ys) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: as above.
-            return unsafe { transform_avx2(lo, hi, xs, ys) };
-        }
-    }
-    transform_body(lo, hi, xs, ys)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn transform_avx512(
-    lo: &[u32; BLOCK],
-    hi: &[u32; BLOCK],
-    xs: &mut [f32; BLOCK],
-    ys: &mut [f32; BLOCK],
-) {
-    transform_body(lo, hi, xs, ys)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn transform_avx2(
-    lo: &[u32; BLOCK],
-    hi: &[u32; BLOCK],
-    xs: &mut [f32; BLOCK],
-    ys: &mut [f32; BLOCK],
-) {
-    transform_body(lo, hi, xs, ys)
+crate::host::widest! {
+    /// `transform_body` for the widest vector unit.
+    fn transform(lo: &[u32; BLOCK], hi: &[u32; BLOCK], xs: &mut [f32; BLOCK], ys: &mut [f32; BLOCK])
+        = transform_body
 }
 
 #[inline(always)]
