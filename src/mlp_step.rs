@@ -369,8 +369,8 @@ pub const BLOCK_ROWS: usize = 8;
 /// Runs `block(lo, d, col)` over blocks of `BLOCK_ROWS` rows of the `[n, gb.len()]`
 /// gradient `d` (its values `lo..lo + d.len()`), in parallel, each block writing its rows
 /// of `d`, its column sums into `col` and returning a partial sum. Then the blocks'
-/// column sums, added in block order, go into `gb`, and the partial sums' total in block
-/// order is returned: the same bits whatever the thread count or its split. `partial`
+/// column sums go into `gb` and the partial sums' total is returned, both added over the
+/// blocks by `pairwise`: the same bits whatever the thread count or its split. `partial`
 /// holds a row of column sums per block.
 fn by_blocks<F>(d: &mut [f32], gb: &mut [f32], partial: &mut [f32], block: F) -> f64
 where
@@ -393,11 +393,31 @@ where
             *sum = block((first + b) * size, d, col);
         }
     });
-    gb.copy_from_slice(&partial[..dim]);
-    for col in partial[dim..blocks * dim].chunks_exact(dim) {
-        gb.iter_mut().zip(col).for_each(|(g, &c)| *g += c);
+    if blocks == 0 {
+        gb.fill(0.0);
+        return 0.0;
     }
-    sums.iter().sum()
+    pairwise(blocks, |i, j| {
+        let (to, from) = partial.split_at_mut(j * dim);
+        to[i * dim..][..dim].iter_mut().zip(&from[..dim]).for_each(|(t, &f)| *t += f);
+    });
+    gb.copy_from_slice(&partial[..dim]);
+    pairwise(blocks, |i, j| sums[i] += sums[j]);
+    sums[0]
+}
+
+/// Adds items `0..n` into item 0 as a balanced tree, ((0 + 1) + (2 + 3)) + …, by calling
+/// `add(i, j)` for item i += item j. A tree keeps the halves of a power-of-two split: the
+/// ranks of a data-parallel group, each summing its half of a batch, then add the same
+/// two numbers as one process summing all of it.
+fn pairwise(n: usize, mut add: impl FnMut(usize, usize)) {
+    let mut width = 1;
+    while width < n {
+        for i in (0..n - width).step_by(2 * width) {
+            add(i, i + width);
+        }
+        width *= 2;
+    }
 }
 
 /// The default output layer's loss and gradients in one pass over `[n, D]` buffers: for
@@ -613,6 +633,25 @@ mod tests {
             close(&gb, &gb_ref, "bias gradient");
             (sum.to_bits(), bits(&d), bits(&gb))
         });
+    }
+
+    #[test]
+    fn pairwise_sums_add_the_halves_of_a_power_of_two_split() {
+        // 1e8, 1, −1e8, 3, …: small values that vanish or survive by the order of addition.
+        let v: Vec<f32> = (0..16).map(|i| [1e8, 1.0, -1e8, 3.0][i % 4]).collect();
+        let tree = |v: &[f32]| {
+            let mut v = v.to_vec();
+            pairwise(v.len(), |i, j| v[i] += v[j]);
+            v[0]
+        };
+        let whole = tree(&v);
+        assert_eq!(whole.to_bits(), (tree(&v[..8]) + tree(&v[8..])).to_bits());
+        assert_eq!(tree(&v[..4]).to_bits(), ((v[0] + v[1]) + (v[2] + v[3])).to_bits());
+        // Five items: ((0 + 1) + (2 + 3)) + 4.
+        let five = tree(&v[..5]);
+        assert_eq!(five.to_bits(), (((v[0] + v[1]) + (v[2] + v[3])) + v[4]).to_bits());
+        let in_order = v.iter().fold(0f32, |a, &x| a + x);
+        assert_ne!(whole.to_bits(), in_order.to_bits(), "the values do not test the order");
     }
 
     /// The bits of a float slice, to compare exactly.
