@@ -23,11 +23,23 @@ enum Act {
 }
 
 struct Dense {
+    /// What the layer computes in: the step's precision, or fp32 for a small layer of a
+    /// bf16 step (see `LOW_PRECISION_FROM`); `host` when that is f32 on the CPU, where the
+    /// passes in Rust apply.
+    kind: Kind,
+    host: bool,
     w: Tensor,
     b: Tensor,
-    /// Views of the optimiser's flat gradient.
+    /// Views of the optimiser's flat gradient (or of the bf16 copy's).
     gw: Tensor,
     gb: Tensor,
+    /// A bf16 layer's views of the fp32 master weights, bias and their gradients: the
+    /// weights are cast from them before the step, the gradients widened into them after.
+    master: Option<[Tensor; 4]>,
+    /// `[batch, in]` in this layer's kind, where the layer before computes in another:
+    /// its output cast for the product, and the gradient at it before the cast back.
+    cast_in: Option<Tensor>,
+    grad_in: Option<Tensor>,
     act: Act,
     /// `[batch, out]`: activations, pre-activations (GELU only), and the gradient
     /// with respect to the output, then (in place) the pre-activation.
@@ -36,16 +48,71 @@ struct Dense {
     delta: Tensor,
 }
 
-/// bf16 copies of the parameters, gradient and batch (fp32 master weights stay in the
-/// optimiser).
+/// bf16 copies of the batch, for a first or last layer that computes in bf16 (the
+/// layers' weights and gradients are views of a bf16 copy of the flat buffers; the fp32
+/// master weights stay in the optimiser).
 struct LowPrecision {
-    flat: Tensor,
-    grad: Tensor,
     input: Tensor,
     target: Tensor,
-    master: Tensor,
-    master_grad: Tensor,
 }
+
+/// Where a step's layers take their parameters from: the optimiser's flat buffers and, in
+/// a bf16 step, bf16 copies of its parameters and gradient; and the buffers' batch size
+/// and device.
+struct Buffers<'a> {
+    opt: &'a FlatAdam,
+    low: Option<(Tensor, Tensor)>,
+    batch: i64,
+    device: tch::Device,
+}
+
+impl Dense {
+    /// The layer whose weight and bias sit at `slots` (offset and shape) of the flat
+    /// buffers, computing in `kind` after a layer that computes in `before`.
+    fn new(
+        src: &Buffers,
+        slots: [(i64, Vec<i64>); 2],
+        kind: Kind,
+        before: Option<Kind>,
+        act: Act,
+    ) -> Dense {
+        let [(wo, ws), (bo, bs)] = slots;
+        let views = |flat: &Tensor, grad: &Tensor| {
+            let (w, b) = (view_at(flat, wo, &ws), view_at(flat, bo, &bs));
+            [w, b, view_at(grad, wo, &ws), view_at(grad, bo, &bs)]
+        };
+        let fp32 = views(src.opt.flat(), src.opt.flat_grad());
+        let ([w, b, gw, gb], master) = match (&src.low, kind) {
+            (Some((flat, grad)), k) if k != Kind::Float => (views(flat, grad), Some(fp32)),
+            _ => (fp32, None),
+        };
+        let (batch, device) = (src.batch, src.device);
+        let cross = || before.is_some_and(|k| k != kind);
+        let in_buffer = || Tensor::zeros([batch, ws[1]], (kind, device));
+        let buffer = || Tensor::zeros([batch, ws[0]], (kind, device));
+        Dense {
+            kind,
+            host: kind == Kind::Float && device == tch::Device::Cpu,
+            w,
+            b,
+            gw,
+            gb,
+            master,
+            cast_in: cross().then(in_buffer),
+            grad_in: cross().then(in_buffer),
+            act,
+            out: buffer(),
+            pre: matches!(act, Act::Hidden(Activation::Gelu)).then(buffer),
+            delta: buffer(),
+        }
+    }
+}
+
+/// In a bf16 step, the layers with at least this many weights compute in bf16 and the
+/// smaller ones in fp32: a small bf16 product costs more in oneDNN's set-up (about 20 µs
+/// on W1's 256×64 and 64×16 layers) than its arithmetic saves (their fp32 products take
+/// 3–25 µs), while a 784×256 one runs 1.5–2.4× faster in bf16.
+const LOW_PRECISION_FROM: i64 = 1 << 16;
 
 pub struct MlpStep {
     layers: Vec<Dense>,
@@ -58,8 +125,6 @@ pub struct MlpStep {
     trim: f64,
     /// The loss's upstream gradient, 1.
     one: Tensor,
-    /// Every buffer is a contiguous f32 CPU tensor: the passes in Rust apply.
-    host: bool,
     /// The fused passes' column sums, a row of the widest layer per block of `BLOCK_ROWS`
     /// rows (see `by_blocks`).
     partial: Vec<f32>,
@@ -87,18 +152,18 @@ impl MlpStep {
             Precision::Fp32 => Kind::Float,
             Precision::Bf16 => Kind::BFloat16,
         };
-        let low = (kind != Kind::Float).then(|| {
-            let (p, d) = ([opt.len()], [batch, model.input_dim()]);
-            LowPrecision {
-                flat: Tensor::zeros(p, (kind, device)),
-                grad: Tensor::zeros(p, (kind, device)),
-                input: Tensor::zeros(d, (kind, device)),
-                target: Tensor::zeros(d, (kind, device)),
-                master: opt.flat().shallow_clone(),
-                master_grad: opt.flat_grad().shallow_clone(),
-            }
+        let d = [batch, model.input_dim()];
+        let low = (kind != Kind::Float).then(|| LowPrecision {
+            input: Tensor::zeros(d, (kind, device)),
+            target: Tensor::zeros(d, (kind, device)),
         });
-        let mut layers = Vec::with_capacity(2 * depth);
+        // The bf16 copies of the flat parameters and gradient (only bf16 layers use theirs).
+        let copy = || match kind {
+            Kind::Float => None,
+            _ => Some(Tensor::zeros([opt.len()], (kind, device))),
+        };
+        let src = Buffers { opt, low: copy().zip(copy()), batch, device };
+        let mut layers: Vec<Dense> = Vec::with_capacity(2 * depth);
         let mut covered = 0;
         for (part, i) in
             (0..depth).map(|i| ("encoder", i)).chain((0..depth).map(|i| ("decoder", i)))
@@ -107,28 +172,24 @@ impl MlpStep {
             let name = |v: &str| format!("{part}.{}.{v}", 2 * i);
             let (w, b) = (vars.get(&name("weight"))?, vars.get(&name("bias"))?);
             covered += w.numel() + b.numel();
-            let ((wo, ws), (bo, bs)) = (opt.slot(w)?, opt.slot(b)?);
-            let (params, grads) = match &low {
-                Some(low) => (&low.flat, &low.grad),
-                None => (opt.flat(), opt.flat_grad()),
-            };
-            let (w, b) = (view_at(params, wo, &ws), view_at(params, bo, &bs));
-            let (gw, gb) = (view_at(grads, wo, &ws), view_at(grads, bo, &bs));
+            let slots = [opt.slot(w)?, opt.slot(b)?];
+            let layer_kind =
+                if w.numel() as i64 >= LOW_PRECISION_FROM { kind } else { Kind::Float };
             let act = match (part, i + 1 == depth) {
                 ("encoder", true) => Act::Identity,
                 ("decoder", true) if model.input.bounded() => Act::Sigmoid,
                 ("decoder", true) => Act::Identity,
                 _ => Act::Hidden(model.activation),
             };
-            let buffer = || Tensor::zeros([batch, ws[0]], (kind, device));
-            let pre = matches!(act, Act::Hidden(Activation::Gelu)).then(buffer);
-            let (out, delta) = (buffer(), buffer());
-            layers.push(Dense { w, b, gw, gb, act, out, pre, delta });
+            let before = layers.last().map(|l| l.kind);
+            layers.push(Dense::new(&src, slots, layer_kind, before, act));
         }
         if covered as i64 != opt.len() {
             return None;
         }
         let widest = layers.iter().map(|l| l.gb.numel()).max().unwrap_or(0);
+        let partial = vec![0.0; (batch.max(1) as usize).div_ceil(BLOCK_ROWS) * widest];
+        let one = Tensor::ones([], (layers.last()?.kind, device));
         Some(MlpStep {
             layers,
             low,
@@ -136,9 +197,8 @@ impl MlpStep {
             loss: train.loss,
             l1_latent: train.l1_latent,
             trim: train.trim,
-            one: Tensor::ones([], (kind, device)),
-            host: kind == Kind::Float && device == tch::Device::Cpu,
-            partial: vec![0.0; (batch.max(1) as usize).div_ceil(BLOCK_ROWS) * widest],
+            one,
+            partial,
         })
     }
 
@@ -149,22 +209,35 @@ impl MlpStep {
         tch::no_grad(|| {
             let len = input.size()[0];
             let rows = |t: &Tensor| t.narrow(0, 0, len);
-            let (full_target, (input, target)) = match &mut self.low {
-                Some(low) => {
-                    low.flat.copy_(&low.master);
-                    let (i, t) = (rows(&low.input), rows(&low.target));
-                    i.shallow_clone().copy_(input);
-                    t.shallow_clone().copy_(target);
-                    (target, (i, t))
+            for l in &self.layers {
+                if let Some([w, b, _, _]) = &l.master {
+                    l.w.shallow_clone().copy_(w);
+                    l.b.shallow_clone().copy_(b);
                 }
-                None => (target, (input.shallow_clone(), target.shallow_clone())),
+            }
+            // The batch in the kinds of the first and the last layer.
+            let (first, last) = (&self.layers[0], &self.layers[self.layers.len() - 1]);
+            let as_kind = |given: &Tensor, kind: Kind, copy: Option<&Tensor>| match copy {
+                Some(copy) if kind != Kind::Float => {
+                    let copy = rows(copy);
+                    copy.shallow_clone().copy_(given);
+                    copy
+                }
+                _ => given.shallow_clone(),
             };
+            let low = self.low.as_ref();
+            let input = as_kind(input, first.kind, low.map(|l| &l.input));
+            let (full_target, target) =
+                (target, as_kind(target, last.kind, low.map(|l| &l.target)));
             let fused = self.fused(&target);
             self.forward(&input, len);
             let mut loss = self.output_gradient(&target, full_target, len, fused);
             self.backward(&input, len, fused, &mut loss);
-            if let Some(low) = &self.low {
-                low.master_grad.shallow_clone().copy_(&low.grad);
+            for l in &self.layers {
+                if let Some([_, _, gw, gb]) = &l.master {
+                    gw.shallow_clone().copy_(&l.gw);
+                    gb.shallow_clone().copy_(&l.gb);
+                }
             }
             loss
         })
@@ -176,7 +249,7 @@ impl MlpStep {
         let last = self.layers.last().expect("at least two layers");
         matches!((last.act, self.loss), (Act::Sigmoid, Loss::Mse))
             && self.trim == 0.0
-            && self.host
+            && last.host
             && host::is_host(target, Kind::Float)
     }
 
@@ -185,6 +258,11 @@ impl MlpStep {
         let rows = |t: &Tensor| t.narrow(0, 0, len);
         let mut a = input.shallow_clone();
         for l in &self.layers {
+            if let Some(cast) = &l.cast_in {
+                let cast = rows(cast);
+                cast.shallow_clone().copy_(&a);
+                a = cast;
+            }
             let out = rows(&l.out);
             let wt = l.w.tr();
             match (l.act, &l.pre) {
@@ -193,7 +271,7 @@ impl MlpStep {
                     let _ = l.b.addmm_out(&pre, &a, &wt);
                     let _ = pre.gelu_out(&out, "none");
                 }
-                (Act::Hidden(Activation::Relu), _) if self.host => {
+                (Act::Hidden(Activation::Relu), _) if l.host => {
                     // The product alone, then the bias and the ReLU in one pass (addmm
                     // writes the bias over the output first, and relu_ is a pass of its own).
                     let _ = a.mm_out(&out, &wt);
@@ -279,7 +357,7 @@ impl MlpStep {
             let l = &self.layers[i];
             let (out, d) = (rows(&l.out), rows(&l.delta));
             // On the host a ReLU's backward is part of the bias gradient's pass below.
-            let relu_on_host = self.host && matches!(l.act, Act::Hidden(Activation::Relu));
+            let relu_on_host = l.host && matches!(l.act, Act::Hidden(Activation::Relu));
             // d: ∂loss/∂output → ∂loss/∂pre-activation, in place.
             let _ = match (l.act, &l.pre) {
                 (Act::Sigmoid, _) if fused => d.shallow_clone(),
@@ -309,10 +387,14 @@ impl MlpStep {
                     d.shallow_clone()
                 }
             };
-            let input = if i == 0 { input.shallow_clone() } else { rows(&self.layers[i - 1].out) };
+            let input = match (&l.cast_in, i) {
+                (Some(cast), _) => rows(cast),
+                (None, 0) => input.shallow_clone(),
+                (None, _) => rows(&self.layers[i - 1].out),
+            };
             if fused && i + 1 == self.layers.len() {
                 // The output's bias gradient came with its loss.
-            } else if self.host {
+            } else if l.host {
                 // SAFETY: three distinct buffers of the step (the layer's output, its
                 // gradient, the bias gradient); no libtorch operation runs meanwhile.
                 unsafe {
@@ -325,7 +407,16 @@ impl MlpStep {
             }
             let _ = d.tr().mm_out(&l.gw, &input);
             if i > 0 {
-                let _ = d.mm_out(&rows(&self.layers[i - 1].delta), &l.w);
+                let before = rows(&self.layers[i - 1].delta);
+                match &l.grad_in {
+                    Some(grad_in) => {
+                        let grad_in = d.mm_out(&rows(grad_in), &l.w);
+                        before.shallow_clone().copy_(&grad_in);
+                    }
+                    None => {
+                        let _ = d.mm_out(&before, &l.w);
+                    }
+                }
             }
         }
     }
@@ -702,39 +793,51 @@ mod tests {
         });
     }
 
-    #[test]
-    fn bf16_step_tracks_the_fp32_gradient_and_leaves_the_master_weights_alone() {
-        let _rng = crate::rng_lock();
-        tch::manual_seed(12);
-        let model_cfg = ModelConfig {
-            input: gray(8, 8),
-            layers: mlp(vec![32]),
-            latent: 4,
-            ..Default::default()
-        };
+    /// The loss and flat gradient of one step of `model_cfg` at each precision, from the
+    /// same weights (which the steps must leave alone).
+    fn fp32_and_bf16_steps(model_cfg: &ModelConfig) -> Vec<(f64, Tensor)> {
         let vs = nn::VarStore::new(Device::Cpu);
-        let _ = crate::model::Autoencoder::new(&vs.root(), &model_cfg);
+        let _ = crate::model::Autoencoder::new(&vs.root(), model_cfg);
         let opt = FlatAdam::new(&vs, 1e-3, 0.0);
-        let x = Tensor::rand([16, 64], (Kind::Float, Device::Cpu));
-        let mut grads = Vec::new();
-        let mut losses = Vec::new();
-        for precision in [Precision::Fp32, Precision::Bf16] {
+        let x = Tensor::rand([16, model_cfg.input_dim()], (Kind::Float, Device::Cpu));
+        let step = |precision| {
             let train = TrainConfig { precision, ..Default::default() };
-            let mut step = MlpStep::new(&vs, &model_cfg, &train, &opt, 16).unwrap();
+            let mut step = MlpStep::new(&vs, model_cfg, &train, &opt, 16).unwrap();
             let before = opt.flat().copy();
             let loss = step.forward_backward(&x, &x);
             assert_eq!(loss.kind(), Kind::Float);
             assert!(opt.flat().equal(&before), "{precision:?}: the step does not update");
-            losses.push(loss.double_value(&[]));
-            grads.push(opt.flat_grad().copy());
-        }
+            (loss.double_value(&[]), opt.flat_grad().copy())
+        };
+        [Precision::Fp32, Precision::Bf16].map(step).into()
+    }
+
+    #[test]
+    fn bf16_step_tracks_the_fp32_gradient_and_leaves_the_master_weights_alone() {
+        let _rng = crate::rng_lock();
+        tch::manual_seed(12);
+        // 256-256-4 mirrored: the two 256×256 layers (65,536 weights) compute in bf16, the
+        // two small ones in fp32, so the batch crosses between the kinds both ways.
+        let model_cfg = ModelConfig {
+            input: gray(16, 16),
+            layers: mlp(vec![256]),
+            latent: 4,
+            ..Default::default()
+        };
+        let runs = fp32_and_bf16_steps(&model_cfg);
         // bf16 keeps 8 bits of mantissa: agreement to a few percent is the expectation,
         // exact agreement would mean bf16 was not used.
         let rel = |a: f64, b: f64| (a - b).abs() / a.abs();
-        assert!(rel(losses[0], losses[1]) < 0.02, "{losses:?}");
-        let diff = (&grads[0] - &grads[1]).norm().double_value(&[]);
-        let norm = grads[0].norm().double_value(&[]);
+        assert!(rel(runs[0].0, runs[1].0) < 0.02, "losses {} and {}", runs[0].0, runs[1].0);
+        let diff = (&runs[0].1 - &runs[1].1).norm().double_value(&[]);
+        let norm = runs[0].1.norm().double_value(&[]);
         assert!(diff / norm < 0.05 && diff > 0.0, "relative gradient error {}", diff / norm);
+
+        // A network of small layers only computes all of it in fp32: the same bits.
+        let small = ModelConfig { input: gray(8, 8), layers: mlp(vec![32]), ..model_cfg };
+        let runs = fp32_and_bf16_steps(&small);
+        assert_eq!(runs[0].0.to_bits(), runs[1].0.to_bits());
+        assert!(runs[0].1.equal(&runs[1].1), "a small network's bf16 step is not its fp32 one");
     }
 
     #[test]
