@@ -429,6 +429,7 @@ const PASS_GRAIN: usize = 1 << 14;
 /// `x ← relu(x + b)` for each row x of the `[n, b.len()]` buffer `out`, split over the
 /// threads by rows.
 pub fn bias_relu(out: &mut [f32], b: &[f32]) {
+    debug_assert!(out.len() % b.len().max(1) == 0, "whole rows of the bias' width");
     let (dim, n) = (b.len().max(1), out.len());
     let parts = Disjoint::new(out);
     parallel_for(n / dim, PASS_GRAIN / dim, |first, last| {
@@ -498,9 +499,9 @@ where
 }
 
 /// Adds items `0..n` into item 0 as a balanced tree, ((0 + 1) + (2 + 3)) + …, by calling
-/// `add(i, j)` for item i += item j. A tree keeps the halves of a power-of-two split: the
-/// ranks of a data-parallel group, each summing its half of a batch, then add the same
-/// two numbers as one process summing all of it.
+/// `add(i, j)` for item i += item j. For 2m items with m a power of two, the tree is the
+/// sum of the two halves' trees: two data-parallel ranks, each summing m blocks of a
+/// batch (batch 128 on two ranks: 8 blocks each), add what one process adds.
 fn pairwise(n: usize, mut add: impl FnMut(usize, usize)) {
     let mut width = 1;
     while width < n {
@@ -522,6 +523,7 @@ pub fn mse_after_sigmoid(
     gb: &mut [f32],
     partial: &mut [f32],
 ) -> f64 {
+    debug_assert!(y.len() == d.len() && t.len() == d.len() && d.len() % gb.len().max(1) == 0);
     let scale = 2.0 / y.len() as f32;
     by_blocks(d, gb, partial, |lo, d, col| {
         let (y, t) = (&y[lo..lo + d.len()], &t[lo..lo + d.len()]);
@@ -539,6 +541,7 @@ pub fn backward_with_bias(
     gb: &mut [f32],
     partial: &mut [f32],
 ) {
+    debug_assert!(relu.is_none_or(|o| o.len() == d.len()) && d.len() % gb.len().max(1) == 0);
     by_blocks(d, gb, partial, |lo, d, col| {
         match relu {
             Some(out) => relu_backward_block(&out[lo..lo + d.len()], d, col),
@@ -738,9 +741,13 @@ mod tests {
         let whole = tree(&v);
         assert_eq!(whole.to_bits(), (tree(&v[..8]) + tree(&v[8..])).to_bits());
         assert_eq!(tree(&v[..4]).to_bits(), ((v[0] + v[1]) + (v[2] + v[3])).to_bits());
-        // Five items: ((0 + 1) + (2 + 3)) + 4.
-        let five = tree(&v[..5]);
-        assert_eq!(five.to_bits(), (((v[0] + v[1]) + (v[2] + v[3])) + v[4]).to_bits());
+        // Odd and uneven counts: the same tree with the leftover items joining late.
+        assert_eq!(tree(&v[..1]).to_bits(), v[0].to_bits());
+        assert_eq!(tree(&v[..3]).to_bits(), ((v[0] + v[1]) + v[2]).to_bits());
+        let six = ((v[0] + v[1]) + (v[2] + v[3])) + (v[4] + v[5]);
+        assert_eq!(tree(&v[..6]).to_bits(), six.to_bits());
+        let mut none: Vec<f32> = Vec::new();
+        pairwise(0, |i, j| none[i] += none[j]);
         let in_order = v.iter().fold(0f32, |a, &x| a + x);
         assert_ne!(whole.to_bits(), in_order.to_bits(), "the values do not test the order");
     }
