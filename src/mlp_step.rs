@@ -48,14 +48,6 @@ struct Dense {
     delta: Tensor,
 }
 
-/// bf16 copies of the batch, for a first or last layer that computes in bf16 (the
-/// layers' weights and gradients are views of a bf16 copy of the flat buffers; the fp32
-/// master weights stay in the optimiser).
-struct LowPrecision {
-    input: Tensor,
-    target: Tensor,
-}
-
 /// Where a step's layers take their parameters from: the optimiser's flat buffers and, in
 /// a bf16 step, bf16 copies of its parameters and gradient; and the buffers' batch size
 /// and device.
@@ -114,9 +106,21 @@ impl Dense {
 /// 3–25 µs), while a 784×256 one runs 1.5–2.4× faster in bf16.
 const LOW_PRECISION_FROM: i64 = 1 << 16;
 
+/// What a layer of `weights` weights computes in, in a step of `kind`.
+fn computes_in(kind: Kind, weights: i64) -> Kind {
+    if weights >= LOW_PRECISION_FROM {
+        kind
+    } else {
+        Kind::Float
+    }
+}
+
 pub struct MlpStep {
     layers: Vec<Dense>,
-    low: Option<LowPrecision>,
+    /// `[batch, D]` copies of the input and the target in the kind of the first and the
+    /// last layer, where that is not fp32 (bf16 steps).
+    input_copy: Option<Tensor>,
+    target_copy: Option<Tensor>,
     /// Index of the layer whose output is the code.
     code: usize,
     loss: Loss,
@@ -152,16 +156,10 @@ impl MlpStep {
             Precision::Fp32 => Kind::Float,
             Precision::Bf16 => Kind::BFloat16,
         };
-        let d = [batch, model.input_dim()];
-        let low = (kind != Kind::Float).then(|| LowPrecision {
-            input: Tensor::zeros(d, (kind, device)),
-            target: Tensor::zeros(d, (kind, device)),
-        });
-        // The bf16 copies of the flat parameters and gradient (only bf16 layers use theirs).
-        let copy = || match kind {
-            Kind::Float => None,
-            _ => Some(Tensor::zeros([opt.len()], (kind, device))),
-        };
+        // The bf16 copies of the flat parameters and gradient, where a layer is large
+        // enough to compute in bf16 (only those layers use their parts).
+        let any_low = widths.windows(2).any(|w| computes_in(kind, w[0] * w[1]) != Kind::Float);
+        let copy = || any_low.then(|| Tensor::zeros([opt.len()], (kind, device)));
         let src = Buffers { opt, low: copy().zip(copy()), batch, device };
         let mut layers: Vec<Dense> = Vec::with_capacity(2 * depth);
         let mut covered = 0;
@@ -173,8 +171,7 @@ impl MlpStep {
             let (w, b) = (vars.get(&name("weight"))?, vars.get(&name("bias"))?);
             covered += w.numel() + b.numel();
             let slots = [opt.slot(w)?, opt.slot(b)?];
-            let layer_kind =
-                if w.numel() as i64 >= LOW_PRECISION_FROM { kind } else { Kind::Float };
+            let layer_kind = computes_in(kind, w.numel() as i64);
             let act = match (part, i + 1 == depth) {
                 ("encoder", true) => Act::Identity,
                 ("decoder", true) if model.input.bounded() => Act::Sigmoid,
@@ -189,10 +186,16 @@ impl MlpStep {
         }
         let widest = layers.iter().map(|l| l.gb.numel()).max().unwrap_or(0);
         let partial = vec![0.0; (batch.max(1) as usize).div_ceil(BLOCK_ROWS) * widest];
-        let one = Tensor::ones([], (layers.last()?.kind, device));
+        let (first, last) = (layers.first()?.kind, layers.last()?.kind);
+        let copy_in = |kind: Kind| {
+            (kind != Kind::Float).then(|| Tensor::zeros([batch, model.input_dim()], (kind, device)))
+        };
+        let (input_copy, target_copy) = (copy_in(first), copy_in(last));
+        let one = Tensor::ones([], (last, device));
         Some(MlpStep {
             layers,
-            low,
+            input_copy,
+            target_copy,
             code: depth - 1,
             loss: train.loss,
             l1_latent: train.l1_latent,
@@ -216,19 +219,16 @@ impl MlpStep {
                 }
             }
             // The batch in the kinds of the first and the last layer.
-            let (first, last) = (&self.layers[0], &self.layers[self.layers.len() - 1]);
-            let as_kind = |given: &Tensor, kind: Kind, copy: Option<&Tensor>| match copy {
-                Some(copy) if kind != Kind::Float => {
+            let as_kind = |given: &Tensor, copy: &Option<Tensor>| match copy {
+                Some(copy) => {
                     let copy = rows(copy);
                     copy.shallow_clone().copy_(given);
                     copy
                 }
-                _ => given.shallow_clone(),
+                None => given.shallow_clone(),
             };
-            let low = self.low.as_ref();
-            let input = as_kind(input, first.kind, low.map(|l| &l.input));
-            let (full_target, target) =
-                (target, as_kind(target, last.kind, low.map(|l| &l.target)));
+            let input = as_kind(input, &self.input_copy);
+            let (full_target, target) = (target, as_kind(target, &self.target_copy));
             let fused = self.fused(&target);
             self.forward(&input, len);
             let mut loss = self.output_gradient(&target, full_target, len, fused);
@@ -244,7 +244,7 @@ impl MlpStep {
     }
 
     /// Whether the output layer's loss and gradients take one pass (`mse_after_sigmoid`)
-    /// instead of five: the default output (sigmoid, MSE) untrimmed, in fp32 on the CPU.
+    /// instead of four: the default output (sigmoid, MSE) untrimmed, in fp32 on the CPU.
     fn fused(&self, target: &Tensor) -> bool {
         let last = self.layers.last().expect("at least two layers");
         matches!((last.act, self.loss), (Act::Sigmoid, Loss::Mse))
