@@ -7,18 +7,20 @@ use tch::{Device, Kind, Tensor};
 /// `#[inline(always)]` function of the same arguments) compiled for the widest vector unit
 /// the CPU has: AVX-512, else AVX2, else the baseline, chosen at run time in one binary.
 /// Rust never fuses a multiply and an add on its own, so every width gives the same bits.
+/// `fn name<T: Elem>(…)` makes it generic over the element type.
 macro_rules! widest {
-    ($(#[$m:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? = $body:ident) => {
+    ($(#[$m:meta])* fn $name:ident $(<$g:ident: $bound:path>)? ($($arg:ident: $ty:ty),* $(,)?)
+        $(-> $ret:ty)? = $body:ident) => {
         $(#[$m])*
-        fn $name($($arg: $ty),*) $(-> $ret)? {
+        fn $name $(<$g: $bound>)? ($($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f")]
-                unsafe fn avx512($($arg: $ty),*) $(-> $ret)? {
+                unsafe fn avx512 $(<$g: $bound>)? ($($arg: $ty),*) $(-> $ret)? {
                     $body($($arg),*)
                 }
                 #[target_feature(enable = "avx2,fma")]
-                unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
+                unsafe fn avx2 $(<$g: $bound>)? ($($arg: $ty),*) $(-> $ret)? {
                     $body($($arg),*)
                 }
                 use std::arch::is_x86_feature_detected as has;
@@ -42,7 +44,49 @@ pub fn is_host(t: &Tensor, kind: Kind) -> bool {
     t.device() == Device::Cpu && t.kind() == kind && t.is_contiguous()
 }
 
-/// The elements of a contiguous f32 CPU tensor as a mutable slice.
+/// An element type of the passes in Rust: f32, or bf16 read as f32 and rounded back once
+/// per value written.
+pub trait Elem: Copy + Send + Sync + 'static {
+    /// The tensors' kind whose storage holds these.
+    const KIND: Kind;
+    fn get(self) -> f32;
+    fn put(v: f32) -> Self;
+}
+
+impl Elem for f32 {
+    const KIND: Kind = Kind::Float;
+    #[inline(always)]
+    fn get(self) -> f32 {
+        self
+    }
+    #[inline(always)]
+    fn put(v: f32) -> f32 {
+        v
+    }
+}
+
+/// A bfloat16 value: the top half of an f32's bits.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(transparent)]
+pub struct Bf16(pub u16);
+
+impl Elem for Bf16 {
+    const KIND: Kind = Kind::BFloat16;
+    #[inline(always)]
+    fn get(self) -> f32 {
+        f32::from_bits((self.0 as u32) << 16)
+    }
+    /// Rounded to the nearest, ties to even, NaN to a quiet NaN: libtorch's rounding
+    /// (c10's `round_to_nearest_even`), so a pass gives the bits its operations would.
+    #[inline(always)]
+    fn put(v: f32) -> Bf16 {
+        let u = v.to_bits();
+        let rounded = (u.wrapping_add(0x7FFF + ((u >> 16) & 1)) >> 16) as u16;
+        Bf16(if v.is_nan() { 0x7FC0 } else { rounded })
+    }
+}
+
+/// The elements of a contiguous CPU tensor of `T` as a mutable slice.
 ///
 /// # Safety
 /// While the slice lives, nothing else may read or write the tensor's storage (through
@@ -50,21 +94,38 @@ pub fn is_host(t: &Tensor, kind: Kind) -> bool {
 /// borrow.
 // The memory is libtorch's storage, not something borrowed from the handle.
 #[allow(clippy::mut_from_ref)]
-pub unsafe fn f32_mut(t: &Tensor) -> &mut [f32] {
-    assert!(is_host(t, Kind::Float), "f32_mut needs a contiguous f32 CPU tensor");
+pub unsafe fn slice_mut<T: Elem>(t: &Tensor) -> &mut [T] {
+    assert!(is_host(t, T::KIND), "a contiguous {:?} CPU tensor is needed", T::KIND);
     let n = t.numel();
     if n == 0 {
         return &mut [];
     }
-    std::slice::from_raw_parts_mut(t.data_ptr() as *mut f32, n)
+    std::slice::from_raw_parts_mut(t.data_ptr() as *mut T, n)
 }
 
-/// The elements of a contiguous f32 CPU tensor, read only.
+/// The elements of a contiguous CPU tensor of `T`, read only.
 ///
 /// # Safety
 /// While the slice lives, nothing may write the tensor's storage.
+pub unsafe fn slice_ref<T: Elem>(t: &Tensor) -> &[T] {
+    slice_mut(t)
+}
+
+/// `slice_mut` for f32.
+///
+/// # Safety
+/// As `slice_mut`.
+#[allow(clippy::mut_from_ref)]
+pub unsafe fn f32_mut(t: &Tensor) -> &mut [f32] {
+    slice_mut(t)
+}
+
+/// `slice_ref` for f32.
+///
+/// # Safety
+/// As `slice_ref`.
 pub unsafe fn f32_ref(t: &Tensor) -> &[f32] {
-    f32_mut(t)
+    slice_mut(t)
 }
 
 /// The elements of a contiguous u8 CPU tensor.

@@ -8,7 +8,7 @@
 //! other model trains through autograd.
 
 use crate::config::{Activation, Loss, ModelConfig, Precision, TrainConfig};
-use crate::host::{self, parallel_for, Disjoint};
+use crate::host::{self, parallel_for, Disjoint, Elem};
 use crate::optim::{view_at, FlatAdam};
 use tch::{nn, Kind, Reduction, Tensor};
 
@@ -24,8 +24,9 @@ enum Act {
 
 struct Dense {
     /// What the layer computes in: the step's precision, or fp32 for a small layer of a
-    /// bf16 step (see `LOW_PRECISION_FROM`); `host` when that is f32 on the CPU, where the
-    /// passes in Rust apply.
+    /// bf16 step (see `LOW_PRECISION_FROM`); `host` on the CPU, where the passes in Rust
+    /// apply (they read and write the layer's kind, and its bias and bias gradient in fp32:
+    /// a bf16 layer's master copies, see `bias32`).
     kind: Kind,
     host: bool,
     w: Tensor,
@@ -84,7 +85,7 @@ impl Dense {
         let buffer = || Tensor::zeros([batch, ws[0]], (kind, device));
         Dense {
             kind,
-            host: kind == Kind::Float && device == tch::Device::Cpu,
+            host: device == tch::Device::Cpu && matches!(kind, Kind::Float | Kind::BFloat16),
             w,
             b,
             gw,
@@ -98,6 +99,32 @@ impl Dense {
             delta: buffer(),
         }
     }
+}
+
+impl Dense {
+    /// The fp32 bias and its gradient: the master copies of a bf16 layer. The passes in
+    /// Rust read and write these, so a bf16 layer on the CPU writes its bias gradient
+    /// straight into the master's.
+    fn bias32(&self) -> (&Tensor, &Tensor) {
+        match &self.master {
+            Some([_, b, _, gb]) => (b, gb),
+            None => (&self.b, &self.gb),
+        }
+    }
+}
+
+/// `by_kind!(kind, T => body)`: `body` with `T` the element type of a host layer's kind
+/// (`host::Bf16` for bf16, else f32).
+macro_rules! by_kind {
+    ($kind:expr, $t:ident => $body:expr) => {
+        if $kind == Kind::BFloat16 {
+            type $t = host::Bf16;
+            $body
+        } else {
+            type $t = f32;
+            $body
+        }
+    };
 }
 
 /// In a bf16 step, the layers with at least this many weights compute in bf16 and the
@@ -228,15 +255,23 @@ impl MlpStep {
                 None => given.shallow_clone(),
             };
             let input = as_kind(input, &self.input_copy);
-            let (full_target, target) = (target, as_kind(target, &self.target_copy));
-            let fused = self.fused(&target);
+            // The fused output reads the fp32 target whatever the last layer's kind.
+            let fused = self.fused(target);
+            let full_target = target;
+            let target = match fused {
+                true => target.shallow_clone(),
+                false => as_kind(target, &self.target_copy),
+            };
             self.forward(&input, len);
             let mut loss = self.output_gradient(&target, full_target, len, fused);
             self.backward(&input, len, fused, &mut loss);
             for l in &self.layers {
                 if let Some([_, _, gw, gb]) = &l.master {
                     gw.shallow_clone().copy_(&l.gw);
-                    gb.shallow_clone().copy_(&l.gb);
+                    // A host layer's passes wrote the master's bias gradient already.
+                    if !l.host {
+                        gb.shallow_clone().copy_(&l.gb);
+                    }
                 }
             }
             loss
@@ -244,7 +279,8 @@ impl MlpStep {
     }
 
     /// Whether the output layer's loss and gradients take one pass (`mse_after_sigmoid`)
-    /// instead of four: the default output (sigmoid, MSE) untrimmed, in fp32 on the CPU.
+    /// instead of four: the default output (sigmoid, MSE) untrimmed, on the CPU, against
+    /// an fp32 `target`.
     fn fused(&self, target: &Tensor) -> bool {
         let last = self.layers.last().expect("at least two layers");
         matches!((last.act, self.loss), (Act::Sigmoid, Loss::Mse))
@@ -277,7 +313,10 @@ impl MlpStep {
                     let _ = a.mm_out(&out, &wt);
                     // SAFETY: two distinct buffers of the step; no libtorch operation runs
                     // meanwhile.
-                    unsafe { bias_relu(host::f32_mut(&out), host::f32_ref(&l.b)) };
+                    let b = l.bias32().0;
+                    unsafe {
+                        by_kind!(l.kind, T => bias_relu(host::slice_mut::<T>(&out), host::f32_ref(b)))
+                    };
                 }
                 (act, _) => {
                     let mut o = l.b.addmm_out(&out, &a, &wt);
@@ -312,9 +351,11 @@ impl MlpStep {
             // SAFETY: four distinct buffers (the step's output, gradient and bias gradient,
             // the batch's target); no libtorch operation runs meanwhile.
             let sum = unsafe {
-                let (y, t) = (host::f32_ref(&output), host::f32_ref(target));
-                let (d, gb) = (host::f32_mut(&d), host::f32_mut(&last.gb));
-                mse_after_sigmoid(y, t, d, gb, &mut self.partial)
+                by_kind!(last.kind, T => {
+                    let (y, t) = (host::slice_ref::<T>(&output), host::f32_ref(full_target));
+                    let (d, gb) = (host::slice_mut::<T>(&d), host::f32_mut(last.bias32().1));
+                    mse_after_sigmoid(y, t, d, gb, &mut self.partial)
+                })
             };
             return Tensor::from((sum / output.numel() as f64) as f32);
         }
@@ -398,9 +439,11 @@ impl MlpStep {
                 // SAFETY: three distinct buffers of the step (the layer's output, its
                 // gradient, the bias gradient); no libtorch operation runs meanwhile.
                 unsafe {
-                    let relu = relu_on_host.then(|| host::f32_ref(&out));
-                    let (g, gb) = (host::f32_mut(&d), host::f32_mut(&l.gb));
-                    backward_with_bias(relu, g, gb, &mut self.partial);
+                    by_kind!(l.kind, T => {
+                        let relu = relu_on_host.then(|| host::slice_ref::<T>(&out));
+                        let (g, gb) = (host::slice_mut::<T>(&d), host::f32_mut(l.bias32().1));
+                        backward_with_bias(relu, g, gb, &mut self.partial);
+                    })
                 }
             } else {
                 let _ = d.sum_intlist_out(&l.gb, [0i64].as_slice(), false, l.gb.kind());
@@ -428,7 +471,7 @@ const PASS_GRAIN: usize = 1 << 14;
 
 /// `x ← relu(x + b)` for each row x of the `[n, b.len()]` buffer `out`, split over the
 /// threads by rows.
-pub fn bias_relu(out: &mut [f32], b: &[f32]) {
+pub fn bias_relu<T: Elem>(out: &mut [T], b: &[f32]) {
     debug_assert!(out.len() % b.len().max(1) == 0, "whole rows of the bias' width");
     let (dim, n) = (b.len().max(1), out.len());
     let parts = Disjoint::new(out);
@@ -441,16 +484,16 @@ pub fn bias_relu(out: &mut [f32], b: &[f32]) {
 
 host::widest! {
     /// `bias_relu_body` for the widest vector unit.
-    fn bias_relu_rows(out: &mut [f32], b: &[f32]) = bias_relu_body
+    fn bias_relu_rows<T: Elem>(out: &mut [T], b: &[f32]) = bias_relu_body
 }
 
 #[inline(always)]
-fn bias_relu_body(out: &mut [f32], b: &[f32]) {
+fn bias_relu_body<T: Elem>(out: &mut [T], b: &[f32]) {
     for row in out.chunks_exact_mut(b.len()) {
         // Negative to zero; NaN stays NaN, as with relu_ (a diverging run must show it).
         row.iter_mut().zip(b).for_each(|(x, &b)| {
-            let v = *x + b;
-            *x = if v < 0.0 { 0.0 } else { v };
+            let v = x.get() + b;
+            *x = T::put(if v < 0.0 { 0.0 } else { v });
         });
     }
 }
@@ -464,9 +507,9 @@ pub const BLOCK_ROWS: usize = 8;
 /// column sums go into `gb` and the partial sums' total is returned, both added over the
 /// blocks by `pairwise`: the same bits whatever the thread count or its split. `partial`
 /// holds a row of column sums per block.
-fn by_blocks<F>(d: &mut [f32], gb: &mut [f32], partial: &mut [f32], block: F) -> f64
+fn by_blocks<T: Elem, F>(d: &mut [T], gb: &mut [f32], partial: &mut [f32], block: F) -> f64
 where
-    F: Fn(usize, &mut [f32], &mut [f32]) -> f64 + Sync,
+    F: Fn(usize, &mut [T], &mut [f32]) -> f64 + Sync,
 {
     let (dim, n) = (gb.len(), d.len());
     let size = BLOCK_ROWS * dim;
@@ -516,10 +559,10 @@ fn pairwise(n: usize, mut add: impl FnMut(usize, usize)) {
 /// the output y = sigmoid(pre) against `t`, writes ∂mean((y − t)²)/∂pre =
 /// 2(y − t)·y(1 − y)/(n·D) into `d` and its column sums (the bias gradient) into `gb`, and
 /// returns Σ(y − t)² (both sums by `by_blocks`).
-pub fn mse_after_sigmoid(
-    y: &[f32],
+pub fn mse_after_sigmoid<T: Elem>(
+    y: &[T],
     t: &[f32],
-    d: &mut [f32],
+    d: &mut [T],
     gb: &mut [f32],
     partial: &mut [f32],
 ) -> f64 {
@@ -535,9 +578,9 @@ pub fn mse_after_sigmoid(
 /// of `d` into `gb`. With `relu`, the output of the layer's ReLU, `d` first becomes the
 /// gradient at the pre-activation in the same pass (zero where `relu` ≤ 0, as
 /// `threshold_backward` has it).
-pub fn backward_with_bias(
-    relu: Option<&[f32]>,
-    d: &mut [f32],
+pub fn backward_with_bias<T: Elem>(
+    relu: Option<&[T]>,
+    d: &mut [T],
     gb: &mut [f32],
     partial: &mut [f32],
 ) {
@@ -553,48 +596,54 @@ pub fn backward_with_bias(
 
 host::widest! {
     /// `relu_backward_body` for the widest vector unit.
-    fn relu_backward_block(out: &[f32], d: &mut [f32], col: &mut [f32]) = relu_backward_body
+    fn relu_backward_block<T: Elem>(out: &[T], d: &mut [T], col: &mut [f32]) = relu_backward_body
 }
 
 host::widest! {
     /// `column_sums_body` for the widest vector unit.
-    fn column_sums_block(d: &[f32], col: &mut [f32]) = column_sums_body
+    fn column_sums_block<T: Elem>(d: &[T], col: &mut [f32]) = column_sums_body
 }
 
 /// One block of `backward_with_bias` without an activation: `d`'s column sums.
 #[inline(always)]
-fn column_sums_body(d: &[f32], col: &mut [f32]) {
+fn column_sums_body<T: Elem>(d: &[T], col: &mut [f32]) {
     col.fill(0.0);
     for d in d.chunks_exact(col.len()) {
-        col.iter_mut().zip(d).for_each(|(c, &d)| *c += d);
+        col.iter_mut().zip(d).for_each(|(c, &d)| *c += d.get());
     }
 }
 
 /// One block of `backward_with_bias` with a ReLU (whole rows of `col.len()` values).
 #[inline(always)]
-fn relu_backward_body(out: &[f32], d: &mut [f32], col: &mut [f32]) {
+fn relu_backward_body<T: Elem>(out: &[T], d: &mut [T], col: &mut [f32]) {
     col.fill(0.0);
     for (d, out) in d.chunks_exact_mut(col.len()).zip(out.chunks_exact(col.len())) {
         for ((d, &o), c) in d.iter_mut().zip(out).zip(col.iter_mut()) {
-            if o <= 0.0 {
-                *d = 0.0;
+            if o.get() <= 0.0 {
+                *d = T::put(0.0);
             }
-            *c += *d;
+            *c += d.get();
         }
     }
 }
 
 host::widest! {
     /// `mse_after_sigmoid_body` for the widest vector unit.
-    fn mse_after_sigmoid_block(y: &[f32], t: &[f32], d: &mut [f32], col: &mut [f32], scale: f32) -> f64
-        = mse_after_sigmoid_body
+    fn mse_after_sigmoid_block<T: Elem>(y: &[T], t: &[f32], d: &mut [T], col: &mut [f32], scale: f32)
+        -> f64 = mse_after_sigmoid_body
 }
 
 /// One block of `mse_after_sigmoid` (whole rows of `col.len()` values): the gradient into `d`,
 /// the column sums into `col`, and Σ(y − t)² as `LANES` partial sums added in order (one
 /// running sum would make every value wait for the previous one's addition).
 #[inline(always)]
-fn mse_after_sigmoid_body(y: &[f32], t: &[f32], d: &mut [f32], col: &mut [f32], scale: f32) -> f64 {
+fn mse_after_sigmoid_body<T: Elem>(
+    y: &[T],
+    t: &[f32],
+    d: &mut [T],
+    col: &mut [f32],
+    scale: f32,
+) -> f64 {
     const LANES: usize = 16;
     let mut sums = [0f64; LANES];
     col.fill(0.0);
@@ -605,28 +654,30 @@ fn mse_after_sigmoid_body(y: &[f32], t: &[f32], d: &mut [f32], col: &mut [f32], 
         let parts = d.chunks_exact_mut(LANES).zip(y.chunks_exact(LANES)).zip(t.chunks_exact(LANES));
         for (((d, y), t), col) in parts.zip(col.chunks_exact_mut(LANES)) {
             // Fixed-length arrays, so that the lanes become one vector.
-            let (d, col): (&mut [f32; LANES], &mut [f32; LANES]) =
+            let (d, col): (&mut [T; LANES], &mut [f32; LANES]) =
                 (d.try_into().expect("LANES"), col.try_into().expect("LANES"));
-            let (y, t): (&[f32; LANES], &[f32; LANES]) =
+            let (y, t): (&[T; LANES], &[f32; LANES]) =
                 (y.try_into().expect("LANES"), t.try_into().expect("LANES"));
             for k in 0..LANES {
-                sums[k] += mse_value(y[k], t[k], scale, &mut d[k], &mut col[k]);
+                sums[k] += mse_value(y[k].get(), t[k], scale, &mut d[k], &mut col[k]);
             }
         }
         let tail = rest.iter_mut().zip(&y[whole..]).zip(&t[whole..]).zip(&mut col[whole..]);
         for (k, (((d, &y), &t), col)) in tail.enumerate() {
-            sums[k] += mse_value(y, t, scale, d, col);
+            sums[k] += mse_value(y.get(), t, scale, d, col);
         }
     }
     sums.iter().sum()
 }
 
-/// One value of `mse_after_sigmoid`: its gradient into `d` and added to `col`; (y − t)².
+/// One value of `mse_after_sigmoid`: its gradient into `d` and added to `col` (unrounded
+/// where `d` is bf16); (y − t)².
 #[inline(always)]
-fn mse_value(y: f32, t: f32, scale: f32, d: &mut f32, col: &mut f32) -> f64 {
+fn mse_value<T: Elem>(y: f32, t: f32, scale: f32, d: &mut T, col: &mut f32) -> f64 {
     let e = y - t;
-    *d = scale * e * (y * (1.0 - y));
-    *col += *d;
+    let g = scale * e * (y * (1.0 - y));
+    *d = T::put(g);
+    *col += g;
     (e * e) as f64
 }
 
@@ -800,6 +851,79 @@ mod tests {
         });
     }
 
+    #[test]
+    fn bf16_rounds_as_libtorch_rounds() {
+        let _rng = crate::rng_lock();
+        tch::manual_seed(15);
+        // Random values over many magnitudes, exact ties both ways, zeros, infinities,
+        // subnormals and the largest finite value.
+        let mut v = Vec::<f32>::try_from(
+            Tensor::randn([4096], (Kind::Float, Device::Cpu))
+                * Tensor::randint_low(-30, 30, [4096], (Kind::Float, Device::Cpu)).exp2(),
+        )
+        .unwrap();
+        let ties = [0x3F80_8000u32, 0x3F81_8000, 0xBF80_8000, 0x0000_8000, 0x0001_8000];
+        v.extend(ties.map(f32::from_bits));
+        v.extend([0.0, -0.0, f32::INFINITY, f32::NEG_INFINITY, 1e-40, -3e-39, f32::MAX]);
+        let theirs = Tensor::from_slice(&v).to_kind(Kind::BFloat16);
+        let theirs_bits = Vec::<i16>::try_from(theirs.view_dtype(Kind::Int16)).unwrap();
+        let ours: Vec<host::Bf16> = v.iter().map(|&x| host::Bf16::put(x)).collect();
+        for ((x, ours), theirs) in v.iter().zip(&ours).zip(&theirs_bits) {
+            assert_eq!(ours.0, *theirs as u16, "{x:e} ({:#010x})", x.to_bits());
+        }
+        let widened = Vec::<f32>::try_from(theirs.to_kind(Kind::Float)).unwrap();
+        assert_eq!(bits(&ours.iter().map(|b| b.get()).collect::<Vec<_>>()), bits(&widened));
+        assert!(host::Bf16::put(f32::NAN).get().is_nan());
+    }
+
+    #[test]
+    fn the_bf16_passes_are_the_fp32_ones_rounded_once() {
+        let _rng = crate::rng_lock();
+        tch::manual_seed(16);
+        let round = |t: Tensor| {
+            let v = Vec::<f32>::try_from(t.flatten(0, -1)).unwrap();
+            let b: Vec<host::Bf16> = v.iter().map(|&x| host::Bf16::put(x)).collect();
+            (b.iter().map(|b| b.get()).collect::<Vec<f32>>(), b)
+        };
+        let rounded = |v: &[f32]| v.iter().map(|&x| host::Bf16::put(x).0).collect::<Vec<_>>();
+        let raw = |v: &[host::Bf16]| v.iter().map(|b| b.0).collect::<Vec<_>>();
+        let (n, dim) = (100usize, 256usize);
+        let shape = |a: usize| [a as i64];
+        let matrix = [n as i64, dim as i64];
+        // Forward: the bias and ReLU over a bf16 product.
+        let (x32, mut x16) = round(Tensor::randn(matrix, (Kind::Float, Device::Cpu)));
+        let b =
+            Vec::<f32>::try_from(Tensor::randn(shape(dim), (Kind::Float, Device::Cpu))).unwrap();
+        let mut y32 = x32.clone();
+        bias_relu(&mut y32, &b);
+        bias_relu(&mut x16, &b);
+        assert_eq!(raw(&x16), rounded(&y32), "bias and ReLU");
+        // Backward: the ReLU's mask and the bias gradient, summed before rounding.
+        let (out32, out16) =
+            (y32.iter().map(|&y| host::Bf16::put(y).get()).collect::<Vec<_>>(), x16);
+        let (g32, g16) = round(Tensor::randn(matrix, (Kind::Float, Device::Cpu)));
+        let mut partial = vec![f32::NAN; 13 * dim];
+        for relu in [true, false] {
+            let (mut d32, mut d16) = (g32.clone(), g16.clone());
+            let (mut gb32, mut gb16) = (vec![f32::NAN; dim], vec![f32::NAN; dim]);
+            backward_with_bias(relu.then_some(out32.as_slice()), &mut d32, &mut gb32, &mut partial);
+            backward_with_bias(relu.then_some(out16.as_slice()), &mut d16, &mut gb16, &mut partial);
+            assert_eq!(raw(&d16), rounded(&d32), "relu {relu}: gradient");
+            assert_eq!(bits(&gb16), bits(&gb32), "relu {relu}: bias gradient");
+        }
+        // The fused output against an fp32 target.
+        let (y32, y16) = round(Tensor::rand(matrix, (Kind::Float, Device::Cpu)));
+        let t =
+            Vec::<f32>::try_from(Tensor::rand(shape(n * dim), (Kind::Float, Device::Cpu))).unwrap();
+        let (mut d32, mut d16) = (vec![f32::NAN; n * dim], vec![host::Bf16(0); n * dim]);
+        let (mut gb32, mut gb16) = (vec![f32::NAN; dim], vec![f32::NAN; dim]);
+        let s32 = mse_after_sigmoid(&y32, &t, &mut d32, &mut gb32, &mut partial);
+        let s16 = mse_after_sigmoid(&y16, &t, &mut d16, &mut gb16, &mut partial);
+        assert_eq!(s16.to_bits(), s32.to_bits(), "loss");
+        assert_eq!(raw(&d16), rounded(&d32), "output gradient");
+        assert_eq!(bits(&gb16), bits(&gb32), "output bias gradient");
+    }
+
     /// The loss and flat gradient of one step of `model_cfg` at each precision, from the
     /// same weights (which the steps must leave alone).
     fn fp32_and_bf16_steps(model_cfg: &ModelConfig) -> Vec<(f64, Tensor)> {
@@ -811,6 +935,8 @@ mod tests {
             let train = TrainConfig { precision, ..Default::default() };
             let mut step = MlpStep::new(&vs, model_cfg, &train, &opt, 16).unwrap();
             let before = opt.flat().copy();
+            // Every gradient must come from this step, not the one before.
+            let _ = opt.flat_grad().shallow_clone().fill_(f64::NAN);
             let loss = step.forward_backward(&x, &x);
             assert_eq!(loss.kind(), Kind::Float);
             assert!(opt.flat().equal(&before), "{precision:?}: the step does not update");
