@@ -161,6 +161,18 @@ fn hand_written_step_autograd_and_bf16_train_the_same_model() {
     for (a, b) in by_hand.iter().zip(&autograd_bf16) {
         assert!((a - b).abs() < 0.05 * a && a != b, "fp32 {by_hand:?} vs bf16 {autograd_bf16:?}");
     }
+    // The hand-written bf16 step (its Rust passes in bf16), killed inside the third
+    // checkpoint write and resumed: the run it would have been.
+    let d = dir.path();
+    let args = ["--epochs", "3", "--mode", "denoise", "--init", "torch", "--precision", "bf16"];
+    let killed = crate::resume::with_fault(
+        d,
+        &quick_train(&mnist(), &d.join("killed"), &args),
+        "abort:checkpoint.ot:3",
+    );
+    assert_eq!(killed.code, None, "killed by a signal");
+    ae(d, &["train", "--resume", "killed"]).ok();
+    crate::resume::assert_same_run(&d.join("bf16"), &d.join("killed"));
 }
 
 #[test]
