@@ -926,13 +926,13 @@ mod tests {
 
     /// The loss and flat gradient of one step of `model_cfg` at each precision, from the
     /// same weights (which the steps must leave alone).
-    fn fp32_and_bf16_steps(model_cfg: &ModelConfig) -> Vec<(f64, Tensor)> {
+    fn fp32_and_bf16_steps(model_cfg: &ModelConfig, base: &TrainConfig) -> Vec<(f64, Tensor)> {
         let vs = nn::VarStore::new(Device::Cpu);
         let _ = crate::model::Autoencoder::new(&vs.root(), model_cfg);
         let opt = FlatAdam::new(&vs, 1e-3, 0.0);
         let x = Tensor::rand([16, model_cfg.input_dim()], (Kind::Float, Device::Cpu));
         let step = |precision| {
-            let train = TrainConfig { precision, ..Default::default() };
+            let train = TrainConfig { precision, ..base.clone() };
             let mut step = MlpStep::new(&vs, model_cfg, &train, &opt, 16).unwrap();
             let before = opt.flat().copy();
             // Every gradient must come from this step, not the one before.
@@ -957,18 +957,30 @@ mod tests {
             latent: 4,
             ..Default::default()
         };
-        let runs = fp32_and_bf16_steps(&model_cfg);
-        // bf16 keeps 8 bits of mantissa: agreement to a few percent is the expectation,
-        // exact agreement would mean bf16 was not used.
-        let rel = |a: f64, b: f64| (a - b).abs() / a.abs();
-        assert!(rel(runs[0].0, runs[1].0) < 0.02, "losses {} and {}", runs[0].0, runs[1].0);
-        let diff = (&runs[0].1 - &runs[1].1).norm().double_value(&[]);
-        let norm = runs[0].1.norm().double_value(&[]);
-        assert!(diff / norm < 0.05 && diff > 0.0, "relative gradient error {}", diff / norm);
+        // The fused output and ReLU passes in bf16; then the unfused output (cross-entropy,
+        // a trimmed loss) and other activations, whose bias sums are the passes in bf16 too.
+        let cases = [
+            (Activation::Relu, Loss::Mse, 0.0),
+            (Activation::Gelu, Loss::Bce, 0.0),
+            (Activation::Tanh, Loss::Mse, 0.25),
+        ];
+        for (activation, loss, trim) in cases {
+            let model_cfg = ModelConfig { activation, ..model_cfg.clone() };
+            let train = TrainConfig { loss, trim, ..Default::default() };
+            let runs = fp32_and_bf16_steps(&model_cfg, &train);
+            // bf16 keeps 8 bits of mantissa: agreement to a few percent is the
+            // expectation, exact agreement would mean bf16 was not used.
+            let rel = |a: f64, b: f64| (a - b).abs() / a.abs();
+            let what = format!("{activation:?} {loss:?} trim {trim}");
+            assert!(rel(runs[0].0, runs[1].0) < 0.02, "{what}: losses {runs:?}");
+            let diff = (&runs[0].1 - &runs[1].1).norm().double_value(&[]);
+            let norm = runs[0].1.norm().double_value(&[]);
+            assert!(diff / norm < 0.05 && diff > 0.0, "{what}: gradient error {}", diff / norm);
+        }
 
         // A network of small layers only computes all of it in fp32: the same bits.
         let small = ModelConfig { input: gray(8, 8), layers: mlp(vec![32]), ..model_cfg };
-        let runs = fp32_and_bf16_steps(&small);
+        let runs = fp32_and_bf16_steps(&small, &TrainConfig::default());
         assert_eq!(runs[0].0.to_bits(), runs[1].0.to_bits());
         assert!(runs[0].1.equal(&runs[1].1), "a small network's bf16 step is not its fp32 one");
     }
