@@ -78,8 +78,9 @@ fn libtorch_cpp(lib: &std::path::Path, file: &str) -> cc::Build {
 fn compile_shim(lib: &std::path::Path) {
     println!("cargo:rerun-if-changed=csrc/guarded.h");
     println!("cargo:rerun-if-changed=csrc/parallel.cpp");
+    println!("cargo:rerun-if-changed=csrc/group_norm.cpp");
     let mut build = libtorch_cpp(lib, "csrc/script.cpp");
-    build.file("csrc/parallel.cpp");
+    build.file("csrc/parallel.cpp").file("csrc/group_norm.cpp");
     // at::parallel_for splits through OpenMP pragmas in its header, so the shim is
     // compiled with OpenMP and linked to the wheel's own libgomp (same soname as the
     // system's: one runtime, one thread pool with libtorch). Without it the ranges run

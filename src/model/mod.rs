@@ -10,6 +10,7 @@ use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
 pub mod init;
+pub mod norm;
 
 #[derive(Debug)]
 pub struct Autoencoder {
@@ -159,11 +160,12 @@ fn activate(activation: Activation, x: &Tensor) -> Tensor {
 /// `activation` of `x`, a tensor the network has just computed and only the caller holds:
 /// the output of a convolution, a norm, a dense layer or a sum, none of whose backward
 /// passes read it. ReLU rewrites it in place rather than filling another tensor (its own
-/// backward reads the result, which is then `x`), unless `x` is a crop (not contiguous: a
-/// view, whose in-place backward would copy the gradient of the whole uncropped tensor).
+/// backward reads the result, which is then `x`), unless `x` is a crop (not dense in
+/// either layout, NCHW or channels-last: a view, whose in-place backward would copy the
+/// gradient of the whole uncropped tensor).
 fn activate_in_place(activation: Activation, mut x: Tensor) -> Tensor {
     match activation {
-        Activation::Relu if x.is_contiguous() => x.relu_(),
+        Activation::Relu if x.is_contiguous() || norm::is_channels_last(&x) => x.relu_(),
         _ => activate(activation, &x),
     }
 }
@@ -270,9 +272,9 @@ fn conv_config(stride: i64) -> nn::ConvConfig {
 }
 
 /// GroupNorm over `channels` when the layers ask for it.
-fn norm(p: nn::Path, conv: &ConvLayers, channels: i64) -> Option<nn::GroupNorm> {
+fn norm(p: nn::Path, conv: &ConvLayers, channels: i64) -> Option<norm::Norm> {
     let groups = conv.groups_for(channels);
-    (groups > 0).then(|| nn::group_norm(p, groups, channels, Default::default()))
+    (groups > 0).then(|| norm::Norm::new(p, groups, channels))
 }
 
 /// act(x + norm(conv(act(norm(conv(x)))))): two 3×3 convolutions and a skip, as a torch
@@ -280,9 +282,9 @@ fn norm(p: nn::Path, conv: &ConvLayers, channels: i64) -> Option<nn::GroupNorm> 
 #[derive(Debug)]
 struct ResBlock {
     conv1: nn::Conv2D,
-    norm1: Option<nn::GroupNorm>,
+    norm1: Option<norm::Norm>,
     conv2: nn::Conv2D,
-    norm2: Option<nn::GroupNorm>,
+    norm2: Option<norm::Norm>,
     activation: Activation,
 }
 
@@ -300,7 +302,7 @@ impl ResBlock {
 }
 
 /// `x` through a convolution and its optional norm.
-fn conv_norm(conv: &nn::Conv2D, norm: &Option<nn::GroupNorm>, x: &Tensor) -> Tensor {
+fn conv_norm(conv: &nn::Conv2D, norm: &Option<norm::Norm>, x: &Tensor) -> Tensor {
     let y = conv.forward(x);
     match norm {
         Some(n) => n.forward(&y),
@@ -340,7 +342,8 @@ impl<'a> Builder<'a> {
 fn conv_encoder(vs: &nn::Path, config: &ModelConfig, conv: &ConvLayers) -> nn::Sequential {
     let ((c, h, w), act) = (config.image_shape(), config.activation);
     let channels = &conv.channels;
-    let mut b = Builder::new(vs.clone()).func(move |x| x.view([-1, c, h, w]));
+    let mut b = Builder::new(vs.clone())
+        .func(move |x| norm::channels_last_where_it_pays(x.view([-1, c, h, w])));
     let mut c_in = c;
     for &c in channels {
         b = b
@@ -370,7 +373,7 @@ fn conv_decoder(vs: &nn::Path, config: &ModelConfig, conv: &ConvLayers) -> nn::S
     let mut b = Builder::new(vs.clone())
         .layer(|p| linear(p, latent, c_last * fh * fw))
         .func(move |x| activate_in_place(act, x.shallow_clone()))
-        .func(move |x| x.view([-1, c_last, fh, fw]));
+        .func(move |x| norm::channels_last_where_it_pays(x.view([-1, c_last, fh, fw])));
     for i in (0..n).rev() {
         let c_in = channels[i];
         let c_out = if i == 0 { config.image_shape().0 } else { channels[i - 1] };
