@@ -30,6 +30,21 @@ Backward backward_kernel = nullptr;
 
 int kind_code(const at::Tensor& t) { return t.scalar_type() == at::kBFloat16 ? 1 : 0; }
 
+// What the kernels read: a dense channels-last CPU batch of f32 or bf16, and C values of
+// weight and bias of its kind, in groups that divide C. Anything else goes to libtorch.
+bool kernels_apply(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
+                   int64_t groups) {
+  auto kind = x.scalar_type();
+  auto fits = [&](const at::Tensor& p) {
+    return p.device().is_cpu() && p.scalar_type() == kind && p.dim() == 1 &&
+           p.is_contiguous() && p.size(0) == x.size(1);
+  };
+  return forward_kernel != nullptr && x.device().is_cpu() && x.dim() == 4 &&
+         (kind == at::kFloat || kind == at::kBFloat16) && x.numel() > 0 &&
+         x.is_contiguous(at::MemoryFormat::ChannelsLast) && fits(w) && fits(b) &&
+         groups > 0 && x.size(1) % groups == 0;
+}
+
 struct GroupNormNhwc : public torch::autograd::Function<GroupNormNhwc> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
                             const at::Tensor& w, const at::Tensor& b, int64_t groups,
@@ -47,6 +62,9 @@ struct GroupNormNhwc : public torch::autograd::Function<GroupNormNhwc> {
 
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
                                                torch::autograd::tensor_list grads) {
+    // The kernels record no graph of their own: no second derivative.
+    TORCH_CHECK(!torch::autograd::GradMode::is_enabled(),
+                "the channels-last GroupNorm has no second derivative");
     auto saved = ctx->get_saved_variables();
     const auto &x = saved[0], &w = saved[1], &mean = saved[2], &rstd = saved[3];
     const int64_t groups = ctx->saved_data["groups"].toInt();
@@ -72,12 +90,13 @@ void aet_group_norm_kernels(Forward forward, Backward backward) {
   backward_kernel = backward;
 }
 
-// `x` [N, C, H, W] channels-last and contiguous, `w`, `b` [C] contiguous, of x's kind.
+// GroupNorm of `x` [N, C, H, W] with weight `w` and bias `b` [C]: through the kernels
+// where they apply (`kernels_apply`), else libtorch's.
 int aet_group_norm_nhwc(const at::Tensor* x, const at::Tensor* w, const at::Tensor* b,
                         int64_t groups, double eps, at::Tensor** out) {
   return aet::guarded(last_error, [&] {
     at::Tensor y;
-    if (torch::jit::tracer::isTracing() || forward_kernel == nullptr) {
+    if (torch::jit::tracer::isTracing() || !kernels_apply(*x, *w, *b, groups)) {
       y = at::group_norm(*x, groups, *w, *b, eps);
     } else {
       y = GroupNormNhwc::apply(*x, *w, *b, groups, eps);

@@ -46,7 +46,7 @@ impl Module for Norm {
 /// 1.07–1.08× here and was not measured on the CPUs that train conv networks in fp32 by
 /// default (those without AVX512-BF16 or AMX), so fp32 keeps NCHW.
 pub fn nhwc_pays(x: &Tensor) -> bool {
-    x.dim() == 4 && x.device() == Device::Cpu && x.kind() == Kind::BFloat16
+    x.dim() == 4 && x.device() == Device::Cpu && x.kind() == Kind::BFloat16 && x.numel() > 0
 }
 
 /// `x` (`[N, C, H, W]`) with its memory channels-last (strides `[HWC, 1, WC, C]`); itself
@@ -485,6 +485,23 @@ mod tests {
         for run in &runs[1..] {
             assert!(run.iter().zip(&runs[0]).all(|(a, b)| a.equal(b)), "the bits change");
         }
+    }
+
+    #[test]
+    fn a_bf16_norm_takes_nchw_crops_and_empty_batches() {
+        let _rng = crate::rng_lock();
+        let mut vs = nn::VarStore::new(Device::Cpu);
+        let norm = Norm::new(vs.root(), 2, 6);
+        vs.set_kind(Kind::BFloat16);
+        let x = Tensor::randn([3, 6, 8, 8], (Kind::Float, Device::Cpu)).to_kind(Kind::BFloat16);
+        // An NCHW crop: made channels-last and dense, the same values as libtorch's.
+        let crop = x.narrow(2, 0, 5);
+        let (ours, theirs) = (norm.forward(&crop), norm.gn.forward(&crop));
+        assert!(is_channels_last(&ours));
+        let diff = max_rel(&theirs.to_kind(Kind::Float), &ours.to_kind(Kind::Float));
+        assert!(diff < 2e-2, "crop off by {diff}");
+        let empty = norm.forward(&x.narrow(0, 0, 0));
+        assert_eq!(empty.size(), vec![0, 6, 8, 8]);
     }
 
     #[test]
