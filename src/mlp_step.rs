@@ -99,9 +99,7 @@ impl Dense {
             delta: buffer(),
         }
     }
-}
 
-impl Dense {
     /// The fp32 bias and its gradient: the master copies of a bf16 layer. The passes in
     /// Rust read and write these, so a bf16 layer on the CPU writes its bias gradient
     /// straight into the master's.
