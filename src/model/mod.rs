@@ -301,19 +301,51 @@ impl ResBlock {
     }
 }
 
-/// `x` through a convolution and its optional norm.
-fn conv_norm(conv: &nn::Conv2D, norm: &Option<norm::Norm>, x: &Tensor) -> Tensor {
-    let y = conv.forward(x);
-    match norm {
-        Some(n) => n.forward(&y),
-        None => y,
+/// `act(skip + norm(x))`, or without `skip` `act(norm(x))`, either without a `norm`: a ReLU
+/// runs in the norm's own passes where they are ae-tch's (`Norm::forward_relu`).
+fn norm_act(
+    norm: Option<&norm::Norm>,
+    x: Tensor,
+    skip: Option<&Tensor>,
+    act: Activation,
+) -> Tensor {
+    if let (Some(n), Activation::Relu) = (norm, act) {
+        if let Some(y) = n.forward_relu(&x, skip) {
+            return y;
+        }
     }
+    let y = match norm {
+        Some(n) => n.forward(&x),
+        None => x,
+    };
+    activate_in_place(
+        act,
+        match skip {
+            Some(s) => s + y,
+            None => y,
+        },
+    )
 }
 
 impl Module for ResBlock {
     fn forward(&self, x: &Tensor) -> Tensor {
-        let h = activate_in_place(self.activation, conv_norm(&self.conv1, &self.norm1, x));
-        activate_in_place(self.activation, x + conv_norm(&self.conv2, &self.norm2, &h))
+        let act = self.activation;
+        let h = norm_act(self.norm1.as_ref(), self.conv1.forward(x), None, act);
+        norm_act(self.norm2.as_ref(), self.conv2.forward(&h), Some(x), act)
+    }
+}
+
+/// A GroupNorm and the activation after it, as one module of a `Sequential` (which counts
+/// the activation's position too).
+#[derive(Debug)]
+struct NormAct {
+    norm: norm::Norm,
+    activation: Activation,
+}
+
+impl Module for NormAct {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        norm_act(Some(&self.norm), x.shallow_clone(), None, self.activation)
     }
 }
 
@@ -326,12 +358,18 @@ impl<'a> Builder<'a> {
         self
     }
 
-    /// A GroupNorm over `channels` when the layers have one.
-    fn norm(self, conv: &ConvLayers, channels: i64) -> Self {
+    /// A GroupNorm over `channels` when the layers have one, then the activation `act` (at
+    /// the next position, as torch's `Sequential` would hold it).
+    fn norm_act(self, conv: &ConvLayers, channels: i64, act: Activation) -> Self {
         if conv.groups_for(channels) > 0 {
-            self.layer(|p| norm(p, conv, channels).expect("groups checked"))
+            let mut b = self.layer(|p| NormAct {
+                norm: norm(p, conv, channels).expect("groups checked"),
+                activation: act,
+            });
+            b.pos += 1;
+            b
         } else {
-            self
+            self.func(move |x| activate_in_place(act, x.shallow_clone()))
         }
     }
 }
@@ -348,8 +386,7 @@ fn conv_encoder(vs: &nn::Path, config: &ModelConfig, conv: &ConvLayers) -> nn::S
     for &c in channels {
         b = b
             .layer(|p| nn::conv2d(p, c_in, c, 3, conv_config(2)))
-            .norm(conv, c)
-            .func(move |x| activate_in_place(act, x.shallow_clone()))
+            .norm_act(conv, c, act)
             .res_blocks(conv, c, act);
         c_in = c;
     }
@@ -399,11 +436,7 @@ fn conv_decoder(vs: &nn::Path, config: &ModelConfig, conv: &ConvLayers) -> nn::S
                 .func(move |x| x.upsample_nearest2d([th, tw], None, None))
                 .layer(|p| nn::conv2d(p, c_in, c_out, 3, conv_config(1))),
         };
-        b = if i == 0 {
-            b.func(|x| x.sigmoid())
-        } else {
-            b.norm(conv, c_out).func(move |x| activate_in_place(act, x.shallow_clone()))
-        };
+        b = if i == 0 { b.func(|x| x.sigmoid()) } else { b.norm_act(conv, c_out, act) };
     }
     b.func(|x| x.flatten(1, -1)).seq
 }
@@ -523,6 +556,40 @@ pub(crate) mod tests {
         let last = vars.keys().filter(|k| k.starts_with("decoder.") && k.ends_with(".bias"));
         let last = last.max_by_key(|k| k.split('.').nth(1).unwrap().parse::<u32>().unwrap());
         assert_eq!(vars[last.unwrap()].size(), vec![3]);
+    }
+
+    /// The channels-last path a bf16 network takes on the CPU (ae-tch's norms with their
+    /// ReLU and residual sum fused), run in fp32 here, computes what libtorch's modules do
+    /// with the same weights: outputs and gradients to f32's precision.
+    #[test]
+    fn the_channels_last_path_computes_what_libtorchs_modules_do() {
+        let _rng = crate::rng_lock();
+        for upsample in [Upsample::Transpose, Upsample::Resize] {
+            let cfg = residual(vec![16, 32], upsample);
+            let x = Tensor::rand([6, 784], (Kind::Float, Device::Cpu));
+            let run = |channels_last: bool| {
+                norm::tests::CHANNELS_LAST_IN_FP32.set(channels_last);
+                tch::manual_seed(32);
+                let vs = nn::VarStore::new(Device::Cpu);
+                let ae = Autoencoder::new(&vs.root(), &cfg);
+                let y = ae.forward(&x);
+                (&y - &x).square().sum(Kind::Float).backward();
+                norm::tests::CHANNELS_LAST_IN_FP32.set(false);
+                let mut grads: Vec<(String, Tensor)> =
+                    vs.variables().into_iter().map(|(k, v)| (k, v.grad())).collect();
+                grads.sort_by(|a, b| a.0.cmp(&b.0));
+                (y, grads)
+            };
+            let ((y, theirs), (y_cl, ours)) = (run(false), run(true));
+            let rel = |a: &Tensor, b: &Tensor| {
+                let scale = a.abs().max().double_value(&[]).max(1e-12);
+                (a - b).abs().max().double_value(&[]) / scale
+            };
+            assert!(rel(&y, &y_cl) < 1e-5, "{upsample:?}: output off by {}", rel(&y, &y_cl));
+            for ((name, t), (_, o)) in theirs.iter().zip(&ours) {
+                assert!(rel(t, o) < 1e-3, "{upsample:?}: d{name} off by {}", rel(t, o));
+            }
+        }
     }
 
     #[test]

@@ -7,8 +7,10 @@
 //! tensors about 20 times slower than NCHW ones, so a bf16 network on the CPU keeps its
 //! activations channels-last and normalises them here: two passes forward (moments, then
 //! scale and shift per channel) and two backward, in Rust, tied into autograd by
-//! csrc/group_norm.cpp. Everywhere else (fp32, GPUs, tracing for export) it is libtorch's
-//! GroupNorm, which computes the same function.
+//! csrc/group_norm.cpp. A ReLU after the norm, and a residual sum before that ReLU, run in
+//! the same passes (`Norm::forward_relu`): the ReLU's own passes over the activations and
+//! its gradient were about 6% of a bf16 W2 step. Everywhere else (fp32, GPUs, tracing for
+//! export) it is libtorch's GroupNorm (and sum, and ReLU), which compute the same function.
 
 use crate::host::{self, parallel_for, Bf16, Disjoint, Elem};
 use std::ffi::{c_char, c_int, c_void, CStr};
@@ -30,12 +32,24 @@ impl Norm {
     }
 }
 
+impl Norm {
+    /// `relu(skip + self(x))` in one set of passes where the layout pays (`nhwc_pays`),
+    /// else `None`, for the caller to compose.
+    pub fn forward_relu(&self, x: &Tensor, skip: Option<&Tensor>) -> Option<Tensor> {
+        let (w, b) = (self.gn.ws.as_ref()?, self.gn.bs.as_ref()?);
+        nhwc_pays(x).then(|| {
+            let (x, skip) = (channels_last(x), skip.map(channels_last));
+            group_norm_nhwc(&x, w, b, skip.as_ref(), true, self.gn.num_groups, self.eps)
+        })
+    }
+}
+
 impl Module for Norm {
     fn forward(&self, x: &Tensor) -> Tensor {
         // The shim checks the rest (kinds, shapes) and hands anything else to libtorch.
         match (&self.gn.ws, &self.gn.bs) {
             (Some(w), Some(b)) if nhwc_pays(x) => {
-                group_norm_nhwc(&channels_last(x), w, b, self.gn.num_groups, self.eps)
+                group_norm_nhwc(&channels_last(x), w, b, None, false, self.gn.num_groups, self.eps)
             }
             _ => self.gn.forward(x),
         }
@@ -47,7 +61,11 @@ impl Module for Norm {
 /// 1.07–1.08× here and was not measured on the CPUs that train conv networks in fp32 by
 /// default (those without AVX512-BF16 or AMX), so fp32 keeps NCHW.
 pub fn nhwc_pays(x: &Tensor) -> bool {
-    x.dim() == 4 && x.device() == Device::Cpu && x.kind() == Kind::BFloat16 && x.numel() > 0
+    #[cfg(test)]
+    let kind_pays = x.kind() == Kind::BFloat16 || tests::CHANNELS_LAST_IN_FP32.get();
+    #[cfg(not(test))]
+    let kind_pays = x.kind() == Kind::BFloat16;
+    x.dim() == 4 && x.device() == Device::Cpu && kind_pays && x.numel() > 0
 }
 
 /// `x` (`[N, C, H, W]`) with its memory channels-last (strides `[HWC, 1, WC, C]`), copied
@@ -83,6 +101,8 @@ extern "C" {
         x: *const C_tensor,
         w: *const C_tensor,
         b: *const C_tensor,
+        skip: *const C_tensor,
+        relu: c_int,
         groups: i64,
         eps: f64,
         out: *mut *mut C_tensor,
@@ -94,6 +114,8 @@ type ForwardFn = extern "C" fn(
     *const c_void,
     *const c_void,
     *const c_void,
+    *const c_void,
+    c_int,
     *mut c_void,
     *mut f32,
     *mut f32,
@@ -108,8 +130,10 @@ type BackwardFn = extern "C" fn(
     *const c_void,
     *const c_void,
     *const c_void,
+    *const c_void,
     *const f32,
     *const f32,
+    *mut c_void,
     *mut c_void,
     *mut f32,
     *mut f32,
@@ -119,15 +143,27 @@ type BackwardFn = extern "C" fn(
     i64,
 );
 
-/// GroupNorm of the channels-last `x` through csrc/group_norm.cpp (autograd records it).
-fn group_norm_nhwc(x: &Tensor, w: &Tensor, b: &Tensor, groups: i64, eps: f64) -> Tensor {
+/// GroupNorm of the channels-last `x` through csrc/group_norm.cpp (autograd records it),
+/// with `relu` then summed with `skip` (channels-last too) and rectified.
+fn group_norm_nhwc(
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    skip: Option<&Tensor>,
+    relu: bool,
+    groups: i64,
+    eps: f64,
+) -> Tensor {
     static KERNELS: std::sync::Once = std::sync::Once::new();
     // SAFETY: the two functions match the shim's signatures and live for the process.
     KERNELS.call_once(|| unsafe { aet_group_norm_kernels(forward_kernel, backward_kernel) });
     let mut out = std::ptr::null_mut();
-    // SAFETY: valid tensor handles for the call; the shim hands back a new tensor.
-    let code =
-        unsafe { aet_group_norm_nhwc(x.as_ptr(), w.as_ptr(), b.as_ptr(), groups, eps, &mut out) };
+    let skip = skip.map_or(std::ptr::null(), |s| s.as_ptr());
+    // SAFETY: valid tensor handles (or null) for the call; the shim hands back a new tensor.
+    let code = unsafe {
+        let (x, w, b, relu) = (x.as_ptr(), w.as_ptr(), b.as_ptr(), c_int::from(relu));
+        aet_group_norm_nhwc(x, w, b, skip, relu, groups, eps, &mut out)
+    };
     if code != 0 {
         // As tch's own operations do on a libtorch error.
         let msg = unsafe { CStr::from_ptr(aet_norm_last_error()) }.to_string_lossy();
@@ -161,6 +197,8 @@ extern "C" fn forward_kernel(
     x: *const c_void,
     w: *const c_void,
     b: *const c_void,
+    skip: *const c_void,
+    relu: c_int,
     y: *mut c_void,
     mean: *mut f32,
     rstd: *mut f32,
@@ -171,14 +209,34 @@ extern "C" fn forward_kernel(
     eps: f64,
 ) {
     let s = Shape::new(n, hw, c, groups);
-    // SAFETY: the shim passes contiguous buffers of these sizes and kinds, `y`, `mean` and
-    // `rstd` its own fresh ones.
+    let after = After::new(relu != 0, !skip.is_null());
+    // SAFETY: the shim passes contiguous buffers of these sizes and kinds (`skip` null or
+    // the batch's size), `y`, `mean` and `rstd` its own fresh ones.
     unsafe {
         let stats = |p: *mut f32| std::slice::from_raw_parts_mut(p, s.n * s.groups);
         let (mean, rstd) = (stats(mean), stats(rstd));
         match kind {
-            1 => forward::<Bf16>(s, x, w, b, y, mean, rstd, eps),
-            _ => forward::<f32>(s, x, w, b, y, mean, rstd, eps),
+            1 => forward::<Bf16>(s, x, w, b, (after, skip), y, mean, rstd, eps),
+            _ => forward::<f32>(s, x, w, b, (after, skip), y, mean, rstd, eps),
+        }
+    }
+}
+
+/// What follows the norm in the forward pass.
+#[derive(Clone, Copy)]
+enum After {
+    Nothing,
+    Relu,
+    /// A residual sum (of a batch of the norm's size), then a ReLU.
+    SumRelu,
+}
+
+impl After {
+    fn new(relu: bool, skip: bool) -> After {
+        match (relu, skip) {
+            (false, _) => After::Nothing,
+            (true, false) => After::Relu,
+            (true, true) => After::SumRelu,
         }
     }
 }
@@ -191,6 +249,7 @@ unsafe fn forward<T: Elem>(
     x: *const c_void,
     w: *const c_void,
     b: *const c_void,
+    (after, skip): (After, *const c_void),
     y: *mut c_void,
     mean: &mut [f32],
     rstd: &mut [f32],
@@ -203,6 +262,10 @@ unsafe fn forward<T: Elem>(
         std::slice::from_raw_parts(b as *const T, s.c),
     );
     let y = std::slice::from_raw_parts_mut(y as *mut T, s.n * d);
+    let skip = match after {
+        After::SumRelu => std::slice::from_raw_parts(skip as *const T, s.n * d),
+        _ => &[],
+    };
     let (ys, means, rstds) = (Disjoint::new(y), Disjoint::new(mean), Disjoint::new(rstd));
     parallel_for(s.n, 1, |lo, hi| {
         let (mut sums, mut squares) = (vec![0f64; s.c], vec![0f64; s.c]);
@@ -232,7 +295,11 @@ unsafe fn forward<T: Elem>(
                     (scale[ch], shift[ch]) = (a, b[ch].get() - mu as f32 * a);
                 }
             }
-            scale_shift(x, &scale, &shift, y);
+            match after {
+                After::Nothing => scale_shift(x, &scale, &shift, y),
+                After::Relu => scale_shift_relu(x, &scale, &shift, y),
+                After::SumRelu => scale_shift_sum_relu(x, &skip[i * d..][..d], &scale, &shift, y),
+            }
         }
     });
 }
@@ -270,13 +337,65 @@ fn scale_shift_body<T: Elem>(x: &[T], scale: &[f32], shift: &[f32], y: &mut [T])
     }
 }
 
+/// ReLU as torch's: NaN stays NaN.
+#[inline(always)]
+fn relu(v: f32) -> f32 {
+    if v < 0.0 {
+        0.0
+    } else {
+        v
+    }
+}
+
+host::widest! {
+    /// `y = relu(x·scale + shift)` per channel of the `[pixels, c]` image `x`.
+    fn scale_shift_relu<T: Elem>(x: &[T], scale: &[f32], shift: &[f32], y: &mut [T])
+        = scale_shift_relu_body
+}
+
+#[inline(always)]
+fn scale_shift_relu_body<T: Elem>(x: &[T], scale: &[f32], shift: &[f32], y: &mut [T]) {
+    let c = scale.len();
+    for (py, px) in y.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
+        for (((y, x), a), b) in py.iter_mut().zip(px).zip(scale).zip(shift) {
+            *y = T::put(relu(x.get() * a + b));
+        }
+    }
+}
+
+host::widest! {
+    /// `y = relu(skip + x·scale + shift)` per channel of the `[pixels, c]` image `x`, the
+    /// sum in f32 and rounded once.
+    fn scale_shift_sum_relu<T: Elem>(x: &[T], skip: &[T], scale: &[f32], shift: &[f32], y: &mut [T])
+        = scale_shift_sum_relu_body
+}
+
+#[inline(always)]
+fn scale_shift_sum_relu_body<T: Elem>(
+    x: &[T],
+    skip: &[T],
+    scale: &[f32],
+    shift: &[f32],
+    y: &mut [T],
+) {
+    let c = scale.len();
+    let rows = y.chunks_exact_mut(c).zip(x.chunks_exact(c)).zip(skip.chunks_exact(c));
+    for ((py, px), ps) in rows {
+        for ((((y, x), r), a), b) in py.iter_mut().zip(px).zip(ps).zip(scale).zip(shift) {
+            *y = T::put(relu(r.get() + (x.get() * a + b)));
+        }
+    }
+}
+
 extern "C" fn backward_kernel(
     kind: c_int,
     dy: *const c_void,
+    y: *const c_void,
     x: *const c_void,
     w: *const c_void,
     mean: *const f32,
     rstd: *const f32,
+    dm: *mut c_void,
     dx: *mut c_void,
     dw: *mut f32,
     db: *mut f32,
@@ -286,26 +405,29 @@ extern "C" fn backward_kernel(
     groups: i64,
 ) {
     let s = Shape::new(n, hw, c, groups);
-    // SAFETY: the shim passes contiguous buffers of these sizes and kinds, `dx`, `dw` and
-    // `db` its own fresh ones.
+    // SAFETY: the shim passes contiguous buffers of these sizes and kinds (`y` and `dm`
+    // both null or both the batch's size), `dm`, `dx`, `dw` and `db` its own fresh ones.
     unsafe {
+        let relu = (!y.is_null()).then_some((y, dm));
         let stats = |p: *const f32| std::slice::from_raw_parts(p, s.n * s.groups);
         let (mean, rstd) = (stats(mean), stats(rstd));
         let (dw, db) =
             (std::slice::from_raw_parts_mut(dw, s.c), std::slice::from_raw_parts_mut(db, s.c));
         match kind {
-            1 => backward::<Bf16>(s, dy, x, w, mean, rstd, dx, dw, db),
-            _ => backward::<f32>(s, dy, x, w, mean, rstd, dx, dw, db),
+            1 => backward::<Bf16>(s, dy, relu, x, w, mean, rstd, dx, dw, db),
+            _ => backward::<f32>(s, dy, relu, x, w, mean, rstd, dx, dw, db),
         }
     }
 }
 
 /// # Safety
-/// As `backward_kernel`: buffers of `s`'s sizes in `T`.
+/// As `backward_kernel`: buffers of `s`'s sizes in `T`; `relu`: the forward's output and
+/// where the gradient after the ReLU goes.
 #[allow(clippy::too_many_arguments)]
 unsafe fn backward<T: Elem>(
     s: Shape,
     dy: *const c_void,
+    relu: Option<(*const c_void, *mut c_void)>,
     x: *const c_void,
     w: *const c_void,
     mean: &[f32],
@@ -319,6 +441,14 @@ unsafe fn backward<T: Elem>(
     let x = std::slice::from_raw_parts(x as *const T, s.n * d);
     let w = std::slice::from_raw_parts(w as *const T, s.c);
     let dx = std::slice::from_raw_parts_mut(dx as *mut T, s.n * d);
+    let (y, dm): (&[T], &mut [T]) = match relu {
+        Some((y, dm)) => (
+            std::slice::from_raw_parts(y as *const T, s.n * d),
+            std::slice::from_raw_parts_mut(dm as *mut T, s.n * d),
+        ),
+        None => (&[], &mut []),
+    };
+    let dms = Disjoint::new(dm);
     // Each image's share of dγ and dβ, added over the images in order afterwards.
     let (mut dw_parts, mut db_parts) = (vec![0f64; s.n * s.c], vec![0f64; s.n * s.c]);
     let (dxs, dws, dbs) =
@@ -326,7 +456,7 @@ unsafe fn backward<T: Elem>(
     parallel_for(s.n, 1, |lo, hi| {
         let (mut k1, mut k2, mut k3) = (vec![0f32; s.c], vec![0f32; s.c], vec![0f32; s.c]);
         for i in lo..hi {
-            let (dy, x) = (&dy[i * d..][..d], &x[i * d..][..d]);
+            let (mut dy, x) = (&dy[i * d..][..d], &x[i * d..][..d]);
             // SAFETY: the ranges of one parallel_for do not overlap.
             let (dx, ds, dbeta) = unsafe {
                 (
@@ -335,8 +465,15 @@ unsafe fn backward<T: Elem>(
                     dbs.part(i * s.c, (i + 1) * s.c),
                 )
             };
-            // ds: Σ dy·x per channel, dbeta: Σ dy.
-            grad_sums(dy, x, ds, dbeta);
+            // ds: Σ dy·x per channel, dbeta: Σ dy, with dy the gradient after the ReLU.
+            if y.is_empty() {
+                grad_sums(dy, x, ds, dbeta);
+            } else {
+                // SAFETY: as above.
+                let dm = unsafe { dms.part(i * d, (i + 1) * d) };
+                masked_grad_sums(dy, &y[i * d..][..d], x, dm, ds, dbeta);
+                dy = dm;
+            }
             let per = s.c / s.groups;
             let count = (s.hw * per) as f64;
             for g in 0..s.groups {
@@ -383,6 +520,40 @@ fn grad_sums_body<T: Elem>(dy: &[T], x: &[T], ds: &mut [f64], db: &mut [f64]) {
 }
 
 host::widest! {
+    /// As `grad_sums`, of the gradient through a ReLU whose output was `y`: `dm` = dy where
+    /// y > 0, else 0 (torch's threshold backward: NaN passes).
+    fn masked_grad_sums<T: Elem>(dy: &[T], y: &[T], x: &[T], dm: &mut [T], ds: &mut [f64], db: &mut [f64])
+        = masked_grad_sums_body
+}
+
+#[inline(always)]
+fn masked_grad_sums_body<T: Elem>(
+    dy: &[T],
+    y: &[T],
+    x: &[T],
+    dm: &mut [T],
+    ds: &mut [f64],
+    db: &mut [f64],
+) {
+    ds.fill(0.0);
+    db.fill(0.0);
+    let c = ds.len();
+    let rows = dm.chunks_exact_mut(c).zip(dy.chunks_exact(c)).zip(y.chunks_exact(c));
+    for (((pm, pg), py), px) in rows.zip(x.chunks_exact(c)) {
+        let (pm, pg, py, px) = (&mut pm[..c], &pg[..c], &py[..c], &px[..c]);
+        for ch in 0..c {
+            // A value of `T` widened and rounded back is itself.
+            let (g, y) = (pg[ch].get(), py[ch].get());
+            let g = if y <= 0.0 { 0.0 } else { g };
+            pm[ch] = T::put(g);
+            let g = g as f64;
+            ds[ch] += g * px[ch].get() as f64;
+            db[ch] += g;
+        }
+    }
+}
+
+host::widest! {
     /// `dx = k1·dy + k2·x + k3` per channel.
     fn input_grad<T: Elem>(dy: &[T], x: &[T], k1: &[f32], k2: &[f32], k3: &[f32], dx: &mut [T])
         = input_grad_body
@@ -401,15 +572,35 @@ fn input_grad_body<T: Elem>(dy: &[T], x: &[T], k1: &[f32], k2: &[f32], k3: &[f32
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use std::cell::Cell;
 
-    /// libtorch's GroupNorm of `x` (NCHW) and its gradients under the upstream `g`, next to
-    /// this one's on the channels-last copy of `x`, all widened to f32.
-    fn both(x: &Tensor, g: &Tensor, groups: i64) -> [[Tensor; 4]; 2] {
+    thread_local! {
+        /// Set by a test: fp32 batches on this thread take the channels-last path too (its
+        /// kernels compute f32 as they do bf16), to compare it with libtorch's at f32's
+        /// precision.
+        pub(crate) static CHANNELS_LAST_IN_FP32: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// What follows the norm in a test: nothing, a ReLU, or the sum with a residual (the
+    /// batch given) and a ReLU.
+    #[derive(Clone, Copy)]
+    enum Then<'a> {
+        Nothing,
+        Relu,
+        SumRelu(&'a Tensor),
+    }
+
+    /// libtorch's GroupNorm of `x` (NCHW), then `then` in libtorch's operations, and its
+    /// gradients (x, γ, β, the residual's) under the upstream `g`, all in f32 from `x`'s
+    /// values, next to this one's in `x`'s kind on the channels-last copies, widened to f32.
+    /// (libtorch in bf16 rounds the norm before the sum: where the sum is near zero its
+    /// ReLU's mask then differs from the exact one, which this one's keeps.)
+    fn both(x: &Tensor, g: &Tensor, groups: i64, then: Then) -> [[Tensor; 5]; 2] {
         let c = x.size()[1];
-        // The same γ and β (not torch's 1 and 0) for both.
-        let affine = Tensor::randn([2, c], (Kind::Float, Device::Cpu));
+        // The same γ and β (not torch's 1 and 0) for both, values of `x`'s kind.
+        let affine = Tensor::randn([2, c], (Kind::Float, Device::Cpu)).to_kind(x.kind());
         let run = |x: &Tensor, nhwc: bool| {
             let vs = nn::VarStore::new(Device::Cpu);
             let norm = Norm::new(vs.root(), groups, c);
@@ -419,18 +610,37 @@ mod tests {
                 b.shallow_clone().copy_(&affine.get(1));
             });
             let mut vs = vs;
-            vs.set_kind(x.kind());
-            let x = x.detach().set_requires_grad(true);
-            let y = if nhwc {
-                let (w, b) = (norm.gn.ws.as_ref().unwrap(), norm.gn.bs.as_ref().unwrap());
-                group_norm_nhwc(&channels_last(&x), w, b, groups, norm.eps)
-            } else {
-                norm.gn.forward(&x)
+            let kind = if nhwc { x.kind() } else { Kind::Float };
+            vs.set_kind(kind);
+            let skip = match then {
+                Then::SumRelu(r) => r.to_kind(x.kind()).to_kind(kind),
+                _ => x.zeros_like().to_kind(kind),
+            }
+            .set_requires_grad(true);
+            let x = x.to_kind(kind).detach().set_requires_grad(true);
+            let (w, b) = (norm.gn.ws.as_ref().unwrap(), norm.gn.bs.as_ref().unwrap());
+            let y = match (nhwc, then) {
+                (true, Then::Nothing) => {
+                    group_norm_nhwc(&channels_last(&x), w, b, None, false, groups, norm.eps)
+                }
+                (true, Then::Relu) => {
+                    group_norm_nhwc(&channels_last(&x), w, b, None, true, groups, norm.eps)
+                }
+                (true, Then::SumRelu(_)) => {
+                    let r = Some(channels_last(&skip));
+                    group_norm_nhwc(&channels_last(&x), w, b, r.as_ref(), true, groups, norm.eps)
+                }
+                (false, Then::Nothing) => norm.gn.forward(&x),
+                (false, Then::Relu) => norm.gn.forward(&x).relu(),
+                (false, Then::SumRelu(_)) => (&skip + norm.gn.forward(&x)).relu(),
             };
             (&y * g.to_kind(x.kind())).sum(Kind::Float).backward();
             let wide = |t: &Tensor| t.to_kind(Kind::Float);
-            let (w, b) = (norm.gn.ws.as_ref().unwrap(), norm.gn.bs.as_ref().unwrap());
-            [wide(&y), wide(&x.grad()), wide(&w.grad()), wide(&b.grad())]
+            let skip_grad = match then {
+                Then::SumRelu(_) => wide(&skip.grad()),
+                _ => skip.zeros_like().to_kind(Kind::Float),
+            };
+            [wide(&y), wide(&x.grad()), wide(&w.grad()), wide(&b.grad()), skip_grad]
         };
         [run(x, false), run(x, true)]
     }
@@ -449,19 +659,52 @@ mod tests {
                 let x = (Tensor::randn([n, c, h, w], (Kind::Float, Device::Cpu)) * 3.0 + 1.0)
                     .to_kind(kind);
                 let g = Tensor::randn([n, c, h, w], (Kind::Float, Device::Cpu));
-                let [theirs, ours] = both(&x, &g, groups);
-                assert!(is_channels_last(&ours[0]));
-                for (what, (t, o)) in
-                    ["output", "dx", "dγ", "dβ"].iter().zip(theirs.iter().zip(&ours))
+                let r = Tensor::randn([n, c, h, w], (Kind::Float, Device::Cpu));
+                for (then, name) in
+                    [(Then::Nothing, ""), (Then::Relu, "+relu"), (Then::SumRelu(&r), "+sum+relu")]
                 {
-                    let rel = max_rel(t, o);
-                    assert!(
-                        rel < tolerance,
-                        "{kind:?} {n}x{c}x{h}x{w}/{groups}: {what} off by {rel}"
-                    );
+                    let [theirs, ours] = both(&x, &g, groups, then);
+                    assert!(is_channels_last(&ours[0]));
+                    // Values within rounding of zero may fall either side of the ReLU: the
+                    // elementwise gradients are compared where the masks agree, and those
+                    // must be all but one in 10,000.
+                    let agree = theirs[0].gt(0.0).eq_tensor(&ours[0].gt(0.0));
+                    let flips = x.numel() as i64 - agree.sum(Kind::Int64).int64_value(&[]);
+                    assert!(flips <= x.numel() as i64 / 10_000, "{name}: {flips} masks differ");
+                    let what = ["output", "dx", "dγ", "dβ", "dskip"];
+                    for (what, (t, o)) in what.iter().zip(theirs.iter().zip(&ours)) {
+                        let (t, o) = match t.size() == x.size() {
+                            true => (t * &agree, o * &agree),
+                            false => (t.shallow_clone(), o.shallow_clone()),
+                        };
+                        let rel = max_rel(&t, &o);
+                        assert!(
+                            rel < tolerance,
+                            "{kind:?} {n}x{c}x{h}x{w}/{groups}{name}: {what} off by {rel}"
+                        );
+                    }
                 }
             }
         }
+    }
+
+    /// relu(skip + norm(x)) passes NaN on forward and back, as torch's relu does (a loss
+    /// that turns NaN must stay NaN for training to stop on it).
+    #[test]
+    fn the_fused_relu_keeps_nan() {
+        let _rng = crate::rng_lock();
+        let x = Tensor::randn([2, 4, 3, 3], (Kind::Float, Device::Cpu)).to_kind(Kind::BFloat16);
+        let skip = x.zeros_like();
+        let _ = skip.get(1).get(2).fill_(f64::NAN);
+        let g = Tensor::randn([2, 4, 3, 3], (Kind::Float, Device::Cpu));
+        let [theirs, ours] = both(&x, &g, 2, Then::SumRelu(&skip));
+        for (t, o) in theirs.iter().zip(&ours) {
+            assert!(
+                t.isnan().equal(&o.isnan()),
+                "NaN where libtorch has none, or none where it has"
+            );
+        }
+        assert!(ours[0].isnan().any().int64_value(&[]) == 1);
     }
 
     #[test]
@@ -470,17 +713,20 @@ mod tests {
         tch::manual_seed(22);
         let x = Tensor::randn([7, 32, 9, 9], (Kind::Float, Device::Cpu)).to_kind(Kind::BFloat16);
         let g = Tensor::randn([7, 32, 9, 9], (Kind::Float, Device::Cpu));
-        let runs: Vec<[Tensor; 4]> = [1, 2, 3]
-            .map(|threads| {
-                tch::set_num_threads(threads);
-                tch::manual_seed(23);
-                let [_, ours] = both(&x, &g, 8);
-                ours
-            })
-            .into();
-        tch::set_num_threads(2);
-        for run in &runs[1..] {
-            assert!(run.iter().zip(&runs[0]).all(|(a, b)| a.equal(b)), "the bits change");
+        let r = Tensor::randn([7, 32, 9, 9], (Kind::Float, Device::Cpu));
+        for then in [Then::Nothing, Then::SumRelu(&r)] {
+            let runs: Vec<[Tensor; 5]> = [1, 2, 3]
+                .map(|threads| {
+                    tch::set_num_threads(threads);
+                    tch::manual_seed(23);
+                    let [_, ours] = both(&x, &g, 8, then);
+                    ours
+                })
+                .into();
+            tch::set_num_threads(2);
+            for run in &runs[1..] {
+                assert!(run.iter().zip(&runs[0]).all(|(a, b)| a.equal(b)), "the bits change");
+            }
         }
     }
 
