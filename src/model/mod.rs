@@ -569,12 +569,19 @@ pub(crate) mod tests {
             let x = Tensor::rand([6, 784], (Kind::Float, Device::Cpu));
             let run = |channels_last: bool| {
                 norm::tests::CHANNELS_LAST_IN_FP32.set(channels_last);
+                let calls = norm::tests::KERNEL_CALLS.get();
                 tch::manual_seed(32);
                 let vs = nn::VarStore::new(Device::Cpu);
                 let ae = Autoencoder::new(&vs.root(), &cfg);
                 let y = ae.forward(&x);
                 (&y - &x).square().sum(Kind::Float).backward();
                 norm::tests::CHANNELS_LAST_IN_FP32.set(false);
+                // Every norm of the channels-last run is ae-tch's, forward and backward.
+                let vars = vs.variables();
+                let norms = vars.iter().filter(|(k, v)| k.ends_with("weight") && v.dim() == 1);
+                let norms = norms.count();
+                let expected = if channels_last { 2 * norms } else { 0 };
+                assert!(norms > 0 && norm::tests::KERNEL_CALLS.get() - calls == expected);
                 let mut grads: Vec<(String, Tensor)> =
                     vs.variables().into_iter().map(|(k, v)| (k, v.grad())).collect();
                 grads.sort_by(|a, b| a.0.cmp(&b.0));
