@@ -583,7 +583,7 @@ pub(crate) mod tests {
                 let expected = if channels_last { 2 * norms } else { 0 };
                 assert!(norms > 0 && norm::tests::KERNEL_CALLS.get() - calls == expected);
                 let mut grads: Vec<(String, Tensor)> =
-                    vs.variables().into_iter().map(|(k, v)| (k, v.grad())).collect();
+                    vars.into_iter().map(|(k, v)| (k, v.grad())).collect();
                 grads.sort_by(|a, b| a.0.cmp(&b.0));
                 (y, grads)
             };

@@ -30,29 +30,28 @@ impl Norm {
         let config = nn::GroupNormConfig::default();
         Norm { eps: config.eps, gn: nn::group_norm(p, groups, channels, config) }
     }
-}
 
-impl Norm {
     /// `relu(skip + self(x))` in one set of passes where the layout pays (`nhwc_pays`),
     /// else `None`, for the caller to compose.
     pub fn forward_relu(&self, x: &Tensor, skip: Option<&Tensor>) -> Option<Tensor> {
+        self.channels_last(x, skip, true)
+    }
+
+    /// The norm (with `relu`, then the sum with `skip` and the ReLU) of `x` made
+    /// channels-last, where that layout pays; the shim checks the rest (kinds, shapes) and
+    /// hands anything else to libtorch.
+    fn channels_last(&self, x: &Tensor, skip: Option<&Tensor>, relu: bool) -> Option<Tensor> {
         let (w, b) = (self.gn.ws.as_ref()?, self.gn.bs.as_ref()?);
         nhwc_pays(x).then(|| {
             let (x, skip) = (channels_last(x), skip.map(channels_last));
-            group_norm_nhwc(&x, w, b, skip.as_ref(), true, self.gn.num_groups, self.eps)
+            group_norm_nhwc(&x, w, b, skip.as_ref(), relu, self.gn.num_groups, self.eps)
         })
     }
 }
 
 impl Module for Norm {
     fn forward(&self, x: &Tensor) -> Tensor {
-        // The shim checks the rest (kinds, shapes) and hands anything else to libtorch.
-        match (&self.gn.ws, &self.gn.bs) {
-            (Some(w), Some(b)) if nhwc_pays(x) => {
-                group_norm_nhwc(&channels_last(x), w, b, None, false, self.gn.num_groups, self.eps)
-            }
-            _ => self.gn.forward(x),
-        }
+        self.channels_last(x, None, false).unwrap_or_else(|| self.gn.forward(x))
     }
 }
 
