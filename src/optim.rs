@@ -191,18 +191,19 @@ impl FlatAdam {
 
     /// Back-propagates `loss` into the flat gradient.
     pub fn backward(&mut self, loss: &Tensor) {
-        for p in self.params.iter_mut() {
-            p.zero_grad();
-        }
-        loss.backward();
+        // The gradients are taken from autograd as it computes them, not accumulated into
+        // each variable's `.grad` (which would need them zeroed first and summed into):
+        // about 150 small operations a step fewer.
+        let live: Vec<&Tensor> = self.params.iter().filter(|p| p.requires_grad()).collect();
+        let mut taken = Tensor::run_backward(&[loss], &live, false, false).into_iter();
         tch::no_grad(|| {
             // A variable the loss does not reach (or one frozen without gradients) has no
             // gradient: its slot is zero.
             let grads: Vec<Tensor> = self
                 .params
                 .iter()
-                .map(|p| match p.grad() {
-                    g if g.defined() => g.reshape([-1]),
+                .map(|p| match p.requires_grad().then(|| taken.next()).flatten() {
+                    Some(g) if g.defined() => g.reshape([-1]),
                     _ => p.zeros_like().reshape([-1]),
                 })
                 .collect();
