@@ -70,7 +70,19 @@ pub fn nhwc_pays(x: &Tensor) -> bool {
 /// `x` (`[N, C, H, W]`) with its memory channels-last (strides `[HWC, 1, WC, C]`), copied
 /// only when it is not already.
 pub fn channels_last(x: &Tensor) -> Tensor {
-    x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+    let y = x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]);
+    let size = y.size();
+    if size[1] != 1 {
+        return y;
+    }
+    // One channel is both layouts at once, and the copy above keeps NCHW strides, which
+    // libtorch reads as NCHW: a grey image's first convolution then gave its output NCHW
+    // (oneDNN computing it channels-last and libtorch copying it back), for the norm to
+    // copy it channels-last again and its gradient to be copied on the way back. A
+    // channel stride of 1 makes libtorch read the batch, and the convolution's output,
+    // as channels-last.
+    let (h, w) = (size[2], size[3]);
+    y.as_strided(size.as_slice(), [h * w, 1, w, 1].as_slice(), None)
 }
 
 /// Whether `x` is a dense channels-last `[N, C, H, W]` tensor.
@@ -853,5 +865,24 @@ pub(crate) mod tests {
         assert!(!is_channels_last(&cl.narrow(2, 0, 3)));
         // One channel: both layouts at once.
         assert!(is_channels_last(&Tensor::zeros([2, 1, 4, 5], (Kind::Float, Device::Cpu))));
+    }
+
+    /// A grey batch made channels-last keeps its values, not copied, with a channel stride
+    /// of 1, so that a bf16 convolution of it gives a channels-last output (with the NCHW
+    /// strides a one-channel batch has, libtorch gave it NCHW, to be copied back).
+    #[test]
+    fn a_grey_batch_convolves_channels_last() {
+        let _rng = crate::rng_lock();
+        let x = Tensor::rand([4, 1, 10, 12], (Kind::Float, Device::Cpu)).to_kind(Kind::BFloat16);
+        let w = Tensor::randn([8, 1, 3, 3], (Kind::Float, Device::Cpu)).to_kind(Kind::BFloat16);
+        let conv = |x: &Tensor| x.conv2d(&w, None::<Tensor>, [1, 1], [1, 1], [1, 1], 1);
+        assert!(!is_channels_last(&conv(&x)), "libtorch changed: NCHW strides give NCHW");
+        let cl = channels_last(&x);
+        assert_eq!(cl.stride(), vec![120, 1, 12, 1]);
+        assert_eq!(cl.data_ptr(), x.data_ptr(), "copied");
+        assert!(cl.equal(&x));
+        let y = conv(&cl);
+        assert!(is_channels_last(&y));
+        assert!(y.equal(&conv(&x)));
     }
 }
