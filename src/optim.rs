@@ -194,6 +194,10 @@ impl FlatAdam {
         // The gradients are taken from autograd as it computes them, not accumulated into
         // each variable's `.grad` (which would need them zeroed first and summed into):
         // about 150 small operations a step fewer.
+        // `run_backward` starts from ones and skips a root without a gradient, where
+        // `backward` refused both: a loss that is not one value, or not differentiable, is
+        // a bug, not zero gradients.
+        assert!(loss.requires_grad() && loss.numel() == 1, "the loss is one differentiable value");
         let live: Vec<&Tensor> = self.params.iter().filter(|p| p.requires_grad()).collect();
         let mut taken = Tensor::run_backward(&[loss], &live, false, false).into_iter();
         tch::no_grad(|| {

@@ -71,8 +71,7 @@ pub fn nhwc_pays(x: &Tensor) -> bool {
 /// only when it is not already.
 pub fn channels_last(x: &Tensor) -> Tensor {
     let y = x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]);
-    let size = y.size();
-    if size[1] != 1 {
+    if y.size()[1] != 1 {
         return y;
     }
     // One channel is both layouts at once, and the copy above keeps NCHW strides, which
@@ -80,9 +79,9 @@ pub fn channels_last(x: &Tensor) -> Tensor {
     // (oneDNN computing it channels-last and libtorch copying it back), for the norm to
     // copy it channels-last again and its gradient to be copied on the way back. A
     // channel stride of 1 makes libtorch read the batch, and the convolution's output,
-    // as channels-last.
-    let (h, w) = (size[2], size[3]);
-    y.as_strided(size.as_slice(), [h * w, 1, w, 1].as_slice(), None)
+    // as channels-last: [N, H, W] with a unit dimension before H, strides [HW, 1, W, 1],
+    // through views whose backward is a view again.
+    y.squeeze_dim(1).unsqueeze(3).permute([0, 3, 1, 2])
 }
 
 /// Whether `x` is a dense channels-last `[N, C, H, W]` tensor.
@@ -547,7 +546,7 @@ host::widest! {
 
 #[inline(always)]
 fn grad_sums_body<T: Elem>(dy: &[T], x: &[T], ds: &mut [f64], db: &mut [f64]) {
-    block_sums::<T, false>(dy, &[], x, &mut [], ds, db);
+    block_sums::<T, false>(Images { dy, y: &[], x, dm: &mut [] }, ds, db);
 }
 
 host::widest! {
@@ -566,7 +565,7 @@ fn masked_grad_sums_body<T: Elem>(
     ds: &mut [f64],
     db: &mut [f64],
 ) {
-    block_sums::<T, true>(dy, y, x, dm, ds, db);
+    block_sums::<T, true>(Images { dy, y, x, dm }, ds, db);
 }
 
 /// Channels whose sums stay in registers together: one 512-bit vector of f32.
@@ -574,21 +573,24 @@ const BLOCK: usize = 16;
 /// Pixels summed in f32 before their sums join the f64 totals.
 const SPAN: usize = 64;
 
+/// What the gradient sums read, `[pixels, c]` each: the gradient `dy`, the norm's input
+/// `x`, and behind a ReLU its output `y`; and where the masked gradient goes, `dm` (`y`
+/// and `dm` empty without the ReLU).
+struct Images<'a, T> {
+    dy: &'a [T],
+    y: &'a [T],
+    x: &'a [T],
+    dm: &'a mut [T],
+}
+
 /// `grad_sums` (and with `MASK`, `masked_grad_sums`): 16 channels at a time down the
 /// image, their sums in registers, in f32 over 64 pixels and then added in f64. Summing
 /// a whole row of channels into f64 slices instead kept the totals in memory and took 11%
 /// of a bf16 W2 step in `perf`.
 #[inline(always)]
-fn block_sums<T: Elem, const MASK: bool>(
-    dy: &[T],
-    y: &[T],
-    x: &[T],
-    dm: &mut [T],
-    ds: &mut [f64],
-    db: &mut [f64],
-) {
+fn block_sums<T: Elem, const MASK: bool>(mut im: Images<T>, ds: &mut [f64], db: &mut [f64]) {
     let c = ds.len();
-    let pixels = dy.len() / c;
+    let pixels = im.dy.len() / c;
     for lo in (0..c).step_by(BLOCK) {
         let w = BLOCK.min(c - lo);
         let (mut s64, mut b64) = ([0f64; BLOCK], [0f64; BLOCK]);
@@ -597,9 +599,9 @@ fn block_sums<T: Elem, const MASK: bool>(
             let (mut s, mut b) = ([0f32; BLOCK], [0f32; BLOCK]);
             // A constant width for whole blocks, so that they compile to vectors.
             if w == BLOCK {
-                span_sums::<T, MASK>(dy, y, x, dm, at, BLOCK, &mut s, &mut b);
+                span_sums::<T, MASK>(&mut im, at, BLOCK, &mut s, &mut b);
             } else {
-                span_sums::<T, MASK>(dy, y, x, dm, at, w, &mut s, &mut b);
+                span_sums::<T, MASK>(&mut im, at, w, &mut s, &mut b);
             }
             for k in 0..BLOCK {
                 (s64[k], b64[k]) = (s64[k] + s[k] as f64, b64[k] + b[k] as f64);
@@ -612,13 +614,9 @@ fn block_sums<T: Elem, const MASK: bool>(
 
 /// `block_sums`' f32 sums of `w` channels over `n` pixels, the first at `start`, `stride`
 /// apart: `at` = (start, stride, n).
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn span_sums<T: Elem, const MASK: bool>(
-    dy: &[T],
-    y: &[T],
-    x: &[T],
-    dm: &mut [T],
+    im: &mut Images<T>,
     at: (usize, usize, usize),
     w: usize,
     s: &mut [f32; BLOCK],
@@ -627,9 +625,9 @@ fn span_sums<T: Elem, const MASK: bool>(
     let (start, stride, n) = at;
     for p in 0..n {
         let o = start + p * stride;
-        let (pg, px) = (&dy[o..o + w], &x[o..o + w]);
+        let (pg, px) = (&im.dy[o..o + w], &im.x[o..o + w]);
         let (py, pm): (&[T], &mut [T]) =
-            if MASK { (&y[o..o + w], &mut dm[o..o + w]) } else { (&[], &mut []) };
+            if MASK { (&im.y[o..o + w], &mut im.dm[o..o + w]) } else { (&[], &mut []) };
         for k in 0..w {
             // Both values loaded before the select, so that it compiles to a blend.
             let mut g = pg[k].get();
