@@ -193,10 +193,9 @@ impl FlatAdam {
     pub fn backward(&mut self, loss: &Tensor) {
         // The gradients are taken from autograd as it computes them, not accumulated into
         // each variable's `.grad` (which would need them zeroed first and summed into):
-        // about 150 small operations a step fewer.
-        // `run_backward` starts from ones and skips a root without a gradient, where
-        // `backward` refused both: a loss that is not one value, or not differentiable, is
-        // a bug, not zero gradients.
+        // about 150 small operations a step fewer. `run_backward` starts from ones and
+        // skips a root without a gradient, which `backward` refused: a loss that is not one
+        // differentiable value is a bug, not zero gradients.
         assert!(loss.requires_grad() && loss.numel() == 1, "the loss is one differentiable value");
         let live: Vec<&Tensor> = self.params.iter().filter(|p| p.requires_grad()).collect();
         let mut taken = Tensor::run_backward(&[loss], &live, false, false).into_iter();
@@ -504,6 +503,34 @@ mod tests {
             assert_eq!(run(&|p, g, m, v| adamw_host(p, g, m, v, 0.7, &h)), scalar, "{threads}");
         }
         tch::set_num_threads(2);
+    }
+
+    /// Every slot of the flat gradient is written by `backward`: the gradient where the loss
+    /// reaches a variable, zero where it does not or the variable is frozen, nothing left
+    /// from before.
+    #[test]
+    fn backward_writes_every_slot() {
+        let _rng = crate::rng_lock();
+        let vs = nn::VarStore::new(Device::Cpu);
+        let root = vs.root();
+        let used = root.var("used", &[3], nn::Init::Const(1.0));
+        let mut frozen = root.var("frozen", &[2], nn::Init::Const(1.0));
+        let unreached = root.var("unreached", &[2], nn::Init::Const(1.0));
+        let mut opt = FlatAdam::new(&vs, 0.1, 0.0);
+        tch::no_grad(|| {
+            let _ = opt.flat_grad().shallow_clone().fill_(7.0);
+        });
+        let _ = frozen.set_requires_grad(false);
+        opt.backward(&((&used * 2.0).sum(Kind::Float) + (&frozen * 3.0).sum(Kind::Float)));
+        let slot = |p: &Tensor| Vec::<f32>::try_from(opt.grad_view(p).unwrap()).unwrap();
+        assert_eq!(slot(&used), vec![2.0; 3]);
+        assert_eq!(slot(&frozen), vec![0.0; 2]);
+        assert_eq!(slot(&unreached), vec![0.0; 2]);
+        let detached = (&used * 2.0).sum(Kind::Float).detach();
+        let refused = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            opt.backward(&detached);
+        }));
+        assert!(refused.is_err(), "a loss without a gradient is refused");
     }
 
     #[test]
