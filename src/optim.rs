@@ -514,7 +514,7 @@ mod tests {
         let vs = nn::VarStore::new(Device::Cpu);
         let root = vs.root();
         let used = root.var("used", &[3], nn::Init::Const(1.0));
-        let mut frozen = root.var("frozen", &[2], nn::Init::Const(1.0));
+        let frozen = root.var("frozen", &[2], nn::Init::Const(1.0));
         let unreached = root.var("unreached", &[2], nn::Init::Const(1.0));
         let mut opt = FlatAdam::new(&vs, 0.1, 0.0);
         tch::no_grad(|| {
