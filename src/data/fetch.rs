@@ -211,9 +211,13 @@ pub fn verify(path: &Path, spec: &FileSpec, archive_sha256: Option<&str>) -> Res
 
 /// The HTTP client: redirects followed, proxies from the environment (`HTTPS_PROXY`,
 /// `NO_PROXY`…), and timeouts that turn a stalled server into an error instead of a hang.
+/// Each file gets a connection of its own: a kept one that the server closes just as the
+/// next request goes down it fails that file with a reset (ureq does not retry it), and a
+/// handshake per file costs nothing beside the download.
 pub fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .user_agent(concat!("ae-tch/", env!("CARGO_PKG_VERSION")))
+        .max_idle_connections(0)
         .timeout_connect(Some(Duration::from_secs(30)))
         .timeout_recv_response(Some(Duration::from_secs(60)))
         .timeout_per_read(Some(Duration::from_secs(60)))

@@ -32,7 +32,8 @@ impl Server {
 }
 
 /// Serves the files of `dir` over HTTP/1.1, one connection at a time, each closed after
-/// its response; `fault` spoils one named file.
+/// its response (a missing file's after the client's next request); `fault` spoils one
+/// named file.
 fn serve(dir: PathBuf, fault: Option<(&'static str, Fault)>) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/files/", listener.local_addr().unwrap());
@@ -65,7 +66,12 @@ fn respond(
     let name = path.rsplit('/').next().unwrap_or("").to_string();
     log.lock().unwrap().push(name.clone());
     let Ok(mut body) = std::fs::read(dir.join(&name)) else {
-        return stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+        // Kept alive (HTTP/1.1's default), then closed unanswered when a next request comes
+        // on it, as a server may close an idle connection: a client that sends its next
+        // request down a connection it kept gets a reset instead of an answer.
+        stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")?;
+        reader.read_line(&mut String::new())?;
+        return Ok(());
     };
     let full = body.len();
     let mut length = format!("Content-Length: {full}\r\n");
