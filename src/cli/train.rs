@@ -234,7 +234,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "NORM")]
     pub grad_clip: Option<f64>,
     /// Arithmetic of the training step [default: bf16 for a convolutional network on
-    /// a CPU that computes bf16 natively (AMX or AVX512-BF16; `ae-tch doctor` says), fp32
+    /// a CPU with AMX, which computes bf16 faster than fp32 (`ae-tch doctor` says), fp32
     /// elsewhere]
     #[arg(long, value_enum)]
     pub precision: Option<Precision>,

@@ -35,9 +35,11 @@ pub struct Report {
     /// How libtorch's OpenMP threads wait, as this process's environment set it for
     /// libgomp (see `omp`): `GOMP_SPINCOUNT=…`, `OMP_WAIT_POLICY=…`, or libgomp's default.
     pub openmp_wait: String,
-    /// The CPU's native bf16 arithmetic (`host::native_bf16`: AMX or AVX512-BF16), which
-    /// makes bf16 the convolutional networks' default precision on the CPU.
+    /// The CPU's native bf16 arithmetic (`host::native_bf16`: AMX or AVX512-BF16).
     pub cpu_bf16: Option<String>,
+    /// Whether that makes bf16 the convolutional networks' default precision on the CPU
+    /// (AMX only: `NativeBf16::faster_than_fp32`).
+    pub cpu_bf16_default: bool,
     /// The c10d backends data-parallel training (under torchrun) can use in this build.
     pub c10d_backends: Vec<String>,
     pub data_folders: Vec<DataFolder>,
@@ -76,9 +78,13 @@ pub fn run(args: DoctorArgs) -> Result<()> {
     line(
         "bf16 on the CPU",
         match &r.cpu_bf16 {
-            Some(how) => {
+            Some(how) if r.cpu_bf16_default => {
                 format!("native ({how}): conv networks train in bf16 on the CPU unless told")
             }
+            Some(how) => format!(
+                "native ({how}) but no faster than fp32 without AMX: every network trains \
+                 in fp32 unless told"
+            ),
             None => "not native: every network trains in fp32 unless told".into(),
         },
     );
@@ -157,7 +163,8 @@ pub fn report() -> Report {
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         denormals_flushed: crate::fpu::denormal_share() == 0.0,
         openmp_wait: crate::omp::wait_setting(),
-        cpu_bf16: crate::host::native_bf16().map(str::to_string),
+        cpu_bf16: crate::host::native_bf16().map(|n| n.name().to_string()),
+        cpu_bf16_default: crate::host::native_bf16().is_some_and(|n| n.faster_than_fp32()),
         c10d_backends: [("gloo", crate::dist::has_gloo()), ("nccl", crate::dist::has_nccl())]
             .iter()
             .filter(|b| b.1)

@@ -302,8 +302,8 @@ pub enum Precision {
     Fp32,
     /// bf16 weights, activations and gradients with an fp32 master copy and fp32 loss and
     /// Adam (the hand-written MLP step keeps its own bf16 copy; other networks compute
-    /// through autograd on one, `FlatAdam::compute_in`); for GPUs and CPUs with
-    /// AVX512-BF16 or AMX (others emulate it slowly)
+    /// through autograd on one, `FlatAdam::compute_in`); for GPUs and CPUs with AMX
+    /// (others emulate it slowly, and AVX512-BF16 alone computes it no faster than fp32)
     Bf16,
 }
 

@@ -167,7 +167,8 @@ impl Sized {
     }
 
     /// bf16 where the flags leave the precision, the network is convolutional (a VAE's
-    /// too) and it trains on a CPU with native bf16 arithmetic (`cpu_bf16`). There a step
+    /// too) and it trains on a CPU whose bf16 arithmetic is faster than its fp32 (`cpu_bf16`:
+    /// AMX, `host::NativeBf16::faster_than_fp32`). There a step
     /// runs 1.5–1.9× faster (`scripts/bench.sh`, W2: 1,643 → 3,152 samples/s; the conv
     /// defaults on data/mnist, data/emoji and Fashion-MNIST, and the conv VAE on the first
     /// two: 1.52–1.75×), its training loss within 1.1% of fp32's and its test error within

@@ -43,7 +43,8 @@ pub(super) fn fresh(s: &TrainSettings, scratch: Option<&Path>) -> Result<Setup> 
     check_combination(&cfg, &model_cfg)?;
     let mut sized = Sized::choose(&model_cfg, train_set.len(), val_set.len(), given, &cfg);
     let on_cpu = crate::device::resolve(cfg.device)? == tch::Device::Cpu;
-    sized.choose_precision(&model_cfg, given, on_cpu && crate::host::native_bf16().is_some());
+    let bf16_pays = crate::host::native_bf16().is_some_and(|n| n.faster_than_fp32());
+    sized.choose_precision(&model_cfg, given, on_cpu && bf16_pays);
     sized.apply(&mut cfg);
     crate::device::set_threads(sized.threads)?;
     let chosen = chosen_words(s, &model_cfg, &sized);
