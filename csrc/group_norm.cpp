@@ -138,4 +138,8 @@ int aet_group_norm_nhwc(const at::Tensor* x, const at::Tensor* w, const at::Tens
   });
 }
 
+// Whether this thread is tracing a TorchScript export (1) or not (0): the model keeps
+// NCHW then, so that the export records no layout changes.
+int aet_is_tracing() { return torch::jit::tracer::isTracing() ? 1 : 0; }
+
 }  // extern "C"

@@ -170,7 +170,7 @@ impl NativeBf16 {
     /// Whether bf16 trains faster than fp32 here: with AMX only. A bf16 dot product
     /// instruction does twice an FMA's arithmetic at half its rate (one port against two),
     /// so AVX512-BF16 alone gains nothing, and oneDNN's bf16 kernels without AMX ran
-    /// slower than its fp32 ones: on a 2-core Xeon (model 207) without AMX, a 64→64
+    /// slower than its fp32 ones: on a 2-core Xeon VM (model 207) that hides AMX, a 64→64
     /// convolution at 7×7 took 2.5 ms forward and 3.6 ms for its weight gradient in bf16
     /// against 1.6 and 1.65 in fp32, a 2048² product 146 GFLOP/s against 228, and W2
     /// 952 samples/s in bf16 against 1,292 in fp32.

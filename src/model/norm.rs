@@ -4,14 +4,15 @@
 //! In bf16 libtorch's oneDNN convolutions turn every NCHW input into channels-last and
 //! back; a W2 step without its norms took 36–37 ms with channels-last activations against
 //! 56–58 ms in NCHW (PyTorch, a CPU with AMX), and fp32 convolutions too run faster
-//! channels-last (`nhwc_pays`). But libtorch's GroupNorm reads channels-last tensors about
+//! channels-last on the AVX-512 CPUs measured (`nhwc_pays`). But libtorch's GroupNorm reads channels-last tensors about
 //! 20 times slower than NCHW ones, so a network on the CPU keeps its activations
 //! channels-last and normalises them here: two passes forward (moments, then scale and
 //! shift per channel) and two backward, in Rust, tied into autograd by
 //! csrc/group_norm.cpp. A ReLU after the norm, and a residual sum before that ReLU, run in
 //! the same passes (`Norm::forward_relu`): the ReLU's own passes over the activations and
-//! its gradient were about 6% of a bf16 W2 step. Everywhere else (GPUs, tracing for
-//! export) it is libtorch's GroupNorm (and sum, and ReLU), which compute the same function.
+//! its gradient were about 6% of a bf16 W2 step. Everywhere else (GPUs, fp32 without
+//! AVX-512, tracing for export, which keeps NCHW) it is libtorch's GroupNorm (and sum, and
+//! ReLU), which compute the same function.
 
 use crate::host::{self, parallel_for, Bf16, Disjoint, Elem};
 use std::ffi::{c_char, c_int, c_void, CStr};
@@ -56,16 +57,37 @@ impl Module for Norm {
     }
 }
 
-/// Whether `x`, a batch of images, computes faster channels-last: fp32 and bf16 on the
-/// CPU. A W2 step gained 1.15–1.32× in bf16 on a CPU with AMX, and in fp32 1.07–1.08× there
-/// and 0.99–1.6× (median 1.12×, 5 interleaved rounds) on one without it.
+/// Whether `x`, a batch of images, computes faster channels-last: bf16 on the CPU, and
+/// fp32 on an x86 CPU with AVX-512, where it was measured. A W2 step gained 1.15–1.32× in
+/// bf16 on a VM with AMX, and in fp32 1.07–1.08× there and 0.99–1.6× (median 1.12×, 5
+/// interleaved rounds) on one whose flags show no AMX; AVX2-only and ARM CPUs were not
+/// measured and keep fp32 NCHW. Never while tracing an export: the exported model would
+/// record the layout changes, and libtorch's GroupNorm, which it records, is slow on them.
 pub fn nhwc_pays(x: &Tensor) -> bool {
     #[cfg(test)]
     let on = !tests::NCHW_ONLY.get();
     #[cfg(not(test))]
     let on = true;
-    let kind_pays = matches!(x.kind(), Kind::Float | Kind::BFloat16);
-    on && x.dim() == 4 && x.device() == Device::Cpu && kind_pays && x.numel() > 0
+    let kind_pays = match x.kind() {
+        Kind::BFloat16 => true,
+        Kind::Float => avx512(),
+        _ => false,
+    };
+    on && x.dim() == 4
+        && x.device() == Device::Cpu
+        && kind_pays
+        && x.numel() > 0
+        // SAFETY: reads a thread-local flag of libtorch's tracer.
+        && unsafe { aet_is_tracing() } == 0
+}
+
+/// Whether this CPU has AVX-512 (x86's F and BW sets).
+fn avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512bw");
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 /// `x` (`[N, C, H, W]`) with its memory channels-last (strides `[HWC, 1, WC, C]`), copied
@@ -107,6 +129,7 @@ pub fn channels_last_where_it_pays(x: Tensor) -> Tensor {
 
 extern "C" {
     fn aet_norm_last_error() -> *const c_char;
+    fn aet_is_tracing() -> c_int;
     fn aet_group_norm_kernels(forward: ForwardFn, backward: BackwardFn);
     fn aet_group_norm_nhwc(
         x: *const C_tensor,
@@ -865,22 +888,43 @@ pub(crate) mod tests {
         assert!(is_channels_last(&Tensor::zeros([2, 1, 4, 5], (Kind::Float, Device::Cpu))));
     }
 
+    /// While an export is traced the layout stays NCHW, so the exported model records no
+    /// layout changes and its GroupNorm (libtorch's) reads NCHW.
+    #[test]
+    fn an_export_trace_keeps_nchw() {
+        let x = Tensor::ones([2, 3, 4, 4], (Kind::BFloat16, Device::Cpu));
+        assert!(nhwc_pays(&x));
+        let mut module = crate::script::ScriptModule::new("T").unwrap();
+        let traced = Cell::new(None);
+        module
+            .trace("forward", &[x], |xs| {
+                traced.set(Some(nhwc_pays(&xs[0])));
+                vec![channels_last_where_it_pays(xs[0].shallow_clone())]
+            })
+            .unwrap();
+        assert_eq!(traced.get(), Some(false));
+        assert!(nhwc_pays(&Tensor::ones([2, 3, 4, 4], (Kind::BFloat16, Device::Cpu))));
+    }
+
     /// A grey batch made channels-last keeps its values, not copied, with a channel stride
-    /// of 1, so that a bf16 convolution of it gives a channels-last output (with the NCHW
-    /// strides a one-channel batch has, libtorch gave it NCHW, to be copied back).
+    /// of 1, so that a convolution of it (bf16 or fp32) gives a channels-last output (with
+    /// the NCHW strides a one-channel batch has, libtorch gave it NCHW, to be copied back).
     #[test]
     fn a_grey_batch_convolves_channels_last() {
         let _rng = crate::rng_lock();
-        let x = Tensor::rand([4, 1, 10, 12], (Kind::Float, Device::Cpu)).to_kind(Kind::BFloat16);
-        let w = Tensor::randn([8, 1, 3, 3], (Kind::Float, Device::Cpu)).to_kind(Kind::BFloat16);
-        let conv = |x: &Tensor| x.conv2d(&w, None::<Tensor>, [1, 1], [1, 1], [1, 1], 1);
-        assert!(!is_channels_last(&conv(&x)), "libtorch changed: NCHW strides give NCHW");
-        let cl = channels_last(&x);
-        assert_eq!(cl.stride(), vec![120, 1, 12, 1]);
-        assert_eq!(cl.data_ptr(), x.data_ptr(), "copied");
-        assert!(cl.equal(&x));
-        let y = conv(&cl);
-        assert!(is_channels_last(&y));
-        assert!(y.equal(&conv(&x)));
+        for kind in [Kind::BFloat16, Kind::Float] {
+            let x = Tensor::rand([4, 1, 10, 12], (Kind::Float, Device::Cpu)).to_kind(kind);
+            let w = Tensor::randn([8, 1, 3, 3], (Kind::Float, Device::Cpu)).to_kind(kind);
+            let conv = |x: &Tensor| x.conv2d(&w, None::<Tensor>, [1, 1], [1, 1], [1, 1], 1);
+            assert!(!is_channels_last(&conv(&x)), "libtorch changed: NCHW strides give NCHW");
+            let cl = channels_last(&x);
+            assert_eq!(cl.stride(), vec![120, 1, 12, 1]);
+            assert_eq!(cl.data_ptr(), x.data_ptr(), "copied");
+            assert!(cl.equal(&x));
+            let y = conv(&cl);
+            assert!(is_channels_last(&y), "{kind:?}");
+            let rel = (&y - conv(&x)).abs().max().double_value(&[]);
+            assert!(rel < 1e-5, "{kind:?}: {rel}");
+        }
     }
 }

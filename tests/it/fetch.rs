@@ -68,8 +68,10 @@ fn respond(
     let Ok(mut body) = std::fs::read(dir.join(&name)) else {
         // Kept alive (HTTP/1.1's default), then closed unanswered when a next request comes
         // on it, as a server may close an idle connection: a client that sends its next
-        // request down a connection it kept gets a reset instead of an answer.
+        // request down a connection it kept gets a reset or an end of stream, not an
+        // answer. A client that neither closes nor sends is waited for 10 s.
         stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")?;
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
         reader.read_line(&mut String::new())?;
         return Ok(());
     };
