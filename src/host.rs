@@ -179,6 +179,14 @@ impl NativeBf16 {
     }
 }
 
+/// Whether this CPU has AVX-512 (the F set, which `widest!` picks its widest code by).
+pub fn avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("avx512f");
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 /// How this CPU computes bf16 products natively, or `None` where libtorch widens every
 /// bf16 value to fp32 and gains nothing.
 pub fn native_bf16() -> Option<NativeBf16> {

@@ -111,6 +111,7 @@ pub fn run(args: DoctorArgs) -> Result<()> {
 }
 
 pub fn report() -> Report {
+    let bf16 = crate::host::native_bf16();
     let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
     let loaded = |lib: &str| {
         maps.lines()
@@ -163,8 +164,8 @@ pub fn report() -> Report {
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         denormals_flushed: crate::fpu::denormal_share() == 0.0,
         openmp_wait: crate::omp::wait_setting(),
-        cpu_bf16: crate::host::native_bf16().map(|n| n.name().to_string()),
-        cpu_bf16_default: crate::host::native_bf16().is_some_and(|n| n.faster_than_fp32()),
+        cpu_bf16: bf16.map(|n| n.name().to_string()),
+        cpu_bf16_default: bf16.is_some_and(|n| n.faster_than_fp32()),
         c10d_backends: [("gloo", crate::dist::has_gloo()), ("nccl", crate::dist::has_nccl())]
             .iter()
             .filter(|b| b.1)

@@ -4,11 +4,11 @@
 //! In bf16 libtorch's oneDNN convolutions turn every NCHW input into channels-last and
 //! back; a W2 step without its norms took 36–37 ms with channels-last activations against
 //! 56–58 ms in NCHW (PyTorch, a CPU with AMX), and fp32 convolutions too run faster
-//! channels-last on the AVX-512 CPUs measured (`nhwc_pays`). But libtorch's GroupNorm reads channels-last tensors about
-//! 20 times slower than NCHW ones, so a network on the CPU keeps its activations
-//! channels-last and normalises them here: two passes forward (moments, then scale and
-//! shift per channel) and two backward, in Rust, tied into autograd by
-//! csrc/group_norm.cpp. A ReLU after the norm, and a residual sum before that ReLU, run in
+//! channels-last on the AVX-512 CPUs measured (`nhwc_pays`). But libtorch's GroupNorm
+//! reads channels-last tensors about 20 times slower than NCHW ones, so a network on the
+//! CPU keeps its activations channels-last and normalises them here: two passes forward
+//! (moments, then scale and shift per channel) and two backward, in Rust, tied into
+//! autograd by csrc/group_norm.cpp. A ReLU after the norm, and a residual sum before that ReLU, run in
 //! the same passes (`Norm::forward_relu`): the ReLU's own passes over the activations and
 //! its gradient were about 6% of a bf16 W2 step. Everywhere else (GPUs, fp32 without
 //! AVX-512, tracing for export, which keeps NCHW) it is libtorch's GroupNorm (and sum, and
@@ -70,7 +70,7 @@ pub fn nhwc_pays(x: &Tensor) -> bool {
     let on = true;
     let kind_pays = match x.kind() {
         Kind::BFloat16 => true,
-        Kind::Float => avx512(),
+        Kind::Float => host::avx512(),
         _ => false,
     };
     on && x.dim() == 4
@@ -79,15 +79,6 @@ pub fn nhwc_pays(x: &Tensor) -> bool {
         && x.numel() > 0
         // SAFETY: reads a thread-local flag of libtorch's tracer.
         && unsafe { aet_is_tracing() } == 0
-}
-
-/// Whether this CPU has AVX-512 (x86's F and BW sets).
-fn avx512() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return std::arch::is_x86_feature_detected!("avx512f")
-        && std::arch::is_x86_feature_detected!("avx512bw");
-    #[cfg(not(target_arch = "x86_64"))]
-    false
 }
 
 /// `x` (`[N, C, H, W]`) with its memory channels-last (strides `[HWC, 1, WC, C]`), copied
